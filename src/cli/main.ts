@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+import { Command, Option } from "commander";
+import { createLogger } from "../common/logger.js";
+import {
+  DEFAULTS,
+  parseMebibytes,
+  parsePort,
+  parseZone,
+  resolveDataDir,
+  type PorticoOptions,
+} from "../config/options.js";
+import { startPortico } from "../portico.js";
+
+interface UpFlags {
+  dataDir: string;
+  host: string;
+  apiPort: number;
+  httpPort: number;
+  httpsPort: number;
+  zone: string;
+  memoryCache: number;
+  logLevel: string;
+}
+
+const program = new Command();
+program
+  .name("portico")
+  .description(
+    "Self-hosted content delivery network. Its API endpoint speaks the S3, CloudFront and\n" +
+      "CloudWatch protocols, so the AWS CLI and SDKs create buckets, distributions and\n" +
+      "invalidations and read metrics; its edge serves and caches the distributions' traffic.",
+  )
+  .showHelpAfterError();
+
+program
+  .command("up")
+  .description(
+    "Start every component in one process with embedded defaults: the API endpoint, one edge\n" +
+      "(HTTP and HTTPS), the bucket store and the metrics store, all keeping state in the data folder.",
+  )
+  .addOption(
+    new Option("--data-dir <path>", "folder that holds all state (credentials, buckets, distributions, metrics, TLS keys)")
+      .env("PORTICO_DATA_DIR")
+      .default(DEFAULTS.dataDir),
+  )
+  .addOption(
+    new Option("--host <address>", "address every listener binds to").env("PORTICO_HOST").default(DEFAULTS.host),
+  )
+  .addOption(
+    new Option("--api-port <port>", "TCP port of the API endpoint (S3, CloudFront, CloudWatch); 0 picks a free port")
+      .env("PORTICO_API_PORT")
+      .default(DEFAULTS.apiPort)
+      .argParser((value) => parsePort(value, "--api-port")),
+  )
+  .addOption(
+    new Option("--http-port <port>", "TCP port of the edge's plain HTTP listener; 0 picks a free port")
+      .env("PORTICO_HTTP_PORT")
+      .default(DEFAULTS.httpPort)
+      .argParser((value) => parsePort(value, "--http-port")),
+  )
+  .addOption(
+    new Option("--https-port <port>", "TCP port of the edge's HTTPS listener; 0 picks a free port")
+      .env("PORTICO_HTTPS_PORT")
+      .default(DEFAULTS.httpsPort)
+      .argParser((value) => parsePort(value, "--https-port")),
+  )
+  .addOption(
+    new Option("--zone <name>", "DNS zone of distribution domain names (d<13 characters>.<zone>)")
+      .env("PORTICO_ZONE")
+      .default(DEFAULTS.zone)
+      .argParser(parseZone),
+  )
+  .addOption(
+    new Option("--memory-cache <MiB>", "byte budget of the edge's memory cache, in MiB")
+      .env("PORTICO_MEMORY_CACHE_MB")
+      .default(DEFAULTS.memoryCacheMiB * 1024 * 1024, String(DEFAULTS.memoryCacheMiB))
+      .argParser((value) => parseMebibytes(value, "--memory-cache")),
+  )
+  .addOption(
+    new Option("--log-level <level>", "least severe log level written to standard output")
+      .env("PORTICO_LOG_LEVEL")
+      .choices(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
+      .default(DEFAULTS.logLevel),
+  )
+  .addHelpText(
+    "after",
+    "\nRoot credentials come from PORTICO_ACCESS_KEY_ID and PORTICO_SECRET_ACCESS_KEY. When both are\n" +
+      "unset, a key pair is generated on first start, stored in <data-dir>/credentials.json (mode 0600)\n" +
+      "and printed once. GET /_portico/health on the API port returns 200 once every part is ready.",
+  )
+  .action(async (flags: UpFlags) => {
+    await runUp(flags);
+  });
+
+async function runUp(flags: UpFlags): Promise<void> {
+  const log = createLogger(flags.logLevel);
+  const options: PorticoOptions = {
+    dataDir: resolveDataDir(flags.dataDir),
+    host: flags.host,
+    apiPort: flags.apiPort,
+    httpPort: flags.httpPort,
+    httpsPort: flags.httpsPort,
+    zone: flags.zone,
+    memoryCacheBytes: flags.memoryCache,
+    logLevel: flags.logLevel,
+    rootAccessKeyId: process.env.PORTICO_ACCESS_KEY_ID || undefined,
+    rootSecretAccessKey: process.env.PORTICO_SECRET_ACCESS_KEY || undefined,
+  };
+  const portico = await startPortico(options, log);
+
+  const { credentials } = portico;
+  if (credentials.rootGenerated) {
+    process.stderr.write(
+      `\nGenerated root credentials, stored in ${options.dataDir}/credentials.json (shown only this once):\n` +
+        `  export AWS_ACCESS_KEY_ID=${credentials.root.accessKeyId}\n` +
+        `  export AWS_SECRET_ACCESS_KEY=${credentials.root.secretAccessKey}\n`,
+    );
+  }
+  process.stderr.write(
+    `\nPortico is ready.\n` +
+      `  API endpoint (S3, CloudFront, CloudWatch): ${portico.apiUrl}\n` +
+      `  Edge HTTP:  port ${portico.httpPort}, e.g. http://dXXXXXXXXXXXXX.${options.zone}:${portico.httpPort}/\n` +
+      `  Edge HTTPS: port ${portico.httpsPort}, certificates signed by ${portico.caCertificatePath}\n` +
+      `  Root access key id: ${credentials.root.accessKeyId}\n` +
+      `  Data folder: ${options.dataDir}\n\n`,
+  );
+  log.info(
+    {
+      apiUrl: portico.apiUrl,
+      apiPort: portico.apiPort,
+      httpPort: portico.httpPort,
+      httpsPort: portico.httpsPort,
+      caCertificatePath: portico.caCertificatePath,
+      dataDir: options.dataDir,
+      zone: options.zone,
+    },
+    "portico ready",
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping");
+    portico.close().then(
+      () => {
+        log.info("stopped");
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, "failed to stop cleanly");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`portico: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+import { resolve } from "node:path";
+
+/** Everything `portico up` needs to start, after flags and environment are merged. */
+export interface PorticoOptions {
+  /** Folder that holds every piece of state: credentials, buckets, control and metrics databases, TLS material. */
+  dataDir: string;
+  /** Address every listener binds to. */
+  host: string;
+  apiPort: number;
+  httpPort: number;
+  httpsPort: number;
+  /** DNS zone under which distribution domain names are made. */
+  zone: string;
+  /** Byte budget of the edge's memory cache tier. */
+  memoryCacheBytes: number;
+  logLevel: string;
+  rootAccessKeyId: string | undefined;
+  rootSecretAccessKey: string | undefined;
+}
+
+export const DEFAULTS = {
+  dataDir: ".portico",
+  host: "127.0.0.1",
+  apiPort: 4580,
+  httpPort: 8081,
+  httpsPort: 8444,
+  zone: "portico.localhost",
+  memoryCacheMiB: 256,
+  logLevel: "info",
+} as const;
+
+/** Parses a TCP port from a flag or environment value; 0 asks the system for a free one. */
+export function parsePort(value: string, name: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) {
+    throw new Error(`invalid ${name} '${value}': expected a TCP port from 0 to 65535`);
+  }
+  return port;
+}
+
+/** Parses a positive whole number of mebibytes. */
+export function parseMebibytes(value: string, name: string): number {
+  const mebibytes = Number(value);
+  if (!/^\d+$/.test(value) || mebibytes < 1) {
+    throw new Error(`invalid ${name} '${value}': expected a whole number of MiB, at least 1`);
+  }
+  return mebibytes * 1024 * 1024;
+}
+
+/**
+ * Checks a DNS zone name: lower-case labels of letters, digits and hyphens,
+ * at least two of them, as in `portico.localhost` or `cdn.example.com`.
+ */
+export function parseZone(value: string): string {
+  const zone = value.toLowerCase().replace(/\.$/, "");
+  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+  const labels = zone.split(".");
+  if (labels.length < 2 || !labels.every((part) => label.test(part)) || zone.length > 200) {
+    throw new Error(`invalid zone '${value}': expected a DNS name such as portico.localhost`);
+  }
+  return zone;
+}
+
+export function resolveDataDir(value: string): string {
+  return resolve(value);
+}

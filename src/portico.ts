@@ -1,0 +1,121 @@
+import { mkdir } from "node:fs/promises";
+import type { Logger } from "./common/logger.js";
+import { loadCredentials, StaticCredentialStore, type LoadedCredentials } from "./api/auth/credentials.js";
+import { ApiServer } from "./api/server.js";
+import { createS3Service } from "./api/s3/index.js";
+import { createCloudFrontService } from "./api/cloudfront/index.js";
+import { createMetrics } from "./metrics/index.js";
+import { EmbeddedBus } from "./cluster/embedded.js";
+import { startEdge } from "./edge/index.js";
+import type { PorticoOptions } from "./config/options.js";
+
+/** A running `portico up`: every component in one process. */
+export interface RunningPortico {
+  apiUrl: string;
+  apiPort: number;
+  httpPort: number;
+  httpsPort: number;
+  caCertificatePath: string;
+  credentials: LoadedCredentials;
+  /** Stops the edge first (draining viewers), then the API and the stores. */
+  close(): Promise<void>;
+}
+
+/** The loopback address that reaches a listener bound to `host`. */
+function loopbackFor(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * Starts every component with embedded defaults: the API endpoint (S3,
+ * CloudFront and CloudWatch), one edge, the in-process cluster bus, and the
+ * metrics store, all keeping state under `options.dataDir`.
+ */
+export async function startPortico(options: PorticoOptions, log: Logger): Promise<RunningPortico> {
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const credentials = await loadCredentials(options.dataDir, {
+    accessKeyId: options.rootAccessKeyId,
+    secretAccessKey: options.rootSecretAccessKey,
+  });
+  const credentialStore = new StaticCredentialStore(credentials);
+  const bus = new EmbeddedBus(log.child({ component: "cluster" }));
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch (error) {
+        log.error({ err: error }, "component failed to stop cleanly");
+      }
+    }
+  };
+
+  try {
+    const metrics = await createMetrics({ dataDir: options.dataDir, log: log.child({ component: "metrics" }) });
+    closers.push(() => metrics.close());
+    const s3 = await createS3Service({
+      dataDir: options.dataDir,
+      accountId: credentials.accountId,
+      credentials: credentialStore,
+      log: log.child({ component: "store" }),
+    });
+    closers.push(() => s3.close());
+    const cloudfront = await createCloudFrontService({
+      dataDir: options.dataDir,
+      accountId: credentials.accountId,
+      zone: options.zone,
+      bus,
+      log: log.child({ component: "control" }),
+    });
+    closers.push(() => cloudfront.close());
+
+    let ready = false;
+    const api = new ApiServer({
+      credentials: credentialStore,
+      services: { s3, cloudfront, cloudwatch: metrics.cloudwatch },
+      log: log.child({ component: "api" }),
+      isReady: () => ready,
+    });
+    const apiAddress = await api.listen(options.apiPort, options.host);
+    closers.push(() => api.close());
+    const apiUrl = `http://${loopbackFor(options.host)}:${apiAddress.port}`;
+    log.info({ url: apiUrl, port: apiAddress.port }, "API endpoint listening (S3, CloudFront, CloudWatch)");
+
+    await cloudfront.start();
+    const edge = await startEdge({
+      edgeId: "edge-1",
+      dataDir: options.dataDir,
+      zone: options.zone,
+      host: options.host,
+      httpPort: options.httpPort,
+      httpsPort: options.httpsPort,
+      bus,
+      metrics: metrics.sink,
+      s3Endpoint: apiUrl,
+      serviceCredentials: credentials.service,
+      memoryCacheBytes: options.memoryCacheBytes,
+      log: log.child({ component: "edge", edgeId: "edge-1" }),
+    });
+    closers.push(() => edge.close());
+    log.info(
+      { httpPort: edge.httpPort, httpsPort: edge.httpsPort, caCertificatePath: edge.caCertificatePath },
+      "edge listening",
+    );
+    ready = true;
+
+    return {
+      apiUrl,
+      apiPort: apiAddress.port,
+      httpPort: edge.httpPort,
+      httpsPort: edge.httpsPort,
+      caCertificatePath: edge.caCertificatePath,
+      credentials,
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
