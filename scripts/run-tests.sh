@@ -3,6 +3,6 @@
 # test runner. Node.js 20's --test takes no glob patterns, so find lists them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npx tsc -p tsconfig.json --noEmit
+npx tsc -p tsconfig.check.json
 mapfile -t files < <(find test -name '*.test.ts' | sort)
 exec node --import tsx --test --test-reporter=spec "${files[@]}"
