@@ -1,0 +1,60 @@
+import type { ControlChannel } from "../cluster/types.js";
+import type { Logger } from "../common/logger.js";
+import type { ControlContext } from "./context.js";
+import { DeploymentTracker } from "./deployment.js";
+import { DistributionService } from "./distributions.js";
+import { InvalidationService } from "./invalidations.js";
+import { OriginAccessControlService } from "./origin-access-controls.js";
+import { ControlStore } from "./store.js";
+import { TagService } from "./tags.js";
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  accountId: string;
+  zone: string;
+  bus: ControlChannel;
+  log: Logger;
+}
+
+/**
+ * The control plane: stored distributions, origin access controls,
+ * invalidations and tags, published to the edges through the ControlChannel.
+ */
+export class ControlPlane {
+  readonly distributions: DistributionService;
+  readonly originAccessControls: OriginAccessControlService;
+  readonly invalidations: InvalidationService;
+  readonly tags: TagService;
+  private readonly context: ControlContext;
+
+  constructor(options: ControlPlaneOptions) {
+    const store = new ControlStore(options.dataDir);
+    const log = options.log.child({ component: "control" });
+    const tracker = new DeploymentTracker(options.bus, store, log);
+    this.context = { store, tracker, log, accountId: options.accountId, zone: options.zone };
+    this.distributions = new DistributionService(this.context);
+    this.originAccessControls = new OriginAccessControlService(this.context, this.distributions);
+    this.invalidations = new InvalidationService(this.context);
+    this.tags = new TagService(this.context);
+  }
+
+  /**
+   * Starts tracking acknowledgements and republishes every stored
+   * distribution, so edges that join after a restart receive its config.
+   */
+  async start(): Promise<void> {
+    this.context.tracker.start();
+    const records = this.context.store.allDistributions();
+    await Promise.all(records.map((record) => this.distributions.publishSnapshot(record)));
+    this.context.log.info({ distributions: records.length }, "control plane started");
+  }
+
+  async close(): Promise<void> {
+    this.context.tracker.stop();
+    await this.context.tracker.flush();
+    this.context.store.close();
+  }
+}
+
+export type { DistributionStatus } from "./deployment.js";
+export { controlErrors, cloudFrontError } from "./errors.js";
