@@ -134,6 +134,7 @@ export class ApiServer {
     const amzTarget = raw.headers["x-amz-target"];
     if (typeof amzTarget === "string" && amzTarget.startsWith(CLOUDWATCH_JSON_TARGET_PREFIX)) return "cloudwatch";
     if (path.startsWith(CLOUDWATCH_CBOR_PATH_PREFIX)) return "cloudwatch";
+    if (isCloudWatchQuery(raw, path)) return "cloudwatch";
     return "s3";
   }
 
@@ -183,6 +184,17 @@ export class ApiServer {
       response.end("internal error\n");
     }
   }
+}
+
+/**
+ * An unsigned CloudWatch Query request: `POST /` with a form body (S3 has no
+ * urlencoded form requests), or `GET /?Action=...&Version=2010-08-01`.
+ */
+function isCloudWatchQuery(raw: IncomingMessage, path: string): boolean {
+  if (path !== "/") return false;
+  const contentType = String(raw.headers["content-type"] ?? "").toLowerCase();
+  if (raw.method === "POST" && contentType.startsWith("application/x-www-form-urlencoded")) return true;
+  return raw.method === "GET" && /[?&]Action=/.test(raw.url ?? "") && /[?&]Version=2010-08-01(&|$)/.test(raw.url ?? "");
 }
 
 /** Reads a whole body, rejecting one over `maxBytes`. */

@@ -1,0 +1,177 @@
+import type { Struct } from "./codec.js";
+import { cloudWatchErrors } from "./errors.js";
+import { evaluateExpression, type Series } from "./expression.js";
+import { checkPeriod, checkTimeRange, statisticValue, type OperationContext } from "./operations.js";
+import {
+  checkLength,
+  checkNamespace,
+  checkUnit,
+  invalidValue,
+  percentileFraction,
+  readDimensions,
+  STATISTICS,
+} from "./validation.js";
+
+/** GetMetricData quotas: 500 queries and 100,800 data points per call. */
+const MAX_QUERIES = 500;
+export const MAX_METRIC_DATA_DATAPOINTS = 100_800;
+const ID_PATTERN = /^[a-z][a-zA-Z0-9_]{0,254}$/;
+
+interface MetricQuery {
+  id: string;
+  label: string;
+  returnData: boolean;
+  metricStat: Struct | undefined;
+  expression: string | undefined;
+}
+
+export function getMetricData(input: Struct, { reader }: OperationContext): Struct {
+  const queries = (input.MetricDataQueries ?? []) as Struct[];
+  if (queries.length === 0) throw cloudWatchErrors.missingParameter("MetricDataQueries");
+  if (queries.length > MAX_QUERIES) {
+    throw cloudWatchErrors.invalidParameterValue(
+      `The collection MetricDataQueries must not have a size greater than ${MAX_QUERIES}.`,
+    );
+  }
+  const startMs = input.StartTime as number;
+  const endMs = input.EndTime as number;
+  checkTimeRange(startMs, endMs);
+  const scanBy = (input.ScanBy as string | undefined) ?? "TimestampDescending";
+  if (scanBy !== "TimestampDescending" && scanBy !== "TimestampAscending") invalidValue("ScanBy", scanBy);
+  const maxDatapoints = (input.MaxDatapoints as number | undefined) ?? MAX_METRIC_DATA_DATAPOINTS;
+  if (!Number.isInteger(maxDatapoints) || maxDatapoints < 1) invalidValue("MaxDatapoints", maxDatapoints);
+  // NOTE: results are not paginated, so a NextToken from a client is never one this endpoint issued.
+  if (input.NextToken !== undefined) throw cloudWatchErrors.invalidNextToken();
+
+  const alignedStartMs = reader.alignStartMs(startMs);
+  const parsed = queries.map((query, index) => readQuery(query, `MetricDataQueries.member.${index + 1}`));
+  const ids = new Set<string>();
+  for (const query of parsed) {
+    if (ids.has(query.id)) {
+      throw cloudWatchErrors.validation(`The value ${query.id} for parameter MetricDataQueries.Id is used more than once.`);
+    }
+    ids.add(query.id);
+  }
+
+  // The quota is checked from the request alone, before any data is read.
+  let requested = 0;
+  for (const query of parsed) {
+    if (query.metricStat === undefined) continue;
+    requested += Math.ceil((endMs - alignedStartMs) / ((query.metricStat.Period as number) * 1000));
+  }
+  const limit = Math.min(maxDatapoints, MAX_METRIC_DATA_DATAPOINTS);
+  if (requested > limit) {
+    throw cloudWatchErrors.invalidParameterCombination(
+      `You have requested up to ${requested} datapoints, which exceeds the limit of ${limit}. ` +
+        "You may reduce the datapoints requested by increasing Period, or decreasing the time range.",
+    );
+  }
+
+  const byId = new Map(parsed.map((query) => [query.id, query]));
+  const computed = new Map<string, Series>();
+  const evaluating = new Set<string>();
+  const metricIds = parsed.filter((query) => query.metricStat !== undefined).map((query) => query.id);
+
+  const resolve = (id: string): Series => {
+    const cached = computed.get(id);
+    if (cached) return cached;
+    const query = byId.get(id);
+    if (query === undefined) throw cloudWatchErrors.validation(`Unknown metric query id '${id}' in an expression.`);
+    if (evaluating.has(id)) throw cloudWatchErrors.validation(`The expression '${id}' refers to itself.`);
+    evaluating.add(id);
+    const series = query.metricStat !== undefined ? readMetricStat(query.metricStat) : evaluate(query);
+    evaluating.delete(id);
+    computed.set(id, series);
+    return series;
+  };
+
+  const readMetricStat = (stat: Struct): Series => {
+    const metric = stat.Metric as Struct;
+    const periods = reader.statistics({
+      metric: {
+        namespace: metric.Namespace as string,
+        metricName: metric.MetricName as string,
+        dimensions: readDimensions("Metric.Dimensions", metric.Dimensions),
+      },
+      startMs: alignedStartMs,
+      endMs,
+      periodSeconds: stat.Period as number,
+      unit: stat.Unit as string | undefined,
+    });
+    const series: Series = new Map();
+    for (const period of periods) {
+      const value = statisticValue(period.stats, stat.Stat as string);
+      if (value !== undefined) series.set(period.timestampMs, value);
+    }
+    return series;
+  };
+
+  const evaluate = (query: MetricQuery): Series => {
+    const result = evaluateExpression(query.id, query.expression!, { resolve, metricIds: () => metricIds });
+    if (result.kind === "series") return result.points;
+    if (result.kind === "array") {
+      if (result.items.length === 1) return result.items[0]!;
+      // NOTE: CloudWatch returns one result per series for such expressions; this endpoint does not.
+      throw cloudWatchErrors.validation(`Error in expression '${query.id}': the expression must return a single time series.`);
+    }
+    // A scalar is shown at every time stamp that any metric query has.
+    const grid: Series = new Map();
+    for (const id of metricIds) for (const timestampMs of resolve(id).keys()) grid.set(timestampMs, result.value);
+    return grid;
+  };
+
+  const MetricDataResults = parsed
+    .filter((query) => query.returnData)
+    .map((query): Struct => {
+      const entries = [...resolve(query.id).entries()].sort(([a], [b]) =>
+        scanBy === "TimestampAscending" ? a - b : b - a,
+      );
+      return {
+        Id: query.id,
+        Label: query.label,
+        Timestamps: entries.map(([timestampMs]) => timestampMs),
+        Values: entries.map(([, value]) => value),
+        StatusCode: "Complete",
+        Messages: [],
+      };
+    });
+  return { MetricDataResults, Messages: [] };
+}
+
+function readQuery(query: Struct, path: string): MetricQuery {
+  const id = query.Id as string;
+  if (!ID_PATTERN.test(id)) {
+    throw cloudWatchErrors.invalidParameterValue(
+      `The value ${id} for parameter ${path}.Id is invalid; an Id starts with a lower-case letter and contains only letters, digits and underscores.`,
+    );
+  }
+  const metricStat = query.MetricStat as Struct | undefined;
+  const expression = query.Expression as string | undefined;
+  if ((metricStat === undefined) === (expression === undefined)) {
+    throw cloudWatchErrors.invalidParameterCombination(
+      `Exactly one of ${path}.MetricStat and ${path}.Expression must be specified.`,
+    );
+  }
+  if (metricStat !== undefined) {
+    const metric = metricStat.Metric as Struct;
+    if (metric.Namespace === undefined) throw cloudWatchErrors.missingParameter(`${path}.MetricStat.Metric.Namespace`);
+    if (metric.MetricName === undefined) throw cloudWatchErrors.missingParameter(`${path}.MetricStat.Metric.MetricName`);
+    checkNamespace(`${path}.MetricStat.Metric.Namespace`, metric.Namespace as string);
+    checkLength(`${path}.MetricStat.Metric.MetricName`, metric.MetricName as string, 1, 255);
+    readDimensions(`${path}.MetricStat.Metric.Dimensions`, metric.Dimensions);
+    checkPeriod(`${path}.MetricStat.Period`, metricStat.Period as number);
+    const stat = metricStat.Stat as string;
+    if (!STATISTICS.has(stat) && percentileFraction(stat) === undefined) invalidValue(`${path}.MetricStat.Stat`, stat);
+    checkUnit(`${path}.MetricStat.Unit`, metricStat.Unit);
+  } else {
+    checkLength(`${path}.Expression`, expression!, 1, 2048);
+  }
+  const defaultLabel = metricStat !== undefined ? ((metricStat.Metric as Struct).MetricName as string) : id;
+  return {
+    id,
+    label: (query.Label as string | undefined) ?? defaultLabel,
+    returnData: (query.ReturnData as boolean | undefined) ?? true,
+    metricStat,
+    expression,
+  };
+}

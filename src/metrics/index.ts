@@ -1,0 +1,44 @@
+import type { ProtocolService } from "../api/context.js";
+import { CloudWatchService } from "../api/cloudwatch/service.js";
+import type { Logger } from "../common/logger.js";
+import { MinuteAggregator } from "./aggregator.js";
+import { MetricsReader } from "./reader.js";
+import { MetricsStore } from "./store.js";
+import type { MetricsSink } from "./types.js";
+
+export interface Metrics {
+  sink: MetricsSink;
+  cloudwatch: ProtocolService;
+  /** Stops the flush timer and writes every pending minute. */
+  close(): Promise<void>;
+}
+
+export interface CreateMetricsOptions {
+  dataDir: string;
+  log: Logger;
+  /** Clock for tests that age data; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/** Opens `<dataDir>/metrics/metrics.db` and starts aggregating and flushing. */
+export async function createMetrics(options: CreateMetricsOptions): Promise<Metrics> {
+  const log = options.log.child({ component: "metrics" });
+  const store = new MetricsStore(options.dataDir);
+  const aggregator = new MinuteAggregator({ store, log, ...(options.now ? { now: options.now } : {}) });
+  aggregator.start();
+  const reader = new MetricsReader(store, aggregator);
+  const cloudwatch = new CloudWatchService({ reader, log });
+  let closed = false;
+  return {
+    sink: aggregator,
+    cloudwatch,
+    async close() {
+      if (closed) return;
+      closed = true;
+      aggregator.close();
+      store.close();
+    },
+  };
+}
+
+export type { MetricsReader };

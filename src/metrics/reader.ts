@@ -1,0 +1,185 @@
+import type { MinuteAggregator } from "./aggregator.js";
+import { CLOUDFRONT_METRICS, CLOUDFRONT_NAMESPACE, CLOUDFRONT_REGION } from "./cloudfront-catalog.js";
+import { countersFromJson, type DistributionCounters } from "./distribution-counters.js";
+import { emptyStatSet, mergeStatSet, statSetFromJson, type StatSet } from "./stat-set.js";
+import {
+  canonicalDimensions,
+  distributionSeriesKey,
+  RETENTION_TIERS,
+  type Dimension,
+  type MetricsStore,
+} from "./store.js";
+
+const DAY_MS = 24 * 3600 * 1000;
+/** ListMetrics returns metrics that received data in the past two weeks, as CloudWatch does. */
+export const LIST_METRICS_WINDOW_MS = 14 * DAY_MS;
+
+export interface MetricIdentity {
+  namespace: string;
+  metricName: string;
+  dimensions: Dimension[];
+}
+
+export interface StatisticsQuery {
+  metric: MetricIdentity;
+  /** Start of the first period, already aligned with `alignStartMs`. */
+  startMs: number;
+  endMs: number;
+  periodSeconds: number;
+  /** When set, only data published with this unit. */
+  unit: string | undefined;
+}
+
+/** The statistics of one period that had data. */
+export interface PeriodStatistics {
+  timestampMs: number;
+  stats: StatSet;
+  unit: string;
+}
+
+export interface CustomDatum {
+  metricName: string;
+  dimensions: Dimension[];
+  timestampMs: number;
+  unit: string;
+  stats: StatSet;
+}
+
+/** Answers metric queries from stored buckets merged with the aggregator's unflushed minutes. */
+export class MetricsReader {
+  constructor(
+    private readonly store: MetricsStore,
+    private readonly aggregator: MinuteAggregator,
+  ) {}
+
+  now(): number {
+    return this.aggregator.now();
+  }
+
+  /**
+   * Rounds a start time down the way CloudWatch does for its age: to the
+   * minute within 15 days, to 5 minutes within 63 days, else to the hour.
+   */
+  alignStartMs(startMs: number): number {
+    const ageMs = this.now() - startMs;
+    const tier = RETENTION_TIERS.find((t) => ageMs < t.keepForMs) ?? RETENTION_TIERS[RETENTION_TIERS.length - 1]!;
+    const stepMs = tier.resolutionSeconds * 1000;
+    return Math.floor(startMs / stepMs) * stepMs;
+  }
+
+  /**
+   * Returns the statistics of each period in [startMs, endMs) that has data,
+   * oldest first. A stored bucket counts only when the period is a multiple of
+   * its resolution, so a period finer than the data's age allows returns no
+   * data points for that range, as CloudWatch does.
+   */
+  statistics(query: StatisticsQuery): PeriodStatistics[] {
+    const periodMs = query.periodSeconds * 1000;
+    const buckets = new Map<number, { stats: StatSet; units: Set<string> }>();
+    const addToPeriod = (bucketStartMs: number, resolutionSeconds: number, stats: StatSet, unit: string): void => {
+      if (query.periodSeconds % resolutionSeconds !== 0) return;
+      if (bucketStartMs < query.startMs || bucketStartMs >= query.endMs) return;
+      if (stats.sampleCount === 0) return;
+      const periodStartMs = query.startMs + Math.floor((bucketStartMs - query.startMs) / periodMs) * periodMs;
+      let period = buckets.get(periodStartMs);
+      if (period === undefined) {
+        period = { stats: emptyStatSet(true), units: new Set() };
+        buckets.set(periodStartMs, period);
+      }
+      mergeStatSet(period.stats, stats);
+      period.units.add(unit);
+    };
+
+    const { metric } = query;
+    if (metric.namespace === CLOUDFRONT_NAMESPACE) {
+      const definition = CLOUDFRONT_METRICS.get(metric.metricName);
+      const distributionId = cloudFrontDistributionId(metric.dimensions);
+      if (definition === undefined || distributionId === undefined) return [];
+      if (query.unit !== undefined && query.unit !== definition.unit) return [];
+      const seriesKey = distributionSeriesKey(distributionId);
+      for (const bucket of this.store.readBuckets(seriesKey, query.startMs, query.endMs)) {
+        const counters = countersFromJson(JSON.parse(bucket.data));
+        addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, definition.derive(counters), definition.unit);
+      }
+      const pending: ReadonlyMap<number, DistributionCounters> | undefined = this.aggregator.pendingFor(distributionId);
+      for (const [minuteStartMs, counters] of pending ?? []) {
+        addToPeriod(minuteStartMs, 60, definition.derive(counters), definition.unit);
+      }
+    } else {
+      const wanted = JSON.stringify(canonicalDimensions(metric.dimensions));
+      for (const series of this.store.findCustomSeries(metric.namespace, metric.metricName)) {
+        if (JSON.stringify(series.dimensions) !== wanted) continue;
+        if (query.unit !== undefined && series.unit !== query.unit) continue;
+        for (const bucket of this.store.readBuckets(series.seriesKey, query.startMs, query.endMs)) {
+          addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, statSetFromJson(JSON.parse(bucket.data)), series.unit);
+        }
+      }
+    }
+
+    return [...buckets.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([timestampMs, period]) => ({
+        timestampMs,
+        stats: period.stats,
+        // Data published with several units is evaluated together, as
+        // CloudWatch does when no unit is requested; the unit is then None.
+        unit: period.units.size === 1 ? [...period.units][0]! : "None",
+      }));
+  }
+
+  /** Returns every metric that received data since `sinceMs`, by default in the past two weeks. */
+  listMetrics(sinceMs: number = this.now() - LIST_METRICS_WINDOW_MS): MetricIdentity[] {
+    const metrics: MetricIdentity[] = [];
+    const distributions = new Set<string>();
+    const seen = new Set<string>();
+    for (const series of this.store.listSeries(sinceMs)) {
+      if (series.kind === "distribution") {
+        const id = cloudFrontDistributionId(series.dimensions);
+        if (id !== undefined) distributions.add(id);
+        continue;
+      }
+      // One metric published with several units is still one metric.
+      const key = JSON.stringify([series.namespace, series.metricName, series.dimensions]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      metrics.push({ namespace: series.namespace, metricName: series.metricName, dimensions: series.dimensions });
+    }
+    for (const id of this.aggregator.pendingDistributions()) distributions.add(id);
+    for (const id of [...distributions].sort()) {
+      for (const metricName of CLOUDFRONT_METRICS.keys()) {
+        metrics.push({
+          namespace: CLOUDFRONT_NAMESPACE,
+          metricName,
+          dimensions: [
+            { Name: "DistributionId", Value: id },
+            { Name: "Region", Value: CLOUDFRONT_REGION },
+          ],
+        });
+      }
+    }
+    return metrics;
+  }
+
+  /** Stores custom metric data, adding each datum to its minute. */
+  putMetricData(namespace: string, data: CustomDatum[]): void {
+    this.store.addCustomMinutes(
+      data.map((datum) => ({
+        namespace,
+        metricName: datum.metricName,
+        dimensions: datum.dimensions,
+        unit: datum.unit,
+        minuteStartMs: Math.floor(datum.timestampMs / 60_000) * 60_000,
+        stats: datum.stats,
+      })),
+    );
+  }
+}
+
+/** Returns the distribution id when the dimensions are exactly DistributionId and Region=Global. */
+function cloudFrontDistributionId(dimensions: Dimension[]): string | undefined {
+  if (dimensions.length !== 2) return undefined;
+  const region = dimensions.find((d) => d.Name === "Region");
+  const distribution = dimensions.find((d) => d.Name === "DistributionId");
+  if (region?.Value !== CLOUDFRONT_REGION || distribution === undefined || distribution.Value === "") return undefined;
+  return distribution.Value;
+}

@@ -1,0 +1,96 @@
+/**
+ * A mergeable histogram for percentiles. It keeps exact values while there
+ * are at most MAX_EXACT_BINS distinct ones, then switches to logarithmic bins
+ * whose representative value is within RELATIVE_ACCURACY of every value in
+ * the bin (the DDSketch scheme), so its size stays bounded by the value range
+ * rather than by the sample count.
+ */
+export const RELATIVE_ACCURACY = 0.01;
+export const MAX_EXACT_BINS = 256;
+
+const GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY);
+const LOG_GAMMA = Math.log(GAMMA);
+/** Magnitudes below this share one bin, which keeps the bin count bounded. */
+const MIN_BINNED_MAGNITUDE = 1e-9;
+
+/** The JSON form stored in SQLite: a mode flag and `[value, count]` pairs. */
+export interface SketchJson {
+  logarithmic: boolean;
+  bins: Array<[number, number]>;
+}
+
+export class Sketch {
+  private logarithmic = false;
+  private readonly bins = new Map<number, number>();
+  private total = 0;
+
+  static fromJson(json: SketchJson): Sketch {
+    const sketch = new Sketch();
+    sketch.logarithmic = json.logarithmic;
+    for (const [value, count] of json.bins) sketch.addBin(value, count);
+    return sketch;
+  }
+
+  get count(): number {
+    return this.total;
+  }
+
+  add(value: number, count = 1): void {
+    if (!(count > 0)) return;
+    this.addBin(this.logarithmic ? binValue(value) : value, count);
+    if (!this.logarithmic && this.bins.size > MAX_EXACT_BINS) this.collapse();
+  }
+
+  merge(other: Sketch): void {
+    if (other.logarithmic && !this.logarithmic) this.collapse();
+    for (const [value, count] of other.bins) this.add(value, count);
+  }
+
+  clone(): Sketch {
+    return Sketch.fromJson(this.toJson());
+  }
+
+  /**
+   * Returns the nearest-rank percentile: the smallest stored value whose
+   * cumulative count reaches `ceil(fraction * count)`, clamped to
+   * [minimum, maximum] because a bin's representative may lie outside them.
+   */
+  percentile(fraction: number, minimum: number, maximum: number): number | undefined {
+    if (this.total === 0) return undefined;
+    const rank = Math.max(1, Math.ceil(fraction * this.total));
+    const values = [...this.bins.keys()].sort((a, b) => a - b);
+    let seen = 0;
+    for (const value of values) {
+      seen += this.bins.get(value)!;
+      if (seen >= rank) return Math.min(maximum, Math.max(minimum, value));
+    }
+    return maximum;
+  }
+
+  toJson(): SketchJson {
+    return { logarithmic: this.logarithmic, bins: [...this.bins] };
+  }
+
+  private addBin(value: number, count: number): void {
+    this.bins.set(value, (this.bins.get(value) ?? 0) + count);
+    this.total += count;
+  }
+
+  private collapse(): void {
+    const exact = [...this.bins];
+    this.bins.clear();
+    this.total = 0;
+    this.logarithmic = true;
+    for (const [value, count] of exact) this.addBin(binValue(value), count);
+  }
+}
+
+/** Maps a value to its logarithmic bin's representative value. */
+function binValue(value: number): number {
+  if (value === 0) return 0;
+  const magnitude = Math.abs(value);
+  if (magnitude < MIN_BINNED_MAGNITUDE) return 0;
+  const index = Math.ceil(Math.log(magnitude) / LOG_GAMMA);
+  const representative = (2 * Math.pow(GAMMA, index)) / (GAMMA + 1);
+  return value < 0 ? -representative : representative;
+}
