@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ServerResponse } from "node:http";
 import { CloudFrontClient } from "@aws-sdk/client-cloudfront";
+import { Hash } from "@smithy/hash-node";
+import { SignatureV4 } from "@smithy/signature-v4";
 import { createCloudFrontService, type CloudFrontService } from "../../src/api/cloudfront/index.js";
 import type { ApiRequest, ProtocolService } from "../../src/api/context.js";
 import { ApiError } from "../../src/api/errors.js";
@@ -123,4 +125,45 @@ export function s3DistributionConfig(callerReference: string, overrides: Record<
     },
     ...overrides,
   };
+}
+
+/**
+ * Sends a request signed with the test root key but with a body of the
+ * test's choosing, for documents the SDK would never produce.
+ */
+export async function sendSigned(
+  endpoint: string,
+  method: string,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; text: string }> {
+  const url = new URL(path, endpoint);
+  const signer = new SignatureV4({
+    credentials: {
+      accessKeyId: TEST_CREDENTIALS.root.accessKeyId,
+      secretAccessKey: TEST_CREDENTIALS.root.secretAccessKey,
+    },
+    region: "us-east-1",
+    service: "cloudfront",
+    sha256: Hash.bind(null, "sha256"),
+  });
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) query[key] = value;
+  const signed = await signer.sign({
+    method,
+    protocol: "http:",
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: url.pathname,
+    query,
+    headers: { host: url.host, "content-type": "application/xml", ...headers },
+    body,
+  });
+  const response = await fetch(url, {
+    method,
+    headers: signed.headers,
+    ...(method === "GET" || method === "HEAD" ? {} : { body }),
+  });
+  return { status: response.status, headers: response.headers, text: await response.text() };
 }
