@@ -1,0 +1,48 @@
+import { compileInvalidationPaths } from "../cache/invalidation.js";
+import type { ClusterMessage, EdgeMessageHandler } from "../cluster/types.js";
+import type { OriginContext } from "../origin/index.js";
+import { bumpPurgeEpoch, type EdgeContext } from "./context.js";
+import { compileDistribution } from "./routing.js";
+
+/**
+ * Applies cluster messages to an edge. The handler's promise is the
+ * acknowledgement, so it resolves only once the change is in effect: routes
+ * replaced, or matching cache entries purged.
+ */
+export function createClusterHandler(context: EdgeContext, origins: OriginContext): EdgeMessageHandler {
+  return async (message: ClusterMessage): Promise<void> => {
+    switch (message.type) {
+      case "distribution.updated": {
+        const snapshot = message.snapshot;
+        const current = context.routing.get(snapshot.id);
+        // A replayed older snapshot must not undo a newer one.
+        if (current !== undefined && current.version > snapshot.version) {
+          context.log.info(
+            { distributionId: snapshot.id, version: snapshot.version, appliedVersion: current.version },
+            "skipped an older distribution snapshot",
+          );
+          return;
+        }
+        context.routing.apply(compileDistribution(snapshot, origins));
+        context.log.info({ distributionId: snapshot.id, version: snapshot.version }, "applied distribution");
+        return;
+      }
+      case "distribution.deleted": {
+        context.routing.remove(message.distributionId);
+        bumpPurgeEpoch(context, message.distributionId);
+        const purged = context.memory.purgeDistribution(message.distributionId);
+        context.log.info({ distributionId: message.distributionId, purged }, "removed distribution");
+        return;
+      }
+      case "invalidation.created": {
+        bumpPurgeEpoch(context, message.distributionId);
+        const purged = context.memory.purge(message.distributionId, compileInvalidationPaths(message.paths));
+        context.log.info(
+          { distributionId: message.distributionId, invalidationId: message.invalidationId, purged },
+          "invalidation purged",
+        );
+        return;
+      }
+    }
+  };
+}

@@ -1,0 +1,46 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import type { EdgeResultType } from "../metrics/types.js";
+
+/**
+ * A viewer request as the request handler sees it, independent of the
+ * server that parsed it, so the HTTP plumbing can be replaced.
+ */
+export interface ViewerRequest {
+  method: string;
+  /** The request-target as received, percent-encoded. */
+  target: string;
+  /** The path part of the target. */
+  path: string;
+  /** The query part of the target without `?`, or empty. */
+  rawQuery: string;
+  /** Lower-case names. */
+  headers: IncomingHttpHeaders;
+  protocol: "http" | "https";
+  httpVersion: string;
+  clientIp: string;
+  /** The request body; its bytes are read only when the request is forwarded. */
+  body: Readable;
+  /** `performance.now()` when the request arrived. */
+  startedAt: number;
+}
+
+/** The response side, implemented by each server front end. */
+export interface ViewerResponse {
+  /** Sends a whole response. `headers` is a flat `[name, value, ...]` list that includes Content-Length. */
+  send(status: number, headers: readonly string[], body: Buffer | undefined): void;
+  /** Sends the head, then pipes `body`; resolves when the body ended or the viewer went away. */
+  stream(status: number, headers: readonly string[], body: Readable): Promise<void>;
+  /** Calls `listener` once when the response finished or the connection closed before that. */
+  onDone(listener: (bytesSent: number) => void): void;
+}
+
+/** What the handler learned while serving one request, for metrics and logs. */
+export interface ExchangeState {
+  requestId: string;
+  distributionId: string | undefined;
+  status: number;
+  resultType: EdgeResultType;
+  originLatencyMs: number | undefined;
+  bytesUploaded: number;
+}

@@ -1,0 +1,146 @@
+import { Transform, type TransformCallback } from "node:stream";
+import type { CacheKeyResult } from "../cache/key.js";
+import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
+import type { EdgeContext } from "./context.js";
+import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
+import { cacheStatus, originHeader, passOriginHeaders } from "./headers.js";
+import { sendEdgeResponse, streamUncached } from "./respond.js";
+import type { RoutedBehavior, RoutedDistribution } from "./routing.js";
+
+/** Viewer headers that describe a forwarded request body. */
+const BODY_HEADERS = ["content-type", "content-length", "content-encoding", "content-md5"];
+
+/**
+ * Builds the headers of an origin request: the values the cache key selected,
+ * plus the edge's own (User-Agent, Via, X-Amz-Cf-Id, X-Forwarded-For) as
+ * CloudFront adds them.
+ */
+export function originRequestHeaders(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  keyResult: CacheKeyResult,
+): Record<string, string> {
+  const headers: Record<string, string> = { ...keyResult.forwardedHeaders };
+  if (headers["user-agent"] === undefined) headers["user-agent"] = "Amazon CloudFront";
+  headers.via = `${request.httpVersion} ${context.edgeId}.portico (Portico)`;
+  headers["x-amz-cf-id"] = state.requestId;
+  const forwardedFor = request.headers["x-forwarded-for"];
+  headers["x-forwarded-for"] = forwardedFor === undefined ? request.clientIp : `${forwardedFor}, ${request.clientIp}`;
+  return headers;
+}
+
+/** Returns the declared Content-Length of an origin response, or undefined when absent or invalid. */
+export function declaredLength(response: OriginResponse): number | undefined {
+  const value = originHeader(response.headers, "content-length");
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/** Counts the bytes of a viewer body on its way to the origin. */
+class ByteCounter extends Transform {
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+/** Answers an origin request that failed without a response: 502, or 504 on a timeout. */
+export function sendOriginFailure(
+  context: EdgeContext,
+  state: ExchangeState,
+  response: ViewerResponse,
+  distribution: RoutedDistribution,
+  error: unknown,
+): void {
+  const status = error instanceof OriginError ? error.viewerStatus : 502;
+  context.log.error(
+    { err: error, distributionId: distribution.id, requestId: state.requestId },
+    "origin request failed",
+  );
+  const message =
+    status === 504
+      ? "ERROR: The request could not be satisfied. The origin did not respond in time."
+      : "ERROR: The request could not be satisfied. The edge could not connect to the origin.";
+  sendEdgeResponse(context, state, response, status, message);
+}
+
+/** Logs an origin's 403, which is passed to the viewer unchanged. */
+export function noteOriginDenied(
+  context: EdgeContext,
+  state: ExchangeState,
+  distribution: RoutedDistribution,
+  path: string,
+  status: number,
+): void {
+  if (status !== 403) return;
+  context.log.info(
+    { distributionId: distribution.id, requestId: state.requestId, path },
+    "origin denied the request with 403",
+  );
+}
+
+/**
+ * Forwards a request without caching: methods other than GET and HEAD (with
+ * their body), and behaviors that bypass the cache.
+ */
+export async function forwardUncached(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  distribution: RoutedDistribution,
+  behavior: RoutedBehavior,
+  origin: Origin,
+  originPath: string,
+  keyResult: CacheKeyResult,
+): Promise<void> {
+  const isSafe = request.method === "GET" || request.method === "HEAD";
+  const headers = originRequestHeaders(context, state, request, keyResult);
+  let counter: ByteCounter | undefined;
+  if (!isSafe) {
+    for (const name of BODY_HEADERS) {
+      const value = request.headers[name];
+      if (typeof value === "string") headers[name] = value;
+    }
+    counter = new ByteCounter();
+    request.body.pipe(counter);
+  }
+
+  let originResponse: OriginResponse;
+  try {
+    originResponse = await origin.fetch({
+      method: request.method,
+      path: originPath,
+      query: keyResult.forwardedQuery,
+      headers,
+      body: counter,
+      viewerProtocol: request.protocol,
+    });
+  } catch (error) {
+    sendOriginFailure(context, state, response, distribution, error);
+    return;
+  } finally {
+    if (counter !== undefined) state.bytesUploaded = counter.bytes;
+  }
+
+  state.originLatencyMs = originResponse.firstByteLatencyMs;
+  noteOriginDenied(context, state, distribution, originPath, originResponse.status);
+  const statusValue = isSafe ? cacheStatus.bypass(originResponse.status) : cacheStatus.method(originResponse.status);
+  await streamUncached(
+    context,
+    state,
+    request,
+    response,
+    {
+      status: originResponse.status,
+      headers: passOriginHeaders(originResponse.headers, behavior.cache.key.cookies.mode !== "none"),
+      body: originResponse.body,
+      contentLength: declaredLength(originResponse),
+    },
+    statusValue,
+  );
+  if (counter !== undefined) state.bytesUploaded = counter.bytes;
+}

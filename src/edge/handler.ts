@@ -1,0 +1,168 @@
+import { newRequestId } from "../common/ids.js";
+import { buildCacheKey } from "../cache/key.js";
+import type { RequestRecord } from "../metrics/types.js";
+import { serveCacheable } from "./cache-flow.js";
+import type { EdgeContext } from "./context.js";
+import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
+import { forwardUncached } from "./forward.js";
+import { sendEdgeResponse } from "./respond.js";
+import { selectBehavior, type RoutedDistribution } from "./routing.js";
+
+/** Returns the lower-case host name of a Host header, without port. */
+export function hostNameOf(host: string | undefined): string {
+  if (host === undefined) return "";
+  const trimmed = host.trim().toLowerCase();
+  if (trimmed.startsWith("[")) {
+    const close = trimmed.indexOf("]");
+    return close < 0 ? trimmed : trimmed.slice(0, close + 1);
+  }
+  const colon = trimmed.indexOf(":");
+  const name = colon < 0 ? trimmed : trimmed.slice(0, colon);
+  return name.endsWith(".") ? name.slice(0, -1) : name;
+}
+
+/**
+ * Handles viewer requests: Host to distribution, path to cache behavior,
+ * viewer protocol policy and allowed methods, then the cache or a plain
+ * forward to the origin. It never touches sockets, so any HTTP front end
+ * that implements ViewerRequest and ViewerResponse can drive it.
+ */
+export class EdgeRequestHandler {
+  constructor(private readonly context: EdgeContext) {}
+
+  async handle(request: ViewerRequest, response: ViewerResponse): Promise<void> {
+    const state: ExchangeState = {
+      requestId: newRequestId(),
+      distributionId: undefined,
+      status: 0,
+      resultType: "Error",
+      originLatencyMs: undefined,
+      bytesUploaded: 0,
+    };
+    response.onDone((bytesSent) => this.record(request, state, bytesSent));
+
+    try {
+      await this.route(request, response, state);
+    } catch (error) {
+      this.context.log.error(
+        { err: error, requestId: state.requestId, distributionId: state.distributionId },
+        "edge failed to handle a request",
+      );
+      if (state.status === 0) {
+        sendEdgeResponse(this.context, state, response, 500, "ERROR: The request could not be satisfied.");
+      }
+    }
+  }
+
+  private async route(request: ViewerRequest, response: ViewerResponse, state: ExchangeState): Promise<void> {
+    const context = this.context;
+    const host = hostNameOf(request.headers.host);
+    const distribution = context.routing.lookup(host);
+    if (distribution === undefined) {
+      sendEdgeResponse(context, state, response, 404, "ERROR: The request could not be satisfied. No distribution serves this host.");
+      return;
+    }
+    state.distributionId = distribution.id;
+
+    if (!distribution.enabled) {
+      sendEdgeResponse(context, state, response, 403, "ERROR: The request could not be satisfied. The distribution is disabled.");
+      return;
+    }
+
+    const behavior = selectBehavior(distribution, request.path);
+    if (request.protocol === "http" && behavior.viewerProtocolPolicy === "https-only") {
+      sendEdgeResponse(context, state, response, 403, "ERROR: The request could not be satisfied. This distribution accepts HTTPS only.");
+      return;
+    }
+    if (request.protocol === "http" && behavior.viewerProtocolPolicy === "redirect-to-https") {
+      this.redirectToHttps(request, response, state);
+      return;
+    }
+
+    if (!behavior.allowedMethods.has(request.method)) {
+      sendEdgeResponse(
+        context,
+        state,
+        response,
+        403,
+        `ERROR: The request could not be satisfied. This distribution is not configured to allow the HTTP request method ${request.method} for this path.`,
+      );
+      return;
+    }
+
+    const origin = behavior.origin;
+    if (origin === undefined) {
+      context.log.error(
+        { distributionId: distribution.id, targetOriginId: behavior.targetOriginId },
+        "cache behavior names an origin the distribution does not have",
+      );
+      sendEdgeResponse(context, state, response, 502, "ERROR: The request could not be satisfied. The behavior's origin is not configured.");
+      return;
+    }
+
+    const originPath = originPathFor(distribution, request.path);
+    const keyResult = buildCacheKey(
+      { distributionId: distribution.id, path: originPath, rawQuery: request.rawQuery, headers: request.headers },
+      behavior.cache.key,
+    );
+
+    const cacheable = request.method === "GET" || request.method === "HEAD";
+    if (!cacheable || behavior.cache.bypass) {
+      await forwardUncached(context, state, request, response, distribution, behavior, origin, originPath, keyResult);
+      return;
+    }
+    await serveCacheable(context, state, request, response, {
+      distribution,
+      behavior,
+      origin,
+      originPath,
+      viewerPath: request.path,
+      keyResult,
+    });
+  }
+
+  private redirectToHttps(request: ViewerRequest, response: ViewerResponse, state: ExchangeState): void {
+    const hostHeader = request.headers.host ?? "";
+    const colon = hostHeader.lastIndexOf(":");
+    const hostName = colon > hostHeader.lastIndexOf("]") && colon >= 0 ? hostHeader.slice(0, colon) : hostHeader;
+    const port = this.context.httpsPort();
+    const authority = port === 443 ? hostName : `${hostName}:${port}`;
+    const query = request.rawQuery === "" ? "" : `?${request.rawQuery}`;
+    const location = `https://${authority}${request.path}${query}`;
+    sendEdgeResponse(this.context, state, response, 301, `Moved Permanently to ${location}`, ["location", location]);
+  }
+
+  private record(request: ViewerRequest, state: ExchangeState, bytesSent: number): void {
+    // Requests that matched no distribution have no series to count in.
+    if (state.distributionId === undefined) return;
+    const referer = request.headers.referer;
+    const record: RequestRecord = {
+      distributionId: state.distributionId,
+      timestampMs: Date.now(),
+      edgeId: this.context.edgeId,
+      method: request.method,
+      path: request.path,
+      query: request.rawQuery,
+      host: hostNameOf(request.headers.host),
+      protocol: request.protocol,
+      httpVersion: request.httpVersion,
+      status: state.status,
+      bytesDownloaded: bytesSent,
+      bytesUploaded: state.bytesUploaded,
+      resultType: state.resultType,
+      originLatencyMs: state.originLatencyMs,
+      durationMs: performance.now() - request.startedAt,
+      clientIp: request.clientIp,
+      userAgent: request.headers["user-agent"],
+      referer,
+      requestId: state.requestId,
+    };
+    this.context.metrics.record(record);
+  }
+}
+
+/** Returns the path to fetch: DefaultRootObject replaces `/` only, as in CloudFront. */
+function originPathFor(distribution: RoutedDistribution, path: string): string {
+  if (path === "/" && distribution.defaultRootObject !== "") return `/${distribution.defaultRootObject}`;
+  return path;
+}

@@ -1,0 +1,93 @@
+/**
+ * Response headers: what passes from the origin to viewers, and the edge's
+ * own headers (X-Cache, Via, X-Amz-Cf-Pop, Cache-Status).
+ */
+
+/** Origin response headers the edge never passes on: hop-by-hop ones (RFC 9110 section 7.6.1) and its own. */
+const DROPPED_ORIGIN_HEADERS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "age",
+  "via",
+  "x-cache",
+  "x-amz-cf-id",
+  "x-amz-cf-pop",
+  "cache-status",
+]);
+
+export type XCacheValue = "Hit" | "Miss" | "RefreshHit" | "Error" | "Redirect";
+
+/** The `X-Cache` value CloudFront-style clients read, with Portico as the cache name. */
+export function xCacheHeader(value: XCacheValue): string {
+  return `${value} from portico`;
+}
+
+export interface EdgeIdentity {
+  /** `Via` value: `1.1 <edgeId>.portico (Portico)`. */
+  via: string;
+  pop: string;
+}
+
+export function edgeIdentity(edgeId: string): EdgeIdentity {
+  return { via: `1.1 ${edgeId}.portico (Portico)`, pop: edgeId };
+}
+
+/**
+ * Filters origin headers into a flat `[name, value, ...]` list. Set-Cookie is
+ * dropped when cookies are not forwarded, as CloudFront does, so one
+ * viewer's cookie is never cached for the others.
+ */
+export function passOriginHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  keepSetCookie: boolean,
+): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || DROPPED_ORIGIN_HEADERS.has(name)) continue;
+    if (name === "set-cookie" && !keepSetCookie) continue;
+    if (Array.isArray(value)) {
+      for (const item of value) out.push(name, item);
+    } else {
+      out.push(name, value);
+    }
+  }
+  return out;
+}
+
+/** Returns the first value of `name` in a flat header list. */
+export function findHeader(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === name) return headers[i + 1];
+  }
+  return undefined;
+}
+
+/** Returns a header value of an origin response as one string. */
+export function originHeader(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+/** Appends the edge's headers that do not change per request. */
+export function appendEdgeHeaders(headers: string[], identity: EdgeIdentity, xCache: XCacheValue): string[] {
+  headers.push("x-cache", xCacheHeader(xCache), "via", identity.via, "x-amz-cf-pop", identity.pop);
+  return headers;
+}
+
+/** RFC 9211 `Cache-Status` values, with `portico` as the cache name. */
+export const cacheStatus = {
+  hit: (ttlSeconds: number) => `portico; hit; ttl=${ttlSeconds}`,
+  refreshed: (ttlSeconds: number) => `portico; fwd=stale; fwd-status=304; ttl=${ttlSeconds}`,
+  miss: (forward: "uri-miss" | "stale", originStatus: number, stored: boolean, detail?: string) =>
+    `portico; fwd=${forward}; fwd-status=${originStatus}${stored ? "; stored" : ""}${detail === undefined ? "" : `; detail=${detail}`}`,
+  bypass: (originStatus: number) => `portico; fwd=bypass; fwd-status=${originStatus}`,
+  method: (originStatus: number) => `portico; fwd=method; fwd-status=${originStatus}`,
+  notForwarded: (detail: string) => `portico; detail=${detail}`,
+};

@@ -1,0 +1,116 @@
+import type { Logger } from "../common/logger.js";
+import { CacheLock } from "../cache/lock.js";
+import { MemoryTier } from "../cache/memory.js";
+import type { EdgeChannel } from "../cluster/types.js";
+import type { MetricsSink } from "../metrics/types.js";
+import { OriginPools, type OriginContext } from "../origin/index.js";
+import { createClusterHandler } from "./cluster-handler.js";
+import type { EdgeContext } from "./context.js";
+import { EdgeRequestHandler } from "./handler.js";
+import { edgeIdentity } from "./headers.js";
+import { NodeEdgeServer } from "./node-server.js";
+import { RoutingTable } from "./routing.js";
+import { loadOrCreateTls } from "./tls.js";
+
+export interface EdgeOptions {
+  edgeId: string;
+  dataDir: string;
+  /** The DNS zone of distribution domain names; the HTTPS certificate covers `*.<zone>`. */
+  zone: string;
+  host: string;
+  /** 0 picks a free port. */
+  httpPort: number;
+  /** 0 picks a free port. */
+  httpsPort: number;
+  bus: EdgeChannel;
+  metrics: MetricsSink;
+  /** Base URL of the bucket store that S3 origin domains refer to. */
+  s3Endpoint: string;
+  /** The key that signs origin requests as the CloudFront service principal. */
+  serviceCredentials: { accessKeyId: string; secretAccessKey: string };
+  memoryCacheBytes: number;
+  log: Logger;
+}
+
+export interface Edge {
+  httpPort: number;
+  httpsPort: number;
+  /** PEM file of the local CA that signed the HTTPS certificate, for clients to trust. */
+  caCertificatePath: string;
+  /** Stops accepting connections, drains responses in flight, and leaves the cluster. */
+  close(): Promise<void>;
+}
+
+/** Largest body cached whole: an eighth of the memory budget, at most 64 MiB. */
+function maxObjectBytesFor(memoryCacheBytes: number): number {
+  return Math.min(Math.floor(memoryCacheBytes / 8), 64 * 1024 * 1024);
+}
+
+/** How long one origin fetch may hold a cache key, and how long others wait on it. */
+const COLLAPSE_WRITER_TIMEOUT_MS = 35_000;
+const COLLAPSE_WAITER_TIMEOUT_MS = 30_000;
+
+/** Starts an edge: TLS material, HTTP and HTTPS listeners, then joins the cluster. */
+export async function startEdge(options: EdgeOptions): Promise<Edge> {
+  const log = options.log.child({ edgeId: options.edgeId });
+  const tls = await loadOrCreateTls(options.dataDir, options.zone, log);
+
+  let httpsPort = options.httpsPort;
+  const context: EdgeContext = {
+    edgeId: options.edgeId,
+    identity: edgeIdentity(options.edgeId),
+    routing: new RoutingTable(),
+    memory: new MemoryTier(options.memoryCacheBytes),
+    lock: new CacheLock({ writerTimeoutMs: COLLAPSE_WRITER_TIMEOUT_MS, waiterTimeoutMs: COLLAPSE_WAITER_TIMEOUT_MS }),
+    maxObjectBytes: maxObjectBytesFor(options.memoryCacheBytes),
+    httpsPort: () => httpsPort,
+    purgeEpochs: new Map(),
+    metrics: options.metrics,
+    log,
+  };
+  const pools = new OriginPools();
+  const originContext: OriginContext = {
+    s3Endpoint: options.s3Endpoint,
+    serviceCredentials: options.serviceCredentials,
+    pools,
+  };
+
+  const handler = new EdgeRequestHandler(context);
+  const listener = (request: Parameters<EdgeRequestHandler["handle"]>[0], response: Parameters<EdgeRequestHandler["handle"]>[1]) =>
+    handler.handle(request, response);
+  const httpServer = new NodeEdgeServer("http", listener, log);
+  const httpsServer = new NodeEdgeServer("https", listener, log, { key: tls.key, cert: tls.cert });
+
+  const httpPort = await httpServer.listen(options.httpPort, options.host);
+  try {
+    httpsPort = await httpsServer.listen(options.httpsPort, options.host);
+  } catch (error) {
+    await httpServer.close();
+    throw error;
+  }
+
+  let membership;
+  try {
+    membership = await options.bus.join(options.edgeId, createClusterHandler(context, originContext));
+  } catch (error) {
+    await Promise.all([httpServer.close(), httpsServer.close()]);
+    throw error;
+  }
+  log.info({ host: options.host, httpPort, httpsPort }, "edge listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    httpPort,
+    httpsPort,
+    caCertificatePath: tls.caCertificatePath,
+    close: () => {
+      closing ??= (async () => {
+        await Promise.all([httpServer.close(), httpsServer.close()]);
+        await membership.leave();
+        await pools.close();
+        log.info("edge stopped");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import type { CacheBehavior, DefaultCacheBehavior } from "@aws-sdk/client-cloudfront";
+import { resolveCachePolicy, type BehaviorCachePolicy } from "../cache/policy.js";
+import { compileWildcard } from "../cache/wildcard.js";
+import type { DistributionSnapshot } from "../cluster/types.js";
+import { createOrigin, type Origin, type OriginContext } from "../origin/index.js";
+
+export type ViewerProtocolPolicy = "allow-all" | "redirect-to-https" | "https-only";
+
+export interface RoutedBehavior {
+  /** The behavior's PathPattern, or `*` for the default behavior. */
+  pathPattern: string;
+  matcher: RegExp | undefined;
+  /** Undefined when TargetOriginId names no origin of the distribution. */
+  origin: Origin | undefined;
+  targetOriginId: string;
+  viewerProtocolPolicy: ViewerProtocolPolicy;
+  allowedMethods: ReadonlySet<string>;
+  cache: BehaviorCachePolicy;
+}
+
+/** A distribution compiled for request routing; replaced whole on every update. */
+export interface RoutedDistribution {
+  id: string;
+  arn: string;
+  version: number;
+  domainName: string;
+  /** DomainName and Aliases, lower-case. */
+  hostNames: readonly string[];
+  enabled: boolean;
+  /** DefaultRootObject without a leading slash, or empty. */
+  defaultRootObject: string;
+  behaviors: readonly RoutedBehavior[];
+  defaultBehavior: RoutedBehavior;
+}
+
+/**
+ * Compiles a CloudFront path pattern. A pattern without a leading `/` is
+ * matched as if it had one, as CloudFront treats `images/*` and `/images/*`
+ * alike.
+ */
+export function compilePathPattern(pattern: string): RegExp {
+  const anchored = pattern.startsWith("/") || pattern.startsWith("*") ? pattern : `/${pattern}`;
+  return compileWildcard(anchored);
+}
+
+function routeBehavior(
+  behavior: CacheBehavior | DefaultCacheBehavior,
+  pathPattern: string | undefined,
+  origins: ReadonlyMap<string, Origin>,
+): RoutedBehavior {
+  const targetOriginId = behavior.TargetOriginId ?? "";
+  return {
+    pathPattern: pathPattern ?? "*",
+    matcher: pathPattern === undefined ? undefined : compilePathPattern(pathPattern),
+    origin: origins.get(targetOriginId),
+    targetOriginId,
+    viewerProtocolPolicy: (behavior.ViewerProtocolPolicy ?? "allow-all") as ViewerProtocolPolicy,
+    allowedMethods: new Set(behavior.AllowedMethods?.Items ?? ["GET", "HEAD"]),
+    cache: resolveCachePolicy(behavior),
+  };
+}
+
+/** Compiles a deployed snapshot: origins, behaviors in order, and host names. */
+export function compileDistribution(snapshot: DistributionSnapshot, context: OriginContext): RoutedDistribution {
+  const config = snapshot.config;
+  const origins = new Map<string, Origin>();
+  for (const originConfig of config.Origins?.Items ?? []) {
+    const origin = createOrigin(originConfig, snapshot, context);
+    origins.set(origin.id, origin);
+  }
+
+  const behaviors = (config.CacheBehaviors?.Items ?? []).map((behavior) =>
+    routeBehavior(behavior, behavior.PathPattern ?? "*", origins),
+  );
+  const defaultBehavior = routeBehavior(
+    config.DefaultCacheBehavior ?? { TargetOriginId: undefined, ViewerProtocolPolicy: undefined },
+    undefined,
+    origins,
+  );
+
+  const hostNames = [snapshot.domainName, ...(config.Aliases?.Items ?? [])].map((name) => name.toLowerCase());
+  return {
+    id: snapshot.id,
+    arn: snapshot.arn,
+    version: snapshot.version,
+    domainName: snapshot.domainName.toLowerCase(),
+    hostNames,
+    enabled: config.Enabled !== false,
+    defaultRootObject: (config.DefaultRootObject ?? "").replace(/^\/+/, ""),
+    behaviors,
+    defaultBehavior,
+  };
+}
+
+/** Returns the first behavior whose path pattern matches, else the default behavior. */
+export function selectBehavior(distribution: RoutedDistribution, path: string): RoutedBehavior {
+  for (const behavior of distribution.behaviors) {
+    if (behavior.matcher?.test(path) === true) return behavior;
+  }
+  return distribution.defaultBehavior;
+}
+
+/** Distributions by id and by host name. Each change is applied synchronously, so no request sees half of it. */
+export class RoutingTable {
+  private readonly byId = new Map<string, RoutedDistribution>();
+  private readonly byHost = new Map<string, RoutedDistribution>();
+
+  get(distributionId: string): RoutedDistribution | undefined {
+    return this.byId.get(distributionId);
+  }
+
+  /** Looks up a lower-case host name without port. */
+  lookup(hostName: string): RoutedDistribution | undefined {
+    return this.byHost.get(hostName);
+  }
+
+  /** Replaces a distribution's routes with a newer compiled version. */
+  apply(distribution: RoutedDistribution): void {
+    this.remove(distribution.id);
+    this.byId.set(distribution.id, distribution);
+    // NOTE: when two distributions claim one alias, the one applied last wins;
+    // the control plane is expected to reject such a config (CNAMEAlreadyExists).
+    for (const name of distribution.hostNames) this.byHost.set(name, distribution);
+  }
+
+  remove(distributionId: string): RoutedDistribution | undefined {
+    const previous = this.byId.get(distributionId);
+    if (previous === undefined) return undefined;
+    this.byId.delete(distributionId);
+    for (const name of previous.hostNames) {
+      if (this.byHost.get(name) === previous) this.byHost.delete(name);
+    }
+    return previous;
+  }
+}

@@ -1,0 +1,92 @@
+import { errors, Pool } from "undici";
+import type { Readable } from "node:stream";
+import { OriginError, type OriginResponse } from "./types.js";
+
+export interface PoolSettings {
+  connectTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+/** Connection pools to origins, one per scheme, host and port, shared by every distribution. */
+export class OriginPools {
+  private readonly pools = new Map<string, Pool>();
+
+  /** Returns the pool for `origin` (`scheme://host:port`), creating it with `settings` on first use. */
+  get(origin: string, settings: PoolSettings): Pool {
+    let pool = this.pools.get(origin);
+    if (pool === undefined) {
+      pool = new Pool(origin, {
+        connect: { timeout: settings.connectTimeoutMs },
+        keepAliveTimeout: settings.keepAliveTimeoutMs,
+        connections: 128,
+      });
+      this.pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.allSettled(pools.map((pool) => pool.close()));
+  }
+}
+
+export interface PooledRequest {
+  method: string;
+  /** Path and query, as sent on the request line. */
+  target: string;
+  headers: Record<string, string>;
+  body: Readable | undefined;
+  readTimeoutMs: number;
+  /** Tries for connection failures; requests with a body are tried once. */
+  connectionAttempts: number;
+}
+
+function isConnectFailure(error: unknown): boolean {
+  if (error instanceof errors.ConnectTimeoutError) return true;
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EHOSTUNREACH" || code === "ENOTFOUND";
+}
+
+function toOriginError(error: unknown, origin: string): OriginError {
+  if (error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError) {
+    return new OriginError("timeout", `origin ${origin} did not respond in time`, { cause: error });
+  }
+  if (error instanceof errors.ConnectTimeoutError) {
+    return new OriginError("timeout", `connecting to origin ${origin} timed out`, { cause: error });
+  }
+  if (isConnectFailure(error)) {
+    return new OriginError("connect", `cannot connect to origin ${origin}`, { cause: error });
+  }
+  return new OriginError("protocol", `origin ${origin} failed: ${(error as Error).message}`, { cause: error });
+}
+
+/** Sends a request through `pool`, retrying connection failures, and maps failures to OriginError. */
+export async function sendPooled(pool: Pool, origin: string, request: PooledRequest): Promise<OriginResponse> {
+  const attempts = request.body === undefined ? Math.max(1, request.connectionAttempts) : 1;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const startedAtMs = performance.now();
+    try {
+      const response = await pool.request({
+        method: request.method as "GET",
+        path: request.target,
+        headers: request.headers,
+        body: request.body ?? null,
+        headersTimeout: request.readTimeoutMs,
+        bodyTimeout: request.readTimeoutMs,
+      });
+      return {
+        status: response.statusCode,
+        headers: response.headers,
+        body: response.body,
+        firstByteLatencyMs: performance.now() - startedAtMs,
+      };
+    } catch (error) {
+      lastError = error;
+      if (!isConnectFailure(error)) break;
+    }
+  }
+  throw toOriginError(lastError, origin);
+}

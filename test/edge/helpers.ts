@@ -1,0 +1,215 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { CacheBehavior, DistributionConfig } from "@aws-sdk/client-cloudfront";
+import { silentLogger } from "../../src/common/logger.js";
+import { EmbeddedBus } from "../../src/cluster/embedded.js";
+import type { DistributionSnapshot, EdgeAck } from "../../src/cluster/types.js";
+import type { MetricsSink, RequestRecord } from "../../src/metrics/types.js";
+import { startEdge, type Edge } from "../../src/edge/index.js";
+
+export const ZONE = "portico.localhost";
+
+/** A real HTTP origin on loopback that counts the requests it receives. */
+export interface TestOrigin {
+  port: number;
+  /** Requests received, in order. */
+  requests: Array<{ method: string; url: string; headers: IncomingMessage["headers"]; body: Buffer }>;
+  hits(path?: string): number;
+  close(): Promise<void>;
+}
+
+export async function startOrigin(
+  respond: (request: IncomingMessage, response: ServerResponse, body: Buffer) => void | Promise<void>,
+): Promise<TestOrigin> {
+  const requests: TestOrigin["requests"] = [];
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const body = Buffer.concat(chunks);
+      requests.push({ method: request.method ?? "", url: request.url ?? "", headers: request.headers, body });
+      void Promise.resolve(respond(request, response, body)).catch(() => response.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    requests,
+    hits: (path) => (path === undefined ? requests.length : requests.filter((r) => r.url === path).length),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A metrics sink that keeps every record. */
+export class CollectingSink implements MetricsSink {
+  readonly records: RequestRecord[] = [];
+  record(entry: RequestRecord): void {
+    this.records.push(entry);
+  }
+}
+
+export interface DistributionOptions {
+  id?: string;
+  version?: number;
+  aliases?: string[];
+  enabled?: boolean;
+  defaultRootObject?: string;
+  originPort: number;
+  originPath?: string;
+  defaultBehavior?: Partial<CacheBehavior>;
+  behaviors?: Array<Partial<CacheBehavior> & { PathPattern: string }>;
+}
+
+function behaviorConfig(partial: Partial<CacheBehavior>): CacheBehavior {
+  return {
+    PathPattern: undefined,
+    TargetOriginId: "origin-1",
+    ViewerProtocolPolicy: "allow-all",
+    AllowedMethods: { Quantity: 2, Items: ["GET", "HEAD"] },
+    ForwardedValues: { QueryString: false, Cookies: { Forward: "none" } },
+    MinTTL: 0,
+    DefaultTTL: 60,
+    MaxTTL: 3600,
+    ...partial,
+  };
+}
+
+/** Builds a snapshot whose origin is the test origin on loopback. */
+export function customSnapshot(options: DistributionOptions): DistributionSnapshot {
+  const id = options.id ?? "E2EDGETEST0001";
+  const domainName = `d${id.toLowerCase().slice(0, 13).padEnd(13, "0")}.${ZONE}`;
+  const config: DistributionConfig = {
+    CallerReference: "test",
+    Comment: "",
+    Enabled: options.enabled ?? true,
+    Aliases: { Quantity: options.aliases?.length ?? 0, Items: options.aliases ?? [] },
+    DefaultRootObject: options.defaultRootObject ?? "",
+    Origins: {
+      Quantity: 1,
+      Items: [
+        {
+          Id: "origin-1",
+          DomainName: "127.0.0.1",
+          OriginPath: options.originPath ?? "",
+          CustomOriginConfig: {
+            HTTPPort: options.originPort,
+            HTTPSPort: 443,
+            OriginProtocolPolicy: "http-only",
+            OriginReadTimeout: 5,
+            OriginKeepaliveTimeout: 5,
+          },
+          ConnectionAttempts: 1,
+          ConnectionTimeout: 2,
+        },
+      ],
+    },
+    DefaultCacheBehavior: behaviorConfig(options.defaultBehavior ?? {}),
+    CacheBehaviors: {
+      Quantity: options.behaviors?.length ?? 0,
+      Items: (options.behaviors ?? []).map((behavior) => behaviorConfig(behavior)),
+    },
+  };
+  return {
+    id,
+    arn: `arn:aws:cloudfront::123456789012:distribution/${id}`,
+    domainName,
+    version: options.version ?? 1,
+    config,
+    originAccessControls: {},
+  };
+}
+
+export interface EdgeFixture {
+  edge: Edge;
+  bus: EmbeddedBus;
+  metrics: CollectingSink;
+  acks: EdgeAck[];
+  /** Publishes a message and resolves when the edge acknowledged it. */
+  publishAndWait(message: Parameters<EmbeddedBus["publish"]>[0]): Promise<EdgeAck>;
+  close(): Promise<void>;
+}
+
+export async function startTestEdge(
+  options: { memoryCacheBytes?: number; s3Endpoint?: string; edgeId?: string } = {},
+): Promise<EdgeFixture> {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-edge-"));
+  const bus = new EmbeddedBus(silentLogger());
+  const metrics = new CollectingSink();
+  const acks: EdgeAck[] = [];
+  const ackWaiters: Array<(ack: EdgeAck) => void> = [];
+  bus.onAck((ack) => {
+    acks.push(ack);
+    for (const waiter of ackWaiters.splice(0)) waiter(ack);
+  });
+  const edge = await startEdge({
+    edgeId: options.edgeId ?? "test-edge-1",
+    dataDir,
+    zone: ZONE,
+    host: "127.0.0.1",
+    httpPort: 0,
+    httpsPort: 0,
+    bus,
+    metrics,
+    s3Endpoint: options.s3Endpoint ?? "http://127.0.0.1:1",
+    serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
+    memoryCacheBytes: options.memoryCacheBytes ?? 16 * 1024 * 1024,
+    log: silentLogger(),
+  });
+  return {
+    edge,
+    bus,
+    metrics,
+    acks,
+    publishAndWait: async (message) => {
+      const acked = new Promise<EdgeAck>((resolve) => ackWaiters.push(resolve));
+      await bus.publish(message);
+      return acked;
+    },
+    close: async () => {
+      await edge.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface EdgeResponse {
+  status: number;
+  headers: IncomingMessage["headers"];
+  body: Buffer;
+}
+
+/** Sends one request to the edge's HTTP port with the given Host header. */
+export async function request(
+  port: number,
+  host: string,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; body?: Buffer } = {},
+): Promise<EdgeResponse> {
+  const { request: send } = await import("node:http");
+  return new Promise((resolve, reject) => {
+    const outgoing = send(
+      { host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: { host, ...options.headers } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () =>
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }),
+        );
+        response.on("error", reject);
+      },
+    );
+    outgoing.on("error", reject);
+    outgoing.end(options.body);
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
