@@ -1,0 +1,362 @@
+import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
+import { after, before, describe, test } from "node:test";
+import {
+  GetMetricDataCommand,
+  GetMetricStatisticsCommand,
+  InvalidParameterCombinationException,
+  InvalidParameterValueException,
+  ListMetricsCommand,
+  MissingRequiredParameterException,
+  PutMetricDataCommand,
+  type CloudWatchClient,
+} from "@aws-sdk/client-cloudwatch";
+import { AwsQueryProtocol, AwsSmithyRpcV2CborProtocol } from "@aws-sdk/core/protocols";
+import { cbor } from "@smithy/core/cbor";
+import { requestRecord, signedRequest, startHarness, type Harness } from "./harness.js";
+
+const MINUTE_MS = 60_000;
+const DISTRIBUTION = "E2PROTOCOLS001";
+const dimensions = [
+  { Name: "DistributionId", Value: DISTRIBUTION },
+  { Name: "Region", Value: "Global" },
+];
+
+const PROTOCOLS = {
+  json: {},
+  query: { protocol: AwsQueryProtocol },
+  cbor: { protocol: AwsSmithyRpcV2CborProtocol },
+} as const;
+
+describe("CloudWatch protocols", () => {
+  let harness: Harness;
+  const minuteStart = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - 2 * MINUTE_MS;
+
+  before(async () => {
+    harness = await startHarness();
+    for (let i = 0; i < 20; i++) {
+      const status = i < 3 ? 404 : i < 4 ? 502 : 200;
+      harness.metrics.sink.record(requestRecord({ distributionId: DISTRIBUTION, timestampMs: minuteStart + i * 1000, status }));
+    }
+  });
+  after(() => harness.close());
+
+  for (const [name, config] of Object.entries(PROTOCOLS)) {
+    describe(`${name} client`, () => {
+      let client: CloudWatchClient;
+      before(() => {
+        client = harness.client(config);
+      });
+
+      test("statistics match the records", async () => {
+        const output = await client.send(
+          new GetMetricStatisticsCommand({
+            Namespace: "AWS/CloudFront",
+            MetricName: "4xxErrorRate",
+            Dimensions: dimensions,
+            StartTime: new Date(minuteStart),
+            EndTime: new Date(minuteStart + MINUTE_MS),
+            Period: 60,
+            Statistics: ["Average", "SampleCount"],
+          }),
+        );
+        assert.equal(output.Label, "4xxErrorRate");
+        assert.equal(output.Datapoints?.length, 1);
+        const point = output.Datapoints![0]!;
+        assert.ok(point.Timestamp instanceof Date);
+        assert.equal(point.Timestamp.getTime(), minuteStart);
+        assert.equal(point.Average, 15);
+        assert.equal(point.SampleCount, 20);
+        assert.equal(point.Unit, "Percent");
+      });
+
+      test("extended statistics map", async () => {
+        const output = await client.send(
+          new GetMetricStatisticsCommand({
+            Namespace: "AWS/CloudFront",
+            MetricName: "502ErrorRate",
+            Dimensions: dimensions,
+            StartTime: new Date(minuteStart),
+            EndTime: new Date(minuteStart + MINUTE_MS),
+            Period: 60,
+            ExtendedStatistics: ["p90", "p99"],
+          }),
+        );
+        // One 502 in twenty requests: 95% of samples are 0.
+        assert.deepEqual(output.Datapoints![0]!.ExtendedStatistics, { p90: 0, p99: 100 });
+      });
+
+      test("custom metric round trip", async () => {
+        const namespace = `Portico/Test/${name}`;
+        const now = new Date(Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS);
+        await client.send(
+          new PutMetricDataCommand({
+            Namespace: namespace,
+            MetricData: [
+              { MetricName: "Latency", Dimensions: [{ Name: "Host", Value: "a" }], Timestamp: now, Values: [1, 2, 3], Counts: [1, 1, 2], Unit: "Milliseconds" },
+              { MetricName: "Latency", Dimensions: [{ Name: "Host", Value: "a" }], Timestamp: now, Value: 10, Unit: "Milliseconds" },
+            ],
+          }),
+        );
+        const output = await client.send(
+          new GetMetricStatisticsCommand({
+            Namespace: namespace,
+            MetricName: "Latency",
+            Dimensions: [{ Name: "Host", Value: "a" }],
+            StartTime: new Date(now.getTime() - MINUTE_MS),
+            EndTime: new Date(now.getTime() + MINUTE_MS),
+            Period: 120,
+            Statistics: ["Sum", "SampleCount", "Maximum"],
+          }),
+        );
+        assert.equal(output.Datapoints?.length, 1);
+        assert.equal(output.Datapoints![0]!.Sum, 1 + 2 + 3 * 2 + 10);
+        assert.equal(output.Datapoints![0]!.SampleCount, 5);
+        assert.equal(output.Datapoints![0]!.Maximum, 10);
+        assert.equal(output.Datapoints![0]!.Unit, "Milliseconds");
+        const listed = await client.send(new ListMetricsCommand({ Namespace: namespace }));
+        assert.deepEqual(listed.Metrics, [{ Namespace: namespace, MetricName: "Latency", Dimensions: [{ Name: "Host", Value: "a" }] }]);
+      });
+
+      test("gzip-compressed put", async () => {
+        const namespace = `Portico/Gzip/${name}`;
+        if (name === "cbor") {
+          // @aws-sdk/core's CBOR protocol sets Content-Length before the
+          // compression middleware gzips the body, so its compressed requests
+          // are truncated on the wire; this sends what it should have sent.
+          const response = await signedRequest(harness.endpoint, {
+            path: "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+            headers: { "content-type": "application/cbor", "smithy-protocol": "rpc-v2-cbor", "content-encoding": "gzip" },
+            body: gzipSync(cbor.serialize({ Namespace: namespace, MetricData: [{ MetricName: "Hits", Value: 7 }] })),
+          });
+          assert.equal(response.status, 200);
+        } else {
+          const compressing = harness.client({ ...config, requestMinCompressionSizeBytes: 0 });
+          await compressing.send(
+            new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "Hits", Value: 7 }] }),
+          );
+        }
+        const data = await client.send(
+          new GetMetricDataCommand({
+            StartTime: new Date(Date.now() - 5 * MINUTE_MS),
+            EndTime: new Date(Date.now() + MINUTE_MS),
+            MetricDataQueries: [{ Id: "m1", MetricStat: { Metric: { Namespace: namespace, MetricName: "Hits" }, Period: 600, Stat: "Sum" } }],
+          }),
+        );
+        assert.deepEqual(data.MetricDataResults![0]!.Values, [7]);
+      });
+
+      test("AWS namespace rejected", async () => {
+        await assert.rejects(
+          client.send(new PutMetricDataCommand({ Namespace: "AWS/CloudFront", MetricData: [{ MetricName: "Requests", Value: 1 }] })),
+          (error: Error) => {
+            assert.ok(error instanceof InvalidParameterValueException, `got ${error.name}`);
+            assert.match(error.message, /AWS\/CloudFront for parameter Namespace is invalid/);
+            return true;
+          },
+        );
+      });
+
+      test("too many datapoints rejected", async () => {
+        await assert.rejects(
+          client.send(
+            new GetMetricStatisticsCommand({
+              Namespace: "AWS/CloudFront",
+              MetricName: "Requests",
+              Dimensions: dimensions,
+              StartTime: new Date(Date.now() - 2 * 24 * 3600 * 1000),
+              EndTime: new Date(),
+              Period: 60,
+              Statistics: ["Sum"],
+            }),
+          ),
+          (error: Error) => {
+            assert.ok(error instanceof InvalidParameterCombinationException, `got ${error.name}`);
+            assert.match(error.message, /exceeds the limit of 1440/);
+            return true;
+          },
+        );
+      });
+
+      test("missing statistics rejected", async () => {
+        await assert.rejects(
+          client.send(
+            new GetMetricStatisticsCommand({
+              Namespace: "AWS/CloudFront",
+              MetricName: "Requests",
+              StartTime: new Date(Date.now() - MINUTE_MS),
+              EndTime: new Date(),
+              Period: 60,
+            }),
+          ),
+          (error: Error) => {
+            assert.ok(error instanceof MissingRequiredParameterException, `got ${error.name}`);
+            return true;
+          },
+        );
+      });
+
+      test("bad period rejected", async () => {
+        await assert.rejects(
+          client.send(
+            new GetMetricStatisticsCommand({
+              Namespace: "AWS/CloudFront",
+              MetricName: "Requests",
+              StartTime: new Date(Date.now() - MINUTE_MS),
+              EndTime: new Date(),
+              Period: 90,
+              Statistics: ["Sum"],
+            }),
+          ),
+          InvalidParameterValueException,
+        );
+      });
+    });
+  }
+
+  describe("raw requests", () => {
+    const jsonHeaders = (operation: string) => ({
+      "content-type": "application/x-amz-json-1.0",
+      "x-amz-target": `GraniteServiceVersion20100801.${operation}`,
+    });
+    const cborHeaders = { "content-type": "application/cbor", accept: "application/cbor", "smithy-protocol": "rpc-v2-cbor" };
+    const queryHeaders = { "content-type": "application/x-www-form-urlencoded; charset=utf-8" };
+
+    test("malformed JSON body", async () => {
+      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("ListMetrics"), body: "{not json" });
+      assert.equal(response.status, 400);
+      assert.equal(JSON.parse(response.body.toString()).__type, "SerializationException");
+      assert.equal(response.headers.get("x-amzn-query-error"), "SerializationException;Sender");
+    });
+
+    test("JSON member of the wrong type", async () => {
+      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("ListMetrics"), body: JSON.stringify({ Namespace: 5 }) });
+      assert.equal(response.status, 400);
+      assert.equal(JSON.parse(response.body.toString()).__type, "SerializationException");
+    });
+
+    test("JSON missing parameter", async () => {
+      const response = await signedRequest(harness.endpoint, {
+        headers: jsonHeaders("GetMetricStatistics"),
+        body: JSON.stringify({ Namespace: "AWS/CloudFront", StartTime: 1, EndTime: 2, Period: 60 }),
+      });
+      assert.equal(response.status, 400);
+      const document = JSON.parse(response.body.toString());
+      assert.equal(document.__type, "com.amazonaws.cloudwatch#MissingRequiredParameterException");
+      assert.equal(document.message, "The parameter MetricName is required.");
+      assert.equal(response.headers.get("x-amzn-query-error"), "MissingParameter;Sender");
+    });
+
+    test("JSON unknown operation", async () => {
+      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("ListBananas"), body: "{}" });
+      assert.equal(response.status, 400);
+      assert.equal(JSON.parse(response.body.toString()).__type, "UnknownOperationException");
+    });
+
+    test("JSON known but unbuilt operation", async () => {
+      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("DescribeAlarms"), body: "{}" });
+      assert.equal(response.status, 501);
+      assert.match(JSON.parse(response.body.toString()).message, /DescribeAlarms/);
+    });
+
+    test("malformed CBOR body", async () => {
+      const response = await signedRequest(harness.endpoint, {
+        path: "/service/GraniteServiceVersion20100801/operation/ListMetrics",
+        headers: cborHeaders,
+        body: new Uint8Array([0xa1, 0x61]),
+      });
+      assert.equal(response.status, 400);
+      assert.equal(response.headers.get("smithy-protocol"), "rpc-v2-cbor");
+      const document = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
+      assert.equal(document.__type, "SerializationException");
+    });
+
+    test("CBOR unknown operation", async () => {
+      const response = await signedRequest(harness.endpoint, {
+        path: "/service/GraniteServiceVersion20100801/operation/ListBananas",
+        headers: cborHeaders,
+        body: cbor.serialize({}),
+      });
+      assert.equal(response.status, 404);
+      const document = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
+      assert.equal(document.__type, "UnknownOperationException");
+    });
+
+    test("CBOR too many datapoints", async () => {
+      const response = await signedRequest(harness.endpoint, {
+        path: "/service/GraniteServiceVersion20100801/operation/GetMetricStatistics",
+        headers: cborHeaders,
+        body: cbor.serialize({
+          Namespace: "AWS/CloudFront",
+          MetricName: "Requests",
+          StartTime: 0,
+          EndTime: 1_000_000_000,
+          Period: 60,
+          Statistics: ["Sum"],
+        }),
+      });
+      assert.equal(response.status, 400);
+      assert.equal(response.headers.get("x-amzn-query-error"), "InvalidParameterCombination;Sender");
+    });
+
+    test("query unknown action", async () => {
+      const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body: "Action=ListBananas&Version=2010-08-01" });
+      assert.equal(response.status, 400);
+      const xml = response.body.toString();
+      assert.match(xml, /^<\?xml[^>]*>\s*<ErrorResponse xmlns="http:\/\/monitoring.amazonaws.com\/doc\/2010-08-01\/">/);
+      assert.match(xml, /<Type>Sender<\/Type><Code>InvalidAction<\/Code>/);
+    });
+
+    test("query missing action", async () => {
+      const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body: "Version=2010-08-01" });
+      assert.equal(response.status, 400);
+      assert.match(response.body.toString(), /<Code>MissingAction<\/Code>/);
+    });
+
+    test("query malformed number", async () => {
+      const body =
+        "Action=GetMetricStatistics&Version=2010-08-01&Namespace=A&MetricName=B&StartTime=2024-01-01T00%3A00%3A00Z" +
+        "&EndTime=2024-01-01T01%3A00%3A00Z&Period=sixty&Statistics.member.1=Sum";
+      const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body });
+      assert.equal(response.status, 400);
+      assert.match(response.body.toString(), /<Code>InvalidParameterValue<\/Code>/);
+    });
+
+    test("query over GET", async () => {
+      const path =
+        "/?Action=ListMetrics&Version=2010-08-01&Namespace=AWS%2FCloudFront&Dimensions.member.1.Name=DistributionId" +
+        `&Dimensions.member.1.Value=${DISTRIBUTION}&MetricName=Requests`;
+      const response = await signedRequest(harness.endpoint, { method: "GET", path, headers: {}, body: "" });
+      assert.equal(response.status, 200);
+      const xml = response.body.toString();
+      assert.match(xml, /<ListMetricsResponse xmlns="http:\/\/monitoring.amazonaws.com\/doc\/2010-08-01\/"><ListMetricsResult><Metrics><member>/);
+      assert.match(xml, new RegExp(`<Value>${DISTRIBUTION}</Value>`));
+    });
+
+    test("invalid gzip body", async () => {
+      const response = await signedRequest(harness.endpoint, {
+        headers: { ...jsonHeaders("ListMetrics"), "content-encoding": "gzip" },
+        body: "definitely not gzip",
+      });
+      assert.equal(response.status, 400);
+      assert.equal(JSON.parse(response.body.toString()).__type, "com.amazonaws.cloudwatch#InvalidParameterValueException");
+    });
+
+    test("gzip query body", async () => {
+      const body = gzipSync("Action=ListMetrics&Version=2010-08-01&Namespace=AWS%2FCloudFront");
+      const response = await signedRequest(harness.endpoint, { headers: { ...queryHeaders, "content-encoding": "gzip" }, body });
+      assert.equal(response.status, 200);
+      assert.match(response.body.toString(), /<MetricName>Requests<\/MetricName>/);
+    });
+
+    test("unsigned query request", async () => {
+      const response = await fetch(harness.endpoint + "/", {
+        method: "POST",
+        headers: queryHeaders,
+        body: "Action=ListMetrics&Version=2010-08-01",
+      });
+      assert.equal(response.status, 403);
+      assert.match(await response.text(), /<ErrorResponse[^>]*><Error><Type>Sender<\/Type><Code>MissingAuthenticationToken<\/Code>/);
+    });
+  });
+});
