@@ -1,0 +1,347 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
+
+async function setup(
+  t: import("node:test").TestContext,
+  respond: Parameters<typeof startOrigin>[0],
+  options: Partial<Parameters<typeof customSnapshot>[0]> = {},
+  edgeOptions: Parameters<typeof startTestEdge>[0] = {},
+) {
+  const origin = await startOrigin(respond);
+  t.after(() => origin.close());
+  const fixture = await startTestEdge(edgeOptions);
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({ originPort: origin.port, ...options });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+  const get = (path: string, headers: Record<string, string> = {}, method = "GET") =>
+    request(fixture.edge.httpPort, snapshot.domainName, path, { headers, method });
+  return { origin, fixture, snapshot, get };
+}
+
+test("miss then hit with growing Age", async (t) => {
+  const { origin, get, fixture } = await setup(t, (_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain", "cache-control": "max-age=60", etag: '"v1"' });
+    res.end("hello");
+  });
+  const first = await get("/a.txt");
+  assert.equal(first.status, 200);
+  assert.equal(first.headers["x-cache"], "Miss from portico");
+  assert.equal(first.headers["cache-status"], "portico; fwd=uri-miss; fwd-status=200; stored");
+  assert.equal(first.headers.via, "1.1 test-edge-1.portico (Portico)");
+  assert.equal(first.headers["x-amz-cf-pop"], "test-edge-1");
+  assert.match(String(first.headers["x-amz-cf-id"]), /^[0-9A-F]{32}$/);
+  assert.equal(first.headers.etag, '"v1"');
+  assert.equal(first.body.toString(), "hello");
+
+  const second = await get("/a.txt");
+  assert.equal(second.headers["x-cache"], "Hit from portico");
+  assert.equal(second.headers.age, "0");
+  assert.equal(second.body.toString(), "hello");
+  assert.notEqual(second.headers["x-amz-cf-id"], first.headers["x-amz-cf-id"]);
+
+  await sleep(1100);
+  const third = await get("/a.txt");
+  assert.equal(third.headers["x-cache"], "Hit from portico");
+  assert.ok(Number(third.headers.age) >= 1, `age ${String(third.headers.age)}`);
+  assert.match(String(third.headers["cache-status"]), /^portico; hit; ttl=5\d$/);
+  assert.equal(origin.hits(), 1);
+
+  const records = fixture.metrics.records;
+  assert.equal(records.length, 3);
+  assert.deepEqual(records.map((r) => r.resultType), ["Miss", "Hit", "Hit"]);
+  assert.ok(records[0]!.originLatencyMs !== undefined);
+  assert.equal(records[1]!.originLatencyMs, undefined);
+  // Headers plus the 5-byte body: more than the body alone.
+  assert.ok(records[1]!.bytesDownloaded > 200, `bytes ${records[1]!.bytesDownloaded}`);
+  assert.equal(records[1]!.status, 200);
+});
+
+test("origin Age counts against the TTL", async (t) => {
+  const { origin, get } = await setup(t, (_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=100", age: "40" });
+    res.end("aged");
+  });
+  await get("/x");
+  const hit = await get("/x");
+  assert.equal(hit.headers["x-cache"], "Hit from portico");
+  assert.equal(hit.headers.age, "40");
+  assert.equal(hit.headers["cache-status"], "portico; hit; ttl=60");
+  assert.equal(origin.hits(), 1);
+});
+
+test("an origin Age past the lifetime is stale at once", async (t) => {
+  const { origin, get } = await setup(t, (_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=10", age: "30" });
+    res.end("old");
+  });
+  await get("/x");
+  const again = await get("/x");
+  assert.equal(again.headers["x-cache"], "Miss from portico");
+  assert.equal(origin.hits(), 2);
+});
+
+test("fifty concurrent misses make one origin request", async (t) => {
+  const { origin, get } = await setup(t, async (_req, res) => {
+    await sleep(150);
+    res.writeHead(200, { "cache-control": "max-age=60" });
+    res.end("collapsed body");
+  });
+  const responses = await Promise.all(Array.from({ length: 50 }, () => get("/hot")));
+  assert.equal(origin.hits(), 1);
+  for (const response of responses) {
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), "collapsed body");
+  }
+  const misses = responses.filter((r) => r.headers["x-cache"] === "Miss from portico").length;
+  assert.equal(misses, 1);
+});
+
+test("waiters of a failed writer are not stranded", async (t) => {
+  let calls = 0;
+  const { origin, get } = await setup(t, async (_req, res) => {
+    calls++;
+    await sleep(100);
+    if (calls === 1) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(200, { "cache-control": "max-age=60" });
+    res.end("recovered");
+  });
+  const responses = await Promise.all(Array.from({ length: 10 }, () => get("/flaky")));
+  const statuses = responses.map((r) => r.status).sort();
+  assert.equal(statuses.filter((s) => s === 502).length, 1);
+  assert.equal(statuses.filter((s) => s === 200).length, 9);
+  // One failed fetch, then one writer for the nine that waited.
+  assert.equal(origin.hits(), 2);
+});
+
+test("invalidation is acknowledged after the purge", async (t) => {
+  let version = "one";
+  const { origin, get, fixture, snapshot } = await setup(t, (_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=600" });
+    res.end(version);
+  });
+  assert.equal((await get("/docs/a.html")).body.toString(), "one");
+  assert.equal((await get("/docs/b%20c.html")).body.toString(), "one");
+  assert.equal((await get("/other.html")).body.toString(), "one");
+  assert.equal((await get("/docs/a.html")).headers["x-cache"], "Hit from portico");
+  version = "two";
+
+  const ack = await fixture.publishAndWait({
+    type: "invalidation.created",
+    distributionId: snapshot.id,
+    invalidationId: "I1",
+    paths: ["/docs/*"],
+  });
+  assert.deepEqual(ack, {
+    type: "invalidation.completed",
+    edgeId: "test-edge-1",
+    distributionId: snapshot.id,
+    invalidationId: "I1",
+  });
+  const after = await get("/docs/a.html");
+  assert.equal(after.headers["x-cache"], "Miss from portico");
+  assert.equal(after.body.toString(), "two");
+  assert.equal((await get("/docs/b%20c.html")).body.toString(), "two");
+  const untouched = await get("/other.html");
+  assert.equal(untouched.headers["x-cache"], "Hit from portico");
+  assert.equal(untouched.body.toString(), "one");
+
+  await fixture.publishAndWait({
+    type: "invalidation.created",
+    distributionId: snapshot.id,
+    invalidationId: "I2",
+    paths: ["/other.html"],
+  });
+  assert.equal((await get("/other.html")).body.toString(), "two");
+  assert.equal(origin.hits(), 6);
+});
+
+test("TTL rules follow MinTTL, DefaultTTL and MaxTTL", async (t) => {
+  const { origin, get } = await setup(
+    t,
+    (req, res) => {
+      const headers: Record<string, string> = {};
+      if (req.url === "/no-store") headers["cache-control"] = "no-store";
+      if (req.url === "/private") headers["cache-control"] = "private, max-age=600";
+      if (req.url === "/zero") headers["cache-control"] = "max-age=0";
+      if (req.url === "/expires") headers.expires = new Date(Date.now() + 600_000).toUTCString();
+      if (req.url === "/expired") headers.expires = "0";
+      if (req.url === "/missing") {
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end("missing");
+        return;
+      }
+      if (req.url === "/teapot") {
+        res.writeHead(418);
+        res.end("teapot");
+        return;
+      }
+      res.writeHead(200, headers);
+      res.end(req.url);
+    },
+    { defaultBehavior: { MinTTL: 0, DefaultTTL: 30, MaxTTL: 120 } },
+  );
+
+  for (const path of ["/no-store", "/private", "/zero", "/expired", "/teapot"]) {
+    await get(path);
+    const again = await get(path);
+    assert.notEqual(again.headers["x-cache"], "Hit from portico", path);
+    assert.equal(origin.hits(path), 2, path);
+  }
+
+  await get("/plain");
+  const plain = await get("/plain");
+  assert.equal(plain.headers["x-cache"], "Hit from portico");
+  assert.equal(plain.headers["cache-status"], "portico; hit; ttl=30");
+
+  await get("/expires");
+  const expires = await get("/expires");
+  // Expires ten minutes away is clamped to MaxTTL.
+  assert.match(String(expires.headers["cache-status"]), /^portico; hit; ttl=1(19|20)$/);
+
+  await get("/missing");
+  const missing = await get("/missing");
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers["x-cache"], "Error from portico");
+  assert.equal(missing.headers["cache-status"], "portico; hit; ttl=10");
+  assert.equal(origin.hits("/missing"), 1);
+});
+
+test("MinTTL above zero overrides origin no-store", async (t) => {
+  const { origin, get } = await setup(
+    t,
+    (_req, res) => {
+      res.writeHead(200, { "cache-control": "no-store" });
+      res.end("forced");
+    },
+    { defaultBehavior: { MinTTL: 5, DefaultTTL: 30, MaxTTL: 120 } },
+  );
+  await get("/f");
+  const hit = await get("/f");
+  assert.equal(hit.headers["x-cache"], "Hit from portico");
+  assert.equal(hit.headers["cache-status"], "portico; hit; ttl=5");
+  assert.equal(origin.hits(), 1);
+});
+
+test("stale entry is revalidated with a 304", async (t) => {
+  const { origin, get } = await setup(t, (req, res) => {
+    if (req.headers["if-none-match"] === '"abc"') {
+      res.writeHead(304, { etag: '"abc"', "cache-control": "max-age=60" });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { etag: '"abc"', "cache-control": "max-age=1", "content-type": "text/css" });
+    res.end("body{}");
+  });
+  await get("/s.css");
+  await sleep(1100);
+  const refreshed = await get("/s.css");
+  assert.equal(refreshed.headers["x-cache"], "RefreshHit from portico");
+  assert.equal(refreshed.body.toString(), "body{}");
+  assert.equal(refreshed.headers["content-type"], "text/css");
+  assert.equal(origin.requests[1]!.headers["if-none-match"], '"abc"');
+  const hit = await get("/s.css");
+  assert.equal(hit.headers["x-cache"], "Hit from portico");
+  assert.equal(hit.headers["cache-control"], "max-age=60");
+  assert.equal(origin.hits(), 2);
+});
+
+test("viewer conditionals get 304 from cache", async (t) => {
+  const lastModified = new Date(Date.now() - 3600_000).toUTCString();
+  const { origin, get } = await setup(t, (_req, res) => {
+    res.writeHead(200, { etag: '"e1"', "last-modified": lastModified, "cache-control": "max-age=60" });
+    res.end("content");
+  });
+  await get("/c");
+  const byTag = await get("/c", { "if-none-match": 'W/"e1"' });
+  assert.equal(byTag.status, 304);
+  assert.equal(byTag.body.length, 0);
+  assert.equal(byTag.headers.etag, '"e1"');
+  const otherTag = await get("/c", { "if-none-match": '"e2"' });
+  assert.equal(otherTag.status, 200);
+  const byDate = await get("/c", { "if-modified-since": new Date().toUTCString() });
+  assert.equal(byDate.status, 304);
+  const olderDate = await get("/c", { "if-modified-since": new Date(Date.now() - 7200_000).toUTCString() });
+  assert.equal(olderDate.status, 200);
+  assert.equal(origin.hits(), 1);
+});
+
+test("range requests are served from the whole object", async (t) => {
+  const body = Buffer.from("0123456789abcdefghij");
+  const { origin, get } = await setup(t, (_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-type": "application/octet-stream" });
+    res.end(body);
+  });
+  const first = await get("/r.bin", { range: "bytes=2-5" });
+  assert.equal(first.status, 206);
+  assert.equal(first.body.toString(), "2345");
+  assert.equal(first.headers["content-range"], "bytes 2-5/20");
+  assert.equal(origin.requests[0]!.headers.range, undefined);
+
+  const suffix = await get("/r.bin", { range: "bytes=-3" });
+  assert.equal(suffix.status, 206);
+  assert.equal(suffix.body.toString(), "hij");
+  assert.equal(suffix.headers["x-cache"], "Hit from portico");
+
+  const open = await get("/r.bin", { range: "bytes=15-" });
+  assert.equal(open.body.toString(), "fghij");
+
+  const unsatisfiable = await get("/r.bin", { range: "bytes=50-60" });
+  assert.equal(unsatisfiable.status, 416);
+  assert.equal(unsatisfiable.headers["content-range"], "bytes */20");
+
+  const multiple = await get("/r.bin", { range: "bytes=0-1,4-5" });
+  assert.equal(multiple.status, 200);
+  assert.equal(multiple.body.length, 20);
+  assert.equal(origin.hits(), 1);
+});
+
+test("bodies over the object bound stream without being cached", async (t) => {
+  const big = Buffer.alloc(300_000, 7);
+  const { origin, get } = await setup(
+    t,
+    (req, res) => {
+      if (req.url === "/chunked") {
+        res.writeHead(200, { "cache-control": "max-age=60" });
+        res.write(big.subarray(0, 100_000));
+        res.end(big.subarray(100_000));
+        return;
+      }
+      res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(big.length) });
+      res.end(big);
+    },
+    {},
+    { memoryCacheBytes: 1024 * 1024 },
+  );
+  for (const path of ["/big", "/chunked"]) {
+    const first = await get(path);
+    assert.equal(first.status, 200);
+    assert.ok(first.body.equals(big), path);
+    assert.match(String(first.headers["cache-status"]), /detail=too-large/);
+    const second = await get(path);
+    assert.equal(second.headers["x-cache"], "Miss from portico");
+    assert.equal(origin.hits(path), 2, path);
+  }
+  const ranged = await get("/big", { range: "bytes=299990-" });
+  assert.equal(ranged.status, 206);
+  assert.equal(ranged.body.length, 10);
+});
+
+test("HEAD is answered from a GET and shares its entry", async (t) => {
+  const { origin, get } = await setup(t, (_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60" });
+    res.end("twelve bytes");
+  });
+  const head = await get("/h", {}, "HEAD");
+  assert.equal(head.status, 200);
+  assert.equal(head.headers["content-length"], "12");
+  assert.equal(head.body.length, 0);
+  const body = await get("/h");
+  assert.equal(body.headers["x-cache"], "Hit from portico");
+  assert.equal(body.body.toString(), "twelve bytes");
+  assert.equal(origin.requests[0]!.method, "GET");
+  assert.equal(origin.hits(), 1);
+});
