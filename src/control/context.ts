@@ -4,7 +4,7 @@ import type { DeploymentTracker } from "./deployment.js";
 import { controlErrors } from "./errors.js";
 import type { ControlStore } from "./store.js";
 
-/** What every part of the control plane shares. */
+/** State and services shared by every part of the control plane. */
 export interface ControlContext {
   store: ControlStore;
   tracker: DeploymentTracker;
@@ -14,7 +14,7 @@ export interface ControlContext {
   zone: string;
 }
 
-/** A CloudFront resource id: a letter followed by 13 upper-case alphanumerics. */
+/** Generates a CloudFront resource id: a letter followed by 13 upper-case alphanumerics. */
 export function newResourceId(prefix: "E" | "I"): string {
   return prefix + randomUpperAlphanumeric(13);
 }

@@ -8,8 +8,8 @@ export type DistributionStatus = "InProgress" | "Deployed";
  * Tracks what the edges have applied. A distribution is Deployed once every
  * live edge reports its current version (with no live edge, it counts as
  * deployed). An invalidation is Completed once every edge that was live when
- * it was published has acknowledged it or has left the cluster; the set of
- * edges still owing an acknowledgement is persisted with the invalidation.
+ * it was published has acknowledged it or has left the cluster. The set of
+ * edges that still owe an acknowledgement is persisted with the invalidation.
  */
 export class DeploymentTracker {
   /** Invalidation id -> edges that still owe an acknowledgement. */
@@ -39,7 +39,7 @@ export class DeploymentTracker {
   /**
    * Publishes `message` after every earlier publication. Call it right after
    * the change is committed, without awaiting anything in between, so that
-   * the bus sees versions in commit order.
+   * the bus receives versions in commit order.
    */
   publish(message: ClusterMessage): Promise<void> {
     const published = this.publishQueue.then(() => this.bus.publish(message));

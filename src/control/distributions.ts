@@ -153,7 +153,7 @@ export class DistributionService {
     };
   }
 
-  /** The deployed form of a distribution, with the origin access controls its origins name. */
+  /** Builds the deployed form of a distribution, with the origin access controls its origins name. */
   snapshot(record: DistributionRecord): DistributionSnapshot {
     const originAccessControls: DistributionSnapshot["originAccessControls"] = {};
     for (const origin of record.config.Origins?.Items ?? []) {

@@ -32,7 +32,7 @@ function loadErrorStatuses(): Map<string, number> {
 
 const ERROR_STATUSES = loadErrorStatuses();
 
-/** The HTTP status CloudFront sends with `code`; 400 for a code outside the model. */
+/** Returns the HTTP status CloudFront sends with `code`, or 400 for a code outside the model. */
 export function cloudFrontErrorStatus(code: string): number {
   return ERROR_STATUSES.get(code) ?? 400;
 }

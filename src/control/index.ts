@@ -29,7 +29,7 @@ export class ControlPlane {
 
   constructor(options: ControlPlaneOptions) {
     const store = new ControlStore(options.dataDir);
-    const log = options.log.child({ component: "control" });
+    const log = options.log;
     const tracker = new DeploymentTracker(options.bus, store, log);
     this.context = { store, tracker, log, accountId: options.accountId, zone: options.zone };
     this.distributions = new DistributionService(this.context);

@@ -155,7 +155,7 @@ export class ControlStore {
     return row && toDistribution(row);
   }
 
-  /** Distributions in creation order, starting after the one with id `afterId`. */
+  /** Lists distributions in creation order, starting after the one with id `afterId`. */
   listDistributions(afterId: string | undefined, limit: number): DistributionRecord[] {
     const rows = this.db
       .prepare(
@@ -257,7 +257,7 @@ export class ControlStore {
     return row && toInvalidation(row);
   }
 
-  /** A distribution's invalidations, newest first, starting after the one with id `afterId`. */
+  /** Lists a distribution's invalidations, newest first, starting after the one with id `afterId`. */
   listInvalidations(distributionId: string, afterId: string | undefined, limit: number): InvalidationRecord[] {
     const rows = this.db
       .prepare(

@@ -21,7 +21,7 @@ export const S3_ORIGIN_DOMAIN = /^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\.s3(?:\.([a
 const VIEWER_PROTOCOL_POLICIES = new Set(["allow-all", "https-only", "redirect-to-https"]);
 const HOSTNAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** What validation needs to know about the rest of the stored state. */
+/** Lookups into the rest of the stored state that validation needs. */
 export interface ValidationContext {
   originAccessControlExists(id: string): boolean;
   /** The id of the distribution that already uses `alias`, if any. */

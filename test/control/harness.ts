@@ -98,7 +98,7 @@ export async function startHarness(options: { dataDir?: string; bus?: EmbeddedBu
   };
 }
 
-/** A distribution config in the shape of the runbook: one S3 origin behind an OAC. */
+/** Builds a runbook-shaped distribution config: one S3 origin and a redirect-to-https default behavior. */
 export function s3DistributionConfig(callerReference: string, overrides: Record<string, unknown> = {}) {
   return {
     CallerReference: callerReference,

@@ -15,7 +15,7 @@ export type OperationInput = Record<string, unknown>;
 export type OperationOutput = Record<string, unknown>;
 export type OperationHandler = (input: OperationInput, request: ApiRequest) => Promise<OperationOutput>;
 
-/** The URL of a created resource, on the endpoint that the client called. */
+/** Builds the URL of a created resource on the endpoint that the client called. */
 function locationOf(request: ApiRequest, resourcePath: string): string {
   const host = request.raw.headers.host ?? "localhost";
   return `${request.secure ? "https" : "http"}://${host}/${CLOUDFRONT_API_VERSION}/${resourcePath}`;
@@ -25,7 +25,7 @@ const text = (value: unknown): string => (typeof value === "string" ? value : ""
 const optionalText = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 const optionalNumber = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
 
-/** The built operations, by their AWS names; every other operation answers NotImplemented. */
+/** Maps each built operation, by its AWS name, to its handler. The service rejects every other operation with NotImplemented. */
 export function createHandlers(control: ControlPlane): Map<string, OperationHandler> {
   const { distributions, originAccessControls, invalidations, tags } = control;
   const handlers: Record<string, OperationHandler> = {

@@ -94,7 +94,7 @@ export function parseXmlDocument(body: Buffer, expectedRoot: string): unknown {
 }
 
 /**
- * The XML names of a structure's required members. The SDK's static struct
+ * Lists the XML names of a structure's required members. The SDK's static struct
  * schema is `[3, namespace, name, traits, memberNames, memberSchemas,
  * requiredCount]`, with the required members listed first.
  */
