@@ -140,6 +140,9 @@ export class DistributionService {
 
   list(marker: string | undefined, maxItems: number | undefined) {
     const limit = pageSize(maxItems);
+    if (marker && !this.context.store.getDistribution(marker)) {
+      throw controlErrors.invalidArgument(`Marker '${marker}' is not a distribution id; pass the NextMarker of the previous page.`);
+    }
     const page = this.context.store.listDistributions(marker || undefined, limit + 1);
     const items = page.slice(0, limit);
     const isTruncated = page.length > limit;

@@ -99,6 +99,11 @@ export class InvalidationService {
     const { store, tracker } = this.context;
     if (!store.getDistribution(distributionId)) throw controlErrors.noSuchDistribution(distributionId);
     const limit = pageSize(maxItems);
+    if (marker && !store.getInvalidation(distributionId, marker)) {
+      throw controlErrors.invalidArgument(
+        `Marker '${marker}' is not an invalidation of ${distributionId}; pass the NextMarker of the previous page.`,
+      );
+    }
     const page = store.listInvalidations(distributionId, marker || undefined, limit + 1);
     const items = page.slice(0, limit);
     const isTruncated = page.length > limit;

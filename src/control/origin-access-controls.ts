@@ -100,6 +100,11 @@ export class OriginAccessControlService {
 
   list(marker: string | undefined, maxItems: number | undefined): OriginAccessControlList {
     const limit = pageSize(maxItems);
+    if (marker && !this.context.store.getOriginAccessControl(marker)) {
+      throw controlErrors.invalidArgument(
+        `Marker '${marker}' is not an origin access control id; pass the NextMarker of the previous page.`,
+      );
+    }
     const page = this.context.store.listOriginAccessControls(marker || undefined, limit + 1);
     const items = page.slice(0, limit);
     const isTruncated = page.length > limit;

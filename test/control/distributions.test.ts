@@ -324,6 +324,10 @@ describe("distributions", () => {
     assert.deepEqual(seen, (all.DistributionList?.Items ?? []).map((item) => item.Id));
     assert.equal(new Set(seen).size, seen.length, "no distribution is listed twice");
     assert.ok(seen.length >= 5);
+    const unknownMarker = await expectError(() =>
+      harness.client.send(new ListDistributionsCommand({ Marker: "ENOSUCHDIST000" })),
+    );
+    assert.equal(unknownMarker.name, "InvalidArgument");
   });
 
   test("tags on create and by ARN", async () => {
