@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { hasValidator, entrySizeBytes, remainingTtlSeconds, type CachedResponse } from "../cache/entry.js";
+import { hasValidator, entrySizeBytes, type CachedResponse } from "../cache/entry.js";
 import { decideFreshness, parseAgeSeconds } from "../cache/freshness.js";
 import { canonicalizePath } from "../cache/invalidation.js";
 import type { CacheKeyResult } from "../cache/key.js";
@@ -28,13 +28,14 @@ export interface CacheableRequest {
 }
 
 function isFresh(entry: CachedResponse, nowMs: number): boolean {
-  return remainingTtlSeconds(entry, nowMs) > 0;
+  return nowMs < entry.staleAtMs;
 }
 
 /**
- * Serves a GET or HEAD through the cache: a fresh entry is a hit; otherwise
- * one writer per key fetches (revalidating a stale entry when it has a
- * validator) while concurrent requests for the key wait for its outcome.
+ * Serves a GET or HEAD through the cache. A fresh entry is a hit. Otherwise
+ * one writer per key fetches from the origin, with a conditional request
+ * when the stale entry has a validator, and concurrent requests for the key
+ * wait for its outcome.
  */
 export async function serveCacheable(
   context: EdgeContext,
@@ -75,8 +76,8 @@ export async function serveCacheable(
         return;
       }
     }
-    // A failed writer lets a waiter try as the next writer; other outcomes mean
-    // the response cannot be shared, so the waiter fetches on its own.
+    // After a failed writer, a waiter may become the next writer. Other
+    // outcomes mean the response cannot be shared, so the waiter fetches alone.
     if (outcome !== "failed" && outcome !== "stored") break;
   }
 

@@ -47,7 +47,7 @@ class ByteCounter extends Transform {
   }
 }
 
-/** Answers an origin request that failed without a response: 502, or 504 on a timeout. */
+/** Sends 502, or 504 on a timeout, for an origin request that failed without a response. */
 export function sendOriginFailure(
   context: EdgeContext,
   state: ExchangeState,

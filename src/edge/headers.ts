@@ -24,7 +24,7 @@ const DROPPED_ORIGIN_HEADERS = new Set([
 
 export type XCacheValue = "Hit" | "Miss" | "RefreshHit" | "Error" | "Redirect";
 
-/** The `X-Cache` value CloudFront-style clients read, with Portico as the cache name. */
+/** Returns the `X-Cache` value in CloudFront's format, with Portico as the cache name. */
 export function xCacheHeader(value: XCacheValue): string {
   return `${value} from portico`;
 }
@@ -61,14 +61,6 @@ export function passOriginHeaders(
   return out;
 }
 
-/** Returns the first value of `name` in a flat header list. */
-export function findHeader(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === name) return headers[i + 1];
-  }
-  return undefined;
-}
-
 /** Returns a header value of an origin response as one string. */
 export function originHeader(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];
@@ -89,5 +81,4 @@ export const cacheStatus = {
     `portico; fwd=${forward}; fwd-status=${originStatus}${stored ? "; stored" : ""}${detail === undefined ? "" : `; detail=${detail}`}`,
   bypass: (originStatus: number) => `portico; fwd=bypass; fwd-status=${originStatus}`,
   method: (originStatus: number) => `portico; fwd=method; fwd-status=${originStatus}`,
-  notForwarded: (detail: string) => `portico; detail=${detail}`,
 };

@@ -158,8 +158,8 @@ class ByteRangeTransform extends Transform {
 }
 
 /**
- * Streams an origin response that is not cached. A single Range is answered
- * by slicing the stream when the origin declared the length; otherwise the
+ * Streams an origin response that is not cached. A single Range is served
+ * by slicing the stream when the origin declared the length. Otherwise the
  * whole body is sent.
  */
 export async function streamUncached(

@@ -100,7 +100,7 @@ export function selectBehavior(distribution: RoutedDistribution, path: string): 
   return distribution.defaultBehavior;
 }
 
-/** Distributions by id and by host name. Each change is applied synchronously, so no request sees half of it. */
+/** Distributions by id and by host name. Each change is applied synchronously, so no request finds it half applied. */
 export class RoutingTable {
   private readonly byId = new Map<string, RoutedDistribution>();
   private readonly byHost = new Map<string, RoutedDistribution>();

@@ -33,7 +33,7 @@ test("host matches aliases without case or port", async (t) => {
   const byDomain = await request(fixture.edge.httpPort, snapshot.domainName.toUpperCase(), "/x");
   assert.equal(byDomain.headers["x-cache"], "Hit from portico");
   assert.equal(origin.hits(), 1);
-  // The origin sees its own name, not the viewer's.
+  // The origin receives its own name as Host, not the viewer's.
   assert.equal(origin.requests[0]!.headers.host, `127.0.0.1:${origin.port}`);
   assert.equal(origin.requests[0]!.headers["user-agent"], "Amazon CloudFront");
   assert.match(String(origin.requests[0]!.headers["x-amz-cf-id"]), /^[0-9A-F]{32}$/);

@@ -14,7 +14,7 @@ const SERVICE_KEY: SigningKey = {
 };
 const credentials: CredentialStore = { lookup: (id) => (id === SERVICE_KEY.accessKeyId ? SERVICE_KEY : undefined) };
 
-/** A bucket endpoint that verifies SigV4 with the project's verifier and records the outcome. */
+/** Starts a bucket endpoint that checks SigV4 with the API's verifier and records each verdict. */
 async function startBucketEndpoint() {
   const seen: Array<{ url: string; headers: IncomingMessage["headers"]; verdict: string; sourceArn?: string | undefined }> = [];
   const server = createServer((req, res) => {
