@@ -1,0 +1,95 @@
+"""Drives Portico's CloudWatch API with boto3 and prints what it saw as JSON.
+
+Usage: boto3_client.py ENDPOINT ACCESS_KEY SECRET_KEY DISTRIBUTION_ID MINUTE_START_EPOCH_SECONDS NAMESPACE
+"""
+import datetime
+import json
+import sys
+
+import boto3
+import botocore
+from botocore.config import Config
+
+
+def main() -> None:
+    endpoint, access_key, secret_key, distribution, minute_start, namespace = sys.argv[1:7]
+    start = datetime.datetime.fromtimestamp(int(minute_start), tz=datetime.timezone.utc)
+    client = boto3.client(
+        "cloudwatch",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(retries={"max_attempts": 1}),
+    )
+    dimensions = [{"Name": "DistributionId", "Value": distribution}, {"Name": "Region", "Value": "Global"}]
+    out = {
+        "boto3": boto3.__version__,
+        "protocol": client.meta.service_model.protocol,
+    }
+
+    stats = client.get_metric_statistics(
+        Namespace="AWS/CloudFront",
+        MetricName="TotalErrorRate",
+        Dimensions=dimensions,
+        StartTime=start,
+        EndTime=start + datetime.timedelta(minutes=2),
+        Period=120,
+        Statistics=["Average", "SampleCount"],
+    )
+    out["datapoints"] = [
+        {"timestamp": p["Timestamp"].timestamp(), "average": p["Average"], "sampleCount": p["SampleCount"], "unit": p["Unit"]}
+        for p in stats["Datapoints"]
+    ]
+
+    listed = client.list_metrics(Namespace="AWS/CloudFront", MetricName="Requests")
+    out["listed"] = listed["Metrics"]
+
+    now = datetime.datetime.now(tz=datetime.timezone.utc).replace(second=0, microsecond=0)
+    client.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {"MetricName": "Jobs", "Value": 4.5, "Unit": "Count", "Timestamp": now},
+            {"MetricName": "Jobs", "StatisticValues": {"SampleCount": 2, "Sum": 10, "Minimum": 1, "Maximum": 9}, "Unit": "Count", "Timestamp": now},
+        ],
+    )
+    data = client.get_metric_data(
+        StartTime=now - datetime.timedelta(minutes=1),
+        EndTime=now + datetime.timedelta(minutes=1),
+        MetricDataQueries=[
+            {"Id": "jobs", "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": "Jobs"}, "Period": 60, "Stat": "Sum"}},
+            {"Id": "count", "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": "Jobs"}, "Period": 60, "Stat": "SampleCount"}},
+            {"Id": "mean", "Expression": "jobs / count"},
+        ],
+    )
+    out["metricData"] = {r["Id"]: {"values": r["Values"], "timestamps": [t.timestamp() for t in r["Timestamps"]]} for r in data["MetricDataResults"]}
+
+    errors = {}
+    for name, call in {
+        "tooManyDatapoints": lambda: client.get_metric_statistics(
+            Namespace="AWS/CloudFront", MetricName="Requests", Dimensions=dimensions,
+            StartTime=start - datetime.timedelta(days=3), EndTime=start, Period=60, Statistics=["Sum"],
+        ),
+        "awsNamespace": lambda: client.put_metric_data(Namespace="AWS/EC2", MetricData=[{"MetricName": "X", "Value": 1}]),
+        "badStatistic": lambda: client.get_metric_statistics(
+            Namespace="AWS/CloudFront", MetricName="Requests", StartTime=start,
+            EndTime=start + datetime.timedelta(minutes=1), Period=60, Statistics=["Median"],
+        ),
+    }.items():
+        try:
+            call()
+            errors[name] = None
+        except botocore.exceptions.ClientError as error:
+            errors[name] = {
+                "code": error.response["Error"]["Code"],
+                "message": error.response["Error"].get("Message"),
+                "status": error.response["ResponseMetadata"]["HTTPStatusCode"],
+            }
+        except botocore.exceptions.ParamValidationError as error:
+            errors[name] = {"code": "ParamValidationError", "message": str(error), "status": 0}
+    out["errors"] = errors
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
