@@ -3,12 +3,16 @@ import { CloudWatchService } from "../api/cloudwatch/service.js";
 import type { Logger } from "../common/logger.js";
 import { MinuteAggregator } from "./aggregator.js";
 import { MetricsReader } from "./reader.js";
+
+export type { MetricsReader };
 import { MetricsStore } from "./store.js";
 import type { MetricsSink } from "./types.js";
 
 export interface Metrics {
   sink: MetricsSink;
   cloudwatch: ProtocolService;
+  /** Statistics and metric listings, for in-process readers such as the dashboard. */
+  reader: MetricsReader;
   /** Stops the flush timer and writes every pending minute. */
   close(): Promise<void>;
 }
@@ -32,6 +36,7 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
   return {
     sink: aggregator,
     cloudwatch,
+    reader,
     async close() {
       if (closed) return;
       closed = true;
@@ -41,4 +46,3 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
   };
 }
 
-export type { MetricsReader };
