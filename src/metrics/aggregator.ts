@@ -20,9 +20,9 @@ export interface MinuteAggregatorOptions {
 
 /**
  * Aggregates viewer requests per distribution per minute in memory and adds
- * them to the store every few seconds. Memory holds only what has not been
+ * them to the store every few seconds. Memory contains only what has not been
  * flushed yet, so a flush adds deltas and a restart mid-minute loses nothing
- * already flushed; readers merge the pending deltas with stored rows.
+ * already flushed. Readers merge the pending deltas with stored rows.
  */
 export class MinuteAggregator implements MetricsSink {
   private pending = new Map<string, Map<number, DistributionCounters>>();
@@ -45,7 +45,7 @@ export class MinuteAggregator implements MetricsSink {
     this.timer.unref();
   }
 
-  /** Adds one request to its distribution's minute. Never throws. */
+  /** Adds one request to its distribution's minute. Bad records are counted and dropped, never thrown. */
   record(entry: RequestRecord): void {
     try {
       if (typeof entry.distributionId !== "string" || entry.distributionId === "") return;

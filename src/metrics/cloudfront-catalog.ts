@@ -14,8 +14,8 @@ interface MetricDefinition {
 }
 
 /**
- * A count as per-request samples of value 1, so Sum is the count and
- * Minimum, Maximum and Average are 1, as CloudWatch shows request counts.
+ * Builds a count as per-request samples of value 1, so Sum is the count and
+ * Minimum, Maximum and Average are 1.
  */
 function countSamples(count: number): StatSet {
   const set = emptyStatSet(false);
@@ -24,7 +24,7 @@ function countSamples(count: number): StatSet {
 }
 
 /**
- * A rate as samples of 100 (the request matched) or 0 (it did not), so the
+ * Builds a rate as samples of 100 (the request matched) or 0 (it did not), so the
  * Average over any period is `matching / total * 100`, computed from the
  * counts rather than averaged per minute. The histogram is exact.
  */

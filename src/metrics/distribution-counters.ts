@@ -13,7 +13,7 @@ import {
 export const TRACKED_STATUSES = [401, 403, 404, 502, 503, 504] as const;
 export type TrackedStatus = (typeof TRACKED_STATUSES)[number];
 
-/** What one distribution served in one interval, from which every AWS/CloudFront metric derives. */
+/** Counts of one distribution's traffic over one interval, from which every AWS/CloudFront metric derives. */
 export interface DistributionCounters {
   requests: number;
   /** Per-request bytes sent, over GET, HEAD and OPTIONS requests. */

@@ -45,7 +45,7 @@ export interface CustomDatum {
   stats: StatSet;
 }
 
-/** Answers metric queries from stored buckets merged with the aggregator's unflushed minutes. */
+/** Reads metrics from stored buckets merged with the aggregator's unflushed minutes. */
 export class MetricsReader {
   constructor(
     private readonly store: MetricsStore,
@@ -106,9 +106,9 @@ export class MetricsReader {
         addToPeriod(minuteStartMs, 60, definition.derive(counters), definition.unit);
       }
     } else {
-      const wanted = JSON.stringify(canonicalDimensions(metric.dimensions));
+      const expectedDimensions = JSON.stringify(canonicalDimensions(metric.dimensions));
       for (const series of this.store.findCustomSeries(metric.namespace, metric.metricName)) {
-        if (JSON.stringify(series.dimensions) !== wanted) continue;
+        if (JSON.stringify(series.dimensions) !== expectedDimensions) continue;
         if (query.unit !== undefined && series.unit !== query.unit) continue;
         for (const bucket of this.store.readBuckets(series.seriesKey, query.startMs, query.endMs)) {
           addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, statSetFromJson(JSON.parse(bucket.data)), series.unit);

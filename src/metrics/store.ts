@@ -80,7 +80,10 @@ export function distributionSeriesKey(distributionId: string): string {
 
 /** Sorts dimensions by name so that one metric has one stored key whatever order a client sends. */
 export function canonicalDimensions(dimensions: Dimension[]): Dimension[] {
-  return [...dimensions].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+  return [...dimensions].sort((a, b) => {
+    if (a.Name === b.Name) return 0;
+    return a.Name < b.Name ? -1 : 1;
+  });
 }
 
 export function customSeriesKey(namespace: string, metricName: string, dimensions: Dimension[], unit: string): string {

@@ -20,7 +20,7 @@ export const TEST_CREDENTIALS: LoadedCredentials = {
   rootGenerated: false,
 };
 
-/** Answers every request with NotImplemented, standing where S3 and CloudFront would be. */
+/** Rejects every request with NotImplemented, in place of the S3 and CloudFront services. */
 class NotImplementedService implements ProtocolService {
   constructor(private readonly name: string) {}
   async handle(): Promise<void> {
@@ -109,7 +109,7 @@ export async function startHarness(options: { nowMs?: number } = {}): Promise<Ha
 
 let requestCounter = 0;
 
-/** A viewer request record with test defaults: a GET answered 200 from cache. */
+/** A viewer request record with test defaults: a GET served 200 from cache. */
 export function requestRecord(overrides: Partial<RequestRecord>): RequestRecord {
   requestCounter += 1;
   return {

@@ -35,7 +35,9 @@ describe("CloudWatch protocols", () => {
   before(async () => {
     harness = await startHarness();
     for (let i = 0; i < 20; i++) {
-      const status = i < 3 ? 404 : i < 4 ? 502 : 200;
+      let status = 200;
+      if (i < 3) status = 404;
+      else if (i < 4) status = 502;
       harness.metrics.sink.record(requestRecord({ distributionId: DISTRIBUTION, timestampMs: minuteStart + i * 1000, status }));
     }
   });
@@ -121,9 +123,9 @@ describe("CloudWatch protocols", () => {
       test("gzip-compressed put", async () => {
         const namespace = `Portico/Gzip/${name}`;
         if (name === "cbor") {
-          // @aws-sdk/core's CBOR protocol sets Content-Length before the
-          // compression middleware gzips the body, so its compressed requests
-          // are truncated on the wire; this sends what it should have sent.
+          // @aws-sdk/core 3.x's CBOR protocol sets Content-Length before the
+          // compression middleware gzips the body, so the server reads a
+          // truncated body. This raw request sends the intended bytes.
           const response = await signedRequest(harness.endpoint, {
             path: "/service/GraniteServiceVersion20100801/operation/PutMetricData",
             headers: { "content-type": "application/cbor", "smithy-protocol": "rpc-v2-cbor", "content-encoding": "gzip" },

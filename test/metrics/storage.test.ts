@@ -86,7 +86,7 @@ describe("metrics storage", () => {
     const fiveMinute = sumsFor(trafficStartMs + 20 * DAY_MS, 300);
     assert.equal(fiveMinute.length, 24);
     assert.ok(fiveMinute.every(([, sum]) => sum === 5), JSON.stringify(fiveMinute));
-    // A one-minute period cannot be answered from 5-minute buckets.
+    // 5-minute buckets return nothing for a one-minute period.
     assert.deepEqual(sumsFor(trafficStartMs + 20 * DAY_MS, 60), []);
 
     // 70 days later: hourly buckets.

@@ -17,8 +17,8 @@ export type DocumentProtocol = "json" | "cbor";
 
 /**
  * Checks a parsed JSON or CBOR document against `shape` and converts it.
- * Type mismatches are SerializationException, as AWS JSON services answer;
- * missing required members are MissingParameter.
+ * Type mismatches raise SerializationException, the code AWS JSON services
+ * use, and missing required members raise MissingParameter.
  */
 export function decodeDocument(shape: Shape, value: unknown, path: string, protocol: DocumentProtocol): Value {
   if (value === null || value === undefined) return undefined;

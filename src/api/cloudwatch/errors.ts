@@ -33,7 +33,7 @@ export function errorMessageMember(code: string): "message" | "Message" {
   return shape !== undefined && CAPITALIZED_MESSAGE_SHAPES.has(shape) ? "Message" : "message";
 }
 
-/** `Sender` for client faults and `Receiver` for server faults, as Query errors and `x-amzn-query-error` say. */
+/** Returns the fault type of Query errors and `x-amzn-query-error`: `Sender` for client faults, `Receiver` for server faults. */
 export function faultType(status: number): "Sender" | "Receiver" {
   return status >= 500 ? "Receiver" : "Sender";
 }

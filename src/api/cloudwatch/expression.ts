@@ -11,18 +11,19 @@ type Token =
   | { type: "string"; value: string }
   | { type: "op"; value: string };
 
-/** What an expression can refer to: other queries' series by id, and the ids of metric queries. */
+/** The names an expression can use: other queries' series by id, and the ids of metric queries. */
 export interface ExpressionScope {
   resolve(id: string): Series;
   metricIds(): string[];
 }
 
 /**
- * Evaluates a metric math expression. The subset built here: numbers, query
- * ids, `+ - * /`, unary minus, parentheses, arrays `[m1, m2]`, METRICS() and
- * METRICS("text") (metric queries whose id contains the text), and SUM, AVG,
- * MIN, MAX, which reduce an array per time stamp or one series to a scalar.
- * Series combine on the time stamps they share; division by zero drops the point.
+ * Evaluates a metric math expression. The subset built here has numbers,
+ * query ids, `+ - * /`, unary minus, parentheses and arrays `[m1, m2]`.
+ * METRICS() lists the metric queries, and METRICS("text") those whose id
+ * contains the text. SUM, AVG, MIN and MAX reduce an array per time stamp,
+ * or one series to a scalar. Series combine on the time stamps they share,
+ * and division by zero drops the point.
  */
 export function evaluateExpression(id: string, expression: string, scope: ExpressionScope): MathValue {
   const tokens = tokenize(id, expression);

@@ -35,7 +35,7 @@ const MAX_FUTURE_MS = 2 * 3600 * 1000;
 /** CloudWatch rejects values above 2^360 in magnitude. */
 const MAX_VALUE_MAGNITUDE = 2 ** 360;
 
-/** The operations built here; every other model operation answers NotImplemented. */
+/** The operations built here. Every other model operation is rejected with NotImplemented. */
 export const OPERATIONS: Record<string, OperationHandler> = {
   GetMetricStatistics: getMetricStatistics,
   ListMetrics: listMetrics,
@@ -44,7 +44,7 @@ export const OPERATIONS: Record<string, OperationHandler> = {
 };
 
 /**
- * Validates a period against what the stored data can answer: a positive
+ * Validates a period against the stored data's resolution: a positive
  * multiple of 60 seconds, because data is kept at one-minute resolution.
  */
 export function checkPeriod(path: string, period: number): void {
@@ -64,7 +64,7 @@ export function checkTimeRange(startMs: number, endMs: number): void {
   }
 }
 
-/** Returns one statistic of a period, or undefined when the data cannot answer it. */
+/** Returns one statistic of a period, or undefined when the data lacks it (a percentile without a histogram). */
 export function statisticValue(stats: StatSet, statistic: string): number | undefined {
   switch (statistic) {
     case "SampleCount":
@@ -197,11 +197,11 @@ function putMetricData(input: Struct, { reader }: OperationContext): undefined {
 
 /** Reads exactly one of Value, StatisticValues or Values (with optional Counts). */
 function readDatumStatistics(datum: Struct, path: string): StatSet {
-  const given = ["Value", "StatisticValues", "Values"].filter((name) => datum[name] !== undefined);
-  if (given.length === 0) throw cloudWatchErrors.missingParameter(`${path}.Value`);
-  if (given.length > 1) {
+  const present = ["Value", "StatisticValues", "Values"].filter((name) => datum[name] !== undefined);
+  if (present.length === 0) throw cloudWatchErrors.missingParameter(`${path}.Value`);
+  if (present.length > 1) {
     throw cloudWatchErrors.invalidParameterCombination(
-      `The parameters ${given.map((name) => `${path}.${name}`).join(" and ")} are mutually exclusive and you have specified more than one.`,
+      `The parameters ${present.map((name) => `${path}.${name}`).join(" and ")} are mutually exclusive and you have specified more than one.`,
     );
   }
   if (datum.Counts !== undefined && datum.Values === undefined) {

@@ -146,8 +146,8 @@ function detectProtocol(request: ApiRequest): WireProtocol {
 
 /**
  * Rejects names outside the model with each protocol's code (InvalidAction for
- * Query, UnknownOperationException otherwise, with 404 for RPC v2 CBOR as its
- * specification asks), and known but unbuilt operations with NotImplemented.
+ * Query, UnknownOperationException otherwise, with status 404 for RPC v2
+ * CBOR), and known but unbuilt operations with NotImplemented.
  */
 function checkOperation(operation: string, protocol: WireProtocol): void {
   if (!ALL_OPERATIONS.has(operation)) {

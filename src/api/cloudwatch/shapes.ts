@@ -153,7 +153,7 @@ export const OPERATION_SHAPES: Record<string, OperationShapes> = {
 
 /**
  * Every operation of the CloudWatch API version 2010-08-01 model. Those
- * without shapes above are known but not built, and answer NotImplemented.
+ * without shapes above are known but not built, and are rejected with NotImplemented.
  */
 export const ALL_OPERATIONS: ReadonlySet<string> = new Set([
   "AssociateDatasetKmsKey", "CreateResourceMetricsConfiguration", "DeleteAlarmMuteRule", "DeleteAlarms",
