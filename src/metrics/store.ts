@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { Statement } from "better-sqlite3";
 import { openDatabase, type SqliteDatabase } from "../common/sqlite.js";
 import {
   countersFromJson,
@@ -94,6 +95,7 @@ export function customSeriesKey(namespace: string, metricName: string, dimension
 /** SQLite storage of metric buckets at `<dataDir>/metrics/metrics.db`. */
 export class MetricsStore {
   readonly db: SqliteDatabase;
+  private readonly statements = new Map<string, Statement>();
 
   constructor(dataDir: string) {
     const folder = join(dataDir, "metrics");
@@ -125,6 +127,16 @@ export class MetricsStore {
 
   close(): void {
     this.db.close();
+  }
+
+  /** Returns a prepared statement, prepared once per SQL text, because flushes run the same few statements often. */
+  private statement(sql: string): Statement {
+    let prepared = this.statements.get(sql);
+    if (prepared === undefined) {
+      prepared = this.db.prepare(sql);
+      this.statements.set(sql, prepared);
+    }
+    return prepared;
   }
 
   /** Adds per-minute distribution counters to the stored minute buckets, in one transaction. */
@@ -174,8 +186,8 @@ export class MetricsStore {
 
   /** Returns the buckets of one series that start in [fromMs, toMs), at every resolution. */
   readBuckets(seriesKey: string, fromMs: number, toMs: number): StoredBucket[] {
-    return this.db
-      .prepare(
+    return this
+      .statement(
         `SELECT resolution_seconds AS resolutionSeconds, bucket_start_ms AS bucketStartMs, data
          FROM buckets WHERE series_key = ? AND bucket_start_ms >= ? AND bucket_start_ms < ?`,
       )
@@ -184,8 +196,8 @@ export class MetricsStore {
 
   /** Returns series whose newest data point is at or after `sinceMs`. */
   listSeries(sinceMs: number): SeriesRow[] {
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .statement(
         `SELECT series_key AS seriesKey, kind, namespace, metric_name AS metricName, dimensions, unit,
                 last_timestamp_ms AS lastTimestampMs
          FROM series WHERE last_timestamp_ms >= ? ORDER BY namespace, metric_name, dimensions, unit`,
@@ -196,8 +208,8 @@ export class MetricsStore {
 
   /** Returns the custom series of one metric name in one namespace. */
   findCustomSeries(namespace: string, metricName: string): SeriesRow[] {
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .statement(
         `SELECT series_key AS seriesKey, kind, namespace, metric_name AS metricName, dimensions, unit,
                 last_timestamp_ms AS lastTimestampMs
          FROM series WHERE kind = 'custom' AND namespace = ? AND metric_name = ?`,
@@ -218,8 +230,8 @@ export class MetricsStore {
       const tier = RETENTION_TIERS[index]!;
       const next = RETENTION_TIERS[index + 1];
       if (next === undefined) {
-        const info = this.db
-          .prepare(`DELETE FROM buckets WHERE resolution_seconds = ? AND bucket_start_ms < ?`)
+        const info = this
+          .statement(`DELETE FROM buckets WHERE resolution_seconds = ? AND bucket_start_ms < ?`)
           .run(tier.resolutionSeconds, nowMs - tier.keepForMs);
         processed += info.changes;
         continue;
@@ -239,8 +251,8 @@ export class MetricsStore {
 
   private rollUpBatch(fromResolution: number, toResolution: number, cutoffMs: number): number {
     const move = this.db.transaction(() => {
-      const rows = this.db
-        .prepare(
+      const rows = this
+        .statement(
           `SELECT b.series_key AS seriesKey, s.kind AS kind, b.bucket_start_ms AS bucketStartMs, b.data AS data
            FROM buckets b JOIN series s ON s.series_key = b.series_key
            WHERE b.resolution_seconds = ? AND b.bucket_start_ms < ?
@@ -254,7 +266,7 @@ export class MetricsStore {
       }>;
       const targetMs = toResolution * 1000;
       const groups = new Map<string, { kind: SeriesKind; seriesKey: string; startMs: number; value: never }>();
-      const remove = this.db.prepare(
+      const remove = this.statement(
         `DELETE FROM buckets WHERE series_key = ? AND resolution_seconds = ? AND bucket_start_ms = ?`,
       );
       for (const row of rows) {
@@ -276,8 +288,8 @@ export class MetricsStore {
   }
 
   private upsertSeries(row: SeriesRow): void {
-    this.db
-      .prepare(
+    this
+      .statement(
         `INSERT INTO series (series_key, kind, namespace, metric_name, dimensions, unit, last_timestamp_ms)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (series_key) DO UPDATE SET
@@ -287,16 +299,16 @@ export class MetricsStore {
   }
 
   private mergeBucket<T>(codec: BucketCodec<T>, seriesKey: string, resolutionSeconds: number, startMs: number, value: T): void {
-    const existing = this.db
-      .prepare(`SELECT data FROM buckets WHERE series_key = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
+    const existing = this
+      .statement(`SELECT data FROM buckets WHERE series_key = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
       .get(seriesKey, resolutionSeconds, startMs) as { data: string } | undefined;
     let merged = value;
     if (existing) {
       merged = codec.parse(existing.data);
       codec.merge(merged, value);
     }
-    this.db
-      .prepare(
+    this
+      .statement(
         `INSERT INTO buckets (series_key, resolution_seconds, bucket_start_ms, data) VALUES (?, ?, ?, ?)
          ON CONFLICT (series_key, resolution_seconds, bucket_start_ms) DO UPDATE SET data = excluded.data`,
       )
