@@ -80,7 +80,12 @@ test("lock waiter timeout returns alone", async (t) => {
 });
 
 const ttl: TtlSettings = { minTtlSeconds: 0, defaultTtlSeconds: 100, maxTtlSeconds: 1000 };
-const none = { cacheControl: undefined, expires: undefined, date: undefined };
+interface OriginHeaders {
+  cacheControl: string | undefined;
+  expires: string | undefined;
+  date: string | undefined;
+}
+const none: OriginHeaders = { cacheControl: undefined, expires: undefined, date: undefined };
 
 test("freshness table", () => {
   const now = Date.UTC(2024, 0, 1);

@@ -209,7 +209,9 @@ test("without forwarded values nothing extra reaches the origin", async (t) => {
 test("origin down gives 502 and counts an error", async (t) => {
   const fixture = await startTestEdge();
   t.after(() => fixture.close());
-  const origin = await startOrigin((_req, res) => res.end());
+  const origin = await startOrigin((_req, res) => {
+    res.end();
+  });
   const port = origin.port;
   await origin.close();
   const snapshot = customSnapshot({ originPort: port });
