@@ -1,0 +1,158 @@
+import type { ApiRequest } from "../context.js";
+import { authErrors } from "../errors.js";
+import type { BucketRecord } from "../../store/metadata.js";
+import type { ConditionContext } from "../../store/policy/conditions.js";
+import { parseBucketPolicy, type BucketPolicy } from "../../store/policy/document.js";
+import { evaluatePolicy } from "../../store/policy/evaluate.js";
+import type { S3Operation } from "./router.js";
+
+/** The IAM action that each operation is authorized as ("Actions, resources, and condition keys for Amazon S3"). */
+export const IAM_ACTIONS: Record<S3Operation, string> = {
+  ListBuckets: "s3:ListAllMyBuckets",
+  CreateBucket: "s3:CreateBucket",
+  HeadBucket: "s3:ListBucket",
+  DeleteBucket: "s3:DeleteBucket",
+  GetBucketLocation: "s3:GetBucketLocation",
+  GetBucketPolicy: "s3:GetBucketPolicy",
+  PutBucketPolicy: "s3:PutBucketPolicy",
+  DeleteBucketPolicy: "s3:DeleteBucketPolicy",
+  ListObjects: "s3:ListBucket",
+  ListObjectsV2: "s3:ListBucket",
+  ListMultipartUploads: "s3:ListBucketMultipartUploads",
+  DeleteObjects: "s3:DeleteObject",
+  PutObject: "s3:PutObject",
+  CopyObject: "s3:PutObject",
+  GetObject: "s3:GetObject",
+  HeadObject: "s3:GetObject",
+  DeleteObject: "s3:DeleteObject",
+  CreateMultipartUpload: "s3:PutObject",
+  UploadPart: "s3:PutObject",
+  CompleteMultipartUpload: "s3:PutObject",
+  AbortMultipartUpload: "s3:AbortMultipartUpload",
+  ListParts: "s3:ListMultipartUploadParts",
+};
+
+/** Operations on the policy itself, which the bucket owner may always run so that a bad policy cannot lock it out. */
+const POLICY_OPERATIONS = new Set<string>(["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"]);
+
+const parsedPolicies = new Map<string, BucketPolicy>();
+const MAX_CACHED_POLICIES = 256;
+
+/** Returns the parsed policy of a bucket, parsing each distinct document once. */
+export function bucketPolicyOf(bucket: BucketRecord): BucketPolicy | undefined {
+  if (bucket.policyJson === undefined) return undefined;
+  const cacheKey = `${bucket.name}\0${bucket.policyJson}`;
+  let policy = parsedPolicies.get(cacheKey);
+  if (!policy) {
+    policy = parseBucketPolicy(bucket.policyJson, bucket.name);
+    if (parsedPolicies.size >= MAX_CACHED_POLICIES) parsedPolicies.clear();
+    parsedPolicies.set(cacheKey, policy);
+  }
+  return policy;
+}
+
+function headerText(request: ApiRequest, name: string): string | undefined {
+  const value = request.raw.headers[name];
+  return Array.isArray(value) ? value.join(",") : value;
+}
+
+/** Builds the condition keys of a request, in lower case as policies match them case-insensitively. */
+export function conditionContext(request: ApiRequest, nowMs: number): ConditionContext {
+  const context: ConditionContext = new Map();
+  const set = (key: string, value: string | undefined): void => {
+    if (value !== undefined) context.set(key, [value]);
+  };
+  const sourceIp = request.sourceIp.startsWith("::ffff:") ? request.sourceIp.slice(7) : request.sourceIp;
+  set("aws:sourceip", sourceIp === "" ? undefined : sourceIp);
+  set("aws:securetransport", String(request.secure));
+  set("aws:referer", headerText(request, "referer"));
+  set("aws:useragent", headerText(request, "user-agent"));
+  set("aws:currenttime", new Date(nowMs).toISOString());
+  set("aws:epochtime", String(Math.floor(nowMs / 1000)));
+
+  const principal = request.principal;
+  switch (principal.type) {
+    case "anonymous":
+      set("aws:principaltype", "Anonymous");
+      break;
+    case "root":
+      set("aws:principaltype", "Account");
+      set("aws:principalaccount", principal.accountId);
+      set("aws:principalarn", principal.arn);
+      set("aws:userid", principal.accountId);
+      break;
+    case "user":
+      set("aws:principaltype", "User");
+      set("aws:principalaccount", principal.accountId);
+      set("aws:principalarn", principal.arn);
+      set("aws:username", principal.userName);
+      break;
+    case "service":
+      set("aws:principalservicename", principal.service);
+      set("aws:sourcearn", principal.sourceArn);
+      // arn:aws:cloudfront::<account>:distribution/<id>: the account is the fifth field.
+      set("aws:sourceaccount", principal.sourceArn?.split(":")[4] || undefined);
+      break;
+  }
+  set("aws:principalisawsservice", String(principal.type === "service"));
+
+  for (const [name, value] of request.query) {
+    if (name === "prefix") set("s3:prefix", value);
+    if (name === "delimiter") set("s3:delimiter", value);
+    if (name === "max-keys") set("s3:max-keys", value);
+  }
+  return context;
+}
+
+/** Returns the ARN of a bucket or of an object in it. */
+export function resourceArn(bucket: string, key?: string): string {
+  return key === undefined ? `arn:aws:s3:::${bucket}` : `arn:aws:s3:::${bucket}/${key}`;
+}
+
+/**
+ * Decides whether the request may run `action` on `resource`. The bucket owner
+ * (the account's root or users) is allowed unless a policy statement denies it
+ * explicitly; anyone else needs a statement that allows it and none that
+ * denies it. Raises AccessDenied otherwise.
+ */
+export function authorize(request: ApiRequest, bucket: BucketRecord | undefined, action: string, resource: string): void {
+  if (!isAllowed(request, bucket, action, resource, true)) throw authErrors.accessDenied();
+}
+
+/** Like `authorize`, but returns the decision; `log` controls whether a denial is logged. */
+export function isAllowed(
+  request: ApiRequest,
+  bucket: BucketRecord | undefined,
+  action: string,
+  resource: string,
+  log: boolean,
+): boolean {
+  const principal = request.principal;
+  const isOwner = principal.type === "root" || principal.type === "user";
+  if (isOwner && POLICY_OPERATIONS.has(action)) return true;
+
+  const policy = bucket === undefined ? undefined : bucketPolicyOf(bucket);
+  const decision = evaluatePolicy(policy, {
+    action,
+    resource,
+    principal,
+    context: conditionContext(request, Date.now()),
+  });
+  if (decision.effect === "deny") {
+    if (log) {
+      request.log.info(
+        { action, resource, principalType: principal.type, statement: decision.statement },
+        "request denied by a bucket policy statement",
+      );
+    }
+    return false;
+  }
+  if (isOwner || decision.effect === "allow") return true;
+  if (log) {
+    request.log.info(
+      { action, resource, principalType: principal.type, hasPolicy: policy !== undefined },
+      "no bucket policy statement allowed the request",
+    );
+  }
+  return false;
+}

@@ -1,0 +1,262 @@
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import type { ServerResponse } from "node:http";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ApiRequest } from "../context.js";
+import { ApiError, authErrors } from "../errors.js";
+import { openVerifiedPayload } from "../auth/payload.js";
+import { checksumHeaderName } from "../../store/checksums.js";
+import { storeErrors } from "../../store/errors.js";
+import type { ObjectRecord } from "../../store/metadata.js";
+import { validateObjectKey } from "../../store/names.js";
+import { authorize, isAllowed, resourceArn } from "./authorize.js";
+import { headerValue, isOwner, queryValue, sendEmpty, type S3Context } from "./context.js";
+import {
+  RESPONSE_OVERRIDES,
+  collectStoredHeaders,
+  etagListMatches,
+  evaluateReadPreconditions,
+  httpDate,
+  parseRange,
+  quotedEtag,
+  setObjectHeaders,
+} from "./object-headers.js";
+import type { S3Route } from "./router.js";
+import { isoTimestamp, sendXml } from "./xml.js";
+
+/** The largest object a single PutObject may carry (5 GiB), as in S3. */
+export const MAX_PUT_OBJECT_BYTES = 5 * 1024 ** 3;
+
+/** Raises EntityTooLarge when the declared body length is over `maxBytes`. */
+export function checkDeclaredLength(request: ApiRequest, maxBytes: number): void {
+  const declared = headerValue(request, "x-amz-decoded-content-length") ?? headerValue(request, "content-length");
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    throw new ApiError("EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size.", {
+      details: { ProposedSize: declared, MaxSizeAllowed: String(maxBytes) },
+    });
+  }
+}
+
+function checksumResponseHeaders(record: { checksum: ObjectRecord["checksum"] }): Record<string, string> {
+  if (!record.checksum) return {};
+  return {
+    [checksumHeaderName(record.checksum.algorithm)]: record.checksum.valueBase64,
+    "x-amz-checksum-type": record.checksum.type,
+  };
+}
+
+/** Checks PutObject's conditional-write headers (If-None-Match: *, If-Match) against the current version. */
+function writePrecondition(request: ApiRequest): ((current: ObjectRecord | undefined) => void) | undefined {
+  const ifNoneMatch = headerValue(request, "if-none-match");
+  const ifMatch = headerValue(request, "if-match");
+  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== "*") {
+    throw new ApiError("NotImplemented", 501, "PutObject supports If-None-Match only with the value *.", {
+      details: { Header: "If-None-Match" },
+    });
+  }
+  return (current) => {
+    if (ifNoneMatch !== undefined && current !== undefined) throw storeErrors.preconditionFailed("If-None-Match");
+    if (ifMatch !== undefined && (current === undefined || !etagListMatches(ifMatch, current.etag))) {
+      if (current === undefined) throw storeErrors.noSuchKey(request.path);
+      throw storeErrors.preconditionFailed("If-Match");
+    }
+  };
+}
+
+export async function putObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
+  const bucket = route.bucket!;
+  const key = route.key!;
+  checkDeclaredLength(request, MAX_PUT_OBJECT_BYTES);
+  const headers = collectStoredHeaders(request.raw.headers);
+  const precondition = writePrecondition(request);
+  const payload = openVerifiedPayload(request);
+  const record = await context.store.putObject(
+    bucket,
+    key,
+    payload.body,
+    async () => {
+      const digests = payload.digests();
+      return {
+        sizeBytes: digests.sizeBytes,
+        etag: digests.md5Hex,
+        headers,
+        checksum: digests.checksum && { ...digests.checksum, type: "FULL_OBJECT" },
+        partsCount: undefined,
+      };
+    },
+    precondition,
+  );
+  request.log.debug({ bucket, key, sizeBytes: record.sizeBytes }, "object stored");
+  sendEmpty(response, 200, { etag: quotedEtag(record), ...checksumResponseHeaders(record) });
+}
+
+function responseOverrides(request: ApiRequest): Record<string, string> {
+  const overrides: Record<string, string> = {};
+  for (const [name, value] of request.query) {
+    const header = RESPONSE_OVERRIDES[name];
+    if (header !== undefined) overrides[header] = value;
+  }
+  if (Object.keys(overrides).length > 0 && request.principal.type === "anonymous") {
+    throw new ApiError("InvalidRequest", 400, "Request specific response headers cannot be used for anonymous GET requests.");
+  }
+  return overrides;
+}
+
+/**
+ * Looks up an object for GetObject and HeadObject. A caller that may not list
+ * the bucket gets AccessDenied instead of NoSuchKey, as S3 does, so that it
+ * cannot probe which keys exist.
+ */
+function readableObject(context: S3Context, request: ApiRequest, route: S3Route): ObjectRecord {
+  const versionId = queryValue(request, "versionId");
+  if (versionId !== undefined && versionId !== "null") {
+    throw new ApiError("NoSuchVersion", 404, "The specified version does not exist.", {
+      details: { Key: route.key!, VersionId: versionId },
+    });
+  }
+  try {
+    return context.store.requireObject(route.bucket!, route.key!);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "NoSuchKey" && !isOwner(request)) {
+      const bucket = context.store.requireBucket(route.bucket!);
+      if (!isAllowed(request, bucket, "s3:ListBucket", resourceArn(bucket.name), false)) throw authErrors.accessDenied();
+    }
+    throw error;
+  }
+}
+
+export async function getObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
+  const overrides = responseOverrides(request);
+  const partNumber = queryValue(request, "partNumber");
+  if (partNumber !== undefined) throw new ApiError("NotImplemented", 501, "GetObject with partNumber is not implemented by this server.");
+
+  // An overwrite may unlink the file between the lookup and the open; look up once more.
+  for (let attempt = 0; ; attempt++) {
+    const record = readableObject(context, request, route);
+    if (evaluateReadPreconditions(request.raw.headers, record) === "not-modified") {
+      sendEmpty(response, 304, { etag: quotedEtag(record), "last-modified": httpDate(record.lastModifiedMs) });
+      return;
+    }
+    const range = parseRange(headerValue(request, "range"), record.sizeBytes);
+    const isHead = request.method === "HEAD";
+    const stream = isHead || record.sizeBytes === 0 ? undefined : context.store.files.read(record.fileId, range);
+    if (stream) {
+      try {
+        await once(stream, "open");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT" && attempt === 0) continue;
+        throw error;
+      }
+    }
+
+    const wantsChecksum = headerValue(request, "x-amz-checksum-mode")?.toUpperCase() === "ENABLED";
+    setObjectHeaders(response, record, overrides, wantsChecksum && range === undefined);
+    if (range) {
+      response.statusCode = 206;
+      response.setHeader("content-range", `bytes ${range.start}-${range.end}/${record.sizeBytes}`);
+      response.setHeader("content-length", range.end - range.start + 1);
+    } else {
+      response.statusCode = 200;
+      response.setHeader("content-length", record.sizeBytes);
+    }
+    if (!stream) {
+      response.end();
+      return;
+    }
+    try {
+      await pipeline(stream, response);
+    } catch (error) {
+      // The status line is already sent, so a failure here can only cut the connection.
+      request.log.debug({ err: error, bucket: route.bucket, key: route.key }, "object response stream ended early");
+      response.destroy();
+    }
+    return;
+  }
+}
+
+export async function deleteObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
+  await context.store.deleteObject(route.bucket!, route.key!);
+  request.log.debug({ bucket: route.bucket, key: route.key }, "object deleted");
+  sendEmpty(response, 204);
+}
+
+function parseCopySource(value: string): { bucket: string; key: string } {
+  const [pathPart = "", query = ""] = value.split("?");
+  let path: string;
+  try {
+    path = decodeURIComponent(pathPart);
+  } catch {
+    throw new ApiError("InvalidArgument", 400, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey.");
+  }
+  if (path.startsWith("/")) path = path.slice(1);
+  const slash = path.indexOf("/");
+  if (slash <= 0 || slash === path.length - 1) {
+    throw new ApiError("InvalidArgument", 400, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey.", {
+      details: { ArgumentName: "x-amz-copy-source", ArgumentValue: value },
+    });
+  }
+  const versionId = new URLSearchParams(query).get("versionId");
+  if (versionId !== null && versionId !== "null") {
+    throw new ApiError("NoSuchVersion", 404, "The specified version does not exist.");
+  }
+  return { bucket: path.slice(0, slash), key: path.slice(slash + 1) };
+}
+
+/** A pass-through stream that computes the MD5 of what flows through it. */
+class Md5Transform extends Transform {
+  private readonly hash = createHash("md5");
+  hex = "";
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: () => void): void {
+    this.hex = this.hash.digest("hex");
+    callback();
+  }
+}
+
+export async function copyObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
+  const source = parseCopySource(headerValue(request, "x-amz-copy-source")!);
+  validateObjectKey(source.key);
+  const sourceBucket = context.store.requireBucket(source.bucket);
+  authorize(request, sourceBucket, "s3:GetObject", resourceArn(source.bucket, source.key));
+  const sourceRecord = context.store.requireObject(source.bucket, source.key);
+  if (evaluateReadPreconditions(request.raw.headers, sourceRecord, "x-amz-copy-source-") === "not-modified") {
+    throw storeErrors.preconditionFailed("x-amz-copy-source-If-None-Match");
+  }
+
+  const directive = (headerValue(request, "x-amz-metadata-directive") ?? "COPY").toUpperCase();
+  if (directive !== "COPY" && directive !== "REPLACE") {
+    throw new ApiError("InvalidArgument", 400, "Unknown metadata directive.", {
+      details: { ArgumentName: "x-amz-metadata-directive", ArgumentValue: directive },
+    });
+  }
+  if (directive === "COPY" && source.bucket === route.bucket && source.key === route.key) {
+    throw new ApiError(
+      "InvalidRequest",
+      400,
+      "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+    );
+  }
+  const headers = directive === "REPLACE" ? collectStoredHeaders(request.raw.headers) : sourceRecord.headers;
+  const md5 = new Md5Transform();
+  const record = await context.store.copyObject(sourceRecord, route.bucket!, route.key!, [md5], async () => ({
+    sizeBytes: sourceRecord.sizeBytes,
+    etag: md5.hex,
+    headers,
+    // A composite checksum describes the source's parts, which the copy does not keep.
+    checksum: sourceRecord.checksum?.type === "FULL_OBJECT" ? sourceRecord.checksum : undefined,
+    partsCount: undefined,
+  }));
+  const result: Record<string, string> = { ETag: quotedEtag(record), LastModified: isoTimestamp(record.lastModifiedMs) };
+  if (record.checksum) {
+    result[`Checksum${record.checksum.algorithm}`] = record.checksum.valueBase64;
+    result.ChecksumType = record.checksum.type;
+  }
+  sendXml(response, "CopyObjectResult", result);
+}

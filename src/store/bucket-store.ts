@@ -1,0 +1,242 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import type { Logger } from "../common/logger.js";
+import { storeErrors } from "./errors.js";
+import { MetadataStore, type BucketRecord, type ObjectRecord, type PartRecord, type UploadRecord } from "./metadata.js";
+import { ObjectFiles } from "./object-files.js";
+
+/** What a caller learns about written bytes once they are on disk: size, ETag, checksum, headers. */
+export type ObjectDescription = Omit<ObjectRecord, "bucket" | "key" | "fileId" | "lastModifiedMs">;
+
+/**
+ * The embedded bucket store: metadata in `<dataDir>/store/meta.db`, bytes in
+ * `<dataDir>/store/objects/`. Every write follows the same steps: stream to a
+ * temporary file, fsync, rename, fsync the folder, then commit the metadata
+ * row. Until that commit the object is invisible, and an error at any step
+ * leaves the previous version in place.
+ */
+export class BucketStore {
+  private constructor(
+    readonly metadata: MetadataStore,
+    readonly files: ObjectFiles,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(dataDir: string, log: Logger): Promise<BucketStore> {
+    const storeDir = join(dataDir, "store");
+    await mkdir(storeDir, { recursive: true });
+    const files = new ObjectFiles(storeDir);
+    await files.open();
+    const metadata = new MetadataStore(join(storeDir, "meta.db"));
+    const store = new BucketStore(metadata, files, log);
+    const orphans = await files.removeOrphans((fileId) => metadata.isFileReferenced(fileId));
+    if (orphans > 0) log.info({ orphans }, "removed object files that no metadata refers to");
+    return store;
+  }
+
+  close(): void {
+    this.metadata.close();
+  }
+
+  requireBucket(name: string): BucketRecord {
+    const bucket = this.metadata.getBucket(name);
+    if (!bucket) throw storeErrors.noSuchBucket(name);
+    return bucket;
+  }
+
+  createBucket(name: string, region: string, nowMs: number): void {
+    const created = this.metadata.insertBucket({ name, createdAtMs: nowMs, region, policyJson: undefined });
+    if (!created) throw storeErrors.bucketAlreadyOwnedByYou(name);
+  }
+
+  async deleteBucket(name: string): Promise<void> {
+    this.requireBucket(name);
+    const result = this.metadata.deleteBucket(name);
+    if (result === "not-empty") throw storeErrors.bucketNotEmpty(name);
+    await this.removeFiles(result);
+  }
+
+  requireObject(bucket: string, key: string): ObjectRecord {
+    this.requireBucket(bucket);
+    const record = this.metadata.getObject(bucket, key);
+    if (!record) throw storeErrors.noSuchKey(key);
+    return record;
+  }
+
+  /**
+   * Writes an object from `body`. `describe` runs once every byte is on disk
+   * and may raise (a digest mismatch, for example) to drop the write;
+   * `precondition` runs inside the metadata transaction against the current
+   * version, so a conditional write cannot race another writer.
+   */
+  async putObject(
+    bucket: string,
+    key: string,
+    body: Readable,
+    describe: () => Promise<ObjectDescription>,
+    precondition?: (current: ObjectRecord | undefined) => void,
+  ): Promise<ObjectRecord> {
+    this.requireBucket(bucket);
+    const tempPath = await this.files.writeTemp(body);
+    return this.commitTemp(bucket, key, tempPath, describe, precondition);
+  }
+
+  /** Copies the bytes of `source` through `through` to a new object described by `describe`. */
+  async copyObject(
+    source: ObjectRecord,
+    bucket: string,
+    key: string,
+    through: NodeJS.ReadWriteStream[],
+    describe: () => Promise<ObjectDescription>,
+  ): Promise<ObjectRecord> {
+    this.requireBucket(bucket);
+    const tempPath = await this.files.writeTemp(this.files.read(source.fileId), through);
+    return this.commitTemp(bucket, key, tempPath, describe);
+  }
+
+  private async commitTemp(
+    bucket: string,
+    key: string,
+    tempPath: string,
+    describe: () => Promise<ObjectDescription>,
+    precondition?: (current: ObjectRecord | undefined) => void,
+  ): Promise<ObjectRecord> {
+    let description: ObjectDescription;
+    try {
+      description = await describe();
+    } catch (error) {
+      await this.files.discardTemp(tempPath);
+      throw error;
+    }
+    const fileId = this.files.newId();
+    await this.files.commit(tempPath, fileId);
+    const record: ObjectRecord = { ...description, bucket, key, fileId, lastModifiedMs: Date.now() };
+    let replaced: string | undefined;
+    try {
+      replaced = this.metadata.putObjectChecked(record, precondition);
+    } catch (error) {
+      await this.files.remove(fileId);
+      throw this.translateMissingBucket(error, bucket);
+    }
+    if (replaced !== undefined) await this.removeFiles([replaced]);
+    return record;
+  }
+
+  /** Deletes an object; deleting a missing key succeeds, as in S3. */
+  async deleteObject(bucket: string, key: string): Promise<boolean> {
+    this.requireBucket(bucket);
+    const fileId = this.metadata.deleteObject(bucket, key);
+    if (fileId === undefined) return false;
+    await this.removeFiles([fileId]);
+    return true;
+  }
+
+  createUpload(upload: UploadRecord): void {
+    this.requireBucket(upload.bucket);
+    this.metadata.insertUpload(upload);
+  }
+
+  requireUpload(bucket: string, key: string, uploadId: string): UploadRecord {
+    this.requireBucket(bucket);
+    const upload = this.metadata.getUpload(uploadId);
+    if (!upload || upload.bucket !== bucket || upload.key !== key) throw storeErrors.noSuchUpload(uploadId);
+    return upload;
+  }
+
+  async putPart(
+    upload: UploadRecord,
+    partNumber: number,
+    body: Readable,
+    describe: () => Promise<Omit<PartRecord, "uploadId" | "partNumber" | "fileId" | "lastModifiedMs">>,
+  ): Promise<PartRecord> {
+    const tempPath = await this.files.writeTemp(body);
+    let description: Awaited<ReturnType<typeof describe>>;
+    try {
+      description = await describe();
+    } catch (error) {
+      await this.files.discardTemp(tempPath);
+      throw error;
+    }
+    const fileId = this.files.newId();
+    await this.files.commit(tempPath, fileId);
+    const part: PartRecord = { ...description, uploadId: upload.uploadId, partNumber, fileId, lastModifiedMs: Date.now() };
+    const replaced = this.metadata.putPart(part);
+    if (replaced === "no-upload") {
+      await this.files.remove(fileId);
+      throw storeErrors.noSuchUpload(upload.uploadId);
+    }
+    if (replaced !== undefined) await this.removeFiles([replaced]);
+    return part;
+  }
+
+  /**
+   * Concatenates the chosen parts into one object file, through `through`
+   * (which may compute a full-object checksum), and makes it visible.
+   */
+  async completeUpload(
+    upload: UploadRecord,
+    parts: PartRecord[],
+    through: NodeJS.ReadWriteStream[],
+    describe: () => Promise<ObjectDescription>,
+  ): Promise<ObjectRecord> {
+    // NOTE: the parts are copied into one file, so completing an upload costs
+    // one more pass over its bytes on disk.
+    const tempPath = await this.files.concatenateTemp(
+      parts.map((part) => part.fileId),
+      through,
+    );
+    let description: ObjectDescription;
+    try {
+      description = await describe();
+    } catch (error) {
+      await this.files.discardTemp(tempPath);
+      throw error;
+    }
+    const fileId = this.files.newId();
+    await this.files.commit(tempPath, fileId);
+    const record: ObjectRecord = {
+      ...description,
+      bucket: upload.bucket,
+      key: upload.key,
+      fileId,
+      lastModifiedMs: Date.now(),
+    };
+    let unreferenced: string[] | "no-upload";
+    try {
+      unreferenced = this.metadata.completeUpload(upload.uploadId, record);
+    } catch (error) {
+      await this.files.remove(fileId);
+      throw this.translateMissingBucket(error, upload.bucket);
+    }
+    if (unreferenced === "no-upload") {
+      await this.files.remove(fileId);
+      throw storeErrors.noSuchUpload(upload.uploadId);
+    }
+    await this.removeFiles(unreferenced);
+    return record;
+  }
+
+  async abortUpload(upload: UploadRecord): Promise<void> {
+    const files = this.metadata.deleteUpload(upload.uploadId);
+    if (files === undefined) throw storeErrors.noSuchUpload(upload.uploadId);
+    await this.removeFiles(files);
+  }
+
+  private translateMissingBucket(error: unknown, bucket: string): unknown {
+    if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") return storeErrors.noSuchBucket(bucket);
+    return error;
+  }
+
+  private async removeFiles(fileIds: string[]): Promise<void> {
+    for (const fileId of fileIds) {
+      try {
+        await this.files.remove(fileId);
+      } catch (error) {
+        // The metadata no longer refers to the file, so the orphan sweep at
+        // the next start removes it.
+        this.log.warn({ err: error, fileId }, "failed to remove an unreferenced object file");
+      }
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import { randomBytes } from "node:crypto";
+import { createReadStream, type ReadStream } from "node:fs";
+import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fsyncDirectory } from "../common/durable.js";
+
+/** Writes a stream to an open file handle that stays open, so the caller can fsync it. */
+class FileSink extends Writable {
+  constructor(private readonly handle: FileHandle) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.writeAll(chunk).then(() => callback(), callback);
+  }
+
+  private async writeAll(chunk: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset);
+      offset += bytesWritten;
+    }
+  }
+}
+
+/**
+ * Object bytes on disk. Each object or part is one file named by a random
+ * internal id, never by its key, so any key (`..`, `//`, 1024 bytes, any
+ * Unicode) maps to a safe file name. Writes go to `tmp/` first and are renamed
+ * into `objects/<first two id characters>/<id>` only once they are fsynced.
+ */
+export class ObjectFiles {
+  readonly objectsDir: string;
+  readonly tempDir: string;
+
+  constructor(storeDir: string) {
+    this.objectsDir = join(storeDir, "objects");
+    this.tempDir = join(storeDir, "tmp");
+  }
+
+  /** Creates the folders and removes temporary files left by an interrupted write. */
+  async open(): Promise<void> {
+    await mkdir(this.objectsDir, { recursive: true });
+    await rm(this.tempDir, { recursive: true, force: true });
+    await mkdir(this.tempDir, { recursive: true });
+  }
+
+  newId(): string {
+    return randomBytes(16).toString("hex");
+  }
+
+  pathOf(fileId: string): string {
+    return join(this.objectsDir, fileId.slice(0, 2), fileId);
+  }
+
+  /**
+   * Streams `source` into a new temporary file through `through` (transforms
+   * that hash or verify), fsyncs it and returns its path. On any error the
+   * temporary file is removed and the error is raised again.
+   */
+  async writeTemp(source: Readable, through: Array<NodeJS.ReadWriteStream> = []): Promise<string> {
+    const tempPath = join(this.tempDir, `${this.newId()}.tmp`);
+    const handle = await open(tempPath, "wx", 0o644);
+    try {
+      await pipeline([source, ...through, new FileSink(handle)]);
+      await handle.sync();
+    } catch (error) {
+      await handle.close().catch(() => {});
+      await unlink(tempPath).catch(() => {});
+      throw error;
+    }
+    await handle.close();
+    return tempPath;
+  }
+
+  /** Concatenates finished files into a new temporary file, fsynced, through `through`. */
+  async concatenateTemp(fileIds: string[], through: Array<NodeJS.ReadWriteStream> = []): Promise<string> {
+    const paths = fileIds.map((id) => this.pathOf(id));
+    async function* chunks(): AsyncGenerator<Buffer> {
+      for (const path of paths) {
+        for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+          yield chunk as Buffer;
+        }
+      }
+    }
+    return this.writeTemp(Readable.from(chunks(), { objectMode: false }), through);
+  }
+
+  /** Moves a fsynced temporary file to its final name and makes the rename durable. */
+  async commit(tempPath: string, fileId: string): Promise<void> {
+    const folder = join(this.objectsDir, fileId.slice(0, 2));
+    await mkdir(folder, { recursive: true });
+    await rename(tempPath, join(folder, fileId));
+    await fsyncDirectory(folder);
+  }
+
+  async discardTemp(tempPath: string): Promise<void> {
+    await unlink(tempPath).catch(() => {});
+  }
+
+  /** Removes a file whose metadata no longer refers to it; a missing file is not an error. */
+  async remove(fileId: string): Promise<void> {
+    await unlink(this.pathOf(fileId)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
+  }
+
+  read(fileId: string, range?: { start: number; end: number }): ReadStream {
+    return createReadStream(this.pathOf(fileId), range === undefined ? {} : { start: range.start, end: range.end });
+  }
+
+  /**
+   * Removes object files that no metadata row refers to: a crash between the
+   * rename and the metadata commit, or between a metadata delete and the unlink,
+   * leaves such files behind. Returns how many were removed.
+   */
+  async removeOrphans(isReferenced: (fileId: string) => boolean): Promise<number> {
+    let removed = 0;
+    for (const folder of await readdir(this.objectsDir)) {
+      const folderPath = join(this.objectsDir, folder);
+      let names: string[];
+      try {
+        names = await readdir(folderPath);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (isReferenced(name)) continue;
+        await unlink(join(folderPath, name)).catch(() => {});
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,65 @@
+import type { Principal } from "../../api/auth/principal.js";
+import { evaluateCondition, type ConditionContext } from "./conditions.js";
+import type { BucketPolicy, PolicyStatement, PrincipalSpec } from "./document.js";
+import { matchesWildcard } from "./wildcard.js";
+
+/** One request as the policy sees it. */
+export interface PolicyRequest {
+  /** An IAM action such as `s3:GetObject`. */
+  action: string;
+  /** `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`. */
+  resource: string;
+  principal: Principal;
+  context: ConditionContext;
+}
+
+export type PolicyDecision =
+  | { effect: "allow"; statement: string }
+  | { effect: "deny"; statement: string }
+  | { effect: "implicit-deny" };
+
+/**
+ * Evaluates a bucket policy: an explicit Deny in any matching statement wins,
+ * else a matching Allow allows, else the request is implicitly denied ("Policy
+ * evaluation logic", AWS IAM user guide).
+ */
+export function evaluatePolicy(policy: BucketPolicy | undefined, request: PolicyRequest): PolicyDecision {
+  if (!policy) return { effect: "implicit-deny" };
+  let allowedBy: string | undefined;
+  for (const statement of policy.statements) {
+    if (!statementApplies(statement, request)) continue;
+    if (statement.effect === "Deny") return { effect: "deny", statement: statement.label };
+    allowedBy ??= statement.label;
+  }
+  return allowedBy === undefined ? { effect: "implicit-deny" } : { effect: "allow", statement: allowedBy };
+}
+
+function statementApplies(statement: PolicyStatement, request: PolicyRequest): boolean {
+  const principalMatches = principalMatchesSpec(statement.principal.spec, request.principal);
+  if (principalMatches === statement.principal.negated) return false;
+
+  const actionMatches = statement.action.patterns.some((pattern) => matchesWildcard(pattern, request.action, true));
+  if (actionMatches === statement.action.negated) return false;
+
+  const resourceMatches = statement.resource.patterns.some((pattern) => matchesWildcard(pattern, request.resource));
+  if (resourceMatches === statement.resource.negated) return false;
+
+  return statement.conditions.every((clause) => evaluateCondition(clause, request.context));
+}
+
+function principalMatchesSpec(spec: PrincipalSpec, principal: Principal): boolean {
+  if (spec === "*") return true;
+  if (spec.AWS.includes("*")) return true;
+  switch (principal.type) {
+    case "anonymous":
+      return false;
+    case "service":
+      return spec.Service.includes(principal.service);
+    case "root":
+    case "user":
+      return spec.AWS.some(
+        (entry) =>
+          entry === principal.accountId || entry === `arn:aws:iam::${principal.accountId}:root` || entry === principal.arn,
+      );
+  }
+}
