@@ -197,6 +197,9 @@ export function openVerifiedPayload(request: ApiRequest, options: PayloadOptions
   source.once("error", (error) => verifier.destroy(error));
   source.once("aborted", () => verifier.destroy(incompleteBody()));
   decoder?.once("error", (error) => verifier.destroy(error));
+  // A failed _flush can emit 'error' again after the consumer's pipeline has
+  // settled and removed its listeners; the consumer has already seen the error.
+  verifier.on("error", () => {});
   return { body, digests: () => verifier.result() };
 }
 
