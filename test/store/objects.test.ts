@@ -155,6 +155,7 @@ test("response-* overrides replace the stored headers", async () => {
   assert.equal(got.ContentType, "application/json");
   assert.equal(got.CacheControl, "no-store");
   assert.equal(got.ContentDisposition, "inline");
+  assert.equal(await got.Body!.transformToString(), "o");
 });
 
 test("missing bucket and key give NoSuchBucket and NoSuchKey", async () => {

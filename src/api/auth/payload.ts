@@ -194,9 +194,9 @@ export function openVerifiedPayload(request: ApiRequest, options: PayloadOptions
   const source: Readable = request.raw;
   const body = decoder ? source.pipe(decoder).pipe(verifier) : source.pipe(verifier);
   // pipe() does not forward errors, so a failure anywhere upstream must fail the body.
-  source.once("error", (error) => verifier.destroy(error));
+  source.on("error", (error) => verifier.destroy(error));
   source.once("aborted", () => verifier.destroy(incompleteBody()));
-  decoder?.once("error", (error) => verifier.destroy(error));
+  decoder?.on("error", (error) => verifier.destroy(error));
   // A failed _flush can emit 'error' again after the consumer's pipeline has
   // settled and removed its listeners; the consumer has already seen the error.
   verifier.on("error", () => {});
