@@ -1,0 +1,104 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { makeDataDir, removeDataDir, startStore, TEST_CREDENTIALS } from "./harness.js";
+
+const PYTHON = "/usr/bin/python3";
+
+function hasBoto3(): boolean {
+  try {
+    execFileSync(PYTHON, ["-c", "import boto3"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Drives the store with boto3: SigV4 and SigV2 clients, a multipart upload
+// through the transfer manager, listings and a presigned URL.
+const SCRIPT = String.raw`
+import os, sys, hashlib, urllib.request
+import boto3
+from botocore.config import Config
+from boto3.s3.transfer import TransferConfig
+
+endpoint = os.environ["ENDPOINT"]
+def client(signature):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=os.environ["KEY_ID"], aws_secret_access_key=os.environ["SECRET"],
+        config=Config(signature_version=signature, s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+s3 = client("s3v4")
+s3.create_bucket(Bucket="boto-bucket")
+s3.put_object(Bucket="boto-bucket", Key="dir/hello.txt", Body=b"hello boto", ContentType="text/plain", Metadata={"k": "v"})
+got = s3.get_object(Bucket="boto-bucket", Key="dir/hello.txt")
+assert got["Body"].read() == b"hello boto"
+assert got["ContentType"] == "text/plain"
+assert got["Metadata"] == {"k": "v"}, got["Metadata"]
+
+data = os.urandom(12 * 1024 * 1024)
+import io
+s3.upload_fileobj(io.BytesIO(data), "boto-bucket", "big.bin",
+    Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+head = s3.head_object(Bucket="boto-bucket", Key="big.bin")
+assert head["ETag"].endswith('-3"'), head["ETag"]
+out = io.BytesIO()
+s3.download_fileobj("boto-bucket", "big.bin", out)
+assert hashlib.sha256(out.getvalue()).digest() == hashlib.sha256(data).digest()
+
+listing = s3.list_objects_v2(Bucket="boto-bucket", Delimiter="/")
+assert [p["Prefix"] for p in listing.get("CommonPrefixes", [])] == ["dir/"], listing
+assert [c["Key"] for c in listing["Contents"]] == ["big.bin"]
+v1 = s3.list_objects(Bucket="boto-bucket", Prefix="dir/")
+assert [c["Key"] for c in v1["Contents"]] == ["dir/hello.txt"]
+
+url = s3.generate_presigned_url("get_object", Params={"Bucket": "boto-bucket", "Key": "dir/hello.txt"}, ExpiresIn=300)
+assert urllib.request.urlopen(url).read() == b"hello boto"
+
+v2 = client("s3")
+v2.put_object(Bucket="boto-bucket", Key="sigv2 key+plus", Body=b"v2 body")
+assert v2.get_object(Bucket="boto-bucket", Key="sigv2 key+plus")["Body"].read() == b"v2 body"
+url2 = v2.generate_presigned_url("get_object", Params={"Bucket": "boto-bucket", "Key": "dir/hello.txt"}, ExpiresIn=300)
+assert "AWSAccessKeyId=" in url2
+assert urllib.request.urlopen(url2).read() == b"hello boto"
+
+try:
+    s3.get_object(Bucket="boto-bucket", Key="missing")
+    raise SystemExit("expected NoSuchKey")
+except s3.exceptions.NoSuchKey:
+    pass
+s3.delete_objects(Bucket="boto-bucket", Delete={"Objects": [{"Key": "big.bin"}, {"Key": "dir/hello.txt"}, {"Key": "sigv2 key+plus"}]})
+s3.delete_bucket(Bucket="boto-bucket")
+print("boto3 ok")
+`;
+
+test("boto3 drives the store end to end", { skip: hasBoto3() ? false : "boto3 is not importable by /usr/bin/python3; install python3-boto3" }, async () => {
+  const dataDir = await makeDataDir();
+  const store = await startStore(dataDir);
+  try {
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        PYTHON,
+        ["-c", SCRIPT],
+        {
+          env: {
+            PATH: process.env.PATH ?? "/usr/bin:/bin",
+            ENDPOINT: store.endpoint,
+            KEY_ID: TEST_CREDENTIALS.root.accessKeyId,
+            SECRET: TEST_CREDENTIALS.root.secretAccessKey,
+            AWS_CONFIG_FILE: "/dev/null",
+            AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
+            AWS_EC2_METADATA_DISABLED: "true",
+            NO_PROXY: "*",
+          },
+          timeout: 120_000,
+        },
+        (error, stdout, stderr) => (error ? reject(new Error(`boto3 script failed: ${stderr || error.message}`)) : resolve(stdout)),
+      );
+    });
+    assert.match(output, /boto3 ok/);
+  } finally {
+    await store.stop();
+    await removeDataDir(dataDir);
+  }
+});
