@@ -6,7 +6,7 @@ import { storeErrors } from "./errors.js";
 import { MetadataStore, type BucketRecord, type ObjectRecord, type PartRecord, type UploadRecord } from "./metadata.js";
 import { ObjectFiles } from "./object-files.js";
 
-/** What a caller learns about written bytes once they are on disk: size, ETag, checksum, headers. */
+/** Size, ETag, checksum and headers of bytes once they are on disk. */
 export type ObjectDescription = Omit<ObjectRecord, "bucket" | "key" | "fileId" | "lastModifiedMs">;
 
 /**

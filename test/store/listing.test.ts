@@ -114,8 +114,8 @@ test("multipart checks part order, ETags and sizes", async () => {
   assert.equal((await complete([{ PartNumber: 3, ETag: small.ETag! }]))?.name, "InvalidPart");
 
   await store.client.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }));
-  const gone = await store.client
+  const afterAbort = await store.client
     .send(new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId }))
     .then(() => undefined, (caught: S3ServiceException) => caught);
-  assert.equal(gone?.name, "NoSuchUpload");
+  assert.equal(afterAbort?.name, "NoSuchUpload");
 });

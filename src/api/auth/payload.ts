@@ -21,7 +21,7 @@ export const STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 /** The largest chunk-size line or trailer line accepted in an aws-chunked body. */
 const MAX_CHUNK_LINE_BYTES = 4096;
 
-/** What is known about a body once every byte has been read and verified. */
+/** Digests of a body, known once every byte has been read and verified. */
 export interface PayloadDigests {
   sizeBytes: number;
   md5Hex: string;
@@ -152,11 +152,10 @@ function sameSecret(a: string, b: string): boolean {
 
 /**
  * Turns a raw S3 request body into a verified stream of its decoded bytes.
- * Handles every payload mode of SigV4 for S3 ("Signature Calculations for the
- * Authorization Header", "Transferring Payload in Multiple Chunks", "Streaming
- * uploads with trailing checksums", Amazon S3 API reference): UNSIGNED-PAYLOAD,
- * a hex SHA-256, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, and the two -TRAILER modes;
- * plus `x-amz-checksum-*` headers or trailers and `Content-MD5`.
+ * It handles the SigV4 payload modes UNSIGNED-PAYLOAD, a hex SHA-256,
+ * STREAMING-AWS4-HMAC-SHA256-PAYLOAD and the two -TRAILER modes, as the S3 API
+ * reference describes them under "Authenticating Requests (AWS Signature
+ * Version 4)". It also checks `x-amz-checksum-*` headers or trailers and `Content-MD5`.
  */
 export function openVerifiedPayload(request: ApiRequest, options: PayloadOptions = {}): VerifiedPayload {
   const headers = request.raw.headers;

@@ -59,6 +59,12 @@ function queryParameter(request: ApiRequest, name: string): string | undefined {
   return request.query.find(([candidate]) => candidate === name)?.[1];
 }
 
+function compareStrings(left: string, right: string): number {
+  if (left < right) return -1;
+  if (left > right) return 1;
+  return 0;
+}
+
 /** Returns whether a request carries a SigV2 signature, in the Authorization header or the query. */
 export function hasSigV2(request: ApiRequest): boolean {
   const authorization = header(request, "authorization");
@@ -82,7 +88,7 @@ export function sigV2StringToSign(request: ApiRequest, dateOrExpires: string, ho
 
   const subresources = request.query
     .filter(([name]) => SIGNED_SUBRESOURCES.has(name))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(([left], [right]) => compareStrings(left, right))
     .map(([name, value]) => (value === "" ? name : `${name}=${value}`));
   const resourcePath = (hostBucket === undefined ? "" : `/${hostBucket}`) + request.path;
   const resource = resourcePath + (subresources.length > 0 ? `?${subresources.join("&")}` : "");

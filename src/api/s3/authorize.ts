@@ -110,10 +110,10 @@ export function resourceArn(bucket: string, key?: string): string {
 }
 
 /**
- * Decides whether the request may run `action` on `resource`. The bucket owner
- * (the account's root or users) is allowed unless a policy statement denies it
- * explicitly; anyone else needs a statement that allows it and none that
- * denies it. Raises AccessDenied otherwise.
+ * Raises AccessDenied unless the request may run `action` on `resource`. The
+ * bucket owner (the account's root or users) is allowed unless a statement
+ * denies it explicitly. Anyone else needs a statement that allows it and none
+ * that denies it.
  */
 export function authorize(request: ApiRequest, bucket: BucketRecord | undefined, action: string, resource: string): void {
   if (!isAllowed(request, bucket, action, resource, true)) throw authErrors.accessDenied();

@@ -5,7 +5,7 @@ import type { ApiRequest } from "../context.js";
 import type { BucketStore } from "../../store/bucket-store.js";
 import type { S3Route } from "./router.js";
 
-/** What every S3 operation handler works with. */
+/** Dependencies shared by every S3 operation handler. */
 export interface S3Context {
   store: BucketStore;
   accountId: string;
@@ -14,7 +14,7 @@ export interface S3Context {
 
 export type S3Handler = (context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route) => Promise<void>;
 
-/** The owner element of listings: a canonical user id derived from the account id. */
+/** Returns the Owner element of listings, with a canonical user id derived from the account id. */
 export function ownerOf(accountId: string): { ID: string; DisplayName: string } {
   return { ID: createHash("sha256").update(`portico-account:${accountId}`).digest("hex"), DisplayName: accountId };
 }

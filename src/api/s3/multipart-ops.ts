@@ -290,7 +290,9 @@ export async function listMultipartUploads(context: S3Context, request: ApiReque
   // NOTE: the delimiter parameter is ignored; uploads are listed flat under the prefix.
   const uploads: UploadRecord[] = [];
   let fromKey = Buffer.from(keyMarker, "utf8");
-  let fromUploadId = keyMarker === "" ? "" : uploadIdMarker === "" ? "\uffff" : uploadIdMarker;
+  // Without an upload-id-marker, S3 resumes after every upload of key-marker.
+  let fromUploadId = uploadIdMarker;
+  if (keyMarker !== "" && uploadIdMarker === "") fromUploadId = "\uffff";
   let isTruncated = false;
   for (;;) {
     const batch = context.store.metadata.listUploads(bucket.name, fromKey, fromUploadId, 1000);

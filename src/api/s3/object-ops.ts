@@ -47,7 +47,7 @@ function checksumResponseHeaders(record: { checksum: ObjectRecord["checksum"] })
 }
 
 /** Checks PutObject's conditional-write headers (If-None-Match: *, If-Match) against the current version. */
-function writePrecondition(request: ApiRequest): ((current: ObjectRecord | undefined) => void) | undefined {
+function writePrecondition(request: ApiRequest, key: string): ((current: ObjectRecord | undefined) => void) | undefined {
   const ifNoneMatch = headerValue(request, "if-none-match");
   const ifMatch = headerValue(request, "if-match");
   if (ifNoneMatch === undefined && ifMatch === undefined) return undefined;
@@ -59,7 +59,7 @@ function writePrecondition(request: ApiRequest): ((current: ObjectRecord | undef
   return (current) => {
     if (ifNoneMatch !== undefined && current !== undefined) throw storeErrors.preconditionFailed("If-None-Match");
     if (ifMatch !== undefined && (current === undefined || !etagListMatches(ifMatch, current.etag))) {
-      if (current === undefined) throw storeErrors.noSuchKey(request.path);
+      if (current === undefined) throw storeErrors.noSuchKey(key);
       throw storeErrors.preconditionFailed("If-Match");
     }
   };
@@ -70,7 +70,7 @@ export async function putObject(context: S3Context, request: ApiRequest, respons
   const key = route.key!;
   checkDeclaredLength(request, MAX_PUT_OBJECT_BYTES);
   const headers = collectStoredHeaders(request.raw.headers);
-  const precondition = writePrecondition(request);
+  const precondition = writePrecondition(request, key);
   const payload = openVerifiedPayload(request);
   const record = await context.store.putObject(
     bucket,
