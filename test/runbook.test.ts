@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -114,12 +115,16 @@ print(json.dumps(sum(point["Sum"] for point in answer["Datapoints"])))
     assert.equal(malformed.status, 400);
     assert.match(malformed.body, /<ErrorResponse[^>]*>[\s\S]*<Code>MalformedInput<\/Code>/);
 
+    const truncatedDelete = "<Delete><Object><Key>index.html</Key></Obj";
     const malformedS3 = await signedFetch(portico.target, {
       service: "s3",
       method: "POST",
       path: `/${result.bucket}?delete`,
-      body: "<Delete><Object><Key>index.html</Key></Obj",
-      headers: { "content-type": "application/xml", "content-md5": "" },
+      body: truncatedDelete,
+      headers: {
+        "content-type": "application/xml",
+        "content-md5": createHash("md5").update(truncatedDelete).digest("base64"),
+      },
     });
     assert.equal(malformedS3.status, 400);
     assert.match(malformedS3.body, /<Code>MalformedXML<\/Code>/);
