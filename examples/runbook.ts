@@ -7,7 +7,7 @@
  *   2. create an origin access control and a distribution in front of the
  *      bucket, restrict the bucket to that distribution with a bucket policy;
  *   3. read the site through the edge (redirect, miss, hit, range, every file);
- *   4. check that nobody else can read the bucket;
+ *   4. check that no other principal can read the bucket;
  *   5. deploy a change and invalidate `/*`;
  *   6. read the distribution's metrics.
  *
@@ -54,7 +54,7 @@ export type StepReporter = (message: string) => void;
 
 const WAITER = { minDelay: 1, maxDelay: 1, maxWaitTime: 60 } as const;
 
-/** The cache behavior settings the runbook asks for; the edge must honour them. */
+/** The runbook's distribution: one S3 origin behind an origin access control. */
 function distributionConfig(
   callerReference: string,
   bucket: string,
@@ -144,7 +144,9 @@ export async function runRunbook(
       }),
     );
     const distribution = created.Distribution;
-    assert.ok(distribution?.Id && distribution.ARN && distribution.DomainName, "CreateDistribution returned no Id, ARN or DomainName");
+    assert.ok(distribution?.Id, "CreateDistribution returned no Id");
+    assert.ok(distribution.ARN, "CreateDistribution returned no ARN");
+    assert.ok(distribution.DomainName, "CreateDistribution returned no DomainName");
     assert.ok(created.ETag, "CreateDistribution returned no ETag");
     assert.match(distribution.DomainName, /^d[a-z0-9]{13}\./);
     assert.ok(["InProgress", "Deployed"].includes(distribution.Status ?? ""), `unexpected Status ${distribution.Status}`);
@@ -182,7 +184,7 @@ export async function runRunbook(
     assert.equal(plain.status, 301, "plain HTTP must redirect to HTTPS");
     assert.equal(plain.headers.get("location"), `${httpsBase}/index.html?x=1`);
     await plain.body?.cancel();
-    report(`3. http://${host}:${target.httpPort}/ -> 301 ${plain.headers.get("location")}`);
+    report(`3. http://${host}:${target.httpPort}/index.html?x=1 -> 301 ${plain.headers.get("location")}`);
 
     const page = files.find((file) => file.key === "fs.html") ?? files[0]!;
     const pageUrl = `${httpsBase}/${page.key}`;
@@ -220,7 +222,7 @@ export async function runRunbook(
     });
     report(`   all ${files.length} files read back byte-identical through the edge`);
 
-    // 4. Nobody else reads the bucket.
+    // 4. No other principal reads the bucket.
     const anonymous = await viewer.request(`${target.endpoint}/${bucket}/index.html`);
     assert.equal(anonymous.status, 403);
     assert.match(await anonymous.text(), /<Code>AccessDenied<\/Code>/);
