@@ -1,4 +1,10 @@
-import type { DistributionConfig, OriginAccessControlConfig } from "@aws-sdk/client-cloudfront";
+import type {
+  CachePolicyConfig,
+  DistributionConfig,
+  OriginAccessControlConfig,
+  OriginRequestPolicyConfig,
+  ResponseHeadersPolicyConfig,
+} from "@aws-sdk/client-cloudfront";
 
 /**
  * The deployed form of one distribution: what an edge needs to serve it.
@@ -15,6 +21,18 @@ export interface DistributionSnapshot {
   config: DistributionConfig;
   /** The origin access controls that the config's origins name, by id. */
   originAccessControls: Record<string, OriginAccessControlConfig>;
+  /**
+   * The cache policies that the config's cache behaviors name, by id,
+   * AWS-managed ones included. A change to a named policy republishes the
+   * snapshot with a new version. The control plane always sets the three
+   * policy records; they are optional so that snapshots built by hand for a
+   * single component stay valid.
+   */
+  cachePolicies?: Record<string, CachePolicyConfig>;
+  /** The origin request policies that the cache behaviors name, by id. */
+  originRequestPolicies?: Record<string, OriginRequestPolicyConfig>;
+  /** The response headers policies that the cache behaviors name, by id. */
+  responseHeadersPolicies?: Record<string, ResponseHeadersPolicyConfig>;
 }
 
 /** Messages from the control plane to every edge, delivered in publish order. */
