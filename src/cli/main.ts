@@ -26,16 +26,16 @@ const program = new Command();
 program
   .name("portico")
   .description(
-    "Self-hosted content delivery network. Its API endpoint speaks the S3, CloudFront and\n" +
-      "CloudWatch protocols, so the AWS CLI and SDKs create buckets, distributions and\n" +
-      "invalidations and read metrics; its edge serves and caches the distributions' traffic.",
+    "Self-hosted content delivery network. Its API endpoint serves the S3, CloudFront and " +
+      "CloudWatch protocols, so the AWS CLI and SDKs create buckets, distributions and " +
+      "invalidations and read metrics. Its edge serves and caches the distributions' traffic.",
   )
   .showHelpAfterError();
 
 program
   .command("up")
   .description(
-    "Start every component in one process with embedded defaults: the API endpoint, one edge\n" +
+    "Start every component in one process with embedded defaults: the API endpoint, one edge " +
       "(HTTP and HTTPS), the bucket store and the metrics store, all keeping state in the data folder.",
   )
   .addOption(
