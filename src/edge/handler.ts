@@ -156,6 +156,8 @@ export class EdgeRequestHandler {
       userAgent: request.headers["user-agent"],
       referer,
       requestId: state.requestId,
+      cookie: request.headers.cookie,
+      forwardedFor: request.headers["x-forwarded-for"],
     };
     this.context.metrics.record(record);
   }

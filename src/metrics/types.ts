@@ -31,6 +31,10 @@ export interface RequestRecord {
   userAgent: string | undefined;
   referer: string | undefined;
   requestId: string;
+  /** The Cookie header, for access logs of distributions with Logging.IncludeCookies. */
+  cookie?: string | undefined;
+  /** The X-Forwarded-For header, for the access log's `x-forwarded-for` field. */
+  forwardedFor?: string | undefined;
 }
 
 /** Receives request records. `record` never blocks and never throws. */
