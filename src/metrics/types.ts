@@ -34,7 +34,7 @@ export interface RequestRecord {
   /** The Cookie header, for access logs of distributions with Logging.IncludeCookies. */
   cookie?: string | undefined;
   /** The X-Forwarded-For header, for the access log's `x-forwarded-for` field. */
-  forwardedFor?: string | undefined;
+  forwardedFor?: string | string[] | undefined;
 }
 
 /** Receives request records. `record` never blocks and never throws. */
