@@ -7,6 +7,7 @@ import { createCloudFrontService } from "./api/cloudfront/index.js";
 import { createMetrics } from "./metrics/index.js";
 import { EmbeddedBus } from "./cluster/embedded.js";
 import { startEdge } from "./edge/index.js";
+import { createDashboard } from "./dashboard/index.js";
 import type { PorticoOptions } from "./config/options.js";
 
 /** A running `portico up`: every component in one process. */
@@ -71,12 +72,22 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     });
     closers.push(() => cloudfront.close());
 
+    const dashboard = await createDashboard({
+      dataDir: options.dataDir,
+      credentials: credentialStore,
+      control: cloudfront.control,
+      channel: bus,
+      metrics: metrics.reader,
+      log: log.child({ component: "dashboard" }),
+    });
+
     let ready = false;
     const api = new ApiServer({
       credentials: credentialStore,
       services: { s3, cloudfront, cloudwatch: metrics.cloudwatch },
       log: log.child({ component: "api" }),
       isReady: () => ready,
+      adminRoutes: new Map([...dashboard.routes]),
     });
     const apiAddress = await api.listen(options.apiPort, options.host);
     closers.push(() => api.close());

@@ -1,4 +1,12 @@
-import type { Distribution, DistributionConfig, DistributionSummary, Tag } from "@aws-sdk/client-cloudfront";
+import type {
+  CachePolicyConfig,
+  Distribution,
+  DistributionConfig,
+  DistributionSummary,
+  OriginRequestPolicyConfig,
+  ResponseHeadersPolicyConfig,
+  Tag,
+} from "@aws-sdk/client-cloudfront";
 import type { DistributionSnapshot } from "../cluster/types.js";
 import {
   checkIfMatch,
@@ -10,7 +18,8 @@ import {
 } from "./context.js";
 import { canonicalJson, withDistributionDefaults } from "./defaults.js";
 import { cloudFrontError, controlErrors } from "./errors.js";
-import type { DistributionRecord } from "./store.js";
+import { behaviorsOf } from "./policies.js";
+import type { DistributionRecord, PolicyKind } from "./store.js";
 import { validateTags } from "./tags.js";
 import { validateDistributionConfig } from "./validation.js";
 
@@ -20,9 +29,25 @@ export interface VersionedDistribution {
   etag: string;
 }
 
+/** Resolves the policies that cache behaviors name, AWS-managed or stored. */
+export interface PolicyLookup {
+  cachePolicy(id: string): CachePolicyConfig | undefined;
+  originRequestPolicy(id: string): OriginRequestPolicyConfig | undefined;
+  responseHeadersPolicy(id: string): ResponseHeadersPolicyConfig | undefined;
+}
+
+const POLICY_FIELD_OF_KIND = {
+  cache: "CachePolicyId",
+  "origin-request": "OriginRequestPolicyId",
+  "response-headers": "ResponseHeadersPolicyId",
+} as const;
+
 /** Distributions: create, read, update, delete and list, with deploy tracking. */
 export class DistributionService {
-  constructor(private readonly context: ControlContext) {}
+  constructor(
+    private readonly context: ControlContext,
+    private readonly policies: PolicyLookup,
+  ) {}
 
   async create(input: DistributionConfig, tags: Tag[] = []): Promise<VersionedDistribution> {
     const { store, log } = this.context;
@@ -72,6 +97,11 @@ export class DistributionService {
   get(id: string): VersionedDistribution {
     const record = this.require(id);
     return { distribution: this.toDistribution(record), etag: record.etag };
+  }
+
+  /** Returns the config version: 1 at creation, plus one for each update. Edges acknowledge it. */
+  configVersion(id: string): number {
+    return this.require(id).version;
   }
 
   getConfig(id: string): { config: DistributionConfig; etag: string } {
@@ -156,7 +186,34 @@ export class DistributionService {
     };
   }
 
-  /** Builds the deployed form of a distribution, with the origin access controls its origins name. */
+  /**
+   * Gives every distribution whose behaviors name a changed policy a new
+   * version, so edges apply the policy and the status returns to InProgress
+   * until they have. The distribution's ETag stays: its config is unchanged.
+   */
+  async republishPolicyUsers(kind: PolicyKind, policyId: string): Promise<void> {
+    const { store, log } = this.context;
+    const field = POLICY_FIELD_OF_KIND[kind];
+    const records = store.transaction(() => {
+      const bumped: DistributionRecord[] = [];
+      for (const record of store.allDistributions()) {
+        if (!behaviorsOf(record.config).some((behavior) => behavior[field] === policyId)) continue;
+        const updated = { ...record, version: record.version + 1 };
+        store.updateDistribution(updated);
+        bumped.push(updated);
+      }
+      return bumped;
+    });
+    for (const record of records) {
+      log.info({ distributionId: record.id, version: record.version, policyId }, "distribution republished for a policy change");
+    }
+    await Promise.all(records.map((record) => this.publishSnapshot(record)));
+  }
+
+  /**
+   * Builds the deployed form of a distribution, with the origin access
+   * controls its origins name and the policies its behaviors name.
+   */
   snapshot(record: DistributionRecord): DistributionSnapshot {
     const originAccessControls: DistributionSnapshot["originAccessControls"] = {};
     for (const origin of record.config.Origins?.Items ?? []) {
@@ -165,6 +222,20 @@ export class DistributionService {
       const oac = this.context.store.getOriginAccessControl(oacId);
       if (oac) originAccessControls[oacId] = oac.config;
     }
+    const cachePolicies: Record<string, CachePolicyConfig> = {};
+    const originRequestPolicies: Record<string, OriginRequestPolicyConfig> = {};
+    const responseHeadersPolicies: Record<string, ResponseHeadersPolicyConfig> = {};
+    for (const behavior of behaviorsOf(record.config)) {
+      const cacheId = behavior.CachePolicyId;
+      const originRequestId = behavior.OriginRequestPolicyId;
+      const responseHeadersId = behavior.ResponseHeadersPolicyId;
+      const cachePolicy = cacheId ? this.policies.cachePolicy(cacheId) : undefined;
+      const originRequestPolicy = originRequestId ? this.policies.originRequestPolicy(originRequestId) : undefined;
+      const responseHeadersPolicy = responseHeadersId ? this.policies.responseHeadersPolicy(responseHeadersId) : undefined;
+      if (cacheId && cachePolicy) cachePolicies[cacheId] = cachePolicy;
+      if (originRequestId && originRequestPolicy) originRequestPolicies[originRequestId] = originRequestPolicy;
+      if (responseHeadersId && responseHeadersPolicy) responseHeadersPolicies[responseHeadersId] = responseHeadersPolicy;
+    }
     return {
       id: record.id,
       arn: record.arn,
@@ -172,6 +243,9 @@ export class DistributionService {
       version: record.version,
       config: record.config,
       originAccessControls,
+      cachePolicies,
+      originRequestPolicies,
+      responseHeadersPolicies,
     };
   }
 
@@ -190,6 +264,11 @@ export class DistributionService {
     return {
       distributionId,
       originAccessControlExists: (oacId: string) => store.getOriginAccessControl(oacId) !== undefined,
+      policyExists: (kind: PolicyKind, policyId: string) => {
+        if (kind === "cache") return this.policies.cachePolicy(policyId) !== undefined;
+        if (kind === "origin-request") return this.policies.originRequestPolicy(policyId) !== undefined;
+        return this.policies.responseHeadersPolicy(policyId) !== undefined;
+      },
       aliasOwner: (alias: string) =>
         store
           .allDistributions()

@@ -1,3 +1,8 @@
+import type {
+  CachePolicyConfig,
+  OriginRequestPolicyConfig,
+  ResponseHeadersPolicyConfig,
+} from "@aws-sdk/client-cloudfront";
 import type { ControlChannel } from "../cluster/types.js";
 import type { Logger } from "../common/logger.js";
 import type { ControlContext } from "./context.js";
@@ -5,6 +10,12 @@ import { DeploymentTracker } from "./deployment.js";
 import { DistributionService } from "./distributions.js";
 import { InvalidationService } from "./invalidations.js";
 import { OriginAccessControlService } from "./origin-access-controls.js";
+import {
+  CACHE_POLICY_KIND,
+  ORIGIN_REQUEST_POLICY_KIND,
+  PolicyService,
+  RESPONSE_HEADERS_POLICY_KIND,
+} from "./policies.js";
 import { ControlStore } from "./store.js";
 import { TagService } from "./tags.js";
 
@@ -18,13 +29,17 @@ export interface ControlPlaneOptions {
 
 /**
  * The control plane: stored distributions, origin access controls,
- * invalidations and tags, published to the edges through the ControlChannel.
+ * cache, origin request and response headers policies, invalidations and
+ * tags, published to the edges through the ControlChannel.
  */
 export class ControlPlane {
   readonly distributions: DistributionService;
   readonly originAccessControls: OriginAccessControlService;
   readonly invalidations: InvalidationService;
   readonly tags: TagService;
+  readonly cachePolicies: PolicyService<CachePolicyConfig>;
+  readonly originRequestPolicies: PolicyService<OriginRequestPolicyConfig>;
+  readonly responseHeadersPolicies: PolicyService<ResponseHeadersPolicyConfig>;
   private readonly context: ControlContext;
 
   constructor(options: ControlPlaneOptions) {
@@ -32,7 +47,15 @@ export class ControlPlane {
     const log = options.log;
     const tracker = new DeploymentTracker(options.bus, store, log);
     this.context = { store, tracker, log, accountId: options.accountId, zone: options.zone };
-    this.distributions = new DistributionService(this.context);
+    this.distributions = new DistributionService(this.context, {
+      cachePolicy: (id) => this.cachePolicies.lookup(id),
+      originRequestPolicy: (id) => this.originRequestPolicies.lookup(id),
+      responseHeadersPolicy: (id) => this.responseHeadersPolicies.lookup(id),
+    });
+    const republish = this.distributions.republishPolicyUsers.bind(this.distributions);
+    this.cachePolicies = new PolicyService(this.context, CACHE_POLICY_KIND, republish);
+    this.originRequestPolicies = new PolicyService(this.context, ORIGIN_REQUEST_POLICY_KIND, republish);
+    this.responseHeadersPolicies = new PolicyService(this.context, RESPONSE_HEADERS_POLICY_KIND, republish);
     this.originAccessControls = new OriginAccessControlService(this.context, this.distributions);
     this.invalidations = new InvalidationService(this.context);
     this.tags = new TagService(this.context);

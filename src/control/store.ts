@@ -22,6 +22,18 @@ export interface OriginAccessControlRecord {
   etag: string;
 }
 
+/** The three kinds of policy a cache behavior can name. */
+export type PolicyKind = "cache" | "origin-request" | "response-headers";
+
+/** A customer-created policy; the config is the SDK's config shape of its kind. */
+export interface PolicyRecord {
+  kind: PolicyKind;
+  id: string;
+  config: { Name?: string | undefined };
+  etag: string;
+  lastModifiedMs: number;
+}
+
 export type InvalidationStatus = "InProgress" | "Completed";
 
 export interface InvalidationRecord {
@@ -65,6 +77,16 @@ CREATE TABLE IF NOT EXISTS invalidations (
   pending_edges_json TEXT NOT NULL,
   UNIQUE (distribution_id, caller_reference)
 );
+CREATE TABLE IF NOT EXISTS policies (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  config_json TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  last_modified_ms INTEGER NOT NULL,
+  UNIQUE (kind, name)
+);
 CREATE TABLE IF NOT EXISTS tags (
   resource_arn TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -92,6 +114,24 @@ interface InvalidationRow {
   status: InvalidationStatus;
   create_time_ms: number;
   pending_edges_json: string;
+}
+
+interface PolicyRow {
+  kind: PolicyKind;
+  id: string;
+  config_json: string;
+  etag: string;
+  last_modified_ms: number;
+}
+
+function toPolicy(row: PolicyRow): PolicyRecord {
+  return {
+    kind: row.kind,
+    id: row.id,
+    config: JSON.parse(row.config_json) as PolicyRecord["config"],
+    etag: row.etag,
+    lastModifiedMs: row.last_modified_ms,
+  };
 }
 
 function toDistribution(row: DistributionRow): DistributionRecord {
@@ -296,6 +336,38 @@ export class ControlStore {
     this.db
       .prepare("UPDATE invalidations SET status = ?, pending_edges_json = ? WHERE id = ?")
       .run(status, JSON.stringify(pendingEdgeIds), id);
+  }
+
+  getPolicy(kind: PolicyKind, id: string): PolicyRecord | undefined {
+    const row = this.db.prepare("SELECT * FROM policies WHERE kind = ? AND id = ?").get(kind, id) as PolicyRow | undefined;
+    return row && toPolicy(row);
+  }
+
+  findPolicyIdByName(kind: PolicyKind, name: string): string | undefined {
+    const row = this.db.prepare("SELECT id FROM policies WHERE kind = ? AND name = ?").get(kind, name) as
+      | { id: string }
+      | undefined;
+    return row?.id;
+  }
+
+  /** Lists a kind's policies in creation order. */
+  listPolicies(kind: PolicyKind): PolicyRecord[] {
+    const rows = this.db.prepare("SELECT * FROM policies WHERE kind = ? ORDER BY seq").all(kind) as PolicyRow[];
+    return rows.map(toPolicy);
+  }
+
+  putPolicy(record: PolicyRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO policies (kind, id, name, config_json, etag, last_modified_ms) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, config_json = excluded.config_json,
+           etag = excluded.etag, last_modified_ms = excluded.last_modified_ms`,
+      )
+      .run(record.kind, record.id, record.config.Name ?? "", JSON.stringify(record.config), record.etag, record.lastModifiedMs);
+  }
+
+  deletePolicy(kind: PolicyKind, id: string): void {
+    this.db.prepare("DELETE FROM policies WHERE kind = ? AND id = ?").run(kind, id);
   }
 
   getTags(resourceArn: string): Array<{ Key: string; Value: string }> {

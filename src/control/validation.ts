@@ -5,6 +5,7 @@ import type {
   OriginAccessControlConfig,
 } from "@aws-sdk/client-cloudfront";
 import { cloudFrontError, controlErrors } from "./errors.js";
+import type { PolicyKind } from "./store.js";
 
 /** CloudFront quotas (Amazon CloudFront Developer Guide, "Quotas on distributions"). */
 export const MAX_ORIGINS_PER_DISTRIBUTION = 100;
@@ -24,6 +25,8 @@ const HOSTNAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-
 /** Lookups into the rest of the stored state that validation needs. */
 export interface ValidationContext {
   originAccessControlExists(id: string): boolean;
+  /** Whether a managed or stored policy of `kind` has this id. */
+  policyExists(kind: PolicyKind, id: string): boolean;
   /** The id of the distribution that already uses `alias`, if any. */
   aliasOwner(alias: string): string | undefined;
   /** The distribution being updated, whose own aliases do not conflict. */
@@ -56,11 +59,38 @@ export function checkQuantities(value: unknown, path: string): void {
   for (const [key, member] of Object.entries(record)) checkQuantities(member, `${path}.${key}`);
 }
 
+const POLICY_REFERENCES = [
+  { field: "CachePolicyId", kind: "cache", missingCode: "NoSuchCachePolicy" },
+  { field: "OriginRequestPolicyId", kind: "origin-request", missingCode: "NoSuchOriginRequestPolicy" },
+  { field: "ResponseHeadersPolicyId", kind: "response-headers", missingCode: "NoSuchResponseHeadersPolicy" },
+] as const;
+
+function checkPolicyReferences(
+  behavior: CacheBehavior | DefaultCacheBehavior,
+  path: string,
+  context: ValidationContext,
+): void {
+  for (const reference of POLICY_REFERENCES) {
+    const id = behavior[reference.field];
+    if (!id) continue;
+    if (!context.policyExists(reference.kind, id)) {
+      throw cloudFrontError(reference.missingCode, `${path}.${reference.field} '${id}' names no policy of that kind.`);
+    }
+  }
+  // A cache policy replaces the legacy cache settings (CloudFront API
+  // reference, CacheBehavior: ForwardedValues is for behaviors without one).
+  if (behavior.CachePolicyId && behavior.ForwardedValues) {
+    throw invalid(`${path}.ForwardedValues cannot be used when a cache policy is associated to the cache behavior.`);
+  }
+}
+
 function checkBehavior(
   behavior: CacheBehavior | DefaultCacheBehavior,
   path: string,
   targetIds: Set<string>,
+  context: ValidationContext,
 ): void {
+  checkPolicyReferences(behavior, path, context);
   if (!behavior.TargetOriginId) throw invalid(`${path}.TargetOriginId is required.`);
   if (!targetIds.has(behavior.TargetOriginId)) {
     throw cloudFrontError(
@@ -163,7 +193,7 @@ export function validateDistributionConfig(config: DistributionConfig, context: 
   }
 
   if (!config.DefaultCacheBehavior) throw invalid("DistributionConfig.DefaultCacheBehavior is required.");
-  checkBehavior(config.DefaultCacheBehavior, "DistributionConfig.DefaultCacheBehavior", targetIds);
+  checkBehavior(config.DefaultCacheBehavior, "DistributionConfig.DefaultCacheBehavior", targetIds, context);
   const behaviors = config.CacheBehaviors?.Items ?? [];
   if (behaviors.length > MAX_CACHE_BEHAVIORS_PER_DISTRIBUTION) {
     throw cloudFrontError(
@@ -179,7 +209,7 @@ export function validateDistributionConfig(config: DistributionConfig, context: 
       throw invalid(`${path}.PathPattern '${behavior.PathPattern}' is used by another cache behavior.`);
     }
     pathPatterns.add(behavior.PathPattern);
-    checkBehavior(behavior, path, targetIds);
+    checkBehavior(behavior, path, targetIds, context);
   });
 
   const aliases = config.Aliases?.Items ?? [];

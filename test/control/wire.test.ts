@@ -184,9 +184,9 @@ describe("origin access controls and the wire format", () => {
   });
 
   test("unbuilt operations are NotImplemented", async () => {
-    const response = await sendSigned(harness.endpoint, "GET", "/2020-05-31/cache-policy", "");
+    const response = await sendSigned(harness.endpoint, "GET", "/2020-05-31/function", "");
     assert.equal(response.status, 501);
     assert.equal(errorCode(response.text), "NotImplemented");
-    assert.ok(response.text.includes("ListCachePolicies"));
+    assert.ok(response.text.includes("ListFunctions"));
   });
 });

@@ -1,12 +1,16 @@
 import type {
+  CachePolicyConfig,
   DistributionConfig,
   DistributionConfigWithTags,
   InvalidationBatch,
   OriginAccessControlConfig,
+  OriginRequestPolicyConfig,
+  ResponseHeadersPolicyConfig,
   TagKeys,
   Tags,
 } from "@aws-sdk/client-cloudfront";
 import type { ControlPlane } from "../../control/index.js";
+import type { PolicyService } from "../../control/policies.js";
 import type { ApiRequest } from "../context.js";
 import { CLOUDFRONT_API_VERSION } from "./model.js";
 
@@ -25,10 +29,63 @@ const text = (value: unknown): string => (typeof value === "string" ? value : ""
 const optionalText = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
 const optionalNumber = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
 
+/**
+ * Builds the handlers of one policy kind: Create<Resource>, Get<Resource>,
+ * Get<Resource>Config, Update<Resource>, Delete<Resource>, List<Resource>s
+ * (spelt ListCachePolicies and so on) and ListDistributionsBy<Resource>Id.
+ */
+function policyHandlers<Config extends { Name?: string | undefined }>(
+  resource: "CachePolicy" | "OriginRequestPolicy" | "ResponseHeadersPolicy",
+  service: PolicyService<Config>,
+  locationSegment: string,
+): Record<string, OperationHandler> {
+  const configMember = `${resource}Config`;
+  const plural = `${resource.slice(0, -"Policy".length)}Policies`;
+  return {
+    [`Create${resource}`]: async (input, request) => {
+      const { policy, etag } = service.create(input[configMember] as Config);
+      return { [resource]: policy, ETag: etag, Location: locationOf(request, `${locationSegment}/${String(policy.Id)}`) };
+    },
+    [`Get${resource}`]: async (input) => {
+      const { policy, etag } = service.get(text(input.Id));
+      return { [resource]: policy, ETag: etag };
+    },
+    [`Get${resource}Config`]: async (input) => {
+      const { policy, etag } = service.get(text(input.Id));
+      return { [configMember]: policy[configMember], ETag: etag };
+    },
+    [`Update${resource}`]: async (input) => {
+      const { policy, etag } = await service.update(text(input.Id), input[configMember] as Config, optionalText(input.IfMatch));
+      return { [resource]: policy, ETag: etag };
+    },
+    [`Delete${resource}`]: async (input) => {
+      service.delete(text(input.Id), optionalText(input.IfMatch));
+      return {};
+    },
+    [`List${plural}`]: async (input) => ({
+      [`${resource}List`]: service.list(optionalText(input.Type), optionalText(input.Marker), optionalNumber(input.MaxItems)),
+    }),
+    [`ListDistributionsBy${resource}Id`]: async (input) => ({
+      DistributionIdList: service.distributionIdList(
+        text(input[`${resource}Id`]),
+        optionalText(input.Marker),
+        optionalNumber(input.MaxItems),
+      ),
+    }),
+  };
+}
+
 /** Maps each built operation, by its AWS name, to its handler. The service rejects every other operation with NotImplemented. */
 export function createHandlers(control: ControlPlane): Map<string, OperationHandler> {
   const { distributions, originAccessControls, invalidations, tags } = control;
   const handlers: Record<string, OperationHandler> = {
+    ...policyHandlers<CachePolicyConfig>("CachePolicy", control.cachePolicies, "cache-policy"),
+    ...policyHandlers<OriginRequestPolicyConfig>("OriginRequestPolicy", control.originRequestPolicies, "origin-request-policy"),
+    ...policyHandlers<ResponseHeadersPolicyConfig>(
+      "ResponseHeadersPolicy",
+      control.responseHeadersPolicies,
+      "response-headers-policy",
+    ),
     CreateOriginAccessControl: async (input, request) => {
       const { originAccessControl, etag } = originAccessControls.create(
         input.OriginAccessControlConfig as OriginAccessControlConfig,

@@ -11,6 +11,8 @@ import { CLOUDFRONT_API_VERSION, matchRoute } from "./model.js";
 import { CLOUDFRONT_XML_NAMESPACE, escapeXmlText } from "./xml.js";
 
 export interface CloudFrontService extends ProtocolService {
+  /** The control plane behind the API, for in-process readers such as the dashboard. */
+  readonly control: ControlPlane;
   /** Starts deploy tracking and republishes every stored distribution to the bus. */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -33,7 +35,7 @@ export interface CloudFrontServiceOptions {
 class CloudFrontApi implements CloudFrontService {
   private readonly handlers: Map<string, OperationHandler>;
 
-  constructor(private readonly control: ControlPlane) {
+  constructor(readonly control: ControlPlane) {
     this.handlers = createHandlers(control);
   }
 
