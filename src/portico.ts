@@ -5,6 +5,7 @@ import { ApiServer } from "./api/server.js";
 import { createS3Service } from "./api/s3/index.js";
 import { createCloudFrontService } from "./api/cloudfront/index.js";
 import { createMetrics } from "./metrics/index.js";
+import { createObservability } from "./metrics/observability.js";
 import { EmbeddedBus } from "./cluster/embedded.js";
 import { startEdge } from "./edge/index.js";
 import { createDashboard } from "./dashboard/index.js";
@@ -56,6 +57,19 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
   try {
     const metrics = await createMetrics({ dataDir: options.dataDir, log: log.child({ component: "metrics" }) });
     closers.push(() => metrics.close());
+    // Log files go to the API endpoint's S3 service, whose URL is known once it listens.
+    let logEndpoint = "";
+    const observability = createObservability({
+      aggregator: metrics.sink,
+      reader: metrics.reader,
+      bus,
+      credentials: credentialStore,
+      s3Endpoint: () => logEndpoint,
+      logDeliveryCredentials: credentials.root,
+      logIntervalSeconds: options.logIntervalSeconds,
+      accessLogDir: options.accessLogDir,
+      log: log.child({ component: "observability" }),
+    });
     const s3 = await createS3Service({
       dataDir: options.dataDir,
       accountId: credentials.accountId,
@@ -67,7 +81,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       dataDir: options.dataDir,
       accountId: credentials.accountId,
       zone: options.zone,
-      bus,
+      bus: observability.controlChannel,
       log: log.child({ component: "control" }),
     });
     closers.push(() => cloudfront.close());
@@ -87,11 +101,15 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       services: { s3, cloudfront, cloudwatch: metrics.cloudwatch },
       log: log.child({ component: "api" }),
       isReady: () => ready,
+      adminRoutes: observability.adminRoutes,
       adminRoutes: new Map([...dashboard.routes]),
     });
     const apiAddress = await api.listen(options.apiPort, options.host);
     closers.push(() => api.close());
     const apiUrl = `http://${loopbackFor(options.host)}:${apiAddress.port}`;
+    logEndpoint = apiUrl;
+    // Closed before the API, so the last log files can still be uploaded.
+    closers.push(() => observability.close());
     log.info({ url: apiUrl, port: apiAddress.port }, "API endpoint listening (S3, CloudFront, CloudWatch)");
 
     await cloudfront.start();
@@ -103,7 +121,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       httpPort: options.httpPort,
       httpsPort: options.httpsPort,
       bus,
-      metrics: metrics.sink,
+      metrics: observability.sink,
       s3Endpoint: apiUrl,
       serviceCredentials: credentials.service,
       memoryCacheBytes: options.memoryCacheBytes,

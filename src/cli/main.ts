@@ -1,15 +1,18 @@
 #!/usr/bin/env node
+import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import { createLogger } from "../common/logger.js";
 import {
   DEFAULTS,
   parseMebibytes,
   parsePort,
+  parseSeconds,
   parseZone,
   resolveDataDir,
   type PorticoOptions,
 } from "../config/options.js";
 import { startPortico } from "../portico.js";
+import { registerIamCommands } from "./iam-commands.js";
 
 interface UpFlags {
   dataDir: string;
@@ -20,6 +23,8 @@ interface UpFlags {
   zone: string;
   memoryCache: number;
   logLevel: string;
+  logInterval: number;
+  accessLogDir: string | undefined;
 }
 
 const program = new Command();
@@ -82,6 +87,18 @@ program
       .choices(["trace", "debug", "info", "warn", "error", "fatal", "silent"])
       .default(DEFAULTS.logLevel),
   )
+  .addOption(
+    new Option("--log-interval <seconds>", "seconds between access log rotations; each rotation delivers the files")
+      .env("PORTICO_LOG_INTERVAL")
+      .default(DEFAULTS.logIntervalSeconds)
+      .argParser((value) => parseSeconds(value, "--log-interval")),
+  )
+  .addOption(
+    new Option(
+      "--access-log-dir <path>",
+      "folder that receives every distribution's access log files (gzip, CloudFront format), besides Logging.Bucket",
+    ).env("PORTICO_ACCESS_LOG_DIR"),
+  )
   .addHelpText(
     "after",
     "\nRoot credentials come from PORTICO_ACCESS_KEY_ID and PORTICO_SECRET_ACCESS_KEY. When both are\n" +
@@ -105,6 +122,8 @@ async function runUp(flags: UpFlags): Promise<void> {
     logLevel: flags.logLevel,
     rootAccessKeyId: process.env.PORTICO_ACCESS_KEY_ID || undefined,
     rootSecretAccessKey: process.env.PORTICO_SECRET_ACCESS_KEY || undefined,
+    logIntervalSeconds: flags.logInterval,
+    accessLogDir: flags.accessLogDir === undefined ? undefined : resolve(flags.accessLogDir),
   };
   const portico = await startPortico(options, log);
 
@@ -156,6 +175,8 @@ async function runUp(flags: UpFlags): Promise<void> {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 }
+
+registerIamCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`portico: ${error instanceof Error ? error.message : String(error)}\n`);

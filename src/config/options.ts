@@ -16,6 +16,10 @@ export interface PorticoOptions {
   logLevel: string;
   rootAccessKeyId: string | undefined;
   rootSecretAccessKey: string | undefined;
+  /** Seconds between access log rotations: each closes the current files and delivers them. */
+  logIntervalSeconds: number;
+  /** A folder that receives every distribution's access log files, besides Logging.Bucket. */
+  accessLogDir: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -27,6 +31,7 @@ export const DEFAULTS = {
   zone: "portico.localhost",
   memoryCacheMiB: 256,
   logLevel: "info",
+  logIntervalSeconds: 300,
 } as const;
 
 /** Parses a TCP port from a flag or environment value; 0 asks the system for a free one. */
@@ -59,6 +64,15 @@ export function parseZone(value: string): string {
     throw new Error(`invalid zone '${value}': expected a DNS name such as portico.localhost`);
   }
   return zone;
+}
+
+/** Parses a whole number of seconds from 1 to one day. */
+export function parseSeconds(value: string, name: string): number {
+  const seconds = Number(value);
+  if (!/^\d+$/.test(value) || seconds < 1 || seconds > 86_400) {
+    throw new Error(`invalid ${name} '${value}': expected a whole number of seconds from 1 to 86400`);
+  }
+  return seconds;
 }
 
 export function resolveDataDir(value: string): string {

@@ -1,0 +1,203 @@
+import type { EdgeResultType, MetricsSink, RequestRecord } from "./types.js";
+
+/**
+ * Prometheus metrics in the text exposition format (version 0.0.4), written
+ * by hand rather than with prom-client: recording a request is a Map lookup
+ * and a few array increments on preallocated typed arrays, with no label
+ * hashing or string building on the request path.
+ */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Status classes, as the `status_class` label spells them. */
+const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+/** Cache results, as the `cache_status` label spells them: CloudFront's x-edge-result-type values. */
+const RESULT_TYPES: readonly EdgeResultType[] = [
+  "Hit",
+  "RefreshHit",
+  "Miss",
+  "LimitExceeded",
+  "CapacityExceeded",
+  "Error",
+  "Redirect",
+];
+
+/** Upper bounds of the request duration buckets, in seconds. */
+export const DURATION_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Upper bounds of the origin latency buckets, in seconds. */
+export const ORIGIN_LATENCY_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Upper bounds of the response size buckets, in bytes. */
+export const RESPONSE_SIZE_BUCKETS_BYTES = [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864];
+
+/** One histogram: counts per bucket (not cumulative until rendered), sum and count. */
+class Histogram {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length);
+  }
+
+  observe(value: number): void {
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]!) {
+        this.counts[i]! += 1;
+        break;
+      }
+    }
+    this.sum += value;
+    this.count += 1;
+  }
+}
+
+/** The series of one distribution. */
+class DistributionSeries {
+  /** Requests by status class and cache status: index `statusClass * RESULT_TYPES.length + resultType`. */
+  readonly requests = new Float64Array(STATUS_CLASSES.length * RESULT_TYPES.length);
+  readonly duration = new Histogram(DURATION_BUCKETS_SECONDS);
+  readonly originLatency = new Histogram(ORIGIN_LATENCY_BUCKETS_SECONDS);
+  readonly responseSize = new Histogram(RESPONSE_SIZE_BUCKETS_BYTES);
+  bytesSent = 0;
+  bytesReceived = 0;
+
+  constructor(readonly label: string) {}
+}
+
+function resultTypeIndex(resultType: EdgeResultType): number {
+  switch (resultType) {
+    case "Hit":
+      return 0;
+    case "RefreshHit":
+      return 1;
+    case "Miss":
+      return 2;
+    case "LimitExceeded":
+      return 3;
+    case "CapacityExceeded":
+      return 4;
+    case "Redirect":
+      return 6;
+    default:
+      return 5;
+  }
+}
+
+/** A gauge or counter that another component owns, read when the metrics are rendered. */
+export interface ExternalMetric {
+  name: string;
+  help: string;
+  type: "counter" | "gauge";
+  /** Returns the current samples: label text (such as `reason="bytes"`, or empty) and value. */
+  read(): Iterable<readonly [labels: string, value: number]>;
+}
+
+/** Largest number of distributions with series; past it, records of new distributions are counted as dropped. */
+export const MAX_PROMETHEUS_DISTRIBUTIONS = 10_000;
+
+/** Collects per-distribution request metrics and renders them for Prometheus to scrape. */
+export class PrometheusCollector implements MetricsSink {
+  private readonly series = new Map<string, DistributionSeries>();
+  private readonly external: ExternalMetric[] = [];
+  private droppedRecords = 0;
+
+  /** Adds one request. Never throws: a record that cannot be counted is counted as dropped. */
+  record(entry: RequestRecord): void {
+    let series = this.series.get(entry.distributionId);
+    if (series === undefined) {
+      if (this.series.size >= MAX_PROMETHEUS_DISTRIBUTIONS || typeof entry.distributionId !== "string") {
+        this.droppedRecords += 1;
+        return;
+      }
+      series = new DistributionSeries(escapeLabelValue(entry.distributionId));
+      this.series.set(entry.distributionId, series);
+    }
+
+    const statusClass = Math.floor(entry.status / 100) - 1;
+    if (statusClass >= 0 && statusClass < STATUS_CLASSES.length) {
+      series.requests[statusClass * RESULT_TYPES.length + resultTypeIndex(entry.resultType)]! += 1;
+    }
+    // A viewer that left before any response (status 0, CloudFront's 000) is counted in the duration only.
+    if (entry.durationMs >= 0) series.duration.observe(entry.durationMs / 1000);
+    const latencyMs = entry.originLatencyMs;
+    if (latencyMs !== undefined && latencyMs >= 0) series.originLatency.observe(latencyMs / 1000);
+    if (entry.bytesDownloaded >= 0) {
+      series.bytesSent += entry.bytesDownloaded;
+      series.responseSize.observe(entry.bytesDownloaded);
+    }
+    if (entry.bytesUploaded > 0) series.bytesReceived += entry.bytesUploaded;
+  }
+
+  /** Adds a metric that is read from its owner at each scrape. */
+  addExternal(metric: ExternalMetric): void {
+    this.external.push(metric);
+  }
+
+  /** Forgets a distribution's series, after the distribution is deleted. */
+  forget(distributionId: string): void {
+    this.series.delete(distributionId);
+  }
+
+  /** Renders every metric in the text exposition format. */
+  render(): string {
+    const lines: string[] = [];
+    const all = [...this.series.values()];
+
+    header(lines, "portico_requests_total", "counter", "Viewer requests by distribution, status class and cache status (CloudFront x-edge-result-type).");
+    for (const series of all) {
+      for (let statusClass = 0; statusClass < STATUS_CLASSES.length; statusClass++) {
+        for (let result = 0; result < RESULT_TYPES.length; result++) {
+          const value = series.requests[statusClass * RESULT_TYPES.length + result]!;
+          if (value === 0) continue;
+          lines.push(
+            `portico_requests_total{distribution_id="${series.label}",status_class="${STATUS_CLASSES[statusClass]}",cache_status="${RESULT_TYPES[result]}"} ${value}`,
+          );
+        }
+      }
+    }
+
+    header(lines, "portico_sent_bytes_total", "counter", "Bytes sent to viewers, headers included.");
+    for (const series of all) lines.push(`portico_sent_bytes_total{distribution_id="${series.label}"} ${series.bytesSent}`);
+    header(lines, "portico_received_bytes_total", "counter", "Request body bytes received from viewers.");
+    for (const series of all) lines.push(`portico_received_bytes_total{distribution_id="${series.label}"} ${series.bytesReceived}`);
+
+    header(lines, "portico_request_duration_seconds", "histogram", "Time from a viewer request's arrival to the last byte sent.");
+    for (const series of all) renderHistogram(lines, "portico_request_duration_seconds", series.label, series.duration);
+    header(lines, "portico_origin_latency_seconds", "histogram", "Time to the origin's first byte, over requests that reached the origin.");
+    for (const series of all) renderHistogram(lines, "portico_origin_latency_seconds", series.label, series.originLatency);
+    header(lines, "portico_response_size_bytes", "histogram", "Bytes sent per viewer response, headers included.");
+    for (const series of all) renderHistogram(lines, "portico_response_size_bytes", series.label, series.responseSize);
+
+    header(lines, "portico_metrics_dropped_records_total", "counter", "Request records the Prometheus collector could not count.");
+    lines.push(`portico_metrics_dropped_records_total ${this.droppedRecords}`);
+
+    for (const metric of this.external) {
+      header(lines, metric.name, metric.type, metric.help);
+      for (const [labels, value] of metric.read()) {
+        lines.push(labels === "" ? `${metric.name} ${value}` : `${metric.name}{${labels}} ${value}`);
+      }
+    }
+    return lines.join("\n") + "\n";
+  }
+}
+
+function header(lines: string[], name: string, type: string, help: string): void {
+  lines.push(`# HELP ${name} ${help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`, `# TYPE ${name} ${type}`);
+}
+
+function renderHistogram(lines: string[], name: string, label: string, histogram: Histogram): void {
+  let cumulative = 0;
+  for (let i = 0; i < histogram.bounds.length; i++) {
+    cumulative += histogram.counts[i]!;
+    lines.push(`${name}_bucket{distribution_id="${label}",le="${histogram.bounds[i]}"} ${cumulative}`);
+  }
+  lines.push(`${name}_bucket{distribution_id="${label}",le="+Inf"} ${histogram.count}`);
+  lines.push(`${name}_sum{distribution_id="${label}"} ${histogram.sum}`);
+  lines.push(`${name}_count{distribution_id="${label}"} ${histogram.count}`);
+}
+
+/** Escapes a label value as the exposition format requires: backslash, double quote and line feed. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
