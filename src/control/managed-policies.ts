@@ -234,10 +234,9 @@ const SECURITY_HEADERS: NonNullable<ResponseHeadersPolicyConfig["SecurityHeaders
   XSSProtection: { Protection: true, ModeBlock: true, Override: false },
 };
 
-// NOTE: the guide lists the header names and values of these policies; the
-// exact member values that GetResponseHeadersPolicy returns for them (for
-// example the allowed methods of SimpleCORS) are not published and are
-// reconstructed from the headers each policy sends.
+// NOTE: the guide lists the headers and values that these policies send. It
+// does not publish every member that GetResponseHeadersPolicy returns (such
+// as the allowed methods of SimpleCORS), so those members are reconstructed.
 export const MANAGED_RESPONSE_HEADERS_POLICIES: Readonly<Record<string, ResponseHeadersPolicyConfig>> = {
   "e61eb60c-9c35-4d20-a928-2b84e02af89c": {
     Name: "Managed-CORS-and-SecurityHeadersPolicy",

@@ -21,7 +21,7 @@ import {
 } from "./policy-validation.js";
 import type { PolicyKind, PolicyRecord } from "./store.js";
 
-/** What differs between cache, origin request and response headers policies. */
+/** The settings that differ between cache, origin request and response headers policies. */
 interface PolicyKindSpec<Config> {
   kind: PolicyKind;
   /** The AWS name of the resource, such as `CachePolicy`. */
@@ -56,13 +56,13 @@ export const RESPONSE_HEADERS_POLICY_KIND: PolicyKindSpec<ResponseHeadersPolicyC
   validate: validateResponseHeadersPolicyConfig,
 };
 
-/** Managed policies never change, so their ETag and time are fixed: a digest of the id, and 2020-07-22. */
+/** Managed policies never change here, so each has a fixed ETag (a digest of its id) and a fixed LastModifiedTime. */
 const MANAGED_LAST_MODIFIED_MS = Date.UTC(2020, 6, 22);
 function managedEtag(id: string): string {
   return "E" + createHash("sha256").update(id).digest("hex").slice(0, 13).toUpperCase();
 }
 
-/** Every cache behavior of a config, the default one first. */
+/** Returns every cache behavior of a config, the default one first. */
 export function behaviorsOf(config: DistributionConfig): Array<CacheBehavior | DefaultCacheBehavior> {
   const behaviors: Array<CacheBehavior | DefaultCacheBehavior> = [];
   if (config.DefaultCacheBehavior) behaviors.push(config.DefaultCacheBehavior);
