@@ -1,15 +1,18 @@
 import type { Logger } from "../common/logger.js";
 import { CacheLock } from "../cache/lock.js";
 import { MemoryTier } from "../cache/memory.js";
+import { VaryIndex } from "../cache/vary.js";
 import type { EdgeChannel } from "../cluster/types.js";
 import type { MetricsSink } from "../metrics/types.js";
 import { OriginPools, type OriginContext } from "../origin/index.js";
 import { createClusterHandler } from "./cluster-handler.js";
 import type { EdgeContext } from "./context.js";
+import type { ViewerRequest, ViewerResponse } from "./exchange.js";
 import { EdgeRequestHandler } from "./handler.js";
 import { edgeIdentity } from "./headers.js";
-import { NodeEdgeServer } from "./node-server.js";
+import { DEFAULT_HTTP1_OPTIONS, Http1Server, type Http1ServerOptions } from "./http1/server.js";
 import { RoutingTable } from "./routing.js";
+import { SecureEdgeServer } from "./secure-server.js";
 import { loadOrCreateTls } from "./tls.js";
 
 export interface EdgeOptions {
@@ -30,6 +33,12 @@ export interface EdgeOptions {
   serviceCredentials: { accessKeyId: string; secretAccessKey: string };
   memoryCacheBytes: number;
   log: Logger;
+  /** Request size limits, timeouts and the drain timeout; defaults in DEFAULT_HTTP1_OPTIONS. */
+  protocol?: {
+    limits?: Partial<Http1ServerOptions["limits"]>;
+    timeouts?: Partial<Http1ServerOptions["timeouts"]>;
+    drainTimeoutMs?: number;
+  };
 }
 
 export interface Edge {
@@ -61,6 +70,7 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
     identity: edgeIdentity(options.edgeId),
     routing: new RoutingTable(),
     memory: new MemoryTier(options.memoryCacheBytes),
+    vary: new VaryIndex(),
     lock: new CacheLock({ writerTimeoutMs: COLLAPSE_WRITER_TIMEOUT_MS, waiterTimeoutMs: COLLAPSE_WAITER_TIMEOUT_MS }),
     maxObjectBytes: maxObjectBytesFor(options.memoryCacheBytes),
     httpsPort: () => httpsPort,
@@ -76,10 +86,15 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
   };
 
   const handler = new EdgeRequestHandler(context);
-  const listener = (request: Parameters<EdgeRequestHandler["handle"]>[0], response: Parameters<EdgeRequestHandler["handle"]>[1]) =>
-    handler.handle(request, response);
-  const httpServer = new NodeEdgeServer("http", listener, log);
-  const httpsServer = new NodeEdgeServer("https", listener, log, { key: tls.key, cert: tls.cert });
+  const listener = (request: ViewerRequest, response: ViewerResponse) => handler.handle(request, response);
+  const protocolOptions: Http1ServerOptions = {
+    limits: { ...DEFAULT_HTTP1_OPTIONS.limits, ...options.protocol?.limits },
+    timeouts: { ...DEFAULT_HTTP1_OPTIONS.timeouts, ...options.protocol?.timeouts },
+    drainTimeoutMs: options.protocol?.drainTimeoutMs ?? DEFAULT_HTTP1_OPTIONS.drainTimeoutMs,
+  };
+  const httpServer = new Http1Server(listener, protocolOptions, log);
+  const httpsServer = new SecureEdgeServer(tls, options.dataDir, listener, protocolOptions, log);
+  await httpsServer.loadAliases();
 
   const httpPort = await httpServer.listen(options.httpPort, options.host);
   try {

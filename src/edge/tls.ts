@@ -2,7 +2,7 @@
 // needs the Reflect metadata polyfill loaded before it.
 import "reflect-metadata";
 import { webcrypto } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import type { Logger } from "../common/logger.js";
@@ -166,4 +166,44 @@ export async function loadOrCreateTls(dataDir: string, zone: string, log: Logger
     cert: server.certificate.toString("pem") + "\n" + ca.certificate.toString("pem") + "\n",
     caCertificatePath,
   };
+}
+
+/** An operator-supplied certificate for one alternate domain name (or `*.` wildcard). */
+export interface AliasCertificate {
+  /** Lower-case host name the files are named after, such as `cdn.example.com` or `*.example.com`. */
+  name: string;
+  key: string;
+  cert: string;
+}
+
+/**
+ * Reads operator-supplied certificates from `<dataDir>/tls/aliases/`: one
+ * `<name>.crt` (PEM chain, leaf first) and `<name>.key` (PEM private key)
+ * per alternate domain name. A `.crt` without its `.key` is skipped with a
+ * warning; a missing folder means no alias certificates.
+ */
+export async function loadAliasCertificates(dataDir: string, log: Logger): Promise<AliasCertificate[]> {
+  const folder = join(dataDir, "tls", "aliases");
+  let names: string[];
+  try {
+    names = await readdir(folder);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  const certificates: AliasCertificate[] = [];
+  for (const file of names) {
+    if (!file.endsWith(".crt")) continue;
+    const name = file.slice(0, -4).toLowerCase();
+    try {
+      const [cert, key] = await Promise.all([
+        readFile(join(folder, file), "utf8"),
+        readFile(join(folder, `${file.slice(0, -4)}.key`), "utf8"),
+      ]);
+      certificates.push({ name, key, cert });
+    } catch (error) {
+      log.warn({ err: error, certificate: file }, "skipped an alias certificate without a readable key");
+    }
+  }
+  return certificates;
 }

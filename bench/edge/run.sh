@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Benchmarks Portico's edge against nginx proxy_cache and Varnish in one run: cache hits over
+# HTTP/1.1 keep-alive (wrk) and HTTP/2 with TLS (h2load), the cost of a miss, and request
+# collapsing. Starts the reference peers unless they already run, builds and starts
+# `portico up` with a distribution in front of the same origin, and stops only what it started.
+#
+#   bench/edge/run.sh            # from the repository root
+#
+# Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
+# PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2"),
+# SKIP_BUILD (unset), and compare.sh's REPS, DURATION, CONNS, THREADS, PATHS, OUT_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
+HTTP_PORT=${PORTICO_BENCH_HTTP_PORT:-8091}
+HTTPS_PORT=${PORTICO_BENCH_HTTPS_PORT:-8454}
+API_PORT=${PORTICO_BENCH_API_PORT:-4590}
+MODES=${MODES:-h1 h2}
+
+STARTED_PEERS=0
+PORTICO_PID=""
+DATA_DIR=$(mktemp -d /tmp/portico-edge-bench.XXXXXX)
+
+cleanup() {
+  if [[ -n $PORTICO_PID ]]; then
+    kill -TERM "$PORTICO_PID" 2>/dev/null || true
+    wait "$PORTICO_PID" 2>/dev/null || true
+  fi
+  if [[ $STARTED_PEERS == 1 ]]; then "$SHARED_BENCH/peers.sh" stop >&2 || true; fi
+  rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT
+
+if ! "$SHARED_BENCH/peers.sh" status >/dev/null 2>&1; then
+  "$SHARED_BENCH/peers.sh" start >&2
+  STARTED_PEERS=1
+fi
+eval "$("$SHARED_BENCH/peers.sh" env)"
+ORIGIN_PORT=${ORIGIN_URL##*:}
+
+cd "$ROOT"
+if [[ -z ${SKIP_BUILD:-} ]]; then npm run build >&2; fi
+
+export PORTICO_ACCESS_KEY_ID="AKIABENCH$(openssl rand -hex 6 | tr a-f A-F)"
+export PORTICO_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
+node dist/cli/main.js up --data-dir "$DATA_DIR" --api-port "$API_PORT" \
+  --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --log-level warn \
+  >"$DATA_DIR/portico.log" 2>&1 &
+PORTICO_PID=$!
+
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$API_PORT/_portico/health" >/dev/null 2>&1; then break; fi
+  sleep 0.2
+done
+curl -fsS "http://127.0.0.1:$API_PORT/_portico/health" >/dev/null
+
+DOMAIN=$(PORTICO_API_URL="http://127.0.0.1:$API_PORT" ORIGIN_PORT="$ORIGIN_PORT" \
+  npx tsx bench/edge/create-distribution.ts)
+echo "distribution $DOMAIN on ports $HTTP_PORT (HTTP) and $HTTPS_PORT (HTTPS)" >&2
+
+# The cost of a miss: one request each for new names, timed by curl.
+miss_cost() {
+  local name=$1 url=$2 host=$3 total=0 i t
+  for i in $(seq 1 50); do
+    t=$(curl -s -o /dev/null -w '%{time_total}' -H "Host: $host" "$url/miss/bench-$RANDOM-$i-$$")
+    total=$(awk -v a="$total" -v b="$t" 'BEGIN { print a + b }')
+  done
+  awk -v n="$name" -v s="$total" 'BEGIN { printf "| %s | %.2f |\n", n, s / 50 * 1000 }'
+}
+
+for mode in $MODES; do
+  echo "## $mode cache hits"
+  if [[ $mode == h2 ]]; then
+    MODE=h2 "$SHARED_BENCH/compare.sh" "portico=https://127.0.0.1:$HTTPS_PORT@$DOMAIN"
+  else
+    MODE=h1 "$SHARED_BENCH/compare.sh" "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
+  fi
+done
+
+echo "## miss cost (mean of 50 sequential misses, ms)"
+echo "| target | ms |"
+echo "| --- | ---: |"
+miss_cost nginx "$NGINX_URL" "127.0.0.1"
+miss_cost varnish "$VARNISH_URL" "127.0.0.1"
+miss_cost portico "http://127.0.0.1:$HTTP_PORT" "$DOMAIN"
+
+echo "## collapse (200 concurrent misses of one key)"
+for target in "$NGINX_URL" "$VARNISH_URL" "http://127.0.0.1:$HTTP_PORT@$DOMAIN"; do
+  "$SHARED_BENCH/collapse.sh" "$target" 200 || echo "collapse.sh failed for $target"
+done

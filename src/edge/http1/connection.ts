@@ -1,0 +1,364 @@
+import { STATUS_CODES } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
+import type { Socket } from "node:net";
+import type { Readable } from "node:stream";
+import type { Logger } from "../../common/logger.js";
+import type { ViewerRequest, ViewerResponse } from "../exchange.js";
+import { normalizePath } from "../path.js";
+import { ChunkedDecoder, LengthDecoder, RequestBody } from "./body.js";
+import { HeadError, parseRequestHead, type Http1Limits, type ParsedHead } from "./parser.js";
+import { Http1Response, type ResponseSink } from "./response.js";
+
+export type RequestListener = (request: ViewerRequest, response: ViewerResponse) => Promise<void>;
+
+export interface Http1Timeouts {
+  /** How long a request head may take to arrive, from its first byte (or from connect). */
+  headersTimeoutMs: number;
+  /** How long a connection may stay idle between requests. */
+  keepAliveTimeoutMs: number;
+  /** How long a request body may go without receiving a byte. */
+  bodyIdleTimeoutMs: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+
+type Phase = "head" | "body" | "respond" | "closed";
+
+/** A viewer request parsed by this server; its body stream is made only when read. */
+class Http1Request implements ViewerRequest {
+  readonly startedAt = performance.now();
+  private bodyStream: Readable | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly target: string,
+    readonly path: string,
+    readonly rawQuery: string,
+    readonly headers: IncomingHttpHeaders,
+    readonly protocol: "http" | "https",
+    readonly httpVersion: string,
+    readonly clientIp: string,
+    body: Readable | undefined,
+  ) {
+    this.bodyStream = body;
+  }
+
+  get body(): Readable {
+    if (this.bodyStream === undefined) {
+      const empty = new RequestBody(() => {});
+      empty.push(null);
+      this.bodyStream = empty;
+    }
+    return this.bodyStream;
+  }
+}
+
+/** Splits an origin-form or absolute-form target (RFC 9112 section 3.2) into authority, path and query. */
+function splitTarget(target: string): { authority: string | undefined; path: string; query: string } | undefined {
+  let authority: string | undefined;
+  let rest = target;
+  if (target.charCodeAt(0) !== 0x2f) {
+    const match = /^https?:\/\/([^/?]+)(.*)$/i.exec(target);
+    if (match === null) return undefined;
+    authority = match[1]!;
+    rest = match[2] === "" ? "/" : match[2]!;
+    if (rest.charCodeAt(0) === 0x3f) rest = `/${rest}`;
+  }
+  const queryStart = rest.indexOf("?");
+  if (queryStart < 0) return { authority, path: rest, query: "" };
+  return { authority, path: rest.slice(0, queryStart), query: rest.slice(queryStart + 1) };
+}
+
+/**
+ * One viewer connection: parses request heads strictly, hands each request
+ * to the listener in order, and writes responses straight to the socket.
+ * Pipelined requests wait in the buffer until the response before them is
+ * done, and a batch of synchronous responses leaves in one corked write.
+ */
+export class Http1Connection implements ResponseSink {
+  /** When the current phase times out, in epoch milliseconds. */
+  deadlineMs: number;
+  minorVersion: 0 | 1 = 1;
+  private pending: Buffer = EMPTY;
+  private phase: Phase = "head";
+  private processing = false;
+  private response: Http1Response | undefined;
+  private body: RequestBody | undefined;
+  private decoder: LengthDecoder | ChunkedDecoder | undefined;
+  private requestKeepAlive = true;
+  private draining = false;
+  private paused = false;
+  private headStarted = false;
+  private drainWaiters: Array<(open: boolean) => void> = [];
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly protocol: "http" | "https",
+    private readonly listener: RequestListener,
+    private readonly limits: Http1Limits,
+    private readonly timeouts: Http1Timeouts,
+    private readonly log: Logger,
+    private readonly onClose: (connection: Http1Connection) => void,
+  ) {
+    this.deadlineMs = Date.now() + timeouts.headersTimeoutMs;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("drain", () => this.releaseDrainWaiters(true));
+    socket.on("error", () => {});
+    socket.on("close", () => this.closed());
+  }
+
+  /** Whether no request is in progress, so closing loses nothing. */
+  get idle(): boolean {
+    return this.phase === "head" && this.pending.length === 0 && !this.headStarted;
+  }
+
+  /** Asks the connection to close after the response in progress, or now when idle. */
+  drain(): void {
+    this.draining = true;
+    if (this.idle) this.endConnection();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** Called by the server's sweep when `deadlineMs` has passed. */
+  timedOut(): void {
+    if (this.phase === "closed") return;
+    if (this.phase === "head" && !this.headStarted && this.pending.length === 0) {
+      this.endConnection();
+      return;
+    }
+    if ((this.phase === "head" || this.phase === "body") && this.response === undefined) {
+      this.reject(408, "request timed out");
+      return;
+    }
+    // A body that stopped arriving while its response is under way.
+    this.socket.destroy();
+  }
+
+  write(data: string | Buffer): boolean {
+    return typeof data === "string" ? this.socket.write(data, "latin1") : this.socket.write(data);
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  waitForDrain(): Promise<boolean> {
+    if (this.phase === "closed") return Promise.resolve(false);
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  keepAlive(): boolean {
+    // A body the handler did not read would be taken for the next request.
+    return this.requestKeepAlive && !this.draining && this.phase !== "body";
+  }
+
+  finished(response: Http1Response, complete: boolean): void {
+    if (response !== this.response) return;
+    this.response = undefined;
+    if (!complete || response.closeAfter) {
+      this.endConnection();
+      return;
+    }
+    if (this.phase === "respond") {
+      this.phase = "head";
+      this.headStarted = false;
+      this.deadlineMs = Date.now() + this.timeouts.keepAliveTimeoutMs;
+    }
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    // A response that completed later than its request leaves pipelined bytes to parse.
+    if (!this.processing && this.pending.length > 0) this.process();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === "closed") return;
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.phase === "body") this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
+    this.process();
+  }
+
+  private process(): void {
+    this.processing = true;
+    this.socket.cork();
+    try {
+      while (this.phase !== "closed") {
+        if (this.phase === "body") {
+          if (!this.feedBody()) break;
+          continue;
+        }
+        if (this.phase === "respond") {
+          // Bytes past the head wait for the response; a client far ahead is paused.
+          if (this.pending.length > this.limits.maxHeadBytes && !this.paused) {
+            this.paused = true;
+            this.socket.pause();
+          }
+          break;
+        }
+        if (this.pending.length === 0) break;
+        if (!this.headStarted) {
+          this.headStarted = true;
+          this.deadlineMs = Date.now() + this.timeouts.headersTimeoutMs;
+        }
+        let head: ParsedHead | "incomplete";
+        try {
+          head = parseRequestHead(this.pending, 0, this.limits);
+        } catch (error) {
+          if (!(error instanceof HeadError)) throw error;
+          this.reject(error.status, error.message);
+          break;
+        }
+        if (head === "incomplete") break;
+        this.pending = this.pending.length === head.headBytes ? EMPTY : this.pending.subarray(head.headBytes);
+        this.dispatch(head);
+      }
+    } finally {
+      this.socket.uncork();
+      this.processing = false;
+    }
+  }
+
+  private dispatch(head: ParsedHead): void {
+    const parts = splitTarget(head.target);
+    if (parts === undefined) {
+      this.reject(400, "invalid request-target");
+      return;
+    }
+    const normalized = normalizePath(parts.path);
+    if (!normalized.ok) {
+      this.reject(400, normalized.reason);
+      return;
+    }
+    // RFC 9112 section 3.2.2: the authority of an absolute-form target replaces Host.
+    if (parts.authority !== undefined) head.headers.host = parts.authority;
+    const path = normalized.path;
+    const target = parts.query === "" ? path : `${path}?${parts.query}`;
+
+    this.minorVersion = head.minorVersion;
+    this.requestKeepAlive = head.keepAlive;
+    this.headStarted = false;
+    let body: RequestBody | undefined;
+    if (head.framing.kind === "none") {
+      this.phase = "respond";
+      this.deadlineMs = NO_DEADLINE;
+    } else {
+      body = new RequestBody(() => this.resumeForBody());
+      this.body = body;
+      this.decoder = head.framing.kind === "length" ? new LengthDecoder(head.framing.bytes) : new ChunkedDecoder();
+      this.phase = "body";
+      this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
+      if (head.expectContinue) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+    }
+
+    const request = new Http1Request(
+      head.method,
+      target,
+      path,
+      parts.query,
+      head.headers,
+      this.protocol,
+      head.minorVersion === 1 ? "HTTP/1.1" : "HTTP/1.0",
+      this.socket.remoteAddress ?? "",
+      body,
+    );
+    const response = new Http1Response(this);
+    this.response = response;
+    this.listener(request, response).catch((error: unknown) => {
+      this.log.error({ err: error }, "edge request listener failed");
+      this.socket.destroy();
+    });
+  }
+
+  /** Moves body bytes from the buffer into the body stream; returns whether the body is complete. */
+  private feedBody(): boolean {
+    const body = this.body!;
+    const decoder = this.decoder!;
+    let used: number;
+    try {
+      used = decoder.feed(this.pending, (data) => {
+        if (!body.push(data) && !this.paused) {
+          this.paused = true;
+          this.socket.pause();
+        }
+      });
+    } catch (error) {
+      if (!(error instanceof HeadError)) throw error;
+      body.destroy(error);
+      this.reject(error.status, error.message);
+      return false;
+    }
+    this.pending = used === this.pending.length ? EMPTY : this.pending.subarray(used);
+    if (!decoder.done) return false;
+
+    body.push(null);
+    this.body = undefined;
+    this.decoder = undefined;
+    if (this.response !== undefined) {
+      this.phase = "respond";
+      this.deadlineMs = NO_DEADLINE;
+      return true;
+    }
+    // The response went out before the body ended, so it announced the connection's close.
+    this.endConnection();
+    return false;
+  }
+
+  private resumeForBody(): void {
+    if (this.paused && this.phase === "body") {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Sends an error status generated by the connection itself, then closes it. */
+  private reject(status: number, reason: string): void {
+    if (this.response !== undefined && this.response.bytesSent > 0) {
+      this.socket.destroy();
+      return;
+    }
+    const body = `${STATUS_CODES[status] ?? "Error"}: ${reason}\n`;
+    this.socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+        `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      "latin1",
+    );
+    this.endConnection();
+    // The handler may still hold the response; it now writes nothing.
+    this.response?.abort();
+  }
+
+  private endConnection(): void {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    this.pending = EMPTY;
+    this.deadlineMs = NO_DEADLINE;
+    this.socket.end();
+    // A viewer that never reads the last response must not hold the socket open.
+    this.socket.setTimeout(this.timeouts.keepAliveTimeoutMs, () => this.socket.destroy());
+  }
+
+  private releaseDrainWaiters(open: boolean): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve(open);
+  }
+
+  private closed(): void {
+    this.phase = "closed";
+    this.deadlineMs = NO_DEADLINE;
+    this.releaseDrainWaiters(false);
+    this.body?.destroy();
+    this.response?.abort();
+    this.onClose(this);
+  }
+}

@@ -1,0 +1,161 @@
+import { STATUS_CODES } from "node:http";
+import type { Readable } from "node:stream";
+import type { ViewerResponse } from "../exchange.js";
+
+/** The connection side that a response writes to. */
+export interface ResponseSink {
+  /** The socket to write to, corked by the caller around a batch of writes. */
+  write(data: string | Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+  /** Resolves when the socket can take more data, or false when it closed. */
+  waitForDrain(): Promise<boolean>;
+  readonly minorVersion: 0 | 1;
+  /** Whether the connection is to stay open after this response; read when the head is written. */
+  keepAlive(): boolean;
+  /** Called once when the response has been handed to the socket whole, or could not be. */
+  finished(response: Http1Response, complete: boolean): void;
+}
+
+const STATUS_LINES = new Map<number, string>();
+
+function statusLine(status: number): string {
+  let line = STATUS_LINES.get(status);
+  if (line === undefined) {
+    line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
+    if (STATUS_LINES.size < 200) STATUS_LINES.set(status, line);
+  }
+  return line;
+}
+
+let dateSecond = -1;
+let dateLine = "";
+
+/** The `Date` header line, formatted at most once a second (RFC 9110 section 6.6.1). */
+function currentDateLine(): string {
+  const nowMs = Date.now();
+  const second = Math.floor(nowMs / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateLine = `date: ${new Date(nowMs).toUTCString()}\r\n`;
+  }
+  return dateLine;
+}
+
+/** Serialises a flat `[name, value, ...]` list; values were validated where they came from. */
+function headerLines(headers: readonly string[]): { text: string; hasDate: boolean } {
+  let text = "";
+  let hasDate = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name === "date") hasDate = true;
+    text += `${name}: ${headers[i + 1]!}\r\n`;
+  }
+  return { text, hasDate };
+}
+
+function hasHeader(headers: readonly string[], name: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return true;
+  return false;
+}
+
+/** One response on an HTTP/1.1 connection, written straight to the socket. */
+export class Http1Response implements ViewerResponse {
+  bytesSent = 0;
+  done = false;
+  /** Whether the connection closes after this response, decided when the head is written. */
+  closeAfter = false;
+  private doneListener: ((bytesSent: number) => void) | undefined;
+
+  constructor(private readonly sink: ResponseSink) {}
+
+  private head(status: number, headers: readonly string[], chunked: boolean, mustClose = false): string {
+    const { text, hasDate } = headerLines(headers);
+    let head = statusLine(status) + text;
+    if (!hasDate) head += currentDateLine();
+    if (chunked) head += "transfer-encoding: chunked\r\n";
+    this.closeAfter = mustClose || !this.sink.keepAlive();
+    if (this.closeAfter) head += "connection: close\r\n";
+    else if (this.sink.minorVersion === 0) head += "connection: keep-alive\r\n";
+    return head + "\r\n";
+  }
+
+  send(status: number, headers: readonly string[], body: Buffer | undefined): void {
+    if (this.done) return;
+    const head = this.head(status, headers, false);
+    const sink = this.sink;
+    sink.cork();
+    sink.write(head);
+    this.bytesSent += head.length;
+    if (body !== undefined && body.length > 0) {
+      sink.write(body);
+      this.bytesSent += body.length;
+    }
+    sink.uncork();
+    this.finish(true);
+  }
+
+  async stream(status: number, headers: readonly string[], body: Readable): Promise<void> {
+    if (this.done) {
+      body.destroy();
+      return;
+    }
+    // Without a declared length, HTTP/1.1 frames the body with chunks and HTTP/1.0 by closing.
+    const declared = hasHeader(headers, "content-length");
+    const chunked = !declared && this.sink.minorVersion === 1;
+    const head = this.head(status, headers, chunked, !declared && !chunked);
+    this.sink.write(head);
+    this.bytesSent += head.length;
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (chunk.length === 0) continue;
+        let writable: boolean;
+        if (chunked) {
+          const size = `${chunk.length.toString(16)}\r\n`;
+          this.sink.cork();
+          this.sink.write(size);
+          this.sink.write(chunk);
+          writable = this.sink.write("\r\n");
+          this.sink.uncork();
+          this.bytesSent += size.length + chunk.length + 2;
+        } else {
+          writable = this.sink.write(chunk);
+          this.bytesSent += chunk.length;
+        }
+        if (!writable && !(await this.sink.waitForDrain())) {
+          body.destroy();
+          this.finish(false);
+          return;
+        }
+      }
+    } catch {
+      // The origin broke off: the viewer cannot get a complete response on this connection.
+      this.closeAfter = true;
+      this.finish(false);
+      return;
+    }
+    if (chunked) {
+      this.sink.write("0\r\n\r\n");
+      this.bytesSent += 5;
+    }
+    this.finish(true);
+  }
+
+  onDone(listener: (bytesSent: number) => void): void {
+    this.doneListener = listener;
+    if (this.done) listener(this.bytesSent);
+  }
+
+  /** Ends the response without writing, when the connection closed first. */
+  abort(): void {
+    if (!this.done) this.finish(false);
+  }
+
+  private finish(complete: boolean): void {
+    if (this.done) return;
+    this.done = true;
+    if (!complete) this.closeAfter = true;
+    this.sink.finished(this, complete);
+    this.doneListener?.(this.bytesSent);
+  }
+}

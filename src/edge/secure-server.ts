@@ -1,0 +1,125 @@
+import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from "node:http2";
+import type { AddressInfo } from "node:net";
+import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server, type TLSSocket } from "node:tls";
+import type { Logger } from "../common/logger.js";
+import type { RequestListener } from "./http1/connection.js";
+import { Http1ConnectionSet, type Http1ServerOptions } from "./http1/server.js";
+import { acceptHttp2Stream } from "./http2.js";
+import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
+
+/** How often an unknown SNI name may trigger a new read of the alias certificate folder. */
+const ALIAS_RELOAD_INTERVAL_MS = 10_000;
+/** How long an HTTP/2 session may stay without open streams (CloudFront's viewer keep-alive). */
+const HTTP2_IDLE_TIMEOUT_MS = 5_000;
+
+/**
+ * The edge's TLS listener. SNI picks an operator-supplied certificate for an
+ * alternate domain name when one exists, else the zone's generated one; ALPN
+ * picks HTTP/2 (node:http2) or HTTP/1.1 (the edge's own strict parser).
+ */
+export class SecureEdgeServer {
+  readonly server: Server;
+  private readonly http2: Http2Server;
+  private readonly http1: Http1ConnectionSet;
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private aliasContexts = new Map<string, SecureContext>();
+  private aliasesLoadedAtMs = 0;
+  private reloading: Promise<void> | undefined;
+  private readonly drainTimeoutMs: number;
+
+  constructor(
+    tls: { key: string; cert: string },
+    private readonly dataDir: string,
+    listener: RequestListener,
+    options: Http1ServerOptions,
+    private readonly log: Logger,
+  ) {
+    this.drainTimeoutMs = options.drainTimeoutMs;
+    this.http1 = new Http1ConnectionSet(listener, options, log);
+    this.http2 = createHttp2Server({ settings: { maxHeaderListSize: options.limits.maxHeadBytes } });
+    this.http2.on("stream", (stream, headers) => acceptHttp2Stream(stream, headers, listener, log));
+    this.http2.on("sessionError", () => {});
+    this.http2.setTimeout(HTTP2_IDLE_TIMEOUT_MS);
+    this.http2.on("session", (session: ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.once("close", () => this.sessions.delete(session));
+    });
+
+    this.server = createTlsServer({
+      key: tls.key,
+      cert: tls.cert,
+      ALPNProtocols: ["h2", "http/1.1"],
+      SNICallback: (servername, callback) => callback(null, this.contextFor(servername)),
+    });
+    this.server.on("secureConnection", (socket: TLSSocket) => {
+      if (socket.alpnProtocol === "h2") this.http2.emit("connection", socket);
+      else this.http1.accept(socket, "https");
+    });
+    this.server.on("tlsClientError", () => {});
+  }
+
+  /** Loads the alias certificates; call before listen(). */
+  async loadAliases(): Promise<void> {
+    const certificates = await loadAliasCertificates(this.dataDir, this.log);
+    const contexts = new Map<string, SecureContext>();
+    for (const certificate of certificates) {
+      const context = this.secureContext(certificate);
+      if (context !== undefined) contexts.set(certificate.name, context);
+    }
+    this.aliasContexts = contexts;
+    this.aliasesLoadedAtMs = Date.now();
+    if (contexts.size > 0) this.log.info({ names: [...contexts.keys()] }, "loaded alias certificates");
+  }
+
+  private secureContext(certificate: AliasCertificate): SecureContext | undefined {
+    try {
+      return createSecureContext({ key: certificate.key, cert: certificate.cert });
+    } catch (error) {
+      this.log.warn({ err: error, name: certificate.name }, "skipped an invalid alias certificate");
+      return undefined;
+    }
+  }
+
+  /** Returns the alias context for an SNI name, or undefined for the default certificate. */
+  private contextFor(servername: string): SecureContext | undefined {
+    const name = servername.toLowerCase();
+    const exact = this.aliasContexts.get(name);
+    if (exact !== undefined) return exact;
+    const dot = name.indexOf(".");
+    const wildcard = dot < 0 ? undefined : this.aliasContexts.get(`*${name.slice(dot)}`);
+    if (wildcard !== undefined) return wildcard;
+    // A certificate added after start is picked up on a later handshake.
+    if (this.reloading === undefined && Date.now() - this.aliasesLoadedAtMs > ALIAS_RELOAD_INTERVAL_MS) {
+      this.aliasesLoadedAtMs = Date.now();
+      this.reloading = this.loadAliases()
+        .catch((error: unknown) => this.log.warn({ err: error }, "failed to reload alias certificates"))
+        .finally(() => (this.reloading = undefined));
+    }
+    return undefined;
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Stops accepting connections, sends GOAWAY to HTTP/2 sessions, and drains HTTP/1.1 connections. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Http2Session.close() sends GOAWAY and waits for the open streams to finish.
+    for (const session of this.sessions) session.close();
+    await this.http1.drain();
+    const deadlineMs = Date.now() + this.drainTimeoutMs;
+    while (this.sessions.size > 0 && Date.now() < deadlineMs) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const session of this.sessions) session.destroy();
+    await closed;
+  }
+}
