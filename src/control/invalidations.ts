@@ -9,6 +9,17 @@ export const MAX_PATHS_PER_INVALIDATION = 3000;
 const MAX_PATH_LENGTH = 4096;
 
 /**
+ * Limits on invalidations in progress per distribution (CloudFront Developer
+ * Guide, "Concurrent invalidation request maximum"): 3,000 individual paths,
+ * and separately 15 wildcard paths.
+ */
+export const MAX_FILE_PATHS_IN_PROGRESS = 3000;
+export const MAX_WILDCARD_PATHS_IN_PROGRESS = 15;
+
+/** A `%` must start a two-digit hexadecimal escape. */
+const BROKEN_PERCENT_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
+
+/**
  * Checks invalidation paths (CloudFront Developer Guide, "Specifying the
  * objects to invalidate"): each starts with `/`, and `*` may appear only as
  * the last character.
@@ -28,6 +39,11 @@ export function validateInvalidationPaths(paths: string[]): void {
     const star = path.indexOf("*");
     if (star >= 0 && star !== path.length - 1) {
       throw controlErrors.invalidArgument(`The invalidation path '${path}' may contain '*' only as its last character.`);
+    }
+    if (BROKEN_PERCENT_ESCAPE.test(path)) {
+      throw controlErrors.invalidArgument(
+        `The invalidation path '${path}' has a '%' that does not start a URL escape such as %20; encode '%' as %25.`,
+      );
     }
     if (path.length > MAX_PATH_LENGTH) {
       throw controlErrors.invalidArgument(`The invalidation path '${path.slice(0, 64)}...' is longer than ${MAX_PATH_LENGTH} characters.`);
@@ -61,6 +77,7 @@ export class InvalidationService {
         }
         return { record: existing, created: false };
       }
+      this.checkInProgressLimits(distributionId, paths);
       let id = newResourceId("I");
       while (store.getInvalidation(distributionId, id)) id = newResourceId("I");
       const pendingEdgeIds = tracker.liveEdgeIds();
@@ -85,6 +102,25 @@ export class InvalidationService {
       await tracker.publish({ type: "invalidation.created", distributionId, invalidationId: record.id, paths });
     }
     return this.toInvalidation(outcome.record);
+  }
+
+  /** Rejects a batch that would take the distribution past the limits on paths in progress. */
+  private checkInProgressLimits(distributionId: string, paths: string[]): void {
+    const { store, tracker } = this.context;
+    let filePaths = 0;
+    let wildcardPaths = 0;
+    const count = (path: string) => (path.endsWith("*") ? (wildcardPaths += 1) : (filePaths += 1));
+    for (const entry of store.listInvalidations(distributionId, undefined, Number.MAX_SAFE_INTEGER)) {
+      if (tracker.invalidationStatus(entry.id, entry.status) === "InProgress") entry.paths.forEach(count);
+    }
+    paths.forEach(count);
+    if (filePaths > MAX_FILE_PATHS_IN_PROGRESS || wildcardPaths > MAX_WILDCARD_PATHS_IN_PROGRESS) {
+      throw cloudFrontError(
+        "TooManyInvalidationsInProgress",
+        `Distribution ${distributionId} would have ${filePaths} file paths and ${wildcardPaths} wildcard paths in progress; ` +
+          `the maximums are ${MAX_FILE_PATHS_IN_PROGRESS} and ${MAX_WILDCARD_PATHS_IN_PROGRESS}. Retry when earlier invalidations complete.`,
+      );
+    }
   }
 
   get(distributionId: string, id: string): Invalidation {

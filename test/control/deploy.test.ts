@@ -203,7 +203,7 @@ test("invalidation paths are checked", async (t) => {
     new CreateDistributionCommand({ DistributionConfig: s3DistributionConfig("paths") }),
   );
   const distributionId = created.Distribution!.Id!;
-  for (const [index, path] of ["no-slash", "/a*b", "/*/x"].entries()) {
+  for (const [index, path] of ["no-slash", "/a*b", "/*/x", "/100%", "/bad%zzescape"].entries()) {
     const error = await harness.client
       .send(
         new CreateInvalidationCommand({
