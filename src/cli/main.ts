@@ -12,6 +12,7 @@ import {
   type PorticoOptions,
 } from "../config/options.js";
 import { startPortico } from "../portico.js";
+import { runStatus } from "./status.js";
 import { registerIamCommands } from "./iam-commands.js";
 
 interface UpFlags {
@@ -108,6 +109,40 @@ program
   .action(async (flags: UpFlags) => {
     await runUp(flags);
   });
+
+program
+  .command("status")
+  .description(
+    "Print the distributions with their config versions, the live edges, and each distribution's\n" +
+      "hit rate and error rate over the last minutes, read from a running Portico's API endpoint.",
+  )
+  .addOption(
+    new Option("--endpoint <url>", "API endpoint of the running Portico")
+      .env("PORTICO_ENDPOINT")
+      .default(`http://127.0.0.1:${DEFAULTS.apiPort}`),
+  )
+  .addOption(
+    new Option("--data-dir <path>", "data folder whose credentials.json has the root key, used when AWS_ACCESS_KEY_ID is unset")
+      .env("PORTICO_DATA_DIR")
+      .default(DEFAULTS.dataDir),
+  )
+  .addOption(
+    new Option("--minutes <count>", "how many recent minutes the rates cover, 1 to 60")
+      .default(5)
+      .argParser((value) => parseMinutes(value)),
+  )
+  .option("--json", "print the report as JSON instead of tables", false)
+  .action(async (flags: { endpoint: string; dataDir: string; minutes: number; json: boolean }) => {
+    await runStatus({ endpoint: flags.endpoint, dataDir: resolveDataDir(flags.dataDir), minutes: flags.minutes, json: flags.json });
+  });
+
+function parseMinutes(value: string): number {
+  const minutes = Number(value);
+  if (!/^\d+$/.test(value) || minutes < 1 || minutes > 60) {
+    throw new Error(`invalid --minutes '${value}': expected a whole number from 1 to 60`);
+  }
+  return minutes;
+}
 
 async function runUp(flags: UpFlags): Promise<void> {
   const log = createLogger(flags.logLevel);

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { CredentialStore } from "../api/auth/principal.js";
-import { verifySigV4 } from "../api/auth/sigv4.js";
-import { ApiError } from "../api/errors.js";
+import { hasSigV4, verifySigV4 } from "../api/auth/sigv4.js";
+import { ApiError, authErrors } from "../api/errors.js";
 import type { ControlChannel } from "../cluster/types.js";
 import type { Logger } from "../common/logger.js";
 import type { DistributionDirectory } from "./access-log/distributions.js";
@@ -136,8 +136,10 @@ export function createStatusRoute(
   return (request, response) => {
     const target = request.url ?? "/";
     try {
+      const signed = { method: request.method ?? "GET", target, headers: request.headers, rawHeaders: request.rawHeaders };
+      if (!hasSigV4(signed)) throw authErrors.missingAuthentication();
       const result = verifySigV4(
-        { method: request.method ?? "GET", target, headers: request.headers, rawHeaders: request.rawHeaders },
+        signed,
         credentials,
         Date.now(),
         emptyBodyHash,

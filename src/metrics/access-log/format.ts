@@ -121,7 +121,7 @@ export function formatLogLine(record: RequestRecord, options: LogLineOptions): s
     "-",
     "-",
     record.resultType,
-    `HTTP/${record.httpVersion}`,
+    record.httpVersion.startsWith("HTTP/") ? record.httpVersion : `HTTP/${record.httpVersion}`,
     // Field-level encryption is not built, so fle-status and fle-encrypted-fields stay empty.
     "-",
     "-",
