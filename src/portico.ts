@@ -3,6 +3,8 @@ import type { Logger } from "./common/logger.js";
 import { loadCredentials, StaticCredentialStore, type LoadedCredentials } from "./api/auth/credentials.js";
 import { ApiServer } from "./api/server.js";
 import { createS3Service } from "./api/s3/index.js";
+import { createIamService } from "./api/iam/index.js";
+import { openIam } from "./iam/index.js";
 import { createCloudFrontService } from "./api/cloudfront/index.js";
 import { createMetrics } from "./metrics/index.js";
 import { createObservability } from "./metrics/observability.js";
@@ -41,9 +43,15 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     accessKeyId: options.rootAccessKeyId,
     secretAccessKey: options.rootSecretAccessKey,
   });
-  const credentialStore = new StaticCredentialStore(credentials);
+  const iam = await openIam({
+    dataDir: options.dataDir,
+    accountId: credentials.accountId,
+    masterKey: process.env.PORTICO_MASTER_KEY,
+    log: log.child({ component: "iam" }),
+  });
+  const credentialStore = iam.credentialStore(new StaticCredentialStore(credentials));
   const bus = new EmbeddedBus(log.child({ component: "cluster" }));
-  const closers: Array<() => Promise<void>> = [];
+  const closers: Array<() => Promise<void>> = [async () => iam.close()];
   const closeAll = async (): Promise<void> => {
     for (const close of closers.reverse()) {
       try {
@@ -75,6 +83,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       accountId: credentials.accountId,
       credentials: credentialStore,
       log: log.child({ component: "store" }),
+      owners: iam.store,
     });
     closers.push(() => s3.close());
     const cloudfront = await createCloudFrontService({
@@ -98,7 +107,12 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     let ready = false;
     const api = new ApiServer({
       credentials: credentialStore,
-      services: { s3, cloudfront, cloudwatch: metrics.cloudwatch },
+      services: {
+        s3,
+        cloudfront,
+        cloudwatch: metrics.cloudwatch,
+        iam: createIamService({ store: iam.store, accountId: credentials.accountId, rootAccessKeyId: credentials.root.accessKeyId }),
+      },
       log: log.child({ component: "api" }),
       isReady: () => ready,
       adminRoutes: observability.adminRoutes,

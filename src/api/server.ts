@@ -11,11 +11,12 @@ import { credentialScopeService, hasSigV4, parseQuery, verifySigV4, type SigV4Re
 /** The largest body read whole for CloudFront and CloudWatch requests. */
 export const MAX_BUFFERED_BODY_BYTES = 8 * 1024 * 1024;
 
-export type ProtocolName = "s3" | "cloudfront" | "cloudwatch";
+export type ProtocolName = "s3" | "cloudfront" | "cloudwatch" | "iam";
 
 export interface ApiServerOptions {
   credentials: CredentialStore;
-  services: Record<ProtocolName, ProtocolService>;
+  /** The protocol services; IAM is optional so that a server can run without users. */
+  services: Record<Exclude<ProtocolName, "iam">, ProtocolService> & { iam?: ProtocolService };
   log: Logger;
   /** Returns whether every component is ready, for `GET /_portico/health`. */
   isReady: () => boolean;
@@ -28,6 +29,7 @@ const SERVICE_BY_SCOPE: Record<string, ProtocolName> = {
   s3: "s3",
   cloudfront: "cloudfront",
   monitoring: "cloudwatch",
+  iam: "iam",
 };
 
 const CLOUDWATCH_JSON_TARGET_PREFIX = "GraniteServiceVersion20100801.";
@@ -80,7 +82,7 @@ export class ApiServer {
 
     const signed = { method: raw.method ?? "GET", target, headers: raw.headers, rawHeaders: raw.rawHeaders };
     const protocol = this.selectProtocol(raw, path);
-    const service = this.options.services[protocol];
+    const service = this.options.services[protocol]!;
     const request: ApiRequest = {
       raw,
       method: raw.method ?? "GET",
@@ -103,11 +105,11 @@ export class ApiServer {
       }
       if (hasSigV4(signed)) {
         const scopeService = credentialScopeService(signed);
-        if (scopeService === undefined || SERVICE_BY_SCOPE[scopeService] === undefined) {
+        if (scopeService === undefined || !this.serves(scopeService)) {
           throw new ApiError(
             "InvalidRequest",
             400,
-            `The credential scope service '${scopeService ?? ""}' is not served here; use s3, cloudfront or monitoring.`,
+            `The credential scope service '${scopeService ?? ""}' is not served here; use s3, cloudfront, monitoring or iam.`,
           );
         }
         const bodyHash =
@@ -124,12 +126,15 @@ export class ApiServer {
     }
   }
 
+  private serves(scopeService: string): boolean {
+    const protocol = SERVICE_BY_SCOPE[scopeService];
+    return protocol !== undefined && this.options.services[protocol] !== undefined;
+  }
+
   private selectProtocol(raw: IncomingMessage, path: string): ProtocolName {
     const signed = { method: raw.method ?? "GET", target: raw.url ?? "/", headers: raw.headers, rawHeaders: [] };
     const scopeService = hasSigV4(signed) ? credentialScopeService(signed) : undefined;
-    if (scopeService !== undefined && SERVICE_BY_SCOPE[scopeService] !== undefined) {
-      return SERVICE_BY_SCOPE[scopeService];
-    }
+    if (scopeService !== undefined && this.serves(scopeService)) return SERVICE_BY_SCOPE[scopeService]!;
     if (path.startsWith("/2020-05-31/")) return "cloudfront";
     const amzTarget = raw.headers["x-amz-target"];
     if (typeof amzTarget === "string" && amzTarget.startsWith(CLOUDWATCH_JSON_TARGET_PREFIX)) return "cloudwatch";

@@ -17,6 +17,8 @@ export type Principal =
       accessKeyId: string;
       accountId: string;
       userName: string;
+      /** The user's unique id (`AIDA...`), which a user re-created under the same name does not share. */
+      userId: string;
       arn: string;
     }
   | {

@@ -32,6 +32,17 @@ export const IAM_ACTIONS: Record<S3Operation, string> = {
   ListParts: "s3:ListMultipartUploadParts",
 };
 
+/**
+ * Which IAM user owns a bucket. Buckets that the root created have no entry
+ * and belong to the account root.
+ */
+export interface BucketOwnership {
+  /** Returns the owning user's unique id (`AIDA...`), or undefined when the account root owns the bucket. */
+  ownerOf(bucket: BucketRecord): string | undefined;
+  /** Records that a user created `bucket` and so owns it. */
+  recordOwner(bucket: BucketRecord, userId: string): void;
+}
+
 /** Operations on the policy itself, which the bucket owner may always run so that a bad policy cannot lock it out. */
 const POLICY_OPERATIONS = new Set<string>(["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"]);
 
@@ -86,6 +97,7 @@ export function conditionContext(request: ApiRequest, nowMs: number): ConditionC
       set("aws:principalaccount", principal.accountId);
       set("aws:principalarn", principal.arn);
       set("aws:username", principal.userName);
+      set("aws:userid", principal.userId);
       break;
     case "service":
       set("aws:principalservicename", principal.service);
@@ -110,10 +122,39 @@ export function resourceArn(bucket: string, key?: string): string {
 }
 
 /**
+ * The ownership registry each S3 request is checked against, bound once when
+ * the S3 service receives the request, so that every authorization of that
+ * request (CopyObject's source, each key of DeleteObjects) sees it.
+ */
+const ownershipByRequest = new WeakMap<ApiRequest, BucketOwnership>();
+
+export function bindBucketOwnership(request: ApiRequest, owners: BucketOwnership | undefined): void {
+  if (owners !== undefined) ownershipByRequest.set(request, owners);
+}
+
+/**
+ * Returns whether the request's principal owns `bucket`: the account root owns
+ * every bucket, and a user owns the buckets it created. A request with no
+ * bound registry gives users no bucket.
+ */
+export function ownsBucket(request: ApiRequest, bucket: BucketRecord | undefined): boolean {
+  const principal = request.principal;
+  if (principal.type === "root") return true;
+  if (principal.type !== "user" || bucket === undefined) return false;
+  return ownershipByRequest.get(request)?.ownerOf(bucket) === principal.userId;
+}
+
+/** Records the user that sent `request` as the owner of the bucket it just created. */
+export function recordBucketOwner(request: ApiRequest, bucket: BucketRecord): void {
+  if (request.principal.type !== "user") return;
+  ownershipByRequest.get(request)?.recordOwner(bucket, request.principal.userId);
+}
+
+/**
  * Raises AccessDenied unless the request may run `action` on `resource`. The
- * bucket owner (the account's root or users) is allowed unless a statement
- * denies it explicitly. Anyone else needs a statement that allows it and none
- * that denies it.
+ * bucket owner (the account root, or the user that created the bucket) is
+ * allowed unless a statement denies it explicitly. Anyone else, other users
+ * included, needs a statement that allows it and none that denies it.
  */
 export function authorize(request: ApiRequest, bucket: BucketRecord | undefined, action: string, resource: string): void {
   if (!isAllowed(request, bucket, action, resource, true)) throw authErrors.accessDenied();
@@ -128,7 +169,7 @@ export function isAllowed(
   log: boolean,
 ): boolean {
   const principal = request.principal;
-  const isOwner = principal.type === "root" || principal.type === "user";
+  const isOwner = ownsBucket(request, bucket);
   if (isOwner && POLICY_OPERATIONS.has(action)) return true;
 
   const policy = bucket === undefined ? undefined : bucketPolicyOf(bucket);

@@ -5,7 +5,7 @@ import { readVerifiedPayload } from "../auth/payload.js";
 import { parseBucketPolicy, MAX_POLICY_BYTES } from "../../store/policy/document.js";
 import { storeErrors } from "../../store/errors.js";
 import { validateBucketName, validateObjectKey } from "../../store/names.js";
-import { isAllowed, resourceArn } from "./authorize.js";
+import { isAllowed, ownsBucket, recordBucketOwner, resourceArn } from "./authorize.js";
 import { isOwner, ownerOf, sendEmpty, type S3Context } from "./context.js";
 import type { S3Route } from "./router.js";
 import { isoTimestamp, malformedXml, parseXmlDocument, sendXml, textOf } from "./xml.js";
@@ -17,7 +17,8 @@ const DEFAULT_REGION = "us-east-1";
 
 export async function listBuckets(context: S3Context, request: ApiRequest, response: ServerResponse): Promise<void> {
   if (!isOwner(request)) throw authErrors.accessDenied();
-  const buckets = context.store.metadata.listBuckets();
+  // A user lists the buckets it owns; the root lists them all.
+  const buckets = context.store.metadata.listBuckets().filter((bucket) => ownsBucket(request, bucket));
   sendXml(response, "ListAllMyBucketsResult", {
     Owner: ownerOf(context.accountId),
     Buckets: {
@@ -47,6 +48,7 @@ export async function createBucket(
     if (constraint !== undefined && constraint !== "") region = constraint;
   }
   context.store.createBucket(name, region, Date.now());
+  recordBucketOwner(request, context.store.requireBucket(name));
   request.log.info({ bucket: name, region }, "bucket created");
   sendEmpty(response, 200, { location: `/${name}` });
 }

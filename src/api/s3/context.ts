@@ -3,6 +3,7 @@ import type { ServerResponse } from "node:http";
 import type { Logger } from "../../common/logger.js";
 import type { ApiRequest } from "../context.js";
 import type { BucketStore } from "../../store/bucket-store.js";
+import type { BucketOwnership } from "./authorize.js";
 import type { S3Route } from "./router.js";
 
 /** Dependencies shared by every S3 operation handler. */
@@ -10,6 +11,8 @@ export interface S3Context {
   store: BucketStore;
   accountId: string;
   log: Logger;
+  /** Which user owns which bucket; without it, users own no bucket. */
+  owners?: BucketOwnership | undefined;
 }
 
 export type S3Handler = (context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route) => Promise<void>;

@@ -6,7 +6,7 @@ import type { CredentialStore } from "../auth/principal.js";
 import { hasSigV2, verifySigV2 } from "../auth/sigv2.js";
 import { BucketStore } from "../../store/bucket-store.js";
 import { validateObjectKey } from "../../store/names.js";
-import { IAM_ACTIONS, authorize, resourceArn } from "./authorize.js";
+import { IAM_ACTIONS, authorize, bindBucketOwnership, resourceArn, type BucketOwnership } from "./authorize.js";
 import * as buckets from "./bucket-ops.js";
 import type { S3Context, S3Handler } from "./context.js";
 import * as lists from "./list-ops.js";
@@ -60,6 +60,7 @@ class EmbeddedS3Service implements S3Service {
     if (request.principal.type === "anonymous" && hasSigV2(request)) {
       request.principal = verifySigV2(request, this.credentials, Date.now(), virtualHostBucket(request.raw.headers.host));
     }
+    bindBucketOwnership(request, this.context.owners);
     const route = routeRequest(request);
     request.log = request.log.child({ operation: route.operation, bucket: route.bucket });
     if (route.key !== undefined) validateObjectKey(route.key);
@@ -87,8 +88,10 @@ export async function createS3Service(options: {
   accountId: string;
   credentials: CredentialStore;
   log: Logger;
+  /** Bucket ownership by IAM users, when users exist. */
+  owners?: BucketOwnership | undefined;
 }): Promise<S3Service> {
   const log = options.log.child({ component: "store" });
   const store = await BucketStore.open(options.dataDir, log);
-  return new EmbeddedS3Service({ store, accountId: options.accountId, log }, options.credentials);
+  return new EmbeddedS3Service({ store, accountId: options.accountId, log, owners: options.owners }, options.credentials);
 }

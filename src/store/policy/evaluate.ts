@@ -35,7 +35,7 @@ export function evaluatePolicy(policy: BucketPolicy | undefined, request: Policy
 }
 
 function statementApplies(statement: PolicyStatement, request: PolicyRequest): boolean {
-  const principalMatches = principalMatchesSpec(statement.principal.spec, request.principal);
+  const principalMatches = principalMatchesSpec(statement.principal.spec, request.principal, statement.effect);
   if (principalMatches === statement.principal.negated) return false;
 
   const actionMatches = statement.action.patterns.some((pattern) => matchesWildcard(pattern, request.action, true));
@@ -47,7 +47,15 @@ function statementApplies(statement: PolicyStatement, request: PolicyRequest): b
   return statement.conditions.every((clause) => evaluateCondition(clause, request.context));
 }
 
-function principalMatchesSpec(spec: PrincipalSpec, principal: Principal): boolean {
+/**
+ * Matches a request's principal against a Principal element. An account
+ * principal (the 12-digit id or `arn:aws:iam::<account>:root`) stands for the
+ * root and, in a Deny, for every identity of the account. In an Allow it only
+ * delegates to the account, so an IAM user would also need an identity-based
+ * policy ("AWS account principals", IAM user guide); Portico has none, so an
+ * Allow reaches a user only through its own ARN or `*`.
+ */
+function principalMatchesSpec(spec: PrincipalSpec, principal: Principal, effect: "Allow" | "Deny"): boolean {
   if (spec === "*") return true;
   if (spec.AWS.includes("*")) return true;
   switch (principal.type) {
@@ -56,10 +64,14 @@ function principalMatchesSpec(spec: PrincipalSpec, principal: Principal): boolea
     case "service":
       return spec.Service.includes(principal.service);
     case "root":
+      return spec.AWS.some((entry) => isAccountPrincipal(entry, principal.accountId));
     case "user":
       return spec.AWS.some(
-        (entry) =>
-          entry === principal.accountId || entry === `arn:aws:iam::${principal.accountId}:root` || entry === principal.arn,
+        (entry) => entry === principal.arn || (effect === "Deny" && isAccountPrincipal(entry, principal.accountId)),
       );
   }
+}
+
+function isAccountPrincipal(entry: string, accountId: string): boolean {
+  return entry === accountId || entry === `arn:aws:iam::${accountId}:root`;
 }
