@@ -8,7 +8,7 @@ import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { DistributionSnapshot, EdgeAck } from "../../src/cluster/types.js";
 import type { MetricsSink, RequestRecord } from "../../src/metrics/types.js";
-import { startEdge, type Edge } from "../../src/edge/index.js";
+import { startEdge, type Edge, type EdgeOptions } from "../../src/edge/index.js";
 
 export const ZONE = "portico.localhost";
 
@@ -137,9 +137,16 @@ export interface EdgeFixture {
 }
 
 export async function startTestEdge(
-  options: { memoryCacheBytes?: number; s3Endpoint?: string; edgeId?: string } = {},
+  options: {
+    memoryCacheBytes?: number;
+    s3Endpoint?: string;
+    edgeId?: string;
+    protocol?: EdgeOptions["protocol"];
+    /** A data folder prepared by the test; removed on close like a generated one. */
+    dataDir?: string;
+  } = {},
 ): Promise<EdgeFixture> {
-  const dataDir = await mkdtemp(join(tmpdir(), "portico-edge-"));
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "portico-edge-")));
   const bus = new EmbeddedBus(silentLogger());
   const metrics = new CollectingSink();
   const acks: EdgeAck[] = [];
@@ -161,6 +168,7 @@ export async function startTestEdge(
     serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
     memoryCacheBytes: options.memoryCacheBytes ?? 16 * 1024 * 1024,
     log: silentLogger(),
+    ...(options.protocol === undefined ? {} : { protocol: options.protocol }),
   });
   return {
     edge,

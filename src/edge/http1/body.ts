@@ -10,6 +10,8 @@ const MAX_TRAILER_BYTES = 8192;
 export class RequestBody extends Readable {
   constructor(private readonly resumeSource: () => void) {
     super();
+    // The connection answers a framing error itself; a consumer may not listen for it.
+    this.on("error", () => {});
   }
 
   override _read(): void {

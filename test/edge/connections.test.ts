@@ -1,0 +1,216 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, mkdir, readFile } from "node:fs/promises";
+import { connect as connectHttp2 } from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test, type TestContext } from "node:test";
+import { connect as connectTls } from "node:tls";
+import { promisify } from "node:util";
+import { customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
+import { rawExchange } from "./raw.js";
+
+async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0] = {}, originDelayMs = 0) {
+  const origin = await startOrigin(async (req, res, body) => {
+    if (originDelayMs > 0) await sleep(originDelayMs);
+    res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain" });
+    res.end(`${req.method} ${req.url} ${body.toString()}`);
+  });
+  t.after(() => origin.close());
+  const fixture = await startTestEdge(options);
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({
+    originPort: origin.port,
+    defaultBehavior: {
+      AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] },
+    },
+  });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+  return { origin, fixture, port: fixture.edge.httpPort, host: snapshot.domainName };
+}
+
+test("pipelined requests answer in order", async (t) => {
+  const { origin, port, host } = await setup(t);
+  const one = `GET /p1 HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+  const two = `GET /p2 HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+  const last = `GET /p1 HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
+  const exchange = await rawExchange(port, [one + two + one + last]);
+  assert.deepEqual(exchange.statuses, [200, 200, 200, 200]);
+  const bodies = [...exchange.text.matchAll(/GET (\/p\d) /g)].map((match) => match[1]);
+  assert.deepEqual(bodies, ["/p1", "/p2", "/p1", "/p1"]);
+  assert.equal(exchange.closed, true);
+  assert.equal(origin.hits("/p1"), 1);
+  assert.equal(origin.hits("/p2"), 1);
+});
+
+test("chunked and sized bodies reach the origin", async (t) => {
+  const { origin, port, host } = await setup(t);
+  const chunked = `POST /up HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n`;
+  const sized = `PUT /up HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nwxyz`;
+  const exchange = await rawExchange(port, [chunked, sized], 3000, 50);
+  assert.deepEqual(exchange.statuses, [200, 200]);
+  assert.equal(origin.requests[0]!.body.toString(), "abcde");
+  assert.equal(origin.requests[1]!.body.toString(), "wxyz");
+});
+
+test("HTTP/1.0 closes unless keep-alive is asked", async (t) => {
+  const { port, host } = await setup(t);
+  const closing = await rawExchange(port, [`GET /a HTTP/1.0\r\nHost: ${host}\r\n\r\n`]);
+  assert.deepEqual(closing.statuses, [200]);
+  assert.equal(closing.closed, true);
+  const kept = await rawExchange(port, [`GET /a HTTP/1.0\r\nHost: ${host}\r\nConnection: keep-alive\r\n\r\n`], 300);
+  assert.match(kept.text, /\r\nconnection: keep-alive\r\n/);
+  assert.equal(kept.closed, false);
+});
+
+test("slow request head times out with 408", async (t) => {
+  const { origin, port, host } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 300 } } });
+  const started = Date.now();
+  // One header line every 100 ms: each byte arrives in time, the head never completes.
+  const lines = [`GET /slow HTTP/1.1\r\n`, `Host: ${host}\r\n`, ...Array.from({ length: 30 }, (_, i) => `X-${i}: 1\r\n`)];
+  const exchange = await rawExchange(port, lines, 3000, 100);
+  assert.deepEqual(exchange.statuses, [408]);
+  assert.equal(exchange.closed, true);
+  assert.ok(Date.now() - started < 1500, `closed after ${Date.now() - started} ms`);
+  assert.equal(origin.hits(), 0);
+});
+
+test("idle keep-alive connection closes", async (t) => {
+  const { port, host } = await setup(t, { protocol: { timeouts: { keepAliveTimeoutMs: 200 } } });
+  const started = Date.now();
+  const exchange = await rawExchange(port, [`GET /a HTTP/1.1\r\nHost: ${host}\r\n\r\n`], 3000);
+  assert.deepEqual(exchange.statuses, [200]);
+  assert.equal(exchange.closed, true);
+  assert.ok(Date.now() - started < 1500);
+});
+
+test("stalled request body times out", async (t) => {
+  const { port, host } = await setup(t, { protocol: { timeouts: { bodyIdleTimeoutMs: 200 } } });
+  const exchange = await rawExchange(port, [`PUT /b HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 10\r\n\r\nab`], 3000);
+  assert.equal(exchange.closed, true);
+});
+
+test("paths are normalised before the cache key", async (t) => {
+  const { origin, port, host } = await setup(t);
+  const cases: Array<[string, number, string | undefined]> = [
+    ["/x/../y.txt", 200, "/y.txt"],
+    ["/y.txt", 200, "/y.txt"],
+    ["/x/%2e%2E/y.txt", 200, "/y.txt"],
+    ["/./y.txt", 200, "/y.txt"],
+    ["/%79.txt", 200, "/y.txt"],
+    ["/a%2Fb", 200, "/a%2Fb"],
+    ["/a%2fb", 200, "/a%2Fb"],
+    ["/a/b", 200, "/a/b"],
+    ["//a/b", 200, "//a/b"],
+    ["/a//b", 200, "/a//b"],
+    ["/a%5Cb", 200, "/a%5Cb"],
+    ["/..", 400, undefined],
+    ["/../etc/passwd", 400, undefined],
+    ["/%2e%2e/etc/passwd", 400, undefined],
+    ["/a/%2E%2E/%2e%2e/b", 400, undefined],
+    ["/a%zz", 400, undefined],
+  ];
+  for (const [path, status, originPath] of cases) {
+    const exchange = await rawExchange(port, [`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`]);
+    assert.deepEqual(exchange.statuses, [status], path);
+    if (originPath !== undefined) assert.match(exchange.text, new RegExp(`GET ${originPath.replace(/\\/g, "\\\\")} $`), path);
+  }
+  // One origin request per distinct request-target the edge sent.
+  const seen = origin.requests.map((r) => r.url);
+  assert.deepEqual(seen, ["/y.txt", "/a%2Fb", "/a/b", "//a/b", "/a//b", "/a%5Cb"]);
+});
+
+test("absolute-form target uses its authority", async (t) => {
+  const { origin, port, host } = await setup(t);
+  const exchange = await rawExchange(port, [
+    `GET http://${host}/abs/../z HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n`,
+  ]);
+  assert.deepEqual(exchange.statuses, [200]);
+  assert.equal(origin.requests[0]!.url, "/z");
+});
+
+test("close drains a response in flight", async (t) => {
+  const { fixture, port, host } = await setup(t, {}, 300);
+  const inFlight = request(port, host, "/drain");
+  await sleep(100);
+  const closing = fixture.close();
+  const response = await inFlight;
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.connection, "close");
+  await closing;
+  await assert.rejects(request(port, host, "/after"));
+});
+
+test("HTTP/2 over TLS with the zone certificate", async (t) => {
+  const { fixture, origin, host } = await setup(t);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
+  t.after(() => session.close());
+  const get = (path: string) =>
+    new Promise<{ status: number; xCache: string; body: string }>((resolve, reject) => {
+      const stream = session.request({ ":path": path, ":authority": host });
+      let status = 0;
+      let xCache = "";
+      const chunks: Buffer[] = [];
+      stream.on("response", (headers) => {
+        status = Number(headers[":status"]);
+        xCache = String(headers["x-cache"]);
+      });
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => resolve({ status, xCache, body: Buffer.concat(chunks).toString() }));
+      stream.on("error", reject);
+    });
+  const first = await get("/h2/../h2.txt");
+  assert.equal(first.status, 200);
+  assert.equal(first.xCache, "Miss from portico");
+  assert.equal(first.body, "GET /h2.txt ");
+  const second = await get("/h2.txt");
+  assert.equal(second.xCache, "Hit from portico");
+  const rejected = await get("/../h2.txt");
+  assert.equal(rejected.status, 400);
+  assert.equal(origin.hits(), 1);
+  assert.equal(session.alpnProtocol, "h2");
+});
+
+test("HTTP/1.1 over TLS uses the strict parser", async (t) => {
+  const { fixture, origin, host } = await setup(t);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = connectTls({ port: fixture.edge.httpsPort, host: "127.0.0.1", servername: host, ca, ALPNProtocols: ["http/1.1"] });
+    const chunks: Buffer[] = [];
+    socket.on("secureConnect", () => socket.write(`GET /a HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx`));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    socket.on("error", reject);
+  });
+  assert.match(text, /^HTTP\/1\.1 400 /);
+  assert.equal(origin.hits(), 0);
+});
+
+test("SNI selects an alias certificate", async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-edge-sni-"));
+  const aliases = join(dataDir, "tls", "aliases");
+  await mkdir(aliases, { recursive: true });
+  await promisify(execFile)("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+    "-subj", "/CN=cdn.example.test", "-addext", "subjectAltName=DNS:cdn.example.test",
+    "-keyout", join(aliases, "cdn.example.test.key"), "-out", join(aliases, "cdn.example.test.crt"),
+  ]);
+  const { fixture, host } = await setup(t, { dataDir });
+  const aliasCa = await readFile(join(aliases, "cdn.example.test.crt"));
+  const zoneCa = await readFile(fixture.edge.caCertificatePath);
+  const subjectFor = (servername: string, ca: Buffer) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connectTls({ port: fixture.edge.httpsPort, host: "127.0.0.1", servername, ca });
+      socket.on("secureConnect", () => {
+        const subject = String(socket.getPeerCertificate().subject.CN);
+        socket.destroy();
+        resolve(subject);
+      });
+      socket.on("error", reject);
+    });
+  assert.equal(await subjectFor("cdn.example.test", aliasCa), "cdn.example.test");
+  assert.equal(await subjectFor(host, zoneCa), "*.portico.localhost");
+  // The alias certificate does not verify for a name it does not cover.
+  await assert.rejects(subjectFor("other.example.test", aliasCa));
+});
