@@ -3,7 +3,7 @@ import { test, type TestContext } from "node:test";
 import { customSnapshot, startOrigin, startTestEdge } from "./helpers.js";
 import { rawExchange } from "./raw.js";
 
-async function setup(t: TestContext, protocol?: Parameters<typeof startTestEdge>[0]["protocol"]) {
+async function setup(t: TestContext, protocol?: NonNullable<Parameters<typeof startTestEdge>[0]>["protocol"]) {
   const origin = await startOrigin((_req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain" });
     res.end("origin body");
