@@ -23,6 +23,14 @@ export interface CachedResponse {
   ttlSeconds: number;
   /** When the entry stops being fresh, in epoch milliseconds. */
   staleAtMs: number;
+  /** RFC 5861 stale-while-revalidate, in seconds past staleAtMs; 0 when not allowed. */
+  staleWhileRevalidateSeconds: number;
+  /** RFC 5861 stale-if-error, in seconds past staleAtMs; undefined when the origin gave none. */
+  staleIfErrorSeconds: number | undefined;
+  /** RFC 9111 section 5.2.2.2: never served stale. */
+  mustRevalidate: boolean;
+  /** The response headers policy `hitHeaders` was built with, or empty for none. */
+  headersPolicyTag: string;
   /**
    * The header block of a hit, as a flat `[name, value, ...]` list, without
    * the headers that change per request (`Age`, `X-Amz-Cf-Id`, `Cache-Status`).
@@ -55,4 +63,22 @@ export function remainingTtlSeconds(entry: CachedResponse, nowMs: number): numbe
 /** Returns whether a stale entry can be revalidated with a conditional request. */
 export function hasValidator(entry: CachedResponse): boolean {
   return entry.etag !== undefined || entry.lastModified !== undefined;
+}
+
+/** Returns whether a stale entry may be served while a background refresh runs (RFC 5861 section 3). */
+export function withinStaleWhileRevalidate(entry: CachedResponse, nowMs: number): boolean {
+  return !entry.mustRevalidate && nowMs < entry.staleAtMs + entry.staleWhileRevalidateSeconds * 1000;
+}
+
+/**
+ * Returns whether a stale entry may be served because the origin failed.
+ * With stale-if-error, only within its window (RFC 5861 section 4). Without
+ * it, CloudFront serves an expired copy when it cannot reach the origin, so
+ * the edge does too for failures without any response (`hadResponse` false),
+ * unless must-revalidate forbids it (RFC 9111 section 4.2.4).
+ */
+export function mayServeStaleOnError(entry: CachedResponse, nowMs: number, hadResponse: boolean): boolean {
+  if (entry.mustRevalidate) return false;
+  if (entry.staleIfErrorSeconds !== undefined) return nowMs < entry.staleAtMs + entry.staleIfErrorSeconds * 1000;
+  return !hadResponse;
 }

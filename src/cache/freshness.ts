@@ -22,19 +22,39 @@ const CACHEABLE_ERROR_STATUSES = new Set([404, 414, 500, 501, 502, 503, 504]);
 export const ERROR_CACHING_TTL_SECONDS = 10;
 
 /** Why a response was not stored; the same strings go to logs and Cache-Status details. */
-export type NoStoreReason = "status" | "origin-no-cache" | "zero-ttl" | "too-large" | "policy";
+export type NoStoreReason =
+  | "status"
+  | "origin-no-cache"
+  | "zero-ttl"
+  | "too-large"
+  | "policy"
+  | "vary-star"
+  | "purged";
 
-export type FreshnessDecision =
-  | { store: true; ttlSeconds: number }
-  | { store: false; reason: NoStoreReason };
+/** How long a stored response may be used, and how long past that when stale. */
+export interface StoreDecision {
+  store: true;
+  ttlSeconds: number;
+  /** RFC 5861 section 3: seconds past staleness served while a refresh runs in the background. */
+  staleWhileRevalidateSeconds: number;
+  /** RFC 5861 section 4: seconds past staleness served when the origin fails; undefined when the origin gave none. */
+  staleIfErrorSeconds: number | undefined;
+  /** RFC 9111 section 5.2.2.2: a stale copy is never served without a successful revalidation. */
+  mustRevalidate: boolean;
+}
+
+export type FreshnessDecision = StoreDecision | { store: false; reason: NoStoreReason };
 
 /** Parsed `Cache-Control` directives that freshness depends on. */
 export interface CacheControl {
   noCache: boolean;
   noStore: boolean;
   isPrivate: boolean;
+  mustRevalidate: boolean;
   maxAgeSeconds: number | undefined;
   sMaxAgeSeconds: number | undefined;
+  staleWhileRevalidateSeconds: number | undefined;
+  staleIfErrorSeconds: number | undefined;
 }
 
 /** Parses a `Cache-Control` header value (RFC 9111 section 5.2), ignoring unknown directives. */
@@ -43,8 +63,11 @@ export function parseCacheControl(value: string | undefined): CacheControl {
     noCache: false,
     noStore: false,
     isPrivate: false,
+    mustRevalidate: false,
     maxAgeSeconds: undefined,
     sMaxAgeSeconds: undefined,
+    staleWhileRevalidateSeconds: undefined,
+    staleIfErrorSeconds: undefined,
   };
   if (value === undefined) return result;
 
@@ -62,15 +85,45 @@ export function parseCacheControl(value: string | undefined): CacheControl {
       case "private":
         result.isPrivate = true;
         break;
+      case "must-revalidate":
+      case "proxy-revalidate":
+        result.mustRevalidate = true;
+        break;
       case "max-age":
         result.maxAgeSeconds = parseDeltaSeconds(argument) ?? result.maxAgeSeconds;
         break;
       case "s-maxage":
         result.sMaxAgeSeconds = parseDeltaSeconds(argument) ?? result.sMaxAgeSeconds;
         break;
+      case "stale-while-revalidate":
+        result.staleWhileRevalidateSeconds = parseDeltaSeconds(argument) ?? result.staleWhileRevalidateSeconds;
+        break;
+      case "stale-if-error":
+        result.staleIfErrorSeconds = parseDeltaSeconds(argument) ?? result.staleIfErrorSeconds;
+        break;
     }
   }
   return result;
+}
+
+/**
+ * Returns whether a CDN-Cache-Control value (RFC 9213) carries at least one
+ * directive this cache understands. An empty or unusable value is ignored
+ * and Cache-Control applies, as RFC 9213 section 2.1 says for invalid fields.
+ */
+function isUsableCdnCacheControl(value: string | undefined): value is string {
+  if (value === undefined || value.trim() === "") return false;
+  const parsed = parseCacheControl(value);
+  return (
+    parsed.noCache ||
+    parsed.noStore ||
+    parsed.isPrivate ||
+    parsed.mustRevalidate ||
+    parsed.maxAgeSeconds !== undefined ||
+    parsed.sMaxAgeSeconds !== undefined ||
+    parsed.staleWhileRevalidateSeconds !== undefined ||
+    parsed.staleIfErrorSeconds !== undefined
+  );
 }
 
 /** Parses delta-seconds (RFC 9111 section 1.2.2); an invalid value counts as absent. */
@@ -82,6 +135,8 @@ export function parseDeltaSeconds(value: string | undefined): number | undefined
 /** The origin headers that freshness reads, lower-case names. */
 export interface FreshnessHeaders {
   cacheControl: string | undefined;
+  /** RFC 9213 `CDN-Cache-Control`, which overrides Cache-Control for this cache. */
+  cdnCacheControl?: string | undefined;
   expires: string | undefined;
   date: string | undefined;
 }
@@ -89,7 +144,11 @@ export interface FreshnessHeaders {
 /**
  * Decides whether and for how long a response is cached.
  *
- * - Error statuses that CloudFront caches are kept for 10 seconds.
+ * - The edge reads CDN-Cache-Control when it is present and usable, else
+ *   Cache-Control (RFC 9213 section 2.1). Either way the behavior's TTLs bound the result.
+ * - Error statuses are kept for their error caching minimum TTL: the
+ *   CustomErrorResponse's ErrorCachingMinTTL when one is configured for the
+ *   status, else 10 seconds for the statuses CloudFront caches by default.
  * - With MinTTL 0, origin `no-cache`, `no-store` and `private` are obeyed and
  *   the response is not cached. With MinTTL above 0, CloudFront caches it for
  *   MinTTL regardless.
@@ -102,11 +161,26 @@ export function decideFreshness(
   headers: FreshnessHeaders,
   ttl: TtlSettings,
   nowMs: number,
+  errorCachingMinTtlSeconds: ReadonlyMap<number, number> = NO_ERROR_OVERRIDES,
 ): FreshnessDecision {
-  if (CACHEABLE_ERROR_STATUSES.has(status)) return { store: true, ttlSeconds: ERROR_CACHING_TTL_SECONDS };
+  const cacheControl = parseCacheControl(
+    isUsableCdnCacheControl(headers.cdnCacheControl) ? headers.cdnCacheControl : headers.cacheControl,
+  );
+  const staleness = {
+    staleWhileRevalidateSeconds: cacheControl.mustRevalidate ? 0 : (cacheControl.staleWhileRevalidateSeconds ?? 0),
+    staleIfErrorSeconds: cacheControl.mustRevalidate ? 0 : cacheControl.staleIfErrorSeconds,
+    mustRevalidate: cacheControl.mustRevalidate,
+  };
+
+  const errorTtlSeconds =
+    errorCachingMinTtlSeconds.get(status) ??
+    (CACHEABLE_ERROR_STATUSES.has(status) ? ERROR_CACHING_TTL_SECONDS : undefined);
+  if (errorTtlSeconds !== undefined) {
+    if (errorTtlSeconds <= 0) return { store: false, reason: "zero-ttl" };
+    return { store: true, ttlSeconds: errorTtlSeconds, ...staleness };
+  }
   if (!CACHEABLE_SUCCESS_STATUSES.has(status)) return { store: false, reason: "status" };
 
-  const cacheControl = parseCacheControl(headers.cacheControl);
   let ttlSeconds: number;
   if (cacheControl.noCache || cacheControl.noStore || cacheControl.isPrivate) {
     if (ttl.minTtlSeconds === 0) return { store: false, reason: "origin-no-cache" };
@@ -119,9 +193,13 @@ export function decideFreshness(
         : Math.min(Math.max(lifetimeSeconds, ttl.minTtlSeconds), ttl.maxTtlSeconds);
   }
 
-  if (ttlSeconds <= 0) return { store: false, reason: "zero-ttl" };
-  return { store: true, ttlSeconds };
+  if (ttlSeconds <= 0 && staleness.staleWhileRevalidateSeconds <= 0 && !(staleness.staleIfErrorSeconds! > 0)) {
+    return { store: false, reason: "zero-ttl" };
+  }
+  return { store: true, ttlSeconds: Math.max(0, ttlSeconds), ...staleness };
 }
+
+const NO_ERROR_OVERRIDES: ReadonlyMap<number, number> = new Map();
 
 /** Returns the origin's freshness lifetime (RFC 9111 section 4.2.1), or undefined when it gives none. */
 function originLifetimeSeconds(

@@ -1,5 +1,12 @@
 import type { IncomingHttpHeaders } from "node:http";
-import type { CacheKeyPolicy } from "./policy.js";
+import type {
+  AcceptEncodingKeyPolicy,
+  CacheKeyPolicy,
+  CookieKeyPolicy,
+  ForwardPolicy,
+  HeaderForwardPolicy,
+  QueryStringKeyPolicy,
+} from "./policy.js";
 
 /** Hop-by-hop headers (RFC 9110 section 7.6.1) and those the edge sets itself, never forwarded. */
 const NOT_FORWARDED_HEADERS = new Set([
@@ -39,6 +46,8 @@ export interface CacheKeyResult {
   forwardedQuery: string;
   /** Viewer headers for the origin, lower-case names. */
   forwardedHeaders: Record<string, string>;
+  /** The normalized Accept-Encoding in the key (`br,gzip`, `gzip`, `br`), or empty. */
+  acceptEncoding: string;
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {
@@ -54,31 +63,55 @@ function decodeQueryName(rawName: string): string {
   }
 }
 
-function selectQuery(rawQuery: string, policy: CacheKeyPolicy): string {
-  const queryStrings = policy.queryStrings;
-  if (queryStrings.mode === "none" || rawQuery === "") return "";
-  if (queryStrings.mode === "all") return rawQuery;
-  // Whitelisted parameters keep their order and their encoding as received.
+function queryNameSelected(policy: QueryStringKeyPolicy, name: string): boolean {
+  switch (policy.mode) {
+    case "none":
+      return false;
+    case "all":
+      return true;
+    case "whitelist":
+      return policy.names.has(name);
+    case "allExcept":
+      return !policy.names.has(name);
+  }
+}
+
+/** Keeps the query parameters either policy selects, in their order and encoding as received. */
+function selectQuery(rawQuery: string, ...policies: QueryStringKeyPolicy[]): string {
+  if (rawQuery === "" || policies.every((policy) => policy.mode === "none")) return "";
+  if (policies.some((policy) => policy.mode === "all")) return rawQuery;
   const kept: string[] = [];
   for (const pair of rawQuery.split("&")) {
     if (pair === "") continue;
     const equals = pair.indexOf("=");
     const name = decodeQueryName(equals < 0 ? pair : pair.slice(0, equals));
-    if (queryStrings.names.has(name)) kept.push(pair);
+    if (policies.some((policy) => queryNameSelected(policy, name))) kept.push(pair);
   }
   return kept.join("&");
 }
 
-function selectCookies(cookieHeader: string | undefined, policy: CacheKeyPolicy): string {
-  const cookies = policy.cookies;
-  if (cookies.mode === "none" || cookieHeader === undefined) return "";
+function cookieNameSelected(policy: CookieKeyPolicy, name: string): boolean {
+  switch (policy.mode) {
+    case "none":
+      return false;
+    case "all":
+      return true;
+    case "whitelist":
+      return policy.patterns.some((pattern) => pattern.test(name));
+    case "allExcept":
+      return !policy.patterns.some((pattern) => pattern.test(name));
+  }
+}
+
+function selectCookies(cookieHeader: string | undefined, ...policies: CookieKeyPolicy[]): string {
+  if (cookieHeader === undefined || policies.every((policy) => policy.mode === "none")) return "";
   const pairs: Array<[string, string]> = [];
   for (const part of cookieHeader.split(";")) {
     const trimmed = part.trim();
     if (trimmed === "") continue;
     const equals = trimmed.indexOf("=");
     const name = equals < 0 ? trimmed : trimmed.slice(0, equals);
-    if (cookies.mode === "whitelist" && !cookies.patterns.some((pattern) => pattern.test(name))) continue;
+    if (!policies.some((policy) => cookieNameSelected(policy, name))) continue;
     pairs.push([name, trimmed]);
   }
   // CloudFront sorts forwarded cookies by name, so cookie order never splits the cache.
@@ -87,32 +120,88 @@ function selectCookies(cookieHeader: string | undefined, policy: CacheKeyPolicy)
 }
 
 /**
- * Computes the cache key of a viewer request and, from the same selection,
- * what is forwarded to the origin: the query string, the whitelisted headers
- * and the whitelisted cookies.
+ * Returns the normalized Accept-Encoding that CloudFront keys on and
+ * forwards: `br,gzip`, `br`, `gzip` or empty, keeping only the enabled
+ * codings that the viewer accepts with a non-zero q-value (RFC 9110 section 12.5.3).
  */
-export function buildCacheKey(input: CacheKeyInput, policy: CacheKeyPolicy): CacheKeyResult {
-  const forwardedQuery = selectQuery(input.rawQuery, policy);
+export function normalizeAcceptEncoding(header: string | undefined, enabled: AcceptEncodingKeyPolicy): string {
+  if (header === undefined || (!enabled.gzip && !enabled.br)) return "";
+  let gzip = false;
+  let br = false;
+  for (const item of header.split(",")) {
+    const [codingPart, ...parameters] = item.split(";");
+    const coding = codingPart!.trim().toLowerCase();
+    const q = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith("q="));
+    if (q !== undefined && !(Number(q.slice(2)) > 0)) continue;
+    if (coding === "gzip" || coding === "x-gzip") gzip = true;
+    else if (coding === "br") br = true;
+  }
+  const codings: string[] = [];
+  if (br && enabled.br) codings.push("br");
+  if (gzip && enabled.gzip) codings.push("gzip");
+  return codings.join(",");
+}
+
+function headerForwarded(policy: HeaderForwardPolicy, name: string): boolean {
+  switch (policy.mode) {
+    case "none":
+      return false;
+    case "whitelist":
+      return policy.names.has(name);
+    case "allViewer":
+      return true;
+    case "allExcept":
+      return !policy.names.has(name);
+  }
+}
+
+/**
+ * Computes the cache key of a viewer request and, from the same selection,
+ * what is forwarded to the origin: the key's query parameters, headers and
+ * cookies, plus what the origin request policy adds. Values the origin
+ * request policy adds never enter the key; the origin's Vary can still make
+ * them part of a secondary key.
+ */
+export function buildCacheKey(input: CacheKeyInput, policy: CacheKeyPolicy, forward?: ForwardPolicy): CacheKeyResult {
+  const forwardPolicy = forward ?? NOTHING_FORWARDED;
+  const keyQuery = selectQuery(input.rawQuery, policy.queryStrings);
+  const forwardedQuery = selectQuery(input.rawQuery, policy.queryStrings, forwardPolicy.queryStrings);
   const forwardedHeaders: Record<string, string> = {};
 
-  if (policy.allHeaders) {
+  if (policy.allHeaders || forwardPolicy.headers.mode !== "none") {
     for (const [name, value] of Object.entries(input.headers)) {
       const text = headerText(value);
-      if (text !== undefined && !NOT_FORWARDED_HEADERS.has(name)) forwardedHeaders[name] = text;
+      if (text === undefined || NOT_FORWARDED_HEADERS.has(name)) continue;
+      if (policy.allHeaders || headerForwarded(forwardPolicy.headers, name)) forwardedHeaders[name] = text;
     }
+    // Accept-Encoding goes out normalized or not at all, and cookies go out filtered below.
+    delete forwardedHeaders["accept-encoding"];
   }
 
-  let key = `${input.distributionId}\n${input.path}\n${forwardedQuery}`;
+  let key = `${input.distributionId}\n${input.path}\n${keyQuery}`;
   for (const name of policy.headers) {
     const text = name === "host" ? headerText(input.headers.host) : headerText(input.headers[name]);
     key += `\nh:${name}=${text ?? ""}`;
     if (text !== undefined) forwardedHeaders[name] = text;
   }
 
-  const cookies = selectCookies(headerText(input.headers.cookie), policy);
-  if (policy.cookies.mode !== "none") key += `\nc:${cookies}`;
+  const acceptEncoding = normalizeAcceptEncoding(headerText(input.headers["accept-encoding"]), policy.acceptEncoding);
+  if (policy.acceptEncoding.gzip || policy.acceptEncoding.br) key += `\ne:${acceptEncoding}`;
+  if (acceptEncoding !== "") forwardedHeaders["accept-encoding"] = acceptEncoding;
+  else if (!policy.headers.includes("accept-encoding") && !policy.allHeaders) delete forwardedHeaders["accept-encoding"];
+
+  const cookieHeader = headerText(input.headers.cookie);
+  const keyCookies = selectCookies(cookieHeader, policy.cookies);
+  if (policy.cookies.mode !== "none") key += `\nc:${keyCookies}`;
+  const cookies = selectCookies(cookieHeader, policy.cookies, forwardPolicy.cookies);
   if (cookies !== "") forwardedHeaders.cookie = cookies;
   else delete forwardedHeaders.cookie;
 
-  return { key, forwardedQuery, forwardedHeaders };
+  return { key, forwardedQuery, forwardedHeaders, acceptEncoding };
 }
+
+const NOTHING_FORWARDED: ForwardPolicy = {
+  queryStrings: { mode: "none" },
+  cookies: { mode: "none" },
+  headers: { mode: "none" },
+};

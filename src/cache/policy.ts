@@ -1,10 +1,19 @@
-import type { CacheBehavior, DefaultCacheBehavior } from "@aws-sdk/client-cloudfront";
+import type {
+  CacheBehavior,
+  CachePolicyConfig,
+  DefaultCacheBehavior,
+  OriginRequestPolicyConfig,
+} from "@aws-sdk/client-cloudfront";
+import type { DistributionSnapshot } from "../cluster/types.js";
 import type { TtlSettings } from "./freshness.js";
+import {
+  CACHING_DISABLED_POLICY_ID,
+  MANAGED_CACHE_POLICIES,
+  MANAGED_ORIGIN_REQUEST_POLICIES,
+} from "./managed-policies.js";
 import { compileWildcard } from "./wildcard.js";
 
-/** Published ids of the managed cache policies that Portico knows. */
-export const CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6";
-export const CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+export { CACHING_DISABLED_POLICY_ID, CACHING_OPTIMIZED_POLICY_ID } from "./managed-policies.js";
 
 /** CloudFront's defaults for a cache behavior that leaves the TTLs unset. */
 const DEFAULT_TTLS: TtlSettings = { minTtlSeconds: 0, defaultTtlSeconds: 86_400, maxTtlSeconds: 31_536_000 };
@@ -12,17 +21,26 @@ const DEFAULT_TTLS: TtlSettings = { minTtlSeconds: 0, defaultTtlSeconds: 86_400,
 export type QueryStringKeyPolicy =
   | { mode: "none" }
   | { mode: "all" }
-  | { mode: "whitelist"; names: ReadonlySet<string> };
+  | { mode: "whitelist"; names: ReadonlySet<string> }
+  | { mode: "allExcept"; names: ReadonlySet<string> };
 
 export type CookieKeyPolicy =
   | { mode: "none" }
   | { mode: "all" }
-  | { mode: "whitelist"; patterns: readonly RegExp[] };
+  | { mode: "whitelist"; patterns: readonly RegExp[] }
+  | { mode: "allExcept"; patterns: readonly RegExp[] };
+
+/** Which encodings a normalized `Accept-Encoding` may name in the key (cache policy or legacy Compress). */
+export interface AcceptEncodingKeyPolicy {
+  gzip: boolean;
+  br: boolean;
+}
 
 /**
- * What goes into the cache key of a behavior. Only these values are
- * forwarded to the origin, so a response never depends on a request value
- * that the key leaves out.
+ * What goes into the cache key of a behavior. These values are forwarded to
+ * the origin; anything else reaches it only through the origin request
+ * policy, so a response never depends on a request value that the key
+ * leaves out unless the operator chose that.
  */
 export interface CacheKeyPolicy {
   queryStrings: QueryStringKeyPolicy;
@@ -31,38 +49,162 @@ export interface CacheKeyPolicy {
   headers: readonly string[];
   /** True when the header whitelist is `*`: every header goes to the origin and nothing is cached. */
   allHeaders: boolean;
+  acceptEncoding: AcceptEncodingKeyPolicy;
+}
+
+export type HeaderForwardPolicy =
+  | { mode: "none" }
+  | { mode: "whitelist"; names: ReadonlySet<string> }
+  | { mode: "allViewer" }
+  | { mode: "allExcept"; names: ReadonlySet<string> };
+
+/** Values an origin request policy forwards beyond the cache key; they never enter the key. */
+export interface ForwardPolicy {
+  queryStrings: QueryStringKeyPolicy;
+  cookies: CookieKeyPolicy;
+  headers: HeaderForwardPolicy;
 }
 
 export interface BehaviorCachePolicy {
   key: CacheKeyPolicy;
+  forward: ForwardPolicy;
   ttl: TtlSettings;
   /** True when no response of this behavior can be stored, so requests bypass the cache. */
   bypass: boolean;
 }
 
-/**
- * Resolves a behavior's cache settings: the managed cache policy named by
- * `CachePolicyId`, or else the legacy `ForwardedValues` with the behavior's
- * own TTLs.
- */
-export function resolveCachePolicy(behavior: CacheBehavior | DefaultCacheBehavior): BehaviorCachePolicy {
-  const noValuesInKey: CacheKeyPolicy = {
-    queryStrings: { mode: "none" },
-    cookies: { mode: "none" },
-    headers: [],
-    allHeaders: false,
-  };
-  if (behavior.CachePolicyId === CACHING_DISABLED_POLICY_ID) {
-    return { key: noValuesInKey, ttl: { minTtlSeconds: 0, defaultTtlSeconds: 0, maxTtlSeconds: 0 }, bypass: true };
+const NOTHING_FORWARDED: ForwardPolicy = {
+  queryStrings: { mode: "none" },
+  cookies: { mode: "none" },
+  headers: { mode: "none" },
+};
+
+function namesOf(list: { Items?: string[] | undefined } | undefined): string[] {
+  return list?.Items ?? [];
+}
+
+function queryPolicyOf(behavior: string | undefined, names: string[]): QueryStringKeyPolicy {
+  switch (behavior) {
+    case "all":
+      return { mode: "all" };
+    case "whitelist":
+      return { mode: "whitelist", names: new Set(names) };
+    case "allExcept":
+      return { mode: "allExcept", names: new Set(names) };
+    default:
+      return { mode: "none" };
   }
-  if (behavior.CachePolicyId !== undefined && behavior.CachePolicyId !== "") {
-    // NOTE: custom cache policies are not stored by the edge yet, so any other
-    // id is served with the CachingOptimized settings.
-    return {
-      key: noValuesInKey,
-      ttl: { minTtlSeconds: 1, defaultTtlSeconds: 86_400, maxTtlSeconds: 31_536_000 },
-      bypass: false,
-    };
+}
+
+function cookiePolicyOf(behavior: string | undefined, names: string[]): CookieKeyPolicy {
+  switch (behavior) {
+    case "all":
+      return { mode: "all" };
+    case "whitelist":
+      return { mode: "whitelist", patterns: names.map(compileWildcard) };
+    case "allExcept":
+      return { mode: "allExcept", patterns: names.map(compileWildcard) };
+    default:
+      return { mode: "none" };
+  }
+}
+
+function lowerSorted(names: string[]): string[] {
+  return [...new Set(names.map((name) => name.toLowerCase()))].sort();
+}
+
+/** Compiles a cache policy config (CachePolicyConfig) into the key and TTLs. */
+export function compileCachePolicy(config: CachePolicyConfig): { key: CacheKeyPolicy; ttl: TtlSettings } {
+  const parameters = config.ParametersInCacheKeyAndForwardedToOrigin;
+  const headers =
+    parameters?.HeadersConfig?.HeaderBehavior === "whitelist" ? lowerSorted(namesOf(parameters.HeadersConfig.Headers)) : [];
+  return {
+    key: {
+      queryStrings: queryPolicyOf(
+        parameters?.QueryStringsConfig?.QueryStringBehavior,
+        namesOf(parameters?.QueryStringsConfig?.QueryStrings),
+      ),
+      cookies: cookiePolicyOf(parameters?.CookiesConfig?.CookieBehavior, namesOf(parameters?.CookiesConfig?.Cookies)),
+      headers,
+      allHeaders: false,
+      acceptEncoding: {
+        gzip: parameters?.EnableAcceptEncodingGzip === true,
+        br: parameters?.EnableAcceptEncodingBrotli === true,
+      },
+    },
+    ttl: {
+      minTtlSeconds: config.MinTTL ?? DEFAULT_TTLS.minTtlSeconds,
+      defaultTtlSeconds: config.DefaultTTL ?? DEFAULT_TTLS.defaultTtlSeconds,
+      maxTtlSeconds: config.MaxTTL ?? DEFAULT_TTLS.maxTtlSeconds,
+    },
+  };
+}
+
+/** Compiles an origin request policy config into what it forwards beyond the key. */
+export function compileOriginRequestPolicy(config: OriginRequestPolicyConfig): ForwardPolicy {
+  const headerNames = new Set(lowerSorted(namesOf(config.HeadersConfig?.Headers)));
+  let headers: HeaderForwardPolicy;
+  switch (config.HeadersConfig?.HeaderBehavior) {
+    case "whitelist":
+      headers = { mode: "whitelist", names: headerNames };
+      break;
+    case "allViewer":
+      headers = { mode: "allViewer" };
+      break;
+    case "allViewerAndWhitelistCloudFront":
+      // NOTE: the edge generates no CloudFront-Viewer-* headers, so the
+      // whitelisted CloudFront headers are absent from the origin request.
+      headers = { mode: "allViewer" };
+      break;
+    case "allExcept":
+      headers = { mode: "allExcept", names: headerNames };
+      break;
+    default:
+      headers = { mode: "none" };
+  }
+  return {
+    queryStrings: queryPolicyOf(
+      config.QueryStringsConfig?.QueryStringBehavior,
+      namesOf(config.QueryStringsConfig?.QueryStrings),
+    ),
+    cookies: cookiePolicyOf(config.CookiesConfig?.CookieBehavior, namesOf(config.CookiesConfig?.Cookies)),
+    headers,
+  };
+}
+
+/** Returns a named policy from the snapshot, else the AWS-managed one under that id. */
+function lookupPolicy<T>(
+  id: string,
+  carried: Record<string, T> | undefined,
+  managed: Readonly<Record<string, T>>,
+): T | undefined {
+  return carried?.[id] ?? managed[id];
+}
+
+/**
+ * Resolves a behavior's cache settings: the cache policy named by
+ * `CachePolicyId` (from the snapshot, or a managed one) with the origin
+ * request policy named by `OriginRequestPolicyId`, or else the legacy
+ * `ForwardedValues` with the behavior's own TTLs, where key and forwarded
+ * values are the same.
+ */
+export function resolveCachePolicy(
+  behavior: CacheBehavior | DefaultCacheBehavior,
+  snapshot: Pick<DistributionSnapshot, "cachePolicies" | "originRequestPolicies"> = {},
+): BehaviorCachePolicy {
+  const cachePolicyId = behavior.CachePolicyId ?? "";
+  if (cachePolicyId !== "") {
+    const config = lookupPolicy(cachePolicyId, snapshot.cachePolicies, MANAGED_CACHE_POLICIES);
+    // An unknown id cannot come from a validated config; CachingDisabled is the safe reading.
+    const { key, ttl } = compileCachePolicy(config ?? MANAGED_CACHE_POLICIES[CACHING_DISABLED_POLICY_ID]!);
+    const originRequestPolicyId = behavior.OriginRequestPolicyId ?? "";
+    const originRequestConfig =
+      originRequestPolicyId === ""
+        ? undefined
+        : lookupPolicy(originRequestPolicyId, snapshot.originRequestPolicies, MANAGED_ORIGIN_REQUEST_POLICIES);
+    const forward = originRequestConfig === undefined ? NOTHING_FORWARDED : compileOriginRequestPolicy(originRequestConfig);
+    // CloudFront caches nothing when MaxTTL is 0 (CachingDisabled).
+    return { key, forward, ttl, bypass: config === undefined || ttl.maxTtlSeconds === 0 };
   }
 
   const forwarded = behavior.ForwardedValues;
@@ -74,21 +216,30 @@ export function resolveCachePolicy(behavior: CacheBehavior | DefaultCacheBehavio
 
   let queryStrings: QueryStringKeyPolicy = { mode: "none" };
   if (forwarded?.QueryString === true) {
-    const names = forwarded.QueryStringCacheKeys?.Items ?? [];
+    const names = namesOf(forwarded.QueryStringCacheKeys);
     queryStrings = names.length > 0 ? { mode: "whitelist", names: new Set(names) } : { mode: "all" };
   }
 
   let cookies: CookieKeyPolicy = { mode: "none" };
   if (forwarded?.Cookies?.Forward === "all") cookies = { mode: "all" };
   else if (forwarded?.Cookies?.Forward === "whitelist") {
-    cookies = { mode: "whitelist", patterns: (forwarded.Cookies.WhitelistedNames?.Items ?? []).map(compileWildcard) };
+    cookies = cookiePolicyOf("whitelist", namesOf(forwarded.Cookies.WhitelistedNames));
   }
 
-  const headerItems = forwarded?.Headers?.Items ?? [];
+  const headerItems = namesOf(forwarded?.Headers);
   const allHeaders = headerItems.includes("*");
-  const headers = allHeaders ? [] : [...new Set(headerItems.map((name) => name.toLowerCase()))].sort();
+  const headers = allHeaders ? [] : lowerSorted(headerItems);
+  // With legacy settings and Compress on, CloudFront keys on a normalized
+  // Accept-Encoding so that compressed and uncompressed copies are apart.
+  const compress = behavior.Compress === true;
+  const acceptEncoding = { gzip: compress, br: compress };
 
   // CloudFront caches nothing when every header is forwarded, since each
   // viewer's headers would make a key of their own.
-  return { key: { queryStrings, cookies, headers, allHeaders }, ttl, bypass: allHeaders };
+  return {
+    key: { queryStrings, cookies, headers, allHeaders, acceptEncoding },
+    forward: NOTHING_FORWARDED,
+    ttl,
+    bypass: allHeaders,
+  };
 }

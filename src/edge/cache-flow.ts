@@ -1,15 +1,20 @@
+import { finished } from "node:stream/promises";
 import { Readable } from "node:stream";
-import { hasValidator, entrySizeBytes, type CachedResponse } from "../cache/entry.js";
-import { decideFreshness, parseAgeSeconds } from "../cache/freshness.js";
+import { newRequestId } from "../common/ids.js";
+import { hasValidator, mayServeStaleOnError, withinStaleWhileRevalidate, type CachedResponse } from "../cache/entry.js";
+import { decideFreshness, parseAgeSeconds, type FreshnessDecision } from "../cache/freshness.js";
 import { canonicalizePath } from "../cache/invalidation.js";
 import type { CacheKeyResult } from "../cache/key.js";
 import type { LockOutcome } from "../cache/lock.js";
+import { parseVary, varySignature } from "../cache/vary.js";
 import type { Origin, OriginResponse } from "../origin/index.js";
+import { compressBody, compressedHeaders, encodingFor } from "./compression.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
+import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { declaredLength, noteOriginDenied, originRequestHeaders, sendOriginFailure } from "./forward.js";
 import { cacheStatus, originHeader, passOriginHeaders } from "./headers.js";
-import { buildHitHeaders, serveEntry, streamUncached, ttlLeft } from "./respond.js";
+import { serveEntry, streamUncached, ttlLeft } from "./respond.js";
 import type { RoutedBehavior, RoutedDistribution } from "./routing.js";
 
 /** How many times a request waits on another writer before it fetches on its own. */
@@ -31,11 +36,18 @@ function isFresh(entry: CachedResponse, nowMs: number): boolean {
   return nowMs < entry.staleAtMs;
 }
 
+/** Looks up the stored variant for a request: the primary key plus the secondary key its Vary names select. */
+function lookup(context: EdgeContext, target: CacheableRequest): CachedResponse | undefined {
+  const keyResult = target.keyResult;
+  return context.memory.get(context.vary.fullKey(keyResult.key, keyResult.forwardedHeaders));
+}
+
 /**
- * Serves a GET or HEAD through the cache. A fresh entry is a hit. Otherwise
- * one writer per key fetches from the origin, with a conditional request
- * when the stale entry has a validator, and concurrent requests for the key
- * wait for its outcome.
+ * Serves a GET or HEAD through the cache. A fresh entry is a hit; a stale one
+ * within stale-while-revalidate is served while one background fetch
+ * refreshes it. Otherwise one writer per key fetches from the origin, with
+ * a conditional request when the stale entry has a validator, and
+ * concurrent requests for the key wait for its outcome.
  */
 export async function serveCacheable(
   context: EdgeContext,
@@ -45,9 +57,16 @@ export async function serveCacheable(
   target: CacheableRequest,
 ): Promise<void> {
   const key = target.keyResult.key;
-  const cached = context.memory.get(key);
-  if (cached !== undefined && isFresh(cached, Date.now())) {
-    serveEntry(context, state, request, response, cached, "Hit", cacheStatus.hit(ttlLeft(cached)));
+  const policy = target.behavior.headersPolicy;
+  const cached = lookup(context, target);
+  const nowMs = Date.now();
+  if (cached !== undefined && isFresh(cached, nowMs)) {
+    serveEntry(context, state, request, response, cached, "Hit", cacheStatus.hit(ttlLeft(cached)), policy);
+    return;
+  }
+  if (cached !== undefined && withinStaleWhileRevalidate(cached, nowMs)) {
+    serveEntry(context, state, request, response, cached, "Hit", cacheStatus.staleWhileRevalidate(ttlLeft(cached)), policy);
+    refreshInBackground(context, request, target, cached);
     return;
   }
 
@@ -60,7 +79,7 @@ export async function serveCacheable(
         ticket.release(value);
       };
       try {
-        await fetchAsWriter(context, state, request, response, target, settle);
+        await fetchAsWriter(context, state, request, response, target, cached, settle);
       } finally {
         // Releasing twice is harmless; this covers a writer that threw before settling.
         ticket.release(outcome);
@@ -70,24 +89,68 @@ export async function serveCacheable(
 
     const outcome = await ticket.wait();
     if (outcome === "stored") {
-      const stored = context.memory.get(key);
+      const stored = lookup(context, target);
       if (stored !== undefined && isFresh(stored, Date.now())) {
-        serveEntry(context, state, request, response, stored, "Hit", cacheStatus.hit(ttlLeft(stored)));
+        serveEntry(context, state, request, response, stored, "Hit", cacheStatus.collapsed(stored.status, ttlLeft(stored)), policy);
         return;
       }
+    }
+    if (outcome === "failed" && cached !== undefined && mayServeStaleOnError(cached, Date.now(), false)) {
+      serveEntry(context, state, request, response, cached, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(cached)), policy);
+      return;
     }
     // After a failed writer, a waiter may become the next writer. Other
     // outcomes mean the response cannot be shared, so the waiter fetches alone.
     if (outcome !== "failed" && outcome !== "stored") break;
   }
 
-  await fetchAsWriter(context, state, request, response, target, () => {});
+  await fetchAsWriter(context, state, request, response, target, cached, () => {});
+}
+
+/** A viewer response that discards everything, for background refreshes. */
+const discardingResponse: ViewerResponse = {
+  send: () => {},
+  stream: async (_status, _headers, body) => {
+    body.resume();
+    await finished(body).catch(() => {});
+  },
+  onDone: () => {},
+};
+
+/** Starts one background refresh of a stale entry unless another fetch for the key is running. */
+function refreshInBackground(
+  context: EdgeContext,
+  request: ViewerRequest,
+  target: CacheableRequest,
+  stale: CachedResponse,
+): void {
+  const ticket = context.lock.acquire(target.keyResult.key);
+  if (ticket.role !== "writer") return;
+  const state: ExchangeState = {
+    requestId: newRequestId(),
+    distributionId: target.distribution.id,
+    status: 0,
+    resultType: "Miss",
+    originLatencyMs: undefined,
+    bytesUploaded: 0,
+  };
+  const refreshRequest: ViewerRequest = { ...request, method: "GET", headers: { ...request.headers, range: undefined } };
+  let outcome: LockOutcome = "failed";
+  const settle = (value: LockOutcome): void => {
+    outcome = value;
+    ticket.release(value);
+  };
+  fetchAsWriter(context, state, refreshRequest, discardingResponse, target, stale, settle)
+    .catch((error: unknown) => {
+      context.log.warn({ err: error, distributionId: target.distribution.id }, "background refresh failed");
+    })
+    .finally(() => ticket.release(outcome));
 }
 
 /**
  * Fetches from the origin and stores what is cacheable. `settle` is called as
  * soon as waiters can proceed: after the entry is stored, or as soon as the
- * response is known not to be stored.
+ * response is known not to be stored. `stale` is the stored variant, if any.
  */
 async function fetchAsWriter(
   context: EdgeContext,
@@ -95,11 +158,12 @@ async function fetchAsWriter(
   request: ViewerRequest,
   response: ViewerResponse,
   target: CacheableRequest,
+  stale: CachedResponse | undefined,
   settle: (outcome: LockOutcome) => void,
 ): Promise<void> {
   const { distribution, behavior, keyResult } = target;
+  const policy = behavior.headersPolicy;
   const epochAtStart = purgeEpoch(context, distribution.id);
-  const stale = context.memory.get(keyResult.key);
   const revalidating = stale !== undefined && hasValidator(stale);
 
   const headers = originRequestHeaders(context, state, request, keyResult);
@@ -121,46 +185,75 @@ async function fetchAsWriter(
     });
   } catch (error) {
     settle("failed");
+    if (stale !== undefined && mayServeStaleOnError(stale, Date.now(), false)) {
+      context.log.warn(
+        { err: error, distributionId: distribution.id, requestId: state.requestId },
+        "origin request failed; served a stale copy",
+      );
+      serveEntry(context, state, request, response, stale, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(stale)), policy);
+      return;
+    }
     sendOriginFailure(context, state, response, distribution, error);
     return;
   }
   state.originLatencyMs = originResponse.firstByteLatencyMs;
   const receivedAtMs = Date.now();
-  noteOriginDenied(context, state, distribution, target.originPath, originResponse.status);
+  noteOriginDenied(context, state, distribution, target.originPath, originResponse);
 
   if (originResponse.status === 304 && revalidating) {
-    // RFC 9111 section 4.3.4: the 304's headers update the stored ones.
     originResponse.body.resume();
-    const refreshed = refreshEntry(context, stale, originResponse, receivedAtMs, behavior);
+    const refreshed = refreshEntry(context, stale, originResponse, receivedAtMs, distribution, behavior);
     if (refreshed !== undefined && purgeEpoch(context, distribution.id) === epochAtStart && context.memory.put(refreshed)) {
       settle("stored");
-      serveEntry(context, state, request, response, refreshed, "RefreshHit", cacheStatus.refreshed(ttlLeft(refreshed)));
+      serveEntry(context, state, request, response, refreshed, "RefreshHit", cacheStatus.refreshed(ttlLeft(refreshed)), policy);
       return;
     }
     // No longer cacheable under the new headers: serve the stale copy this once and drop it.
-    context.memory.delete(keyResult.key);
+    context.memory.delete(stale.key);
     settle("not-stored");
-    serveEntry(context, state, request, response, stale, "RefreshHit", cacheStatus.refreshed(0));
+    serveEntry(context, state, request, response, stale, "RefreshHit", cacheStatus.refreshed(0), policy);
+    return;
+  }
+
+  if (originResponse.status >= 500 && stale !== undefined && mayServeStaleOnError(stale, receivedAtMs, true)) {
+    // RFC 5861 section 4: an error status is an error for stale-if-error.
+    originResponse.body.resume();
+    settle("failed");
+    context.log.warn(
+      { distributionId: distribution.id, requestId: state.requestId, status: originResponse.status },
+      "origin answered with an error; served a stale copy",
+    );
+    serveEntry(
+      context,
+      state,
+      request,
+      response,
+      stale,
+      "Hit",
+      cacheStatus.staleOnError(originResponse.status, ttlLeft(stale)),
+      policy,
+    );
     return;
   }
 
   const keepSetCookie = behavior.cache.key.cookies.mode !== "none";
-  const passedHeaders = passOriginHeaders(originResponse.headers, keepSetCookie);
-  const decision = decideFreshness(
+  let passedHeaders = passOriginHeaders(originResponse.headers, keepSetCookie);
+  const vary = parseVary(originHeader(originResponse.headers, "vary"));
+  let decision: FreshnessDecision = decideFreshness(
     originResponse.status,
-    {
-      cacheControl: originHeader(originResponse.headers, "cache-control"),
-      expires: originHeader(originResponse.headers, "expires"),
-      date: originHeader(originResponse.headers, "date"),
-    },
+    freshnessHeadersOf(passedHeaders),
     behavior.cache.ttl,
     receivedAtMs,
+    distribution.errorCachingMinTtlSeconds,
   );
+  // RFC 9111 section 4.1: a stored Vary: * response never matches a later
+  // request, so it is not stored at all.
+  if (vary.kind === "star") decision = { store: false, reason: "vary-star" };
   const contentLength = declaredLength(originResponse);
-  const forward = revalidating ? "stale" : "uri-miss";
+  const forward = stale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
 
   const streamWithoutStoring = async (body: Readable, detail: string): Promise<void> => {
-    if (stale !== undefined) context.memory.delete(keyResult.key);
+    if (stale !== undefined) context.memory.delete(stale.key);
     settle("not-stored");
     await streamUncached(
       context,
@@ -169,6 +262,7 @@ async function fetchAsWriter(
       response,
       { status: originResponse.status, headers: passedHeaders, body, contentLength },
       cacheStatus.miss(forward, originResponse.status, false, detail),
+      policy,
     );
   };
 
@@ -187,20 +281,36 @@ async function fetchAsWriter(
     return;
   }
 
-  const entry = createEntry(context, {
-    key: keyResult.key,
-    distributionId: distribution.id,
-    invalidationPaths: invalidationPathsOf(target),
-    status: originResponse.status,
-    originHeaders: passedHeaders,
-    body: buffered.body,
-    receivedAtMs,
-    initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
-    ttlSeconds: decision.ttlSeconds,
-  });
+  let body = buffered.body;
+  const encoding = behavior.compress
+    ? encodingFor(originResponse.status, passedHeaders, body.length, keyResult.acceptEncoding)
+    : undefined;
+  if (encoding !== undefined) {
+    body = await compressBody(body, encoding);
+    passedHeaders = compressedHeaders(passedHeaders, encoding);
+  }
+
+  const varyNames = vary.kind === "headers" ? vary.names : [];
+  const fullKey = keyResult.key + varySignature(varyNames, keyResult.forwardedHeaders);
+  const entry = createEntry(
+    context,
+    {
+      key: fullKey,
+      distributionId: distribution.id,
+      invalidationPaths: invalidationPathsOf(target),
+      status: originResponse.status,
+      originHeaders: passedHeaders,
+      body,
+      receivedAtMs,
+      initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+      decision,
+    },
+    policy,
+  );
   // A purge that ran during the fetch may have targeted this very response.
   const stored = purgeEpoch(context, distribution.id) === epochAtStart && context.memory.put(entry);
-  if (!stored && stale !== undefined) context.memory.delete(keyResult.key);
+  if (stored) context.vary.record(keyResult.key, varyNames, keyResult.forwardedHeaders);
+  if (!stored && stale !== undefined) context.memory.delete(stale.key);
   settle(stored ? "stored" : "not-stored");
   serveEntry(
     context,
@@ -209,7 +319,14 @@ async function fetchAsWriter(
     response,
     entry,
     "Miss",
-    cacheStatus.miss(forward, originResponse.status, stored, stored ? undefined : "purged-or-too-large"),
+    cacheStatus.miss(
+      forward,
+      originResponse.status,
+      stored,
+      stored ? undefined : purgeEpoch(context, distribution.id) === epochAtStart ? "too-large" : "purged",
+      stored ? ttlLeft(entry) : undefined,
+    ),
+    policy,
   );
 }
 
@@ -217,93 +334,6 @@ function invalidationPathsOf(target: CacheableRequest): string[] {
   const originPath = canonicalizePath(target.originPath);
   const viewerPath = canonicalizePath(target.viewerPath);
   return originPath === viewerPath ? [originPath] : [originPath, viewerPath];
-}
-
-interface EntryFields {
-  key: string;
-  distributionId: string;
-  invalidationPaths: string[];
-  status: number;
-  originHeaders: string[];
-  body: Buffer;
-  receivedAtMs: number;
-  initialAgeSeconds: number;
-  ttlSeconds: number;
-}
-
-function headerIn(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === name) return headers[i + 1];
-  }
-  return undefined;
-}
-
-/** Builds an entry with its hit header block and its size. */
-function createEntry(context: EdgeContext, fields: EntryFields): CachedResponse {
-  const lastModified = headerIn(fields.originHeaders, "last-modified");
-  const base = {
-    key: fields.key,
-    distributionId: fields.distributionId,
-    invalidationPaths: fields.invalidationPaths,
-    status: fields.status,
-    originHeaders: fields.originHeaders,
-    body: fields.body,
-    etag: headerIn(fields.originHeaders, "etag"),
-    lastModified,
-    lastModifiedMs: lastModified === undefined ? Number.NaN : Date.parse(lastModified),
-    responseAtMs: fields.receivedAtMs,
-    initialAgeSeconds: fields.initialAgeSeconds,
-    ttlSeconds: fields.ttlSeconds,
-    staleAtMs: fields.receivedAtMs + (fields.ttlSeconds - fields.initialAgeSeconds) * 1000,
-    sizeBytes: 0,
-  };
-  const hitHeaders = buildHitHeaders(context, base);
-  return { ...base, hitHeaders, sizeBytes: entrySizeBytes(fields.body, hitHeaders, fields.key) };
-}
-
-/** Merges a 304's headers into a stale entry and recomputes its freshness; undefined when no longer cacheable. */
-function refreshEntry(
-  context: EdgeContext,
-  stale: CachedResponse,
-  notModified: OriginResponse,
-  receivedAtMs: number,
-  behavior: RoutedBehavior,
-): CachedResponse | undefined {
-  const updates = passOriginHeaders(notModified.headers, behavior.cache.key.cookies.mode !== "none");
-  const updatedNames = new Set<string>();
-  for (let i = 0; i < updates.length; i += 2) updatedNames.add(updates[i]!);
-  const merged: string[] = [];
-  for (let i = 0; i < stale.originHeaders.length; i += 2) {
-    const name = stale.originHeaders[i]!;
-    // Content-Type and similar describe the stored body, which a 304 does not replace.
-    if (!updatedNames.has(name) || name.startsWith("content-")) merged.push(name, stale.originHeaders[i + 1]!);
-  }
-  for (let i = 0; i < updates.length; i += 2) {
-    if (!updates[i]!.startsWith("content-")) merged.push(updates[i]!, updates[i + 1]!);
-  }
-
-  const decision = decideFreshness(
-    stale.status,
-    {
-      cacheControl: headerIn(merged, "cache-control"),
-      expires: headerIn(merged, "expires"),
-      date: headerIn(merged, "date"),
-    },
-    behavior.cache.ttl,
-    receivedAtMs,
-  );
-  if (!decision.store) return undefined;
-  return createEntry(context, {
-    key: stale.key,
-    distributionId: stale.distributionId,
-    invalidationPaths: stale.invalidationPaths,
-    status: stale.status,
-    originHeaders: merged,
-    body: stale.body,
-    receivedAtMs,
-    initialAgeSeconds: parseAgeSeconds(originHeader(notModified.headers, "age")),
-    ttlSeconds: decision.ttlSeconds,
-  });
 }
 
 /**

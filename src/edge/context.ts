@@ -1,6 +1,7 @@
 import type { Logger } from "../common/logger.js";
 import type { CacheLock } from "../cache/lock.js";
 import type { MemoryTier } from "../cache/memory.js";
+import type { VaryIndex } from "../cache/vary.js";
 import type { MetricsSink } from "../metrics/types.js";
 import type { EdgeIdentity } from "./headers.js";
 import type { RoutingTable } from "./routing.js";
@@ -11,6 +12,8 @@ export interface EdgeContext {
   identity: EdgeIdentity;
   routing: RoutingTable;
   memory: MemoryTier;
+  /** The Vary names of each primary key, for secondary-key lookups. */
+  vary: VaryIndex;
   lock: CacheLock;
   /** Bodies larger than this stream to the viewer and are not cached. */
   maxObjectBytes: number;

@@ -67,17 +67,29 @@ export function sendOriginFailure(
   sendEdgeResponse(context, state, response, status, message);
 }
 
-/** Logs an origin's 403, which is passed to the viewer unchanged. */
+/**
+ * Logs an origin's 403, which is passed to the viewer unchanged, with the
+ * reason the origin gave in headers: S3-style `x-amz-error-code` and
+ * `x-amz-error-message`, and `x-amz-error-detail` naming the policy
+ * statement or the missing signature when the bucket store sends it.
+ */
 export function noteOriginDenied(
   context: EdgeContext,
   state: ExchangeState,
   distribution: RoutedDistribution,
   path: string,
-  status: number,
+  response: OriginResponse,
 ): void {
-  if (status !== 403) return;
+  if (response.status !== 403) return;
   context.log.info(
-    { distributionId: distribution.id, requestId: state.requestId, path },
+    {
+      distributionId: distribution.id,
+      requestId: state.requestId,
+      path,
+      errorCode: originHeader(response.headers, "x-amz-error-code"),
+      errorMessage: originHeader(response.headers, "x-amz-error-message"),
+      errorDetail: originHeader(response.headers, "x-amz-error-detail"),
+    },
     "origin denied the request with 403",
   );
 }
@@ -127,8 +139,10 @@ export async function forwardUncached(
   }
 
   state.originLatencyMs = originResponse.firstByteLatencyMs;
-  noteOriginDenied(context, state, distribution, originPath, originResponse.status);
-  const statusValue = isSafe ? cacheStatus.bypass(originResponse.status) : cacheStatus.method(originResponse.status);
+  noteOriginDenied(context, state, distribution, originPath, originResponse);
+  const statusValue = isSafe
+    ? cacheStatus.bypass(originResponse.status, behavior.cache.key.allHeaders ? "all-headers-forwarded" : "caching-disabled")
+    : cacheStatus.method(originResponse.status);
   await streamUncached(
     context,
     state,
@@ -141,6 +155,7 @@ export async function forwardUncached(
       contentLength: declaredLength(originResponse),
     },
     statusValue,
+    behavior.headersPolicy,
   );
   if (counter !== undefined) state.bytesUploaded = counter.bytes;
 }

@@ -73,12 +73,39 @@ export function appendEdgeHeaders(headers: string[], identity: EdgeIdentity, xCa
   return headers;
 }
 
-/** RFC 9211 `Cache-Status` values, with `portico` as the cache name. */
+/** Forward reasons of RFC 9211 section 2.2 that the edge reports. */
+export type ForwardReason = "uri-miss" | "vary-miss" | "stale" | "bypass" | "method" | "request";
+
+function withDetail(value: string, detail: string | undefined): string {
+  return detail === undefined ? value : `${value}; detail=${detail}`;
+}
+
+/**
+ * RFC 9211 `Cache-Status` values, with `portico` as the cache name. `ttl` is
+ * the freshness left in seconds, negative when a stale copy was served.
+ */
 export const cacheStatus = {
   hit: (ttlSeconds: number) => `portico; hit; ttl=${ttlSeconds}`,
+  /** A stale copy served while a background refresh runs (RFC 5861 section 3). */
+  staleWhileRevalidate: (ttlSeconds: number) => `portico; hit; ttl=${ttlSeconds}; detail=stale-while-revalidate`,
+  /** A stale copy served because the origin failed; `originStatus` is undefined when it gave no response. */
+  staleOnError: (originStatus: number | undefined, ttlSeconds: number) =>
+    `portico; fwd=stale${originStatus === undefined ? "" : `; fwd-status=${originStatus}`}; ttl=${ttlSeconds}; detail=stale-if-error`,
   refreshed: (ttlSeconds: number) => `portico; fwd=stale; fwd-status=304; ttl=${ttlSeconds}`,
-  miss: (forward: "uri-miss" | "stale", originStatus: number, stored: boolean, detail?: string) =>
-    `portico; fwd=${forward}; fwd-status=${originStatus}${stored ? "; stored" : ""}${detail === undefined ? "" : `; detail=${detail}`}`,
-  bypass: (originStatus: number) => `portico; fwd=bypass; fwd-status=${originStatus}`,
+  miss: (
+    forward: "uri-miss" | "vary-miss" | "stale",
+    originStatus: number,
+    stored: boolean,
+    detail?: string,
+    ttlSeconds?: number,
+  ) =>
+    withDetail(
+      `portico; fwd=${forward}; fwd-status=${originStatus}${stored ? "; stored" : ""}${ttlSeconds === undefined ? "" : `; ttl=${ttlSeconds}`}`,
+      detail,
+    ),
+  /** A response another request fetched while this one waited for it. */
+  collapsed: (originStatus: number, ttlSeconds: number) =>
+    `portico; fwd=uri-miss; fwd-status=${originStatus}; collapsed; ttl=${ttlSeconds}`,
+  bypass: (originStatus: number, detail?: string) => withDetail(`portico; fwd=bypass; fwd-status=${originStatus}`, detail),
   method: (originStatus: number) => `portico; fwd=method; fwd-status=${originStatus}`,
 };

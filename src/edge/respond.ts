@@ -1,57 +1,61 @@
+import { randomBytes } from "node:crypto";
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { currentAgeSeconds, remainingTtlSeconds, type CachedResponse } from "../cache/entry.js";
+import { ifRangeAllows, isNotModified } from "../cache/etag.js";
 import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { appendEdgeHeaders, type XCacheValue } from "./headers.js";
-import { contentRange, resolveRange } from "./range.js";
+import { contentRange, multipartByteranges, resolveRange, resolveRanges } from "./range.js";
+import {
+  appendCorsHeaders,
+  applyHeadersPolicy,
+  applyStaticHeaders,
+  type CompiledHeadersPolicy,
+  type CorsRequest,
+} from "./response-headers.js";
 
 /** Returns the X-Cache value for a response: errors are reported as errors whatever their source. */
 function xCacheFor(status: number, served: "Hit" | "Miss" | "RefreshHit"): XCacheValue {
   return status >= 400 ? "Error" : served;
 }
 
-/** Builds the header block served on every full hit of an entry. */
-export function buildHitHeaders(context: EdgeContext, entry: Omit<CachedResponse, "hitHeaders">): string[] {
-  const headers = [...entry.originHeaders, "content-length", String(entry.body.length)];
+/** Builds the header block served on every full hit of an entry, with the policy's static headers. */
+export function buildHitHeaders(
+  context: EdgeContext,
+  entry: Pick<CachedResponse, "originHeaders" | "body" | "status">,
+  policy: CompiledHeadersPolicy | undefined,
+): string[] {
+  const headers = applyStaticHeaders(entry.originHeaders, policy);
+  headers.push("content-length", String(entry.body.length));
   return appendEdgeHeaders(headers, context.identity, xCacheFor(entry.status, "Hit"));
 }
 
-/** Weak comparison of entity tags (RFC 9110 section 8.8.3.2) against an If-None-Match list. */
-function ifNoneMatchHits(header: string, etag: string | undefined): boolean {
-  if (etag === undefined) return false;
-  if (header.trim() === "*") return true;
-  const opaque = etag.replace(/^W\//, "");
-  return header.split(",").some((candidate) => candidate.trim().replace(/^W\//, "") === opaque);
-}
-
-/** Evaluates the viewer's If-None-Match and If-Modified-Since (RFC 9110 section 13.2.2). */
-function isNotModified(request: ViewerRequest, entry: CachedResponse): boolean {
-  if (entry.status !== 200) return false;
-  const ifNoneMatch = request.headers["if-none-match"];
-  if (ifNoneMatch !== undefined) return ifNoneMatchHits(ifNoneMatch, entry.etag);
-  const ifModifiedSince = request.headers["if-modified-since"];
-  if (ifModifiedSince === undefined || Number.isNaN(entry.lastModifiedMs)) return false;
-  const sinceMs = Date.parse(ifModifiedSince);
-  return Number.isFinite(sinceMs) && entry.lastModifiedMs <= sinceMs;
-}
-
-/** Returns whether If-Range (RFC 9110 section 13.1.5) lets a Range apply to this entry. */
-function ifRangeAllows(request: ViewerRequest, entry: CachedResponse): boolean {
-  const header = request.headers["if-range"];
-  if (header === undefined) return true;
-  const ifRange = Array.isArray(header) ? header.join(", ") : header;
-  if (ifRange.startsWith('"') || ifRange.startsWith("W/")) {
-    return entry.etag !== undefined && !entry.etag.startsWith("W/") && ifRange === entry.etag;
-  }
-  return ifRange === entry.lastModified;
+/** Returns the CORS-relevant values of a viewer request. */
+export function corsRequestOf(request: ViewerRequest): CorsRequest {
+  const requestMethod = request.headers["access-control-request-method"];
+  return {
+    method: request.method,
+    origin: request.headers.origin,
+    requestMethod: typeof requestMethod === "string" ? requestMethod : undefined,
+  };
 }
 
 /** Headers that a 304 carries (RFC 9110 section 15.4.5). */
 const NOT_MODIFIED_HEADERS = new Set(["cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"]);
 
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+function headerIn(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
+}
+
 /**
  * Sends a cached entry: a full hit from the precomputed header block, or a
- * 304, 206 or 416 derived from it.
+ * 304, 206 (one range or multipart/byteranges) or 416 derived from it. The
+ * behavior's response headers policy applies to each.
  */
 export function serveEntry(
   context: EdgeContext,
@@ -61,18 +65,29 @@ export function serveEntry(
   entry: CachedResponse,
   served: "Hit" | "Miss" | "RefreshHit",
   cacheStatusValue: string,
+  policy?: CompiledHeadersPolicy,
 ): void {
   const nowMs = Date.now();
   const isHead = request.method === "HEAD";
   state.resultType = entry.status >= 400 ? "Error" : served;
   const ageSeconds = currentAgeSeconds(entry, nowMs);
   const sendsAge = served !== "Miss" || entry.initialAgeSeconds > 0;
+  const cors = corsRequestOf(request);
 
-  if (isNotModified(request, entry)) {
-    const headers: string[] = [];
+  const conditional =
+    entry.status === 200 &&
+    isNotModified(
+      headerText(request.headers["if-none-match"]),
+      request.headers["if-modified-since"],
+      entry.etag,
+      entry.lastModifiedMs,
+    );
+  if (conditional) {
+    const kept: string[] = [];
     for (let i = 0; i < entry.originHeaders.length; i += 2) {
-      if (NOT_MODIFIED_HEADERS.has(entry.originHeaders[i]!)) headers.push(entry.originHeaders[i]!, entry.originHeaders[i + 1]!);
+      if (NOT_MODIFIED_HEADERS.has(entry.originHeaders[i]!)) kept.push(entry.originHeaders[i]!, entry.originHeaders[i + 1]!);
     }
+    const headers = applyHeadersPolicy(kept, policy, cors);
     appendEdgeHeaders(headers, context.identity, served);
     if (sendsAge) headers.push("age", String(ageSeconds));
     headers.push("x-amz-cf-id", state.requestId, "cache-status", cacheStatusValue);
@@ -81,13 +96,23 @@ export function serveEntry(
     return;
   }
 
+  const rangeHeader = request.headers.range;
   const range =
-    entry.status === 200 && request.headers.range !== undefined && ifRangeAllows(request, entry)
-      ? resolveRange(request.headers.range, entry.body.length)
+    entry.status === 200 &&
+    rangeHeader !== undefined &&
+    ifRangeAllows(headerText(request.headers["if-range"]), entry.etag, entry.lastModified)
+      ? resolveRanges(rangeHeader, entry.body.length)
       : ({ kind: "full" } as const);
 
   if (range.kind === "full") {
-    const headers = served === "Hit" ? entry.hitHeaders.slice() : buildFullHeaders(context, entry, served);
+    const policyTag = policy?.tag ?? "";
+    if (served === "Hit" && entry.headersPolicyTag !== policyTag) {
+      // Built under an older policy: rebuild once, so later hits reuse it.
+      entry.hitHeaders = buildHitHeaders(context, entry, policy);
+      entry.headersPolicyTag = policyTag;
+    }
+    const headers = served === "Hit" ? entry.hitHeaders.slice() : buildFullHeaders(context, entry, served, policy);
+    appendCorsHeaders(headers, policy, cors);
     if (sendsAge) headers.push("age", String(ageSeconds));
     headers.push("x-amz-cf-id", state.requestId, "cache-status", cacheStatusValue);
     state.status = entry.status;
@@ -95,7 +120,7 @@ export function serveEntry(
     return;
   }
 
-  const headers = entry.originHeaders.slice();
+  const headers = applyHeadersPolicy(entry.originHeaders, policy, cors);
   appendEdgeHeaders(headers, context.identity, xCacheFor(entry.status, served));
   if (sendsAge) headers.push("age", String(ageSeconds));
   headers.push("x-amz-cf-id", state.requestId, "cache-status", cacheStatusValue);
@@ -106,19 +131,30 @@ export function serveEntry(
     response.send(416, withoutHeader(headers, "content-type"), undefined);
     return;
   }
-  const part = entry.body.subarray(range.start, range.end + 1);
-  headers.push(
-    "content-range",
-    contentRange(range.start, range.end, entry.body.length),
-    "content-length",
-    String(part.length),
-  );
+
   state.status = 206;
-  response.send(206, headers, isHead ? undefined : part);
+  if (range.ranges.length === 1) {
+    const only = range.ranges[0]!;
+    const part = entry.body.subarray(only.start, only.end + 1);
+    headers.push("content-range", contentRange(only.start, only.end, entry.body.length), "content-length", String(part.length));
+    response.send(206, headers, isHead ? undefined : part);
+    return;
+  }
+  const boundary = randomBytes(12).toString("hex");
+  const body = multipartByteranges(entry.body, range.ranges, headerIn(entry.originHeaders, "content-type"), boundary);
+  const multipartHeaders = withoutHeader(headers, "content-type");
+  multipartHeaders.push("content-type", `multipart/byteranges; boundary=${boundary}`, "content-length", String(body.length));
+  response.send(206, multipartHeaders, isHead ? undefined : body);
 }
 
-function buildFullHeaders(context: EdgeContext, entry: CachedResponse, served: "Miss" | "RefreshHit"): string[] {
-  const headers = [...entry.originHeaders, "content-length", String(entry.body.length)];
+function buildFullHeaders(
+  context: EdgeContext,
+  entry: CachedResponse,
+  served: "Miss" | "RefreshHit",
+  policy: CompiledHeadersPolicy | undefined,
+): string[] {
+  const headers = applyStaticHeaders(entry.originHeaders, policy);
+  headers.push("content-length", String(entry.body.length));
   return appendEdgeHeaders(headers, context.identity, xCacheFor(entry.status, served));
 }
 
@@ -130,9 +166,9 @@ function withoutHeader(headers: string[], name: string): string[] {
   return out;
 }
 
-/** Returns the seconds of freshness left, never below zero, for Cache-Status. */
+/** Returns the seconds of freshness left, for Cache-Status; negative once stale (RFC 9211 section 2.5). */
 export function ttlLeft(entry: CachedResponse): number {
-  return Math.max(0, remainingTtlSeconds(entry, Date.now()));
+  return remainingTtlSeconds(entry, Date.now());
 }
 
 /** Passes bytes `start` through `end` (inclusive) of a stream and drops the rest. */
@@ -157,20 +193,29 @@ class ByteRangeTransform extends Transform {
   }
 }
 
+/** An origin response on its way to the viewer without being kept in memory. */
+export interface StreamedResponse {
+  status: number;
+  headers: string[];
+  body: Readable;
+  contentLength: number | undefined;
+}
+
 /**
- * Streams an origin response that is not cached. A single Range is served
- * by slicing the stream when the origin declared the length. Otherwise the
- * whole body is sent.
+ * Streams an origin response that is not served from memory. A single
+ * Range is served by slicing the stream when the length is known, so the
+ * viewer does not wait for the whole object. Otherwise the whole body is sent.
  */
 export async function streamUncached(
   context: EdgeContext,
   state: ExchangeState,
   request: ViewerRequest,
   response: ViewerResponse,
-  origin: { status: number; headers: string[]; body: Readable; contentLength: number | undefined },
+  origin: StreamedResponse,
   cacheStatusValue: string,
+  policy?: CompiledHeadersPolicy,
 ): Promise<void> {
-  const headers = origin.headers.slice();
+  const headers = applyHeadersPolicy(origin.headers, policy, corsRequestOf(request));
   appendEdgeHeaders(headers, context.identity, origin.status >= 400 ? "Error" : "Miss");
   headers.push("x-amz-cf-id", state.requestId, "cache-status", cacheStatusValue);
   state.resultType = origin.status >= 400 ? "Error" : "Miss";
@@ -180,7 +225,8 @@ export async function streamUncached(
     origin.status === 200 &&
     (request.method === "GET" || isHead) &&
     origin.contentLength !== undefined &&
-    request.headers.range !== undefined
+    request.headers.range !== undefined &&
+    ifRangeAllows(headerText(request.headers["if-range"]), headerIn(origin.headers, "etag"), headerIn(origin.headers, "last-modified"))
       ? resolveRange(request.headers.range, origin.contentLength)
       : ({ kind: "full" } as const);
 
@@ -230,6 +276,7 @@ export function sendEdgeResponse(
   status: number,
   message: string,
   extraHeaders: string[] = [],
+  cacheStatusValue = "portico; detail=edge-generated",
 ): void {
   const body = Buffer.from(message.endsWith("\n") ? message : `${message}\n`);
   const xCache: XCacheValue = status >= 300 && status < 400 ? "Redirect" : "Error";
@@ -241,6 +288,8 @@ export function sendEdgeResponse(
     String(body.length),
     "x-amz-cf-id",
     state.requestId,
+    "cache-status",
+    cacheStatusValue,
   ];
   appendEdgeHeaders(headers, context.identity, xCache);
   state.status = status;

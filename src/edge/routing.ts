@@ -2,7 +2,9 @@ import type { CacheBehavior, DefaultCacheBehavior } from "@aws-sdk/client-cloudf
 import { resolveCachePolicy, type BehaviorCachePolicy } from "../cache/policy.js";
 import { compileWildcard } from "../cache/wildcard.js";
 import type { DistributionSnapshot } from "../cluster/types.js";
-import { createOrigin, type Origin, type OriginContext } from "../origin/index.js";
+import { createOrigin, OriginGroup, type Origin, type OriginContext } from "../origin/index.js";
+import { compileCustomErrors, type CustomErrorRule } from "./custom-errors.js";
+import { resolveHeadersPolicy, type CompiledHeadersPolicy } from "./response-headers.js";
 
 export type ViewerProtocolPolicy = "allow-all" | "redirect-to-https" | "https-only";
 
@@ -16,6 +18,10 @@ export interface RoutedBehavior {
   viewerProtocolPolicy: ViewerProtocolPolicy;
   allowedMethods: ReadonlySet<string>;
   cache: BehaviorCachePolicy;
+  /** The response headers policy the behavior names, applied to every response it serves. */
+  headersPolicy: CompiledHeadersPolicy | undefined;
+  /** The behavior's Compress flag: gzip or Brotli for compressible types. */
+  compress: boolean;
 }
 
 /** A distribution compiled for request routing; replaced whole on every update. */
@@ -31,6 +37,10 @@ export interface RoutedDistribution {
   defaultRootObject: string;
   behaviors: readonly RoutedBehavior[];
   defaultBehavior: RoutedBehavior;
+  /** CustomErrorResponses by status code. */
+  customErrors: ReadonlyMap<number, CustomErrorRule>;
+  /** ErrorCachingMinTTL by status code, for freshness. */
+  errorCachingMinTtlSeconds: ReadonlyMap<number, number>;
 }
 
 /**
@@ -47,6 +57,7 @@ function routeBehavior(
   behavior: CacheBehavior | DefaultCacheBehavior,
   pathPattern: string | undefined,
   origins: ReadonlyMap<string, Origin>,
+  snapshot: DistributionSnapshot,
 ): RoutedBehavior {
   const targetOriginId = behavior.TargetOriginId ?? "";
   return {
@@ -56,27 +67,43 @@ function routeBehavior(
     targetOriginId,
     viewerProtocolPolicy: (behavior.ViewerProtocolPolicy ?? "allow-all") as ViewerProtocolPolicy,
     allowedMethods: new Set(behavior.AllowedMethods?.Items ?? ["GET", "HEAD"]),
-    cache: resolveCachePolicy(behavior),
+    cache: resolveCachePolicy(behavior, snapshot),
+    headersPolicy: resolveHeadersPolicy(behavior.ResponseHeadersPolicyId, snapshot),
+    compress: behavior.Compress === true,
   };
 }
 
 /** Compiles a deployed snapshot: origins, behaviors in order, and host names. */
-export function compileDistribution(snapshot: DistributionSnapshot, context: OriginContext): RoutedDistribution {
+export function compileDistribution(
+  snapshot: DistributionSnapshot,
+  context: OriginContext,
+  onFailover: ConstructorParameters<typeof OriginGroup>[4] = () => {},
+): RoutedDistribution {
   const config = snapshot.config;
   const origins = new Map<string, Origin>();
   for (const originConfig of config.Origins?.Items ?? []) {
     const origin = createOrigin(originConfig, snapshot, context);
     origins.set(origin.id, origin);
   }
+  for (const group of config.OriginGroups?.Items ?? []) {
+    const [primaryId, secondaryId] = (group.Members?.Items ?? []).map((member) => member.OriginId ?? "");
+    const primary = origins.get(primaryId ?? "");
+    const secondary = origins.get(secondaryId ?? "");
+    if (group.Id === undefined || primary === undefined || secondary === undefined) continue;
+    const statuses = new Set(group.FailoverCriteria?.StatusCodes?.Items ?? []);
+    origins.set(group.Id, new OriginGroup(group.Id, primary, secondary, statuses, onFailover));
+  }
 
   const behaviors = (config.CacheBehaviors?.Items ?? []).map((behavior) =>
-    routeBehavior(behavior, behavior.PathPattern ?? "*", origins),
+    routeBehavior(behavior, behavior.PathPattern ?? "*", origins, snapshot),
   );
   const defaultBehavior = routeBehavior(
     config.DefaultCacheBehavior ?? { TargetOriginId: undefined, ViewerProtocolPolicy: undefined },
     undefined,
     origins,
+    snapshot,
   );
+  const customErrors = compileCustomErrors(config.CustomErrorResponses);
 
   const hostNames = [snapshot.domainName, ...(config.Aliases?.Items ?? [])].map((name) => name.toLowerCase());
   return {
@@ -89,6 +116,12 @@ export function compileDistribution(snapshot: DistributionSnapshot, context: Ori
     defaultRootObject: (config.DefaultRootObject ?? "").replace(/^\/+/, ""),
     behaviors,
     defaultBehavior,
+    customErrors,
+    errorCachingMinTtlSeconds: new Map(
+      [...customErrors].flatMap(([status, rule]) =>
+        rule.errorCachingMinTtlSeconds === undefined ? [] : [[status, rule.errorCachingMinTtlSeconds] as const],
+      ),
+    ),
   };
 }
 
