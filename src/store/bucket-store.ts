@@ -2,9 +2,17 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Logger } from "../common/logger.js";
+import { ApiError } from "../api/errors.js";
 import { storeErrors } from "./errors.js";
-import { MetadataStore, type BucketRecord, type ObjectRecord, type PartRecord, type UploadRecord } from "./metadata.js";
-import { ObjectFiles } from "./object-files.js";
+import {
+  MetadataStore,
+  type BucketRecord,
+  type ObjectRecord,
+  type PartRecord,
+  type StoredObject,
+  type UploadRecord,
+} from "./metadata.js";
+import { ObjectFiles, type ByteRange } from "./object-files.js";
 
 /** Size, ETag, checksum and headers of bytes once they are on disk. */
 export type ObjectDescription = Omit<ObjectRecord, "bucket" | "key" | "fileId" | "lastModifiedMs">;
@@ -57,11 +65,20 @@ export class BucketStore {
     await this.removeFiles(result);
   }
 
-  requireObject(bucket: string, key: string): ObjectRecord {
+  requireObject(bucket: string, key: string): StoredObject {
     this.requireBucket(bucket);
-    const record = this.metadata.getObject(bucket, key);
+    const record = this.metadata.getStoredObject(bucket, key);
     if (!record) throw storeErrors.noSuchKey(key);
     return record;
+  }
+
+  /**
+   * Opens a stream over an object's bytes, or over `range` of them. It raises
+   * ENOENT when an overwrite or delete removed the first file since `object`
+   * was read, so the caller can look the key up again.
+   */
+  async openObject(object: StoredObject, range?: ByteRange): Promise<Readable> {
+    return this.files.openRead(object.segments, range ?? { start: 0, end: object.sizeBytes - 1 });
   }
 
   /**
@@ -84,15 +101,16 @@ export class BucketStore {
 
   /** Copies the bytes of `source` through `through` to a new object described by `describe`. */
   async copyObject(
-    source: ObjectRecord,
+    source: StoredObject,
     bucket: string,
     key: string,
     through: NodeJS.ReadWriteStream[],
     describe: () => Promise<ObjectDescription>,
+    precondition?: (current: ObjectRecord | undefined) => void,
   ): Promise<ObjectRecord> {
     this.requireBucket(bucket);
-    const tempPath = await this.files.writeTemp(this.files.read(source.fileId), through);
-    return this.commitTemp(bucket, key, tempPath, describe);
+    const tempPath = await this.files.writeTemp(await this.openObject(source), through);
+    return this.commitTemp(bucket, key, tempPath, describe, precondition);
   }
 
   private async commitTemp(
@@ -112,23 +130,23 @@ export class BucketStore {
     const fileId = this.files.newId();
     await this.files.commit(tempPath, fileId);
     const record: ObjectRecord = { ...description, bucket, key, fileId, lastModifiedMs: Date.now() };
-    let replaced: string | undefined;
+    let replaced: string[];
     try {
       replaced = this.metadata.putObjectChecked(record, precondition);
     } catch (error) {
       await this.files.remove(fileId);
       throw this.translateMissingBucket(error, bucket);
     }
-    if (replaced !== undefined) await this.removeFiles([replaced]);
+    await this.removeFiles(replaced);
     return record;
   }
 
   /** Deletes an object; deleting a missing key succeeds, as in S3. */
   async deleteObject(bucket: string, key: string): Promise<boolean> {
     this.requireBucket(bucket);
-    const fileId = this.metadata.deleteObject(bucket, key);
-    if (fileId === undefined) return false;
-    await this.removeFiles([fileId]);
+    const fileIds = this.metadata.deleteObject(bucket, key);
+    if (fileIds.length === 0) return false;
+    await this.removeFiles(fileIds);
     return true;
   }
 
@@ -144,13 +162,15 @@ export class BucketStore {
     return upload;
   }
 
+  /** Writes a part from `body` through `through`; `describe` may raise to drop it, as in putObject. */
   async putPart(
     upload: UploadRecord,
     partNumber: number,
     body: Readable,
     describe: () => Promise<Omit<PartRecord, "uploadId" | "partNumber" | "fileId" | "lastModifiedMs">>,
+    through: NodeJS.ReadWriteStream[] = [],
   ): Promise<PartRecord> {
-    const tempPath = await this.files.writeTemp(body);
+    const tempPath = await this.files.writeTemp(body, through);
     let description: Awaited<ReturnType<typeof describe>>;
     try {
       description = await describe();
@@ -171,50 +191,42 @@ export class BucketStore {
   }
 
   /**
-   * Concatenates the chosen parts into one object file, through `through`
-   * (which may compute a full-object checksum), and makes it visible.
+   * Makes the chosen parts visible as one object. The part files become the
+   * object's segments, so completing costs one metadata transaction and no
+   * copy. `describe` runs first and may read the parts (for a full-object
+   * checksum) or raise to keep the upload open.
    */
   async completeUpload(
     upload: UploadRecord,
     parts: PartRecord[],
-    through: NodeJS.ReadWriteStream[],
     describe: () => Promise<ObjectDescription>,
   ): Promise<ObjectRecord> {
-    // NOTE: the parts are copied into one file, so completing an upload costs
-    // one more pass over its bytes on disk.
-    const tempPath = await this.files.concatenateTemp(
-      parts.map((part) => part.fileId),
-      through,
-    );
-    let description: ObjectDescription;
-    try {
-      description = await describe();
-    } catch (error) {
-      await this.files.discardTemp(tempPath);
-      throw error;
-    }
-    const fileId = this.files.newId();
-    await this.files.commit(tempPath, fileId);
+    const description = await describe();
     const record: ObjectRecord = {
       ...description,
       bucket: upload.bucket,
       key: upload.key,
-      fileId,
+      fileId: "",
       lastModifiedMs: Date.now(),
     };
-    let unreferenced: string[] | "no-upload";
+    let unreferenced: ReturnType<MetadataStore["completeUpload"]>;
     try {
-      unreferenced = this.metadata.completeUpload(upload.uploadId, record);
+      unreferenced = this.metadata.completeUpload(upload.uploadId, record, parts);
     } catch (error) {
-      await this.files.remove(fileId);
       throw this.translateMissingBucket(error, upload.bucket);
     }
-    if (unreferenced === "no-upload") {
-      await this.files.remove(fileId);
-      throw storeErrors.noSuchUpload(upload.uploadId);
+    if (unreferenced === "no-upload") throw storeErrors.noSuchUpload(upload.uploadId);
+    if (unreferenced === "parts-changed") {
+      throw new ApiError("InvalidPart", 400, "A part was uploaded again while the upload was being completed; list the parts and retry.");
     }
     await this.removeFiles(unreferenced);
     return record;
+  }
+
+  /** Streams the given parts in order, as they would read once completed. */
+  async openParts(parts: PartRecord[]): Promise<Readable> {
+    const sizeBytes = parts.reduce((total, part) => total + part.sizeBytes, 0);
+    return this.files.openRead(parts, { start: 0, end: sizeBytes - 1 });
   }
 
   async abortUpload(upload: UploadRecord): Promise<void> {

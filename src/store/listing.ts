@@ -85,7 +85,8 @@ export function listObjects(metadata: MetadataStore, bucket: string, query: List
   return page;
 }
 
-function commonPrefixOf(key: string, prefix: string, delimiter: string | undefined): string | undefined {
+/** Returns the common prefix a key rolls up into: up to and including the first delimiter after `prefix`. */
+export function commonPrefixOf(key: string, prefix: string, delimiter: string | undefined): string | undefined {
   if (delimiter === undefined || delimiter === "") return undefined;
   const at = key.indexOf(delimiter, prefix.length);
   if (at < 0) return undefined;

@@ -30,6 +30,23 @@ export interface ObjectRecord {
   partsCount: number | undefined;
 }
 
+/**
+ * One file of an object's bytes. A single upload is one segment; an object
+ * made by CompleteMultipartUpload keeps each chosen part file as a segment, in
+ * part order, so completing an upload never copies its bytes.
+ */
+export interface ObjectSegment {
+  partNumber: number;
+  fileId: string;
+  sizeBytes: number;
+  etag: string;
+}
+
+/** An object with the files that hold its bytes, in order. */
+export interface StoredObject extends ObjectRecord {
+  segments: ObjectSegment[];
+}
+
 export interface UploadRecord {
   uploadId: string;
   bucket: string;
@@ -83,7 +100,9 @@ interface PartRow {
 }
 
 // Keys are BLOBs of their UTF-8 bytes so that ORDER BY and range bounds compare
-// bytes, which is the order S3 lists keys in.
+// bytes, which is the order S3 lists keys in. A single-upload object names its
+// file in objects.file_id; a multipart object has an empty file_id and one
+// object_segments row per part file.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
   name TEXT PRIMARY KEY,
@@ -125,7 +144,20 @@ CREATE TABLE IF NOT EXISTS parts (
   PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS parts_file_id ON parts(file_id);
+CREATE TABLE IF NOT EXISTS object_segments (
+  bucket TEXT NOT NULL,
+  key BLOB NOT NULL,
+  part_number INTEGER NOT NULL,
+  file_id TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  PRIMARY KEY (bucket, key, part_number)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_segments_file_id ON object_segments(file_id);
 `;
+
+/** The objects.file_id of a multipart object, whose bytes are in object_segments. */
+const SEGMENTED_FILE_ID = "";
 
 function keyBytes(key: string): Buffer {
   return Buffer.from(key, "utf8");
@@ -245,19 +277,36 @@ export class MetadataStore {
     return row ? toObject(row) : undefined;
   }
 
+  /** Returns an object with its segments, read in one synchronous step so no write can interleave. */
+  getStoredObject(bucket: string, key: string): StoredObject | undefined {
+    const record = this.getObject(bucket, key);
+    if (!record) return undefined;
+    if (record.fileId !== SEGMENTED_FILE_ID) {
+      return { ...record, segments: [{ partNumber: 1, fileId: record.fileId, sizeBytes: record.sizeBytes, etag: record.etag }] };
+    }
+    const segments = this.db
+      .prepare<[string, Buffer], { part_number: number; file_id: string; size_bytes: number; etag: string }>(
+        "SELECT part_number, file_id, size_bytes, etag FROM object_segments WHERE bucket = ? AND key = ? ORDER BY part_number",
+      )
+      .all(bucket, keyBytes(key))
+      .map((row) => ({ partNumber: row.part_number, fileId: row.file_id, sizeBytes: row.size_bytes, etag: row.etag }));
+    return { ...record, segments };
+  }
+
   /**
    * Inserts or replaces an object after `precondition` accepted the current
-   * version, in one transaction. Returns the file id of the replaced version.
+   * version, in one transaction. Returns the file ids of the replaced version.
    */
   putObjectChecked(
     record: ObjectRecord,
     precondition: ((current: ObjectRecord | undefined) => void) | undefined,
-  ): string | undefined {
+  ): string[] {
     return this.db.transaction(() => {
       const previous = this.getObject(record.bucket, record.key);
       precondition?.(previous);
+      const replaced = this.deleteObject(record.bucket, record.key);
       this.insertObjectRow(record);
-      return previous?.fileId;
+      return replaced;
     })();
   }
 
@@ -281,14 +330,23 @@ export class MetadataStore {
       );
   }
 
-  /** Deletes an object; returns its file id, or undefined when there was none. */
-  deleteObject(bucket: string, key: string): string | undefined {
-    const row = this.db
-      .prepare<[string, Buffer], { file_id: string }>(
-        "DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING file_id",
-      )
-      .get(bucket, keyBytes(key));
-    return row?.file_id;
+  /** Deletes an object; returns the ids of the files that held it, empty when there was none. */
+  deleteObject(bucket: string, key: string): string[] {
+    return this.db.transaction(() => {
+      const row = this.db
+        .prepare<[string, Buffer], { file_id: string }>(
+          "DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING file_id",
+        )
+        .get(bucket, keyBytes(key));
+      if (!row) return [];
+      if (row.file_id !== SEGMENTED_FILE_ID) return [row.file_id];
+      return this.db
+        .prepare<[string, Buffer], { file_id: string }>(
+          "DELETE FROM object_segments WHERE bucket = ? AND key = ? RETURNING file_id",
+        )
+        .all(bucket, keyBytes(key))
+        .map((segment) => segment.file_id);
+    })();
   }
 
   /**
@@ -401,18 +459,28 @@ export class MetadataStore {
 
   /**
    * Makes a completed upload's object visible and drops the upload, in one
-   * transaction. Returns the file ids no longer referenced (the replaced object
-   * and every part), or "no-upload" when the upload is gone.
+   * transaction. The chosen parts' files become the object's segments, so no
+   * byte is copied. Returns the file ids no longer referenced (the replaced
+   * object and every part not chosen), "no-upload" when the upload is gone, or
+   * "parts-changed" when a chosen part was replaced since it was checked.
    */
-  completeUpload(uploadId: string, record: ObjectRecord): string[] | "no-upload" {
+  completeUpload(uploadId: string, record: ObjectRecord, chosen: PartRecord[]): string[] | "no-upload" | "parts-changed" {
     return this.db.transaction(() => {
-      const partFiles = this.deleteUpload(uploadId);
-      if (partFiles === undefined) return "no-upload" as const;
-      const previous = this.db
-        .prepare<[string, Buffer], { file_id: string }>("SELECT file_id FROM objects WHERE bucket = ? AND key = ?")
-        .get(record.bucket, keyBytes(record.key));
-      this.insertObjectRow(record);
-      return previous === undefined ? partFiles : [...partFiles, previous.file_id];
+      if (!this.db.prepare("SELECT 1 FROM uploads WHERE upload_id = ?").get(uploadId)) return "no-upload" as const;
+      const current = new Map(this.listParts(uploadId).map((part) => [part.partNumber, part.fileId]));
+      if (chosen.some((part) => current.get(part.partNumber) !== part.fileId)) return "parts-changed" as const;
+      const chosenFiles = new Set(chosen.map((part) => part.fileId));
+      const unreferenced = [...current.values()].filter((fileId) => !chosenFiles.has(fileId));
+      unreferenced.push(...this.deleteObject(record.bucket, record.key));
+      this.insertObjectRow({ ...record, fileId: SEGMENTED_FILE_ID });
+      const insertSegment = this.db.prepare(
+        "INSERT INTO object_segments (bucket, key, part_number, file_id, size_bytes, etag) VALUES (?, ?, ?, ?, ?, ?)",
+      );
+      for (const part of chosen) {
+        insertSegment.run(record.bucket, keyBytes(record.key), part.partNumber, part.fileId, part.sizeBytes, part.etag);
+      }
+      this.db.prepare("DELETE FROM uploads WHERE upload_id = ?").run(uploadId);
+      return unreferenced;
     })();
   }
 
@@ -420,7 +488,8 @@ export class MetadataStore {
   isFileReferenced(fileId: string): boolean {
     return (
       this.db.prepare("SELECT 1 FROM objects WHERE file_id = ? LIMIT 1").get(fileId) !== undefined ||
-      this.db.prepare("SELECT 1 FROM parts WHERE file_id = ? LIMIT 1").get(fileId) !== undefined
+      this.db.prepare("SELECT 1 FROM parts WHERE file_id = ? LIMIT 1").get(fileId) !== undefined ||
+      this.db.prepare("SELECT 1 FROM object_segments WHERE file_id = ? LIMIT 1").get(fileId) !== undefined
     );
   }
 }

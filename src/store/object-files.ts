@@ -1,10 +1,20 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream, type ReadStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fsyncDirectory } from "../common/durable.js";
+import type { ObjectSegment } from "./metadata.js";
+
+/** An inclusive byte range of an object, as in an HTTP Range header. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** Chunk size of object reads; larger than the 64 KiB default to cut per-chunk overhead on big objects. */
+const READ_CHUNK_BYTES = 256 * 1024;
 
 /** Writes a stream to an open file handle that stays open, so the caller can fsync it. */
 class FileSink extends Writable {
@@ -75,19 +85,6 @@ export class ObjectFiles {
     return tempPath;
   }
 
-  /** Concatenates finished files into a new temporary file, fsynced, through `through`. */
-  async concatenateTemp(fileIds: string[], through: Array<NodeJS.ReadWriteStream> = []): Promise<string> {
-    const paths = fileIds.map((id) => this.pathOf(id));
-    async function* chunks(): AsyncGenerator<Buffer> {
-      for (const path of paths) {
-        for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
-          yield chunk as Buffer;
-        }
-      }
-    }
-    return this.writeTemp(Readable.from(chunks(), { objectMode: false }), through);
-  }
-
   /** Moves a fsynced temporary file to its final name and makes the rename durable. */
   async commit(tempPath: string, fileId: string): Promise<void> {
     const folder = join(this.objectsDir, fileId.slice(0, 2));
@@ -107,8 +104,38 @@ export class ObjectFiles {
     });
   }
 
-  read(fileId: string, range?: { start: number; end: number }): ReadStream {
-    return createReadStream(this.pathOf(fileId), range === undefined ? {} : { start: range.start, end: range.end });
+  /**
+   * Opens a read stream over the bytes `start` to `end` (inclusive) of an
+   * object stored as `segments`. The first file is opened before this returns,
+   * so a caller can retry on ENOENT when an overwrite removed it meanwhile.
+   */
+  async openRead(segments: ObjectSegment[], range: ByteRange): Promise<Readable> {
+    const pieces: Array<{ fileId: string; start: number; end: number }> = [];
+    let offset = 0;
+    for (const segment of segments) {
+      const segmentEnd = offset + segment.sizeBytes - 1;
+      if (segment.sizeBytes > 0 && segmentEnd >= range.start && offset <= range.end) {
+        pieces.push({ fileId: segment.fileId, start: Math.max(range.start, offset) - offset, end: Math.min(range.end, segmentEnd) - offset });
+      }
+      offset += segment.sizeBytes;
+    }
+    if (pieces.length === 0) return Readable.from([]);
+    const first = pieces[0]!;
+    const handle = await open(this.pathOf(first.fileId), "r");
+    const firstStream = handle.createReadStream({ start: first.start, end: first.end, highWaterMark: READ_CHUNK_BYTES });
+    if (pieces.length === 1) return firstStream;
+
+    // NOTE: later segments open only when the reader reaches them, so an
+    // overwrite that removes them during a long read cuts the response short.
+    const paths = pieces.slice(1).map((piece) => ({ ...piece, path: this.pathOf(piece.fileId) }));
+    async function* chunks(): AsyncGenerator<Buffer> {
+      for await (const chunk of firstStream) yield chunk as Buffer;
+      for (const piece of paths) {
+        const stream = createReadStream(piece.path, { start: piece.start, end: piece.end, highWaterMark: READ_CHUNK_BYTES });
+        for await (const chunk of stream) yield chunk as Buffer;
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false, highWaterMark: READ_CHUNK_BYTES });
   }
 
   /**

@@ -2,7 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
+import assert from "node:assert/strict";
+import { S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import { ApiServer } from "../../src/api/server.js";
 import { StaticCredentialStore, type LoadedCredentials } from "../../src/api/auth/credentials.js";
 import type { ApiRequest, ProtocolService } from "../../src/api/context.js";
@@ -47,10 +48,16 @@ export async function removeDataDir(dataDir: string): Promise<void> {
 }
 
 /** Starts the API server with the S3 service on 127.0.0.1 and an SDK client for the root key. */
-export async function startStore(dataDir: string): Promise<RunningStore> {
+export async function startStore(dataDir: string, options: { bodyIdleTimeoutMs?: number } = {}): Promise<RunningStore> {
   const credentials = new StaticCredentialStore(TEST_CREDENTIALS);
   const log = silentLogger();
-  const s3 = await createS3Service({ dataDir, accountId: TEST_CREDENTIALS.accountId, credentials, log });
+  const s3 = await createS3Service({
+    dataDir,
+    accountId: TEST_CREDENTIALS.accountId,
+    credentials,
+    log,
+    bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
+  });
   const server = new ApiServer({
     credentials,
     services: { s3, cloudfront: notImplementedService, cloudwatch: notImplementedService },
@@ -78,4 +85,17 @@ export async function startStore(dataDir: string): Promise<RunningStore> {
       await s3.close();
     },
   };
+}
+
+/** Awaits `promise` and asserts that it failed with the S3 error `code` and HTTP `status`. */
+export async function expectS3Error(promise: Promise<unknown>, code: string, status: number): Promise<S3ServiceException> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof S3ServiceException, `expected an S3 error, got ${String(error)}`);
+    assert.equal(error.name, code);
+    assert.equal(error.$metadata.httpStatusCode, status);
+    return error;
+  }
+  assert.fail(`expected ${code}, but the request succeeded`);
 }

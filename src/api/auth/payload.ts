@@ -43,7 +43,15 @@ export interface VerifiedPayload {
 export interface PayloadOptions {
   /** An algorithm to compute even when the request carries no checksum, such as a multipart upload's. */
   computeAlgorithm?: ChecksumAlgorithm | undefined;
+  /** How long the body may send nothing before the request fails with RequestTimeout. */
+  idleTimeoutMs?: number | undefined;
 }
+
+/**
+ * Default time a body may stall. S3 documents no figure for its RequestTimeout;
+ * this is an estimate long enough for a client that pauses between chunks.
+ */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 20_000;
 
 type PayloadMode =
   | { kind: "unsigned" }
@@ -199,12 +207,13 @@ export function openVerifiedPayload(request: ApiRequest, options: PayloadOptions
   // A failed _flush can emit 'error' again after the consumer's pipeline has
   // settled and removed its listeners; the consumer has already seen the error.
   verifier.on("error", () => {});
+  failWhenIdle(source, verifier, options.idleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS);
   return { body, digests: () => verifier.result() };
 }
 
 /** Reads and verifies a small body whole, such as an XML or JSON document. */
-export async function readVerifiedPayload(request: ApiRequest, maxBytes: number): Promise<Buffer> {
-  const payload = openVerifiedPayload(request);
+export async function readVerifiedPayload(request: ApiRequest, maxBytes: number, options: PayloadOptions = {}): Promise<Buffer> {
+  const payload = openVerifiedPayload(request, options);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of payload.body as AsyncIterable<Buffer>) {
@@ -216,6 +225,33 @@ export async function readVerifiedPayload(request: ApiRequest, maxBytes: number)
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
+}
+
+/**
+ * Fails `body` with RequestTimeout when `source` delivers nothing for
+ * `idleTimeoutMs`. A source paused by backpressure (a slow disk) is not idle.
+ */
+function failWhenIdle(source: Readable, body: Transform, idleTimeoutMs: number): void {
+  let timer: NodeJS.Timeout | undefined;
+  const onIdle = (): void => {
+    if (source.isPaused()) {
+      arm();
+      return;
+    }
+    body.destroy(
+      new ApiError("RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period."),
+    );
+  };
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(onIdle, idleTimeoutMs);
+    timer.unref();
+  };
+  const stop = (): void => clearTimeout(timer);
+  source.on("data", arm);
+  source.once("end", stop);
+  body.once("close", stop);
+  arm();
 }
 
 function incompleteBody(): ApiError {

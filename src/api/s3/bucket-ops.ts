@@ -40,7 +40,7 @@ export async function createBucket(
   const name = route.bucket!;
   validateBucketName(name);
   if (!isOwner(request)) throw authErrors.accessDenied();
-  const body = await readVerifiedPayload(request, MAX_DOCUMENT_BYTES);
+  const body = await readVerifiedPayload(request, MAX_DOCUMENT_BYTES, { idleTimeoutMs: context.bodyIdleTimeoutMs });
   let region = request.sigv4?.region ?? DEFAULT_REGION;
   if (body.length > 0) {
     const configuration = parseXmlDocument(body, "CreateBucketConfiguration");
@@ -107,7 +107,7 @@ export async function putBucketPolicy(
   route: S3Route,
 ): Promise<void> {
   const bucket = context.store.requireBucket(route.bucket!);
-  const body = await readVerifiedPayload(request, MAX_POLICY_BYTES + 1);
+  const body = await readVerifiedPayload(request, MAX_POLICY_BYTES + 1, { idleTimeoutMs: context.bodyIdleTimeoutMs });
   const text = body.toString("utf8");
   parseBucketPolicy(text, bucket.name);
   context.store.metadata.setBucketPolicy(bucket.name, text);
@@ -135,7 +135,7 @@ export async function deleteObjects(
   route: S3Route,
 ): Promise<void> {
   const bucket = context.store.requireBucket(route.bucket!);
-  const body = await readVerifiedPayload(request, MAX_DOCUMENT_BYTES);
+  const body = await readVerifiedPayload(request, MAX_DOCUMENT_BYTES, { idleTimeoutMs: context.bodyIdleTimeoutMs });
   const document = parseXmlDocument(body, "Delete");
   const objects = document.Object;
   if (!Array.isArray(objects) || objects.length === 0 || objects.length > MAX_DELETE_OBJECTS) throw malformedXml();

@@ -11,6 +11,8 @@ export interface S3Context {
   store: BucketStore;
   accountId: string;
   log: Logger;
+  /** How long a request body may stall before the request fails with RequestTimeout. */
+  bodyIdleTimeoutMs: number;
   /** Which user owns which bucket; without it, users own no bucket. */
   owners?: BucketOwnership | undefined;
 }

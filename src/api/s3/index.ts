@@ -3,6 +3,7 @@ import type { Logger } from "../../common/logger.js";
 import type { ApiRequest, ProtocolService } from "../context.js";
 import type { ApiError } from "../errors.js";
 import type { CredentialStore } from "../auth/principal.js";
+import { DEFAULT_BODY_IDLE_TIMEOUT_MS } from "../auth/payload.js";
 import { hasSigV2, verifySigV2 } from "../auth/sigv2.js";
 import { BucketStore } from "../../store/bucket-store.js";
 import { validateObjectKey } from "../../store/names.js";
@@ -88,10 +89,16 @@ export async function createS3Service(options: {
   accountId: string;
   credentials: CredentialStore;
   log: Logger;
+  /** How long a request body may stall before RequestTimeout; defaults to DEFAULT_BODY_IDLE_TIMEOUT_MS. */
+  bodyIdleTimeoutMs?: number | undefined;
   /** Bucket ownership by IAM users, when users exist. */
   owners?: BucketOwnership | undefined;
 }): Promise<S3Service> {
   const log = options.log.child({ component: "store" });
   const store = await BucketStore.open(options.dataDir, log);
-  return new EmbeddedS3Service({ store, accountId: options.accountId, log, owners: options.owners }, options.credentials);
+  const bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS;
+  return new EmbeddedS3Service(
+    { store, accountId: options.accountId, log, owners: options.owners, bodyIdleTimeoutMs },
+    options.credentials,
+  );
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { Transform } from "node:stream";
+import { Readable, Transform, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { ApiRequest } from "../context.js";
 import { ApiError } from "../errors.js";
 import { openVerifiedPayload, readVerifiedPayload } from "../auth/payload.js";
@@ -15,9 +16,12 @@ import {
   type StoredChecksum,
 } from "../../store/checksums.js";
 import type { PartRecord, UploadRecord } from "../../store/metadata.js";
+import type { ByteRange } from "../../store/object-files.js";
+import { commonPrefixOf, prefixSuccessor } from "../../store/listing.js";
+import { uriEncode } from "../auth/sigv4.js";
 import { headerValue, ownerOf, queryValue, sendEmpty, type S3Context } from "./context.js";
 import { collectStoredHeaders, quotedEtag } from "./object-headers.js";
-import { checkDeclaredLength, MAX_PUT_OBJECT_BYTES } from "./object-ops.js";
+import { checkDeclaredLength, MAX_PUT_OBJECT_BYTES, Md5Transform, parseCopySource, requireCopySource } from "./object-ops.js";
 import type { S3Route } from "./router.js";
 import { isoTimestamp, malformedXml, parseXmlDocument, sendXml, textOf } from "./xml.js";
 
@@ -83,8 +87,16 @@ function requireUpload(context: S3Context, request: ApiRequest, route: S3Route):
 export async function uploadPart(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
   const partNumber = parsePartNumber(queryValue(request, "partNumber"));
   const upload = requireUpload(context, request, route);
+  const copySource = headerValue(request, "x-amz-copy-source");
+  if (copySource !== undefined) {
+    await uploadPartCopy(context, request, response, upload, partNumber, copySource);
+    return;
+  }
   checkDeclaredLength(request, MAX_PUT_OBJECT_BYTES);
-  const payload = openVerifiedPayload(request, { computeAlgorithm: upload.checksumAlgorithm });
+  const payload = openVerifiedPayload(request, {
+    computeAlgorithm: upload.checksumAlgorithm,
+    idleTimeoutMs: context.bodyIdleTimeoutMs,
+  });
   const part = await context.store.putPart(upload, partNumber, payload.body, async () => {
     const digests = payload.digests();
     if (upload.checksumAlgorithm !== undefined && digests.checksum?.algorithm !== upload.checksumAlgorithm) {
@@ -103,6 +115,64 @@ export async function uploadPart(context: S3Context, request: ApiRequest, respon
   const headers: Record<string, string> = { etag: quotedEtag(part) };
   if (part.checksum) headers[checksumHeaderName(part.checksum.algorithm)] = part.checksum.valueBase64;
   sendEmpty(response, 200, headers);
+}
+
+/**
+ * Parses `x-amz-copy-source-range` (`bytes=first-last`, both inclusive and
+ * inside the source, as the UploadPartCopy reference requires).
+ */
+function parseCopySourceRange(value: string | undefined, sizeBytes: number): ByteRange | undefined {
+  if (value === undefined) return undefined;
+  const match = /^bytes=(\d+)-(\d+)$/.exec(value.trim());
+  if (!match) {
+    throw invalidArgument(
+      "x-amz-copy-source-range",
+      value,
+      "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+    );
+  }
+  const start = Number(match[1]);
+  const end = Number(match[2]);
+  if (start > end || end >= sizeBytes) {
+    throw invalidArgument("x-amz-copy-source-range", value, `Range specified is not valid for source object of size: ${sizeBytes}`);
+  }
+  return { start, end };
+}
+
+/** UploadPartCopy: a part whose bytes are a range of an existing object. */
+async function uploadPartCopy(
+  context: S3Context,
+  request: ApiRequest,
+  response: ServerResponse,
+  upload: UploadRecord,
+  partNumber: number,
+  copySource: string,
+): Promise<void> {
+  request.log = request.log.child({ operation: "UploadPartCopy" });
+  const sourceRecord = requireCopySource(context, request, parseCopySource(copySource));
+  const range = parseCopySourceRange(headerValue(request, "x-amz-copy-source-range"), sourceRecord.sizeBytes);
+  const lengthBytes = range === undefined ? sourceRecord.sizeBytes : range.end - range.start + 1;
+  if (lengthBytes > MAX_PUT_OBJECT_BYTES) {
+    throw new ApiError("InvalidRequest", 400, "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120");
+  }
+
+  const md5 = new Md5Transform();
+  const hasher = upload.checksumAlgorithm === undefined ? undefined : new ChecksumTransform(upload.checksumAlgorithm);
+  const body = lengthBytes === 0 ? Readable.from([]) : await context.store.openObject(sourceRecord, range);
+  const part = await context.store.putPart(
+    upload,
+    partNumber,
+    body,
+    async () => ({
+      sizeBytes: lengthBytes,
+      etag: md5.hex,
+      checksum: hasher && { algorithm: upload.checksumAlgorithm!, valueBase64: await hasher.digestBase64(), type: "FULL_OBJECT" },
+    }),
+    hasher ? [md5, hasher] : [md5],
+  );
+  const result: Record<string, string> = { ETag: quotedEtag(part), LastModified: isoTimestamp(part.lastModifiedMs) };
+  if (part.checksum) result[checksumElementName(part.checksum.algorithm)] = part.checksum.valueBase64;
+  sendXml(response, "CopyPartResult", result);
 }
 
 interface RequestedPart {
@@ -192,7 +262,7 @@ class ChecksumTransform extends Transform {
 
 export async function completeMultipartUpload(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
   const upload = requireUpload(context, request, route);
-  const body = await readVerifiedPayload(request, MAX_COMPLETE_DOCUMENT_BYTES);
+  const body = await readVerifiedPayload(request, MAX_COMPLETE_DOCUMENT_BYTES, { idleTimeoutMs: context.bodyIdleTimeoutMs });
   const requested = parseCompleteDocument(body);
   const parts = selectParts(requested, context.store.metadata.listParts(upload.uploadId));
 
@@ -202,11 +272,13 @@ export async function completeMultipartUpload(context: S3Context, request: ApiRe
   const etag = `${etagHash.digest("hex")}-${parts.length}`;
 
   const algorithm = upload.checksumAlgorithm;
-  const fullObject = algorithm !== undefined && upload.checksumType === "FULL_OBJECT" ? new ChecksumTransform(algorithm) : undefined;
-  const record = await context.store.completeUpload(upload, parts, fullObject ? [fullObject] : [], async () => {
+  const record = await context.store.completeUpload(upload, parts, async () => {
     let checksum: StoredChecksum | undefined;
-    if (algorithm !== undefined && fullObject) {
-      checksum = { algorithm, valueBase64: await fullObject.digestBase64(), type: "FULL_OBJECT" };
+    if (algorithm !== undefined && upload.checksumType === "FULL_OBJECT") {
+      // A full-object checksum covers the whole object, so the parts are read once (never copied).
+      const hasher = new ChecksumTransform(algorithm);
+      await pipeline(await context.store.openParts(parts), hasher, new Writable({ write: (_chunk, _encoding, done) => done() }));
+      checksum = { algorithm, valueBase64: await hasher.digestBase64(), type: "FULL_OBJECT" };
     } else if (algorithm !== undefined && parts.every((part) => part.checksum?.algorithm === algorithm)) {
       checksum = {
         algorithm,
@@ -285,42 +357,25 @@ export async function listMultipartUploads(context: S3Context, request: ApiReque
   const bucket = context.store.requireBucket(route.bucket!);
   const maxUploads = parseMax(request, "max-uploads", 1000);
   const prefix = queryValue(request, "prefix") ?? "";
+  const delimiterText = queryValue(request, "delimiter");
+  const delimiter = delimiterText === "" ? undefined : delimiterText;
   const keyMarker = queryValue(request, "key-marker") ?? "";
   const uploadIdMarker = queryValue(request, "upload-id-marker") ?? "";
-  // NOTE: the delimiter parameter is ignored; uploads are listed flat under the prefix.
-  const uploads: UploadRecord[] = [];
-  let fromKey = Buffer.from(keyMarker, "utf8");
-  // Without an upload-id-marker, S3 resumes after every upload of key-marker.
-  let fromUploadId = uploadIdMarker;
-  if (keyMarker !== "" && uploadIdMarker === "") fromUploadId = "\uffff";
-  let isTruncated = false;
-  for (;;) {
-    const batch = context.store.metadata.listUploads(bucket.name, fromKey, fromUploadId, 1000);
-    for (const upload of batch) {
-      if (!upload.key.startsWith(prefix)) continue;
-      if (uploads.length === maxUploads) {
-        isTruncated = true;
-        break;
-      }
-      uploads.push(upload);
-    }
-    if (isTruncated || batch.length < 1000) break;
-    const last = batch[batch.length - 1]!;
-    fromKey = Buffer.from(last.key, "utf8");
-    fromUploadId = last.uploadId;
-  }
+  const page = listUploadsPage(context, bucket.name, { prefix, delimiter, keyMarker, uploadIdMarker, maxUploads });
   const owner = ownerOf(context.accountId);
-  const last = uploads[uploads.length - 1];
+  const encode = queryValue(request, "encoding-type") === "url" ? (value: string) => uriEncode(value, true) : (value: string) => value;
   sendXml(response, "ListMultipartUploadsResult", {
     Bucket: bucket.name,
-    KeyMarker: keyMarker,
+    KeyMarker: encode(keyMarker),
     UploadIdMarker: uploadIdMarker,
-    ...(isTruncated && last ? { NextKeyMarker: last.key, NextUploadIdMarker: last.uploadId } : {}),
-    Prefix: prefix,
+    ...(page.isTruncated ? { NextKeyMarker: encode(page.nextKeyMarker), NextUploadIdMarker: page.nextUploadIdMarker } : {}),
+    Prefix: encode(prefix),
+    ...(delimiter === undefined ? {} : { Delimiter: encode(delimiter) }),
     MaxUploads: maxUploads,
-    IsTruncated: isTruncated,
-    Upload: uploads.map((upload) => ({
-      Key: upload.key,
+    IsTruncated: page.isTruncated,
+    ...(queryValue(request, "encoding-type") === "url" ? { EncodingType: "url" } : {}),
+    Upload: page.uploads.map((upload) => ({
+      Key: encode(upload.key),
       UploadId: upload.uploadId,
       Initiator: owner,
       Owner: owner,
@@ -328,5 +383,83 @@ export async function listMultipartUploads(context: S3Context, request: ApiReque
       Initiated: isoTimestamp(upload.initiatedAtMs),
       ...(upload.checksumAlgorithm ? { ChecksumAlgorithm: upload.checksumAlgorithm, ChecksumType: upload.checksumType } : {}),
     })),
+    CommonPrefixes: page.commonPrefixes.map((commonPrefix) => ({ Prefix: encode(commonPrefix) })),
   });
+}
+
+interface UploadsQuery {
+  prefix: string;
+  delimiter: string | undefined;
+  keyMarker: string;
+  uploadIdMarker: string;
+  maxUploads: number;
+}
+
+interface UploadsPage {
+  uploads: UploadRecord[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  nextKeyMarker: string;
+  nextUploadIdMarker: string;
+}
+
+const UPLOAD_SCAN_BATCH = 1000;
+
+/**
+ * Lists uploads in byte order of key, then upload id, grouping keys that
+ * contain `delimiter` after `prefix` into common prefixes. Uploads and common
+ * prefixes both count against `maxUploads`, as in ListObjects.
+ */
+function listUploadsPage(context: S3Context, bucket: string, query: UploadsQuery): UploadsPage {
+  const page: UploadsPage = { uploads: [], commonPrefixes: [], isTruncated: false, nextKeyMarker: "", nextUploadIdMarker: "" };
+  const markerBytes = Buffer.from(query.keyMarker, "utf8");
+  const prefixBytes = Buffer.from(query.prefix, "utf8");
+  let fromKey: Buffer = prefixBytes;
+  let fromUploadId = "";
+  if (query.keyMarker !== "" && Buffer.compare(markerBytes, prefixBytes) >= 0) {
+    fromKey = markerBytes;
+    // Without an upload-id-marker, S3 resumes after every upload of key-marker.
+    fromUploadId = query.uploadIdMarker === "" ? "\uffff" : query.uploadIdMarker;
+  }
+  for (;;) {
+    const batch = context.store.metadata.listUploads(bucket, fromKey, fromUploadId, UPLOAD_SCAN_BATCH);
+    let seeked = false;
+    for (const upload of batch) {
+      if (!upload.key.startsWith(query.prefix)) return page;
+      const isFull = page.uploads.length + page.commonPrefixes.length === query.maxUploads;
+      const commonPrefix = commonPrefixOf(upload.key, query.prefix, query.delimiter);
+      if (commonPrefix === undefined) {
+        if (isFull) {
+          page.isTruncated = true;
+          return page;
+        }
+        page.uploads.push(upload);
+        page.nextKeyMarker = upload.key;
+        page.nextUploadIdMarker = upload.uploadId;
+        fromKey = Buffer.from(upload.key, "utf8");
+        fromUploadId = upload.uploadId;
+        continue;
+      }
+
+      const commonPrefixBytes = Buffer.from(commonPrefix, "utf8");
+      // A common prefix at or before key-marker was returned on an earlier page.
+      if (query.keyMarker === "" || Buffer.compare(commonPrefixBytes, markerBytes) > 0) {
+        if (isFull) {
+          page.isTruncated = true;
+          return page;
+        }
+        page.commonPrefixes.push(commonPrefix);
+        page.nextKeyMarker = commonPrefix;
+        page.nextUploadIdMarker = "";
+      }
+      // Skip every other upload under this common prefix with one seek.
+      const successor = prefixSuccessor(commonPrefixBytes);
+      if (successor === undefined) return page;
+      fromKey = successor;
+      fromUploadId = "";
+      seeked = true;
+      break;
+    }
+    if (!seeked && batch.length < UPLOAD_SCAN_BATCH) return page;
+  }
 }

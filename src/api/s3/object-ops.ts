@@ -1,14 +1,14 @@
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import type { ServerResponse } from "node:http";
-import { Transform } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ApiRequest } from "../context.js";
 import { ApiError, authErrors } from "../errors.js";
 import { openVerifiedPayload } from "../auth/payload.js";
 import { checksumHeaderName } from "../../store/checksums.js";
 import { storeErrors } from "../../store/errors.js";
-import type { ObjectRecord } from "../../store/metadata.js";
+import type { ObjectRecord, StoredObject } from "../../store/metadata.js";
+import type { ByteRange } from "../../store/object-files.js";
 import { validateObjectKey } from "../../store/names.js";
 import { authorize, isAllowed, resourceArn } from "./authorize.js";
 import { headerValue, isOwner, queryValue, sendEmpty, type S3Context } from "./context.js";
@@ -71,7 +71,7 @@ export async function putObject(context: S3Context, request: ApiRequest, respons
   checkDeclaredLength(request, MAX_PUT_OBJECT_BYTES);
   const headers = collectStoredHeaders(request.raw.headers);
   const precondition = writePrecondition(request, key);
-  const payload = openVerifiedPayload(request);
+  const payload = openVerifiedPayload(request, { idleTimeoutMs: context.bodyIdleTimeoutMs });
   const record = await context.store.putObject(
     bucket,
     key,
@@ -109,7 +109,7 @@ function responseOverrides(request: ApiRequest): Record<string, string> {
  * the bucket gets AccessDenied instead of NoSuchKey, as S3 does, so that it
  * cannot probe which keys exist.
  */
-function readableObject(context: S3Context, request: ApiRequest, route: S3Route): ObjectRecord {
+function readableObject(context: S3Context, request: ApiRequest, route: S3Route): StoredObject {
   const versionId = queryValue(request, "versionId");
   if (versionId !== undefined && versionId !== "null") {
     throw new ApiError("NoSuchVersion", 404, "The specified version does not exist.", {
@@ -127,10 +127,35 @@ function readableObject(context: S3Context, request: ApiRequest, route: S3Route)
   }
 }
 
+/**
+ * Resolves GetObject's `partNumber`: the byte range of that part of a
+ * multipart object, or the whole object as its only part. A part number past
+ * the last part gives InvalidPartNumber, as S3 does.
+ */
+function partRange(record: StoredObject, partNumberText: string): ByteRange {
+  if (!/^\d{1,5}$/.test(partNumberText) || Number(partNumberText) < 1 || Number(partNumberText) > 10_000) {
+    throw new ApiError("InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive", {
+      details: { ArgumentName: "partNumber", ArgumentValue: partNumberText },
+    });
+  }
+  const partNumber = Number(partNumberText);
+  let offset = 0;
+  for (const [index, segment] of record.segments.entries()) {
+    if (index + 1 === partNumber) return { start: offset, end: offset + segment.sizeBytes - 1 };
+    offset += segment.sizeBytes;
+  }
+  throw new ApiError("InvalidPartNumber", 416, "The requested partnumber is not satisfiable", {
+    details: { PartNumberRequested: partNumberText, ActualPartCount: String(record.segments.length) },
+  });
+}
+
 export async function getObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
   const overrides = responseOverrides(request);
   const partNumber = queryValue(request, "partNumber");
-  if (partNumber !== undefined) throw new ApiError("NotImplemented", 501, "GetObject with partNumber is not implemented by this server.");
+  const rangeHeader = headerValue(request, "range");
+  if (partNumber !== undefined && rangeHeader !== undefined) {
+    throw new ApiError("InvalidRequest", 400, "Cannot specify both Range header and partNumber query parameter.");
+  }
 
   // An overwrite may unlink the file between the lookup and the open; look up once more.
   for (let attempt = 0; ; attempt++) {
@@ -139,12 +164,13 @@ export async function getObject(context: S3Context, request: ApiRequest, respons
       sendEmpty(response, 304, { etag: quotedEtag(record), "last-modified": httpDate(record.lastModifiedMs) });
       return;
     }
-    const range = parseRange(headerValue(request, "range"), record.sizeBytes);
+    const range = partNumber === undefined ? parseRange(rangeHeader, record.sizeBytes) : partRange(record, partNumber);
     const isHead = request.method === "HEAD";
-    const stream = isHead || record.sizeBytes === 0 ? undefined : context.store.files.read(record.fileId, range);
-    if (stream) {
+    const lengthBytes = range === undefined ? record.sizeBytes : range.end - range.start + 1;
+    let stream: Readable | undefined;
+    if (!isHead && lengthBytes > 0) {
       try {
-        await once(stream, "open");
+        stream = await context.store.openObject(record, range);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT" && attempt === 0) continue;
         throw error;
@@ -156,11 +182,11 @@ export async function getObject(context: S3Context, request: ApiRequest, respons
     if (range) {
       response.statusCode = 206;
       response.setHeader("content-range", `bytes ${range.start}-${range.end}/${record.sizeBytes}`);
-      response.setHeader("content-length", range.end - range.start + 1);
     } else {
       response.statusCode = 200;
-      response.setHeader("content-length", record.sizeBytes);
     }
+    response.setHeader("content-length", lengthBytes);
+    if (partNumber !== undefined) response.setHeader("x-amz-mp-parts-count", String(record.segments.length));
     if (!stream) {
       response.end();
       return;
@@ -182,7 +208,8 @@ export async function deleteObject(context: S3Context, request: ApiRequest, resp
   sendEmpty(response, 204);
 }
 
-function parseCopySource(value: string): { bucket: string; key: string } {
+/** Parses `x-amz-copy-source` (`[/]bucket/key[?versionId=null]`, percent-encoded). */
+export function parseCopySource(value: string): { bucket: string; key: string } {
   const [pathPart = "", query = ""] = value.split("?");
   let path: string;
   try {
@@ -205,7 +232,7 @@ function parseCopySource(value: string): { bucket: string; key: string } {
 }
 
 /** A pass-through stream that computes the MD5 of what flows through it. */
-class Md5Transform extends Transform {
+export class Md5Transform extends Transform {
   private readonly hash = createHash("md5");
   hex = "";
 
@@ -220,8 +247,12 @@ class Md5Transform extends Transform {
   }
 }
 
-export async function copyObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
-  const source = parseCopySource(headerValue(request, "x-amz-copy-source")!);
+/**
+ * Looks up the source of CopyObject or UploadPartCopy after checking that the
+ * caller may read it (s3:GetObject) and that its x-amz-copy-source-if-*
+ * conditions hold. A condition that does not hold gives PreconditionFailed.
+ */
+export function requireCopySource(context: S3Context, request: ApiRequest, source: { bucket: string; key: string }): StoredObject {
   validateObjectKey(source.key);
   const sourceBucket = context.store.requireBucket(source.bucket);
   authorize(request, sourceBucket, "s3:GetObject", resourceArn(source.bucket, source.key));
@@ -229,6 +260,12 @@ export async function copyObject(context: S3Context, request: ApiRequest, respon
   if (evaluateReadPreconditions(request.raw.headers, sourceRecord, "x-amz-copy-source-") === "not-modified") {
     throw storeErrors.preconditionFailed("x-amz-copy-source-If-None-Match");
   }
+  return sourceRecord;
+}
+
+export async function copyObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
+  const source = parseCopySource(headerValue(request, "x-amz-copy-source")!);
+  const sourceRecord = requireCopySource(context, request, source);
 
   const directive = (headerValue(request, "x-amz-metadata-directive") ?? "COPY").toUpperCase();
   if (directive !== "COPY" && directive !== "REPLACE") {

@@ -224,11 +224,10 @@ export function routeRequest(request: ApiRequest): S3Route {
     case "HEAD":
       return route("HeadObject");
     case "PUT":
-      if (request.raw.headers["x-amz-copy-source"] !== undefined) {
-        if (names.has("uploadId")) throw notImplemented("UploadPartCopy");
-        return route("CopyObject");
-      }
+      // UploadPartCopy routes as UploadPart: both are authorized as s3:PutObject
+      // on the target, and the handler tells them apart by x-amz-copy-source.
       if (names.has("uploadId")) return route("UploadPart");
+      if (request.raw.headers["x-amz-copy-source"] !== undefined) return route("CopyObject");
       return route("PutObject");
     case "DELETE":
       if (names.has("uploadId")) return route("AbortMultipartUpload");
