@@ -24,6 +24,9 @@ export function renderS3Error(error: ApiError, request: ApiRequest, response: Se
     "x-amz-request-id": request.requestId,
     "x-amz-id-2": request.requestId,
   };
+  // Unread body bytes would be parsed as the next request, and reading a large
+  // or stalled body only to discard it wastes the connection, so close it.
+  if (!request.raw.complete) headers.connection = "close";
   if (request.method === "HEAD") {
     response.writeHead(error.status, headers);
     response.end();
