@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -166,4 +167,14 @@ export async function sendSigned(
     ...(method === "GET" || method === "HEAD" ? {} : { body }),
   });
   return { status: response.status, headers: response.headers, text: await response.text() };
+}
+
+/** Awaits a request that must fail and returns the error name the SDK gives it. */
+export async function errorName(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    return (error as Error).name;
+  }
+  assert.fail("the request succeeded but should have failed");
 }

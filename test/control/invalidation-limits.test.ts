@@ -7,17 +7,7 @@ import {
   waitUntilInvalidationCompleted,
 } from "@aws-sdk/client-cloudfront";
 import type { ClusterMessage } from "../../src/cluster/types.js";
-import { s3DistributionConfig, startHarness } from "./harness.js";
-
-/** Sends a command and returns the error name it fails with. */
-async function errorName(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as Error).name;
-  }
-  assert.fail("the request succeeded but should have failed");
-}
+import { errorName, s3DistributionConfig, startHarness } from "./harness.js";
 
 test("in-progress wildcard and file limits", async (t) => {
   const harness = await startHarness();

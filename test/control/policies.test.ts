@@ -22,7 +22,7 @@ import {
   type CachePolicyConfig,
 } from "@aws-sdk/client-cloudfront";
 import type { ClusterMessage, DistributionSnapshot } from "../../src/cluster/types.js";
-import { s3DistributionConfig, startHarness } from "./harness.js";
+import { errorName, s3DistributionConfig, startHarness } from "./harness.js";
 
 const CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6";
 const CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
@@ -45,16 +45,6 @@ function cachePolicyConfig(name: string, overrides: Partial<CachePolicyConfig> =
     },
     ...overrides,
   };
-}
-
-/** Sends a command and returns the error name it fails with. */
-async function errorName(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as Error).name;
-  }
-  assert.fail("the request succeeded but should have failed");
 }
 
 /** Policy-based behavior: no legacy ForwardedValues or TTLs. */
