@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { encodeLogField, formatLogLine, logFileKey, LOG_FIELDS } from "../../src/metrics/access-log/format.js";
+import { escapeLabelValue, PrometheusCollector } from "../../src/metrics/prometheus.js";
+import type { RequestRecord } from "../../src/metrics/types.js";
+
+const REPO = join(import.meta.dirname, "..", "..");
+
+function sample(overrides: Partial<RequestRecord> = {}): RequestRecord {
+  return {
+    distributionId: "EDFDVBD6EXAMPLE",
+    timestampMs: Date.UTC(2026, 0, 2, 3, 4, 5, 678),
+    edgeId: "edge-1",
+    method: "GET",
+    path: "/index.html",
+    query: "",
+    host: "www.example.com",
+    protocol: "https",
+    httpVersion: "2.0",
+    status: 200,
+    bytesDownloaded: 1000,
+    bytesUploaded: 0,
+    resultType: "Hit",
+    originLatencyMs: undefined,
+    durationMs: 1.5,
+    clientIp: "192.0.2.1",
+    userAgent: undefined,
+    referer: undefined,
+    requestId: "REQ",
+    ...overrides,
+  };
+}
+
+test("log field encoding follows CloudFront's table", () => {
+  const cases: Array<[string | undefined, string]> = [
+    [undefined, "-"],
+    ["", "-"],
+    ["plain/text-1.0", "plain/text-1.0"],
+    ["a b", "a%20b"],
+    ["tab\there", "tab%09here"],
+    ['<>"#%{}|\\^~[]`\'', "%3C%3E%22%23%25%7B%7D%7C%5C%5E%7E%5B%5D%60%27"],
+    ["\x7f", "%7F"],
+    ["é", "%C3%A9"],
+    ["日本", "%E6%97%A5%E6%9C%AC"],
+  ];
+  for (const [input, expected] of cases) assert.equal(encodeLogField(input), expected, `input ${JSON.stringify(input)}`);
+  assert.equal(encodeLogField("/a%2Fb c", true), "/a%2Fb%20c", "an encoded path keeps its escapes");
+});
+
+test("log line has 33 fields in order", () => {
+  const line = formatLogLine(sample({ status: 0, resultType: "Error" }), { domainName: "d111.portico.localhost", includeCookies: false });
+  assert.ok(line.endsWith("\n"));
+  const fields = line.slice(0, -1).split("\t");
+  assert.equal(fields.length, LOG_FIELDS.length);
+  assert.equal(LOG_FIELDS.length, 33);
+  assert.equal(fields[0], "2026-01-02");
+  assert.equal(fields[1], "03:04:05");
+  assert.equal(fields[6], "d111.portico.localhost");
+  assert.equal(fields[8], "000", "a viewer that left before a response is 000");
+  assert.equal(fields[15], "www.example.com");
+  assert.equal(fields[18], "0.002");
+  assert.equal(fields[23], "HTTP/2.0");
+});
+
+test("cookies are logged only when included", () => {
+  const record = sample({ cookie: "a=1; b=2" });
+  const without = formatLogLine(record, { domainName: "d", includeCookies: false }).split("\t");
+  const withCookies = formatLogLine(record, { domainName: "d", includeCookies: true }).split("\t");
+  assert.equal(without[12], "-");
+  assert.equal(withCookies[12], "a=1;%20b=2");
+});
+
+test("log file keys follow CloudFront naming", () => {
+  const hourMs = Date.UTC(2019, 10, 14, 20);
+  assert.equal(logFileKey("example-prefix/", "EMLARXS9EXAMPLE", hourMs, "RT4KCN4SGK9"), "example-prefix/EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz");
+  assert.equal(logFileKey("", "EMLARXS9EXAMPLE", hourMs, "X"), "EMLARXS9EXAMPLE.2019-11-14-20.X.gz");
+});
+
+test("prometheus label values are escaped", () => {
+  assert.equal(escapeLabelValue('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
+  const collector = new PrometheusCollector();
+  collector.record(sample({ distributionId: 'E"1' }));
+  assert.match(collector.render(), /portico_requests_total\{distribution_id="E\\"1",status_class="2xx",cache_status="Hit"\} 1/);
+});
+
+test("prometheus histograms are cumulative", () => {
+  const collector = new PrometheusCollector();
+  for (const durationMs of [0.1, 0.7, 3, 20_000]) collector.record(sample({ durationMs, originLatencyMs: durationMs }));
+  const text = collector.render();
+  const bucket = (le: string) =>
+    Number(new RegExp(`portico_request_duration_seconds_bucket\\{distribution_id="EDFDVBD6EXAMPLE",le="${le.replace("+", "\\+")}"\\} (\\d+)`).exec(text)?.[1]);
+  assert.equal(bucket("0.0005"), 1);
+  assert.equal(bucket("0.001"), 2);
+  assert.equal(bucket("0.005"), 3);
+  assert.equal(bucket("10"), 3, "20 s is past the last bound");
+  assert.equal(bucket("+Inf"), 4);
+  assert.match(text, /portico_request_duration_seconds_count\{distribution_id="EDFDVBD6EXAMPLE"\} 4/);
+  assert.match(text, /portico_origin_latency_seconds_count\{distribution_id="EDFDVBD6EXAMPLE"\} 4/);
+});
+
+test("grafana dashboard names only exported metrics", async () => {
+  const dashboard = JSON.parse(await readFile(join(REPO, "dashboards", "grafana.json"), "utf8")) as {
+    panels: Array<{ targets: Array<{ expr: string }> }>;
+  };
+  const collector = new PrometheusCollector();
+  collector.record(sample());
+  collector.addExternal({ name: "portico_access_log_lost_records_total", help: "h", type: "counter", read: () => [] });
+  collector.addExternal({ name: "portico_access_log_delivery_failures_total", help: "h", type: "counter", read: () => [] });
+  collector.addExternal({ name: "portico_access_log_buffered_bytes", help: "h", type: "gauge", read: () => [] });
+  const exported = new Set([...collector.render().matchAll(/^# TYPE (\S+)/gm)].map((match) => match[1]!));
+  const used = dashboard.panels.flatMap((panel) => panel.targets.flatMap((target) => [...target.expr.matchAll(/portico_[a-z_]+/g)].map((m) => m[0])));
+  assert.ok(used.length >= 8);
+  for (const name of used) {
+    const base = name.replace(/_(bucket|sum|count)$/, "");
+    assert.ok(exported.has(base), `the dashboard uses ${name}, which is not exported`);
+  }
+});
