@@ -4,6 +4,7 @@ import type { RequestRecord } from "../metrics/types.js";
 import { serveCacheable } from "./cache-flow.js";
 import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
+import { ErrorPageResponse } from "./error-pages.js";
 import { forwardUncached } from "./forward.js";
 import { sendEdgeResponse } from "./respond.js";
 import { selectBehavior, type RoutedDistribution } from "./routing.js";
@@ -54,16 +55,43 @@ export class EdgeRequestHandler {
     }
   }
 
-  private async route(request: ViewerRequest, response: ViewerResponse, state: ExchangeState): Promise<void> {
+  /**
+   * Routes a request. `errorPages` is false for the internal request of a
+   * custom error page, so a failing page never triggers another page.
+   */
+  private async route(
+    request: ViewerRequest,
+    viewerResponse: ViewerResponse,
+    state: ExchangeState,
+    errorPages = true,
+  ): Promise<void> {
     const context = this.context;
     const host = hostNameOf(request.headers.host);
     const distribution = context.routing.lookup(host);
     if (distribution === undefined) {
-      sendEdgeResponse(context, state, response, 404, "ERROR: The request could not be satisfied. No distribution serves this host.");
+      sendEdgeResponse(context, state, viewerResponse, 404, "ERROR: The request could not be satisfied. No distribution serves this host.");
       return;
     }
     state.distributionId = distribution.id;
 
+    if (errorPages && distribution.customErrors.size > 0) {
+      const wrapped = new ErrorPageResponse(viewerResponse, distribution, request, state, (pageRequest, pageResponse) =>
+        this.route(pageRequest, pageResponse, state, false),
+      );
+      await this.serveDistribution(request, wrapped, state, distribution);
+      await wrapped.settled();
+      return;
+    }
+    await this.serveDistribution(request, viewerResponse, state, distribution);
+  }
+
+  private async serveDistribution(
+    request: ViewerRequest,
+    response: ViewerResponse,
+    state: ExchangeState,
+    distribution: RoutedDistribution,
+  ): Promise<void> {
+    const context = this.context;
     if (!distribution.enabled) {
       sendEdgeResponse(context, state, response, 403, "ERROR: The request could not be satisfied. The distribution is disabled.");
       return;
@@ -104,6 +132,7 @@ export class EdgeRequestHandler {
     const keyResult = buildCacheKey(
       { distributionId: distribution.id, path: originPath, rawQuery: request.rawQuery, headers: request.headers },
       behavior.cache.key,
+      behavior.cache.forward,
     );
 
     const cacheable = request.method === "GET" || request.method === "HEAD";

@@ -1,0 +1,102 @@
+import type { Readable } from "node:stream";
+import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
+import type { RoutedDistribution } from "./routing.js";
+
+/** Serves one internal request for an error page. */
+export type PageFetcher = (pageRequest: ViewerRequest, pageResponse: ViewerResponse) => Promise<void>;
+
+/** Request headers that must not carry over from the viewer's request to the error page's. */
+const DROPPED_FOR_PAGE = ["range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since"];
+
+/**
+ * Wraps a viewer response so that an error status with a CustomErrorResponse
+ * that names a ResponsePagePath is replaced by that page, fetched through the
+ * cache like any request, and sent with the ResponseCode (the original status
+ * when none is set). The page is served only when it is itself a 200, so a
+ * missing page never hides the original error.
+ */
+export class ErrorPageResponse implements ViewerResponse {
+  private pending: Promise<void> | undefined;
+
+  constructor(
+    private readonly inner: ViewerResponse,
+    private readonly distribution: RoutedDistribution,
+    private readonly request: ViewerRequest,
+    private readonly state: ExchangeState,
+    private readonly fetchPage: PageFetcher,
+  ) {}
+
+  send(status: number, headers: readonly string[], body: Buffer | undefined): void {
+    const page = this.pagePathFor(status);
+    if (page === undefined) {
+      this.inner.send(status, headers, body);
+      return;
+    }
+    this.pending = this.servePage(status, page, () => this.inner.send(status, headers, body));
+  }
+
+  async stream(status: number, headers: readonly string[], body: Readable): Promise<void> {
+    const page = this.pagePathFor(status);
+    if (page === undefined) return this.inner.stream(status, headers, body);
+    body.destroy();
+    await this.servePage(status, page, () => this.inner.send(status, headers, undefined));
+  }
+
+  onDone(listener: (bytesSent: number) => void): void {
+    this.inner.onDone(listener);
+  }
+
+  /** Resolves once a page started by `send` has been served. */
+  async settled(): Promise<void> {
+    await this.pending;
+  }
+
+  private pagePathFor(status: number): string | undefined {
+    if (status < 400) return undefined;
+    return this.distribution.customErrors.get(status)?.responsePagePath;
+  }
+
+  private async servePage(originalStatus: number, pagePath: string, sendOriginal: () => void): Promise<void> {
+    const rule = this.distribution.customErrors.get(originalStatus);
+    const responseCode = rule?.responseCode ?? originalStatus;
+    const headers = { ...this.request.headers };
+    for (const name of DROPPED_FOR_PAGE) delete headers[name];
+    const queryAt = pagePath.indexOf("?");
+    const pageRequest: ViewerRequest = {
+      ...this.request,
+      method: this.request.method === "HEAD" ? "HEAD" : "GET",
+      target: pagePath,
+      path: queryAt < 0 ? pagePath : pagePath.slice(0, queryAt),
+      rawQuery: queryAt < 0 ? "" : pagePath.slice(queryAt + 1),
+      headers,
+    };
+    const state = this.state;
+    const inner = this.inner;
+    let answered = false;
+    const pageResponse: ViewerResponse = {
+      send(status, pageHeaders, body) {
+        answered = true;
+        if (status !== 200) {
+          sendOriginal();
+          return;
+        }
+        state.status = responseCode;
+        inner.send(responseCode, pageHeaders, body);
+      },
+      async stream(status, pageHeaders, body) {
+        answered = true;
+        if (status !== 200) {
+          body.destroy();
+          sendOriginal();
+          return;
+        }
+        state.status = responseCode;
+        await inner.stream(responseCode, pageHeaders, body);
+      },
+      onDone: () => {},
+    };
+    await this.fetchPage(pageRequest, pageResponse);
+    state.status = answered ? state.status : originalStatus;
+    if (!answered) sendOriginal();
+  }
+}
