@@ -5,6 +5,7 @@ import type {
   OriginAccessControlConfig,
 } from "@aws-sdk/client-cloudfront";
 import { cloudFrontError, controlErrors } from "./errors.js";
+import { checkCustomErrorResponses, checkOriginGroupSettings, checkOriginSettings } from "./origin-validation.js";
 import type { PolicyKind } from "./store.js";
 
 /** CloudFront quotas (Amazon CloudFront Developer Guide, "Quotas on distributions"). */
@@ -170,6 +171,7 @@ export function validateDistributionConfig(config: DistributionConfig, context: 
         `${path}.DomainName '${origin.DomainName}' is not an S3 bucket domain; use <bucket>.s3.amazonaws.com or <bucket>.s3.<region>.amazonaws.com.`,
       );
     }
+    checkOriginSettings(origin, path);
     if (origin.OriginAccessControlId) {
       if (!context.originAccessControlExists(origin.OriginAccessControlId)) {
         throw controlErrors.noSuchOriginAccessControl(origin.OriginAccessControlId);
@@ -182,8 +184,9 @@ export function validateDistributionConfig(config: DistributionConfig, context: 
       }
     }
   });
-  for (const group of config.OriginGroups?.Items ?? []) {
+  for (const [index, group] of (config.OriginGroups?.Items ?? []).entries()) {
     if (targetIds.has(group.Id ?? "")) throw invalid(`Origin group Id '${group.Id}' is also an origin Id.`);
+    checkOriginGroupSettings(group, `DistributionConfig.OriginGroups.Items[${index}]`);
     for (const member of group.Members?.Items ?? []) {
       if (!targetIds.has(member.OriginId ?? "")) {
         throw cloudFrontError("NoSuchOrigin", `Origin group '${group.Id}' names unknown origin '${member.OriginId}'.`);
@@ -191,6 +194,8 @@ export function validateDistributionConfig(config: DistributionConfig, context: 
     }
     if (group.Id) targetIds.add(group.Id);
   }
+
+  checkCustomErrorResponses(config.CustomErrorResponses?.Items ?? []);
 
   if (!config.DefaultCacheBehavior) throw invalid("DistributionConfig.DefaultCacheBehavior is required.");
   checkBehavior(config.DefaultCacheBehavior, "DistributionConfig.DefaultCacheBehavior", targetIds, context);

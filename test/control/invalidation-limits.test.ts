@@ -16,9 +16,9 @@ test("in-progress wildcard and file limits", async (t) => {
 
   // An edge that holds every invalidation until released keeps them InProgress.
   let release: () => void = () => {};
-  const held = new Promise<void>((resolve) => (release = resolve));
+  const invalidationsHeld = new Promise<void>((resolve) => (release = resolve));
   const membership = await harness.bus.join("edge-holding", async (message: ClusterMessage) => {
-    if (message.type === "invalidation.created") await held;
+    if (message.type === "invalidation.created") await invalidationsHeld;
   });
   t.after(() => membership.leave());
   t.after(() => release());

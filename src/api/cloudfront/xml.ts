@@ -60,6 +60,9 @@ function decodeText(text: string, path: string): string {
   });
 }
 
+/** Rejects invalid byte sequences instead of replacing them with U+FFFD. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /**
  * Parses a request document into the plain tree that the SDK's XML
  * deserializer reads. Rejects documents that are not well-formed, that
@@ -70,7 +73,12 @@ export function parseXmlDocument(body: Buffer, expectedRoot: string): unknown {
   if (body.length > MAX_XML_BODY_BYTES) {
     throw cloudFrontError("MalformedInput", `The request body is larger than ${MAX_XML_BODY_BYTES} bytes.`);
   }
-  const text = body.toString("utf8");
+  let text: string;
+  try {
+    text = UTF8.decode(body);
+  } catch {
+    throw malformed("The request body is not valid UTF-8.");
+  }
   if (text.trim() === "") throw malformed(`The request body is empty; expected a ${expectedRoot} document.`);
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) {
     throw malformed("The request document declares a DOCTYPE or entities, which CloudFront does not accept.");
