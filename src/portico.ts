@@ -10,6 +10,7 @@ import { createMetrics } from "./metrics/index.js";
 import { createObservability } from "./metrics/observability.js";
 import { EmbeddedBus } from "./cluster/embedded.js";
 import { startEdge } from "./edge/index.js";
+import { startEdgeWorkers } from "./edge/workers.js";
 import { createDashboard } from "./dashboard/index.js";
 import type { PorticoOptions } from "./config/options.js";
 
@@ -127,7 +128,8 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     log.info({ url: apiUrl, port: apiAddress.port }, "API endpoint listening (S3, CloudFront, CloudWatch)");
 
     await cloudfront.start();
-    const edge = await startEdge({
+    const edgeWorkers = options.edgeWorkers ?? 1;
+    const edgeOptions = {
       edgeId: "edge-1",
       dataDir: options.dataDir,
       zone: options.zone,
@@ -140,7 +142,12 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       serviceCredentials: credentials.service,
       memoryCacheBytes: options.memoryCacheBytes,
       log: log.child({ component: "edge", edgeId: "edge-1" }),
-    });
+    };
+    // With several workers the edge runs in forked processes that relay the bus and metrics here.
+    const edge =
+      edgeWorkers > 1
+        ? await startEdgeWorkers({ ...edgeOptions, workers: edgeWorkers, logLevel: options.logLevel })
+        : await startEdge(edgeOptions);
     closers.push(() => edge.close());
     log.info(
       { httpPort: edge.httpPort, httpsPort: edge.httpsPort, caCertificatePath: edge.caCertificatePath },

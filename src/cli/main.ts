@@ -1,10 +1,12 @@
 #!/usr/bin/env node
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import { createLogger } from "../common/logger.js";
 import {
   DEFAULTS,
   parseMebibytes,
+  parseWorkerCount,
   parsePort,
   parseSeconds,
   parseZone,
@@ -23,6 +25,7 @@ interface UpFlags {
   httpsPort: number;
   zone: string;
   memoryCache: number;
+  edgeWorkers: number;
   logLevel: string;
   logInterval: number;
   accessLogDir: string | undefined;
@@ -81,6 +84,12 @@ program
       .env("PORTICO_MEMORY_CACHE_MB")
       .default(DEFAULTS.memoryCacheMiB * 1024 * 1024, String(DEFAULTS.memoryCacheMiB))
       .argParser((value) => parseMebibytes(value, "--memory-cache")),
+  )
+  .addOption(
+    new Option("--edge-workers <count>", "edge processes sharing the HTTP and HTTPS ports; defaults to the CPU count")
+      .env("PORTICO_EDGE_WORKERS")
+      .default(availableParallelism(), "CPU count")
+      .argParser((value) => parseWorkerCount(value)),
   )
   .addOption(
     new Option("--log-level <level>", "least severe log level written to standard output")
@@ -154,6 +163,7 @@ async function runUp(flags: UpFlags): Promise<void> {
     httpsPort: flags.httpsPort,
     zone: flags.zone,
     memoryCacheBytes: flags.memoryCache,
+    edgeWorkers: flags.edgeWorkers,
     logLevel: flags.logLevel,
     rootAccessKeyId: process.env.PORTICO_ACCESS_KEY_ID || undefined,
     rootSecretAccessKey: process.env.PORTICO_SECRET_ACCESS_KEY || undefined,

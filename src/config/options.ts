@@ -11,8 +11,10 @@ export interface PorticoOptions {
   httpsPort: number;
   /** DNS zone under which distribution domain names are made. */
   zone: string;
-  /** Byte budget of the edge's memory cache tier. */
+  /** Byte budget of the edge's memory cache tier, split evenly between edge workers. */
   memoryCacheBytes: number;
+  /** Edge worker processes sharing the HTTP and HTTPS ports; 1 (the default) runs the edge in the main process. */
+  edgeWorkers?: number;
   logLevel: string;
   rootAccessKeyId: string | undefined;
   rootSecretAccessKey: string | undefined;
@@ -41,6 +43,15 @@ export function parsePort(value: string, name: string): number {
     throw new Error(`invalid ${name} '${value}': expected a TCP port from 0 to 65535`);
   }
   return port;
+}
+
+/** Parses the number of edge worker processes: a whole number from 1 to 256. */
+export function parseWorkerCount(value: string): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || count < 1 || count > 256) {
+    throw new Error(`invalid --edge-workers '${value}': expected a whole number from 1 to 256`);
+  }
+  return count;
 }
 
 /** Parses a positive whole number of mebibytes. */

@@ -1,0 +1,60 @@
+import { createLogger } from "../common/logger.js";
+import { IpcEdgeChannel, IpcMetricsSink } from "../cluster/ipc.js";
+import { startEdge, type Edge } from "./index.js";
+import type { WorkerLifecycleMessage } from "./workers.js";
+
+/**
+ * Entry point of an edge worker forked by startEdgeWorkers: waits for its
+ * options, starts the edge with the IPC channel and metrics sink, and
+ * drains and exits when the primary asks or goes away.
+ */
+function send(message: WorkerLifecycleMessage): void {
+  if (process.send !== undefined && process.connected) process.send(message);
+}
+
+let edge: Edge | undefined;
+let metrics: IpcMetricsSink | undefined;
+let stopping = false;
+
+async function stop(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await edge?.close();
+  metrics?.close();
+  send({ kind: "edge.closed" });
+  process.disconnect?.();
+  process.exit(0);
+}
+
+// Signals go to the primary, which drains the workers in order; a worker only follows it.
+process.on("SIGINT", () => {});
+process.on("SIGTERM", () => {});
+process.on("disconnect", () => void stop());
+
+process.on("message", (message: WorkerLifecycleMessage) => {
+  if (message.kind === "edge.close") {
+    void stop();
+    return;
+  }
+  if (message.kind !== "edge.start" || edge !== undefined) return;
+  const log = createLogger(message.logLevel).child({ component: "edge", edgeId: message.options.edgeId, worker: message.workerIndex });
+  metrics = new IpcMetricsSink();
+  startEdge({
+    ...message.options,
+    bus: new IpcEdgeChannel(`/${message.workerIndex}`, log),
+    metrics,
+    log,
+  }).then(
+    (started) => {
+      edge = started;
+      send({ kind: "edge.ready", httpPort: started.httpPort, httpsPort: started.httpsPort });
+    },
+    (error: unknown) => {
+      log.error({ err: error }, "edge worker failed to start");
+      send({ kind: "edge.failed", error: error instanceof Error ? error.message : String(error) });
+      process.exit(1);
+    },
+  );
+});
+
+send({ kind: "edge.hello" });

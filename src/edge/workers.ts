@@ -1,0 +1,131 @@
+import cluster, { type Worker } from "node:cluster";
+import { createServer, type AddressInfo } from "node:net";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { relayWorker } from "../cluster/ipc.js";
+import type { Edge, EdgeOptions } from "./index.js";
+import { loadOrCreateTls } from "./tls.js";
+
+/** What a worker needs from EdgeOptions; the channel, metrics and logger are made in the worker. */
+export type WorkerEdgeOptions = Omit<EdgeOptions, "bus" | "metrics" | "log">;
+
+/** Messages between the primary and an edge worker about its lifecycle. */
+export type WorkerLifecycleMessage =
+  | { kind: "edge.hello" }
+  | { kind: "edge.start"; options: WorkerEdgeOptions; workerIndex: number; logLevel: string }
+  | { kind: "edge.ready"; httpPort: number; httpsPort: number }
+  | { kind: "edge.failed"; error: string }
+  | { kind: "edge.close" }
+  | { kind: "edge.closed" };
+
+/** How long close() waits for a worker to drain and exit before it kills it. */
+const WORKER_EXIT_TIMEOUT_MS = 15_000;
+/** Restarts allowed per worker slot; past this a crashing worker stays down. */
+const MAX_RESTARTS = 5;
+
+/** Returns a port that was free a moment ago on `host`. */
+async function pickFreePort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function workerEntry(): string {
+  // Under tsx the sources run as .ts; once built, as .js.
+  return fileURLToPath(new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+}
+
+/**
+ * Starts the edge in `count` node:cluster workers that share the HTTP and
+ * HTTPS listening sockets, each with an equal share of the memory cache
+ * budget. The primary creates the TLS material first, so workers never
+ * race to create two CAs.
+ */
+export async function startEdgeWorkers(options: EdgeOptions & { workers: number; logLevel: string }): Promise<Edge> {
+  const { bus, metrics, log, workers: count, logLevel, ...rest } = options;
+  const tls = await loadOrCreateTls(options.dataDir, options.zone, log);
+  // node:cluster shares one listening socket per address and port, and would give the HTTP
+  // and HTTPS listeners the same socket if both asked for port 0, so free ports are picked here.
+  const httpPort = options.httpPort === 0 ? await pickFreePort(options.host) : options.httpPort;
+  let httpsPort = options.httpsPort;
+  while (httpsPort === 0 || httpsPort === httpPort) httpsPort = await pickFreePort(options.host);
+  const shared: WorkerEdgeOptions = {
+    ...rest,
+    httpPort,
+    httpsPort,
+    memoryCacheBytes: Math.floor(options.memoryCacheBytes / count),
+  };
+  cluster.setupPrimary({ exec: workerEntry(), serialization: "advanced" });
+
+  let closing = false;
+  const live = new Set<Worker>();
+  let ports: { httpPort: number; httpsPort: number } | undefined;
+
+  const fork = (workerIndex: number, restarts: number): Promise<{ httpPort: number; httpsPort: number }> => {
+    const worker = cluster.fork();
+    live.add(worker);
+    relayWorker(worker, bus, metrics, log);
+    const started = new Promise<{ httpPort: number; httpsPort: number }>((resolve, reject) => {
+      worker.on("message", (message: WorkerLifecycleMessage) => {
+        if (message.kind === "edge.ready") resolve({ httpPort: message.httpPort, httpsPort: message.httpsPort });
+        if (message.kind === "edge.failed") reject(new Error(`edge worker ${workerIndex} failed to start: ${message.error}`));
+      });
+      worker.once("exit", (code) => reject(new Error(`edge worker ${workerIndex} exited with code ${code} while starting`)));
+    });
+    // "online" can come before the worker listens for messages, so it says hello when it does.
+    worker.on("message", (message: WorkerLifecycleMessage) => {
+      if (message.kind !== "edge.hello") return;
+      worker.send({ kind: "edge.start", options: shared, workerIndex, logLevel } satisfies WorkerLifecycleMessage);
+    });
+    worker.once("exit", (code, signal) => {
+      live.delete(worker);
+      if (closing) return;
+      log.error({ workerIndex, code, signal, restarts }, "edge worker exited");
+      if (restarts >= MAX_RESTARTS) return;
+      fork(workerIndex, restarts + 1).catch((error: unknown) => log.error({ err: error, workerIndex }, "edge worker restart failed"));
+    });
+    return started;
+  };
+
+  const stopAll = async (): Promise<void> => {
+    closing = true;
+    const exits = [...live].map(
+      (worker) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => worker.process.kill("SIGKILL"), WORKER_EXIT_TIMEOUT_MS);
+          worker.once("exit", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          if (worker.isConnected()) worker.send({ kind: "edge.close" } satisfies WorkerLifecycleMessage);
+          else worker.process.kill("SIGTERM");
+        }),
+    );
+    await Promise.all(exits);
+  };
+
+  try {
+    ports = await fork(1, 0);
+    await Promise.all(Array.from({ length: count - 1 }, (_, i) => fork(i + 2, 0)));
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  log.info({ workers: count, ...ports }, "edge workers listening");
+
+  let closed: Promise<void> | undefined;
+  return {
+    httpPort: ports.httpPort,
+    httpsPort: ports.httpsPort,
+    caCertificatePath: tls.caCertificatePath,
+    close: () => {
+      closed ??= stopAll().then(() => log.info("edge workers stopped"));
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { silentLogger } from "../../src/common/logger.js";
+import { EmbeddedBus } from "../../src/cluster/embedded.js";
+import type { EdgeAck } from "../../src/cluster/types.js";
+import { startEdgeWorkers } from "../../src/edge/workers.js";
+import { CollectingSink, customSnapshot, request, sleep, startOrigin } from "./helpers.js";
+
+test("workers share ports and acknowledge together", async (t) => {
+  const origin = await startOrigin((req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60" });
+    res.end(`body of ${req.url}`);
+  });
+  t.after(() => origin.close());
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const bus = new EmbeddedBus(silentLogger());
+  const acks: EdgeAck[] = [];
+  bus.onAck((ack) => acks.push(ack));
+  const metrics = new CollectingSink();
+  const edge = await startEdgeWorkers({
+    edgeId: "edge-w",
+    dataDir,
+    zone: "portico.localhost",
+    host: "127.0.0.1",
+    httpPort: 0,
+    httpsPort: 0,
+    bus,
+    metrics,
+    s3Endpoint: "http://127.0.0.1:1",
+    serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
+    memoryCacheBytes: 8 * 1024 * 1024,
+    log: silentLogger(),
+    workers: 2,
+    logLevel: "silent",
+  });
+  let closed = false;
+  t.after(() => (closed ? undefined : edge.close()));
+
+  const waitForAcks = async (count: number, type: EdgeAck["type"]): Promise<EdgeAck[]> => {
+    for (let i = 0; i < 200; i++) {
+      const matching = acks.filter((ack) => ack.type === type);
+      if (matching.length >= count) return matching;
+      await sleep(25);
+    }
+    throw new Error(`expected ${count} ${type} acknowledgements, got ${acks.length}`);
+  };
+
+  const snapshot = customSnapshot({ originPort: origin.port });
+  await bus.publish({ type: "distribution.updated", snapshot });
+  const applied = await waitForAcks(2, "distribution.applied");
+  assert.deepEqual(applied.map((ack) => ack.edgeId).sort(), ["edge-w/1", "edge-w/2"]);
+  assert.equal(bus.liveEdges().length, 2);
+
+  // Each request opens a connection; the primary hands connections to the workers in turn.
+  for (let i = 0; i < 6; i++) {
+    const response = await request(edge.httpPort, snapshot.domainName, "/w.txt", { headers: { connection: "close" } });
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), "body of /w.txt");
+  }
+  // One memory cache per worker: at most one origin fetch each.
+  assert.ok(origin.hits("/w.txt") >= 1 && origin.hits("/w.txt") <= 2, `origin hits ${origin.hits("/w.txt")}`);
+
+  await bus.publish({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I1", paths: ["/*"] });
+  const completed = await waitForAcks(2, "invalidation.completed");
+  assert.deepEqual(completed.map((ack) => ack.edgeId).sort(), ["edge-w/1", "edge-w/2"]);
+  const before = origin.hits("/w.txt");
+  const after = await request(edge.httpPort, snapshot.domainName, "/w.txt", { headers: { connection: "close" } });
+  assert.equal(after.headers["x-cache"], "Miss from portico");
+  assert.equal(origin.hits("/w.txt"), before + 1);
+
+  // Request records reach the primary's sink in batches.
+  for (let i = 0; i < 40 && metrics.records.length < 7; i++) await sleep(25);
+  assert.equal(metrics.records.length, 7);
+  assert.ok(metrics.records.every((record) => record.distributionId === snapshot.id));
+
+  await edge.close();
+  closed = true;
+  assert.equal(bus.liveEdges().length, 0);
+  await assert.rejects(request(edge.httpPort, snapshot.domainName, "/w.txt"));
+});
