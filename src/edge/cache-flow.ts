@@ -8,6 +8,8 @@ import type { CacheKeyResult } from "../cache/key.js";
 import type { LockOutcome } from "../cache/lock.js";
 import { parseVary, varySignature } from "../cache/vary.js";
 import type { Origin, OriginResponse } from "../origin/index.js";
+import { lookupDisk, persistEntry } from "./disk-flow.js";
+import { serveDiskStream, teeToDisk } from "./disk-serve.js";
 import { compressBody, compressedHeaders, encodingFor } from "./compression.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
@@ -58,7 +60,15 @@ export async function serveCacheable(
 ): Promise<void> {
   const key = target.keyResult.key;
   const policy = target.behavior.headersPolicy;
-  const cached = lookup(context, target);
+  let cached = lookup(context, target);
+  if (cached === undefined && context.disk !== undefined) {
+    const found = await lookupDisk(context, context.vary.fullKey(key, target.keyResult.forwardedHeaders));
+    if (found?.kind === "entry") cached = found.entry;
+    else if (found?.kind === "stream" && Date.now() < found.target.metadata.staleAtMs) {
+      await serveDiskStream(context, state, request, response, target, found.target);
+      return;
+    }
+  }
   const nowMs = Date.now();
   if (cached !== undefined && isFresh(cached, nowMs)) {
     serveEntry(context, state, request, response, cached, "Hit", cacheStatus.hit(ttlLeft(cached)), policy);
@@ -164,6 +174,7 @@ async function fetchAsWriter(
   const { distribution, behavior, keyResult } = target;
   const policy = behavior.headersPolicy;
   const epochAtStart = purgeEpoch(context, distribution.id);
+  const fetchStartedAtMs = Date.now();
   const revalidating = stale !== undefined && hasValidator(stale);
 
   const headers = originRequestHeaders(context, state, request, keyResult);
@@ -205,11 +216,13 @@ async function fetchAsWriter(
     const refreshed = refreshEntry(context, stale, originResponse, receivedAtMs, distribution, behavior);
     if (refreshed !== undefined && purgeEpoch(context, distribution.id) === epochAtStart && context.memory.put(refreshed)) {
       settle("stored");
+      persistEntry(context, refreshed, keyResult.key, varyNamesOf(originResponse, stale));
       serveEntry(context, state, request, response, refreshed, "RefreshHit", cacheStatus.refreshed(ttlLeft(refreshed)), policy);
       return;
     }
     // No longer cacheable under the new headers: serve the stale copy this once and drop it.
     context.memory.delete(stale.key);
+    void context.disk?.delete(stale.key);
     settle("not-stored");
     serveEntry(context, state, request, response, stale, "RefreshHit", cacheStatus.refreshed(0), policy);
     return;
@@ -253,7 +266,10 @@ async function fetchAsWriter(
   const forward = stale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
 
   const streamWithoutStoring = async (body: Readable, detail: string): Promise<void> => {
-    if (stale !== undefined) context.memory.delete(stale.key);
+    if (stale !== undefined) {
+      context.memory.delete(stale.key);
+      void context.disk?.delete(stale.key);
+    }
     settle("not-stored");
     await streamUncached(
       context,
@@ -270,8 +286,35 @@ async function fetchAsWriter(
     await streamWithoutStoring(originResponse.body, decision.reason);
     return;
   }
+  const varyNames = vary.kind === "headers" ? vary.names : [];
   if (contentLength !== undefined && contentLength > context.maxObjectBytes) {
-    await streamWithoutStoring(originResponse.body, "too-large");
+    const tee = teeToDisk(context, target, {
+      fullKey: keyResult.key + varySignature(varyNames, keyResult.forwardedHeaders),
+      varyNames,
+      status: originResponse.status,
+      originHeaders: passedHeaders,
+      receivedAtMs,
+      startedAtMs: fetchStartedAtMs,
+      initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+      decision,
+      contentLength,
+    });
+    if (tee === undefined) {
+      await streamWithoutStoring(originResponse.body, "too-large");
+      return;
+    }
+    // Large objects go to the viewer and the disk tier at once; waiters fetch on their own meanwhile.
+    settle("not-stored");
+    originResponse.body.on("error", (error) => tee.destroy(error));
+    await streamUncached(
+      context,
+      state,
+      request,
+      response,
+      { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tee), contentLength },
+      cacheStatus.miss(forward, originResponse.status, false, "streamed-to-disk"),
+      policy,
+    );
     return;
   }
 
@@ -290,7 +333,6 @@ async function fetchAsWriter(
     passedHeaders = compressedHeaders(passedHeaders, encoding);
   }
 
-  const varyNames = vary.kind === "headers" ? vary.names : [];
   const fullKey = keyResult.key + varySignature(varyNames, keyResult.forwardedHeaders);
   const entry = createEntry(
     context,
@@ -309,7 +351,10 @@ async function fetchAsWriter(
   );
   // A purge that ran during the fetch may have targeted this very response.
   const stored = purgeEpoch(context, distribution.id) === epochAtStart && context.memory.put(entry);
-  if (stored) context.vary.record(keyResult.key, varyNames, keyResult.forwardedHeaders);
+  if (stored) {
+    context.vary.record(keyResult.key, varyNames, keyResult.forwardedHeaders);
+    persistEntry(context, entry, keyResult.key, varyNames);
+  }
   if (!stored && stale !== undefined) context.memory.delete(stale.key);
   settle(stored ? "stored" : "not-stored");
   serveEntry(
@@ -330,7 +375,17 @@ async function fetchAsWriter(
   );
 }
 
-function invalidationPathsOf(target: CacheableRequest): string[] {
+function varyNamesOf(response: OriginResponse, stale: CachedResponse): string[] {
+  const vary = parseVary(originHeader(response.headers, "vary") ?? headerOfList(stale.originHeaders, "vary"));
+  return vary.kind === "headers" ? [...vary.names] : [];
+}
+
+function headerOfList(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
+}
+
+export function invalidationPathsOf(target: CacheableRequest): string[] {
   const originPath = canonicalizePath(target.originPath);
   const viewerPath = canonicalizePath(target.viewerPath);
   return originPath === viewerPath ? [originPath] : [originPath, viewerPath];

@@ -1,7 +1,7 @@
 import { compileInvalidationPaths } from "../cache/invalidation.js";
 import type { ClusterMessage, EdgeMessageHandler } from "../cluster/types.js";
 import type { OriginContext } from "../origin/index.js";
-import { bumpPurgeEpoch, type EdgeContext } from "./context.js";
+import { bumpPurgeEpoch, rememberPurge, type EdgeContext } from "./context.js";
 import { compileDistribution } from "./routing.js";
 
 /**
@@ -30,15 +30,21 @@ export function createClusterHandler(context: EdgeContext, origins: OriginContex
       case "distribution.deleted": {
         context.routing.remove(message.distributionId);
         bumpPurgeEpoch(context, message.distributionId);
+        rememberPurge(context, message.distributionId, () => true);
         const purged = context.memory.purgeDistribution(message.distributionId);
-        context.log.info({ distributionId: message.distributionId, purged }, "removed distribution");
+        // The acknowledgement waits for the files to be gone.
+        const purgedOnDisk = (await context.disk?.purgeDistribution(message.distributionId)) ?? 0;
+        context.log.info({ distributionId: message.distributionId, purged, purgedOnDisk }, "removed distribution");
         return;
       }
       case "invalidation.created": {
         bumpPurgeEpoch(context, message.distributionId);
-        const purged = context.memory.purge(message.distributionId, compileInvalidationPaths(message.paths));
+        const matches = compileInvalidationPaths(message.paths);
+        rememberPurge(context, message.distributionId, matches);
+        const purged = context.memory.purge(message.distributionId, matches);
+        const purgedOnDisk = (await context.disk?.purge(message.distributionId, matches)) ?? 0;
         context.log.info(
-          { distributionId: message.distributionId, invalidationId: message.invalidationId, purged },
+          { distributionId: message.distributionId, invalidationId: message.invalidationId, purged, purgedOnDisk },
           "invalidation purged",
         );
         return;

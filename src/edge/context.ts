@@ -1,4 +1,5 @@
 import type { Logger } from "../common/logger.js";
+import type { DiskTier } from "../cache/disk.js";
 import type { CacheLock } from "../cache/lock.js";
 import type { MemoryTier } from "../cache/memory.js";
 import type { VaryIndex } from "../cache/vary.js";
@@ -15,7 +16,19 @@ export interface EdgeContext {
   /** The Vary names of each primary key, for secondary-key lookups. */
   vary: VaryIndex;
   lock: CacheLock;
-  /** Bodies larger than this stream to the viewer and are not cached. */
+  /** The disk tier, when the edge has a disk budget. */
+  disk: DiskTier | undefined;
+  /** Disk writes in flight, awaited when the edge closes. */
+  pendingWrites: Set<Promise<boolean>>;
+  /** When this edge process started; disk entries from before it are revalidated before use. */
+  startedAtMs: number;
+  /**
+   * Recent purges per distribution. A disk write that was published after a
+   * purge it should have been subject to is caught here: a disk entry stored
+   * before a matching purge is never served.
+   */
+  recentPurges: Map<string, RecentPurge[]>;
+  /** Bodies larger than this are not kept in memory: they stream to the viewer, and to the disk tier when there is one. */
   maxObjectBytes: number;
   /** The port viewers reach HTTPS on, for `redirect-to-https` Location headers. */
   httpsPort: () => number;
@@ -27,6 +40,34 @@ export interface EdgeContext {
   purgeEpochs: Map<string, number>;
   metrics: MetricsSink;
   log: Logger;
+}
+
+export interface RecentPurge {
+  atMs: number;
+  matches: (invalidationPath: string) => boolean;
+}
+
+/** How long and how many purges are remembered per distribution for late disk writes. */
+const RECENT_PURGE_WINDOW_MS = 60 * 60 * 1000;
+const MAX_RECENT_PURGES = 1000;
+
+export function rememberPurge(context: EdgeContext, distributionId: string, matches: RecentPurge["matches"]): void {
+  const nowMs = Date.now();
+  const kept = (context.recentPurges.get(distributionId) ?? []).filter((purge) => nowMs - purge.atMs < RECENT_PURGE_WINDOW_MS);
+  kept.push({ atMs: nowMs, matches });
+  context.recentPurges.set(distributionId, kept.slice(-MAX_RECENT_PURGES));
+}
+
+/** Returns whether an entry stored at `storedAtMs` was purged later by a purge it escaped. */
+export function purgedSince(
+  context: EdgeContext,
+  distributionId: string,
+  invalidationPaths: readonly string[],
+  storedAtMs: number,
+): boolean {
+  const purges = context.recentPurges.get(distributionId);
+  if (purges === undefined) return false;
+  return purges.some((purge) => purge.atMs >= storedAtMs && invalidationPaths.some(purge.matches));
 }
 
 export function purgeEpoch(context: EdgeContext, distributionId: string): number {

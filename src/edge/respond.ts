@@ -202,9 +202,10 @@ export interface StreamedResponse {
 }
 
 /**
- * Streams an origin response that is not served from memory. A single
- * Range is served by slicing the stream when the length is known, so the
- * viewer does not wait for the whole object. Otherwise the whole body is sent.
+ * Streams a response that is not served from memory: from the origin, or a
+ * large entry from the disk tier (`hit` set). A single Range is served by
+ * slicing the stream when the length is known, so the viewer does not wait
+ * for the whole object. Otherwise the whole body is sent.
  */
 export async function streamUncached(
   context: EdgeContext,
@@ -214,11 +215,14 @@ export async function streamUncached(
   origin: StreamedResponse,
   cacheStatusValue: string,
   policy?: CompiledHeadersPolicy,
+  hit?: { ageSeconds: number },
 ): Promise<void> {
+  const served = hit === undefined ? "Miss" : "Hit";
   const headers = applyHeadersPolicy(origin.headers, policy, corsRequestOf(request));
-  appendEdgeHeaders(headers, context.identity, origin.status >= 400 ? "Error" : "Miss");
+  appendEdgeHeaders(headers, context.identity, origin.status >= 400 ? "Error" : served);
+  if (hit !== undefined) headers.push("age", String(hit.ageSeconds));
   headers.push("x-amz-cf-id", state.requestId, "cache-status", cacheStatusValue);
-  state.resultType = origin.status >= 400 ? "Error" : "Miss";
+  state.resultType = origin.status >= 400 ? "Error" : served;
   const isHead = request.method === "HEAD";
 
   const range =

@@ -1,0 +1,383 @@
+import { createHash, randomBytes, type Hash } from "node:crypto";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { Transform, type TransformCallback } from "node:stream";
+import type { Logger } from "../common/logger.js";
+import {
+  decodeHead,
+  decodeVerified,
+  encodeHead,
+  HEAD_PREFIX_BYTES,
+  headLength,
+  type DiskMetadata,
+} from "./disk-format.js";
+import { SieveCache } from "./sieve.js";
+
+export type { DiskMetadata } from "./disk-format.js";
+
+interface IndexRecord {
+  path: string;
+  distributionId: string;
+  invalidationPaths: string[];
+  bodyOffset: number;
+  bodyBytes: number;
+  staleAtMs: number;
+  storedAtMs: number;
+}
+
+export interface DiskTierOptions {
+  /** The folder of this tier, such as `<dataDir>/cache/<edgeId>`. */
+  directory: string;
+  capacityBytes: number;
+  log: Logger;
+}
+
+/** A disk entry to stream from its file. */
+export interface DiskStreamTarget {
+  path: string;
+  bodyOffset: number;
+  bodyBytes: number;
+  metadata: DiskMetadata;
+}
+
+/**
+ * The disk tier: one file per entry, bounded in bytes, evicted with SIEVE.
+ * Writes go to a temporary file that is fsynced and renamed into place, so
+ * a crash never leaves a partial entry visible. Reads verify the SHA-256 of
+ * the whole file; a corrupt entry is removed and reported as a miss. The
+ * index is rebuilt from the files' heads when the tier opens.
+ */
+export class DiskTier {
+  private readonly index: SieveCache<IndexRecord>;
+  private readonly keysByDistribution = new Map<string, Set<string>>();
+  private readonly objectsDirectory: string;
+  private readonly tempDirectory: string;
+  /** Vary names of stored entries found on open, by primary key. */
+  readonly varyOnOpen = new Map<string, string[]>();
+
+  private constructor(private readonly options: DiskTierOptions) {
+    this.objectsDirectory = join(options.directory, "objects");
+    this.tempDirectory = join(options.directory, "tmp");
+    this.index = new SieveCache<IndexRecord>(options.capacityBytes, (key, record) => {
+      this.forget(record.distributionId, key);
+      void unlink(record.path).catch(() => {});
+    });
+  }
+
+  /** Opens the tier: clears unfinished writes and indexes every entry whose head is valid. */
+  static async open(options: DiskTierOptions): Promise<DiskTier> {
+    const tier = new DiskTier(options);
+    await rm(tier.tempDirectory, { recursive: true, force: true });
+    await mkdir(tier.tempDirectory, { recursive: true });
+    await mkdir(tier.objectsDirectory, { recursive: true });
+    let loaded = 0;
+    let dropped = 0;
+    for (const shard of await readdir(tier.objectsDirectory)) {
+      const shardPath = join(tier.objectsDirectory, shard);
+      for (const name of await readdir(shardPath).catch(() => [] as string[])) {
+        const path = join(shardPath, name);
+        if (await tier.indexFile(path)) loaded++;
+        else {
+          dropped++;
+          await unlink(path).catch(() => {});
+        }
+      }
+    }
+    options.log.info({ directory: options.directory, loaded, dropped, usedBytes: tier.usedBytes }, "disk cache opened");
+    return tier;
+  }
+
+  get usedBytes(): number {
+    return this.index.usedBytes;
+  }
+
+  get entryCount(): number {
+    return this.index.size;
+  }
+
+  get capacityBytes(): number {
+    return this.index.capacityBytes;
+  }
+
+  has(key: string): boolean {
+    return this.index.peek(key) !== undefined;
+  }
+
+  /** Reads and verifies a whole entry; a corrupt or vanished file is removed and returns undefined. */
+  async read(key: string): Promise<{ metadata: DiskMetadata; body: Buffer } | undefined> {
+    const record = this.index.get(key);
+    if (record === undefined) return undefined;
+    let file: Buffer;
+    try {
+      file = await readFile(record.path);
+    } catch {
+      this.remove(key);
+      return undefined;
+    }
+    const decoded = decodeVerified(file);
+    if (decoded === undefined || decoded.metadata.key !== key) {
+      this.options.log.warn({ key, path: record.path }, "disk cache entry failed verification; removed it");
+      await this.delete(key);
+      return undefined;
+    }
+    return decoded;
+  }
+
+  /** Returns where a large entry's body is, to stream it without reading it whole. */
+  async streamTarget(key: string): Promise<DiskStreamTarget | undefined> {
+    const record = this.index.get(key);
+    if (record === undefined) return undefined;
+    const head = await readHead(record.path);
+    if (head === undefined || head.metadata.key !== key) {
+      await this.delete(key);
+      return undefined;
+    }
+    return { path: record.path, bodyOffset: head.bodyOffset, bodyBytes: head.metadata.bodyBytes, metadata: head.metadata };
+  }
+
+  /** Size of the body of an indexed entry, without reading it. */
+  bodyBytesOf(key: string): number | undefined {
+    return this.index.peek(key)?.bodyBytes;
+  }
+
+  /** Writes a whole entry durably; returns false when it does not fit or the write failed. */
+  async write(metadata: DiskMetadata, body: Buffer): Promise<boolean> {
+    const head = encodeHead(metadata);
+    const sizeBytes = head.length + body.length + 32;
+    if (sizeBytes > this.capacityBytes) return false;
+    const digest = createHash("sha256").update(head).update(body).digest();
+    const tempPath = this.tempPath();
+    try {
+      const handle = await open(tempPath, "w");
+      try {
+        await handle.writev([head, body, digest]);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      return await this.publish(tempPath, metadata, head.length, sizeBytes);
+    } catch (error) {
+      this.options.log.warn({ err: error, key: metadata.key }, "disk cache write failed");
+      await unlink(tempPath).catch(() => {});
+      return false;
+    }
+  }
+
+  /**
+   * Returns a stream that passes an origin body through while writing it to
+   * the tier. The entry is published when the body ends with exactly
+   * `metadata.bodyBytes` bytes; `stored` resolves to whether it was.
+   */
+  tee(metadata: DiskMetadata): { tap: Transform; stored: Promise<boolean> } {
+    const head = encodeHead(metadata);
+    const sizeBytes = head.length + metadata.bodyBytes + 32;
+    const tempPath = this.tempPath();
+    let resolveStored: (stored: boolean) => void = () => {};
+    const stored = new Promise<boolean>((resolve) => (resolveStored = resolve));
+    if (sizeBytes > this.capacityBytes) {
+      resolveStored(false);
+      return { tap: new Transform({ transform: (chunk, _encoding, callback) => callback(null, chunk) }), stored };
+    }
+    const tap = new DiskTap(head, tempPath, metadata.bodyBytes, async (ok) => {
+      if (!ok) {
+        await unlink(tempPath).catch(() => {});
+        resolveStored(false);
+        return;
+      }
+      resolveStored(await this.publish(tempPath, metadata, head.length, sizeBytes).catch(() => false));
+    });
+    return { tap, stored };
+  }
+
+  async delete(key: string): Promise<void> {
+    const record = this.remove(key);
+    if (record !== undefined) await unlink(record.path).catch(() => {});
+  }
+
+  /** Removes every entry of a distribution with a matching invalidation path; resolves once the files are gone. */
+  async purge(distributionId: string, matches: (invalidationPath: string) => boolean): Promise<number> {
+    const keys = this.keysByDistribution.get(distributionId);
+    if (keys === undefined) return 0;
+    const removals: Array<Promise<void>> = [];
+    for (const key of [...keys]) {
+      const record = this.index.peek(key);
+      if (record !== undefined && record.invalidationPaths.some(matches)) removals.push(this.delete(key));
+    }
+    await Promise.all(removals);
+    return removals.length;
+  }
+
+  async purgeDistribution(distributionId: string): Promise<number> {
+    return this.purge(distributionId, () => true);
+  }
+
+  private tempPath(): string {
+    return join(this.tempDirectory, `${randomBytes(12).toString("hex")}.tmp`);
+  }
+
+  private pathOf(key: string): string {
+    const name = createHash("sha256").update(key).digest("hex");
+    return join(this.objectsDirectory, name.slice(0, 2), name);
+  }
+
+  /** Renames a finished temp file into place, fsyncs its folder and indexes it. */
+  private async publish(tempPath: string, metadata: DiskMetadata, bodyOffset: number, sizeBytes: number): Promise<boolean> {
+    const path = this.pathOf(metadata.key);
+    const shard = join(path, "..");
+    await mkdir(shard, { recursive: true });
+    await rename(tempPath, path);
+    const directory = await open(shard, "r");
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+    this.remove(metadata.key);
+    return this.add(metadata, path, bodyOffset, sizeBytes);
+  }
+
+  private add(metadata: DiskMetadata, path: string, bodyOffset: number, sizeBytes: number): boolean {
+    const record: IndexRecord = {
+      path,
+      distributionId: metadata.distributionId,
+      invalidationPaths: metadata.invalidationPaths,
+      bodyOffset,
+      bodyBytes: metadata.bodyBytes,
+      staleAtMs: metadata.staleAtMs,
+      storedAtMs: metadata.storedAtMs,
+    };
+    if (!this.index.set(metadata.key, record, sizeBytes)) {
+      void unlink(path).catch(() => {});
+      return false;
+    }
+    let keys = this.keysByDistribution.get(metadata.distributionId);
+    if (keys === undefined) {
+      keys = new Set();
+      this.keysByDistribution.set(metadata.distributionId, keys);
+    }
+    keys.add(metadata.key);
+    return true;
+  }
+
+  private async indexFile(path: string): Promise<boolean> {
+    const head = await readHead(path);
+    if (head === undefined) return false;
+    const sizeBytes = head.bodyOffset + head.metadata.bodyBytes + 32;
+    if (head.fileBytes !== sizeBytes || path !== this.pathOf(head.metadata.key)) return false;
+    if (head.metadata.varyNames.length > 0) this.varyOnOpen.set(head.metadata.primaryKey, head.metadata.varyNames);
+    // The index is rebuilt in file order, so eviction order after a restart is arbitrary.
+    return this.add(head.metadata, path, head.bodyOffset, sizeBytes);
+  }
+
+  private remove(key: string): IndexRecord | undefined {
+    const record = this.index.peek(key);
+    if (record === undefined) return undefined;
+    this.index.delete(key);
+    this.forget(record.distributionId, key);
+    return record;
+  }
+
+  private forget(distributionId: string, key: string): void {
+    const keys = this.keysByDistribution.get(distributionId);
+    if (keys === undefined) return;
+    keys.delete(key);
+    if (keys.size === 0) this.keysByDistribution.delete(distributionId);
+  }
+}
+
+/** Reads and parses a file's head without reading its body. */
+async function readHead(
+  path: string,
+): Promise<{ metadata: DiskMetadata; bodyOffset: number; fileBytes: number } | undefined> {
+  let handle;
+  try {
+    handle = await open(path, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const { size } = await handle.stat();
+    const prefix = Buffer.alloc(HEAD_PREFIX_BYTES);
+    await handle.read(prefix, 0, prefix.length, 0);
+    const length = headLength(prefix);
+    if (length === undefined || length > size) return undefined;
+    const headBytes = Buffer.alloc(length);
+    await handle.read(headBytes, 0, length, 0);
+    const head = decodeHead(headBytes);
+    return head === undefined ? undefined : { ...head, fileBytes: size };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Passes chunks through while appending them to a temp file and hashing them. */
+class DiskTap extends Transform {
+  private readonly file: WriteStream;
+  private readonly hash: Hash;
+  private bytes = 0;
+  private failed = false;
+  private finishedWrite = false;
+
+  constructor(
+    head: Buffer,
+    private readonly tempPath: string,
+    private readonly expectedBytes: number,
+    private readonly onComplete: (ok: boolean) => Promise<void>,
+  ) {
+    super();
+    this.hash = createHash("sha256").update(head);
+    this.file = createWriteStream(tempPath);
+    this.file.on("error", () => {
+      this.failed = true;
+    });
+    this.file.write(head);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.failed) {
+      callback(null, chunk);
+      return;
+    }
+    this.hash.update(chunk);
+    // Waiting for the file keeps memory bounded when the disk is slower than the origin.
+    if (this.file.write(chunk)) callback(null, chunk);
+    else this.file.once("drain", () => callback(null, chunk));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    void this.finish(this.bytes === this.expectedBytes && !this.failed).then(() => callback());
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.finishedWrite) void this.finish(false);
+    callback(error);
+  }
+
+  private async finish(ok: boolean): Promise<void> {
+    if (this.finishedWrite) return;
+    this.finishedWrite = true;
+    if (!ok) {
+      this.file.destroy();
+      await this.onComplete(false);
+      return;
+    }
+    const digest = this.hash.digest();
+    const written = await new Promise<boolean>((resolve) => {
+      this.file.end(digest, () => resolve(!this.failed));
+    });
+    if (!written) {
+      await this.onComplete(false);
+      return;
+    }
+    // createWriteStream has no fsync, so reopen the file to flush it before the rename.
+    const handle = await open(this.tempPath, "r+");
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await this.onComplete(true);
+  }
+}

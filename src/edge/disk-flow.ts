@@ -1,0 +1,192 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { Transform, type TransformCallback } from "node:stream";
+import { join } from "node:path";
+import type { CachedResponse } from "../cache/entry.js";
+import { DiskTier, type DiskMetadata, type DiskStreamTarget } from "../cache/disk.js";
+import type { VaryIndex } from "../cache/vary.js";
+import type { Logger } from "../common/logger.js";
+import { DIGEST_BYTES } from "../cache/disk-format.js";
+import { purgedSince, type EdgeContext } from "./context.js";
+
+/** A headers policy tag no policy has, so the first hit of a loaded entry rebuilds its header block. */
+const UNBUILT_TAG = "\u0000unbuilt";
+
+/** Returns the disk metadata of a memory entry. */
+export function diskMetadataOf(entry: CachedResponse, primaryKey: string, varyNames: readonly string[]): DiskMetadata {
+  return {
+    key: entry.key,
+    primaryKey,
+    varyNames: [...varyNames],
+    distributionId: entry.distributionId,
+    invalidationPaths: entry.invalidationPaths,
+    status: entry.status,
+    originHeaders: entry.originHeaders,
+    responseAtMs: entry.responseAtMs,
+    initialAgeSeconds: entry.initialAgeSeconds,
+    ttlSeconds: entry.ttlSeconds,
+    staleAtMs: entry.staleAtMs,
+    staleWhileRevalidateSeconds: entry.staleWhileRevalidateSeconds,
+    staleIfErrorSeconds: entry.staleIfErrorSeconds ?? null,
+    mustRevalidate: entry.mustRevalidate,
+    bodyBytes: entry.body.length,
+    storedAtMs: Date.now(),
+  };
+}
+
+/** Writes a stored memory entry to the disk tier in the background. */
+export function persistEntry(context: EdgeContext, entry: CachedResponse, primaryKey: string, varyNames: readonly string[]): void {
+  const disk = context.disk;
+  if (disk === undefined) return;
+  const write = disk.write(diskMetadataOf(entry, primaryKey, varyNames), entry.body);
+  context.pendingWrites.add(write);
+  void write.finally(() => context.pendingWrites.delete(write));
+}
+
+function headerIn(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
+}
+
+/**
+ * Rebuilds a memory entry from disk. An entry written before this process
+ * started may predate an invalidation the edge never received, so it is
+ * marked stale and must-revalidate: it is served only after the origin
+ * confirms it with a 304.
+ */
+export function entryFromDisk(context: EdgeContext, metadata: DiskMetadata, body: Buffer): CachedResponse {
+  const unconfirmed = metadata.storedAtMs < context.startedAtMs;
+  const lastModified = headerIn(metadata.originHeaders, "last-modified");
+  return {
+    key: metadata.key,
+    distributionId: metadata.distributionId,
+    invalidationPaths: metadata.invalidationPaths,
+    status: metadata.status,
+    originHeaders: metadata.originHeaders,
+    body,
+    etag: headerIn(metadata.originHeaders, "etag"),
+    lastModified,
+    lastModifiedMs: lastModified === undefined ? Number.NaN : Date.parse(lastModified),
+    responseAtMs: metadata.responseAtMs,
+    initialAgeSeconds: metadata.initialAgeSeconds,
+    ttlSeconds: metadata.ttlSeconds,
+    staleAtMs: unconfirmed ? 0 : metadata.staleAtMs,
+    staleWhileRevalidateSeconds: metadata.staleWhileRevalidateSeconds,
+    staleIfErrorSeconds: metadata.staleIfErrorSeconds ?? undefined,
+    mustRevalidate: unconfirmed || metadata.mustRevalidate,
+    headersPolicyTag: UNBUILT_TAG,
+    hitHeaders: [],
+    sizeBytes: body.length + 512,
+  };
+}
+
+/** Drops a disk entry that a purge should have removed but that was published after it ran. */
+function escapedPurge(context: EdgeContext, metadata: DiskMetadata): boolean {
+  if (!purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs)) return false;
+  void context.disk?.delete(metadata.key);
+  return true;
+}
+
+/** What a disk lookup found: a whole entry now in memory, or a large one to stream from its file. */
+export type DiskLookup =
+  | { kind: "entry"; entry: CachedResponse }
+  | { kind: "stream"; target: DiskStreamTarget }
+  | undefined;
+
+/** Looks a key up on disk. Entries small enough for memory are verified, promoted and returned whole. */
+export async function lookupDisk(context: EdgeContext, key: string): Promise<DiskLookup> {
+  const disk = context.disk;
+  if (disk === undefined) return undefined;
+  const bodyBytes = disk.bodyBytesOf(key);
+  if (bodyBytes === undefined) return undefined;
+  if (bodyBytes > context.maxObjectBytes) {
+    const target = await disk.streamTarget(key);
+    // Large entries from before this start cannot be revalidated in place, so they are fetched again.
+    if (target === undefined || target.metadata.storedAtMs < context.startedAtMs) return undefined;
+    if (escapedPurge(context, target.metadata)) return undefined;
+    return { kind: "stream", target };
+  }
+  const read = await disk.read(key);
+  if (read === undefined || escapedPurge(context, read.metadata)) return undefined;
+  const entry = entryFromDisk(context, read.metadata, read.body);
+  context.memory.put(entry);
+  return { kind: "entry", entry };
+}
+
+/**
+ * Strips a disk file down to its body while hashing every byte, and fails
+ * the stream when the trailing SHA-256 does not match, so a corrupt large
+ * entry never completes as if it were whole.
+ */
+export class VerifyingBodyStream extends Transform {
+  private readonly hash = createHash("sha256");
+  private offset = 0;
+  private tail = Buffer.alloc(0);
+
+  constructor(
+    private readonly bodyOffset: number,
+    private readonly onCorrupt: () => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    // Hold back the last DIGEST_BYTES seen, which may be the digest.
+    const data = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
+    const keep = Math.min(DIGEST_BYTES, data.length);
+    const ready = data.subarray(0, data.length - keep);
+    this.tail = Buffer.from(data.subarray(data.length - keep));
+    this.hash.update(ready);
+    const start = this.offset;
+    this.offset += ready.length;
+    const from = Math.max(0, this.bodyOffset - start);
+    if (from < ready.length) this.push(ready.subarray(from));
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.tail.length !== DIGEST_BYTES || !this.hash.digest().equals(this.tail)) {
+      this.onCorrupt();
+      callback(new Error("disk cache entry failed verification"));
+      return;
+    }
+    callback();
+  }
+}
+
+/** Opens the body of a large disk entry: verified when whole, a plain byte slice for one range. */
+export function openDiskBody(
+  context: EdgeContext,
+  target: DiskStreamTarget,
+  range: { start: number; end: number } | undefined,
+): NodeJS.ReadableStream & import("node:stream").Readable {
+  if (range !== undefined) {
+    // NOTE: a range read is not verified, since the digest covers the whole file.
+    return createReadStream(target.path, { start: target.bodyOffset + range.start, end: target.bodyOffset + range.end });
+  }
+  const verifier = new VerifyingBodyStream(target.bodyOffset, () => {
+    context.log.warn({ key: target.metadata.key, path: target.path }, "disk cache entry failed verification; removed it");
+    void context.disk?.delete(target.metadata.key);
+  });
+  const file = createReadStream(target.path);
+  file.on("error", (error) => verifier.destroy(error));
+  return file.pipe(verifier);
+}
+
+/**
+ * Opens the disk tier under `<dataDir>/cache/<edgeId>` when the budget is
+ * above zero, and seeds the Vary index from the entries it finds.
+ */
+export async function openDiskTier(
+  dataDir: string,
+  edgeId: string,
+  capacityBytes: number | undefined,
+  vary: VaryIndex,
+  log: Logger,
+): Promise<DiskTier | undefined> {
+  if (capacityBytes === undefined || capacityBytes <= 0) return undefined;
+  const disk = await DiskTier.open({ directory: join(dataDir, "cache", edgeId), capacityBytes, log });
+  for (const [primaryKey, names] of disk.varyOnOpen) vary.record(primaryKey, names, {});
+  disk.varyOnOpen.clear();
+  return disk;
+}

@@ -1,0 +1,150 @@
+import type { Transform } from "node:stream";
+import type { DiskStreamTarget } from "../cache/disk.js";
+import { ifRangeAllows, isNotModified } from "../cache/etag.js";
+import type { StoreDecision } from "../cache/freshness.js";
+import { invalidationPathsOf, type CacheableRequest } from "./cache-flow.js";
+import type { EdgeContext } from "./context.js";
+import { openDiskBody } from "./disk-flow.js";
+import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
+import { appendEdgeHeaders, cacheStatus } from "./headers.js";
+import { contentRange, resolveRange } from "./range.js";
+import { streamUncached } from "./respond.js";
+import { corsRequestOf } from "./respond.js";
+import { applyHeadersPolicy } from "./response-headers.js";
+
+/** Largest share of the disk budget one streamed object may take. */
+const MAX_DISK_OBJECT_SHARE = 4;
+
+export interface TeeFields {
+  fullKey: string;
+  varyNames: readonly string[];
+  status: number;
+  originHeaders: string[];
+  receivedAtMs: number;
+  /** When the origin fetch began; a purge after it makes the entry unusable. */
+  startedAtMs: number;
+  initialAgeSeconds: number;
+  decision: StoreDecision;
+  contentLength: number;
+}
+
+/**
+ * Returns a pass-through stream that also writes a large origin body to the
+ * disk tier, or undefined when there is no disk tier or the object exceeds
+ * a quarter of its budget.
+ */
+export function teeToDisk(context: EdgeContext, target: CacheableRequest, fields: TeeFields): Transform | undefined {
+  const disk = context.disk;
+  if (disk === undefined || fields.contentLength > disk.capacityBytes / MAX_DISK_OBJECT_SHARE) return undefined;
+  const decision = fields.decision;
+  const { tap, stored } = disk.tee({
+    key: fields.fullKey,
+    primaryKey: target.keyResult.key,
+    varyNames: [...fields.varyNames],
+    distributionId: target.distribution.id,
+    invalidationPaths: invalidationPathsOf(target),
+    status: fields.status,
+    originHeaders: fields.originHeaders,
+    responseAtMs: fields.receivedAtMs,
+    initialAgeSeconds: fields.initialAgeSeconds,
+    ttlSeconds: decision.ttlSeconds,
+    staleAtMs: fields.receivedAtMs + (decision.ttlSeconds - fields.initialAgeSeconds) * 1000,
+    staleWhileRevalidateSeconds: decision.staleWhileRevalidateSeconds,
+    staleIfErrorSeconds: decision.staleIfErrorSeconds ?? null,
+    mustRevalidate: decision.mustRevalidate,
+    bodyBytes: fields.contentLength,
+    storedAtMs: fields.startedAtMs,
+  });
+  context.pendingWrites.add(stored);
+  void stored.then((ok) => {
+    context.pendingWrites.delete(stored);
+    if (ok) context.vary.record(target.keyResult.key, fields.varyNames, target.keyResult.forwardedHeaders);
+  });
+  return tap;
+}
+
+/** Serves a fresh large entry from its disk file: 304, one range, or the whole verified body. */
+export async function serveDiskStream(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+  disk: DiskStreamTarget,
+): Promise<void> {
+  const metadata = disk.metadata;
+  const policy = target.behavior.headersPolicy;
+  const nowMs = Date.now();
+  const ageSeconds = metadata.initialAgeSeconds + Math.max(0, Math.floor((nowMs - metadata.responseAtMs) / 1000));
+  const statusValue = cacheStatus.hit(metadata.ttlSeconds - ageSeconds);
+  const etag = headerIn(metadata.originHeaders, "etag");
+  const lastModified = headerIn(metadata.originHeaders, "last-modified");
+  const ifNoneMatchHeader = request.headers["if-none-match"];
+  const ifNoneMatch = Array.isArray(ifNoneMatchHeader) ? ifNoneMatchHeader.join(", ") : ifNoneMatchHeader;
+  const lastModifiedMs = lastModified === undefined ? Number.NaN : Date.parse(lastModified);
+
+  if (metadata.status === 200 && isNotModified(ifNoneMatch, request.headers["if-modified-since"], etag, lastModifiedMs)) {
+    const kept: string[] = [];
+    for (let i = 0; i < metadata.originHeaders.length; i += 2) {
+      if (!metadata.originHeaders[i]!.startsWith("content-")) kept.push(metadata.originHeaders[i]!, metadata.originHeaders[i + 1]!);
+    }
+    const headers = applyHeadersPolicy(kept, policy, corsRequestOf(request));
+    appendEdgeHeaders(headers, context.identity, "Hit");
+    headers.push("age", String(ageSeconds), "x-amz-cf-id", state.requestId, "cache-status", statusValue);
+    state.status = 304;
+    state.resultType = "Hit";
+    response.send(304, headers, undefined);
+    return;
+  }
+
+  const rangeHeader = request.headers.range;
+  const range =
+    metadata.status === 200 && rangeHeader !== undefined && ifRangeAllows(headerText(request.headers["if-range"]), etag, lastModified)
+      ? resolveRange(rangeHeader, disk.bodyBytes)
+      : ({ kind: "full" } as const);
+  if (range.kind === "partial") {
+    const headers = applyHeadersPolicy(metadata.originHeaders, policy, corsRequestOf(request));
+    appendEdgeHeaders(headers, context.identity, "Hit");
+    headers.push(
+      "age",
+      String(ageSeconds),
+      "x-amz-cf-id",
+      state.requestId,
+      "cache-status",
+      statusValue,
+      "content-range",
+      contentRange(range.start, range.end, disk.bodyBytes),
+      "content-length",
+      String(range.end - range.start + 1),
+    );
+    state.status = 206;
+    state.resultType = "Hit";
+    if (request.method === "HEAD") {
+      response.send(206, headers, undefined);
+      return;
+    }
+    await response.stream(206, headers, openDiskBody(context, disk, range));
+    return;
+  }
+
+  const unrangedRequest = range.kind === "full" ? { ...request, headers: { ...request.headers, range: undefined } } : request;
+  await streamUncached(
+    context,
+    state,
+    unrangedRequest,
+    response,
+    { status: metadata.status, headers: metadata.originHeaders.slice(), body: openDiskBody(context, disk, undefined), contentLength: disk.bodyBytes },
+    statusValue,
+    policy,
+    { ageSeconds },
+  );
+}
+
+function headerIn(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
