@@ -6,6 +6,7 @@ import type { EdgeChannel } from "../cluster/types.js";
 import type { MetricsSink } from "../metrics/types.js";
 import { OriginPools, type OriginContext } from "../origin/index.js";
 import { createClusterHandler } from "./cluster-handler.js";
+import { openDiskTier } from "./disk-flow.js";
 import type { EdgeContext } from "./context.js";
 import type { ViewerRequest, ViewerResponse } from "./exchange.js";
 import { EdgeRequestHandler } from "./handler.js";
@@ -32,6 +33,8 @@ export interface EdgeOptions {
   /** The key that signs origin requests as the CloudFront service principal. */
   serviceCredentials: { accessKeyId: string; secretAccessKey: string };
   memoryCacheBytes: number;
+  /** Byte budget of the disk tier under `<dataDir>/cache/<edgeId>`; none when absent or 0. */
+  diskCacheBytes?: number;
   log: Logger;
   /** Request size limits, timeouts and the drain timeout; defaults in DEFAULT_HTTP1_OPTIONS. */
   protocol?: {
@@ -65,12 +68,18 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
   const tls = await loadOrCreateTls(options.dataDir, options.zone, log);
 
   let httpsPort = options.httpsPort;
+  const vary = new VaryIndex();
+  const disk = await openDiskTier(options.dataDir, options.edgeId, options.diskCacheBytes, vary, log);
   const context: EdgeContext = {
     edgeId: options.edgeId,
     identity: edgeIdentity(options.edgeId),
     routing: new RoutingTable(),
     memory: new MemoryTier(options.memoryCacheBytes),
-    vary: new VaryIndex(),
+    vary,
+    disk,
+    pendingWrites: new Set(),
+    startedAtMs: Date.now(),
+    recentPurges: new Map(),
     lock: new CacheLock({ writerTimeoutMs: COLLAPSE_WRITER_TIMEOUT_MS, waiterTimeoutMs: COLLAPSE_WAITER_TIMEOUT_MS }),
     maxObjectBytes: maxObjectBytesFor(options.memoryCacheBytes),
     httpsPort: () => httpsPort,
@@ -123,6 +132,7 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
         await Promise.all([httpServer.close(), httpsServer.close()]);
         await membership.leave();
         await pools.close();
+        await Promise.allSettled([...context.pendingWrites]);
         log.info("edge stopped");
       })();
       return closing;
