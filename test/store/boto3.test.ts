@@ -3,14 +3,18 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { makeDataDir, removeDataDir, startStore, TEST_CREDENTIALS } from "./harness.js";
 
-const PYTHON = "/usr/bin/python3";
+// Debian's python3-boto3 (1.26) under /usr/bin/python3, and pip's current
+// boto3 under the `python3` on PATH, which sends CRC32 checksum trailers by default.
+const PYTHONS = [
+  { name: "Debian", bin: "/usr/bin/python3" },
+  { name: "pip", bin: "python3" },
+];
 
-function hasBoto3(): boolean {
+function boto3Version(python: string): string | undefined {
   try {
-    execFileSync(PYTHON, ["-c", "import boto3"], { stdio: "ignore" });
-    return true;
+    return execFileSync(python, ["-c", "import boto3; print(boto3.__version__)"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -46,9 +50,19 @@ out = io.BytesIO()
 s3.download_fileobj("boto-bucket", "big.bin", out)
 assert hashlib.sha256(out.getvalue()).digest() == hashlib.sha256(data).digest()
 
+# A managed copy above the threshold uses UploadPartCopy with byte ranges.
+s3.copy({"Bucket": "boto-bucket", "Key": "big.bin"}, "boto-bucket", "big-copy.bin",
+    Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+copied = s3.get_object(Bucket="boto-bucket", Key="big-copy.bin")
+assert copied["ETag"].endswith('-3"'), copied["ETag"]
+assert hashlib.sha256(copied["Body"].read()).digest() == hashlib.sha256(data).digest()
+second_part = s3.get_object(Bucket="boto-bucket", Key="big-copy.bin", PartNumber=2)
+assert second_part["PartsCount"] == 3, second_part
+assert second_part["Body"].read() == data[5 * 1024 * 1024:10 * 1024 * 1024]
+
 listing = s3.list_objects_v2(Bucket="boto-bucket", Delimiter="/")
 assert [p["Prefix"] for p in listing.get("CommonPrefixes", [])] == ["dir/"], listing
-assert [c["Key"] for c in listing["Contents"]] == ["big.bin"]
+assert [c["Key"] for c in listing["Contents"]] == ["big-copy.bin", "big.bin"]
 v1 = s3.list_objects(Bucket="boto-bucket", Prefix="dir/")
 assert [c["Key"] for c in v1["Contents"]] == ["dir/hello.txt"]
 
@@ -67,38 +81,44 @@ try:
     raise SystemExit("expected NoSuchKey")
 except s3.exceptions.NoSuchKey:
     pass
-s3.delete_objects(Bucket="boto-bucket", Delete={"Objects": [{"Key": "big.bin"}, {"Key": "dir/hello.txt"}, {"Key": "sigv2 key+plus"}]})
+s3.delete_objects(Bucket="boto-bucket", Delete={"Objects": [{"Key": "big.bin"}, {"Key": "big-copy.bin"}, {"Key": "dir/hello.txt"}, {"Key": "sigv2 key+plus"}]})
 s3.delete_bucket(Bucket="boto-bucket")
 print("boto3 ok")
 `;
 
-test("boto3 drives the store end to end", { skip: hasBoto3() ? false : "boto3 is not importable by /usr/bin/python3; install python3-boto3" }, async () => {
-  const dataDir = await makeDataDir();
-  const store = await startStore(dataDir);
-  try {
-    const output = await new Promise<string>((resolve, reject) => {
-      execFile(
-        PYTHON,
-        ["-c", SCRIPT],
-        {
-          env: {
-            PATH: process.env.PATH ?? "/usr/bin:/bin",
-            ENDPOINT: store.endpoint,
-            KEY_ID: TEST_CREDENTIALS.root.accessKeyId,
-            SECRET: TEST_CREDENTIALS.root.secretAccessKey,
-            AWS_CONFIG_FILE: "/dev/null",
-            AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-            AWS_EC2_METADATA_DISABLED: "true",
-            NO_PROXY: "*",
+for (const python of PYTHONS) {
+  const version = boto3Version(python.bin);
+  const skip = version === undefined ? `boto3 is not importable by ${python.bin}` : false;
+
+  test(`${python.name} boto3 ${version ?? ""} drives the store`, { skip }, async () => {
+    const dataDir = await makeDataDir();
+    const store = await startStore(dataDir);
+    try {
+      const output = await new Promise<string>((resolve, reject) => {
+        execFile(
+          python.bin,
+          ["-c", SCRIPT],
+          {
+            env: {
+              PATH: process.env.PATH ?? "/usr/bin:/bin",
+            HOME: process.env.HOME ?? "/",
+              ENDPOINT: store.endpoint,
+              KEY_ID: TEST_CREDENTIALS.root.accessKeyId,
+              SECRET: TEST_CREDENTIALS.root.secretAccessKey,
+              AWS_CONFIG_FILE: "/dev/null",
+              AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
+              AWS_EC2_METADATA_DISABLED: "true",
+              NO_PROXY: "*",
+            },
+            timeout: 120_000,
           },
-          timeout: 120_000,
-        },
-        (error, stdout, stderr) => (error ? reject(new Error(`boto3 script failed: ${stderr || error.message}`)) : resolve(stdout)),
-      );
-    });
-    assert.match(output, /boto3 ok/);
-  } finally {
-    await store.stop();
-    await removeDataDir(dataDir);
-  }
-});
+          (error, stdout, stderr) => (error ? reject(new Error(`boto3 script failed: ${stderr || error.message}`)) : resolve(stdout)),
+        );
+      });
+      assert.match(output, /boto3 ok/);
+    } finally {
+      await store.stop();
+      await removeDataDir(dataDir);
+    }
+  });
+}
