@@ -1,0 +1,220 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test, type TestContext } from "node:test";
+import { DiskTier, type DiskMetadata } from "../../src/cache/disk.js";
+import { silentLogger } from "../../src/common/logger.js";
+import { EmbeddedBus } from "../../src/cluster/embedded.js";
+import type { DistributionSnapshot, EdgeAck } from "../../src/cluster/types.js";
+import { startEdge, type Edge } from "../../src/edge/index.js";
+import { CollectingSink, customSnapshot, request, sleep, startOrigin, ZONE } from "./helpers.js";
+
+function metadataFor(key: string, bodyBytes: number, distributionId = "E1"): DiskMetadata {
+  return {
+    key,
+    primaryKey: key,
+    varyNames: [],
+    distributionId,
+    invalidationPaths: [`/${key}`],
+    status: 200,
+    originHeaders: ["content-type", "text/plain"],
+    responseAtMs: Date.now(),
+    initialAgeSeconds: 0,
+    ttlSeconds: 60,
+    staleAtMs: Date.now() + 60_000,
+    staleWhileRevalidateSeconds: 0,
+    staleIfErrorSeconds: null,
+    mustRevalidate: false,
+    bodyBytes,
+    storedAtMs: Date.now(),
+  };
+}
+
+async function tempDir(t: TestContext): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), "portico-disk-"));
+  t.after(() => rm(directory, { recursive: true, force: true }));
+  return directory;
+}
+
+async function listObjectFiles(directory: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const shard of await readdir(join(directory, "objects"))) {
+    for (const name of await readdir(join(directory, "objects", shard))) files.push(join(directory, "objects", shard, name));
+  }
+  return files;
+}
+
+test("disk tier writes, verifies and reopens", async (t) => {
+  const directory = await tempDir(t);
+  const log = silentLogger();
+  const tier = await DiskTier.open({ directory, capacityBytes: 1024 * 1024, log });
+  assert.ok(await tier.write(metadataFor("a", 5), Buffer.from("alpha")));
+  assert.ok(await tier.write(metadataFor("b", 4), Buffer.from("beta")));
+  assert.equal((await tier.read("a"))!.body.toString(), "alpha");
+  await writeFile(join(directory, "tmp", "leftover.tmp"), "partial");
+
+  const reopened = await DiskTier.open({ directory, capacityBytes: 1024 * 1024, log });
+  assert.equal(reopened.entryCount, 2);
+  assert.equal((await reopened.read("b"))!.body.toString(), "beta");
+  assert.deepEqual(await readdir(join(directory, "tmp")), []);
+
+  // Flip one body byte of every file: each read is then a miss and the file goes.
+  for (const path of await listObjectFiles(directory)) {
+    const bytes = await readFile(path);
+    bytes[bytes.length - 40] ^= 0xff;
+    await writeFile(path, bytes);
+  }
+  assert.equal(await reopened.read("a"), undefined);
+  assert.equal(reopened.has("a"), false);
+  assert.equal((await listObjectFiles(directory)).length, 1);
+});
+
+test("disk tier stays within its byte budget", async (t) => {
+  const directory = await tempDir(t);
+  const capacityBytes = 64 * 1024;
+  const tier = await DiskTier.open({ directory, capacityBytes, log: silentLogger() });
+  let seed = 11;
+  for (let i = 0; i < 200; i++) {
+    seed = (seed * 48_271) % 2_147_483_647;
+    const size = seed % 6000;
+    await tier.write(metadataFor(`k${i % 50}`, size), Buffer.alloc(size, i));
+    assert.ok(tier.usedBytes <= capacityBytes, `write ${i}: ${tier.usedBytes}`);
+  }
+  await sleep(50);
+  assert.equal((await listObjectFiles(directory)).length, tier.entryCount);
+  assert.equal(await tier.write(metadataFor("huge", capacityBytes), Buffer.alloc(capacityBytes)), false);
+});
+
+interface DiskEdge {
+  edge: Edge;
+  publishAndWait(message: Parameters<EmbeddedBus["publish"]>[0]): Promise<EdgeAck>;
+}
+
+async function startDiskEdge(dataDir: string, snapshot: DistributionSnapshot): Promise<DiskEdge> {
+  const bus = new EmbeddedBus(silentLogger());
+  const waiters: Array<(ack: EdgeAck) => void> = [];
+  bus.onAck((ack) => {
+    for (const waiter of waiters.splice(0)) waiter(ack);
+  });
+  const edge = await startEdge({
+    edgeId: "disk-edge",
+    dataDir,
+    zone: ZONE,
+    host: "127.0.0.1",
+    httpPort: 0,
+    httpsPort: 0,
+    bus,
+    metrics: new CollectingSink(),
+    s3Endpoint: "http://127.0.0.1:1",
+    serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
+    // 64 KiB of memory caps objects held in memory at 8 KiB.
+    memoryCacheBytes: 64 * 1024,
+    diskCacheBytes: 8 * 1024 * 1024,
+    log: silentLogger(),
+  });
+  const publishAndWait = async (message: Parameters<EmbeddedBus["publish"]>[0]) => {
+    const acked = new Promise<EdgeAck>((resolve) => waiters.push(resolve));
+    await bus.publish(message);
+    return acked;
+  };
+  await publishAndWait({ type: "distribution.updated", snapshot });
+  return { edge, publishAndWait };
+}
+
+test("disk entries survive a restart and are revalidated first", async (t) => {
+  const dataDir = await tempDir(t);
+  let etag = '"v1"';
+  const origin = await startOrigin((req, res) => {
+    if (req.headers["if-none-match"] === etag) {
+      res.writeHead(304, { etag, "cache-control": "max-age=600" });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { etag, "cache-control": "max-age=600", "content-type": "text/plain" });
+    res.end(`body ${etag}`);
+  });
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const get = (edge: Edge, path: string) => request(edge.httpPort, snapshot.domainName, path);
+
+  const first = await startDiskEdge(dataDir, snapshot);
+  assert.equal((await get(first.edge, "/kept")).body.toString(), 'body "v1"');
+  assert.equal((await get(first.edge, "/changed")).body.toString(), 'body "v1"');
+  await first.edge.close();
+
+  const second = await startDiskEdge(dataDir, snapshot);
+  t.after(() => second.edge.close());
+  const confirmed = await get(second.edge, "/kept");
+  assert.equal(confirmed.body.toString(), 'body "v1"');
+  assert.equal(confirmed.headers["x-cache"], "RefreshHit from portico");
+  assert.equal(origin.requests.at(-1)!.headers["if-none-match"], '"v1"');
+
+  // An origin change while the edge was down, as after a missed invalidation.
+  etag = '"v2"';
+  const changed = await get(second.edge, "/changed");
+  assert.equal(changed.body.toString(), 'body "v2"');
+  assert.equal(origin.hits("/changed"), 2);
+  const hit = await get(second.edge, "/kept");
+  assert.equal(hit.headers["x-cache"], "Hit from portico");
+  assert.equal(origin.hits("/kept"), 2);
+});
+
+test("large objects stream through to disk and serve from it", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = Buffer.alloc(200 * 1024);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 31) % 251;
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, {
+      "cache-control": "max-age=600",
+      "content-type": "application/octet-stream",
+      "content-length": String(large.length),
+      etag: '"big"',
+    });
+    res.end(large);
+  });
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+
+  const first = await get("/big.bin");
+  assert.match(String(first.headers["cache-status"]), /detail=streamed-to-disk/);
+  assert.ok(first.body.equals(large));
+  await sleep(200);
+
+  const second = await get("/big.bin");
+  assert.equal(second.headers["x-cache"], "Hit from portico");
+  assert.ok(second.body.equals(large));
+  const ranged = await get("/big.bin", { range: "bytes=100000-100009" });
+  assert.equal(ranged.status, 206);
+  assert.ok(ranged.body.equals(large.subarray(100_000, 100_010)));
+  assert.equal(origin.hits(), 1);
+
+  // A corrupt file fails verification; the entry is removed and fetched again.
+  for (const path of await listObjectFiles(join(dataDir, "cache", "disk-edge"))) {
+    const bytes = await readFile(path);
+    bytes[bytes.length - 1000] ^= 0xff;
+    await writeFile(path, bytes);
+  }
+  await get("/big.bin").catch(() => undefined);
+  await sleep(100);
+  const refetched = await get("/big.bin");
+  assert.ok(refetched.body.equals(large));
+  assert.equal(origin.hits(), 2);
+
+  await sleep(200);
+  const ack = await edge.publishAndWait({
+    type: "invalidation.created",
+    distributionId: snapshot.id,
+    invalidationId: "I1",
+    paths: ["/big*"],
+  });
+  assert.equal(ack.type, "invalidation.completed");
+  assert.deepEqual(await listObjectFiles(join(dataDir, "cache", "disk-edge")), []);
+  const afterPurge = await get("/big.bin");
+  assert.match(String(afterPurge.headers["cache-status"]), /fwd=uri-miss/);
+  assert.equal(origin.hits(), 3);
+});
