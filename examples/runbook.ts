@@ -37,6 +37,7 @@ import {
   Viewer,
   type PorticoTarget,
 } from "./lib/portico-clients.js";
+import { ProgressLine, withElapsedTime, type ProgressReporter } from "../src/cli/progress.js";
 
 export interface RunbookResult {
   bucket: string;
@@ -96,6 +97,7 @@ export async function runRunbook(
   target: PorticoTarget,
   siteDir: string,
   report: StepReporter,
+  progress: ProgressReporter = () => {},
 ): Promise<RunbookResult> {
   const { s3, cloudfront, cloudwatch } = createClients(target);
   const viewer = await Viewer.create(target.caCertificatePath);
@@ -114,12 +116,15 @@ export async function runRunbook(
     const files = await listSite(siteDir);
     assert.ok(files.length > 0, `no files under ${siteDir}`);
     let uploadedBytes = 0;
+    let uploadedFiles = 0;
     await forEachLimited(files, 8, async (file) => {
       const body = await readFile(file.path);
-      uploadedBytes += body.length;
       await s3.send(
         new PutObjectCommand({ Bucket: bucket, Key: file.key, Body: body, ContentType: file.contentType }),
       );
+      uploadedBytes += body.length;
+      uploadedFiles += 1;
+      progress(`   uploading: ${uploadedFiles}/${files.length} files, ${(uploadedBytes / 1048576).toFixed(1)} MiB`);
     });
     report(`   uploaded ${files.length} files, ${(uploadedBytes / 1048576).toFixed(1)} MiB`);
 
@@ -172,7 +177,11 @@ export async function runRunbook(
     );
     report(`   PutBucketPolicy: only ${distribution.ARN} may read`);
 
-    await waitUntilDistributionDeployed({ client: cloudfront, ...WAITER }, { Id: distribution.Id });
+    await withElapsedTime(
+      progress,
+      `   waiting for ${distribution.Id} to deploy`,
+      waitUntilDistributionDeployed({ client: cloudfront, ...WAITER }, { Id: distribution.Id }),
+    );
     const deployed = await cloudfront.send(new GetDistributionCommand({ Id: distribution.Id }));
     assert.equal(deployed.Distribution?.Status, "Deployed");
     report(`   Status: Deployed`);
@@ -234,7 +243,11 @@ export async function runRunbook(
       }),
     );
     assert.ok(other.Distribution?.Id && other.Distribution.DomainName);
-    await waitUntilDistributionDeployed({ client: cloudfront, ...WAITER }, { Id: other.Distribution.Id });
+    await withElapsedTime(
+      progress,
+      `   waiting for ${other.Distribution.Id} to deploy`,
+      waitUntilDistributionDeployed({ client: cloudfront, ...WAITER }, { Id: other.Distribution.Id }),
+    );
     const otherResponse = await viewer.request(`https://${other.Distribution.DomainName}:${target.httpsPort}/index.html`);
     assert.equal(otherResponse.status, 403, "a distribution the policy does not name must get 403");
     await otherResponse.body?.cancel();
@@ -255,9 +268,10 @@ export async function runRunbook(
     const invalidation = await cloudfront.send(new CreateInvalidationCommand(invalidationRequest));
     const invalidationId = invalidation.Invalidation?.Id;
     assert.ok(invalidationId);
-    await waitUntilInvalidationCompleted(
-      { client: cloudfront, ...WAITER },
-      { DistributionId: distribution.Id, Id: invalidationId },
+    await withElapsedTime(
+      progress,
+      `   waiting for invalidation ${invalidationId} to complete`,
+      waitUntilInvalidationCompleted({ client: cloudfront, ...WAITER }, { DistributionId: distribution.Id, Id: invalidationId }),
     );
     const repeated = await cloudfront.send(new CreateInvalidationCommand(invalidationRequest));
     assert.equal(repeated.Invalidation?.Id, invalidationId, "the same CallerReference must return the same invalidation");
@@ -325,7 +339,18 @@ async function main(): Promise<void> {
   const target = await targetFromEnvironment();
   const siteDir = process.argv[2] ?? process.env.PORTICO_SITE_DIR ?? ".cache/nodejs-doc";
   console.log(`Runbook against ${target.endpoint}, uploading ${siteDir}\n`);
-  await runRunbook(target, siteDir, (message) => console.log(message));
+  // The progress line goes to standard error on a terminal only, so standard output keeps just the steps.
+  const progress = new ProgressLine();
+  await runRunbook(
+    target,
+    siteDir,
+    (message) => {
+      progress.clear();
+      console.log(message);
+    },
+    progress.update,
+  );
+  progress.clear();
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {

@@ -56,6 +56,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
   const log = options.log;
   const directory = new DistributionDirectory();
   const prometheus = new PrometheusCollector();
+  directory.onDeleted((distributionId) => prometheus.forget(distributionId));
   let delivery: S3LogDelivery | undefined;
   const localDir = options.accessLogDir;
   const accessLog = new AccessLogWriter({

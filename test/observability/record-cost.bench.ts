@@ -86,7 +86,14 @@ measure("fan-out (all three)", new FanOutSink([metrics.sink, prometheus, writer]
 const promClientDir = process.env.PROM_CLIENT_DIR;
 if (promClientDir !== undefined) {
   const require = createRequire(join(promClientDir, "package.json"));
-  const client = require("prom-client") as typeof import("prom-client");
+  // prom-client is not a dependency of Portico, so its types are declared here for the calls used.
+  type Labels = Record<string, string>;
+  interface PromClient {
+    Registry: new () => object;
+    Counter: new (options: object) => { inc(labels: Labels, value?: number): void };
+    Histogram: new (options: object) => { observe(labels: Labels, value: number): void };
+  }
+  const client = require("prom-client") as PromClient;
   const registry = new client.Registry();
   const requests = new client.Counter({
     name: "requests_total",

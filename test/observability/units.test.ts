@@ -117,3 +117,33 @@ test("grafana dashboard names only exported metrics", async () => {
     assert.ok(exported.has(base), `the dashboard uses ${name}, which is not exported`);
   }
 });
+
+test("progress line writes only to terminals", async () => {
+  const { Writable } = await import("node:stream");
+  const { ProgressLine, withElapsedTime } = await import("../../src/cli/progress.js");
+  const capture = (isTTY: boolean) => {
+    let written = "";
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        written += chunk.toString();
+        callback();
+      },
+    }) as unknown as NodeJS.WriteStream;
+    Object.assign(stream, { isTTY, columns: 20 });
+    return { stream, text: () => written };
+  };
+
+  const terminal = capture(true);
+  const line = new ProgressLine(terminal.stream);
+  const result = await withElapsedTime(line.update, "waiting for a deploy", Promise.resolve(42));
+  assert.equal(result, 42);
+  assert.equal(terminal.text(), "\r\x1b[2Kwaiting for a deplo", "the line is cut to the terminal width");
+  line.clear();
+  assert.ok(terminal.text().endsWith("\r\x1b[2K"), "clear erases the line");
+
+  const pipe = capture(false);
+  const quiet = new ProgressLine(pipe.stream);
+  quiet.update("uploading 1/2");
+  quiet.clear();
+  assert.equal(pipe.text(), "");
+});

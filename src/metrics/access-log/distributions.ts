@@ -25,6 +25,7 @@ export interface DistributionLogInfo {
  */
 export class DistributionDirectory {
   private readonly distributions = new Map<string, DistributionLogInfo>();
+  private readonly deletionListeners: Array<(distributionId: string) => void> = [];
 
   get(distributionId: string): DistributionLogInfo | undefined {
     return this.distributions.get(distributionId);
@@ -39,7 +40,13 @@ export class DistributionDirectory {
       this.distributions.set(message.snapshot.id, infoOf(message.snapshot));
     } else if (message.type === "distribution.deleted") {
       this.distributions.delete(message.distributionId);
+      for (const listener of this.deletionListeners) listener(message.distributionId);
     }
+  }
+
+  /** Calls `listener` with the id of each distribution deleted from now on. */
+  onDeleted(listener: (distributionId: string) => void): void {
+    this.deletionListeners.push(listener);
   }
 
   /**

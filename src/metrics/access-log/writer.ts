@@ -3,7 +3,7 @@ import { gzip as gzipCallback } from "node:zlib";
 import type { Logger } from "../../common/logger.js";
 import { randomUpperAlphanumeric } from "../../common/ids.js";
 import type { MetricsSink, RequestRecord } from "../types.js";
-import type { DistributionDirectory } from "./distributions.js";
+import type { DistributionDirectory, DistributionLogInfo } from "./distributions.js";
 import { LOG_FILE_HEADER, formatLogLine, logFileKey } from "./format.js";
 
 const gzip = promisify(gzipCallback);
@@ -49,6 +49,8 @@ export interface AccessLogWriterOptions {
 /** The lines of one distribution for one UTC hour, since the last rotation. */
 interface OpenFile {
   distributionId: string;
+  /** The distribution's settings when the file was opened, so a file outlives a deletion. */
+  info: DistributionLogInfo | undefined;
   hourStartMs: number;
   lines: string[];
   bytes: number;
@@ -158,7 +160,7 @@ export class AccessLogWriter implements MetricsSink {
       const fileKey = `${record.distributionId}\0${hourStartMs}`;
       let file = this.open.get(fileKey);
       if (file === undefined) {
-        file = { distributionId: record.distributionId, hourStartMs, lines: [], bytes: 0 };
+        file = { distributionId: record.distributionId, info, hourStartMs, lines: [], bytes: 0 };
         this.open.set(fileKey, file);
       }
       file.lines.push(line);
@@ -173,7 +175,11 @@ export class AccessLogWriter implements MetricsSink {
    * waits for it and then runs.
    */
   rotate(): Promise<void> {
-    this.rotating = this.rotating.then(() => this.rotateNow());
+    const next = this.rotating.then(() => this.rotateNow());
+    // A failed rotation is logged and must not stop the ones queued after it.
+    this.rotating = next.catch((error: unknown) => {
+      this.options.log.error({ err: error }, "access log rotation failed");
+    });
     return this.rotating;
   }
 
@@ -222,7 +228,7 @@ export class AccessLogWriter implements MetricsSink {
   private async deliver(file: OpenFile): Promise<void> {
     const body = await gzip(LOG_FILE_HEADER + file.lines.join(""));
     const uniqueId = randomUpperAlphanumeric(12);
-    const info = this.options.directory.get(file.distributionId);
+    const info = file.info;
 
     if (this.options.writeLocal !== undefined) {
       const name = logFileKey("", file.distributionId, file.hourStartMs, uniqueId);
