@@ -15,17 +15,17 @@ export interface Tag {
 
 const SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/** A unique user id as IAM forms them: `AIDA` and 17 upper-case alphanumerics. */
+/** Returns a new unique user id as IAM forms them: `AIDA` and 17 upper-case alphanumerics. */
 export function newUserId(): string {
   return "AIDA" + randomUpperAlphanumeric(17);
 }
 
-/** A long-term access key id: `AKIA` and 16 upper-case alphanumerics. */
+/** Returns a new long-term access key id: `AKIA` and 16 upper-case alphanumerics. */
 export function newAccessKeyId(): string {
   return "AKIA" + randomUpperAlphanumeric(16);
 }
 
-/** A 40-character secret access key, the length AWS issues. */
+/** Returns a new 40-character secret access key, the length AWS issues. */
 export function newSecretAccessKey(): string {
   return randomString(SECRET_ALPHABET, 40);
 }

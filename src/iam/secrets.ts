@@ -9,7 +9,7 @@ const TAG_BYTES = 16;
 /** Version byte in front of every sealed secret, so the format can change later. */
 const FORMAT_VERSION = 1;
 
-/** Where the master key comes from: the environment, or a file in the data folder. */
+/** The origin of the master key: the environment, an existing file, or a file created now. */
 export type MasterKeySource = "environment" | "file" | "generated";
 
 export interface MasterKey {
@@ -54,7 +54,7 @@ export async function loadMasterKey(iamDir: string, fromEnvironment: string | un
   const key = randomBytes(KEY_BYTES);
   await writeFileDurably(path, key.toString("base64") + "\n", 0o600);
   // NOTE: two processes starting on a fresh data folder at once could each
-  // write a key; the database's key check then rejects the loser at open.
+  // write a key. The database's key check then rejects the loser at open.
   return { key: parseMasterKey(await readFile(path, "utf8"), path), source: "generated" };
 }
 

@@ -107,7 +107,7 @@ export class IamStore {
     this.dataVersion = () => statement.get() as number;
   }
 
-  /** Opens (creating when absent) the IAM database and checks that `sealer` holds its master key. */
+  /** Opens (creating when absent) the IAM database and checks that `sealer` has its master key. */
   static open(iamDir: string, accountId: string, sealer: SecretSealer): IamStore {
     mkdirSync(iamDir, { recursive: true, mode: 0o700 });
     const db = openDatabase(join(iamDir, "iam.db"));

@@ -66,7 +66,7 @@ describe("portico users and keys against a running portico up", () => {
     assert.match(created.stdout, /Created user ci-runner/);
     assert.match(created.stdout, /arn:aws:iam::\d{12}:user\/ci-runner/);
 
-    // PORTICO_DATA_DIR stands in for --data-dir.
+    // PORTICO_DATA_DIR replaces --data-dir.
     const keyRun = await portico(["keys", "create", "ci-runner", "--json"], { PORTICO_DATA_DIR: dataDir });
     assert.equal(keyRun.code, 0, keyRun.stderr);
     const key = JSON.parse(keyRun.stdout) as { AccessKeyId: string; SecretAccessKey: string; UserName: string };

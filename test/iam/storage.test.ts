@@ -11,7 +11,7 @@ import { openIam } from "../../src/iam/index.js";
 import { parseMasterKey, SecretSealer } from "../../src/iam/secrets.js";
 import { startIamHarness, TEST_CREDENTIALS } from "./harness.js";
 
-/** Every byte of the IAM folder's files, WAL included. */
+/** Reads every byte of the IAM folder's files, WAL included. */
 async function folderBytes(folder: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (const name of await readdir(folder)) parts.push(await readFile(join(folder, name)));

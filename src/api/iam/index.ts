@@ -17,7 +17,7 @@ const OPERATIONS: Record<string, operations.IamOperation> = {
   UpdateAccessKey: operations.updateAccessKey,
 };
 
-/** IAM operations on users and keys that this endpoint knows but does not build; they answer NotImplemented. */
+/** IAM operations that this endpoint recognises but does not build; they return NotImplemented. */
 const NOT_IMPLEMENTED = new Set([
   "UpdateUser",
   "TagUser",
@@ -74,7 +74,9 @@ class IamService implements ProtocolService {
 
     const principal = request.principal;
     if (principal.type !== "root") {
-      const caller = principal.type === "user" ? principal.arn : principal.type === "service" ? principal.service : "anonymous";
+      let caller = "anonymous";
+      if (principal.type === "user") caller = principal.arn;
+      if (principal.type === "service") caller = principal.service;
       throw new ApiError(
         "AccessDenied",
         403,
@@ -88,7 +90,7 @@ class IamService implements ProtocolService {
   }
 
   renderError(error: ApiError, request: ApiRequest, response: ServerResponse): void {
-    // IAM reports an unknown access key as InvalidClientTokenId, where S3 says InvalidAccessKeyId.
+    // IAM reports an unknown access key as InvalidClientTokenId, where S3 uses InvalidAccessKeyId.
     const rendered =
       error.code === "InvalidAccessKeyId"
         ? new ApiError("InvalidClientTokenId", 403, "The security token included in the request is invalid.")

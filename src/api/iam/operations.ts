@@ -13,7 +13,7 @@ import {
 import type { AccessKeyRecord, IamStore, UserRecord } from "../../iam/store.js";
 import { iamTimestamp, type QueryParameters } from "./query.js";
 
-/** What an operation needs besides its parameters. */
+/** Dependencies of every operation besides its parameters. */
 export interface IamOperationContext {
   store: IamStore;
   accountId: string;

@@ -33,8 +33,8 @@ export const IAM_ACTIONS: Record<S3Operation, string> = {
 };
 
 /**
- * Which IAM user owns a bucket. Buckets that the root created have no entry
- * and belong to the account root.
+ * The registry of bucket owners among IAM users. Buckets that the root
+ * created have no entry and belong to the account root.
  */
 export interface BucketOwnership {
   /** Returns the owning user's unique id (`AIDA...`), or undefined when the account root owns the bucket. */
@@ -122,9 +122,9 @@ export function resourceArn(bucket: string, key?: string): string {
 }
 
 /**
- * The ownership registry each S3 request is checked against, bound once when
- * the S3 service receives the request, so that every authorization of that
- * request (CopyObject's source, each key of DeleteObjects) sees it.
+ * The ownership registry of each S3 request. The S3 service binds it once on
+ * arrival, so every authorization of that request uses it, including
+ * CopyObject's source and each key of DeleteObjects.
  */
 const ownershipByRequest = new WeakMap<ApiRequest, BucketOwnership>();
 
