@@ -113,7 +113,10 @@ program
     "after",
     "\nRoot credentials come from PORTICO_ACCESS_KEY_ID and PORTICO_SECRET_ACCESS_KEY. When both are\n" +
       "unset, a key pair is generated on first start, stored in <data-dir>/credentials.json (mode 0600)\n" +
-      "and printed once. GET /_portico/health on the API port returns 200 once every part is ready.",
+      "and printed once. GET /_portico/health on the API port returns 200 once every part is ready.\n" +
+      "IAM users' secret keys are encrypted under <data-dir>/iam/master.key (mode 0600, created on first\n" +
+      "start), or under PORTICO_MASTER_KEY (32 bytes as 64 hex digits or base64) when it is set; manage\n" +
+      "users with 'portico users' and 'portico keys'.",
   )
   .action(async (flags: UpFlags) => {
     await runUp(flags);
