@@ -141,6 +141,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       s3Endpoint: apiUrl,
       serviceCredentials: credentials.service,
       memoryCacheBytes: options.memoryCacheBytes,
+      diskCacheBytes: options.diskCacheBytes ?? 0,
       log: log.child({ component: "edge", edgeId: "edge-1" }),
     };
     // With several workers the edge runs in forked processes that relay the bus and metrics here.

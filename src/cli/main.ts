@@ -25,6 +25,7 @@ interface UpFlags {
   httpsPort: number;
   zone: string;
   memoryCache: number;
+  diskCache: number;
   edgeWorkers: number;
   logLevel: string;
   logInterval: number;
@@ -84,6 +85,12 @@ program
       .env("PORTICO_MEMORY_CACHE_MB")
       .default(DEFAULTS.memoryCacheMiB * 1024 * 1024, String(DEFAULTS.memoryCacheMiB))
       .argParser((value) => parseMebibytes(value, "--memory-cache")),
+  )
+  .addOption(
+    new Option("--disk-cache <MiB>", "byte budget of the edge's disk cache under <data-dir>/cache, in MiB; 0 turns it off")
+      .env("PORTICO_DISK_CACHE_MB")
+      .default(DEFAULTS.diskCacheMiB * 1024 * 1024, String(DEFAULTS.diskCacheMiB))
+      .argParser((value) => parseMebibytes(value, "--disk-cache", 0)),
   )
   .addOption(
     new Option("--edge-workers <count>", "edge processes sharing the HTTP and HTTPS ports; defaults to the CPU count")
@@ -166,6 +173,7 @@ async function runUp(flags: UpFlags): Promise<void> {
     httpsPort: flags.httpsPort,
     zone: flags.zone,
     memoryCacheBytes: flags.memoryCache,
+    diskCacheBytes: flags.diskCache,
     edgeWorkers: flags.edgeWorkers,
     logLevel: flags.logLevel,
     rootAccessKeyId: process.env.PORTICO_ACCESS_KEY_ID || undefined,

@@ -13,6 +13,8 @@ export interface PorticoOptions {
   zone: string;
   /** Byte budget of the edge's memory cache tier, split evenly between edge workers. */
   memoryCacheBytes: number;
+  /** Byte budget of the edge's disk cache tier under `<dataDir>/cache/`; 0 turns it off. */
+  diskCacheBytes?: number;
   /** Edge worker processes sharing the HTTP and HTTPS ports; 1 (the default) runs the edge in the main process. */
   edgeWorkers?: number;
   logLevel: string;
@@ -32,6 +34,7 @@ export const DEFAULTS = {
   httpsPort: 8444,
   zone: "portico.localhost",
   memoryCacheMiB: 256,
+  diskCacheMiB: 0,
   logLevel: "info",
   logIntervalSeconds: 300,
 } as const;
@@ -55,10 +58,10 @@ export function parseWorkerCount(value: string): number {
 }
 
 /** Parses a positive whole number of mebibytes. */
-export function parseMebibytes(value: string, name: string): number {
+export function parseMebibytes(value: string, name: string, minimumMiB = 1): number {
   const mebibytes = Number(value);
-  if (!/^\d+$/.test(value) || mebibytes < 1) {
-    throw new Error(`invalid ${name} '${value}': expected a whole number of MiB, at least 1`);
+  if (!/^\d+$/.test(value) || mebibytes < minimumMiB) {
+    throw new Error(`invalid ${name} '${value}': expected a whole number of MiB, at least ${minimumMiB}`);
   }
   return mebibytes * 1024 * 1024;
 }

@@ -62,7 +62,7 @@ test("disk tier writes, verifies and reopens", async (t) => {
   // Flip one body byte of every file: each read is then a miss and the file goes.
   for (const path of await listObjectFiles(directory)) {
     const bytes = await readFile(path);
-    bytes[bytes.length - 40] ^= 0xff;
+    bytes[bytes.length - 40] = bytes[bytes.length - 40]! ^ 0xff;
     await writeFile(path, bytes);
   }
   assert.equal(await reopened.read("a"), undefined);
@@ -196,7 +196,7 @@ test("large objects stream through to disk and serve from it", async (t) => {
   // A corrupt file fails verification; the entry is removed and fetched again.
   for (const path of await listObjectFiles(join(dataDir, "cache", "disk-edge"))) {
     const bytes = await readFile(path);
-    bytes[bytes.length - 1000] ^= 0xff;
+    bytes[bytes.length - 1000] = bytes[bytes.length - 1000]! ^ 0xff;
     await writeFile(path, bytes);
   }
   await get("/big.bin").catch(() => undefined);
