@@ -1,11 +1,13 @@
 import type { EdgeResultType, MetricsSink, RequestRecord } from "./types.js";
 
-/**
+/*
  * Prometheus metrics in the text exposition format (version 0.0.4), written
- * by hand rather than with prom-client: recording a request is a Map lookup
- * and a few array increments on preallocated typed arrays, with no label
- * hashing or string building on the request path.
+ * by hand rather than with prom-client. Recording a request is a Map lookup
+ * and a few increments on preallocated typed arrays, so the request path does
+ * no label hashing and builds no strings.
  */
+
+/** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** Status classes, as the `status_class` label spells them. */
@@ -102,7 +104,7 @@ export class PrometheusCollector implements MetricsSink {
   private readonly external: ExternalMetric[] = [];
   private droppedRecords = 0;
 
-  /** Adds one request. Never throws: a record that cannot be counted is counted as dropped. */
+  /** Adds one request in constant time. Records past the distribution limit are counted as dropped. */
   record(entry: RequestRecord): void {
     let series = this.series.get(entry.distributionId);
     if (series === undefined) {

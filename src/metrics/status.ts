@@ -25,7 +25,7 @@ export interface DistributionStatusRow {
   requests: number;
   /** Percent of cacheable requests served from cache; undefined without cacheable requests. */
   cacheHitRate: number | undefined;
-  /** Percent of requests answered with 4xx or 5xx; undefined without requests. */
+  /** Percent of requests with a 4xx or 5xx status; undefined without requests. */
   errorRate: number | undefined;
 }
 

@@ -138,7 +138,7 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
   });
 
   test("metrics endpoint counts hits and passes promtool", async (t) => {
-    // Edge workers may each keep their own cache, so request until one answers from cache.
+    // Edge workers may each keep their own cache, so request until one serves from cache.
     const seen = { Hit: 0, Miss: 0 };
     for (let i = 0; i < 20 && seen.Hit === 0; i++) {
       const response = await get(logged, "/index.html");
@@ -290,7 +290,9 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
       { cwd: REPO, env: { ...process.env, AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "" }, timeout: 30_000 },
     );
     const header = stdout.split("\n").find((line) => line.startsWith("ID"));
-    assert.ok(header?.includes("HIT RATE") && header.includes("ERROR RATE"), stdout);
+    assert.ok(header, `no table header:\n${stdout}`);
+    assert.ok(header.includes("HIT RATE"), header);
+    assert.ok(header.includes("ERROR RATE"), header);
     const row = stdout.split("\n").find((line) => line.startsWith(logged.id));
     assert.ok(row, `no row for ${logged.id}:\n${stdout}`);
     assert.ok(row.includes(logged.domainName));

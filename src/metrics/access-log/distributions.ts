@@ -1,7 +1,7 @@
 import type { ClusterMessage, ControlChannel, DistributionSnapshot } from "../../cluster/types.js";
 import { bucketOfS3Domain } from "../../origin/s3.js";
 
-/** What the access log and `portico status` need of one deployed distribution. */
+/** The fields of one deployed distribution that the access log and `portico status` use. */
 export interface DistributionLogInfo {
   id: string;
   domainName: string;
@@ -51,7 +51,7 @@ export class DistributionDirectory {
 
   /**
    * Returns a channel that passes every call to `channel` and observes each
-   * published message first, so the directory sees what the edges see.
+   * published message first, so the directory receives every message the edges receive.
    */
   observing(channel: ControlChannel): ControlChannel {
     return {

@@ -43,7 +43,7 @@ export const LOG_FIELDS = [
 
 export const LOG_FILE_HEADER = `#Version: 1.0\n#Fields: ${LOG_FIELDS.join(" ")}\n`;
 
-/** How one distribution's records are written. */
+/** Per-distribution settings for formatting log lines. */
 export interface LogLineOptions {
   /** The distribution's domain name, for `cs(Host)`. */
   domainName: string;

@@ -14,7 +14,7 @@ const FORMAT_INTERVAL_MS = 1_000;
 /** Shortest interval between two warnings about lost records. */
 const LOSS_WARNING_INTERVAL_MS = 60_000;
 
-/** Why records were lost, as the `reason` label of the loss counter spells it. */
+/** Cause of a lost record, spelled as the `reason` label of the loss counter. */
 export type LossReason = "records_limit" | "bytes_limit" | "delivery_failed";
 
 export interface AccessLogLimits {
@@ -71,8 +71,8 @@ interface RetainedFile {
  * distribution's lines become one gzip file per UTC hour, uploaded to
  * Logging.Bucket under Logging.Prefix and written to the local folder when
  * one is set. Failed uploads are retried at the next rotation. Memory is
- * bounded by record count and bytes; every record lost to a bound or to a
- * file that could not be kept is counted by reason and reported in a
+ * bounded by record count and by bytes. Every record lost to a bound, or to
+ * a file that could not be kept, is counted by reason and reported in a
  * rate-limited warning.
  */
 export class AccessLogWriter implements MetricsSink {
@@ -230,15 +230,21 @@ export class AccessLogWriter implements MetricsSink {
     const uniqueId = randomUpperAlphanumeric(12);
     const info = file.info;
 
+    const sendsToBucket = info !== undefined && info.loggingEnabled;
     if (this.options.writeLocal !== undefined) {
       const name = logFileKey("", file.distributionId, file.hourStartMs, uniqueId);
       try {
         await this.options.writeLocal(name, body);
       } catch (error) {
-        this.options.log.error({ err: error, distributionId: file.distributionId, name }, "access log file could not be written locally");
+        // The records survive only in the bucket copy, when there is one.
+        if (!sendsToBucket) this.countLoss("delivery_failed", file.lines.length);
+        this.options.log.error(
+          { err: error, distributionId: file.distributionId, name },
+          "access log file could not be written to the local folder",
+        );
       }
     }
-    if (info === undefined || !info.loggingEnabled) return;
+    if (!sendsToBucket) return;
     if (info.logBucket === undefined) {
       this.countLoss("delivery_failed", file.lines.length);
       this.options.log.error(
