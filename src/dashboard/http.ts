@@ -11,7 +11,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
+  "referrer-policy": "same-origin",
   "cross-origin-opener-policy": "same-origin",
   "cross-origin-resource-policy": "same-origin",
 };
@@ -84,13 +84,14 @@ export async function readForm(request: IncomingMessage): Promise<URLSearchParam
 
 /**
  * Tells whether a state-changing request comes from this site. Browsers send
- * Sec-Fetch-Site (Fetch Metadata) and Origin on cross-site POSTs, so either
- * one naming another site rejects the request; clients that send neither
- * (curl, scripts) are not browsers carrying someone else's cookies.
+ * Sec-Fetch-Site (Fetch Metadata), which then decides alone. Older browsers
+ * send Origin on cross-site POSTs, which must then name this host. Clients
+ * that send neither (curl, scripts) are not browsers carrying someone
+ * else's cookies.
  */
 export function isSameOrigin(request: IncomingMessage): boolean {
   const fetchSite = request.headers["sec-fetch-site"];
-  if (fetchSite !== undefined && fetchSite !== "same-origin" && fetchSite !== "none") return false;
+  if (fetchSite !== undefined) return fetchSite === "same-origin" || fetchSite === "none";
   const origin = request.headers.origin;
   if (origin === undefined) return true;
   if (origin === "null") return false;

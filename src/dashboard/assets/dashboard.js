@@ -8,19 +8,24 @@
   const BASE = "/_portico/dashboard";
   const REFRESH_INTERVAL_MS = 5000;
 
-  /** Chart definitions: which metrics each chart draws and how values read. */
+  /**
+   * Chart definitions: which metrics each chart draws and how values read.
+   * Sparse charts have gaps where no request came, so each value gets a
+   * marker: a minute with traffic between empty minutes has no line to draw.
+   */
   const CHARTS = [
     { id: "chart-requests", metrics: ["Requests"], colors: ["#2563eb"], bars: true, format: formatCount },
-    { id: "chart-cache-hit-rate", metrics: ["CacheHitRate"], colors: ["#15803d"], percent: true, format: formatPercent },
+    { id: "chart-cache-hit-rate", metrics: ["CacheHitRate"], colors: ["#15803d"], percent: true, sparse: true, format: formatPercent },
     {
       id: "chart-error-rates",
       metrics: ["4xxErrorRate", "5xxErrorRate", "TotalErrorRate"],
       colors: ["#d97706", "#dc2626", "#6b7280"],
       percent: true,
+      sparse: true,
       format: formatPercent,
     },
     { id: "chart-bytes", metrics: ["BytesDownloaded"], colors: ["#7c3aed"], format: formatBytes },
-    { id: "chart-origin-latency", metrics: ["OriginLatency"], colors: ["#0891b2"], format: formatMilliseconds },
+    { id: "chart-origin-latency", metrics: ["OriginLatency"], colors: ["#0891b2"], sparse: true, format: formatMilliseconds },
   ];
 
   const state = {
@@ -216,7 +221,7 @@
         fill: definition.bars ? `${definition.colors[index]}99` : undefined,
         paths: definition.bars ? uPlot.paths.bars({ size: [0.7, 40] }) : undefined,
         spanGaps: false,
-        points: { size: 4 },
+        points: { show: definition.sparse === true, size: 6, fill: definition.colors[index] },
         value: (_chart, value) => definition.format(value),
       });
     });
