@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
@@ -33,8 +34,13 @@ interface UpFlags {
 }
 
 const program = new Command();
+const packageJson = JSON.parse(
+  readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+) as { version: string };
+
 program
   .name("portico")
+  .version(packageJson.version, "-V, --version", "print the version and exit")
   .description(
     "Self-hosted content delivery network. Its API endpoint serves the S3, CloudFront and " +
       "CloudWatch protocols, so the AWS CLI and SDKs create buckets, distributions and " +
@@ -93,9 +99,13 @@ program
       .argParser((value) => parseMebibytes(value, "--disk-cache", 0)),
   )
   .addOption(
-    new Option("--edge-workers <count>", "edge processes sharing the HTTP and HTTPS ports; defaults to the CPU count")
+    new Option(
+      "--edge-workers <count>",
+      `edge processes sharing the HTTP and HTTPS ports, each with its own share of the memory cache; ` +
+        `set it to the CPU count (${availableParallelism()} here) to use every core`,
+    )
       .env("PORTICO_EDGE_WORKERS")
-      .default(availableParallelism(), "CPU count")
+      .default(1)
       .argParser((value) => parseWorkerCount(value)),
   )
   .addOption(
@@ -214,7 +224,11 @@ async function runUp(flags: UpFlags): Promise<void> {
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal means the operator does not want to wait for the drain.
+      log.warn({ signal }, "second signal during shutdown; exiting without waiting for requests in flight");
+      process.exit(1);
+    }
     stopping = true;
     log.info({ signal }, "stopping");
     portico.close().then(

@@ -60,29 +60,33 @@ function send(message: IpcMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);
 }
 
-/** How long the worker's metrics sink gathers records before it sends them, and how many at most. */
-const METRICS_FLUSH_INTERVAL_MS = 100;
+/** Most records sent in one IPC message. */
 const METRICS_MAX_BATCH = 512;
 
 /**
- * A metrics sink in a worker that sends records to the primary in batches,
- * so the hit path never waits on IPC.
+ * A metrics sink in a worker that sends records to the primary once per
+ * turn of the event loop, so the hit path never waits on IPC, a busy worker
+ * sends many records per message, and a query right after a response
+ * already counts it.
  */
 export class IpcMetricsSink implements MetricsSink {
   private batch: RequestRecord[] = [];
-  private readonly timer: NodeJS.Timeout;
-
-  constructor() {
-    this.timer = setInterval(() => this.flush(), METRICS_FLUSH_INTERVAL_MS);
-    this.timer.unref();
-  }
+  private scheduled = false;
 
   record(entry: RequestRecord): void {
     this.batch.push(entry);
-    if (this.batch.length >= METRICS_MAX_BATCH) this.flush();
+    if (this.batch.length >= METRICS_MAX_BATCH) {
+      this.flush();
+      return;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
   }
 
   flush(): void {
+    this.scheduled = false;
     if (this.batch.length === 0) return;
     const records = this.batch;
     this.batch = [];
@@ -90,7 +94,6 @@ export class IpcMetricsSink implements MetricsSink {
   }
 
   close(): void {
-    clearInterval(this.timer);
     this.flush();
   }
 }
