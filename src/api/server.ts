@@ -8,6 +8,9 @@ import { ApiError, authErrors } from "./errors.js";
 import type { CredentialStore, Principal } from "./auth/principal.js";
 import { credentialScopeService, hasSigV4, parseQuery, verifySigV4, type SigV4Result } from "./auth/sigv4.js";
 
+/** How long `close` lets requests in flight finish before it closes their connections. */
+export const API_DRAIN_TIMEOUT_MS = 10_000;
+
 /** The largest body read whole for CloudFront and CloudWatch requests. */
 export const MAX_BUFFERED_BODY_BYTES = 8 * 1024 * 1024;
 
@@ -61,11 +64,17 @@ export class ApiServer {
     return this.server.address() as AddressInfo;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops accepting connections and waits for requests in flight, closing
+   * idle keep-alive connections at once and any still busy after `drainMs`.
+   */
+  async close(drainMs = API_DRAIN_TIMEOUT_MS): Promise<void> {
+    const timer = setTimeout(() => this.server.closeAllConnections(), drainMs);
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
     });
+    clearTimeout(timer);
   }
 
   private async dispatch(raw: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -105,11 +114,16 @@ export class ApiServer {
       }
       if (hasSigV4(signed)) {
         const scopeService = credentialScopeService(signed);
-        if (scopeService === undefined || !this.serves(scopeService)) {
+        if (!scopeService) {
+          throw authErrors.authorizationHeaderMalformed(
+            `The authorization header is malformed; the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`,
+          );
+        }
+        if (!this.serves(scopeService)) {
           throw new ApiError(
             "InvalidRequest",
             400,
-            `The credential scope service '${scopeService ?? ""}' is not served here; use s3, cloudfront, monitoring or iam.`,
+            `The credential scope service '${scopeService}' is not served here; use s3, cloudfront, monitoring or iam.`,
           );
         }
         const bodyHash =

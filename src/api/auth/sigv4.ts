@@ -157,8 +157,7 @@ function verifyHeader(
     payloadHash,
   );
   const signingKey = deriveSigningKey(key.secretAccessKey, credential);
-  const expected = signString(signingKey, credential, amzDate, canonicalRequest);
-  compareSignatures(expected, signature, canonicalRequest);
+  checkSignature(signingKey, credential, amzDate, canonicalRequest, signature);
 
   return {
     principal: principalFor(key, signedHeaders, request.headers),
@@ -212,7 +211,10 @@ function verifyPresigned(
     );
   }
   if (requestTimeMs - nowMs > MAX_CLOCK_SKEW_MS) {
-    throw authErrors.requestTimeTooSkewed(amzDate, formatAmzDate(nowMs));
+    // S3 rejects a presigned URL dated in the future as not yet valid.
+    throw new ApiError("AccessDenied", 403, "Request is not valid yet", {
+      details: { "X-Amz-Date": amzDate, ServerTime: new Date(nowMs).toISOString() },
+    });
   }
   if (nowMs > requestTimeMs + expiresSeconds * 1000) {
     throw new ApiError("AccessDenied", 403, "Request has expired", {
@@ -239,8 +241,7 @@ function verifyPresigned(
   );
   const signingKey = deriveSigningKey(key.secretAccessKey, credential);
   const signature = params.get("X-Amz-Signature")!;
-  const expected = signString(signingKey, credential, amzDate, canonicalRequest);
-  compareSignatures(expected, signature, canonicalRequest);
+  checkSignature(signingKey, credential, amzDate, canonicalRequest, signature);
 
   return {
     principal: principalFor(key, signedHeaders, request.headers),
@@ -453,22 +454,29 @@ function deriveSigningKey(secret: string, credential: ParsedCredential): Buffer 
   return signingKey;
 }
 
-function signString(
+/**
+ * Compares the request's signature with the one computed from the canonical
+ * request. On a mismatch the error carries what S3 returns to help a client
+ * find the difference: the string to sign and the canonical request.
+ */
+function checkSignature(
   signingKey: Buffer,
   credential: ParsedCredential,
   amzDate: string,
   canonicalRequest: string,
-): string {
+  provided: string,
+): void {
   const scope = `${credential.date}/${credential.region}/${credential.service}/aws4_request`;
   const stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, sha256Hex(canonicalRequest)].join("\n");
-  return hmac(signingKey, stringToSign).toString("hex");
-}
-
-function compareSignatures(expected: string, provided: string, canonicalRequest: string): void {
-  const a = Buffer.from(expected, "utf8");
-  const b = Buffer.from(provided, "utf8");
-  if (a.length !== b.length || !timingSafeEqual(a, b)) {
-    throw authErrors.signatureDoesNotMatch({ CanonicalRequest: canonicalRequest });
+  const expected = Buffer.from(hmac(signingKey, stringToSign).toString("hex"), "utf8");
+  const actual = Buffer.from(provided, "utf8");
+  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
+    throw authErrors.signatureDoesNotMatch({
+      AWSAccessKeyId: credential.accessKeyId,
+      StringToSign: stringToSign,
+      SignatureProvided: provided,
+      CanonicalRequest: canonicalRequest,
+    });
   }
 }
 
