@@ -318,7 +318,19 @@ async function fetchAsWriter(
     return;
   }
 
-  const buffered = await readUpTo(originResponse.body, context.maxObjectBytes);
+  // Reserve the bytes before buffering, so concurrent misses never hold
+  // more than the in-flight budget in memory at once.
+  const reservedBytes = contentLength ?? context.maxObjectBytes;
+  if (!context.inFlight.reserve(reservedBytes)) {
+    await streamWithoutStoring(originResponse.body, "buffers-full");
+    return;
+  }
+  let buffered: Awaited<ReturnType<typeof readUpTo>>;
+  try {
+    buffered = await readUpTo(originResponse.body, Math.min(reservedBytes, context.maxObjectBytes));
+  } finally {
+    context.inFlight.release(reservedBytes);
+  }
   if (buffered.rest !== undefined) {
     await streamWithoutStoring(buffered.rest, "too-large");
     return;

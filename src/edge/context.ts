@@ -28,6 +28,8 @@ export interface EdgeContext {
    * before a matching purge is never served.
    */
   recentPurges: Map<string, RecentPurge[]>;
+  /** Bytes of origin bodies being buffered before they are stored, bounded across all requests. */
+  inFlight: ByteBudget;
   /** Bodies larger than this are not kept in memory: they stream to the viewer, and to the disk tier when there is one. */
   maxObjectBytes: number;
   /** The port viewers reach HTTPS on, for `redirect-to-https` Location headers. */
@@ -40,6 +42,27 @@ export interface EdgeContext {
   purgeEpochs: Map<string, number>;
   metrics: MetricsSink;
   log: Logger;
+}
+
+/** A byte budget shared by concurrent requests; a reservation that does not fit is refused, never queued. */
+export class ByteBudget {
+  private usedBytes = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  reserve(bytes: number): boolean {
+    if (this.usedBytes + bytes > this.limitBytes) return false;
+    this.usedBytes += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.usedBytes = Math.max(0, this.usedBytes - bytes);
+  }
 }
 
 export interface RecentPurge {

@@ -7,7 +7,7 @@ import type { MetricsSink } from "../metrics/types.js";
 import { OriginPools, type OriginContext } from "../origin/index.js";
 import { createClusterHandler } from "./cluster-handler.js";
 import { openDiskTier } from "./disk-flow.js";
-import type { EdgeContext } from "./context.js";
+import { ByteBudget, type EdgeContext } from "./context.js";
 import type { ViewerRequest, ViewerResponse } from "./exchange.js";
 import { EdgeRequestHandler } from "./handler.js";
 import { edgeIdentity } from "./headers.js";
@@ -58,6 +58,11 @@ function maxObjectBytesFor(memoryCacheBytes: number): number {
   return Math.min(Math.floor(memoryCacheBytes / 8), 64 * 1024 * 1024);
 }
 
+/** Origin bodies buffered at once before they are stored: a quarter of the memory budget, at least one object. */
+function inFlightBytesFor(memoryCacheBytes: number): number {
+  return Math.max(Math.floor(memoryCacheBytes / 4), maxObjectBytesFor(memoryCacheBytes));
+}
+
 /** How long one origin fetch may hold a cache key, and how long others wait on it. */
 const COLLAPSE_WRITER_TIMEOUT_MS = 35_000;
 const COLLAPSE_WAITER_TIMEOUT_MS = 30_000;
@@ -80,6 +85,7 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
     pendingWrites: new Set(),
     startedAtMs: Date.now(),
     recentPurges: new Map(),
+    inFlight: new ByteBudget(inFlightBytesFor(options.memoryCacheBytes)),
     lock: new CacheLock({ writerTimeoutMs: COLLAPSE_WRITER_TIMEOUT_MS, waiterTimeoutMs: COLLAPSE_WAITER_TIMEOUT_MS }),
     maxObjectBytes: maxObjectBytesFor(options.memoryCacheBytes),
     httpsPort: () => httpsPort,
