@@ -73,7 +73,7 @@ export class DashboardData {
     }
   }
 
-  /** The edges the channel counts as live; an edge that left is no longer listed. */
+  /** Lists the edges that the channel counts as live. An edge that left is not listed. */
   edges(): EdgeView[] {
     return this.channel
       .liveEdges()
@@ -86,7 +86,7 @@ export class DashboardData {
       .sort((a, b) => a.edgeId.localeCompare(b.edgeId));
   }
 
-  /** The newest invalidations of each distribution, with their paths and status. */
+  /** Lists the newest invalidations of each distribution, with their paths and status. */
   invalidations(distributionIds: string[]): InvalidationView[] {
     const views: InvalidationView[] = [];
     for (const distributionId of distributionIds) {

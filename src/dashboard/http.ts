@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 /**
  * Headers sent with every dashboard response. The CSP allows scripts and
  * styles only from this origin, so no inline script runs even if a value
- * escapes its escaping; frame-ancestors and X-Frame-Options stop clickjacking.
+ * slips past escaping. frame-ancestors and X-Frame-Options stop clickjacking.
  */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "content-security-policy":
@@ -61,7 +61,7 @@ export function readCookie(request: IncomingMessage, name: string): string | und
   return undefined;
 }
 
-/** The query parameters of a request. */
+/** Parses the query parameters of a request. */
 export function queryOf(request: IncomingMessage): URLSearchParams {
   const target = request.url ?? "/";
   const start = target.indexOf("?");

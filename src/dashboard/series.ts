@@ -55,7 +55,7 @@ function statisticValue(stats: StatSet, statistic: "Sum" | "Average"): number {
   return statistic === "Sum" ? stats.sum : stats.sum / stats.sampleCount;
 }
 
-/** Builds series from `MetricsReader.statistics`, the same path that answers CloudWatch GetMetricStatistics. */
+/** Builds series from `MetricsReader.statistics`, the same path that serves CloudWatch GetMetricStatistics. */
 export class SeriesReader {
   private readonly cache = new Map<string, { builtAtMs: number; series: DistributionSeries }>();
 

@@ -9,7 +9,7 @@ export const SESSION_COOKIE = "portico_session";
 export const SESSION_TTL_MS = 12 * 3600 * 1000;
 const SESSION_KEY_BYTES = 32;
 
-/** What a signed session cookie carries. */
+/** The contents of a signed session cookie. */
 export interface Session {
   accessKeyId: string;
   /** Fingerprint of the secret key at login, so a changed secret ends the session. */

@@ -21,7 +21,7 @@ export const TRAFFIC = {
   cachedRequests: 8,
   /** GETs of distinct uncacheable objects, each a miss. */
   uncachedRequests: 3,
-  /** GETs of paths the origin answers with 404. */
+  /** GETs of paths for which the origin returns 404. */
   notFoundRequests: 4,
 };
 export const TOTAL_REQUESTS = TRAFFIC.cachedRequests + TRAFFIC.uncachedRequests + TRAFFIC.notFoundRequests;

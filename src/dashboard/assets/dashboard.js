@@ -93,7 +93,9 @@
   }
 
   function badge(text) {
-    const kind = text === "Deployed" || text === "Completed" || text === "live" ? "badge-ok" : text === "Disabled" ? "badge-off" : "badge-progress";
+    let kind = "badge-progress";
+    if (text === "Deployed" || text === "Completed" || text === "live") kind = "badge-ok";
+    if (text === "Disabled") kind = "badge-off";
     return element("span", `badge ${kind}`, text);
   }
 
