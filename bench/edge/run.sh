@@ -8,7 +8,7 @@
 #
 # Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
 # PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2"),
-# SKIP_BUILD (unset), and compare.sh's REPS, DURATION, CONNS, THREADS, PATHS, OUT_DIR.
+# EDGE_WORKERS (nproc), SKIP_BUILD (unset), and compare.sh's REPS, DURATION, CONNS, THREADS, PATHS, OUT_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,6 +17,7 @@ HTTP_PORT=${PORTICO_BENCH_HTTP_PORT:-8091}
 HTTPS_PORT=${PORTICO_BENCH_HTTPS_PORT:-8454}
 API_PORT=${PORTICO_BENCH_API_PORT:-4590}
 MODES=${MODES:-h1 h2}
+EDGE_WORKERS=${EDGE_WORKERS:-$(nproc)}
 
 STARTED_PEERS=0
 PORTICO_PID=""
@@ -45,7 +46,7 @@ if [[ -z ${SKIP_BUILD:-} ]]; then npm run build >&2; fi
 export PORTICO_ACCESS_KEY_ID="AKIABENCH$(openssl rand -hex 6 | tr a-f A-F)"
 export PORTICO_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
 node dist/cli/main.js up --data-dir "$DATA_DIR" --api-port "$API_PORT" \
-  --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --log-level warn \
+  --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --edge-workers "$EDGE_WORKERS" --log-level warn \
   >"$DATA_DIR/portico.log" 2>&1 &
 PORTICO_PID=$!
 
