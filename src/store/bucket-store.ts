@@ -14,6 +14,9 @@ import {
 } from "./metadata.js";
 import { ObjectFiles, type ByteRange } from "./object-files.js";
 
+/** Objects up to this size are read into memory whole, one read call, instead of streamed. */
+const SMALL_READ_BYTES = 128 * 1024;
+
 /** Size, ETag, checksum and headers of bytes once they are on disk. */
 export type ObjectDescription = Omit<ObjectRecord, "bucket" | "key" | "fileId" | "lastModifiedMs">;
 
@@ -70,6 +73,20 @@ export class BucketStore {
     const record = this.metadata.getStoredObject(bucket, key);
     if (!record) throw storeErrors.noSuchKey(key);
     return record;
+  }
+
+  /**
+   * Reads an object's bytes, or `range` of them, whole when they are at most
+   * SMALL_READ_BYTES in one file, else as a stream. It raises ENOENT like
+   * openObject.
+   */
+  async readObject(object: StoredObject, range?: ByteRange): Promise<Buffer | Readable> {
+    const wanted = range ?? { start: 0, end: object.sizeBytes - 1 };
+    const only = object.segments.length === 1 ? object.segments[0] : undefined;
+    if (only !== undefined && wanted.end - wanted.start + 1 <= SMALL_READ_BYTES) {
+      return this.files.readSmall(only.fileId, wanted);
+    }
+    return this.files.openRead(object.segments, wanted);
   }
 
   /**

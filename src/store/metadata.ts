@@ -1,3 +1,4 @@
+import type { Statement } from "better-sqlite3";
 import { openDatabase, type SqliteDatabase } from "../common/sqlite.js";
 import type { ChecksumAlgorithm, ChecksumType, StoredChecksum } from "./checksums.js";
 
@@ -204,10 +205,21 @@ function toPart(row: PartRow): PartRecord {
 /** Bucket, object, upload and part metadata in `meta.db` (SQLite, WAL, synchronous FULL). */
 export class MetadataStore {
   private readonly db: SqliteDatabase;
+  private readonly statements = new Map<string, Statement>();
 
   constructor(path: string) {
     this.db = openDatabase(path, { synchronous: "FULL" });
     this.db.exec(SCHEMA);
+  }
+
+  /** Returns the prepared statement for `sql`, preparing each distinct text once. */
+  private prepare<Parameters extends unknown[] = unknown[], Row = unknown>(sql: string): Statement<Parameters, Row> {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement as unknown as Statement<Parameters, Row>;
   }
 
   close(): void {
@@ -215,7 +227,7 @@ export class MetadataStore {
   }
 
   getBucket(name: string): BucketRecord | undefined {
-    const row = this.db
+    const row = this
       .prepare<[string], { name: string; created_at_ms: number; region: string; policy_json: string | null }>(
         "SELECT name, created_at_ms, region, policy_json FROM buckets WHERE name = ?",
       )
@@ -225,7 +237,7 @@ export class MetadataStore {
   }
 
   listBuckets(): BucketRecord[] {
-    return this.db
+    return this
       .prepare<[], { name: string; created_at_ms: number; region: string; policy_json: string | null }>(
         "SELECT name, created_at_ms, region, policy_json FROM buckets ORDER BY name",
       )
@@ -240,7 +252,7 @@ export class MetadataStore {
 
   /** Inserts a bucket; returns false when one of that name exists. */
   insertBucket(bucket: BucketRecord): boolean {
-    const result = this.db
+    const result = this
       .prepare("INSERT OR IGNORE INTO buckets (name, created_at_ms, region, policy_json) VALUES (?, ?, ?, ?)")
       .run(bucket.name, bucket.createdAtMs, bucket.region, bucket.policyJson ?? null);
     return result.changes === 1;
@@ -252,7 +264,7 @@ export class MetadataStore {
    */
   deleteBucket(name: string): "not-empty" | string[] {
     return this.db.transaction(() => {
-      const hasObject = this.db.prepare("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1").get(name);
+      const hasObject = this.prepare("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1").get(name);
       if (hasObject) return "not-empty" as const;
       const partFiles = this.db
         .prepare<[string], { file_id: string }>(
@@ -260,18 +272,18 @@ export class MetadataStore {
         )
         .all(name)
         .map((row) => row.file_id);
-      this.db.prepare("DELETE FROM uploads WHERE bucket = ?").run(name);
-      this.db.prepare("DELETE FROM buckets WHERE name = ?").run(name);
+      this.prepare("DELETE FROM uploads WHERE bucket = ?").run(name);
+      this.prepare("DELETE FROM buckets WHERE name = ?").run(name);
       return partFiles;
     })();
   }
 
   setBucketPolicy(name: string, policyJson: string | undefined): void {
-    this.db.prepare("UPDATE buckets SET policy_json = ? WHERE name = ?").run(policyJson ?? null, name);
+    this.prepare("UPDATE buckets SET policy_json = ? WHERE name = ?").run(policyJson ?? null, name);
   }
 
   getObject(bucket: string, key: string): ObjectRecord | undefined {
-    const row = this.db
+    const row = this
       .prepare<[string, Buffer], ObjectRow>("SELECT * FROM objects WHERE bucket = ? AND key = ?")
       .get(bucket, keyBytes(key));
     return row ? toObject(row) : undefined;
@@ -284,7 +296,7 @@ export class MetadataStore {
     if (record.fileId !== SEGMENTED_FILE_ID) {
       return { ...record, segments: [{ partNumber: 1, fileId: record.fileId, sizeBytes: record.sizeBytes, etag: record.etag }] };
     }
-    const segments = this.db
+    const segments = this
       .prepare<[string, Buffer], { part_number: number; file_id: string; size_bytes: number; etag: string }>(
         "SELECT part_number, file_id, size_bytes, etag FROM object_segments WHERE bucket = ? AND key = ? ORDER BY part_number",
       )
@@ -311,7 +323,7 @@ export class MetadataStore {
   }
 
   private insertObjectRow(record: ObjectRecord): void {
-    this.db
+    this
       .prepare(
         `INSERT OR REPLACE INTO objects
          (bucket, key, file_id, size_bytes, etag, last_modified_ms, headers, checksum, parts_count)
@@ -365,7 +377,7 @@ export class MetadataStore {
     const parameters: Array<string | Buffer | number> = [bucket, fromKey];
     if (beforeKey !== undefined) parameters.push(beforeKey);
     parameters.push(limit);
-    return this.db
+    return this
       .prepare<Array<string | Buffer | number>, ObjectRow>(
         `SELECT * FROM objects WHERE bucket = ? AND ${lower}${upper} ORDER BY key LIMIT ?`,
       )
@@ -374,7 +386,7 @@ export class MetadataStore {
   }
 
   insertUpload(upload: UploadRecord): void {
-    this.db
+    this
       .prepare(
         `INSERT INTO uploads (upload_id, bucket, key, initiated_at_ms, headers, checksum_algorithm, checksum_type)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -391,13 +403,13 @@ export class MetadataStore {
   }
 
   getUpload(uploadId: string): UploadRecord | undefined {
-    const row = this.db.prepare<[string], UploadRow>("SELECT * FROM uploads WHERE upload_id = ?").get(uploadId);
+    const row = this.prepare<[string], UploadRow>("SELECT * FROM uploads WHERE upload_id = ?").get(uploadId);
     return row ? toUpload(row) : undefined;
   }
 
   /** Lists a bucket's uploads ordered by key bytes, then upload id. */
   listUploads(bucket: string, fromKey: Buffer, fromUploadId: string, limit: number): UploadRecord[] {
-    return this.db
+    return this
       .prepare<[string, Buffer, Buffer, string, number], UploadRow>(
         `SELECT * FROM uploads WHERE bucket = ? AND (key > ? OR (key = ? AND upload_id > ?))
          ORDER BY key, upload_id LIMIT ?`,
@@ -413,7 +425,7 @@ export class MetadataStore {
         .prepare<[string], { file_id: string }>("SELECT file_id FROM parts WHERE upload_id = ?")
         .all(uploadId)
         .map((row) => row.file_id);
-      const result = this.db.prepare("DELETE FROM uploads WHERE upload_id = ?").run(uploadId);
+      const result = this.prepare("DELETE FROM uploads WHERE upload_id = ?").run(uploadId);
       return result.changes === 1 ? files : undefined;
     })();
   }
@@ -424,7 +436,7 @@ export class MetadataStore {
    */
   putPart(part: PartRecord): string | undefined | "no-upload" {
     return this.db.transaction(() => {
-      if (!this.db.prepare("SELECT 1 FROM uploads WHERE upload_id = ?").get(part.uploadId)) return "no-upload" as const;
+      if (!this.prepare("SELECT 1 FROM uploads WHERE upload_id = ?").get(part.uploadId)) return "no-upload" as const;
       const previous = this.db
         .prepare<[string, number], { file_id: string }>(
           "SELECT file_id FROM parts WHERE upload_id = ? AND part_number = ?",
@@ -449,7 +461,7 @@ export class MetadataStore {
   }
 
   listParts(uploadId: string, afterPartNumber = 0, limit = 10_000): PartRecord[] {
-    return this.db
+    return this
       .prepare<[string, number, number], PartRow>(
         "SELECT * FROM parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?",
       )
@@ -466,20 +478,20 @@ export class MetadataStore {
    */
   completeUpload(uploadId: string, record: ObjectRecord, chosen: PartRecord[]): string[] | "no-upload" | "parts-changed" {
     return this.db.transaction(() => {
-      if (!this.db.prepare("SELECT 1 FROM uploads WHERE upload_id = ?").get(uploadId)) return "no-upload" as const;
+      if (!this.prepare("SELECT 1 FROM uploads WHERE upload_id = ?").get(uploadId)) return "no-upload" as const;
       const current = new Map(this.listParts(uploadId).map((part) => [part.partNumber, part.fileId]));
       if (chosen.some((part) => current.get(part.partNumber) !== part.fileId)) return "parts-changed" as const;
       const chosenFiles = new Set(chosen.map((part) => part.fileId));
       const unreferenced = [...current.values()].filter((fileId) => !chosenFiles.has(fileId));
       unreferenced.push(...this.deleteObject(record.bucket, record.key));
       this.insertObjectRow({ ...record, fileId: SEGMENTED_FILE_ID });
-      const insertSegment = this.db.prepare(
+      const insertSegment = this.prepare(
         "INSERT INTO object_segments (bucket, key, part_number, file_id, size_bytes, etag) VALUES (?, ?, ?, ?, ?, ?)",
       );
       for (const part of chosen) {
         insertSegment.run(record.bucket, keyBytes(record.key), part.partNumber, part.fileId, part.sizeBytes, part.etag);
       }
-      this.db.prepare("DELETE FROM uploads WHERE upload_id = ?").run(uploadId);
+      this.prepare("DELETE FROM uploads WHERE upload_id = ?").run(uploadId);
       return unreferenced;
     })();
   }
@@ -487,9 +499,9 @@ export class MetadataStore {
   /** Returns whether any object or part refers to a file id. */
   isFileReferenced(fileId: string): boolean {
     return (
-      this.db.prepare("SELECT 1 FROM objects WHERE file_id = ? LIMIT 1").get(fileId) !== undefined ||
-      this.db.prepare("SELECT 1 FROM parts WHERE file_id = ? LIMIT 1").get(fileId) !== undefined ||
-      this.db.prepare("SELECT 1 FROM object_segments WHERE file_id = ? LIMIT 1").get(fileId) !== undefined
+      this.prepare("SELECT 1 FROM objects WHERE file_id = ? LIMIT 1").get(fileId) !== undefined ||
+      this.prepare("SELECT 1 FROM parts WHERE file_id = ? LIMIT 1").get(fileId) !== undefined ||
+      this.prepare("SELECT 1 FROM object_segments WHERE file_id = ? LIMIT 1").get(fileId) !== undefined
     );
   }
 }

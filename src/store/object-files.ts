@@ -105,6 +105,28 @@ export class ObjectFiles {
   }
 
   /**
+   * Reads `range` of a one-file object into memory with a single positioned
+   * read, which costs fewer thread-pool round trips than a stream. For small
+   * objects only: the caller bounds the length.
+   */
+  async readSmall(fileId: string, range: ByteRange): Promise<Buffer> {
+    const handle = await open(this.pathOf(fileId), "r");
+    try {
+      const lengthBytes = range.end - range.start + 1;
+      const buffer = Buffer.allocUnsafe(lengthBytes);
+      let offset = 0;
+      while (offset < lengthBytes) {
+        const { bytesRead } = await handle.read(buffer, offset, lengthBytes - offset, range.start + offset);
+        if (bytesRead === 0) throw new Error(`object file ${fileId} is shorter than its metadata says`);
+        offset += bytesRead;
+      }
+      return buffer;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
    * Opens a read stream over the bytes `start` to `end` (inclusive) of an
    * object stored as `segments`. The first file is opened before this returns,
    * so a caller can retry on ENOENT when an overwrite removed it meanwhile.

@@ -1,6 +1,6 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -229,11 +229,26 @@ test("oversized XML body gives an S3 error", async () => {
   const entries = Array.from({ length: 60_000 }, (_, index) => `<Object><Key>key-${index}</Key></Object>`).join("");
   const body = Buffer.from(`<Delete>${entries}</Delete>`);
   const path = `/${BUCKET}?delete`;
-  const headers = await signedHeaders("POST", path, { "content-length": String(body.length) });
+  const contentMd5 = createHash("md5").update(body).digest("base64");
+  const headers = await signedHeaders("POST", path, { "content-length": String(body.length), "content-md5": contentMd5 });
   const exchange = await rawExchange(requestHead("POST", path, { ...headers, connection: "close" }), body, {
     endAfterBody: false,
     waitMs: 5000,
   });
   assert.match(exchange.text, /^HTTP\/1\.1 400 /);
   assert.match(exchange.text, /<Code>(MaxMessageLengthExceeded|MalformedXML)<\/Code>/);
+});
+
+test("DeleteObjects without a digest is rejected", async () => {
+  await store.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "kept-by-delete", Body: "still here" }));
+  const body = Buffer.from("<Delete><Object><Key>kept-by-delete</Key></Object></Delete>");
+  const path = `/${BUCKET}?delete`;
+  const headers = await signedHeaders("POST", path, { "content-length": String(body.length) });
+  const exchange = await rawExchange(requestHead("POST", path, { ...headers, connection: "close" }), body, {
+    endAfterBody: false,
+    waitMs: 3000,
+  });
+  assert.match(exchange.text, /^HTTP\/1\.1 400 /);
+  assert.match(exchange.text, /<Code>InvalidRequest<\/Code>/);
+  assert.equal(await objectExists("kept-by-delete"), true);
 });

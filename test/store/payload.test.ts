@@ -215,7 +215,12 @@ test("malformed XML bodies give MalformedXML", async () => {
     port: Number(url.port),
     path: url.pathname,
     query: { delete: "" },
-    headers: { host: url.host, "x-amz-content-sha256": createHash("sha256").update(body).digest("hex") },
+    headers: {
+      host: url.host,
+      "x-amz-content-sha256": createHash("sha256").update(body).digest("hex"),
+      // S3 requires Content-MD5 (or a checksum) on DeleteObjects.
+      "content-md5": createHash("md5").update(body).digest("base64"),
+    },
     body,
   });
   const response = await fetch(url, { method: "POST", headers: signed.headers as Record<string, string>, body });

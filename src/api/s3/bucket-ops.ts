@@ -135,6 +135,19 @@ export async function deleteObjects(
   route: S3Route,
 ): Promise<void> {
   const bucket = context.store.requireBucket(route.bucket!);
+  // "The Content-MD5 or x-amz-sdk-checksum-algorithm header is required for all
+  // Multi-Object Delete requests" (DeleteObjects, Amazon S3 API reference).
+  const headers = request.raw.headers;
+  const hasDigest =
+    headers["content-md5"] !== undefined ||
+    headers["x-amz-sdk-checksum-algorithm"] !== undefined ||
+    headers["x-amz-trailer"] !== undefined ||
+    Object.keys(headers).some((name) => name.startsWith("x-amz-checksum-") && name !== "x-amz-checksum-mode");
+  if (!hasDigest) {
+    throw new ApiError("InvalidRequest", 400, "Missing required header for this request: Content-MD5", {
+      details: { ArgumentName: "Content-MD5" },
+    });
+  }
   const body = await readVerifiedPayload(request, MAX_DOCUMENT_BYTES, { idleTimeoutMs: context.bodyIdleTimeoutMs });
   const document = parseXmlDocument(body, "Delete");
   const objects = document.Object;

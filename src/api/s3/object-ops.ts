@@ -167,10 +167,10 @@ export async function getObject(context: S3Context, request: ApiRequest, respons
     const range = partNumber === undefined ? parseRange(rangeHeader, record.sizeBytes) : partRange(record, partNumber);
     const isHead = request.method === "HEAD";
     const lengthBytes = range === undefined ? record.sizeBytes : range.end - range.start + 1;
-    let stream: Readable | undefined;
+    let body: Buffer | Readable | undefined;
     if (!isHead && lengthBytes > 0) {
       try {
-        stream = await context.store.openObject(record, range);
+        body = await context.store.readObject(record, range);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT" && attempt === 0) continue;
         throw error;
@@ -187,12 +187,16 @@ export async function getObject(context: S3Context, request: ApiRequest, respons
     }
     response.setHeader("content-length", lengthBytes);
     if (partNumber !== undefined) response.setHeader("x-amz-mp-parts-count", String(record.segments.length));
-    if (!stream) {
+    if (body === undefined) {
       response.end();
       return;
     }
+    if (Buffer.isBuffer(body)) {
+      response.end(body);
+      return;
+    }
     try {
-      await pipeline(stream, response);
+      await pipeline(body, response);
     } catch (error) {
       // The status line is already sent, so a failure here can only cut the connection.
       request.log.debug({ err: error, bucket: route.bucket, key: route.key }, "object response stream ended early");
