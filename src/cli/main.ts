@@ -142,7 +142,7 @@ program
 program
   .command("status")
   .description(
-    "Print the distributions with their config versions, the live edges, and each distribution's\n" +
+    "Print the distributions with their config versions, the live edges, and each distribution's " +
       "hit rate and error rate over the last minutes, read from a running Portico's API endpoint.",
   )
   .addOption(
