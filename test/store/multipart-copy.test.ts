@@ -6,6 +6,7 @@ import { join } from "node:path";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
@@ -102,6 +103,23 @@ test("GetObject partNumber returns one part", async () => {
   assert.equal(only.body.toString(), "one part");
   assert.equal(only.response.PartsCount, 1);
   await expectS3Error(getBytes("single.txt", { PartNumber: 2 }), "InvalidPartNumber", 416);
+
+  await store.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: "empty.txt", Body: "" }));
+  const empty = await getBytes("empty.txt", { PartNumber: 1 });
+  assert.equal(empty.response.$metadata.httpStatusCode, 200);
+  assert.equal(empty.body.length, 0);
+});
+
+test("CopyObject of a multipart source", async () => {
+  const parts = [randomBytes(5 * MIB), randomBytes(4321)];
+  await uploadMultipart("multipart-source.bin", parts);
+  const copied = await store.client.send(
+    new CopyObjectCommand({ Bucket: BUCKET, Key: "multipart-copy.bin", CopySource: `${BUCKET}/multipart-source.bin` }),
+  );
+  const whole = Buffer.concat(parts);
+  assert.equal(copied.CopyObjectResult?.ETag, `"${createHash("md5").update(whole).digest("hex")}"`);
+  const { body } = await getBytes("multipart-copy.bin");
+  assert.ok(body.equals(whole));
 });
 
 test("UploadPartCopy copies ranges of a source", async () => {

@@ -130,15 +130,17 @@ function readableObject(context: S3Context, request: ApiRequest, route: S3Route)
 /**
  * Resolves GetObject's `partNumber`: the byte range of that part of a
  * multipart object, or the whole object as its only part. A part number past
- * the last part gives InvalidPartNumber, as S3 does.
+ * the last part gives InvalidPartNumber, as S3 does. An empty object's only
+ * part has no byte range, so it is served whole.
  */
-function partRange(record: StoredObject, partNumberText: string): ByteRange {
+function partRange(record: StoredObject, partNumberText: string): ByteRange | undefined {
   if (!/^\d{1,5}$/.test(partNumberText) || Number(partNumberText) < 1 || Number(partNumberText) > 10_000) {
     throw new ApiError("InvalidArgument", 400, "Part number must be an integer between 1 and 10000, inclusive", {
       details: { ArgumentName: "partNumber", ArgumentValue: partNumberText },
     });
   }
   const partNumber = Number(partNumberText);
+  if (partNumber === 1 && record.sizeBytes === 0) return undefined;
   let offset = 0;
   for (const [index, segment] of record.segments.entries()) {
     if (index + 1 === partNumber) return { start: offset, end: offset + segment.sizeBytes - 1 };
