@@ -60,12 +60,12 @@ function send(message: IpcMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);
 }
 
-/** Most records sent in one IPC message. */
+/** Maximum records sent in one IPC message. */
 const METRICS_MAX_BATCH = 512;
 
 /**
  * A metrics sink in a worker that sends records to the primary once per
- * turn of the event loop, so the hit path never waits on IPC, a busy worker
+ * turn of the event loop. The hit path never waits on IPC, a busy worker
  * sends many records per message, and a query right after a response
  * already counts it.
  */
@@ -99,8 +99,8 @@ export class IpcMetricsSink implements MetricsSink {
 }
 
 /**
- * The primary's side for one worker: joins the real channel when the worker
- * asks, relays each message and settles it with the worker's result, and
+ * The primary's side for one worker: joins the real channel on the worker's
+ * "bus.join", relays each message and settles it with the worker's result, and
  * feeds the worker's request records to the metrics sink.
  */
 export function relayWorker(worker: Worker, bus: EdgeChannel, metrics: MetricsSink, log: Logger): void {

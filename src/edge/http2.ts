@@ -93,7 +93,7 @@ export function acceptHttp2Stream(
     if (name.charCodeAt(0) === 0x3a) continue;
     viewerHeaders[name] = headers[name] as string;
   }
-  // RFC 9113 section 8.3.1: :authority stands in for Host.
+  // RFC 9113 section 8.3.1: :authority replaces Host.
   const authority = headers[":authority"];
   if (authority !== undefined) viewerHeaders.host = authority;
 

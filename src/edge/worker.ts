@@ -6,7 +6,7 @@ import type { WorkerLifecycleMessage } from "./workers.js";
 /**
  * Entry point of an edge worker forked by startEdgeWorkers: waits for its
  * options, starts the edge with the IPC channel and metrics sink, and
- * drains and exits when the primary asks or goes away.
+ * drains and exits on the primary's "edge.close" message or when the primary goes away.
  */
 function send(message: WorkerLifecycleMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);

@@ -6,7 +6,7 @@ import { relayWorker } from "../cluster/ipc.js";
 import type { Edge, EdgeOptions } from "./index.js";
 import { loadOrCreateTls } from "./tls.js";
 
-/** What a worker needs from EdgeOptions; the channel, metrics and logger are made in the worker. */
+/** The EdgeOptions a worker receives. The worker makes its own channel, metrics sink and logger. */
 export type WorkerEdgeOptions = Omit<EdgeOptions, "bus" | "metrics" | "log">;
 
 /** Messages between the primary and an edge worker about its lifecycle. */
@@ -77,7 +77,7 @@ export async function startEdgeWorkers(options: EdgeOptions & { workers: number;
       });
       worker.once("exit", (code) => reject(new Error(`edge worker ${workerIndex} exited with code ${code} while starting`)));
     });
-    // "online" can come before the worker listens for messages, so it says hello when it does.
+    // "online" can come before the worker listens for messages, so the worker sends "edge.hello" once it listens.
     worker.on("message", (message: WorkerLifecycleMessage) => {
       if (message.kind !== "edge.hello") return;
       worker.send({ kind: "edge.start", options: shared, workerIndex, logLevel } satisfies WorkerLifecycleMessage);

@@ -66,12 +66,14 @@ test("generated paths keep the invariants", () => {
     }
     const segments = result.path.split("/").slice(1);
     assert.ok(result.path.startsWith("/"), input);
-    assert.ok(!segments.includes(".") && !segments.includes(".."), `${input} -> ${result.path}`);
+    assert.ok(!segments.includes("."), `${input} -> ${result.path}`);
+    assert.ok(!segments.includes(".."), `${input} -> ${result.path}`);
     assert.doesNotMatch(result.path, /%2e|%41|%7e/i, `${input} -> ${result.path}`);
     // An encoded slash is never decoded, so the count of %2F survives.
     const slashes = (text: string) => (text.match(/%2f/gi) ?? []).length;
     assert.ok(slashes(result.path) <= slashes(input), `${input} -> ${result.path}`);
     assert.deepEqual(normalizePath(result.path), result, `not idempotent: ${input}`);
   }
-  assert.ok(rejected > 0 && rejected < 5000);
+  assert.ok(rejected > 0, "some generated paths climb above the root");
+  assert.ok(rejected < 5000, "some generated paths are accepted");
 });

@@ -1,16 +1,16 @@
 import { Readable } from "node:stream";
 import { HeadError } from "./parser.js";
 
-/** Longest chunk-size line, extensions included; longer ones get 400. */
+/** Maximum length of a chunk-size line, extensions included. Longer ones get 400. */
 const MAX_CHUNK_LINE_BYTES = 4096;
-/** Largest trailer section of a chunked body; larger ones get 400. */
+/** Maximum size of the trailer section of a chunked body. Larger ones get 400. */
 const MAX_TRAILER_BYTES = 8192;
 
 /** A request body that the connection pushes bytes into as they arrive. */
 export class RequestBody extends Readable {
   constructor(private readonly resumeSource: () => void) {
     super();
-    // The connection answers a framing error itself; a consumer may not listen for it.
+    // The connection sends the error response for a framing error itself, and a consumer may not listen for it.
     this.on("error", () => {});
   }
 

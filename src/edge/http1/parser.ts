@@ -9,11 +9,11 @@ import type { IncomingHttpHeaders } from "node:http";
  */
 
 export interface Http1Limits {
-  /** Longest request line, CRLF excluded; longer ones get 414. */
+  /** Maximum request line length, CRLF excluded. Longer ones get 414. */
   maxRequestLineBytes: number;
-  /** Longest head (request line and header section); longer ones get 431. */
+  /** Maximum head size (request line and header section). Larger ones get 431. */
   maxHeadBytes: number;
-  /** Most header fields in one request; more get 431. */
+  /** Maximum header fields in one request. More get 431. */
   maxHeaderCount: number;
 }
 
@@ -23,7 +23,7 @@ export const DEFAULT_HTTP1_LIMITS: Http1Limits = {
   maxHeaderCount: 100,
 };
 
-/** How a request's body is delimited (RFC 9112 section 6.3). */
+/** The framing of a request body (RFC 9112 section 6.3). */
 export type BodyFraming = { kind: "none" } | { kind: "length"; bytes: number } | { kind: "chunked" };
 
 export interface ParsedHead {
@@ -73,7 +73,7 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SP = 0x20;
 const HTAB = 0x09;
-/** Empty lines accepted before a request line (RFC 9112 section 2.2 asks servers to skip at least one). */
+/** Empty lines accepted before a request line. RFC 9112 section 2.2 says a server SHOULD skip at least one. */
 const MAX_LEADING_EMPTY_LINES = 4;
 
 /** Fields that must not appear twice, since two copies could be read two ways. */
