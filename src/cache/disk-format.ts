@@ -13,7 +13,7 @@ export const MAGIC = Buffer.from("PORTICO\x01", "latin1");
 export const DIGEST_BYTES = 32;
 const PREFIX_BYTES = MAGIC.length + 4;
 
-/** What the disk tier stores about an entry besides its body. */
+/** The fields the disk tier stores about an entry besides its body. */
 export interface DiskMetadata {
   key: string;
   /** The key without the Vary secondary key, so the Vary index can be rebuilt on start. */

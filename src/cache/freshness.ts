@@ -21,7 +21,7 @@ const CACHEABLE_SUCCESS_STATUSES = new Set([200, 203, 300, 301, 410]);
 const CACHEABLE_ERROR_STATUSES = new Set([404, 414, 500, 501, 502, 503, 504]);
 export const ERROR_CACHING_TTL_SECONDS = 10;
 
-/** Why a response was not stored; the same strings go to logs and Cache-Status details. */
+/** The reason a response was not stored; the same strings go to logs and Cache-Status details. */
 export type NoStoreReason =
   | "status"
   | "origin-no-cache"
@@ -109,7 +109,8 @@ export function parseCacheControl(value: string | undefined): CacheControl {
 /**
  * Returns whether a CDN-Cache-Control value (RFC 9213) carries at least one
  * directive this cache understands. An empty or unusable value is ignored
- * and Cache-Control applies, as RFC 9213 section 2.1 says for invalid fields.
+ * and Cache-Control applies, as RFC 9213 section 2.1 asks for a field that
+ * is empty or fails to parse.
  */
 function isUsableCdnCacheControl(value: string | undefined): value is string {
   if (value === undefined || value.trim() === "") return false;

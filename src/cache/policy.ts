@@ -30,17 +30,17 @@ export type CookieKeyPolicy =
   | { mode: "whitelist"; patterns: readonly RegExp[] }
   | { mode: "allExcept"; patterns: readonly RegExp[] };
 
-/** Which encodings a normalized `Accept-Encoding` may name in the key (cache policy or legacy Compress). */
+/** The encodings a normalized `Accept-Encoding` may name in the key (cache policy or legacy Compress). */
 export interface AcceptEncodingKeyPolicy {
   gzip: boolean;
   br: boolean;
 }
 
 /**
- * What goes into the cache key of a behavior. These values are forwarded to
- * the origin; anything else reaches it only through the origin request
- * policy, so a response never depends on a request value that the key
- * leaves out unless the operator chose that.
+ * The values in the cache key of a behavior. These values are forwarded to
+ * the origin. Anything else reaches it only through the origin request
+ * policy, so a response depends on a value outside the key only when the
+ * operator chose that.
  */
 export interface CacheKeyPolicy {
   queryStrings: QueryStringKeyPolicy;
@@ -182,11 +182,11 @@ function lookupPolicy<T>(
 }
 
 /**
- * Resolves a behavior's cache settings: the cache policy named by
- * `CachePolicyId` (from the snapshot, or a managed one) with the origin
- * request policy named by `OriginRequestPolicyId`, or else the legacy
- * `ForwardedValues` with the behavior's own TTLs, where key and forwarded
- * values are the same.
+ * Resolves a behavior's cache settings. With `CachePolicyId`, they come from
+ * that cache policy (from the snapshot, or a managed one) and the origin
+ * request policy named by `OriginRequestPolicyId`. Otherwise they come from
+ * the legacy `ForwardedValues` and the behavior's own TTLs, and the key and
+ * the forwarded values are the same.
  */
 export function resolveCachePolicy(
   behavior: CacheBehavior | DefaultCacheBehavior,

@@ -15,7 +15,7 @@ import { purgeEpoch, type EdgeContext } from "./context.js";
 import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { declaredLength, noteOriginDenied, originRequestHeaders, sendOriginFailure } from "./forward.js";
-import { cacheStatus, originHeader, passOriginHeaders } from "./headers.js";
+import { cacheStatus, originHeader, passOriginHeaders, headerIn } from "./headers.js";
 import { serveEntry, streamUncached, ttlLeft } from "./respond.js";
 import type { RoutedBehavior, RoutedDistribution } from "./routing.js";
 
@@ -388,13 +388,8 @@ async function fetchAsWriter(
 }
 
 function varyNamesOf(response: OriginResponse, stale: CachedResponse): string[] {
-  const vary = parseVary(originHeader(response.headers, "vary") ?? headerOfList(stale.originHeaders, "vary"));
+  const vary = parseVary(originHeader(response.headers, "vary") ?? headerIn(stale.originHeaders, "vary"));
   return vary.kind === "headers" ? [...vary.names] : [];
-}
-
-function headerOfList(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
-  return undefined;
 }
 
 export function invalidationPathsOf(target: CacheableRequest): string[] {

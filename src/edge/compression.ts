@@ -1,5 +1,6 @@
 import { promisify } from "node:util";
 import { brotliCompress, constants, gzip } from "node:zlib";
+import { headerIn } from "./headers.js";
 
 /**
  * Edge compression as CloudFront documents it in "Serve compressed files":
@@ -68,11 +69,6 @@ export function chooseEncoding(normalizedAcceptEncoding: string): EdgeEncoding |
   return undefined;
 }
 
-function headerOf(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
-  return undefined;
-}
-
 /** Returns the encoding to apply to a response, or undefined when it must stay as it is. */
 export function encodingFor(
   status: number,
@@ -82,9 +78,9 @@ export function encodingFor(
 ): EdgeEncoding | undefined {
   if (status !== 200 || lengthBytes === undefined) return undefined;
   if (lengthBytes < MIN_COMPRESS_BYTES || lengthBytes > MAX_COMPRESS_BYTES) return undefined;
-  const existing = headerOf(headers, "content-encoding");
+  const existing = headerIn(headers, "content-encoding");
   if (existing !== undefined && existing.trim().toLowerCase() !== "identity") return undefined;
-  if (!isCompressibleType(headerOf(headers, "content-type"))) return undefined;
+  if (!isCompressibleType(headerIn(headers, "content-type"))) return undefined;
   return chooseEncoding(normalizedAcceptEncoding);
 }
 

@@ -9,6 +9,7 @@ import type { VaryIndex } from "../cache/vary.js";
 import type { Logger } from "../common/logger.js";
 import { DIGEST_BYTES } from "../cache/disk-format.js";
 import { purgedSince, type EdgeContext } from "./context.js";
+import { headerIn } from "./headers.js";
 
 /** A headers policy tag no policy has, so the first hit of a loaded entry rebuilds its header block. */
 const UNBUILT_TAG = "\u0000unbuilt";
@@ -42,11 +43,6 @@ export function persistEntry(context: EdgeContext, entry: CachedResponse, primar
   const write = disk.write(diskMetadataOf(entry, primaryKey, varyNames), entry.body);
   context.pendingWrites.add(write);
   void write.finally(() => context.pendingWrites.delete(write));
-}
-
-function headerIn(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
-  return undefined;
 }
 
 /**
@@ -88,7 +84,7 @@ function escapedPurge(context: EdgeContext, metadata: DiskMetadata): boolean {
   return true;
 }
 
-/** What a disk lookup found: a whole entry now in memory, or a large one to stream from its file. */
+/** The result of a disk lookup: a whole entry now in memory, or a large one to stream from its file. */
 export type DiskLookup =
   | { kind: "entry"; entry: CachedResponse }
   | { kind: "stream"; target: DiskStreamTarget }

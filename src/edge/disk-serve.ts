@@ -6,7 +6,7 @@ import { invalidationPathsOf, type CacheableRequest } from "./cache-flow.js";
 import type { EdgeContext } from "./context.js";
 import { openDiskBody } from "./disk-flow.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
-import { appendEdgeHeaders, cacheStatus } from "./headers.js";
+import { appendEdgeHeaders, cacheStatus, headerIn, headerText } from "./headers.js";
 import { contentRange, resolveRange } from "./range.js";
 import { streamUncached } from "./respond.js";
 import { corsRequestOf } from "./respond.js";
@@ -138,13 +138,4 @@ export async function serveDiskStream(
     policy,
     { ageSeconds },
   );
-}
-
-function headerIn(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
-  return undefined;
-}
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(", ") : value;
 }

@@ -2,7 +2,7 @@ import { entrySizeBytes, type CachedResponse } from "../cache/entry.js";
 import { decideFreshness, parseAgeSeconds, type StoreDecision } from "../cache/freshness.js";
 import type { OriginResponse } from "../origin/index.js";
 import type { EdgeContext } from "./context.js";
-import { originHeader, passOriginHeaders } from "./headers.js";
+import { originHeader, passOriginHeaders, headerIn } from "./headers.js";
 import { buildHitHeaders } from "./respond.js";
 import type { CompiledHeadersPolicy } from "./response-headers.js";
 import type { RoutedBehavior, RoutedDistribution } from "./routing.js";
@@ -17,13 +17,6 @@ export interface EntryFields {
   receivedAtMs: number;
   initialAgeSeconds: number;
   decision: StoreDecision;
-}
-
-export function headerIn(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === name) return headers[i + 1];
-  }
-  return undefined;
 }
 
 /** Builds an entry with its hit header block and its size. */

@@ -67,6 +67,19 @@ export function originHeader(headers: Record<string, string | string[] | undefin
   return Array.isArray(value) ? value.join(", ") : value;
 }
 
+/** Returns the first value of `name` in a flat `[name, value, ...]` list with lower-case names. */
+export function headerIn(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === name) return headers[i + 1];
+  }
+  return undefined;
+}
+
+/** Joins a repeated request header into one value. */
+export function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
 /** Appends the edge's headers that do not change per request. */
 export function appendEdgeHeaders(headers: string[], identity: EdgeIdentity, xCache: XCacheValue): string[] {
   headers.push("x-cache", xCacheHeader(xCache), "via", identity.via, "x-amz-cf-pop", identity.pop);

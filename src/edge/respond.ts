@@ -4,7 +4,7 @@ import { currentAgeSeconds, remainingTtlSeconds, type CachedResponse } from "../
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
 import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
-import { appendEdgeHeaders, type XCacheValue } from "./headers.js";
+import { appendEdgeHeaders, type XCacheValue, headerIn, headerText } from "./headers.js";
 import { contentRange, multipartByteranges, resolveRange, resolveRanges } from "./range.js";
 import {
   appendCorsHeaders,
@@ -42,15 +42,6 @@ export function corsRequestOf(request: ViewerRequest): CorsRequest {
 
 /** Headers that a 304 carries (RFC 9110 section 15.4.5). */
 const NOT_MODIFIED_HEADERS = new Set(["cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"]);
-
-function headerText(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(", ") : value;
-}
-
-function headerIn(headers: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
-  return undefined;
-}
 
 /**
  * Sends a cached entry: a full hit from the precomputed header block, or a

@@ -4,10 +4,10 @@ import type { DistributionSnapshot } from "../cluster/types.js";
 
 /**
  * Response headers policies as the CloudFront Developer Guide describes
- * them in "Understand response headers policies": headers a policy adds
- * replace the origin's only where the policy says Override, removed
- * headers never reach the viewer, and CORS headers are added only to
- * requests that carry an `Origin` header.
+ * them in "Understand response headers policies". Headers a policy adds
+ * replace the origin's only where the policy sets Override. Removed
+ * headers never reach the viewer. CORS headers are added only to requests
+ * that carry an `Origin` header.
  */
 
 interface AddedHeader {

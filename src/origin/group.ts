@@ -4,9 +4,9 @@ import type { Origin, OriginRequest, OriginResponse } from "./types.js";
 const FAILOVER_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
- * An origin group (OriginGroups in DistributionConfig): requests go to the
- * primary member; when it fails without a response, or answers with one of
- * the failover status codes, the same request goes to the secondary, as
+ * An origin group (OriginGroups in DistributionConfig). Requests go to the
+ * primary member. When it fails without a response, or returns one of the
+ * failover status codes, the same request goes to the secondary, as
  * CloudFront's "Optimize high availability with origin failover" describes.
  */
 export class OriginGroup implements Origin {
