@@ -119,6 +119,12 @@ describe("S3 access of IAM users", () => {
       }),
     );
 
+    const taken = await s3Error(() => users.get("alice")!.client.send(new CreateBucketCommand({ Bucket: "bob-bucket" })));
+    assert.equal(taken.name, "BucketAlreadyExists");
+    assert.equal(taken.$metadata.httpStatusCode, 409);
+    const again = await s3Error(() => bob.send(new CreateBucketCommand({ Bucket: "bob-bucket" })));
+    assert.equal(again.name, "BucketAlreadyOwnedByYou");
+
     const listed = await bob.send(new ListBucketsCommand({}));
     assert.deepEqual(listed.Buckets?.map((bucket) => bucket.Name), ["bob-bucket"]);
     const rootListed = await rootS3.send(new ListBucketsCommand({}));

@@ -47,6 +47,16 @@ export async function createBucket(
     const constraint = textOf(configuration, "LocationConstraint");
     if (constraint !== undefined && constraint !== "") region = constraint;
   }
+  const existing = context.store.metadata.getBucket(name);
+  if (existing !== undefined && !ownsBucket(request, existing)) {
+    // S3 answers BucketAlreadyOwnedByYou only to the owner; anyone else gets BucketAlreadyExists.
+    throw new ApiError(
+      "BucketAlreadyExists",
+      409,
+      "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+      { details: { BucketName: name } },
+    );
+  }
   context.store.createBucket(name, region, Date.now());
   recordBucketOwner(request, context.store.requireBucket(name));
   request.log.info({ bucket: name, region }, "bucket created");
