@@ -1,5 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import type { Logger } from "./common/logger.js";
+import { lockDataDir } from "./common/data-dir-lock.js";
 import { loadCredentials, StaticCredentialStore, type LoadedCredentials } from "./api/auth/credentials.js";
 import { ApiServer } from "./api/server.js";
 import { createS3Service } from "./api/s3/index.js";
@@ -40,10 +41,17 @@ function loopbackFor(host: string): string {
  */
 export async function startPortico(options: PorticoOptions, log: Logger): Promise<RunningPortico> {
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-  const credentials = await loadCredentials(options.dataDir, {
-    accessKeyId: options.rootAccessKeyId,
-    secretAccessKey: options.rootSecretAccessKey,
-  });
+  const lock = await lockDataDir(options.dataDir);
+  let credentials: LoadedCredentials;
+  try {
+    credentials = await loadCredentials(options.dataDir, {
+      accessKeyId: options.rootAccessKeyId,
+      secretAccessKey: options.rootSecretAccessKey,
+    });
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
   const iam = await openIam({
     dataDir: options.dataDir,
     accountId: credentials.accountId,
@@ -52,7 +60,8 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
   });
   const credentialStore = iam.credentialStore(new StaticCredentialStore(credentials));
   const bus = new EmbeddedBus(log.child({ component: "cluster" }));
-  const closers: Array<() => Promise<void>> = [async () => iam.close()];
+  // Closers run in reverse order, so the lock is released last.
+  const closers: Array<() => Promise<void>> = [() => lock.release(), async () => iam.close()];
   const closeAll = async (): Promise<void> => {
     for (const close of closers.reverse()) {
       try {
@@ -116,8 +125,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       },
       log: log.child({ component: "api" }),
       isReady: () => ready,
-      adminRoutes: observability.adminRoutes,
-      adminRoutes: new Map([...dashboard.routes]),
+      adminRoutes: new Map([...dashboard.routes, ...observability.adminRoutes]),
     });
     const apiAddress = await api.listen(options.apiPort, options.host);
     closers.push(() => api.close());
@@ -142,7 +150,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       serviceCredentials: credentials.service,
       memoryCacheBytes: options.memoryCacheBytes,
       diskCacheBytes: options.diskCacheBytes ?? 0,
-      log: log.child({ component: "edge", edgeId: "edge-1" }),
+      log: log.child({ component: "edge" }),
     };
     // With several workers the edge runs in forked processes that relay the bus and metrics here.
     const edge =
