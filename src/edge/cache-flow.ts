@@ -209,7 +209,7 @@ async function fetchAsWriter(
   }
   state.originLatencyMs = originResponse.firstByteLatencyMs;
   const receivedAtMs = Date.now();
-  noteOriginDenied(context, state, distribution, target.originPath, originResponse);
+  await noteOriginDenied(context, state, distribution, target.originPath, originResponse);
 
   if (originResponse.status === 304 && revalidating) {
     originResponse.body.resume();

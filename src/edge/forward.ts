@@ -1,4 +1,4 @@
-import { Transform, type TransformCallback } from "node:stream";
+import { Readable, Transform, type TransformCallback } from "node:stream";
 import type { CacheKeyResult } from "../cache/key.js";
 import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
 import type { EdgeContext } from "./context.js";
@@ -67,30 +67,49 @@ export function sendOriginFailure(
   sendEdgeResponse(context, state, response, status, message);
 }
 
+/** Largest 403 body read to find the error code and message; S3 error documents are far smaller. */
+const MAX_DENIAL_BODY_BYTES = 8192;
+
 /**
- * Logs an origin's 403, which is passed to the viewer unchanged, with the
- * reason the origin gave in headers: S3-style `x-amz-error-code` and
- * `x-amz-error-message`, and `x-amz-error-detail` naming the policy
- * statement or the missing signature when the bucket store sends it.
+ * Logs an origin's 403, which is then passed to the viewer unchanged. The
+ * log names the cause where the origin gives one: the S3 error `Code` and
+ * `Message` of a small XML body (the body is read and replaced by a copy),
+ * the `x-amz-error-*` headers, and for S3 origins whether the request was
+ * signed through an origin access control at all.
  */
-export function noteOriginDenied(
+export async function noteOriginDenied(
   context: EdgeContext,
   state: ExchangeState,
   distribution: RoutedDistribution,
   path: string,
   response: OriginResponse,
-): void {
+): Promise<void> {
   if (response.status !== 403) return;
+  let errorCode = originHeader(response.headers, "x-amz-error-code");
+  let errorMessage = originHeader(response.headers, "x-amz-error-message");
+  const length = declaredLength(response);
+  if (length !== undefined && length <= MAX_DENIAL_BODY_BYTES) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of response.body) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    response.body = Readable.from([body]);
+    const text = body.toString("utf8");
+    errorCode ??= /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
+    errorMessage ??= /<Message>([^<]*)<\/Message>/.exec(text)?.[1];
+  }
   context.log.info(
     {
       distributionId: distribution.id,
       requestId: state.requestId,
       path,
-      errorCode: originHeader(response.headers, "x-amz-error-code"),
-      errorMessage: originHeader(response.headers, "x-amz-error-message"),
+      errorCode,
+      errorMessage,
       errorDetail: originHeader(response.headers, "x-amz-error-detail"),
+      signed: response.signed,
     },
-    "origin denied the request with 403",
+    response.signed === false
+      ? "origin denied the request with 403; the request was unsigned because the origin has no signing origin access control"
+      : "origin denied the request with 403",
   );
 }
 
@@ -139,7 +158,7 @@ export async function forwardUncached(
   }
 
   state.originLatencyMs = originResponse.firstByteLatencyMs;
-  noteOriginDenied(context, state, distribution, originPath, originResponse);
+  await noteOriginDenied(context, state, distribution, originPath, originResponse);
   const statusValue = isSafe
     ? cacheStatus.bypass(originResponse.status, behavior.cache.key.allHeaders ? "all-headers-forwarded" : "caching-disabled")
     : cacheStatus.method(originResponse.status);

@@ -129,7 +129,7 @@ export class S3Origin implements Origin {
       connectTimeoutMs: settings.connectionTimeoutSeconds * 1000,
       keepAliveTimeoutMs: S3_KEEPALIVE_TIMEOUT_SECONDS * 1000,
     });
-    return sendPooled(pool, origin, {
+    const response = await sendPooled(pool, origin, {
       method: request.method,
       target,
       headers,
@@ -137,5 +137,7 @@ export class S3Origin implements Origin {
       readTimeoutMs: S3_READ_TIMEOUT_SECONDS * 1000,
       connectionAttempts: settings.connectionAttempts,
     });
+    response.signed = this.signer !== undefined;
+    return response;
   }
 }

@@ -21,6 +21,8 @@ export interface OriginResponse {
   body: Readable;
   /** Time from sending the request to the response headers. */
   firstByteLatencyMs: number;
+  /** For S3 origins: whether the request was signed through an origin access control. */
+  signed?: boolean;
 }
 
 /** Fetches from one configured origin of a distribution. */

@@ -160,3 +160,41 @@ test("compression keys per encoding and never compresses twice", async (t) => {
   assert.equal(image.headers["content-encoding"], undefined);
   assert.equal(image.body.length, 5000);
 });
+
+test("invalidation purges every variant of a path", async (t) => {
+  const text = "variant body ".repeat(100);
+  const { origin, fixture, snapshot, get } = await setupDistribution(
+    t,
+    (req, res) => {
+      res.writeHead(200, { "cache-control": "max-age=600", "content-type": "text/plain", vary: "X-Tier" });
+      res.end(`${text}${req.url}`);
+    },
+    {
+      defaultBehavior: {
+        Compress: true,
+        ForwardedValues: { QueryString: true, Cookies: { Forward: "none" }, Headers: { Quantity: 1, Items: ["X-Tier"] } },
+      },
+    },
+  );
+  const variants: Array<[string, Record<string, string>]> = [
+    ["/page", {}],
+    ["/page?a=1", {}],
+    ["/page", { "accept-encoding": "gzip" }],
+    ["/page", { "accept-encoding": "br" }],
+    ["/page", { "x-tier": "gold" }],
+    ["/pages/other", {}],
+  ];
+  for (const [path, headers] of variants) await get(path, headers);
+  for (const [path, headers] of variants) assert.equal((await get(path, headers)).headers["x-cache"], "Hit from portico", path);
+  assert.equal(origin.hits(), variants.length);
+
+  await fixture.publishAndWait({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I1", paths: ["/page"] });
+  for (const [path, headers] of variants.slice(0, 5)) {
+    assert.equal((await get(path, headers)).headers["x-cache"], "Miss from portico", `${path} ${JSON.stringify(headers)}`);
+  }
+  assert.equal((await get("/pages/other")).headers["x-cache"], "Hit from portico");
+
+  await fixture.publishAndWait({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I2", paths: ["/page*"] });
+  assert.equal((await get("/pages/other")).headers["x-cache"], "Miss from portico");
+  assert.equal((await get("/page?a=1")).headers["x-cache"], "Miss from portico");
+});
