@@ -32,7 +32,7 @@ export interface ObjectRecord {
 }
 
 /**
- * One file of an object's bytes. A single upload is one segment; an object
+ * One file of an object's bytes. A single upload is one segment. An object
  * made by CompleteMultipartUpload keeps each chosen part file as a segment, in
  * part order, so completing an upload never copies its bytes.
  */
