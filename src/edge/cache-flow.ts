@@ -287,6 +287,8 @@ async function fetchAsWriter(
     return;
   }
   const varyNames = vary.kind === "headers" ? vary.names : [];
+  // NOTE: a large body without Content-Length (chunked) is not written to
+  // disk, because the file's head records the body length before the body.
   if (contentLength !== undefined && contentLength > context.maxObjectBytes) {
     const tee = teeToDisk(context, target, {
       fullKey: keyResult.key + varySignature(varyNames, keyResult.forwardedHeaders),
@@ -306,6 +308,10 @@ async function fetchAsWriter(
     // Large objects go to the viewer and the disk tier at once; waiters fetch on their own meanwhile.
     settle("not-stored");
     originResponse.body.on("error", (error) => tee.destroy(error));
+    // A viewer that goes away destroys the tee; the origin connection must not be left paused.
+    tee.on("close", () => {
+      if (!originResponse.body.readableEnded) originResponse.body.destroy();
+    });
     await streamUncached(
       context,
       state,
