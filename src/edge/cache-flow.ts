@@ -17,7 +17,7 @@ import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js
 import { declaredLength, noteOriginDenied, originRequestHeaders, sendOriginFailure } from "./forward.js";
 import { cacheStatus, originHeader, passOriginHeaders, headerIn } from "./headers.js";
 import { serveEntry, streamUncached, ttlLeft } from "./respond.js";
-import type { RoutedBehavior, RoutedDistribution } from "./routing.js";
+import { forwardsCookies, type RoutedBehavior, type RoutedDistribution } from "./routing.js";
 
 /** How many times a request waits on another writer before it fetches on its own. */
 const MAX_WAIT_ROUNDS = 2;
@@ -249,7 +249,7 @@ async function fetchAsWriter(
     return;
   }
 
-  const keepSetCookie = behavior.cache.key.cookies.mode !== "none";
+  const keepSetCookie = forwardsCookies(behavior);
   let passedHeaders = passOriginHeaders(originResponse.headers, keepSetCookie);
   const vary = parseVary(originHeader(originResponse.headers, "vary"));
   let decision: FreshnessDecision = decideFreshness(

@@ -5,7 +5,7 @@ import type { EdgeContext } from "./context.js";
 import { originHeader, passOriginHeaders, headerIn } from "./headers.js";
 import { buildHitHeaders } from "./respond.js";
 import type { CompiledHeadersPolicy } from "./response-headers.js";
-import type { RoutedBehavior, RoutedDistribution } from "./routing.js";
+import { forwardsCookies, type RoutedBehavior, type RoutedDistribution } from "./routing.js";
 
 export interface EntryFields {
   key: string;
@@ -73,7 +73,7 @@ export function refreshEntry(
   distribution: RoutedDistribution,
   behavior: RoutedBehavior,
 ): CachedResponse | undefined {
-  const updates = passOriginHeaders(notModified.headers, behavior.cache.key.cookies.mode !== "none");
+  const updates = passOriginHeaders(notModified.headers, forwardsCookies(behavior));
   const updatedNames = new Set<string>();
   for (let i = 0; i < updates.length; i += 2) updatedNames.add(updates[i]!);
   const merged: string[] = [];

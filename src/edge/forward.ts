@@ -5,7 +5,7 @@ import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { cacheStatus, originHeader, passOriginHeaders } from "./headers.js";
 import { sendEdgeResponse, streamUncached } from "./respond.js";
-import type { RoutedBehavior, RoutedDistribution } from "./routing.js";
+import { forwardsCookies, type RoutedBehavior, type RoutedDistribution } from "./routing.js";
 
 /** Viewer headers that describe a forwarded request body. */
 const BODY_HEADERS = ["content-type", "content-length", "content-encoding", "content-md5"];
@@ -169,7 +169,7 @@ export async function forwardUncached(
     response,
     {
       status: originResponse.status,
-      headers: passOriginHeaders(originResponse.headers, behavior.cache.key.cookies.mode !== "none"),
+      headers: passOriginHeaders(originResponse.headers, forwardsCookies(behavior)),
       body: originResponse.body,
       contentLength: declaredLength(originResponse),
     },

@@ -125,6 +125,15 @@ export function compileDistribution(
   };
 }
 
+/**
+ * Returns whether the behavior forwards any cookie to the origin, in its key
+ * or through its origin request policy. CloudFront passes the origin's
+ * Set-Cookie to viewers only then, and removes it otherwise.
+ */
+export function forwardsCookies(behavior: RoutedBehavior): boolean {
+  return behavior.cache.key.cookies.mode !== "none" || behavior.cache.forward.cookies.mode !== "none";
+}
+
 /** Returns the first behavior whose path pattern matches, else the default behavior. */
 export function selectBehavior(distribution: RoutedDistribution, path: string): RoutedBehavior {
   for (const behavior of distribution.behaviors) {

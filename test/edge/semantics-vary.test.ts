@@ -198,3 +198,31 @@ test("invalidation purges every variant of a path", async (t) => {
   assert.equal((await get("/pages/other")).headers["x-cache"], "Miss from portico");
   assert.equal((await get("/page?a=1")).headers["x-cache"], "Miss from portico");
 });
+
+test("Set-Cookie passes only when cookies are forwarded", async (t) => {
+  const respond = (_req: unknown, res: import("node:http").ServerResponse) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "set-cookie": "session=abc; Path=/" });
+    res.end("cookie page");
+  };
+  const stripped = await setupDistribution(t, respond);
+  const first = await stripped.get("/c");
+  assert.equal(first.headers["set-cookie"], undefined);
+  assert.equal((await stripped.get("/c")).headers["x-cache"], "Hit from portico");
+
+  const forwarded = await setupDistribution(
+    t,
+    respond,
+    {
+      id: "E2EDGETEST0002",
+      defaultBehavior: {
+        CachePolicyId: CACHING_OPTIMIZED,
+        OriginRequestPolicyId: ALL_VIEWER,
+        ForwardedValues: undefined,
+        MinTTL: undefined,
+      },
+    },
+  );
+  const kept = await forwarded.get("/c", { cookie: "session=old" });
+  assert.deepEqual(kept.headers["set-cookie"], ["session=abc; Path=/"]);
+  assert.equal(forwarded.origin.requests[0]!.headers.cookie, "session=old");
+});
