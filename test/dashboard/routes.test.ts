@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { CreateAccessKeyCommand, CreateUserCommand, DeleteAccessKeyCommand, IAMClient } from "@aws-sdk/client-iam";
 import { MAX_FAILURES_PER_CLIENT } from "../../src/dashboard/login.js";
 import { startDashboardFixture, TOTAL_REQUESTS, TRAFFIC, type DashboardFixture } from "./fixture.js";
 
@@ -79,6 +80,36 @@ describe("dashboard routes over HTTP", () => {
       assert.equal(response.headers["set-cookie"], undefined);
       assert.match(response.body, /incorrect/);
       assert.ok(!response.body.includes(attempt.secretAccessKey), "the secret is not echoed");
+    }
+  });
+
+  test("IAM user key signs in until deleted", async () => {
+    const iam = new IAMClient({
+      endpoint: fixture.portico.target.endpoint,
+      region: "us-east-1",
+      credentials: {
+        accessKeyId: fixture.portico.target.accessKeyId,
+        secretAccessKey: fixture.portico.target.secretAccessKey,
+      },
+    });
+    try {
+      await iam.send(new CreateUserCommand({ UserName: "dashboard-viewer" }));
+      const key = (await iam.send(new CreateAccessKeyCommand({ UserName: "dashboard-viewer" }))).AccessKey!;
+      const body = new URLSearchParams({ accessKeyId: key.AccessKeyId!, secretAccessKey: key.SecretAccessKey! });
+      const login = await fixture.api("/_portico/dashboard/login", { method: "POST", headers: FORM, body: body.toString() });
+      assert.equal(login.status, 303);
+      const setCookie = String(login.headers["set-cookie"]?.[0]);
+      const userCookie = setCookie.slice(0, setCookie.indexOf(";"));
+      const session = await fixture.api("/_portico/dashboard/api/session", { headers: { cookie: userCookie } });
+      assert.equal(session.status, 200);
+      assert.equal((JSON.parse(session.body) as { accessKeyId: string }).accessKeyId, key.AccessKeyId);
+
+      // A deleted key ends the sessions made with it.
+      await iam.send(new DeleteAccessKeyCommand({ UserName: "dashboard-viewer", AccessKeyId: key.AccessKeyId! }));
+      const after = await fixture.api("/_portico/dashboard/api/session", { headers: { cookie: userCookie } });
+      assert.equal(after.status, 303);
+    } finally {
+      iam.destroy();
     }
   });
 
