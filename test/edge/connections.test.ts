@@ -214,3 +214,27 @@ test("SNI selects an alias certificate", async (t) => {
   // The alias certificate does not verify for a name it does not cover.
   await assert.rejects(subjectFor("other.example.test", aliasCa));
 });
+
+test("viewer that stops reading is dropped", async (t) => {
+  const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(big.length) });
+    res.end(big);
+  });
+  t.after(() => origin.close());
+  const fixture = await startTestEdge({ memoryCacheBytes: 4 * 1024 * 1024, protocol: { timeouts: { bodyIdleTimeoutMs: 300 } } });
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+
+  const { connect } = await import("node:net");
+  const socket = connect(fixture.edge.httpPort, "127.0.0.1");
+  t.after(() => socket.destroy());
+  socket.on("error", () => {});
+  socket.pause();
+  socket.write(`GET /big HTTP/1.1\r\nHost: ${snapshot.domainName}\r\n\r\n`);
+  const started = Date.now();
+  while (fixture.metrics.records.length === 0 && Date.now() - started < 5000) await sleep(50);
+  assert.equal(fixture.metrics.records.length, 1, "the response ended without the viewer reading it");
+  assert.ok(fixture.metrics.records[0]!.bytesDownloaded < big.length);
+});

@@ -153,6 +153,8 @@ export class Http1Connection implements ResponseSink {
 
   waitForDrain(): Promise<boolean> {
     if (this.phase === "closed") return Promise.resolve(false);
+    // A viewer that stops reading a streamed response is dropped after the body idle timeout.
+    if (this.phase === "respond") this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -348,6 +350,7 @@ export class Http1Connection implements ResponseSink {
   }
 
   private releaseDrainWaiters(open: boolean): void {
+    if (this.phase === "respond") this.deadlineMs = NO_DEADLINE;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const resolve of waiters) resolve(open);
