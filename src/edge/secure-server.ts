@@ -1,9 +1,8 @@
 import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from "node:http2";
-import type { AddressInfo } from "node:net";
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "../common/logger.js";
 import type { RequestListener } from "./http1/connection.js";
-import { Http1ConnectionSet, type Http1ServerOptions } from "./http1/server.js";
+import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
 import { acceptHttp2Stream } from "./http2.js";
 import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
 
@@ -98,15 +97,8 @@ export class SecureEdgeServer {
     return undefined;
   }
 
-  async listen(port: number, host: string): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    return (this.server.address() as AddressInfo).port;
+  listen(port: number, host: string): Promise<number> {
+    return listenOn(this.server, port, host);
   }
 
   /** Stops accepting connections, sends GOAWAY to HTTP/2 sessions, and drains HTTP/1.1 connections. */

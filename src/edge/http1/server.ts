@@ -74,6 +74,18 @@ export class Http1ConnectionSet {
   }
 }
 
+/** Listens on `host:port` and returns the bound port (the chosen one when `port` is 0). */
+export async function listenOn(server: Server, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
 /** The edge's plain HTTP listener: a `net` server feeding the strict HTTP/1.1 connection. */
 export class Http1Server {
   readonly server: Server;
@@ -84,15 +96,8 @@ export class Http1Server {
     this.server = createServer({ noDelay: true }, (socket) => this.connections.accept(socket, "http"));
   }
 
-  async listen(port: number, host: string): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
-    return (this.server.address() as AddressInfo).port;
+  listen(port: number, host: string): Promise<number> {
+    return listenOn(this.server, port, host);
   }
 
   /** Stops accepting connections, lets responses in flight finish, then closes what remains. */
