@@ -331,24 +331,27 @@ async function fetchAsWriter(
     await streamWithoutStoring(originResponse.body, "buffers-full");
     return;
   }
-  let buffered: Awaited<ReturnType<typeof readUpTo>>;
+  let body: Buffer;
+  let rest: Readable | undefined;
   try {
-    buffered = await readUpTo(originResponse.body, Math.min(reservedBytes, context.maxObjectBytes));
+    const buffered = await readUpTo(originResponse.body, Math.min(reservedBytes, context.maxObjectBytes));
+    body = buffered.body;
+    rest = buffered.rest;
+    const encoding =
+      rest === undefined && behavior.compress
+        ? encodingFor(originResponse.status, passedHeaders, body.length, keyResult.acceptEncoding)
+        : undefined;
+    if (encoding !== undefined) {
+      // The compressed copy is counted against the same reservation as the body it replaces.
+      body = await compressBody(body, encoding);
+      passedHeaders = compressedHeaders(passedHeaders, encoding);
+    }
   } finally {
     context.inFlight.release(reservedBytes);
   }
-  if (buffered.rest !== undefined) {
-    await streamWithoutStoring(buffered.rest, "too-large");
+  if (rest !== undefined) {
+    await streamWithoutStoring(rest, "too-large");
     return;
-  }
-
-  let body = buffered.body;
-  const encoding = behavior.compress
-    ? encodingFor(originResponse.status, passedHeaders, body.length, keyResult.acceptEncoding)
-    : undefined;
-  if (encoding !== undefined) {
-    body = await compressBody(body, encoding);
-    passedHeaders = compressedHeaders(passedHeaders, encoding);
   }
 
   const fullKey = keyResult.key + varySignature(varyNames, keyResult.forwardedHeaders);
