@@ -231,3 +231,34 @@ test("origin group fails over on configured statuses", async (t) => {
   assert.equal(secondary.hits("/fails"), 1);
   assert.equal(secondary.hits("/ok"), 0);
 });
+
+test("managed CORS-With-Preflight answers preflights", async (t) => {
+  const { origin, get } = await setupDistribution(
+    t,
+    (_req, res) => {
+      res.writeHead(200, { "cache-control": "max-age=60" });
+      res.end();
+    },
+    {
+      defaultBehavior: {
+        ResponseHeadersPolicyId: "5cc3b908-e619-4b99-88e5-2cf7f45965bd",
+        AllowedMethods: { Quantity: 3, Items: ["GET", "HEAD", "OPTIONS"] },
+      },
+    },
+  );
+  const preflight = await get(
+    "/api",
+    { origin: "https://any.example", "access-control-request-method": "PUT" },
+    "OPTIONS",
+  );
+  assert.equal(preflight.status, 200);
+  assert.equal(preflight.headers["access-control-allow-origin"], "*");
+  assert.equal(preflight.headers["access-control-allow-methods"], "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
+  assert.equal(preflight.headers["access-control-allow-headers"], "*");
+  assert.equal(origin.requests[0]!.method, "OPTIONS");
+
+  const simple = await get("/api", { origin: "https://any.example" });
+  assert.equal(simple.headers["access-control-allow-origin"], "*");
+  assert.equal(simple.headers["access-control-expose-headers"], "*");
+  assert.equal(simple.headers["access-control-allow-methods"], undefined);
+});
