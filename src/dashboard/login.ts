@@ -40,6 +40,8 @@ export function checkLogin(
  * Counts failed logins in a fixed window per client address and for all
  * clients together. While a limit is reached, every login attempt is
  * rejected without checking the credentials.
+ * NOTE: the total limit lets anyone who can reach the API port block all
+ * dashboard logins for a minute at a time; SigV4 API access is not affected.
  */
 export class LoginRateLimiter {
   private readonly failuresByClient = new Map<string, { windowStartMs: number; count: number }>();
