@@ -47,7 +47,10 @@ export class ApiServer {
   readonly server: Server;
 
   constructor(private readonly options: ApiServerOptions) {
-    this.server = createServer({ requireHostHeader: false }, (request, response) => {
+    // No whole-request deadline: a 5 GiB upload at a modest rate takes longer than
+    // Node's default 300 s. Stalled bodies are cut by the S3 body idle timeout instead,
+    // and request heads still have to arrive within headersTimeout.
+    this.server = createServer({ requireHostHeader: false, requestTimeout: 0 }, (request, response) => {
       void this.dispatch(request, response);
     });
     this.server.keepAliveTimeout = 65_000;
