@@ -238,3 +238,25 @@ test("viewer that stops reading is dropped", async (t) => {
   assert.equal(fixture.metrics.records.length, 1, "the response ended without the viewer reading it");
   assert.ok(fixture.metrics.records[0]!.bytesDownloaded < big.length);
 });
+
+test("close drains an HTTP/2 stream in flight", async (t) => {
+  const { fixture, host } = await setup(t, {}, 300);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
+  t.after(() => session.destroy());
+  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const stream = session.request({ ":path": "/h2-drain", ":authority": host });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on("response", (headers) => (status = Number(headers[":status"])));
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+    stream.on("error", reject);
+  });
+  await sleep(100);
+  const closing = fixture.close();
+  const drained = await response;
+  assert.equal(drained.status, 200);
+  assert.equal(drained.body, "GET /h2-drain ");
+  await closing;
+});
