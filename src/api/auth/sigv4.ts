@@ -147,29 +147,15 @@ function verifyHeader(
     );
   }
 
-  const { path, query } = splitTarget(request.target);
-  const canonicalRequest = buildCanonicalRequest(
-    request.method,
-    canonicalUri(path, credential.service),
-    canonicalQuery(query, undefined),
-    signedHeaders,
-    request,
-    payloadHash,
-  );
-  const signingKey = deriveSigningKey(key.secretAccessKey, credential);
-  checkSignature(signingKey, credential, amzDate, canonicalRequest, signature);
-
-  return {
-    principal: principalFor(key, signedHeaders, request.headers),
+  return completeVerification(request, {
+    credential,
     key,
-    service: credential.service,
-    region: credential.region,
+    signedHeaders,
     amzDate,
     payloadHash,
     signature,
-    signingKey,
-    presigned: false,
-  };
+    excludedQueryParameter: undefined,
+  });
 }
 
 function verifyPresigned(
@@ -230,17 +216,41 @@ function verifyPresigned(
   const signedHeaders = params.get("X-Amz-SignedHeaders")!.split(";");
   checkSignedHeaders(signedHeaders, request.headers);
 
-  const payloadHash = params.get("X-Amz-Content-Sha256") ?? UNSIGNED_PAYLOAD;
+  return completeVerification(request, {
+    credential,
+    key,
+    signedHeaders,
+    amzDate,
+    payloadHash: params.get("X-Amz-Content-Sha256") ?? UNSIGNED_PAYLOAD,
+    signature: params.get("X-Amz-Signature")!,
+    excludedQueryParameter: "X-Amz-Signature",
+  });
+}
+
+interface SignatureParts {
+  credential: ParsedCredential;
+  key: SigningKey;
+  signedHeaders: string[];
+  amzDate: string;
+  payloadHash: string;
+  signature: string;
+  /** The query parameter that carries the signature itself, left out of the canonical query. */
+  excludedQueryParameter: string | undefined;
+}
+
+/** Builds the canonical request, checks the signature and returns what the payload check needs. */
+function completeVerification(request: SignedRequest, parts: SignatureParts): SigV4Result {
+  const { credential, key, signedHeaders, amzDate, payloadHash, signature } = parts;
+  const { path, query } = splitTarget(request.target);
   const canonicalRequest = buildCanonicalRequest(
     request.method,
     canonicalUri(path, credential.service),
-    canonicalQuery(query, "X-Amz-Signature"),
+    canonicalQuery(query, parts.excludedQueryParameter),
     signedHeaders,
     request,
     payloadHash,
   );
   const signingKey = deriveSigningKey(key.secretAccessKey, credential);
-  const signature = params.get("X-Amz-Signature")!;
   checkSignature(signingKey, credential, amzDate, canonicalRequest, signature);
 
   return {
@@ -252,7 +262,7 @@ function verifyPresigned(
     payloadHash,
     signature,
     signingKey,
-    presigned: true,
+    presigned: parts.excludedQueryParameter !== undefined,
   };
 }
 
