@@ -62,6 +62,8 @@ function toOriginError(error: unknown, origin: string): OriginError {
   return new OriginError("protocol", `origin ${origin} failed: ${(error as Error).message}`, { cause: error });
 }
 
+function ignoreBodyError(): void {}
+
 /** Sends a request through `pool`, retrying connection failures, and maps failures to OriginError. */
 export async function sendPooled(pool: Pool, origin: string, request: PooledRequest): Promise<OriginResponse> {
   const attempts = request.body === undefined ? Math.max(1, request.connectionAttempts) : 1;
@@ -77,6 +79,11 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         headersTimeout: request.readTimeoutMs,
         bodyTimeout: request.readTimeoutMs,
       });
+      // undici's body emits RequestAbortedError when it is destroyed before its end, as
+      // the edge does when it discards an error body for a custom error page. Node ends the
+      // process on an 'error' event with no listener, so one is always attached here; readers
+      // still see the error through their own listeners or iterators.
+      response.body.on("error", ignoreBodyError);
       return {
         status: response.statusCode,
         headers: response.headers,

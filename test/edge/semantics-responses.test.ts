@@ -183,6 +183,42 @@ test("custom error page replaces the origin error", async (t) => {
   assert.equal(origin.hits("/errors/404.html"), 1);
 });
 
+test("uncached error is replaced by its page", async (t) => {
+  const { origin, get } = await setupDistribution(
+    t,
+    (req, res) => {
+      if (req.url === "/err.html") {
+        res.writeHead(200, { "content-type": "text/html" });
+        res.end("<h1>error page</h1>");
+        return;
+      }
+      // A body still streaming when the edge discards it.
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.write("not found, ");
+      setTimeout(() => res.end("really"), 200).unref();
+    },
+    {},
+    (snapshot) => {
+      const behavior = snapshot.config.DefaultCacheBehavior!;
+      delete behavior.ForwardedValues;
+      delete behavior.MinTTL;
+      delete behavior.DefaultTTL;
+      delete behavior.MaxTTL;
+      behavior.CachePolicyId = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+      snapshot.config.CustomErrorResponses = {
+        Quantity: 1,
+        Items: [{ ErrorCode: 404, ResponsePagePath: "/err.html", ResponseCode: "200", ErrorCachingMinTTL: 0 }],
+      };
+    },
+  );
+  for (let round = 0; round < 3; round++) {
+    const page = await get("/missing");
+    assert.equal(page.status, 200);
+    assert.equal(page.body.toString(), "<h1>error page</h1>");
+  }
+  assert.equal(origin.hits("/missing"), 3);
+});
+
 test("origin group fails over on configured statuses", async (t) => {
   const { startOrigin } = await import("./helpers.js");
   const secondary = await startOrigin((_req, res) => {
