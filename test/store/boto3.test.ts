@@ -72,6 +72,9 @@ assert urllib.request.urlopen(url).read() == b"hello boto"
 v2 = client("s3")
 v2.put_object(Bucket="boto-bucket", Key="sigv2 key+plus", Body=b"v2 body")
 assert v2.get_object(Bucket="boto-bucket", Key="sigv2 key+plus")["Body"].read() == b"v2 body"
+# botocore signs bucket-level SigV2 requests with a trailing slash on the resource.
+assert "sigv2 key+plus" in [item["Key"] for item in v2.list_objects(Bucket="boto-bucket")["Contents"]]
+assert v2.list_objects_v2(Bucket="boto-bucket", Prefix="sigv2")["KeyCount"] == 1
 url2 = v2.generate_presigned_url("get_object", Params={"Bucket": "boto-bucket", "Key": "dir/hello.txt"}, ExpiresIn=300)
 assert "AWSAccessKeyId=" in url2
 assert urllib.request.urlopen(url2).read() == b"hello boto"

@@ -73,7 +73,12 @@ export function hasSigV2(request: ApiRequest): boolean {
 }
 
 /** Builds the SigV2 string to sign: verb, Content-MD5, Content-Type, date, x-amz-* headers, resource. */
-export function sigV2StringToSign(request: ApiRequest, dateOrExpires: string, hostBucket: string | undefined): string {
+export function sigV2StringToSign(
+  request: ApiRequest,
+  dateOrExpires: string,
+  hostBucket: string | undefined,
+  resourceOverride?: string,
+): string {
   const amzHeaders = new Map<string, string[]>();
   for (let i = 0; i + 1 < request.raw.rawHeaders.length; i += 2) {
     const name = request.raw.rawHeaders[i]!.toLowerCase();
@@ -91,7 +96,7 @@ export function sigV2StringToSign(request: ApiRequest, dateOrExpires: string, ho
     .sort(([left], [right]) => compareStrings(left, right))
     .map(([name, value]) => (value === "" ? name : `${name}=${value}`));
   const resourcePath = (hostBucket === undefined ? "" : `/${hostBucket}`) + request.path;
-  const resource = resourcePath + (subresources.length > 0 ? `?${subresources.join("&")}` : "");
+  const resource = resourceOverride ?? resourcePath + (subresources.length > 0 ? `?${subresources.join("&")}` : "");
 
   return [
     request.method,
@@ -155,10 +160,25 @@ export function verifySigV2(
   const key = credentials.lookup(accessKeyId);
   if (!key) throw authErrors.invalidAccessKeyId();
   const stringToSign = sigV2StringToSign(request, dateOrExpires, hostBucket);
-  const expected = createHmac("sha1", key.secretAccessKey).update(stringToSign, "utf8").digest("base64");
-  const left = Buffer.from(expected);
-  const right = Buffer.from(signature);
-  if (left.length !== right.length || !timingSafeEqual(left, right)) {
+  const matches = (candidate: string): boolean => {
+    const expected = Buffer.from(createHmac("sha1", key.secretAccessKey).update(candidate, "utf8").digest("base64"));
+    const provided = Buffer.from(signature);
+    return expected.length === provided.length && timingSafeEqual(expected, provided);
+  };
+  // botocore signs the path of its request template: a path-style bucket
+  // request such as `GET /bucket` as `/bucket/`, and ListObjectsV2 as
+  // `/bucket?list-type=2`. Bucket-only paths are also checked in those forms.
+  const bucketOnly = hostBucket === undefined && /^\/[^/]+$/.test(request.path);
+  const alternatives: string[] = [];
+  if (bucketOnly) {
+    alternatives.push(`${request.path}/`);
+    const listType = queryParameter(request, "list-type");
+    if (listType !== undefined) alternatives.push(`${request.path}?list-type=${listType}`);
+  }
+  const valid =
+    matches(stringToSign) ||
+    alternatives.some((resource) => matches(sigV2StringToSign(request, dateOrExpires, hostBucket, resource)));
+  if (!valid) {
     throw authErrors.signatureDoesNotMatch({ StringToSign: stringToSign, SignatureProvided: signature });
   }
   if (key.principal.type === "service") return { ...key.principal, sourceArn: undefined };

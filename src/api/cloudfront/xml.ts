@@ -98,7 +98,23 @@ export function parseXmlDocument(body: Buffer, expectedRoot: string): unknown {
   if (roots.length !== 1 || roots[0] !== expectedRoot || Array.isArray(tree[expectedRoot])) {
     throw malformed(`The request document must have one root element ${expectedRoot}; found ${roots.join(", ") || "none"}.`);
   }
+  checkNamespace(text, expectedRoot);
   return tree[expectedRoot];
+}
+
+/**
+ * Rejects a root element whose default namespace is not CloudFront's 2020-05-31
+ * one, since elements of another namespace are not CloudFront's elements even
+ * when their local names match. A root without a namespace is accepted.
+ */
+function checkNamespace(text: string, expectedRoot: string): void {
+  const startTag = new RegExp(`<${expectedRoot}(\\s[^>]*)?/?>`).exec(text);
+  const namespace = /\sxmlns\s*=\s*(["'])(.*?)\1/.exec(startTag?.[1] ?? "")?.[2];
+  if (namespace !== undefined && namespace !== CLOUDFRONT_XML_NAMESPACE) {
+    throw malformed(
+      `The element ${expectedRoot} is in namespace '${namespace}'; expected '${CLOUDFRONT_XML_NAMESPACE}'.`,
+    );
+  }
 }
 
 /**
