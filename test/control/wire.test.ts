@@ -170,6 +170,27 @@ describe("origin access controls and the wire format", () => {
     assert.equal(stored.DistributionConfig?.Comment, "static site");
   });
 
+  test("document in another namespace is rejected", async () => {
+    const config = (namespace: string, reference: string) =>
+      `<DistributionConfig xmlns="${namespace}"><CallerReference>${reference}</CallerReference>` +
+      "<Origins><Quantity>1</Quantity><Items><Origin><Id>o1</Id><DomainName>origin.example.test</DomainName>" +
+      "<CustomOriginConfig><HTTPPort>80</HTTPPort><HTTPSPort>443</HTTPSPort>" +
+      "<OriginProtocolPolicy>http-only</OriginProtocolPolicy></CustomOriginConfig></Origin></Items></Origins>" +
+      "<DefaultCacheBehavior><TargetOriginId>o1</TargetOriginId><ViewerProtocolPolicy>allow-all</ViewerProtocolPolicy>" +
+      "<CachePolicyId>658327ea-f89d-4fab-a63d-7e88639e58f6</CachePolicyId></DefaultCacheBehavior>" +
+      "<Comment>namespaces</Comment><Enabled>true</Enabled></DistributionConfig>";
+    const accepted = await sendSigned(harness.endpoint, "POST", "/2020-05-31/distribution", config(NAMESPACE, "ns-right"));
+    assert.equal(accepted.status, 201, accepted.text);
+    const rejected = await sendSigned(
+      harness.endpoint,
+      "POST",
+      "/2020-05-31/distribution",
+      config("http://example.com/wrong", "ns-wrong"),
+    );
+    assert.equal(rejected.status, 400);
+    assert.equal(errorCode(rejected.text), "MalformedInput", rejected.text);
+  });
+
   test("character references decode, others do not", async () => {
     const body =
       `<OriginAccessControlConfig xmlns="${NAMESPACE}"><Name>amp&amp;&#65;&#x42;</Name>` +
