@@ -59,10 +59,12 @@ const NEEDS_ENCODING = /[\x00-\x20\x7f-\uffff<>"#%{}|\\^~[\]`']/;
 const ENCODED_CHARACTERS = /[\x00-\x20\x7f<>"#%{}|\\^~[\]`']|[\x80-\uffff]+/g;
 
 /**
- * Encodes a field value the way CloudFront does. Characters above 127 are
- * encoded as their UTF-8 bytes. A value that is already percent-encoded (a
- * path or query as received) is passed with `keepPercent`, so that `%2F`
- * stays `%2F` rather than becoming `%252F`.
+ * Encodes a field value the way CloudFront does, byte by byte. Request lines
+ * and header values arrive as latin1 strings, one character per received
+ * byte, so characters up to 255 are encoded as that byte; characters above
+ * (from no HTTP parser) are encoded as their UTF-8 bytes. A value that is
+ * already percent-encoded (a path or query as received) is passed with
+ * `keepPercent`, so that `%2F` stays `%2F` rather than becoming `%252F`.
  */
 export function encodeLogField(value: string | undefined, keepPercent = false): string {
   if (value === undefined || value === "") return "-";
@@ -73,7 +75,11 @@ export function encodeLogField(value: string | undefined, keepPercent = false): 
       return "%" + match.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0");
     }
     let out = "";
-    for (const byte of Buffer.from(match, "utf8")) out += "%" + byte.toString(16).toUpperCase().padStart(2, "0");
+    for (const character of match) {
+      const code = character.codePointAt(0)!;
+      const bytes = code <= 0xff ? [code] : Buffer.from(character, "utf8");
+      for (const byte of bytes) out += "%" + byte.toString(16).toUpperCase().padStart(2, "0");
+    }
     return out;
   });
 }
