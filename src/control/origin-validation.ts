@@ -29,6 +29,36 @@ function checkPort(port: number | undefined, field: string): void {
   }
 }
 
+/**
+ * Headers that an origin's CustomHeaders may not set, from the CloudFront
+ * developer guide's "Custom headers that CloudFront can't add to origin
+ * requests"; names starting with X-Amz- or X-Edge- are also denied.
+ */
+const DENIED_CUSTOM_HEADERS = new Set([
+  "cache-control",
+  "connection",
+  "content-length",
+  "cookie",
+  "host",
+  "if-match",
+  "if-modified-since",
+  "if-none-match",
+  "if-range",
+  "if-unmodified-since",
+  "max-forwards",
+  "pragma",
+  "proxy-authorization",
+  "proxy-connection",
+  "range",
+  "request-range",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "via",
+  "x-real-ip",
+]);
+
 /** Checks the numeric and enumerated settings of one origin. */
 export function checkOriginSettings(origin: Origin, path: string): void {
   checkRange(origin.ConnectionAttempts, 1, MAX_CONNECTION_ATTEMPTS, `${path}.ConnectionAttempts`);
@@ -43,6 +73,12 @@ export function checkOriginSettings(origin: Origin, path: string): void {
   headers.forEach((header, index) => {
     if (!header.HeaderName || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(header.HeaderName)) {
       throw invalid(`${path}.CustomHeaders.Items[${index}].HeaderName '${header.HeaderName ?? ""}' is not a valid header name.`);
+    }
+    const name = header.HeaderName.toLowerCase();
+    if (DENIED_CUSTOM_HEADERS.has(name) || name.startsWith("x-amz-") || name.startsWith("x-edge-")) {
+      throw invalid(
+        `${path}.CustomHeaders.Items[${index}].HeaderName '${header.HeaderName}' is a header that CloudFront does not let an origin add.`,
+      );
     }
   });
 

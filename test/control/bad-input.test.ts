@@ -37,6 +37,12 @@ test("numbers out of range name the field", async (t) => {
     ["protocol", customOrigin({ OriginProtocolPolicy: "ftp-only" }), "OriginProtocolPolicy"],
     ["attempts", customOrigin({}, { ConnectionAttempts: 4 }), "ConnectionAttempts"],
     ["connect timeout", customOrigin({}, { ConnectionTimeout: 11 }), "ConnectionTimeout"],
+    ["host header", customOrigin({}, { CustomHeaders: { Quantity: 1, Items: [{ HeaderName: "Host", HeaderValue: "x" }] } }), "Host"],
+    [
+      "x-amz header",
+      customOrigin({}, { CustomHeaders: { Quantity: 1, Items: [{ HeaderName: "X-Amz-Date", HeaderValue: "x" }] } }),
+      "X-Amz-Date",
+    ],
   ];
   for (const [name, origin, field] of cases) {
     const failure = await harness.client
