@@ -38,6 +38,28 @@ export function checkIfMatch(ifMatch: string | undefined, currentEtag: string): 
 }
 
 /** Reads the Marker and MaxItems of a list request, with CloudFront's default of 100 items. */
+/**
+ * Builds CloudFront's list envelope from `rows`, fetched as one more than
+ * `limit` so that the extra row tells whether another page follows.
+ */
+export function markerPage<Row extends { id: string }, Item>(
+  rows: Row[],
+  limit: number,
+  marker: string | undefined,
+  toItem: (row: Row) => Item,
+) {
+  const items = rows.slice(0, limit);
+  const isTruncated = rows.length > limit;
+  return {
+    Marker: marker ?? "",
+    ...(isTruncated ? { NextMarker: items[items.length - 1]!.id } : {}),
+    MaxItems: limit,
+    IsTruncated: isTruncated,
+    Quantity: items.length,
+    Items: items.map(toItem),
+  };
+}
+
 export function pageSize(maxItems: number | undefined): number {
   if (maxItems === undefined) return 100;
   if (!Number.isInteger(maxItems) || maxItems < 1 || maxItems > 1000) {

@@ -13,6 +13,7 @@ import {
   newDistributionDomainName,
   newEtag,
   newResourceId,
+  markerPage,
   pageSize,
   type ControlContext,
 } from "./context.js";
@@ -174,16 +175,7 @@ export class DistributionService {
       throw controlErrors.invalidArgument(`Marker '${marker}' is not a distribution id; pass the NextMarker of the previous page.`);
     }
     const page = this.context.store.listDistributions(marker || undefined, limit + 1);
-    const items = page.slice(0, limit);
-    const isTruncated = page.length > limit;
-    return {
-      Marker: marker ?? "",
-      ...(isTruncated ? { NextMarker: items[items.length - 1]!.id } : {}),
-      MaxItems: limit,
-      IsTruncated: isTruncated,
-      Quantity: items.length,
-      Items: items.map((record) => this.toSummary(record)),
-    };
+    return markerPage(page, limit, marker, (record) => this.toSummary(record));
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Invalidation, InvalidationBatch, InvalidationList } from "@aws-sdk/client-cloudfront";
-import { newResourceId, pageSize, type ControlContext } from "./context.js";
+import { markerPage, newResourceId, pageSize, type ControlContext } from "./context.js";
 import { cloudFrontError, controlErrors } from "./errors.js";
 import type { InvalidationRecord } from "./store.js";
 import { checkQuantities } from "./validation.js";
@@ -141,20 +141,11 @@ export class InvalidationService {
       );
     }
     const page = store.listInvalidations(distributionId, marker || undefined, limit + 1);
-    const items = page.slice(0, limit);
-    const isTruncated = page.length > limit;
-    return {
-      Marker: marker ?? "",
-      ...(isTruncated ? { NextMarker: items[items.length - 1]!.id } : {}),
-      MaxItems: limit,
-      IsTruncated: isTruncated,
-      Quantity: items.length,
-      Items: items.map((record) => ({
-        Id: record.id,
-        CreateTime: new Date(record.createTimeMs),
-        Status: tracker.invalidationStatus(record.id, record.status),
-      })),
-    };
+    return markerPage(page, limit, marker, (record) => ({
+      Id: record.id,
+      CreateTime: new Date(record.createTimeMs),
+      Status: tracker.invalidationStatus(record.id, record.status),
+    }));
   }
 
   private toInvalidation(record: InvalidationRecord): Invalidation {

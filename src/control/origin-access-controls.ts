@@ -3,7 +3,7 @@ import type {
   OriginAccessControlConfig,
   OriginAccessControlList,
 } from "@aws-sdk/client-cloudfront";
-import { checkIfMatch, newEtag, newResourceId, pageSize, type ControlContext } from "./context.js";
+import { checkIfMatch, markerPage, newEtag, newResourceId, pageSize, type ControlContext } from "./context.js";
 import type { DistributionService } from "./distributions.js";
 import { cloudFrontError, controlErrors } from "./errors.js";
 import type { DistributionRecord, OriginAccessControlRecord } from "./store.js";
@@ -106,23 +106,14 @@ export class OriginAccessControlService {
       );
     }
     const page = this.context.store.listOriginAccessControls(marker || undefined, limit + 1);
-    const items = page.slice(0, limit);
-    const isTruncated = page.length > limit;
-    return {
-      Marker: marker ?? "",
-      ...(isTruncated ? { NextMarker: items[items.length - 1]!.id } : {}),
-      MaxItems: limit,
-      IsTruncated: isTruncated,
-      Quantity: items.length,
-      Items: items.map((record) => ({
-        Id: record.id,
-        Name: record.config.Name,
-        Description: record.config.Description,
-        SigningProtocol: record.config.SigningProtocol,
-        SigningBehavior: record.config.SigningBehavior,
-        OriginAccessControlOriginType: record.config.OriginAccessControlOriginType,
-      })),
-    };
+    return markerPage(page, limit, marker, (record) => ({
+      Id: record.id,
+      Name: record.config.Name,
+      Description: record.config.Description,
+      SigningProtocol: record.config.SigningProtocol,
+      SigningBehavior: record.config.SigningBehavior,
+      OriginAccessControlOriginType: record.config.OriginAccessControlOriginType,
+    }));
   }
 
   private distributionsUsing(id: string): DistributionRecord[] {
