@@ -55,7 +55,7 @@ export type StepReporter = (message: string) => void;
 
 const WAITER = { minDelay: 1, maxDelay: 1, maxWaitTime: 60 } as const;
 
-/** The runbook's distribution: one S3 origin behind an origin access control. */
+/** Returns the runbook's distribution config: one S3 origin behind an origin access control. */
 function distributionConfig(
   callerReference: string,
   bucket: string,
@@ -242,7 +242,8 @@ export async function runRunbook(
         DistributionConfig: distributionConfig(`runbook-other-${suffix}`, bucket, oacId),
       }),
     );
-    assert.ok(other.Distribution?.Id && other.Distribution.DomainName);
+    assert.ok(other.Distribution?.Id, "the second CreateDistribution returned no Id");
+    assert.ok(other.Distribution.DomainName, "the second CreateDistribution returned no DomainName");
     await withElapsedTime(
       progress,
       `   waiting for ${other.Distribution.Id} to deploy`,

@@ -27,7 +27,7 @@ export interface RunningPortico {
   close(): Promise<void>;
 }
 
-/** The loopback address that reaches a listener bound to `host`. */
+/** Returns the loopback address that reaches a listener bound to `host`. */
 function loopbackFor(host: string): string {
   if (host === "0.0.0.0" || host === "") return "127.0.0.1";
   if (host === "::") return "[::1]";

@@ -8,7 +8,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import mime from "mime-types";
 import { Agent, fetch, type Response } from "undici";
 
-/** Where a running Portico listens and how to sign in to it. */
+/** The addresses and credentials of a running Portico. */
 export interface PorticoTarget {
   endpoint: string;
   accessKeyId: string;
@@ -54,7 +54,7 @@ export async function targetFromEnvironment(): Promise<PorticoTarget> {
   };
 }
 
-/** The three AWS SDK clients, with default settings but endpoint, region, credentials and path style. */
+/** Creates the three AWS SDK clients, with default settings but endpoint, region, credentials and path style. */
 export function createClients(target: PorticoTarget): {
   s3: S3Client;
   cloudfront: CloudFrontClient;
@@ -126,7 +126,7 @@ export async function listSite(root: string): Promise<SiteFile[]> {
     const key = relative(root, path).split(sep).join("/");
     files.push({ key, path, contentType: mime.lookup(entry.name) || "application/octet-stream" });
   }
-  files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  files.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
   return files;
 }
 

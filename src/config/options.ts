@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 
 /** Everything `portico up` needs to start, after flags and environment are merged. */
 export interface PorticoOptions {
-  /** Folder that holds every piece of state: credentials, buckets, control and metrics databases, TLS material. */
+  /** Folder that contains every piece of state: credentials, buckets, control and metrics databases, TLS material. */
   dataDir: string;
   /** Address every listener binds to. */
   host: string;
@@ -39,7 +39,7 @@ export const DEFAULTS = {
   logIntervalSeconds: 300,
 } as const;
 
-/** Parses a TCP port from a flag or environment value; 0 asks the system for a free one. */
+/** Parses a TCP port from a flag or environment value; 0 lets the system pick a free one. */
 export function parsePort(value: string, name: string): number {
   const port = Number(value);
   if (!/^\d+$/.test(value) || port > 65535) {

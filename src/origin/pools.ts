@@ -81,8 +81,8 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
       });
       // undici's body emits RequestAbortedError when it is destroyed before its end, as
       // the edge does when it discards an error body for a custom error page. Node ends the
-      // process on an 'error' event with no listener, so one is always attached here; readers
-      // still see the error through their own listeners or iterators.
+      // process on an 'error' event with no listener, so one is always attached here.
+      // Readers still get the error through their own listeners or iterators.
       response.body.on("error", ignoreBodyError);
       return {
         status: response.statusCode,

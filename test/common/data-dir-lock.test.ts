@@ -18,7 +18,7 @@ test("lock is exclusive while held", async (t) => {
   const lock = await lockDataDir(dir);
   assert.equal((await readFile(lock.path, "utf8")).trim(), String(process.pid));
 
-  // A live process other than this one holds the folder.
+  // A live process other than this one owns the lock file.
   const holder = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"]);
   t.after(() => holder.kill());
   await lock.release();

@@ -4,11 +4,11 @@ export const CLOUDFRONT_SERVICE_PRINCIPAL = "cloudfront.amazonaws.com";
 /**
  * Header that carries the distribution ARN on origin requests signed with the
  * CloudFront service key. It is only trusted when it is among the signed
- * headers; the bucket policy sees it as `aws:SourceArn`.
+ * headers; the bucket policy evaluates it as `aws:SourceArn`.
  */
 export const SOURCE_ARN_HEADER = "x-portico-source-arn";
 
-/** Who sent a request, as established by its signature. */
+/** The sender of a request, as its signature establishes it. */
 export type Principal =
   | { type: "anonymous" }
   | { type: "root"; accessKeyId: string; accountId: string; arn: string }

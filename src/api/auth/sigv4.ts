@@ -16,7 +16,7 @@ export const MAX_PRESIGNED_EXPIRES_SECONDS = 7 * 24 * 3600;
 export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/** What a verified SigV4 request carries forward to the payload check. */
+/** The outcome of a verified SigV4 signature, with what the payload check needs. */
 export interface SigV4Result {
   principal: Exclude<Principal, { type: "anonymous" }>;
   key: SigningKey;
@@ -77,8 +77,8 @@ export function hasSigV4(request: SignedRequest): boolean {
 /**
  * Verifies a SigV4 signature, from the `Authorization` header or a presigned
  * query string. `payloadHash` is the hash the caller computed of a body it has
- * already read; when undefined the request's `x-amz-content-sha256` is used and
- * the caller must check the body against it as it streams.
+ * already read. When it is undefined, the request's `x-amz-content-sha256` is
+ * signed instead, so the caller must check the body against it as it streams.
  */
 export function verifySigV4(
   request: SignedRequest,
@@ -422,8 +422,14 @@ function canonicalQuery(query: string, exclude: string | undefined): string {
   const pairs = parseQuery(query)
     .filter(([name]) => name !== exclude)
     .map(([name, value]) => [uriEncode(name, false), uriEncode(value, false)] as const);
-  pairs.sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0));
+  pairs.sort(([name, value], [otherName, otherValue]) => compareCodeUnits(name, otherName) || compareCodeUnits(value, otherValue));
   return pairs.map(([name, value]) => `${name}=${value}`).join("&");
+}
+
+/** Orders strings by UTF-16 code units; on encoded ASCII text that is byte order, as SigV4 sorts. */
+function compareCodeUnits(left: string, right: string): number {
+  if (left < right) return -1;
+  return left > right ? 1 : 0;
 }
 
 function buildCanonicalRequest(

@@ -61,8 +61,8 @@ const ENCODED_CHARACTERS = /[\x00-\x20\x7f<>"#%{}|\\^~[\]`']|[\x80-\uffff]+/g;
 /**
  * Encodes a field value the way CloudFront does, byte by byte. Request lines
  * and header values arrive as latin1 strings, one character per received
- * byte, so characters up to 255 are encoded as that byte; characters above
- * (from no HTTP parser) are encoded as their UTF-8 bytes. A value that is
+ * byte, so characters up to 255 are encoded as that byte. Characters above,
+ * which no HTTP parser produces, are encoded as their UTF-8 bytes. A value that is
  * already percent-encoded (a path or query as received) is passed with
  * `keepPercent`, so that `%2F` stays `%2F` rather than becoming `%252F`.
  */
