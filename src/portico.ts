@@ -10,7 +10,7 @@ import { createCloudFrontService } from "./api/cloudfront/index.js";
 import { createMetrics } from "./metrics/index.js";
 import { createObservability } from "./metrics/observability.js";
 import { EmbeddedBus } from "./cluster/embedded.js";
-import { startEdge } from "./edge/index.js";
+import { startEdge, type Edge } from "./edge/index.js";
 import { startEdgeWorkers } from "./edge/workers.js";
 import { createDashboard } from "./dashboard/index.js";
 import type { PorticoOptions } from "./config/options.js";
@@ -78,7 +78,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     // Log files go to the API endpoint's S3 service, whose URL is known once it listens.
     let logEndpoint = "";
     const observability = createObservability({
-      aggregator: metrics.sink,
+      aggregator: metrics.aggregator,
       reader: metrics.reader,
       bus,
       credentials: credentialStore,
@@ -153,10 +153,21 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       log: log.child({ component: "edge" }),
     };
     // With several workers the edge runs in forked processes that relay the bus and metrics here.
-    const edge =
-      edgeWorkers > 1
-        ? await startEdgeWorkers({ ...edgeOptions, workers: edgeWorkers, logLevel: options.logLevel })
-        : await startEdge(edgeOptions);
+    let edge: Edge;
+    if (edgeWorkers > 1) {
+      const { metrics: _sink, ...workerOptions } = edgeOptions;
+      const workerEdge = await startEdgeWorkers({
+        ...workerOptions,
+        workers: edgeWorkers,
+        logLevel: options.logLevel,
+        rollups: observability.rollupTargets,
+        logsAllRequests: options.accessLogDir !== undefined,
+      });
+      metrics.reader.setEdgeSync(() => workerEdge.flushMetrics());
+      edge = workerEdge;
+    } else {
+      edge = await startEdge(edgeOptions);
+    }
     closers.push(() => edge.close());
     log.info(
       { httpPort: edge.httpPort, httpsPort: edge.httpsPort, caCertificatePath: edge.caCertificatePath },

@@ -1,3 +1,5 @@
+import type { PreparedHit } from "../edge/hit-head.js";
+
 /** One cached origin response with what the hit path needs precomputed. */
 export interface CachedResponse {
   key: string;
@@ -38,6 +40,8 @@ export interface CachedResponse {
   hitHeaders: string[];
   /** The bytes this entry counts against the memory budget. */
   sizeBytes: number;
+  /** The response head of plain hits, rebuilt when the age ticks over; see edge/hit-head.ts. */
+  preparedHit?: PreparedHit | undefined;
 }
 
 /** Fixed per-entry overhead counted against the budget besides bodies and headers (an estimate). */

@@ -1,6 +1,6 @@
 import type { Worker } from "node:cluster";
 import type { Logger } from "../common/logger.js";
-import type { MetricsSink, RequestRecord } from "../metrics/types.js";
+import { applyRollup, type EdgeRollup, type EdgeRollupSink, type RollupTargets } from "../metrics/edge-rollup.js";
 import type { ClusterMessage, EdgeChannel, EdgeMembership, EdgeMessageHandler } from "./types.js";
 
 /**
@@ -17,7 +17,9 @@ export type IpcMessage =
   | { kind: "bus.leave" }
   | { kind: "bus.deliver"; sequence: number; message: ClusterMessage }
   | { kind: "bus.result"; sequence: number; error: string | undefined }
-  | { kind: "metrics.records"; records: RequestRecord[] };
+  | { kind: "metrics.rollup"; rollup: EdgeRollup }
+  | { kind: "metrics.flush"; sequence: number }
+  | { kind: "metrics.flushed"; sequence: number };
 
 function isIpcMessage(value: unknown): value is IpcMessage {
   return typeof value === "object" && value !== null && typeof (value as { kind?: unknown }).kind === "string";
@@ -60,53 +62,60 @@ function send(message: IpcMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);
 }
 
-/** Maximum records sent in one IPC message. */
-const METRICS_MAX_BATCH = 512;
+/** How often a worker sends its metrics rollup to the primary. */
+export const ROLLUP_INTERVAL_MS = 1_000;
 
 /**
- * A metrics sink in a worker that sends records to the primary once per
- * turn of the event loop. The hit path never waits on IPC, a busy worker
- * sends many records per message, and a query right after a response
- * already counts it.
+ * Sends a worker's metrics rollup to the primary every ROLLUP_INTERVAL_MS,
+ * and at once when the primary requests it before a read, so a query right after
+ * a response already counts it. The hit path itself never touches IPC.
  */
-export class IpcMetricsSink implements MetricsSink {
-  private batch: RequestRecord[] = [];
-  private scheduled = false;
+export class RollupSender {
+  private readonly timer: NodeJS.Timeout;
+  private readonly onMessage = (value: unknown): void => {
+    if (!isIpcMessage(value) || value.kind !== "metrics.flush") return;
+    this.flush();
+    send({ kind: "metrics.flushed", sequence: value.sequence });
+  };
 
-  record(entry: RequestRecord): void {
-    this.batch.push(entry);
-    if (this.batch.length >= METRICS_MAX_BATCH) {
-      this.flush();
-      return;
-    }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+  constructor(private readonly sink: EdgeRollupSink) {
+    this.timer = setInterval(() => this.flush(), ROLLUP_INTERVAL_MS);
+    this.timer.unref();
+    process.on("message", this.onMessage);
   }
 
   flush(): void {
-    this.scheduled = false;
-    if (this.batch.length === 0) return;
-    const records = this.batch;
-    this.batch = [];
-    send({ kind: "metrics.records", records });
+    if (this.sink.empty) return;
+    send({ kind: "metrics.rollup", rollup: this.sink.take() });
   }
 
   close(): void {
+    clearInterval(this.timer);
+    process.off("message", this.onMessage);
     this.flush();
   }
+}
+
+/** How long the primary waits for a worker's reply to a flush before it reads without it. */
+const FLUSH_TIMEOUT_MS = 1_000;
+
+/** The primary's handle on one worker's relay. */
+export interface WorkerRelay {
+  /** Resolves once the worker has sent everything it recorded so far, or after FLUSH_TIMEOUT_MS. */
+  flushMetrics(): Promise<void>;
 }
 
 /**
  * The primary's side for one worker: joins the real channel on the worker's
  * "bus.join", relays each message and settles it with the worker's result, and
- * feeds the worker's request records to the metrics sink.
+ * adds the worker's metrics rollups to the primary's metrics.
  */
-export function relayWorker(worker: Worker, bus: EdgeChannel, metrics: MetricsSink, log: Logger): void {
+export function relayWorker(worker: Worker, bus: EdgeChannel, rollups: RollupTargets, log: Logger): WorkerRelay {
   let membership: Promise<EdgeMembership> | undefined;
   let nextSequence = 1;
   const pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  let nextFlush = 1;
+  const flushes = new Map<number, () => void>();
 
   const leave = (): void => {
     const joined = membership;
@@ -143,12 +152,40 @@ export function relayWorker(worker: Worker, bus: EdgeChannel, metrics: MetricsSi
       case "bus.leave":
         leave();
         return;
-      case "metrics.records":
-        for (const record of value.records) metrics.record(record);
+      case "metrics.rollup":
+        try {
+          applyRollup(value.rollup, rollups);
+        } catch (error) {
+          log.error({ err: error }, "failed to add an edge worker's metrics rollup");
+        }
+        return;
+      case "metrics.flushed":
+        flushes.get(value.sequence)?.();
         return;
       default:
         return;
     }
   });
-  worker.on("exit", leave);
+  worker.on("exit", () => {
+    leave();
+    for (const done of flushes.values()) done();
+    flushes.clear();
+  });
+
+  return {
+    flushMetrics: () => {
+      if (!worker.isConnected()) return Promise.resolve();
+      const sequence = nextFlush++;
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          flushes.delete(sequence);
+          resolve();
+        };
+        const timer = setTimeout(done, FLUSH_TIMEOUT_MS);
+        flushes.set(sequence, done);
+        worker.send({ kind: "metrics.flush", sequence } satisfies IpcMessage);
+      });
+    },
+  };
 }

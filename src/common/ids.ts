@@ -1,4 +1,4 @@
-import { randomFillSync, randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 
 const UPPER_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const LOWER_ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -18,18 +18,29 @@ export function randomLowerAlphanumeric(length: number): string {
   return randomString(LOWER_ALPHANUMERIC, length);
 }
 
-const REQUEST_ID_BYTES = 16;
-/** Random bytes drawn in blocks, because one CSPRNG call per request costs more than the hex encoding. */
-const requestIdPool = Buffer.alloc(REQUEST_ID_BYTES * 256);
-let requestIdOffset = requestIdPool.length;
+const REQUEST_ID_HEX_CHARS = 32;
+/** Ids drawn per CSPRNG call, because one call and one hex encoding per request cost more than the rest of an id. */
+const IDS_PER_BLOCK = 256;
 
-/** A request id in the style AWS services return: 16 random bytes as upper-case hex. */
-export function newRequestId(): string {
-  if (requestIdOffset === requestIdPool.length) {
-    randomFillSync(requestIdPool);
-    requestIdOffset = 0;
+/** Request ids in the style AWS services return: 16 random bytes as upper-case hex. */
+export class RequestIdSource {
+  private block = "";
+  private offset = 0;
+
+  next(): string {
+    if (this.offset === this.block.length) {
+      this.block = randomBytes((REQUEST_ID_HEX_CHARS / 2) * IDS_PER_BLOCK).toString("hex").toUpperCase();
+      this.offset = 0;
+    }
+    const start = this.offset;
+    this.offset += REQUEST_ID_HEX_CHARS;
+    return this.block.slice(start, this.offset);
   }
-  const start = requestIdOffset;
-  requestIdOffset += REQUEST_ID_BYTES;
-  return requestIdPool.toString("hex", start, requestIdOffset).toUpperCase();
+}
+
+const sharedIds = new RequestIdSource();
+
+/** Returns a new request id from the process-wide source. */
+export function newRequestId(): string {
+  return sharedIds.next();
 }

@@ -114,13 +114,13 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
     };
 
   const getOnly =
-    (handler: (request: IncomingMessage, response: ServerResponse, session: Session) => void) =>
-    (request: IncomingMessage, response: ServerResponse, session: Session): void => {
+    (handler: (request: IncomingMessage, response: ServerResponse, session: Session) => void | Promise<void>) =>
+    (request: IncomingMessage, response: ServerResponse, session: Session): void | Promise<void> => {
       if (request.method !== "GET" && request.method !== "HEAD") {
         methodNotAllowed(response, "GET, HEAD");
         return;
       }
-      handler(request, response, session);
+      return handler(request, response, session);
     };
 
   const login = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
@@ -226,7 +226,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
   );
   routes.set(
     `${api}/series`,
-    withSession(getOnly((request, response) => {
+    withSession(getOnly(async (request, response) => {
       const query = queryOf(request);
       const distributionId = query.get("distributionId") ?? "";
       const range = query.get("range") ?? "hour";
@@ -238,6 +238,7 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
         send(response, 400, "application/json; charset=utf-8", JSON.stringify({ error: "distributionId must be a distribution id such as E1A2B3C4D5E6F7" }));
         return;
       }
+      await options.metrics.sync();
       sendJson(response, series.read(distributionId, range));
     })),
   );

@@ -16,7 +16,7 @@ import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.j
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { declaredLength, noteOriginDenied, originRequestHeaders, sendOriginFailure } from "./forward.js";
 import { cacheStatus, originHeader, passOriginHeaders, headerIn } from "./headers.js";
-import { serveEntry, streamUncached, ttlLeft } from "./respond.js";
+import { serveEntry, serveFreshHit, streamUncached, ttlLeft } from "./respond.js";
 import { forwardsCookies, type RoutedBehavior, type RoutedDistribution } from "./routing.js";
 
 /** How many times a request waits on another writer before it fetches on its own. */
@@ -51,16 +51,33 @@ function lookup(context: EdgeContext, target: CacheableRequest): CachedResponse 
  * a conditional request when the stale entry has a validator, and
  * concurrent requests for the key wait for its outcome.
  */
-export async function serveCacheable(
+export function serveCacheable(
   context: EdgeContext,
   state: ExchangeState,
   request: ViewerRequest,
   response: ViewerResponse,
   target: CacheableRequest,
+): Promise<void> | undefined {
+  // A fresh entry in memory is served synchronously, without a promise.
+  const cached = lookup(context, target);
+  if (cached !== undefined && isFresh(cached, Date.now())) {
+    serveFreshHit(context, state, request, response, cached, target.behavior.headersPolicy);
+    return undefined;
+  }
+  return serveFromDiskOrOrigin(context, state, request, response, target, cached);
+}
+
+async function serveFromDiskOrOrigin(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+  inMemory: CachedResponse | undefined,
 ): Promise<void> {
   const key = target.keyResult.key;
   const policy = target.behavior.headersPolicy;
-  let cached = lookup(context, target);
+  let cached = inMemory;
   if (cached === undefined && context.disk !== undefined) {
     const found = await lookupDisk(context, context.vary.fullKey(key, target.keyResult.forwardedHeaders));
     if (found?.kind === "entry") cached = found.entry;
@@ -71,7 +88,7 @@ export async function serveCacheable(
   }
   const nowMs = Date.now();
   if (cached !== undefined && isFresh(cached, nowMs)) {
-    serveEntry(context, state, request, response, cached, "Hit", cacheStatus.hit(ttlLeft(cached)), policy);
+    serveFreshHit(context, state, request, response, cached, policy);
     return;
   }
   if (cached !== undefined && withinStaleWhileRevalidate(cached, nowMs)) {

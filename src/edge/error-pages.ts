@@ -1,4 +1,6 @@
 import type { Readable } from "node:stream";
+import type { CachedResponse } from "../cache/entry.js";
+import { sendPreparedHit, type PreparedHit } from "./hit-head.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import type { RoutedDistribution } from "./routing.js";
 
@@ -33,6 +35,11 @@ export class ErrorPageResponse implements ViewerResponse {
       return;
     }
     this.pending = this.servePage(status, page, () => this.inner.send(status, headers, body));
+  }
+
+  sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
+    // Prepared hits are never error statuses, so they pass through unchanged.
+    sendPreparedHit(this.inner, prepared, entry, requestId, body);
   }
 
   async stream(status: number, headers: readonly string[], body: Readable): Promise<void> {

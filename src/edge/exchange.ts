@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
+import type { CachedResponse } from "../cache/entry.js";
 import type { EdgeResultType } from "../metrics/types.js";
+import type { PreparedHit } from "./hit-head.js";
 
 /**
  * A viewer request as the request handler sees it, independent of the
@@ -31,6 +33,12 @@ export interface ViewerResponse {
   send(status: number, headers: readonly string[], body: Buffer | undefined): void;
   /** Sends the head, then pipes `body`; resolves when the body ended or the viewer went away. */
   stream(status: number, headers: readonly string[], body: Readable): Promise<void>;
+  /**
+   * Sends a plain cache hit from its prepared head: the head, `requestId`,
+   * the connection's framing headers, then `body` (none for HEAD). Front
+   * ends without it get the hit through `send`.
+   */
+  sendHit?(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void;
   /** Calls `listener` once when the response finished or the connection closed before that. */
   onDone(listener: (bytesSent: number) => void): void;
 }

@@ -1,4 +1,4 @@
-import { newRequestId } from "../common/ids.js";
+import { RequestIdSource } from "../common/ids.js";
 import { buildCacheKey } from "../cache/key.js";
 import type { RequestRecord } from "../metrics/types.js";
 import { serveCacheable } from "./cache-flow.js";
@@ -29,11 +29,17 @@ export function hostNameOf(host: string | undefined): string {
  * that implements ViewerRequest and ViewerResponse can drive it.
  */
 export class EdgeRequestHandler {
+  private readonly requestIds = new RequestIdSource();
+
   constructor(private readonly context: EdgeContext) {}
 
-  async handle(request: ViewerRequest, response: ViewerResponse): Promise<void> {
+  /**
+   * Handles one request. A hit in memory is served before this returns, and
+   * then there is no promise; anything that waits returns one.
+   */
+  handle(request: ViewerRequest, response: ViewerResponse): Promise<void> | undefined {
     const state: ExchangeState = {
-      requestId: newRequestId(),
+      requestId: this.requestIds.next(),
       distributionId: undefined,
       status: 0,
       resultType: "Error",
@@ -42,16 +48,23 @@ export class EdgeRequestHandler {
     };
     response.onDone((bytesSent) => this.record(request, state, bytesSent));
 
+    let pending: Promise<void> | undefined;
     try {
-      await this.route(request, response, state);
+      pending = this.route(request, response, state);
     } catch (error) {
-      this.context.log.error(
-        { err: error, requestId: state.requestId, distributionId: state.distributionId },
-        "edge failed to handle a request",
-      );
-      if (state.status === 0) {
-        sendEdgeResponse(this.context, state, response, 500, "ERROR: The request could not be satisfied.");
-      }
+      this.failed(response, state, error);
+      return undefined;
+    }
+    return pending?.catch((error: unknown) => this.failed(response, state, error));
+  }
+
+  private failed(response: ViewerResponse, state: ExchangeState, error: unknown): void {
+    this.context.log.error(
+      { err: error, requestId: state.requestId, distributionId: state.distributionId },
+      "edge failed to handle a request",
+    );
+    if (state.status === 0) {
+      sendEdgeResponse(this.context, state, response, 500, "ERROR: The request could not be satisfied.");
     }
   }
 
@@ -59,52 +72,60 @@ export class EdgeRequestHandler {
    * Routes a request. `errorPages` is false for the internal request of a
    * custom error page, so a failing page never triggers another page.
    */
-  private async route(
+  private route(
     request: ViewerRequest,
     viewerResponse: ViewerResponse,
     state: ExchangeState,
     errorPages = true,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const context = this.context;
     const host = hostNameOf(request.headers.host);
     const distribution = context.routing.lookup(host);
     if (distribution === undefined) {
       sendEdgeResponse(context, state, viewerResponse, 404, "ERROR: The request could not be satisfied. No distribution serves this host.");
-      return;
+      return undefined;
     }
     state.distributionId = distribution.id;
 
     if (errorPages && distribution.customErrors.size > 0) {
-      const wrapped = new ErrorPageResponse(viewerResponse, distribution, request, state, (pageRequest, pageResponse) =>
-        this.route(pageRequest, pageResponse, state, false),
-      );
-      await this.serveDistribution(request, wrapped, state, distribution);
-      await wrapped.settled();
-      return;
+      return this.routeWithErrorPages(request, viewerResponse, state, distribution);
     }
-    await this.serveDistribution(request, viewerResponse, state, distribution);
+    return this.serveDistribution(request, viewerResponse, state, distribution);
   }
 
-  private async serveDistribution(
+  private async routeWithErrorPages(
+    request: ViewerRequest,
+    viewerResponse: ViewerResponse,
+    state: ExchangeState,
+    distribution: RoutedDistribution,
+  ): Promise<void> {
+    const wrapped = new ErrorPageResponse(viewerResponse, distribution, request, state, (pageRequest, pageResponse) =>
+      this.route(pageRequest, pageResponse, state, false) ?? Promise.resolve(),
+    );
+    await this.serveDistribution(request, wrapped, state, distribution);
+    await wrapped.settled();
+  }
+
+  private serveDistribution(
     request: ViewerRequest,
     response: ViewerResponse,
     state: ExchangeState,
     distribution: RoutedDistribution,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const context = this.context;
     if (!distribution.enabled) {
       sendEdgeResponse(context, state, response, 403, "ERROR: The request could not be satisfied. The distribution is disabled.");
-      return;
+      return undefined;
     }
 
     const behavior = selectBehavior(distribution, request.path);
     if (request.protocol === "http" && behavior.viewerProtocolPolicy === "https-only") {
       sendEdgeResponse(context, state, response, 403, "ERROR: The request could not be satisfied. This distribution accepts HTTPS only.");
-      return;
+      return undefined;
     }
     if (request.protocol === "http" && behavior.viewerProtocolPolicy === "redirect-to-https") {
       this.redirectToHttps(request, response, state);
-      return;
+      return undefined;
     }
 
     if (!behavior.allowedMethods.has(request.method)) {
@@ -115,7 +136,7 @@ export class EdgeRequestHandler {
         403,
         `ERROR: The request could not be satisfied. This distribution is not configured to allow the HTTP request method ${request.method} for this path.`,
       );
-      return;
+      return undefined;
     }
 
     const origin = behavior.origin;
@@ -125,7 +146,7 @@ export class EdgeRequestHandler {
         "cache behavior names an origin the distribution does not have",
       );
       sendEdgeResponse(context, state, response, 502, "ERROR: The request could not be satisfied. The behavior's origin is not configured.");
-      return;
+      return undefined;
     }
 
     const originPath = originPathFor(distribution, request.path);
@@ -137,10 +158,9 @@ export class EdgeRequestHandler {
 
     const cacheable = request.method === "GET" || request.method === "HEAD";
     if (!cacheable || behavior.cache.bypass) {
-      await forwardUncached(context, state, request, response, distribution, behavior, origin, originPath, keyResult);
-      return;
+      return forwardUncached(context, state, request, response, distribution, behavior, origin, originPath, keyResult);
     }
-    await serveCacheable(context, state, request, response, {
+    return serveCacheable(context, state, request, response, {
       distribution,
       behavior,
       origin,

@@ -2,8 +2,10 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { IncomingHttpHeaders as Http2Headers, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import type { CachedResponse } from "../cache/entry.js";
 import type { Logger } from "../common/logger.js";
 import type { ViewerRequest, ViewerResponse } from "./exchange.js";
+import { http2HeadersOf, type PreparedHit } from "./hit-head.js";
 import type { RequestListener } from "./http1/connection.js";
 import { normalizePath } from "./path.js";
 
@@ -35,6 +37,21 @@ class Http2ViewerResponse implements ViewerResponse {
     if (!empty) {
       this.bytesSent += body.length;
       this.h2stream.end(body);
+    }
+  }
+
+  sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
+    const h2stream = this.h2stream;
+    if (h2stream.destroyed || h2stream.headersSent) return;
+    const headers = http2HeadersOf(prepared, entry);
+    // respond() reads the shared object synchronously, so setting the id just before is safe.
+    headers["x-amz-cf-id"] = requestId;
+    const empty = body === undefined || body.length === 0;
+    h2stream.respond(headers, { endStream: empty });
+    this.bytesSent += prepared.headerBytes + requestId.length + 15;
+    if (!empty) {
+      this.bytesSent += body.length;
+      h2stream.end(body);
     }
   }
 
@@ -110,8 +127,13 @@ export function acceptHttp2Stream(
     body: stream,
     startedAt: performance.now(),
   };
-  listener(request, new Http2ViewerResponse(stream)).catch((error: unknown) => {
+  const failed = (error: unknown): void => {
     log.error({ err: error }, "edge request listener failed");
     stream.close(0x2);
-  });
+  };
+  try {
+    listener(request, new Http2ViewerResponse(stream))?.catch(failed);
+  } catch (error) {
+    failed(error);
+  }
 }

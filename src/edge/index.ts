@@ -53,6 +53,12 @@ export interface Edge {
   close(): Promise<void>;
 }
 
+/** An edge running in this process. */
+export interface LocalEdge extends Edge {
+  /** Returns whether the distribution's Logging settings ask for an access log of its requests. */
+  logsRequests(distributionId: string): boolean;
+}
+
 /** Largest body cached whole: an eighth of the memory budget, at most 64 MiB. */
 function maxObjectBytesFor(memoryCacheBytes: number): number {
   return Math.min(Math.floor(memoryCacheBytes / 8), 64 * 1024 * 1024);
@@ -68,7 +74,7 @@ const COLLAPSE_WRITER_TIMEOUT_MS = 35_000;
 const COLLAPSE_WAITER_TIMEOUT_MS = 30_000;
 
 /** Starts an edge: TLS material, HTTP and HTTPS listeners, then joins the cluster. */
-export async function startEdge(options: EdgeOptions): Promise<Edge> {
+export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
   const log = options.log.child({ edgeId: options.edgeId });
   const tls = await loadOrCreateTls(options.dataDir, options.zone, log);
 
@@ -133,6 +139,7 @@ export async function startEdge(options: EdgeOptions): Promise<Edge> {
     httpPort,
     httpsPort,
     caCertificatePath: tls.caCertificatePath,
+    logsRequests: (distributionId) => context.routing.get(distributionId)?.logsRequests === true,
     close: () => {
       closing ??= (async () => {
         await Promise.all([httpServer.close(), httpsServer.close()]);

@@ -4,7 +4,8 @@ import { currentAgeSeconds, remainingTtlSeconds, type CachedResponse } from "../
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
 import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
-import { appendEdgeHeaders, type XCacheValue, headerIn, headerText } from "./headers.js";
+import { appendEdgeHeaders, cacheStatus, type XCacheValue, headerIn, headerText } from "./headers.js";
+import { preparedHitFor, sendPreparedHit } from "./hit-head.js";
 import { contentRange, multipartByteranges, resolveRange, resolveRanges } from "./range.js";
 import {
   appendCorsHeaders,
@@ -28,6 +29,42 @@ export function buildHitHeaders(
   const headers = applyStaticHeaders(entry.originHeaders, policy);
   headers.push("content-length", String(entry.body.length));
   return appendEdgeHeaders(headers, context.identity, xCacheFor(entry.status, "Hit"));
+}
+
+/**
+ * Serves a fresh entry. A GET or HEAD without conditionals or Range, with no
+ * CORS headers to add and a status below 400, gets the entry's prepared
+ * head; every other request goes through serveEntry.
+ */
+export function serveFreshHit(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  entry: CachedResponse,
+  policy: CompiledHeadersPolicy | undefined,
+): void {
+  const headers = request.headers;
+  if (
+    entry.status >= 400 ||
+    headers["if-none-match"] !== undefined ||
+    headers["if-modified-since"] !== undefined ||
+    headers.range !== undefined ||
+    (policy?.cors !== undefined && headers.origin !== undefined)
+  ) {
+    serveEntry(context, state, request, response, entry, "Hit", cacheStatus.hit(ttlLeft(entry)), policy);
+    return;
+  }
+  const policyTag = policy?.tag ?? "";
+  if (entry.headersPolicyTag !== policyTag) {
+    // Built under an older policy: rebuild once, so later hits reuse it.
+    entry.hitHeaders = buildHitHeaders(context, entry, policy);
+    entry.headersPolicyTag = policyTag;
+  }
+  const prepared = preparedHitFor(entry, Date.now());
+  state.status = entry.status;
+  state.resultType = "Hit";
+  sendPreparedHit(response, prepared, entry, state.requestId, request.method === "HEAD" ? undefined : entry.body);
 }
 
 /** Returns the CORS-relevant values of a viewer request. */

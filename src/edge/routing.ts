@@ -41,6 +41,8 @@ export interface RoutedDistribution {
   customErrors: ReadonlyMap<number, CustomErrorRule>;
   /** ErrorCachingMinTTL by status code, for freshness. */
   errorCachingMinTtlSeconds: ReadonlyMap<number, number>;
+  /** Logging.Enabled: the access log needs each request's record. */
+  logsRequests: boolean;
 }
 
 /**
@@ -114,6 +116,7 @@ export function compileDistribution(
     hostNames,
     enabled: config.Enabled !== false,
     defaultRootObject: (config.DefaultRootObject ?? "").replace(/^\/+/, ""),
+    logsRequests: config.Logging?.Enabled === true,
     behaviors,
     defaultBehavior,
     customErrors,

@@ -1,6 +1,7 @@
 import { createLogger } from "../common/logger.js";
-import { IpcEdgeChannel, IpcMetricsSink } from "../cluster/ipc.js";
-import { startEdge, type Edge } from "./index.js";
+import { IpcEdgeChannel, RollupSender } from "../cluster/ipc.js";
+import { EdgeRollupSink } from "../metrics/edge-rollup.js";
+import { startEdge, type LocalEdge } from "./index.js";
 import type { WorkerLifecycleMessage } from "./workers.js";
 
 /**
@@ -12,8 +13,8 @@ function send(message: WorkerLifecycleMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);
 }
 
-let edge: Edge | undefined;
-let metrics: IpcMetricsSink | undefined;
+let edge: LocalEdge | undefined;
+let metrics: RollupSender | undefined;
 let stopping = false;
 
 async function stop(): Promise<void> {
@@ -38,11 +39,14 @@ process.on("message", (message: WorkerLifecycleMessage) => {
   }
   if (message.kind !== "edge.start" || edge !== undefined) return;
   const log = createLogger(message.logLevel).child({ component: "edge", edgeId: message.options.edgeId, worker: message.workerIndex });
-  metrics = new IpcMetricsSink();
+  const { logsAllRequests, ...options } = message.options;
+  // Until the edge has started, no request has been recorded, so the lookup can wait for it.
+  const sink = new EdgeRollupSink((distributionId) => logsAllRequests || edge?.logsRequests(distributionId) === true);
+  metrics = new RollupSender(sink);
   startEdge({
-    ...message.options,
+    ...options,
     bus: new IpcEdgeChannel(`/${message.workerIndex}`, log),
-    metrics,
+    metrics: sink,
     log,
   }).then(
     (started) => {

@@ -2,12 +2,23 @@ import cluster, { type Worker } from "node:cluster";
 import { createServer, type AddressInfo } from "node:net";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { relayWorker } from "../cluster/ipc.js";
+import { relayWorker, type WorkerRelay } from "../cluster/ipc.js";
+import type { RollupTargets } from "../metrics/edge-rollup.js";
 import type { Edge, EdgeOptions } from "./index.js";
 import { loadOrCreateTls } from "./tls.js";
 
-/** The EdgeOptions a worker receives. The worker makes its own channel, metrics sink and logger. */
-export type WorkerEdgeOptions = Omit<EdgeOptions, "bus" | "metrics" | "log">;
+/**
+ * The EdgeOptions a worker receives. The worker makes its own channel,
+ * metrics sink and logger; `logsAllRequests` means that every distribution's
+ * requests go to an access log, so the worker keeps every record.
+ */
+export type WorkerEdgeOptions = Omit<EdgeOptions, "bus" | "metrics" | "log"> & { logsAllRequests: boolean };
+
+/** The edge as run in workers, with the metrics they have not sent yet one call away. */
+export interface WorkerEdge extends Edge {
+  /** Resolves once every worker has sent the metrics it recorded so far. */
+  flushMetrics(): Promise<void>;
+}
 
 /** Messages between the primary and an edge worker about its lifecycle. */
 export type WorkerLifecycleMessage =
@@ -46,8 +57,10 @@ function workerEntry(): string {
  * budget. The primary creates the TLS material first, so workers never
  * race to create two CAs.
  */
-export async function startEdgeWorkers(options: EdgeOptions & { workers: number; logLevel: string }): Promise<Edge> {
-  const { bus, metrics, log, workers: count, logLevel, ...rest } = options;
+export async function startEdgeWorkers(
+  options: Omit<EdgeOptions, "metrics"> & { workers: number; logLevel: string; rollups: RollupTargets; logsAllRequests: boolean },
+): Promise<WorkerEdge> {
+  const { bus, rollups, log, workers: count, logLevel, ...rest } = options;
   const tls = await loadOrCreateTls(options.dataDir, options.zone, log);
   // node:cluster shares one listening socket per address and port, and would give the HTTP
   // and HTTPS listeners the same socket if both asked for port 0, so free ports are picked here.
@@ -64,12 +77,13 @@ export async function startEdgeWorkers(options: EdgeOptions & { workers: number;
 
   let closing = false;
   const live = new Set<Worker>();
+  const relays = new Map<Worker, WorkerRelay>();
   let ports: { httpPort: number; httpsPort: number } | undefined;
 
   const fork = (workerIndex: number, restarts: number): Promise<{ httpPort: number; httpsPort: number }> => {
     const worker = cluster.fork();
     live.add(worker);
-    relayWorker(worker, bus, metrics, log);
+    relays.set(worker, relayWorker(worker, bus, rollups, log));
     const started = new Promise<{ httpPort: number; httpsPort: number }>((resolve, reject) => {
       worker.on("message", (message: WorkerLifecycleMessage) => {
         if (message.kind === "edge.ready") resolve({ httpPort: message.httpPort, httpsPort: message.httpsPort });
@@ -84,6 +98,7 @@ export async function startEdgeWorkers(options: EdgeOptions & { workers: number;
     });
     worker.once("exit", (code, signal) => {
       live.delete(worker);
+      relays.delete(worker);
       if (closing) return;
       log.error({ workerIndex, code, signal, restarts }, "edge worker exited");
       if (restarts >= MAX_RESTARTS) return;
@@ -123,6 +138,9 @@ export async function startEdgeWorkers(options: EdgeOptions & { workers: number;
     httpPort: ports.httpPort,
     httpsPort: ports.httpsPort,
     caCertificatePath: tls.caCertificatePath,
+    flushMetrics: async () => {
+      await Promise.all([...relays.values()].map((relay) => relay.flushMetrics()));
+    },
     close: () => {
       closed ??= stopAll().then(() => log.info("edge workers stopped"));
       return closed;

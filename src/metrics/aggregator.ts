@@ -72,6 +72,25 @@ export class MinuteAggregator implements MetricsSink {
     }
   }
 
+  /**
+   * Adds one distribution-minute of counts recorded elsewhere, such as an
+   * edge worker's rollup. Past MAX_PENDING_MINUTES a new minute is dropped
+   * and its requests counted.
+   */
+  addMinute(distributionId: string, minuteStartMs: number, counters: DistributionCounters): void {
+    const known = this.pending.get(distributionId)?.has(minuteStartMs) === true;
+    if (!known && this.pendingMinutes >= MAX_PENDING_MINUTES) {
+      this.droppedRecords += counters.requests;
+      return;
+    }
+    this.restore(distributionId, minuteStartMs, counters);
+  }
+
+  /** Counts records lost before they reached the aggregator, for the next flush's warning. */
+  countDropped(records: number): void {
+    this.droppedRecords += records;
+  }
+
   /** Returns the unflushed minutes of one distribution. */
   pendingFor(distributionId: string): ReadonlyMap<number, DistributionCounters> | undefined {
     return this.pending.get(distributionId);

@@ -10,6 +10,8 @@ import type { MetricsSink } from "./types.js";
 
 export interface Metrics {
   sink: MetricsSink;
+  /** The same object as `sink`, for rollups that edge workers send. */
+  aggregator: MinuteAggregator;
   cloudwatch: ProtocolService;
   /** Statistics and metric listings, for in-process readers such as the dashboard. */
   reader: MetricsReader;
@@ -35,6 +37,7 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
   let closed = false;
   return {
     sink: aggregator,
+    aggregator,
     cloudwatch,
     reader,
     async close() {

@@ -5,6 +5,8 @@ import type { Logger } from "../common/logger.js";
 import { S3LogDelivery, writeLocalLogFile } from "./access-log/delivery.js";
 import { DistributionDirectory } from "./access-log/distributions.js";
 import { AccessLogWriter, type AccessLogLimits } from "./access-log/writer.js";
+import type { MinuteAggregator } from "./aggregator.js";
+import type { RollupTargets } from "./edge-rollup.js";
 import { FanOutSink } from "./fan-out.js";
 import { PROMETHEUS_CONTENT_TYPE, PrometheusCollector } from "./prometheus.js";
 import type { MetricsReader } from "./reader.js";
@@ -17,8 +19,8 @@ export const DEFAULT_LOG_INTERVAL_SECONDS = 300;
 export type AdminRoute = (request: IncomingMessage, response: ServerResponse) => void | Promise<void>;
 
 export interface ObservabilityOptions {
-  /** The CloudWatch aggregator's sink, which keeps receiving every record first. */
-  aggregator: MetricsSink;
+  /** The CloudWatch aggregator, which keeps receiving every record first. */
+  aggregator: MinuteAggregator;
   reader: MetricsReader;
   /** The control plane's channel; the returned `controlChannel` wraps it. */
   bus: ControlChannel;
@@ -46,6 +48,8 @@ export interface Observability {
   adminRoutes: Map<string, AdminRoute>;
   prometheus: PrometheusCollector;
   accessLog: AccessLogWriter;
+  /** Where edge workers' rollups go: the same aggregator, collector and access log as `sink`. */
+  rollupTargets: RollupTargets;
   directory: DistributionDirectory;
   /** Stops the timers and delivers the access logs buffered so far. */
   close(): Promise<void>;
@@ -111,7 +115,8 @@ export function createObservability(options: ObservabilityOptions): Observabilit
   });
 
   const adminRoutes = new Map<string, AdminRoute>();
-  adminRoutes.set(METRICS_PATH, (_request, response) => {
+  adminRoutes.set(METRICS_PATH, async (_request, response) => {
+    await options.reader.sync();
     const body = prometheus.render();
     response.writeHead(200, { "content-type": PROMETHEUS_CONTENT_TYPE, "content-length": String(Buffer.byteLength(body)) });
     response.end(body);
@@ -140,6 +145,12 @@ export function createObservability(options: ObservabilityOptions): Observabilit
     adminRoutes,
     prometheus,
     accessLog,
+    rollupTargets: {
+      addMinute: (distributionId, minuteStartMs, counters) => options.aggregator.addMinute(distributionId, minuteStartMs, counters),
+      prometheus,
+      records: accessLog,
+      countDropped: (records) => options.aggregator.countDropped(records),
+    },
     directory,
     close: () => accessLog.close(),
   };

@@ -54,6 +54,44 @@ class Histogram {
   }
 }
 
+/** A histogram as plain data, for IPC. */
+export interface HistogramData {
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** The counts of one distribution's series over an interval. */
+export interface SeriesDelta {
+  distributionId: string;
+  requests: Float64Array;
+  duration: HistogramData;
+  originLatency: HistogramData;
+  responseSize: HistogramData;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+export interface PrometheusDeltas {
+  series: SeriesDelta[];
+  droppedRecords: number;
+}
+
+function histogramData(histogram: Histogram): HistogramData {
+  return { counts: histogram.counts, sum: histogram.sum, count: histogram.count };
+}
+
+function addInto(target: Float64Array, source: Float64Array): void {
+  const length = Math.min(target.length, source.length);
+  for (let i = 0; i < length; i++) target[i]! += source[i]!;
+}
+
+function mergeHistogram(target: Histogram, source: HistogramData): void {
+  addInto(target.counts, source.counts);
+  target.sum += source.sum;
+  target.count += source.count;
+}
+
 /** The series of one distribution. */
 class DistributionSeries {
   /** Requests by status class and cache status: index `statusClass * RESULT_TYPES.length + resultType`. */
@@ -129,6 +167,51 @@ export class PrometheusCollector implements MetricsSink {
       series.responseSize.observe(entry.bytesDownloaded);
     }
     if (entry.bytesUploaded > 0) series.bytesReceived += entry.bytesUploaded;
+  }
+
+  /**
+   * Returns the counts recorded since the last call, as plain data, and
+   * starts over. An edge worker sends them to the primary's collector.
+   */
+  takeDeltas(): PrometheusDeltas {
+    const series: SeriesDelta[] = [];
+    for (const [distributionId, current] of this.series) {
+      series.push({
+        distributionId,
+        requests: current.requests,
+        duration: histogramData(current.duration),
+        originLatency: histogramData(current.originLatency),
+        responseSize: histogramData(current.responseSize),
+        bytesSent: current.bytesSent,
+        bytesReceived: current.bytesReceived,
+      });
+    }
+    this.series.clear();
+    const droppedRecords = this.droppedRecords;
+    this.droppedRecords = 0;
+    return { series, droppedRecords };
+  }
+
+  /** Adds counts taken from another collector with `takeDeltas`. */
+  mergeDeltas(deltas: PrometheusDeltas): void {
+    this.droppedRecords += deltas.droppedRecords;
+    for (const delta of deltas.series) {
+      let series = this.series.get(delta.distributionId);
+      if (series === undefined) {
+        if (this.series.size >= MAX_PROMETHEUS_DISTRIBUTIONS) {
+          this.droppedRecords += delta.duration.count;
+          continue;
+        }
+        series = new DistributionSeries(escapeLabelValue(delta.distributionId));
+        this.series.set(delta.distributionId, series);
+      }
+      addInto(series.requests, delta.requests);
+      mergeHistogram(series.duration, delta.duration);
+      mergeHistogram(series.originLatency, delta.originLatency);
+      mergeHistogram(series.responseSize, delta.responseSize);
+      series.bytesSent += delta.bytesSent;
+      series.bytesReceived += delta.bytesReceived;
+    }
   }
 
   /** Adds a metric that is read from its owner at each scrape. */

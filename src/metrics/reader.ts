@@ -47,10 +47,22 @@ export interface CustomDatum {
 
 /** Reads metrics from stored buckets merged with the aggregator's unflushed minutes. */
 export class MetricsReader {
+  private edgeSync: (() => Promise<void>) | undefined;
+
   constructor(
     private readonly store: MetricsStore,
     private readonly aggregator: MinuteAggregator,
   ) {}
+
+  /** Sets what `sync` waits for: edges in other processes sending the counts they hold. */
+  setEdgeSync(edgeSync: () => Promise<void>): void {
+    this.edgeSync = edgeSync;
+  }
+
+  /** Resolves once the requests that edges served before the call are visible to reads. */
+  async sync(): Promise<void> {
+    await this.edgeSync?.();
+  }
 
   now(): number {
     return this.aggregator.now();

@@ -131,9 +131,9 @@ export function createStatusRoute(
   sources: StatusSources,
   credentials: CredentialStore,
   log: Logger,
-): (request: IncomingMessage, response: ServerResponse) => void {
+): (request: IncomingMessage, response: ServerResponse) => Promise<void> {
   const emptyBodyHash = createHash("sha256").update("").digest("hex");
-  return (request, response) => {
+  return async (request, response) => {
     const target = request.url ?? "/";
     try {
       const signed = { method: request.method ?? "GET", target, headers: request.headers, rawHeaders: request.rawHeaders };
@@ -164,6 +164,7 @@ export function createStatusRoute(
       });
       return;
     }
+    await sources.reader.sync();
     sendJson(response, 200, buildStatusReport(sources, minutes));
   };
 }

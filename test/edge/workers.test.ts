@@ -7,6 +7,9 @@ import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { EdgeAck } from "../../src/cluster/types.js";
 import { startEdgeWorkers } from "../../src/edge/workers.js";
+import type { DistributionCounters } from "../../src/metrics/distribution-counters.js";
+import type { RollupTargets } from "../../src/metrics/edge-rollup.js";
+import { PrometheusCollector } from "../../src/metrics/prometheus.js";
 import { CollectingSink, customSnapshot, request, sleep, startOrigin } from "./helpers.js";
 
 test("workers share ports and acknowledge together", async (t) => {
@@ -20,7 +23,15 @@ test("workers share ports and acknowledge together", async (t) => {
   const bus = new EmbeddedBus(silentLogger());
   const acks: EdgeAck[] = [];
   bus.onAck((ack) => acks.push(ack));
-  const metrics = new CollectingSink();
+  const minutes: DistributionCounters[] = [];
+  const prometheus = new PrometheusCollector();
+  const logged = new CollectingSink();
+  const rollups: RollupTargets = {
+    addMinute: (_distributionId, _minuteStartMs, counters) => minutes.push(counters),
+    prometheus,
+    records: logged,
+    countDropped: () => assert.fail("a worker dropped records"),
+  };
   const edge = await startEdgeWorkers({
     edgeId: "edge-w",
     dataDir,
@@ -29,7 +40,8 @@ test("workers share ports and acknowledge together", async (t) => {
     httpPort: 0,
     httpsPort: 0,
     bus,
-    metrics,
+    rollups,
+    logsAllRequests: false,
     s3Endpoint: "http://127.0.0.1:1",
     serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
     memoryCacheBytes: 8 * 1024 * 1024,
@@ -72,10 +84,15 @@ test("workers share ports and acknowledge together", async (t) => {
   assert.equal(after.headers["x-cache"], "Miss from portico");
   assert.equal(origin.hits("/w.txt"), before + 1);
 
-  // Request records reach the primary's sink in batches.
-  for (let i = 0; i < 40 && metrics.records.length < 7; i++) await sleep(25);
-  assert.equal(metrics.records.length, 7);
-  assert.ok(metrics.records.every((record) => record.distributionId === snapshot.id));
+  // A flush brings every worker's counts to the primary at once.
+  await edge.flushMetrics();
+  const requests = minutes.reduce((sum, counters) => sum + counters.requests, 0);
+  assert.equal(requests, 7);
+  const hits = minutes.reduce((sum, counters) => sum + counters.hits, 0);
+  assert.ok(hits >= 4, `hits ${hits}`);
+  assert.match(prometheus.render(), new RegExp(`portico_requests_total\\{distribution_id="${snapshot.id}",status_class="2xx",cache_status="Hit"\\} \\d`));
+  // The distribution has no Logging, so no record travels one by one.
+  assert.equal(logged.records.length, 0);
 
   await edge.close();
   closed = true;

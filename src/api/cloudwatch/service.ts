@@ -71,6 +71,8 @@ export class CloudWatchService implements ProtocolService {
 
     const handler = OPERATIONS[operation]!;
     request.log.debug({ operation, protocol }, "cloudwatch request");
+    // Edges in other processes send what they have recorded, so a read sees every finished request.
+    await this.options.reader.sync();
     const output = handler(input, { reader: this.options.reader, log: request.log });
     this.writeOutput(protocol, operation, output, request, response);
   }

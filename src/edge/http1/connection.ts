@@ -9,7 +9,8 @@ import { ChunkedDecoder, LengthDecoder, RequestBody } from "./body.js";
 import { HeadError, parseRequestHead, type Http1Limits, type ParsedHead } from "./parser.js";
 import { Http1Response, type ResponseSink } from "./response.js";
 
-export type RequestListener = (request: ViewerRequest, response: ViewerResponse) => Promise<void>;
+/** Handles one request; returns a promise only when the response is not done when it returns. */
+export type RequestListener = (request: ViewerRequest, response: ViewerResponse) => Promise<void> | undefined;
 
 export interface Http1Timeouts {
   /** How long a request head may take to arrive, from its first byte (or from connect). */
@@ -91,6 +92,7 @@ export class Http1Connection implements ResponseSink {
   private paused = false;
   private headStarted = false;
   private drainWaiters: Array<(open: boolean) => void> = [];
+  private readonly clientIp: string;
 
   constructor(
     private readonly socket: Socket,
@@ -102,6 +104,7 @@ export class Http1Connection implements ResponseSink {
     private readonly onClose: (connection: Http1Connection) => void,
   ) {
     this.deadlineMs = Date.now() + timeouts.headersTimeoutMs;
+    this.clientIp = socket.remoteAddress ?? "";
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("drain", () => this.releaseDrainWaiters(true));
@@ -270,15 +273,24 @@ export class Http1Connection implements ResponseSink {
       head.headers,
       this.protocol,
       head.minorVersion === 1 ? "HTTP/1.1" : "HTTP/1.0",
-      this.socket.remoteAddress ?? "",
+      this.clientIp,
       body,
     );
     const response = new Http1Response(this);
     this.response = response;
-    this.listener(request, response).catch((error: unknown) => {
-      this.log.error({ err: error }, "edge request listener failed");
-      this.socket.destroy();
-    });
+    let pending: Promise<void> | undefined;
+    try {
+      pending = this.listener(request, response);
+    } catch (error) {
+      this.listenerFailed(error);
+      return;
+    }
+    pending?.catch((error: unknown) => this.listenerFailed(error));
+  }
+
+  private listenerFailed(error: unknown): void {
+    this.log.error({ err: error }, "edge request listener failed");
+    this.socket.destroy();
   }
 
   /** Moves body bytes from the buffer into the body stream; returns whether the body is complete. */

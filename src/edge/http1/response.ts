@@ -1,6 +1,8 @@
 import { STATUS_CODES } from "node:http";
 import type { Readable } from "node:stream";
+import type { CachedResponse } from "../../cache/entry.js";
 import type { ViewerResponse } from "../exchange.js";
+import type { PreparedHit } from "../hit-head.js";
 
 /** The connection side that a response writes to. */
 export interface ResponseSink {
@@ -59,6 +61,12 @@ function hasHeader(headers: readonly string[], name: string): boolean {
   return false;
 }
 
+/** Bodies up to this size are copied behind a prepared head and written as one buffer. */
+const COPY_BODY_MAX_BYTES = 16 * 1024;
+const END_TAIL = Buffer.from("\r\n\r\n", "latin1");
+const KEEP_ALIVE_TAIL = Buffer.from("\r\nconnection: keep-alive\r\n\r\n", "latin1");
+const CLOSE_TAIL = Buffer.from("\r\nconnection: close\r\n\r\n", "latin1");
+
 /** One response on an HTTP/1.1 connection, written straight to the socket. */
 export class Http1Response implements ViewerResponse {
   bytesSent = 0;
@@ -92,6 +100,37 @@ export class Http1Response implements ViewerResponse {
       this.bytesSent += body.length;
     }
     sink.uncork();
+    this.finish(true);
+  }
+
+  sendHit(prepared: PreparedHit, _entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
+    if (this.done) return;
+    this.closeAfter = !this.sink.keepAlive();
+    const tail = this.closeAfter ? CLOSE_TAIL : this.sink.minorVersion === 0 ? KEEP_ALIVE_TAIL : END_TAIL;
+    const head = prepared.http1Head;
+    const headBytes = head.length + requestId.length + tail.length;
+    const bodyBytes = body === undefined ? 0 : body.length;
+    const sink = this.sink;
+    if (bodyBytes <= COPY_BODY_MAX_BYTES) {
+      // One buffer, one write: for small bodies a copy costs less than a writev.
+      const out = Buffer.allocUnsafe(headBytes + bodyBytes);
+      head.copy(out, 0);
+      let offset = head.length;
+      offset += out.write(requestId, offset, "latin1");
+      offset += tail.copy(out, offset);
+      if (body !== undefined) body.copy(out, offset);
+      sink.write(out);
+    } else {
+      const start = Buffer.allocUnsafe(headBytes);
+      head.copy(start, 0);
+      const offset = head.length + start.write(requestId, head.length, "latin1");
+      tail.copy(start, offset);
+      sink.cork();
+      sink.write(start);
+      sink.write(body!);
+      sink.uncork();
+    }
+    this.bytesSent += headBytes + bodyBytes;
     this.finish(true);
   }
 
