@@ -149,6 +149,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       s3Endpoint: apiUrl,
       serviceCredentials: credentials.service,
       memoryCacheBytes: options.memoryCacheBytes,
+      logsAllRequests: options.accessLogDir !== undefined,
       diskCacheBytes: options.diskCacheBytes ?? 0,
       log: log.child({ component: "edge" }),
     };
@@ -161,7 +162,6 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
         workers: edgeWorkers,
         logLevel: options.logLevel,
         rollups: observability.rollupTargets,
-        logsAllRequests: options.accessLogDir !== undefined,
       });
       metrics.reader.setEdgeSync(() => workerEdge.flushMetrics());
       edge = workerEdge;

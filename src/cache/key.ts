@@ -175,7 +175,7 @@ export function buildCacheKey(input: CacheKeyInput, policy: CacheKeyPolicy, forw
       if (policy.allHeaders || headerForwarded(forwardPolicy.headers, name)) forwardedHeaders[name] = text;
     }
     // Accept-Encoding goes out normalized or not at all, and cookies go out filtered below.
-    delete forwardedHeaders["accept-encoding"];
+    if (forwardedHeaders["accept-encoding"] !== undefined) delete forwardedHeaders["accept-encoding"];
   }
 
   let key = `${input.distributionId}\n${input.path}\n${keyQuery}`;
@@ -188,14 +188,16 @@ export function buildCacheKey(input: CacheKeyInput, policy: CacheKeyPolicy, forw
   const acceptEncoding = normalizeAcceptEncoding(headerText(input.headers["accept-encoding"]), policy.acceptEncoding);
   if (policy.acceptEncoding.gzip || policy.acceptEncoding.br) key += `\ne:${acceptEncoding}`;
   if (acceptEncoding !== "") forwardedHeaders["accept-encoding"] = acceptEncoding;
-  else if (!policy.headers.includes("accept-encoding") && !policy.allHeaders) delete forwardedHeaders["accept-encoding"];
+  else if (forwardedHeaders["accept-encoding"] !== undefined && !policy.headers.includes("accept-encoding") && !policy.allHeaders) {
+    delete forwardedHeaders["accept-encoding"];
+  }
 
   const cookieHeader = headerText(input.headers.cookie);
   const keyCookies = selectCookies(cookieHeader, policy.cookies);
   if (policy.cookies.mode !== "none") key += `\nc:${keyCookies}`;
   const cookies = selectCookies(cookieHeader, policy.cookies, forwardPolicy.cookies);
   if (cookies !== "") forwardedHeaders.cookie = cookies;
-  else delete forwardedHeaders.cookie;
+  else if (forwardedHeaders.cookie !== undefined) delete forwardedHeaders.cookie;
 
   return { key, forwardedQuery, forwardedHeaders, acceptEncoding };
 }

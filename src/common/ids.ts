@@ -20,7 +20,7 @@ export function randomLowerAlphanumeric(length: number): string {
 
 const REQUEST_ID_HEX_CHARS = 32;
 /** Ids drawn per CSPRNG call, because one call and one hex encoding per request cost more than the rest of an id. */
-const IDS_PER_BLOCK = 256;
+const IDS_PER_BLOCK = 2048;
 
 /** Request ids in the style AWS services return: 16 random bytes as upper-case hex. */
 export class RequestIdSource {

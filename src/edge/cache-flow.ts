@@ -9,6 +9,7 @@ import type { LockOutcome } from "../cache/lock.js";
 import { parseVary, varySignature } from "../cache/vary.js";
 import type { Origin, OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
+import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
 import { compressBody, compressedHeaders, encodingFor } from "./compression.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
@@ -60,7 +61,7 @@ export function serveCacheable(
 ): Promise<void> | undefined {
   // A fresh entry in memory is served synchronously, without a promise.
   const cached = lookup(context, target);
-  if (cached !== undefined && isFresh(cached, Date.now())) {
+  if (cached !== undefined && isFresh(cached, request.receivedAtMs)) {
     serveFreshHit(context, state, request, response, cached, target.behavior.headersPolicy);
     return undefined;
   }
@@ -155,7 +156,9 @@ function refreshInBackground(
   if (ticket.role !== "writer") return;
   const state: ExchangeState = {
     requestId: newRequestId(),
+    hostName: hostNameOf(request.headers.host),
     distributionId: target.distribution.id,
+    logsRequests: false,
     status: 0,
     resultType: "Miss",
     originLatencyMs: undefined,

@@ -41,6 +41,8 @@ export interface EdgeContext {
    */
   purgeEpochs: Map<string, number>;
   metrics: MetricsSink;
+  /** Whether every distribution's requests go to an access log, Logging or not (a local log folder). */
+  logsAllRequests: boolean;
   log: Logger;
 }
 

@@ -25,6 +25,8 @@ export interface ViewerRequest {
   body: Readable;
   /** `performance.now()` when the request arrived. */
   startedAt: number;
+  /** `Date.now()` when the request arrived. */
+  receivedAtMs: number;
 }
 
 /** The response side, implemented by each server front end. */
@@ -46,7 +48,11 @@ export interface ViewerResponse {
 /** What the handler learned while serving one request, for metrics and logs. */
 export interface ExchangeState {
   requestId: string;
+  /** The Host header's name, lower case and without port. */
+  hostName: string;
   distributionId: string | undefined;
+  /** Whether an access log records this request, so its record carries the viewer's headers. */
+  logsRequests: boolean;
   status: number;
   resultType: EdgeResultType;
   originLatencyMs: number | undefined;

@@ -1,4 +1,6 @@
+import type { IncomingHttpHeaders } from "node:http";
 import { RequestIdSource } from "../common/ids.js";
+import { hostNameOf } from "./host.js";
 import { buildCacheKey } from "../cache/key.js";
 import type { RequestRecord } from "../metrics/types.js";
 import { serveCacheable } from "./cache-flow.js";
@@ -8,19 +10,6 @@ import { ErrorPageResponse } from "./error-pages.js";
 import { forwardUncached } from "./forward.js";
 import { sendEdgeResponse } from "./respond.js";
 import { selectBehavior, type RoutedDistribution } from "./routing.js";
-
-/** Returns the lower-case host name of a Host header, without port. */
-export function hostNameOf(host: string | undefined): string {
-  if (host === undefined) return "";
-  const trimmed = host.trim().toLowerCase();
-  if (trimmed.startsWith("[")) {
-    const close = trimmed.indexOf("]");
-    return close < 0 ? trimmed : trimmed.slice(0, close + 1);
-  }
-  const colon = trimmed.indexOf(":");
-  const name = colon < 0 ? trimmed : trimmed.slice(0, colon);
-  return name.endsWith(".") ? name.slice(0, -1) : name;
-}
 
 /**
  * Handles viewer requests: Host to distribution, path to cache behavior,
@@ -40,7 +29,9 @@ export class EdgeRequestHandler {
   handle(request: ViewerRequest, response: ViewerResponse): Promise<void> | undefined {
     const state: ExchangeState = {
       requestId: this.requestIds.next(),
+      hostName: hostNameOf(request.headers.host),
       distributionId: undefined,
+      logsRequests: false,
       status: 0,
       resultType: "Error",
       originLatencyMs: undefined,
@@ -79,13 +70,13 @@ export class EdgeRequestHandler {
     errorPages = true,
   ): Promise<void> | undefined {
     const context = this.context;
-    const host = hostNameOf(request.headers.host);
-    const distribution = context.routing.lookup(host);
+    const distribution = context.routing.lookup(state.hostName);
     if (distribution === undefined) {
       sendEdgeResponse(context, state, viewerResponse, 404, "ERROR: The request could not be satisfied. No distribution serves this host.");
       return undefined;
     }
     state.distributionId = distribution.id;
+    state.logsRequests = distribution.logsRequests || context.logsAllRequests;
 
     if (errorPages && distribution.customErrors.size > 0) {
       return this.routeWithErrorPages(request, viewerResponse, state, distribution);
@@ -184,15 +175,17 @@ export class EdgeRequestHandler {
   private record(request: ViewerRequest, state: ExchangeState, bytesSent: number): void {
     // Requests that matched no distribution have no series to count in.
     if (state.distributionId === undefined) return;
-    const referer = request.headers.referer;
+    const durationMs = performance.now() - request.startedAt;
+    // Only access logs read the viewer's headers, so other requests skip the lookups.
+    const headers = state.logsRequests ? request.headers : NO_HEADERS;
     const record: RequestRecord = {
       distributionId: state.distributionId,
-      timestampMs: Date.now(),
+      timestampMs: Math.round(request.receivedAtMs + durationMs),
       edgeId: this.context.edgeId,
       method: request.method,
       path: request.path,
       query: request.rawQuery,
-      host: hostNameOf(request.headers.host),
+      host: state.hostName,
       protocol: request.protocol,
       httpVersion: request.httpVersion,
       status: state.status,
@@ -200,17 +193,19 @@ export class EdgeRequestHandler {
       bytesUploaded: state.bytesUploaded,
       resultType: state.resultType,
       originLatencyMs: state.originLatencyMs,
-      durationMs: performance.now() - request.startedAt,
+      durationMs,
       clientIp: request.clientIp,
-      userAgent: request.headers["user-agent"],
-      referer,
+      userAgent: headers["user-agent"],
+      referer: headers.referer,
       requestId: state.requestId,
-      cookie: request.headers.cookie,
-      forwardedFor: request.headers["x-forwarded-for"],
+      cookie: headers.cookie,
+      forwardedFor: headers["x-forwarded-for"],
     };
     this.context.metrics.record(record);
   }
 }
+
+const NO_HEADERS: IncomingHttpHeaders = {};
 
 /** Returns the path to fetch: DefaultRootObject replaces `/` only, as in CloudFront. */
 function originPathFor(distribution: RoutedDistribution, path: string): string {

@@ -126,6 +126,7 @@ export function acceptHttp2Stream(
     clientIp: stream.session?.socket.remoteAddress ?? "",
     body: stream,
     startedAt: performance.now(),
+    receivedAtMs: Date.now(),
   };
   const failed = (error: unknown): void => {
     log.error({ err: error }, "edge request listener failed");

@@ -33,6 +33,8 @@ export interface EdgeOptions {
   /** The key that signs origin requests as the CloudFront service principal. */
   serviceCredentials: { accessKeyId: string; secretAccessKey: string };
   memoryCacheBytes: number;
+  /** Whether an access log folder takes every distribution's requests; default false. */
+  logsAllRequests?: boolean;
   /** Byte budget of the disk tier under `<dataDir>/cache/<edgeId>`; none when absent or 0. */
   diskCacheBytes?: number;
   log: Logger;
@@ -97,6 +99,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     httpsPort: () => httpsPort,
     purgeEpochs: new Map(),
     metrics: options.metrics,
+    logsAllRequests: options.logsAllRequests === true,
     log,
   };
   const pools = new OriginPools();

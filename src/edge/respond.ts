@@ -61,7 +61,7 @@ export function serveFreshHit(
     entry.hitHeaders = buildHitHeaders(context, entry, policy);
     entry.headersPolicyTag = policyTag;
   }
-  const prepared = preparedHitFor(entry, Date.now());
+  const prepared = preparedHitFor(entry, request.receivedAtMs);
   state.status = entry.status;
   state.resultType = "Hit";
   sendPreparedHit(response, prepared, entry, state.requestId, request.method === "HEAD" ? undefined : entry.body);

@@ -39,12 +39,12 @@ process.on("message", (message: WorkerLifecycleMessage) => {
   }
   if (message.kind !== "edge.start" || edge !== undefined) return;
   const log = createLogger(message.logLevel).child({ component: "edge", edgeId: message.options.edgeId, worker: message.workerIndex });
-  const { logsAllRequests, ...options } = message.options;
+  const { logsAllRequests } = message.options;
   // Until the edge has started, no request has been recorded, so the lookup can wait for it.
   const sink = new EdgeRollupSink((distributionId) => logsAllRequests || edge?.logsRequests(distributionId) === true);
   metrics = new RollupSender(sink);
   startEdge({
-    ...options,
+    ...message.options,
     bus: new IpcEdgeChannel(`/${message.workerIndex}`, log),
     metrics: sink,
     log,

@@ -12,7 +12,7 @@ import { loadOrCreateTls } from "./tls.js";
  * metrics sink and logger; `logsAllRequests` means that every distribution's
  * requests go to an access log, so the worker keeps every record.
  */
-export type WorkerEdgeOptions = Omit<EdgeOptions, "bus" | "metrics" | "log"> & { logsAllRequests: boolean };
+export type WorkerEdgeOptions = Omit<EdgeOptions, "bus" | "metrics" | "log" | "logsAllRequests"> & { logsAllRequests: boolean };
 
 /** The edge as run in workers, with the metrics they have not sent yet one call away. */
 export interface WorkerEdge extends Edge {

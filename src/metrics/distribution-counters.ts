@@ -65,7 +65,7 @@ export function emptyCounters(): DistributionCounters {
  */
 export function addRequest(counters: DistributionCounters, record: RequestRecord): void {
   counters.requests += 1;
-  const method = record.method.toUpperCase();
+  const method = record.method === "GET" ? "GET" : record.method.toUpperCase();
   const isUpload = method === "POST" || method === "PUT";
   if (method === "GET" || method === "HEAD" || method === "OPTIONS") {
     addSample(counters.bytesDownloaded, record.bytesDownloaded);

@@ -42,12 +42,31 @@ export class EdgeRollupSink implements MetricsSink {
   private readonly prometheus = new PrometheusCollector();
   private records: RequestRecord[] = [];
   private droppedRecords = 0;
+  private lastDistributionId = "";
+  private lastMinuteStartMs = -1;
+  private lastCounters: DistributionCounters | undefined;
 
   /** `logsRequests` returns whether a distribution's requests go to an access log. */
   constructor(private readonly logsRequests: (distributionId: string) => boolean) {}
 
   record(entry: RequestRecord): void {
     const minuteStartMs = Math.floor(entry.timestampMs / MINUTE_MS) * MINUTE_MS;
+    // Consecutive requests mostly share a distribution and a minute, so the last counts are kept at hand.
+    if (entry.distributionId === this.lastDistributionId && minuteStartMs === this.lastMinuteStartMs) {
+      addRequest(this.lastCounters!, entry);
+    } else {
+      this.countInMinute(entry, minuteStartMs);
+    }
+    this.prometheus.record(entry);
+    if (!this.logsRequests(entry.distributionId)) return;
+    if (this.records.length >= MAX_ROLLUP_RECORDS) {
+      this.droppedRecords += 1;
+      return;
+    }
+    this.records.push(entry);
+  }
+
+  private countInMinute(entry: RequestRecord, minuteStartMs: number): void {
     let byMinute = this.minutes.get(entry.distributionId);
     if (byMinute === undefined) {
       byMinute = new Map();
@@ -59,15 +78,14 @@ export class EdgeRollupSink implements MetricsSink {
       byMinute.set(minuteStartMs, counters);
       this.minuteCount += 1;
     }
-    if (counters !== undefined) addRequest(counters, entry);
-    else this.droppedRecords += 1;
-    this.prometheus.record(entry);
-    if (!this.logsRequests(entry.distributionId)) return;
-    if (this.records.length >= MAX_ROLLUP_RECORDS) {
+    if (counters === undefined) {
       this.droppedRecords += 1;
       return;
     }
-    this.records.push(entry);
+    addRequest(counters, entry);
+    this.lastDistributionId = entry.distributionId;
+    this.lastMinuteStartMs = minuteStartMs;
+    this.lastCounters = counters;
   }
 
   /** Returns whether anything was recorded since the last take. */
@@ -91,13 +109,15 @@ export class EdgeRollupSink implements MetricsSink {
     };
     this.minutes = new Map();
     this.minuteCount = 0;
+    this.lastDistributionId = "";
+    this.lastCounters = undefined;
     this.records = [];
     this.droppedRecords = 0;
     return rollup;
   }
 }
 
-/** Where the primary adds a worker's rollup. */
+/** The primary's metrics that a worker's rollup is added to. */
 export interface RollupTargets {
   /** Adds one distribution-minute of counts to the CloudWatch aggregator. */
   addMinute(distributionId: string, minuteStartMs: number, counters: DistributionCounters): void;

@@ -28,10 +28,11 @@ type Phase = "head" | "body" | "respond" | "closed";
 
 /** A viewer request parsed by this server; its body stream is made only when read. */
 class Http1Request implements ViewerRequest {
-  readonly startedAt = performance.now();
   private bodyStream: Readable | undefined;
 
   constructor(
+    readonly startedAt: number,
+    readonly receivedAtMs: number,
     readonly method: string,
     readonly target: string,
     readonly path: string,
@@ -75,7 +76,8 @@ function splitTarget(target: string): { authority: string | undefined; path: str
  * One viewer connection: parses request heads strictly, hands each request
  * to the listener in order, and writes responses straight to the socket.
  * Pipelined requests wait in the buffer until the response before them is
- * done, and a batch of synchronous responses leaves in one corked write.
+ * done, and a batch of synchronous responses to pipelined requests leaves
+ * in one corked write.
  */
 export class Http1Connection implements ResponseSink {
   /** When the current phase times out, in epoch milliseconds. */
@@ -93,6 +95,9 @@ export class Http1Connection implements ResponseSink {
   private headStarted = false;
   private drainWaiters: Array<(open: boolean) => void> = [];
   private readonly clientIp: string;
+  /** `Date.now()` and `performance.now()` of the data event being processed, read once for all its requests. */
+  private clockMs = 0;
+  private clockPerformanceMs = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -176,7 +181,7 @@ export class Http1Connection implements ResponseSink {
     if (this.phase === "respond") {
       this.phase = "head";
       this.headStarted = false;
-      this.deadlineMs = Date.now() + this.timeouts.keepAliveTimeoutMs;
+      this.deadlineMs = (this.processing ? this.clockMs : Date.now()) + this.timeouts.keepAliveTimeoutMs;
     }
     if (this.paused) {
       this.paused = false;
@@ -189,13 +194,21 @@ export class Http1Connection implements ResponseSink {
   private onData(chunk: Buffer): void {
     if (this.phase === "closed") return;
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    if (this.phase === "body") this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
+    this.clockMs = Date.now();
+    this.clockPerformanceMs = performance.now();
+    if (this.phase === "body") this.deadlineMs = this.clockMs + this.timeouts.bodyIdleTimeoutMs;
     this.process();
   }
 
   private process(): void {
+    if (!this.processing && this.clockMs === 0) {
+      // Called for pipelined bytes after a late response, outside a data event.
+      this.clockMs = Date.now();
+      this.clockPerformanceMs = performance.now();
+    }
     this.processing = true;
-    this.socket.cork();
+    // Corked only when pipelined bytes follow a head, so a lone request's response goes straight out.
+    let corked = false;
     try {
       while (this.phase !== "closed") {
         if (this.phase === "body") {
@@ -213,7 +226,7 @@ export class Http1Connection implements ResponseSink {
         if (this.pending.length === 0) break;
         if (!this.headStarted) {
           this.headStarted = true;
-          this.deadlineMs = Date.now() + this.timeouts.headersTimeoutMs;
+          this.deadlineMs = this.clockMs + this.timeouts.headersTimeoutMs;
         }
         let head: ParsedHead | "incomplete";
         try {
@@ -225,11 +238,16 @@ export class Http1Connection implements ResponseSink {
         }
         if (head === "incomplete") break;
         this.pending = this.pending.length === head.headBytes ? EMPTY : this.pending.subarray(head.headBytes);
+        if (!corked && this.pending.length > 0) {
+          corked = true;
+          this.socket.cork();
+        }
         this.dispatch(head);
       }
     } finally {
-      this.socket.uncork();
+      if (corked) this.socket.uncork();
       this.processing = false;
+      this.clockMs = 0;
     }
   }
 
@@ -261,11 +279,13 @@ export class Http1Connection implements ResponseSink {
       this.body = body;
       this.decoder = head.framing.kind === "length" ? new LengthDecoder(head.framing.bytes) : new ChunkedDecoder();
       this.phase = "body";
-      this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
+      this.deadlineMs = this.clockMs + this.timeouts.bodyIdleTimeoutMs;
       if (head.expectContinue) this.socket.write("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
     }
 
     const request = new Http1Request(
+      this.clockPerformanceMs,
+      this.clockMs,
       head.method,
       target,
       path,
