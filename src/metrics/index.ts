@@ -22,12 +22,17 @@ export interface CreateMetricsOptions {
   log: Logger;
   /** Clock for tests that age data; defaults to `Date.now`. */
   now?: () => number;
+  /** Cap on custom metric series, DEFAULT_MAX_CUSTOM_SERIES when unset. */
+  maxCustomSeries?: number;
 }
 
 /** Opens `<dataDir>/metrics/metrics.db` and starts aggregating and flushing. */
 export async function createMetrics(options: CreateMetricsOptions): Promise<Metrics> {
   const log = options.log.child({ component: "metrics" });
-  const store = new MetricsStore(options.dataDir);
+  const store = new MetricsStore(options.dataDir, {
+    log,
+    ...(options.maxCustomSeries !== undefined ? { maxCustomSeries: options.maxCustomSeries } : {}),
+  });
   const aggregator = new MinuteAggregator({ store, log, ...(options.now ? { now: options.now } : {}) });
   aggregator.start();
   const reader = new MetricsReader(store, aggregator);

@@ -40,7 +40,8 @@ describe("boto3 clients", () => {
   const minuteStart = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - 3 * MINUTE_MS;
 
   before(async () => {
-    harness = await startHarness();
+    // Each interpreter puts one series, then five new ones that pass the cap.
+    harness = await startHarness({ maxCustomSeries: 4 });
     // 8 requests: 2 errors in the first minute, none in the second.
     for (let i = 0; i < 4; i++) {
       harness.metrics.sink.record(
@@ -90,6 +91,9 @@ describe("boto3 clients", () => {
       assert.match(result.errors.tooManyDatapoints?.message ?? "", /exceeds the limit of 1440/);
       assert.equal(result.errors.awsNamespace?.code, "InvalidParameterValue");
       assert.equal(result.errors.badStatistic?.code, "InvalidParameterValue");
+      assert.equal(result.errors.seriesLimit?.code, "LimitExceeded");
+      assert.equal(result.errors.seriesLimit?.status, 400);
+      assert.match(result.errors.seriesLimit?.message ?? "", /would create 5 new metric series/);
     });
   }
 });

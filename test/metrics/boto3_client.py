@@ -71,6 +71,9 @@ def main() -> None:
             StartTime=start - datetime.timedelta(days=3), EndTime=start, Period=60, Statistics=["Sum"],
         ),
         "awsNamespace": lambda: client.put_metric_data(Namespace="AWS/EC2", MetricData=[{"MetricName": "X", "Value": 1}]),
+        "seriesLimit": lambda: client.put_metric_data(
+            Namespace=namespace, MetricData=[{"MetricName": f"Cap{i}", "Value": 1} for i in range(5)],
+        ),
         "badStatistic": lambda: client.get_metric_statistics(
             Namespace="AWS/CloudFront", MetricName="Requests", StartTime=start,
             EndTime=start + datetime.timedelta(minutes=1), Period=60, Statistics=["Median"],

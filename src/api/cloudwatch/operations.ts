@@ -1,6 +1,7 @@
 import type { Logger } from "../../common/logger.js";
 import type { MetricsReader } from "../../metrics/reader.js";
 import { addSample, emptyStatSet, statSetPercentile, type StatSet } from "../../metrics/stat-set.js";
+import { SeriesLimitError } from "../../metrics/store.js";
 import type { Struct, Value } from "./codec.js";
 import { cloudWatchErrors } from "./errors.js";
 import { getMetricData } from "./get-metric-data.js";
@@ -191,7 +192,19 @@ function putMetricData(input: Struct, { reader }: OperationContext): undefined {
     }
     return { metricName, dimensions, unit, timestampMs, stats: readDatumStatistics(datum, path) };
   });
-  reader.putMetricData(namespace, data);
+  try {
+    reader.putMetricData(namespace, data);
+  } catch (error) {
+    if (!(error instanceof SeriesLimitError)) throw error;
+    // The model lists no quota error for PutMetricData. LimitExceededFault
+    // (Query code LimitExceeded, status 400) is the model's quota error of
+    // PutMetricAlarm and the other Put operations. The SDKs decode every
+    // error shape of the model on any operation, so clients get a typed error.
+    throw cloudWatchErrors.limitExceeded(
+      `The request would create ${error.requested} new metric series, but ${error.existing} of the ${error.limit} allowed exist. ` +
+        "A series is removed once it has had no data for 455 days; the limit is set with portico up --metrics-max-series.",
+    );
+  }
   return undefined;
 }
 
