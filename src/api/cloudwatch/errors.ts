@@ -52,8 +52,12 @@ export const cloudWatchErrors = {
   malformedQuery: (message: string) => new ApiError("MalformedQueryString", 400, message),
   unknownOperation: (status: number, operation: string) =>
     new ApiError("UnknownOperationException", status, `Unknown operation ${operation}.`),
-  invalidAction: (action: string) =>
-    new ApiError("InvalidAction", 400, `Could not find operation ${action} for version 2010-08-01.`),
+  invalidAction: (action: string, version = "2010-08-01") =>
+    new ApiError(
+      "InvalidAction",
+      400,
+      `Could not find operation ${action} for version ${version}. This endpoint serves CloudWatch version 2010-08-01.`,
+    ),
   missingAction: () => new ApiError("MissingAction", 400, "The request must contain the parameter Action."),
   notImplemented: (operation: string) =>
     new ApiError("NotImplemented", 501, `The operation ${operation} is not implemented by this endpoint.`),

@@ -24,7 +24,8 @@ import { ALL_OPERATIONS, OPERATION_SHAPES } from "./shapes.js";
 const SERVICE_NAME = "GraniteServiceVersion20100801";
 const JSON_TARGET_PREFIX = `${SERVICE_NAME}.`;
 const CBOR_PATH_PREFIX = `/service/${SERVICE_NAME}/operation/`;
-const QUERY_XML_NAMESPACE = "http://monitoring.amazonaws.com/doc/2010-08-01/";
+const API_VERSION = "2010-08-01";
+const QUERY_XML_NAMESPACE = `http://monitoring.amazonaws.com/doc/${API_VERSION}/`;
 const JSON_CONTENT_TYPE = "application/x-amz-json-1.0";
 const CBOR_CONTENT_TYPE = "application/cbor";
 
@@ -64,6 +65,7 @@ export class CloudWatchService implements ProtocolService {
       const action = params.find(([name]) => name === "Action")?.[1];
       if (action === undefined || action === "") throw cloudWatchErrors.missingAction();
       operation = action;
+      checkVersion(operation, params.find(([name]) => name === "Version")?.[1]);
       checkOperation(operation, protocol);
       const tree = buildFormTree(params.filter(([name]) => name !== "Action" && name !== "Version"));
       input = (decodeForm(OPERATION_SHAPES[operation]!.input, tree, "") ?? {}) as Struct;
@@ -155,6 +157,20 @@ function checkOperation(operation: string, protocol: WireProtocol): void {
     throw cloudWatchErrors.unknownOperation(protocol === "cbor" ? 404 : 400, operation);
   }
   if (OPERATIONS[operation] === undefined) throw cloudWatchErrors.notImplemented(operation);
+}
+
+/**
+ * Checks the Query `Version`. AWS Query services look operations up by action
+ * and version, so a request for another version gets InvalidAction ("Could
+ * not find operation ... for version ..."). A missing Version gets
+ * MissingParameter, the code of the AWS common errors for a required
+ * parameter that is not supplied.
+ * NOTE: CloudWatch's own answer to a missing Version was not observed; the
+ * code follows the common errors list.
+ */
+function checkVersion(operation: string, version: string | undefined): void {
+  if (version === undefined || version === "") throw cloudWatchErrors.missingParameter("Version");
+  if (version !== API_VERSION) throw cloudWatchErrors.invalidAction(operation, version);
 }
 
 /** Undoes `Content-Encoding: gzip`, which SDKs apply to PutMetricData bodies (the requestCompression trait). */
