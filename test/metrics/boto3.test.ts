@@ -40,7 +40,7 @@ describe("boto3 clients", () => {
   const minuteStart = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - 3 * MINUTE_MS;
 
   before(async () => {
-    // Each interpreter puts one series, then five new ones that pass the cap.
+    // Each interpreter puts two series, then five new ones that pass the cap of 4.
     harness = await startHarness({ maxCustomSeries: 4 });
     // 8 requests: 2 errors in the first minute, none in the second.
     for (let i = 0; i < 4; i++) {
@@ -91,6 +91,14 @@ describe("boto3 clients", () => {
       assert.match(result.errors.tooManyDatapoints?.message ?? "", /exceeds the limit of 1440/);
       assert.equal(result.errors.awsNamespace?.code, "InvalidParameterValue");
       assert.equal(result.errors.badStatistic?.code, "InvalidParameterValue");
+      assert.equal(result.paging.pages, 3);
+      assert.deepEqual(result.paging.values, [4, 3, 2, 1, 0]);
+      assert.deepEqual(result.paging.statuses, ["PartialData", "PartialData", "Complete"]);
+      assert.equal(result.paging.tokens, 2);
+      assert.equal(result.errors.tamperedToken?.code, "InvalidNextToken");
+      assert.equal(result.errors.tamperedToken?.status, 400);
+      assert.equal(result.errors.foreignToken?.code, "InvalidNextToken");
+
       assert.equal(result.errors.seriesLimit?.code, "LimitExceeded");
       assert.equal(result.errors.seriesLimit?.status, 400);
       assert.match(result.errors.seriesLimit?.message ?? "", /would create 5 new metric series/);

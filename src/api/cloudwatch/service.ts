@@ -165,8 +165,8 @@ function checkOperation(operation: string, protocol: WireProtocol): void {
  * not find operation ... for version ..."). A missing Version gets
  * MissingParameter, the code of the AWS common errors for a required
  * parameter that is not supplied.
- * NOTE: CloudWatch's own answer to a missing Version was not observed; the
- * code follows the common errors list.
+ * NOTE: the code CloudWatch itself returns for a missing Version was not
+ * observed, so it follows the common errors list.
  */
 function checkVersion(operation: string, version: string | undefined): void {
   if (version === undefined || version === "") throw cloudWatchErrors.missingParameter("Version");
