@@ -76,6 +76,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     const metrics = await createMetrics({
       dataDir: options.dataDir,
       log: log.child({ component: "metrics" }),
+      accountId: credentials.accountId,
       ...(options.metricsMaxSeries !== undefined ? { maxCustomSeries: options.metricsMaxSeries } : {}),
     });
     closers.push(() => metrics.close());

@@ -99,6 +99,15 @@ describe("boto3 clients", () => {
       assert.equal(result.errors.tamperedToken?.status, 400);
       assert.equal(result.errors.foreignToken?.code, "InvalidNextToken");
 
+      assert.equal(result.alarm.state, "ALARM");
+      assert.equal(result.alarm.reason, "set by boto3");
+      assert.match(result.alarm.arn, /^arn:aws:cloudwatch:us-east-1:123456789012:alarm:/);
+      assert.deepEqual(result.alarm.history.map((item: [string, string]) => item[0]), ["ConfigurationUpdate", "StateUpdate", "Action"]);
+      assert.equal(result.errors.badOperator?.code, "InvalidParameterValue");
+      assert.equal(result.errors.unknownAlarm?.code, "ResourceNotFound");
+      assert.equal(result.errors.unknownAlarm?.status, 404);
+      assert.equal(result.errors.deleteUnknown?.code, "ResourceNotFound");
+
       assert.equal(result.errors.seriesLimit?.code, "LimitExceeded");
       assert.equal(result.errors.seriesLimit?.status, 400);
       assert.match(result.errors.seriesLimit?.message ?? "", /would create 5 new metric series/);

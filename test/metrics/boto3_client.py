@@ -88,6 +88,23 @@ def main() -> None:
     }
     first_token = pages[0]["NextToken"]
 
+    # An alarm on the paged metric, which the evaluator has not checked yet.
+    alarm_name = f"{namespace}-paged-high"
+    client.put_metric_alarm(
+        AlarmName=alarm_name, Namespace=namespace, MetricName="Paged", Statistic="Maximum", Period=60,
+        EvaluationPeriods=1, Threshold=3, ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=["arn:aws:sns:us-east-1:123456789012:ops"],
+    )
+    client.set_alarm_state(AlarmName=alarm_name, StateValue="ALARM", StateReason="set by boto3")
+    described = client.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    history = client.describe_alarm_history(AlarmName=alarm_name, ScanBy="TimestampAscending")["AlarmHistoryItems"]
+    out["alarm"] = {
+        "state": described[0]["StateValue"],
+        "reason": described[0]["StateReason"],
+        "arn": described[0]["AlarmArn"],
+        "history": [[item["HistoryItemType"], item["HistorySummary"]] for item in history],
+    }
+
     errors = {}
     for name, call in {
         "tooManyDatapoints": lambda: client.get_metric_statistics(
@@ -97,6 +114,12 @@ def main() -> None:
         "awsNamespace": lambda: client.put_metric_data(Namespace="AWS/EC2", MetricData=[{"MetricName": "X", "Value": 1}]),
         "tamperedToken": lambda: client.get_metric_data(**paged_input, MaxDatapoints=2, NextToken=first_token[:-1] + ("A" if first_token[-1] != "A" else "B")),
         "foreignToken": lambda: client.get_metric_data(**{**paged_input, "StartTime": now - datetime.timedelta(minutes=9)}, MaxDatapoints=2, NextToken=first_token),
+        "badOperator": lambda: client.put_metric_alarm(
+            AlarmName=alarm_name, Namespace=namespace, MetricName="Paged", Statistic="Maximum", Period=60,
+            EvaluationPeriods=1, Threshold=3, ComparisonOperator="Bigger",
+        ),
+        "unknownAlarm": lambda: client.set_alarm_state(AlarmName="no-such-alarm", StateValue="OK", StateReason="x"),
+        "deleteUnknown": lambda: client.delete_alarms(AlarmNames=[alarm_name, "no-such-alarm"]),
         "seriesLimit": lambda: client.put_metric_data(
             Namespace=namespace, MetricData=[{"MetricName": f"Cap{i}", "Value": 1} for i in range(5)],
         ),

@@ -53,6 +53,7 @@ export async function startHarness(options: { nowMs?: number; maxCustomSeries?: 
     createMetrics({
       dataDir,
       log: silentLogger(),
+      accountId: TEST_CREDENTIALS.accountId,
       ...(useClock ? { now: () => clock.nowMs } : {}),
       ...(options.maxCustomSeries !== undefined ? { maxCustomSeries: options.maxCustomSeries } : {}),
     });

@@ -256,9 +256,9 @@ describe("CloudWatch protocols", () => {
     });
 
     test("JSON known but unbuilt operation", async () => {
-      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("DescribeAlarms"), body: "{}" });
+      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("PutDashboard"), body: "{}" });
       assert.equal(response.status, 501);
-      assert.match(JSON.parse(response.body.toString()).message, /DescribeAlarms/);
+      assert.match(JSON.parse(response.body.toString()).message, /PutDashboard/);
     });
 
     test("malformed CBOR body", async () => {

@@ -46,6 +46,8 @@ export const cloudWatchErrors = {
   invalidNextToken: () => new ApiError("InvalidNextToken", 400, "The NextToken is invalid or has expired."),
   validation: (message: string) => new ApiError("ValidationError", 400, message),
   limitExceeded: (message: string) => new ApiError("LimitExceeded", 400, message),
+  resourceNotFound: (message: string) => new ApiError("ResourceNotFound", 404, message),
+  invalidFormat: (message: string) => new ApiError("InvalidFormat", 400, message),
   /** JSON and CBOR: a body that does not parse or does not fit the input shape. */
   serialization: (message: string) => new ApiError("SerializationException", 400, message),
   /** Query: a form value that does not parse as its shape's type. */

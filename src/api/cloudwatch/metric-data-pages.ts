@@ -35,19 +35,29 @@ export function requestFingerprint(input: Struct): string {
   return createHash("sha256").update(JSON.stringify(rest)).digest("base64url");
 }
 
-export function encodeNextToken(fingerprint: string, cursor: PageCursor): string {
-  const payload = Buffer.from(JSON.stringify({ f: fingerprint, r: cursor.result, t: cursor.afterMs ?? null })).toString("base64url");
+/** Returns a NextToken that carries `value` as JSON, signed so that only this process accepts it back. */
+export function encodeSignedToken(value: unknown): string {
+  const payload = Buffer.from(JSON.stringify(value)).toString("base64url");
   return `${payload}.${sign(payload)}`;
 }
 
-/** Returns the cursor of a token this process issued for the same request, else raises InvalidNextToken. */
-export function decodeNextToken(token: string, fingerprint: string): PageCursor {
+/** Returns the value of a token from `encodeSignedToken` of this process, else raises InvalidNextToken. */
+export function decodeSignedToken(token: string): unknown {
   const [payload, signature, extra] = token.split(".");
   if (payload === undefined || signature === undefined || extra !== undefined) throw cloudWatchErrors.invalidNextToken();
   const expected = Buffer.from(sign(payload));
   const actual = Buffer.from(signature);
   if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw cloudWatchErrors.invalidNextToken();
-  const parsed = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { f: string; r: number; t: number | null };
+  return JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as unknown;
+}
+
+export function encodeNextToken(fingerprint: string, cursor: PageCursor): string {
+  return encodeSignedToken({ f: fingerprint, r: cursor.result, t: cursor.afterMs ?? null });
+}
+
+/** Returns the cursor of a token this process issued for the same request, else raises InvalidNextToken. */
+export function decodeNextToken(token: string, fingerprint: string): PageCursor {
+  const parsed = decodeSignedToken(token) as { f: string; r: number; t: number | null };
   if (parsed.f !== fingerprint) throw cloudWatchErrors.invalidNextToken();
   return { result: parsed.r, afterMs: parsed.t ?? undefined };
 }

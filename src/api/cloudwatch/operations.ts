@@ -1,4 +1,5 @@
 import type { Logger } from "../../common/logger.js";
+import type { AlarmEvaluator } from "../../metrics/alarm-evaluator.js";
 import type { MetricsReader } from "../../metrics/reader.js";
 import { addSample, emptyStatSet, statSetPercentile, type StatSet } from "../../metrics/stat-set.js";
 import { SeriesLimitError } from "../../metrics/store.js";
@@ -18,6 +19,9 @@ import {
 
 export interface OperationContext {
   reader: MetricsReader;
+  alarms: AlarmEvaluator;
+  /** The account id in alarm ARNs. */
+  accountId: string;
   log: Logger;
 }
 
@@ -36,7 +40,7 @@ const MAX_FUTURE_MS = 2 * 3600 * 1000;
 /** CloudWatch rejects values above 2^360 in magnitude. */
 const MAX_VALUE_MAGNITUDE = 2 ** 360;
 
-/** The operations built here. Every other model operation is rejected with NotImplemented. */
+/** The metric operations. The service adds the alarm operations. */
 export const OPERATIONS: Record<string, OperationHandler> = {
   GetMetricStatistics: getMetricStatistics,
   ListMetrics: listMetrics,

@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import { gunzipSync } from "node:zlib";
 import { cbor } from "@smithy/core/cbor";
 import type { Logger } from "../../common/logger.js";
+import type { AlarmEvaluator } from "../../metrics/alarm-evaluator.js";
 import type { MetricsReader } from "../../metrics/reader.js";
 import type { ApiRequest, ProtocolService } from "../context.js";
 import { ApiError } from "../errors.js";
@@ -17,8 +18,12 @@ import {
   type Struct,
 } from "./codec.js";
 import { cloudWatchErrors, errorMessageMember, errorShapeType, faultType } from "./errors.js";
-import { OPERATIONS } from "./operations.js";
+import { ALARM_OPERATIONS } from "./alarms.js";
+import { OPERATIONS as METRIC_OPERATIONS, type OperationHandler } from "./operations.js";
 import { ALL_OPERATIONS, OPERATION_SHAPES } from "./shapes.js";
+
+/** The operations built here. Every other model operation is rejected with NotImplemented. */
+const OPERATIONS: Record<string, OperationHandler> = { ...METRIC_OPERATIONS, ...ALARM_OPERATIONS };
 
 /** The awsJson1_0 `X-Amz-Target` prefix and the RPC v2 CBOR service path, from the model's service name. */
 const SERVICE_NAME = "GraniteServiceVersion20100801";
@@ -33,6 +38,8 @@ type WireProtocol = "json" | "cbor" | "query";
 
 export interface CloudWatchServiceOptions {
   reader: MetricsReader;
+  alarms: AlarmEvaluator;
+  accountId: string;
   log: Logger;
 }
 
@@ -73,7 +80,8 @@ export class CloudWatchService implements ProtocolService {
 
     const handler = OPERATIONS[operation]!;
     request.log.debug({ operation, protocol }, "cloudwatch request");
-    const output = handler(input, { reader: this.options.reader, log: request.log });
+    const { reader, alarms, accountId } = this.options;
+    const output = handler(input, { reader, alarms, accountId, log: request.log });
     this.writeOutput(protocol, operation, output, request, response);
   }
 
