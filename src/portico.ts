@@ -73,7 +73,12 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
   };
 
   try {
-    const metrics = await createMetrics({ dataDir: options.dataDir, log: log.child({ component: "metrics" }) });
+    const metrics = await createMetrics({
+      dataDir: options.dataDir,
+      log: log.child({ component: "metrics" }),
+      accountId: credentials.accountId,
+      ...(options.metricsMaxSeries !== undefined ? { maxCustomSeries: options.metricsMaxSeries } : {}),
+    });
     closers.push(() => metrics.close());
     // Log files go to the API endpoint's S3 service, whose URL is known once it listens.
     let logEndpoint = "";

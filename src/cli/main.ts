@@ -10,6 +10,7 @@ import {
   parseWorkerCount,
   parsePort,
   parseSeconds,
+  parseSeriesLimit,
   parseZone,
   resolveDataDir,
   type PorticoOptions,
@@ -31,6 +32,7 @@ interface UpFlags {
   logLevel: string;
   logInterval: number;
   accessLogDir: string | undefined;
+  metricsMaxSeries: number;
 }
 
 const program = new Command();
@@ -126,6 +128,15 @@ program
       "folder that receives every distribution's access log files (gzip, CloudFront format), besides Logging.Bucket",
     ).env("PORTICO_ACCESS_LOG_DIR"),
   )
+  .addOption(
+    new Option(
+      "--metrics-max-series <count>",
+      "most custom metric series the metrics database keeps; PutMetricData that would create more is rejected with LimitExceeded",
+    )
+      .env("PORTICO_METRICS_MAX_SERIES")
+      .default(DEFAULTS.metricsMaxSeries)
+      .argParser((value) => parseSeriesLimit(value)),
+  )
   .addHelpText(
     "after",
     "\nRoot credentials come from PORTICO_ACCESS_KEY_ID and PORTICO_SECRET_ACCESS_KEY. When both are\n" +
@@ -190,6 +201,7 @@ async function runUp(flags: UpFlags): Promise<void> {
     rootSecretAccessKey: process.env.PORTICO_SECRET_ACCESS_KEY || undefined,
     logIntervalSeconds: flags.logInterval,
     accessLogDir: flags.accessLogDir === undefined ? undefined : resolve(flags.accessLogDir),
+    metricsMaxSeries: flags.metricsMaxSeries,
   };
   const portico = await startPortico(options, log);
 

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { DEFAULT_MAX_CUSTOM_SERIES } from "../metrics/store.js";
 
 /** Everything `portico up` needs to start, after flags and environment are merged. */
 export interface PorticoOptions {
@@ -24,6 +25,8 @@ export interface PorticoOptions {
   logIntervalSeconds: number;
   /** A folder that receives every distribution's access log files, besides Logging.Bucket. */
   accessLogDir: string | undefined;
+  /** Cap on custom metric series in `<dataDir>/metrics/metrics.db`. PutMetricData that would pass it is rejected. */
+  metricsMaxSeries?: number;
 }
 
 export const DEFAULTS = {
@@ -37,6 +40,7 @@ export const DEFAULTS = {
   diskCacheMiB: 0,
   logLevel: "info",
   logIntervalSeconds: 300,
+  metricsMaxSeries: DEFAULT_MAX_CUSTOM_SERIES,
 } as const;
 
 /** Parses a TCP port from a flag or environment value; 0 lets the system pick a free one. */
@@ -87,6 +91,15 @@ export function parseSeconds(value: string, name: string): number {
     throw new Error(`invalid ${name} '${value}': expected a whole number of seconds from 1 to 86400`);
   }
   return seconds;
+}
+
+/** Parses the cap on custom metric series: a whole number from 1 to 1,000,000. */
+export function parseSeriesLimit(value: string): number {
+  const limit = Number(value);
+  if (!/^\d+$/.test(value) || limit < 1 || limit > 1_000_000) {
+    throw new Error(`invalid --metrics-max-series '${value}': expected a whole number from 1 to 1000000`);
+  }
+  return limit;
 }
 
 export function resolveDataDir(value: string): string {

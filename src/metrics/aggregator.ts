@@ -1,6 +1,6 @@
 import type { Logger } from "../common/logger.js";
 import { addRequest, emptyCounters, mergeCounters, type DistributionCounters } from "./distribution-counters.js";
-import { MINUTE_MS, type MetricsStore } from "./store.js";
+import { MAX_DISTRIBUTION_SERIES, MINUTE_MS, type MetricsStore } from "./store.js";
 import type { MetricsSink, RequestRecord } from "./types.js";
 
 /**
@@ -30,6 +30,7 @@ export class MinuteAggregator implements MetricsSink {
   private droppedRecords = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastRollUpMs = 0;
+  private rollUpUnfinished = false;
   private readonly store: MetricsStore;
   private readonly log: Logger;
   readonly now: () => number;
@@ -119,18 +120,26 @@ export class MinuteAggregator implements MetricsSink {
     }
     if (items.length > 0) {
       try {
-        this.store.addDistributionMinutes(items);
+        const skipped = this.store.addDistributionMinutes(items);
+        if (skipped > 0) {
+          this.log.warn(
+            { skippedMinutes: skipped, limit: MAX_DISTRIBUTION_SERIES },
+            "metrics of new distributions dropped: the distribution series limit is reached",
+          );
+        }
       } catch (error) {
         this.log.error({ err: error, minutes: items.length }, "metrics flush failed; keeping minutes in memory");
         for (const item of items) this.restore(item.distributionId, item.minuteStartMs, item.counters);
       }
     }
     const nowMs = this.now();
-    if (nowMs - this.lastRollUpMs >= ROLLUP_INTERVAL_MS) {
+    // A roll-up that hit its work limit continues at the next flush.
+    if (this.rollUpUnfinished || nowMs - this.lastRollUpMs >= ROLLUP_INTERVAL_MS) {
       this.lastRollUpMs = nowMs;
       try {
-        const rows = this.store.rollUp(nowMs);
-        if (rows > 0) this.log.info({ rows }, "metrics buckets rolled up");
+        const result = this.store.rollUp(nowMs);
+        this.rollUpUnfinished = !result.complete;
+        if (result.rows > 0) this.log.info({ rows: result.rows, complete: result.complete }, "metrics buckets rolled up");
       } catch (error) {
         this.log.error({ err: error }, "metrics roll-up failed");
       }

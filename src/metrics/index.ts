@@ -1,6 +1,8 @@
 import type { ProtocolService } from "../api/context.js";
 import { CloudWatchService } from "../api/cloudwatch/service.js";
 import type { Logger } from "../common/logger.js";
+import { AlarmEvaluator } from "./alarm-evaluator.js";
+import { AlarmStore } from "./alarm-store.js";
 import { MinuteAggregator } from "./aggregator.js";
 import { MetricsReader } from "./reader.js";
 
@@ -15,7 +17,9 @@ export interface Metrics {
   cloudwatch: ProtocolService;
   /** Statistics and metric listings, for in-process readers such as the dashboard. */
   reader: MetricsReader;
-  /** Stops the flush timer and writes every pending minute. */
+  /** Metric alarms, evaluated every minute. */
+  alarms: AlarmEvaluator;
+  /** Stops the flush and evaluation timers and writes every pending minute. */
   close(): Promise<void>;
 }
 
@@ -24,25 +28,36 @@ export interface CreateMetricsOptions {
   log: Logger;
   /** Clock for tests that age data; defaults to `Date.now`. */
   now?: () => number;
+  /** Cap on custom metric series, DEFAULT_MAX_CUSTOM_SERIES when unset. */
+  maxCustomSeries?: number;
+  /** The account id in alarm ARNs. */
+  accountId?: string;
 }
 
 /** Opens `<dataDir>/metrics/metrics.db` and starts aggregating and flushing. */
 export async function createMetrics(options: CreateMetricsOptions): Promise<Metrics> {
   const log = options.log.child({ component: "metrics" });
-  const store = new MetricsStore(options.dataDir);
+  const store = new MetricsStore(options.dataDir, {
+    log,
+    ...(options.maxCustomSeries !== undefined ? { maxCustomSeries: options.maxCustomSeries } : {}),
+  });
   const aggregator = new MinuteAggregator({ store, log, ...(options.now ? { now: options.now } : {}) });
   aggregator.start();
   const reader = new MetricsReader(store, aggregator);
-  const cloudwatch = new CloudWatchService({ reader, log });
+  const alarms = new AlarmEvaluator(new AlarmStore(store.db), reader, log);
+  alarms.start();
+  const cloudwatch = new CloudWatchService({ reader, alarms, accountId: options.accountId ?? "000000000000", log });
   let closed = false;
   return {
     sink: aggregator,
     aggregator,
     cloudwatch,
     reader,
+    alarms,
     async close() {
       if (closed) return;
       closed = true;
+      alarms.close();
       aggregator.close();
       store.close();
     },

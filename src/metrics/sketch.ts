@@ -3,10 +3,17 @@
  * are at most MAX_EXACT_BINS distinct ones, then switches to logarithmic bins
  * whose representative value is within RELATIVE_ACCURACY of every value in
  * the bin (the DDSketch scheme), so its size stays bounded by the value range
- * rather than by the sample count.
+ * rather than by the sample count. At most MAX_LOG_BINS logarithmic bins are
+ * kept, which bounds the size of a stored bucket.
  */
 export const RELATIVE_ACCURACY = 0.01;
 export const MAX_EXACT_BINS = 256;
+/**
+ * 512 bins at 1% cover a factor of about 25,000 (4.4 decades). Past that the
+ * lowest bins are merged into the lowest kept one, as DDSketch's collapsing
+ * store does, so high percentiles stay within RELATIVE_ACCURACY.
+ */
+export const MAX_LOG_BINS = 512;
 
 const GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY);
 const LOG_GAMMA = Math.log(GAMMA);
@@ -28,6 +35,7 @@ export class Sketch {
     const sketch = new Sketch();
     sketch.logarithmic = json.logarithmic;
     for (const [value, count] of json.bins) sketch.addBin(value, count);
+    if (sketch.logarithmic && sketch.bins.size > MAX_LOG_BINS) sketch.collapseLowest();
     return sketch;
   }
 
@@ -39,6 +47,7 @@ export class Sketch {
     if (!(count > 0)) return;
     this.addBin(this.logarithmic ? binValue(value) : value, count);
     if (!this.logarithmic && this.bins.size > MAX_EXACT_BINS) this.collapse();
+    if (this.logarithmic && this.bins.size > MAX_LOG_BINS) this.collapseLowest();
   }
 
   merge(other: Sketch): void {
@@ -82,6 +91,24 @@ export class Sketch {
     this.total = 0;
     this.logarithmic = true;
     for (const [value, count] of exact) this.addBin(binValue(value), count);
+    if (this.bins.size > MAX_LOG_BINS) this.collapseLowest();
+  }
+
+  /**
+   * Merges the lowest bins into the lowest of the MAX_LOG_BINS highest ones.
+   * NOTE: percentiles that fall in the merged range come out too high, up to
+   * that bin's value; they stay within [minimum, maximum].
+   */
+  private collapseLowest(): void {
+    const values = [...this.bins.keys()].sort((a, b) => a - b);
+    const excess = values.length - MAX_LOG_BINS;
+    const target = values[excess]!;
+    let merged = 0;
+    for (const value of values.slice(0, excess)) {
+      merged += this.bins.get(value)!;
+      this.bins.delete(value);
+    }
+    this.bins.set(target, this.bins.get(target)! + merged);
   }
 }
 

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Statement } from "better-sqlite3";
+import type { Logger } from "../common/logger.js";
 import { openDatabase, type SqliteDatabase } from "../common/sqlite.js";
 import {
   countersFromJson,
@@ -9,6 +10,7 @@ import {
   type DistributionCounters,
 } from "./distribution-counters.js";
 import { mergeStatSet, statSetFromJson, statSetToJson, type StatSet } from "./stat-set.js";
+import { prepareSchema } from "./store-schema.js";
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 24 * 3600 * 1000;
@@ -25,8 +27,65 @@ export const RETENTION_TIERS = [
   { resolutionSeconds: 3600, keepForMs: 455 * DAY_MS },
 ] as const;
 
-/** Rows read per roll-up batch, which bounds the work done in one flush. */
-const ROLLUP_BATCH_ROWS = 20_000;
+/**
+ * Returns the maximum number of buckets of one series: each tier's age range
+ * at its resolution, plus one bucket per tier that a roll-up has not moved yet.
+ */
+export function maxBucketsPerSeries(): number {
+  let total = 0;
+  let fromMs = 0;
+  for (const tier of RETENTION_TIERS) {
+    total += Math.ceil((tier.keepForMs - fromMs) / (tier.resolutionSeconds * 1000)) + 1;
+    fromMs = tier.keepForMs;
+  }
+  return total;
+}
+
+/**
+ * Rows read per roll-up transaction. At the largest bucket (about 26 KB, as
+ * bench/metrics/disk-bound.ts measures) one transaction writes about 130 MB to the WAL.
+ */
+const ROLLUP_BATCH_ROWS = 5_000;
+/** Roll-up transactions per `rollUp` call, which bounds the time one call blocks the event loop. */
+const ROLLUP_MAX_BATCHES = 10;
+
+/** Default cap on custom series (one per namespace, metric name, dimensions and unit). */
+export const DEFAULT_MAX_CUSTOM_SERIES = 1_000;
+/**
+ * Cap on distribution series. CloudFront's default quota is 500 distributions
+ * per account. The rest of the cap leaves room for deleted distributions,
+ * whose series stay until their last data ages out after 455 days.
+ */
+export const MAX_DISTRIBUTION_SERIES = 1_000;
+/** Free pages (4 KiB each) kept for reuse. Incremental vacuum returns the rest to the file system. */
+const RESERVED_FREE_PAGES = 256;
+/** The WAL file is truncated back to this size after a checkpoint. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** Error raised, with nothing written, when a write would create more custom series than the cap allows. */
+export class SeriesLimitError extends Error {
+  constructor(
+    readonly limit: number,
+    readonly existing: number,
+    readonly requested: number,
+  ) {
+    super(`the request would create ${requested} new series, and ${existing} of the ${limit} allowed exist`);
+    this.name = "SeriesLimitError";
+  }
+}
+
+export interface MetricsStoreOptions {
+  log: Logger;
+  /** Cap on custom series, DEFAULT_MAX_CUSTOM_SERIES when unset. */
+  maxCustomSeries?: number;
+}
+
+export interface RollUpResult {
+  /** Rows rolled up or deleted. */
+  rows: number;
+  /** False when the work limit stopped the call before every old bucket moved. */
+  complete: boolean;
+}
 
 export type SeriesKind = "distribution" | "custom";
 
@@ -37,6 +96,7 @@ export interface Dimension {
 
 /** One stored series: a distribution (all its CloudFront metrics) or one custom metric and unit. */
 export interface SeriesRow {
+  seriesId: number;
   seriesKey: string;
   kind: SeriesKind;
   namespace: string;
@@ -95,34 +155,46 @@ export function customSeriesKey(namespace: string, metricName: string, dimension
 /** SQLite storage of metric buckets at `<dataDir>/metrics/metrics.db`. */
 export class MetricsStore {
   readonly db: SqliteDatabase;
+  readonly maxCustomSeries: number;
   private readonly statements = new Map<string, Statement>();
+  private readonly seriesCounts: Record<SeriesKind, number> = { distribution: 0, custom: 0 };
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, options: MetricsStoreOptions) {
     const folder = join(dataDir, "metrics");
     mkdirSync(folder, { recursive: true });
+    this.maxCustomSeries = options.maxCustomSeries ?? DEFAULT_MAX_CUSTOM_SERIES;
     // NORMAL: a process crash loses nothing; power loss may lose the last
     // few seconds of counts, which metrics can afford.
-    this.db = openDatabase(join(folder, "metrics.db"), { synchronous: "NORMAL" });
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS series (
-        series_key TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        namespace TEXT NOT NULL,
-        metric_name TEXT NOT NULL,
-        dimensions TEXT NOT NULL,
-        unit TEXT NOT NULL,
-        last_timestamp_ms INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS series_by_name ON series (namespace, metric_name);
-      CREATE TABLE IF NOT EXISTS buckets (
-        series_key TEXT NOT NULL,
-        resolution_seconds INTEGER NOT NULL,
-        bucket_start_ms INTEGER NOT NULL,
-        data TEXT NOT NULL,
-        PRIMARY KEY (series_key, resolution_seconds, bucket_start_ms)
-      ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS buckets_by_age ON buckets (resolution_seconds, bucket_start_ms);
-    `);
+    this.db = openDatabase(join(folder, "metrics.db"), { synchronous: "NORMAL", autoVacuum: "INCREMENTAL" });
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+    prepareSchema(this.db, options.log);
+    this.recountSeries();
+  }
+
+  /** Reads the series counts from the table, also after a failed transaction left the counters ahead of it. */
+  private recountSeries(): void {
+    const counts = this.db.prepare(`SELECT kind, COUNT(*) AS count FROM series GROUP BY kind`).all() as Array<{
+      kind: SeriesKind;
+      count: number;
+    }>;
+    this.seriesCounts.distribution = 0;
+    this.seriesCounts.custom = 0;
+    for (const row of counts) this.seriesCounts[row.kind] = row.count;
+  }
+
+  /** Runs `body` in a transaction and recounts the series when it fails, since a rollback undoes inserts the counters saw. */
+  private inTransaction<T>(body: () => T): T {
+    try {
+      return this.db.transaction(body)();
+    } catch (error) {
+      this.recountSeries();
+      throw error;
+    }
+  }
+
+  /** Returns the number of stored series of each kind. */
+  seriesCount(kind: SeriesKind): number {
+    return this.seriesCounts[kind];
   }
 
   close(): void {
@@ -139,66 +211,93 @@ export class MetricsStore {
     return prepared;
   }
 
-  /** Adds per-minute distribution counters to the stored minute buckets, in one transaction. */
-  addDistributionMinutes(items: Array<{ distributionId: string; minuteStartMs: number; counters: DistributionCounters }>): void {
-    const write = this.db.transaction(() => {
+  /**
+   * Adds per-minute distribution counters to the stored minute buckets, in
+   * one transaction. Minutes of a distribution that has no series yet are
+   * skipped once MAX_DISTRIBUTION_SERIES exist; returns how many were skipped.
+   */
+  addDistributionMinutes(items: Array<{ distributionId: string; minuteStartMs: number; counters: DistributionCounters }>): number {
+    return this.inTransaction(() => {
+      let skipped = 0;
       for (const item of items) {
-        const seriesKey = distributionSeriesKey(item.distributionId);
-        this.upsertSeries({
-          seriesKey,
-          kind: "distribution",
-          namespace: "AWS/CloudFront",
-          metricName: "",
-          dimensions: [
-            { Name: "DistributionId", Value: item.distributionId },
-            { Name: "Region", Value: "Global" },
-          ],
-          unit: "",
-          lastTimestampMs: item.minuteStartMs,
-        });
-        this.mergeBucket(DISTRIBUTION_CODEC, seriesKey, 60, item.minuteStartMs, item.counters);
+        const seriesId = this.upsertSeries(
+          {
+            seriesKey: distributionSeriesKey(item.distributionId),
+            kind: "distribution",
+            namespace: "AWS/CloudFront",
+            metricName: "",
+            dimensions: [
+              { Name: "DistributionId", Value: item.distributionId },
+              { Name: "Region", Value: "Global" },
+            ],
+            unit: "",
+            lastTimestampMs: item.minuteStartMs,
+          },
+          MAX_DISTRIBUTION_SERIES,
+        );
+        if (seriesId === undefined) {
+          skipped += 1;
+          continue;
+        }
+        this.mergeBucket(DISTRIBUTION_CODEC, seriesId, 60, item.minuteStartMs, item.counters);
       }
+      return skipped;
     });
-    write();
   }
 
-  /** Adds custom metric statistics to minute buckets, in one transaction. */
+  /**
+   * Adds custom metric statistics to minute buckets, in one transaction.
+   * Throws SeriesLimitError, writing nothing, when the items would take the
+   * number of custom series past `maxCustomSeries`.
+   */
   addCustomMinutes(
     items: Array<{ namespace: string; metricName: string; dimensions: Dimension[]; unit: string; minuteStartMs: number; stats: StatSet }>,
   ): void {
-    const write = this.db.transaction(() => {
-      for (const item of items) {
-        const seriesKey = customSeriesKey(item.namespace, item.metricName, item.dimensions, item.unit);
-        this.upsertSeries({
-          seriesKey,
-          kind: "custom",
-          namespace: item.namespace,
-          metricName: item.metricName,
-          dimensions: canonicalDimensions(item.dimensions),
-          unit: item.unit,
-          lastTimestampMs: item.minuteStartMs,
-        });
-        this.mergeBucket(CUSTOM_CODEC, seriesKey, 60, item.minuteStartMs, item.stats);
+    this.inTransaction(() => {
+      const keyed = items.map((item) => ({
+        item,
+        seriesKey: customSeriesKey(item.namespace, item.metricName, item.dimensions, item.unit),
+      }));
+      const newKeys = new Set(keyed.map(({ seriesKey }) => seriesKey).filter((key) => this.seriesId(key) === undefined));
+      const existing = this.seriesCounts.custom;
+      if (existing + newKeys.size > this.maxCustomSeries) {
+        throw new SeriesLimitError(this.maxCustomSeries, existing, newKeys.size);
+      }
+      for (const { item, seriesKey } of keyed) {
+        const seriesId = this.upsertSeries(
+          {
+            seriesKey,
+            kind: "custom",
+            namespace: item.namespace,
+            metricName: item.metricName,
+            dimensions: canonicalDimensions(item.dimensions),
+            unit: item.unit,
+            lastTimestampMs: item.minuteStartMs,
+          },
+          this.maxCustomSeries,
+        )!;
+        this.mergeBucket(CUSTOM_CODEC, seriesId, 60, item.minuteStartMs, item.stats);
       }
     });
-    write();
   }
 
   /** Returns the buckets of one series that start in [fromMs, toMs), at every resolution. */
   readBuckets(seriesKey: string, fromMs: number, toMs: number): StoredBucket[] {
+    const seriesId = this.seriesId(seriesKey);
+    if (seriesId === undefined) return [];
     return this
       .statement(
         `SELECT resolution_seconds AS resolutionSeconds, bucket_start_ms AS bucketStartMs, data
-         FROM buckets WHERE series_key = ? AND bucket_start_ms >= ? AND bucket_start_ms < ?`,
+         FROM buckets WHERE series_id = ? AND bucket_start_ms >= ? AND bucket_start_ms < ?`,
       )
-      .all(seriesKey, fromMs, toMs) as StoredBucket[];
+      .all(seriesId, fromMs, toMs) as StoredBucket[];
   }
 
   /** Returns series whose newest data point is at or after `sinceMs`. */
   listSeries(sinceMs: number): SeriesRow[] {
     const rows = this
       .statement(
-        `SELECT series_key AS seriesKey, kind, namespace, metric_name AS metricName, dimensions, unit,
+        `SELECT series_id AS seriesId, series_key AS seriesKey, kind, namespace, metric_name AS metricName, dimensions, unit,
                 last_timestamp_ms AS lastTimestampMs
          FROM series WHERE last_timestamp_ms >= ? ORDER BY namespace, metric_name, dimensions, unit`,
       )
@@ -210,7 +309,7 @@ export class MetricsStore {
   findCustomSeries(namespace: string, metricName: string): SeriesRow[] {
     const rows = this
       .statement(
-        `SELECT series_key AS seriesKey, kind, namespace, metric_name AS metricName, dimensions, unit,
+        `SELECT series_id AS seriesId, series_key AS seriesKey, kind, namespace, metric_name AS metricName, dimensions, unit,
                 last_timestamp_ms AS lastTimestampMs
          FROM series WHERE kind = 'custom' AND namespace = ? AND metric_name = ?`,
       )
@@ -219,13 +318,15 @@ export class MetricsStore {
   }
 
   /**
-   * Moves buckets past their tier's age into the next tier, and deletes
-   * hourly buckets past the last tier. Work per call is bounded by
-   * `maxBatches * ROLLUP_BATCH_ROWS` rows; the rest waits for the next call.
-   * Returns the number of rows rolled up or deleted.
+   * Moves buckets past their tier's age into the next tier, deletes hourly
+   * buckets past the last tier and series with no data left, then returns
+   * free pages beyond RESERVED_FREE_PAGES to the file system. Work per call
+   * is bounded by `maxBatches * ROLLUP_BATCH_ROWS` rows per tier. The rest
+   * waits for the next call, and `complete` is false when any was left.
    */
-  rollUp(nowMs: number, maxBatches = 5): number {
-    let processed = 0;
+  rollUp(nowMs: number, maxBatches = ROLLUP_MAX_BATCHES): RollUpResult {
+    let rows = 0;
+    let complete = true;
     for (let index = 0; index < RETENTION_TIERS.length; index++) {
       const tier = RETENTION_TIERS[index]!;
       const next = RETENTION_TIERS[index + 1];
@@ -233,75 +334,120 @@ export class MetricsStore {
         const info = this
           .statement(`DELETE FROM buckets WHERE resolution_seconds = ? AND bucket_start_ms < ?`)
           .run(tier.resolutionSeconds, nowMs - tier.keepForMs);
-        processed += info.changes;
+        rows += info.changes;
         continue;
       }
       // Only whole target buckets move, so a target bucket is never split
       // between two tiers.
       const targetMs = next.resolutionSeconds * 1000;
       const cutoffMs = Math.floor((nowMs - tier.keepForMs) / targetMs) * targetMs;
-      for (let batch = 0; batch < maxBatches; batch++) {
+      let batch = 0;
+      for (; batch < maxBatches; batch++) {
         const moved = this.rollUpBatch(tier.resolutionSeconds, next.resolutionSeconds, cutoffMs);
-        processed += moved;
+        rows += moved;
         if (moved < ROLLUP_BATCH_ROWS) break;
       }
+      if (batch === maxBatches) complete = false;
     }
-    return processed;
+    rows += this.deleteExpiredSeries(nowMs);
+    this.releaseFreePages();
+    return { rows, complete };
+  }
+
+  /** Deletes series whose newest data is older than the last tier keeps, so they no longer count against the caps. */
+  private deleteExpiredSeries(nowMs: number): number {
+    const lastTier = RETENTION_TIERS[RETENTION_TIERS.length - 1]!;
+    return this.inTransaction(() => {
+      const expired = this
+        .statement(`SELECT series_id AS seriesId, kind FROM series WHERE last_timestamp_ms < ?`)
+        .all(nowMs - lastTier.keepForMs) as Array<{ seriesId: number; kind: SeriesKind }>;
+      for (const row of expired) {
+        this.statement(`DELETE FROM buckets WHERE series_id = ?`).run(row.seriesId);
+        this.statement(`DELETE FROM series WHERE series_id = ?`).run(row.seriesId);
+        this.seriesCounts[row.kind] -= 1;
+      }
+      return expired.length;
+    });
+  }
+
+  private releaseFreePages(): void {
+    const free = this.db.pragma("freelist_count", { simple: true }) as number;
+    if (free > RESERVED_FREE_PAGES) this.db.pragma(`incremental_vacuum(${free - RESERVED_FREE_PAGES})`);
   }
 
   private rollUpBatch(fromResolution: number, toResolution: number, cutoffMs: number): number {
     const move = this.db.transaction(() => {
       const rows = this
         .statement(
-          `SELECT b.series_key AS seriesKey, s.kind AS kind, b.bucket_start_ms AS bucketStartMs, b.data AS data
-           FROM buckets b JOIN series s ON s.series_key = b.series_key
+          `SELECT b.series_id AS seriesId, s.kind AS kind, b.bucket_start_ms AS bucketStartMs, b.data AS data
+           FROM buckets b JOIN series s ON s.series_id = b.series_id
            WHERE b.resolution_seconds = ? AND b.bucket_start_ms < ?
            LIMIT ?`,
         )
         .all(fromResolution, cutoffMs, ROLLUP_BATCH_ROWS) as Array<{
-        seriesKey: string;
+        seriesId: number;
         kind: SeriesKind;
         bucketStartMs: number;
         data: string;
       }>;
       const targetMs = toResolution * 1000;
-      const groups = new Map<string, { kind: SeriesKind; seriesKey: string; startMs: number; value: never }>();
+      const groups = new Map<string, { kind: SeriesKind; seriesId: number; startMs: number; value: never }>();
       const remove = this.statement(
-        `DELETE FROM buckets WHERE series_key = ? AND resolution_seconds = ? AND bucket_start_ms = ?`,
+        `DELETE FROM buckets WHERE series_id = ? AND resolution_seconds = ? AND bucket_start_ms = ?`,
       );
       for (const row of rows) {
         const codec = CODECS[row.kind];
         const startMs = Math.floor(row.bucketStartMs / targetMs) * targetMs;
-        const groupKey = `${startMs}\0${row.seriesKey}`;
+        const groupKey = `${startMs}:${row.seriesId}`;
         const value = codec.parse(row.data);
         const group = groups.get(groupKey);
         if (group) codec.merge(group.value, value);
-        else groups.set(groupKey, { kind: row.kind, seriesKey: row.seriesKey, startMs, value });
-        remove.run(row.seriesKey, fromResolution, row.bucketStartMs);
+        else groups.set(groupKey, { kind: row.kind, seriesId: row.seriesId, startMs, value });
+        remove.run(row.seriesId, fromResolution, row.bucketStartMs);
       }
       for (const group of groups.values()) {
-        this.mergeBucket(CODECS[group.kind], group.seriesKey, toResolution, group.startMs, group.value);
+        this.mergeBucket(CODECS[group.kind], group.seriesId, toResolution, group.startMs, group.value);
       }
       return rows.length;
     });
     return move();
   }
 
-  private upsertSeries(row: SeriesRow): void {
-    this
-      .statement(
-        `INSERT INTO series (series_key, kind, namespace, metric_name, dimensions, unit, last_timestamp_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (series_key) DO UPDATE SET
-           last_timestamp_ms = MAX(last_timestamp_ms, excluded.last_timestamp_ms)`,
-      )
-      .run(row.seriesKey, row.kind, row.namespace, row.metricName, JSON.stringify(row.dimensions), row.unit, row.lastTimestampMs);
+  private seriesId(seriesKey: string): number | undefined {
+    const row = this.statement(`SELECT series_id AS seriesId FROM series WHERE series_key = ?`).get(seriesKey) as
+      | { seriesId: number }
+      | undefined;
+    return row?.seriesId;
   }
 
-  private mergeBucket<T>(codec: BucketCodec<T>, seriesKey: string, resolutionSeconds: number, startMs: number, value: T): void {
+  /**
+   * Returns the id of the row's series after moving its newest time stamp
+   * forward. A new series is created unless `limit` series of its kind exist,
+   * and then the result is undefined.
+   */
+  private upsertSeries(row: Omit<SeriesRow, "seriesId">, limit: number): number | undefined {
+    const existing = this.seriesId(row.seriesKey);
+    if (existing !== undefined) {
+      this
+        .statement(`UPDATE series SET last_timestamp_ms = MAX(last_timestamp_ms, ?) WHERE series_id = ?`)
+        .run(row.lastTimestampMs, existing);
+      return existing;
+    }
+    if (this.seriesCounts[row.kind] >= limit) return undefined;
+    const info = this
+      .statement(
+        `INSERT INTO series (series_key, kind, namespace, metric_name, dimensions, unit, last_timestamp_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(row.seriesKey, row.kind, row.namespace, row.metricName, JSON.stringify(row.dimensions), row.unit, row.lastTimestampMs);
+    this.seriesCounts[row.kind] += 1;
+    return Number(info.lastInsertRowid);
+  }
+
+  private mergeBucket<T>(codec: BucketCodec<T>, seriesId: number, resolutionSeconds: number, startMs: number, value: T): void {
     const existing = this
-      .statement(`SELECT data FROM buckets WHERE series_key = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
-      .get(seriesKey, resolutionSeconds, startMs) as { data: string } | undefined;
+      .statement(`SELECT data FROM buckets WHERE series_id = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
+      .get(seriesId, resolutionSeconds, startMs) as { data: string } | undefined;
     let merged = value;
     if (existing) {
       merged = codec.parse(existing.data);
@@ -309,10 +455,10 @@ export class MetricsStore {
     }
     this
       .statement(
-        `INSERT INTO buckets (series_key, resolution_seconds, bucket_start_ms, data) VALUES (?, ?, ?, ?)
-         ON CONFLICT (series_key, resolution_seconds, bucket_start_ms) DO UPDATE SET data = excluded.data`,
+        `INSERT INTO buckets (series_id, resolution_seconds, bucket_start_ms, data) VALUES (?, ?, ?, ?)
+         ON CONFLICT (series_id, resolution_seconds, bucket_start_ms) DO UPDATE SET data = excluded.data`,
       )
-      .run(seriesKey, resolutionSeconds, startMs, codec.serialize(merged));
+      .run(seriesId, resolutionSeconds, startMs, codec.serialize(merged));
   }
 }
 

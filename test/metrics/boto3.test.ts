@@ -40,7 +40,8 @@ describe("boto3 clients", () => {
   const minuteStart = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - 3 * MINUTE_MS;
 
   before(async () => {
-    harness = await startHarness();
+    // Each interpreter puts two series, then five new ones that pass the cap of 4.
+    harness = await startHarness({ maxCustomSeries: 4 });
     // 8 requests: 2 errors in the first minute, none in the second.
     for (let i = 0; i < 4; i++) {
       harness.metrics.sink.record(
@@ -90,6 +91,26 @@ describe("boto3 clients", () => {
       assert.match(result.errors.tooManyDatapoints?.message ?? "", /exceeds the limit of 1440/);
       assert.equal(result.errors.awsNamespace?.code, "InvalidParameterValue");
       assert.equal(result.errors.badStatistic?.code, "InvalidParameterValue");
+      assert.equal(result.paging.pages, 3);
+      assert.deepEqual(result.paging.values, [4, 3, 2, 1, 0]);
+      assert.deepEqual(result.paging.statuses, ["PartialData", "PartialData", "Complete"]);
+      assert.equal(result.paging.tokens, 2);
+      assert.equal(result.errors.tamperedToken?.code, "InvalidNextToken");
+      assert.equal(result.errors.tamperedToken?.status, 400);
+      assert.equal(result.errors.foreignToken?.code, "InvalidNextToken");
+
+      assert.equal(result.alarm.state, "ALARM");
+      assert.equal(result.alarm.reason, "set by boto3");
+      assert.match(result.alarm.arn, /^arn:aws:cloudwatch:us-east-1:123456789012:alarm:/);
+      assert.deepEqual(result.alarm.history.map((item: [string, string]) => item[0]), ["ConfigurationUpdate", "StateUpdate", "Action"]);
+      assert.equal(result.errors.badOperator?.code, "InvalidParameterValue");
+      assert.equal(result.errors.unknownAlarm?.code, "ResourceNotFound");
+      assert.equal(result.errors.unknownAlarm?.status, 404);
+      assert.equal(result.errors.deleteUnknown?.code, "ResourceNotFound");
+
+      assert.equal(result.errors.seriesLimit?.code, "LimitExceeded");
+      assert.equal(result.errors.seriesLimit?.status, 400);
+      assert.match(result.errors.seriesLimit?.message ?? "", /would create 5 new metric series/);
     });
   }
 });

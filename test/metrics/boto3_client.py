@@ -64,6 +64,47 @@ def main() -> None:
     )
     out["metricData"] = {r["Id"]: {"values": r["Values"], "timestamps": [t.timestamp() for t in r["Timestamps"]]} for r in data["MetricDataResults"]}
 
+    # Five minutes of one metric, read two data points a page.
+    client.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {"MetricName": "Paged", "Value": float(i), "Timestamp": now - datetime.timedelta(minutes=i + 1)} for i in range(5)
+        ],
+    )
+    paged_input = {
+        "StartTime": now - datetime.timedelta(minutes=10),
+        "EndTime": now,
+        "ScanBy": "TimestampAscending",
+        "MetricDataQueries": [
+            {"Id": "paged", "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": "Paged"}, "Period": 60, "Stat": "Sum"}},
+        ],
+    }
+    pages = list(client.get_paginator("get_metric_data").paginate(**paged_input, PaginationConfig={"PageSize": 2}))
+    out["paging"] = {
+        "pages": len(pages),
+        "values": [v for page in pages for r in page["MetricDataResults"] for v in r["Values"]],
+        "statuses": [r["StatusCode"] for page in pages for r in page["MetricDataResults"]],
+        "tokens": sum(1 for page in pages if "NextToken" in page),
+    }
+    first_token = pages[0]["NextToken"]
+
+    # An alarm on the paged metric, which the evaluator has not checked yet.
+    alarm_name = f"{namespace}-paged-high"
+    client.put_metric_alarm(
+        AlarmName=alarm_name, Namespace=namespace, MetricName="Paged", Statistic="Maximum", Period=60,
+        EvaluationPeriods=1, Threshold=3, ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=["arn:aws:sns:us-east-1:123456789012:ops"],
+    )
+    client.set_alarm_state(AlarmName=alarm_name, StateValue="ALARM", StateReason="set by boto3")
+    described = client.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    history = client.describe_alarm_history(AlarmName=alarm_name, ScanBy="TimestampAscending")["AlarmHistoryItems"]
+    out["alarm"] = {
+        "state": described[0]["StateValue"],
+        "reason": described[0]["StateReason"],
+        "arn": described[0]["AlarmArn"],
+        "history": [[item["HistoryItemType"], item["HistorySummary"]] for item in history],
+    }
+
     errors = {}
     for name, call in {
         "tooManyDatapoints": lambda: client.get_metric_statistics(
@@ -71,6 +112,17 @@ def main() -> None:
             StartTime=start - datetime.timedelta(days=3), EndTime=start, Period=60, Statistics=["Sum"],
         ),
         "awsNamespace": lambda: client.put_metric_data(Namespace="AWS/EC2", MetricData=[{"MetricName": "X", "Value": 1}]),
+        "tamperedToken": lambda: client.get_metric_data(**paged_input, MaxDatapoints=2, NextToken=first_token[:-1] + ("A" if first_token[-1] != "A" else "B")),
+        "foreignToken": lambda: client.get_metric_data(**{**paged_input, "StartTime": now - datetime.timedelta(minutes=9)}, MaxDatapoints=2, NextToken=first_token),
+        "badOperator": lambda: client.put_metric_alarm(
+            AlarmName=alarm_name, Namespace=namespace, MetricName="Paged", Statistic="Maximum", Period=60,
+            EvaluationPeriods=1, Threshold=3, ComparisonOperator="Bigger",
+        ),
+        "unknownAlarm": lambda: client.set_alarm_state(AlarmName="no-such-alarm", StateValue="OK", StateReason="x"),
+        "deleteUnknown": lambda: client.delete_alarms(AlarmNames=[alarm_name, "no-such-alarm"]),
+        "seriesLimit": lambda: client.put_metric_data(
+            Namespace=namespace, MetricData=[{"MetricName": f"Cap{i}", "Value": 1} for i in range(5)],
+        ),
         "badStatistic": lambda: client.get_metric_statistics(
             Namespace="AWS/CloudFront", MetricName="Requests", StartTime=start,
             EndTime=start + datetime.timedelta(minutes=1), Period=60, Statistics=["Median"],

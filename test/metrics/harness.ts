@@ -45,12 +45,18 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { nowMs?: number } = {}): Promise<Harness> {
+export async function startHarness(options: { nowMs?: number; maxCustomSeries?: number } = {}): Promise<Harness> {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-metrics-"));
   const clock = { nowMs: options.nowMs ?? Date.now() };
   const useClock = options.nowMs !== undefined;
   const open = () =>
-    createMetrics({ dataDir, log: silentLogger(), ...(useClock ? { now: () => clock.nowMs } : {}) });
+    createMetrics({
+      dataDir,
+      log: silentLogger(),
+      accountId: TEST_CREDENTIALS.accountId,
+      ...(useClock ? { now: () => clock.nowMs } : {}),
+      ...(options.maxCustomSeries !== undefined ? { maxCustomSeries: options.maxCustomSeries } : {}),
+    });
   let metrics = await open();
   const services = {
     s3: new NotImplementedService("S3"),

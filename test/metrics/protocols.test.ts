@@ -256,9 +256,9 @@ describe("CloudWatch protocols", () => {
     });
 
     test("JSON known but unbuilt operation", async () => {
-      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("DescribeAlarms"), body: "{}" });
+      const response = await signedRequest(harness.endpoint, { headers: jsonHeaders("PutDashboard"), body: "{}" });
       assert.equal(response.status, 501);
-      assert.match(JSON.parse(response.body.toString()).message, /DescribeAlarms/);
+      assert.match(JSON.parse(response.body.toString()).message, /PutDashboard/);
     });
 
     test("malformed CBOR body", async () => {
@@ -307,6 +307,40 @@ describe("CloudWatch protocols", () => {
       const xml = response.body.toString();
       assert.match(xml, /^<\?xml[^>]*>\s*<ErrorResponse xmlns="http:\/\/monitoring.amazonaws.com\/doc\/2010-08-01\/">/);
       assert.match(xml, /<Type>Sender<\/Type><Code>InvalidAction<\/Code>/);
+    });
+
+    test("query wrong version", async () => {
+      for (const version of ["2011-01-01", "2010-08-01x", "1"]) {
+        const response = await signedRequest(harness.endpoint, {
+          headers: queryHeaders,
+          body: `Action=ListMetrics&Version=${encodeURIComponent(version)}`,
+        });
+        assert.equal(response.status, 400, version);
+        const xml = response.body.toString();
+        assert.match(xml, /<Type>Sender<\/Type><Code>InvalidAction<\/Code>/, version);
+        assert.ok(xml.includes(`Could not find operation ListMetrics for version ${version}.`), xml);
+      }
+    });
+
+    test("query missing version", async () => {
+      for (const body of ["Action=ListMetrics", "Action=ListMetrics&Version="]) {
+        const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body });
+        assert.equal(response.status, 400, body);
+        const xml = response.body.toString();
+        assert.match(xml, /<Code>MissingParameter<\/Code><Message>The parameter Version is required.<\/Message>/, body);
+      }
+      // The check runs before any handler, so a write without Version stores nothing.
+      const put = await signedRequest(harness.endpoint, {
+        headers: queryHeaders,
+        body: "Action=PutMetricData&Namespace=Portico%2FNoVersion&MetricData.member.1.MetricName=M&MetricData.member.1.Value=1",
+      });
+      assert.equal(put.status, 400);
+      const listed = await signedRequest(harness.endpoint, {
+        headers: queryHeaders,
+        body: "Action=ListMetrics&Version=2010-08-01&Namespace=Portico%2FNoVersion",
+      });
+      assert.equal(listed.status, 200);
+      assert.doesNotMatch(listed.body.toString(), /<member>/);
     });
 
     test("query missing action", async () => {

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { GetMetricStatisticsCommand, ListMetricsCommand, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
-import { Sketch, MAX_EXACT_BINS, RELATIVE_ACCURACY } from "../../src/metrics/sketch.js";
+import { Sketch, MAX_EXACT_BINS, MAX_LOG_BINS, RELATIVE_ACCURACY } from "../../src/metrics/sketch.js";
 import type { RequestRecord } from "../../src/metrics/types.js";
 import { requestRecord, startHarness, type Harness } from "./harness.js";
 
@@ -163,27 +163,53 @@ describe("sketch", () => {
     assert.equal(sketch.percentile(1, 1, 100), 100);
   });
 
-  test("bounded error on many values", () => {
-    // Generated inputs: a log-uniform spread over six decades, seeded for repeatability.
+  /** Adds a seeded log-uniform spread over `decades` decades from 0.01 up; returns the sorted values. */
+  function fillLogUniform(sketch: Sketch, decades: number): number[] {
     let seed = 12345;
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
     const values: number[] = [];
-    const sketch = new Sketch();
     for (let i = 0; i < 20_000; i++) {
-      const value = Math.pow(10, random() * 6 - 2);
+      const value = Math.pow(10, random() * decades - 2);
       values.push(value);
       sketch.add(value);
     }
-    values.sort((a, b) => a - b);
+    return values.sort((a, b) => a - b);
+  }
+
+  function percentileError(sketch: Sketch, values: number[], fraction: number): number {
+    const exact = values[Math.ceil(fraction * values.length) - 1]!;
+    const estimate = sketch.percentile(fraction, values[0]!, values[values.length - 1]!)!;
+    return (estimate - exact) / exact;
+  }
+
+  test("bounded error on many values", () => {
+    // Four decades fit in MAX_LOG_BINS bins at 1%, so every percentile is within the accuracy.
+    const sketch = new Sketch();
+    const values = fillLogUniform(sketch, 4);
     const json = sketch.toJson();
     assert.equal(json.logarithmic, true);
-    assert.ok(json.bins.length < 800, `too many bins: ${json.bins.length}`);
+    assert.ok(json.bins.length <= MAX_LOG_BINS, `too many bins: ${json.bins.length}`);
     assert.ok(json.bins.length > MAX_EXACT_BINS);
     for (const fraction of [0.01, 0.25, 0.5, 0.9, 0.99, 0.999]) {
-      const exact = values[Math.ceil(fraction * values.length) - 1]!;
-      const estimate = sketch.percentile(fraction, values[0]!, values[values.length - 1]!)!;
-      assert.ok(Math.abs(estimate - exact) / exact <= RELATIVE_ACCURACY * 1.01, `p${fraction * 100}: ${estimate} vs ${exact}`);
+      const error = percentileError(sketch, values, fraction);
+      assert.ok(Math.abs(error) <= RELATIVE_ACCURACY * 1.01, `p${fraction * 100}: relative error ${error}`);
     }
+  });
+
+  test("bin cap keeps high percentiles", () => {
+    // Six decades need about 690 bins: the lowest ones are merged.
+    const sketch = new Sketch();
+    const values = fillLogUniform(sketch, 6);
+    assert.equal(sketch.toJson().bins.length, MAX_LOG_BINS);
+    assert.equal(sketch.count, values.length);
+    for (const fraction of [0.5, 0.9, 0.99, 0.999]) {
+      const error = percentileError(sketch, values, fraction);
+      assert.ok(Math.abs(error) <= RELATIVE_ACCURACY * 1.01, `p${fraction * 100}: relative error ${error}`);
+    }
+    // A percentile in the merged range comes out high, never low.
+    assert.ok(percentileError(sketch, values, 0.01) > RELATIVE_ACCURACY);
+    const roundTrip = Sketch.fromJson(JSON.parse(JSON.stringify(sketch.toJson())));
+    assert.equal(roundTrip.toJson().bins.length, MAX_LOG_BINS);
   });
 
   test("merge keeps counts", () => {

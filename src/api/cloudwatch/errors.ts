@@ -46,14 +46,20 @@ export const cloudWatchErrors = {
   invalidNextToken: () => new ApiError("InvalidNextToken", 400, "The NextToken is invalid or has expired."),
   validation: (message: string) => new ApiError("ValidationError", 400, message),
   limitExceeded: (message: string) => new ApiError("LimitExceeded", 400, message),
+  resourceNotFound: (message: string) => new ApiError("ResourceNotFound", 404, message),
+  invalidFormat: (message: string) => new ApiError("InvalidFormat", 400, message),
   /** JSON and CBOR: a body that does not parse or does not fit the input shape. */
   serialization: (message: string) => new ApiError("SerializationException", 400, message),
   /** Query: a form value that does not parse as its shape's type. */
   malformedQuery: (message: string) => new ApiError("MalformedQueryString", 400, message),
   unknownOperation: (status: number, operation: string) =>
     new ApiError("UnknownOperationException", status, `Unknown operation ${operation}.`),
-  invalidAction: (action: string) =>
-    new ApiError("InvalidAction", 400, `Could not find operation ${action} for version 2010-08-01.`),
+  invalidAction: (action: string, version = "2010-08-01") =>
+    new ApiError(
+      "InvalidAction",
+      400,
+      `Could not find operation ${action} for version ${version}. This endpoint serves CloudWatch version 2010-08-01.`,
+    ),
   missingAction: () => new ApiError("MissingAction", 400, "The request must contain the parameter Action."),
   notImplemented: (operation: string) =>
     new ApiError("NotImplemented", 501, `The operation ${operation} is not implemented by this endpoint.`),

@@ -1,6 +1,7 @@
 import type { Struct } from "./codec.js";
 import { cloudWatchErrors } from "./errors.js";
 import { evaluateExpression, type Series } from "./expression.js";
+import { cutPage, decodeNextToken, encodeNextToken, requestFingerprint } from "./metric-data-pages.js";
 import { checkPeriod, checkTimeRange, statisticValue, type OperationContext } from "./operations.js";
 import {
   checkLength,
@@ -12,9 +13,16 @@ import {
   STATISTICS,
 } from "./validation.js";
 
-/** GetMetricData quotas: 500 queries and 100,800 data points per call. */
+/** GetMetricData quotas: 500 queries and 100,800 data points per call; more come on later pages. */
 const MAX_QUERIES = 500;
 export const MAX_METRIC_DATA_DATAPOINTS = 100_800;
+/**
+ * Data points one request may span over all its pages, checked from the
+ * request before any data is read.
+ * NOTE: CloudWatch states no such limit. This one bounds the memory of a
+ * request, because each page computes every query in full.
+ */
+export const MAX_PAGED_DATAPOINTS = 10 * MAX_METRIC_DATA_DATAPOINTS;
 const ID_PATTERN = /^[a-z][a-zA-Z0-9_]{0,254}$/;
 
 interface MetricQuery {
@@ -40,8 +48,9 @@ export function getMetricData(input: Struct, { reader }: OperationContext): Stru
   if (scanBy !== "TimestampDescending" && scanBy !== "TimestampAscending") invalidValue("ScanBy", scanBy);
   const maxDatapoints = (input.MaxDatapoints as number | undefined) ?? MAX_METRIC_DATA_DATAPOINTS;
   if (!Number.isInteger(maxDatapoints) || maxDatapoints < 1) invalidValue("MaxDatapoints", maxDatapoints);
-  // NOTE: results are not paginated, so a NextToken from a client is never one this endpoint issued.
-  if (input.NextToken !== undefined) throw cloudWatchErrors.invalidNextToken();
+  const fingerprint = requestFingerprint(input);
+  const token = input.NextToken as string | undefined;
+  const cursor = token === undefined ? undefined : decodeNextToken(token, fingerprint);
 
   const alignedStartMs = reader.alignStartMs(startMs);
   const parsed = queries.map((query, index) => readQuery(query, `MetricDataQueries.member.${index + 1}`));
@@ -59,10 +68,9 @@ export function getMetricData(input: Struct, { reader }: OperationContext): Stru
     if (query.metricStat === undefined) continue;
     requested += Math.ceil((endMs - alignedStartMs) / ((query.metricStat.Period as number) * 1000));
   }
-  const limit = Math.min(maxDatapoints, MAX_METRIC_DATA_DATAPOINTS);
-  if (requested > limit) {
+  if (requested > MAX_PAGED_DATAPOINTS) {
     throw cloudWatchErrors.invalidParameterCombination(
-      `You have requested up to ${requested} datapoints, which exceeds the limit of ${limit}. ` +
+      `You have requested up to ${requested} datapoints, which exceeds the limit of ${MAX_PAGED_DATAPOINTS}. ` +
         "You may reduce the datapoints requested by increasing Period, or decreasing the time range.",
     );
   }
@@ -120,22 +128,19 @@ export function getMetricData(input: Struct, { reader }: OperationContext): Stru
     return grid;
   };
 
-  const MetricDataResults = parsed
+  const ascending = scanBy === "TimestampAscending";
+  const results = parsed
     .filter((query) => query.returnData)
-    .map((query): Struct => {
-      const entries = [...resolve(query.id).entries()].sort(([a], [b]) =>
-        scanBy === "TimestampAscending" ? a - b : b - a,
-      );
-      return {
-        Id: query.id,
-        Label: query.label,
-        Timestamps: entries.map(([timestampMs]) => timestampMs),
-        Values: entries.map(([, value]) => value),
-        StatusCode: "Complete",
-        Messages: [],
-      };
-    });
-  return { MetricDataResults, Messages: [] };
+    .map((query) => ({
+      id: query.id,
+      label: query.label,
+      points: [...resolve(query.id).entries()].sort(([a], [b]) => (ascending ? a - b : b - a)),
+    }));
+  if (cursor !== undefined && cursor.result >= results.length) throw cloudWatchErrors.invalidNextToken();
+  const page = cutPage(results, Math.min(maxDatapoints, MAX_METRIC_DATA_DATAPOINTS), cursor, ascending);
+  const output: Struct = { MetricDataResults: page.results, Messages: [] };
+  if (page.next !== undefined) output.NextToken = encodeNextToken(fingerprint, page.next);
+  return output;
 }
 
 function readQuery(query: Struct, path: string): MetricQuery {

@@ -1,6 +1,8 @@
 import type { Logger } from "../../common/logger.js";
+import type { AlarmEvaluator } from "../../metrics/alarm-evaluator.js";
 import type { MetricsReader } from "../../metrics/reader.js";
 import { addSample, emptyStatSet, statSetPercentile, type StatSet } from "../../metrics/stat-set.js";
+import { SeriesLimitError } from "../../metrics/store.js";
 import type { Struct, Value } from "./codec.js";
 import { cloudWatchErrors } from "./errors.js";
 import { getMetricData } from "./get-metric-data.js";
@@ -17,6 +19,9 @@ import {
 
 export interface OperationContext {
   reader: MetricsReader;
+  alarms: AlarmEvaluator;
+  /** The account id in alarm ARNs. */
+  accountId: string;
   log: Logger;
 }
 
@@ -35,7 +40,7 @@ const MAX_FUTURE_MS = 2 * 3600 * 1000;
 /** CloudWatch rejects values above 2^360 in magnitude. */
 const MAX_VALUE_MAGNITUDE = 2 ** 360;
 
-/** The operations built here. Every other model operation is rejected with NotImplemented. */
+/** The metric operations. The service adds the alarm operations. */
 export const OPERATIONS: Record<string, OperationHandler> = {
   GetMetricStatistics: getMetricStatistics,
   ListMetrics: listMetrics,
@@ -191,7 +196,19 @@ function putMetricData(input: Struct, { reader }: OperationContext): undefined {
     }
     return { metricName, dimensions, unit, timestampMs, stats: readDatumStatistics(datum, path) };
   });
-  reader.putMetricData(namespace, data);
+  try {
+    reader.putMetricData(namespace, data);
+  } catch (error) {
+    if (!(error instanceof SeriesLimitError)) throw error;
+    // The model lists no quota error for PutMetricData. LimitExceededFault
+    // (Query code LimitExceeded, status 400) is the model's quota error of
+    // PutMetricAlarm and the other Put operations. The SDKs decode every
+    // error shape of the model on any operation, so clients get a typed error.
+    throw cloudWatchErrors.limitExceeded(
+      `The request would create ${error.requested} new metric series, but ${error.existing} of the ${error.limit} allowed exist. ` +
+        "A series is removed once it has had no data for 455 days; the limit is set with portico up --metrics-max-series.",
+    );
+  }
   return undefined;
 }
 

@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import { gunzipSync } from "node:zlib";
 import { cbor } from "@smithy/core/cbor";
 import type { Logger } from "../../common/logger.js";
+import type { AlarmEvaluator } from "../../metrics/alarm-evaluator.js";
 import type { MetricsReader } from "../../metrics/reader.js";
 import type { ApiRequest, ProtocolService } from "../context.js";
 import { ApiError } from "../errors.js";
@@ -17,14 +18,19 @@ import {
   type Struct,
 } from "./codec.js";
 import { cloudWatchErrors, errorMessageMember, errorShapeType, faultType } from "./errors.js";
-import { OPERATIONS } from "./operations.js";
+import { ALARM_OPERATIONS } from "./alarms.js";
+import { OPERATIONS as METRIC_OPERATIONS, type OperationHandler } from "./operations.js";
 import { ALL_OPERATIONS, OPERATION_SHAPES } from "./shapes.js";
+
+/** The operations built here. Every other model operation is rejected with NotImplemented. */
+const OPERATIONS: Record<string, OperationHandler> = { ...METRIC_OPERATIONS, ...ALARM_OPERATIONS };
 
 /** The awsJson1_0 `X-Amz-Target` prefix and the RPC v2 CBOR service path, from the model's service name. */
 const SERVICE_NAME = "GraniteServiceVersion20100801";
 const JSON_TARGET_PREFIX = `${SERVICE_NAME}.`;
 const CBOR_PATH_PREFIX = `/service/${SERVICE_NAME}/operation/`;
-const QUERY_XML_NAMESPACE = "http://monitoring.amazonaws.com/doc/2010-08-01/";
+const API_VERSION = "2010-08-01";
+const QUERY_XML_NAMESPACE = `http://monitoring.amazonaws.com/doc/${API_VERSION}/`;
 const JSON_CONTENT_TYPE = "application/x-amz-json-1.0";
 const CBOR_CONTENT_TYPE = "application/cbor";
 
@@ -32,6 +38,8 @@ type WireProtocol = "json" | "cbor" | "query";
 
 export interface CloudWatchServiceOptions {
   reader: MetricsReader;
+  alarms: AlarmEvaluator;
+  accountId: string;
   log: Logger;
 }
 
@@ -64,6 +72,7 @@ export class CloudWatchService implements ProtocolService {
       const action = params.find(([name]) => name === "Action")?.[1];
       if (action === undefined || action === "") throw cloudWatchErrors.missingAction();
       operation = action;
+      checkVersion(operation, params.find(([name]) => name === "Version")?.[1]);
       checkOperation(operation, protocol);
       const tree = buildFormTree(params.filter(([name]) => name !== "Action" && name !== "Version"));
       input = (decodeForm(OPERATION_SHAPES[operation]!.input, tree, "") ?? {}) as Struct;
@@ -71,9 +80,10 @@ export class CloudWatchService implements ProtocolService {
 
     const handler = OPERATIONS[operation]!;
     request.log.debug({ operation, protocol }, "cloudwatch request");
+    const { reader, alarms, accountId } = this.options;
     // Edges in other processes send what they have recorded, so a read sees every finished request.
-    await this.options.reader.sync();
-    const output = handler(input, { reader: this.options.reader, log: request.log });
+    await reader.sync();
+    const output = handler(input, { reader, alarms, accountId, log: request.log });
     this.writeOutput(protocol, operation, output, request, response);
   }
 
@@ -157,6 +167,20 @@ function checkOperation(operation: string, protocol: WireProtocol): void {
     throw cloudWatchErrors.unknownOperation(protocol === "cbor" ? 404 : 400, operation);
   }
   if (OPERATIONS[operation] === undefined) throw cloudWatchErrors.notImplemented(operation);
+}
+
+/**
+ * Checks the Query `Version`. AWS Query services look operations up by action
+ * and version, so a request for another version gets InvalidAction ("Could
+ * not find operation ... for version ..."). A missing Version gets
+ * MissingParameter, the code of the AWS common errors for a required
+ * parameter that is not supplied.
+ * NOTE: the code CloudWatch itself returns for a missing Version was not
+ * observed, so it follows the common errors list.
+ */
+function checkVersion(operation: string, version: string | undefined): void {
+  if (version === undefined || version === "") throw cloudWatchErrors.missingParameter("Version");
+  if (version !== API_VERSION) throw cloudWatchErrors.invalidAction(operation, version);
 }
 
 /** Undoes `Content-Encoding: gzip`, which SDKs apply to PutMetricData bodies (the requestCompression trait). */

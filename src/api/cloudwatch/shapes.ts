@@ -4,29 +4,11 @@
  * description drives decoding and encoding in all three protocols, so the
  * JSON, CBOR and Query forms cannot drift apart.
  */
-export type Shape =
-  | { type: "string" }
-  | { type: "double" }
-  | { type: "integer" }
-  | { type: "boolean" }
-  | { type: "timestamp" }
-  | { type: "list"; member: Shape }
-  | { type: "map"; value: Shape }
-  | { type: "structure"; members: Record<string, Shape>; required?: readonly string[] };
+import { ALARM_OPERATION_SHAPES } from "./alarm-shapes.js";
+import { boolean, Dimension, double, integer, list, string, structure, timestamp, type Shape } from "./shape-builders.js";
 
-const string: Shape = { type: "string" };
-const double: Shape = { type: "double" };
-const integer: Shape = { type: "integer" };
-const boolean: Shape = { type: "boolean" };
-const timestamp: Shape = { type: "timestamp" };
-const list = (member: Shape): Shape => ({ type: "list", member });
-const structure = (members: Record<string, Shape>, required: readonly string[] = []): Shape => ({
-  type: "structure",
-  members,
-  required,
-});
+export type { Shape };
 
-const Dimension = structure({ Name: string, Value: string }, ["Name", "Value"]);
 const DimensionFilter = structure({ Name: string, Value: string }, ["Name"]);
 const Metric = structure({ Namespace: string, MetricName: string, Dimensions: list(Dimension) });
 const MessageData = structure({ Code: string, Value: string });
@@ -80,6 +62,7 @@ export interface OperationShapes {
 }
 
 export const OPERATION_SHAPES: Record<string, OperationShapes> = {
+  ...ALARM_OPERATION_SHAPES,
   GetMetricStatistics: {
     input: structure(
       {

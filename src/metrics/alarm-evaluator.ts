@@ -1,0 +1,229 @@
+import type { Logger } from "../common/logger.js";
+import type { AlarmConfig, AlarmRecord, AlarmState, AlarmStore, HistoryItem } from "./alarm-store.js";
+import type { MetricsReader } from "./reader.js";
+import { statSetPercentile, type StatSet } from "./stat-set.js";
+
+/** How often every alarm is evaluated. */
+export const EVALUATION_INTERVAL_MS = 60_000;
+
+const OPERATOR_TEXT: Record<string, string> = {
+  GreaterThanOrEqualToThreshold: "greater than or equal to",
+  GreaterThanThreshold: "greater than",
+  LessThanThreshold: "less than",
+  LessThanOrEqualToThreshold: "less than or equal to",
+};
+export const COMPARISON_OPERATORS: ReadonlySet<string> = new Set(Object.keys(OPERATOR_TEXT));
+
+export interface StateChange {
+  value: AlarmState;
+  reason: string;
+  reasonData: string | undefined;
+}
+
+/**
+ * Evaluates metric alarms against the stored data on a timer and records
+ * every state change in the alarm's history, as CloudWatch does.
+ * NOTE: actions are stored and reported, but never delivered: each would-be
+ * delivery is recorded as a failed Action history item.
+ */
+export class AlarmEvaluator {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly store: AlarmStore,
+    private readonly reader: MetricsReader,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.evaluateAll(), EVALUATION_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Evaluates every alarm at the reader's clock and prunes old history. A failing alarm is logged and skipped. */
+  evaluateAll(): void {
+    const nowMs = this.reader.now();
+    for (const alarm of this.store.list()) {
+      try {
+        const change = this.evaluate(alarm.config, alarm.stateValue, nowMs);
+        if (change !== undefined && change.value !== alarm.stateValue) this.changeState(alarm, change, nowMs);
+      } catch (error) {
+        this.log.error({ err: error, alarmName: alarm.config.alarmName }, "alarm evaluation failed");
+      }
+    }
+    try {
+      this.store.pruneHistory(nowMs);
+    } catch (error) {
+      this.log.error({ err: error }, "alarm history pruning failed");
+    }
+  }
+
+  /**
+   * Returns the state that the last EvaluationPeriods complete periods give,
+   * or undefined when TreatMissingData is `ignore` and every period is missing.
+   */
+  evaluate(config: AlarmConfig, current: AlarmState, nowMs: number): StateChange | undefined {
+    const { points, startMs } = this.readPoints(config, nowMs);
+    const present = points.filter((point) => point.value !== undefined);
+    const missing = points.length - present.length;
+    if (present.length === 0) {
+      if (config.treatMissingData === "ignore") return undefined;
+      if (config.treatMissingData === "missing") {
+        const verb = missing === 1 ? "was" : "were";
+        return { value: "INSUFFICIENT_DATA", reason: `Insufficient Data: ${plural(missing, "datapoint")} ${verb} unknown.`, reasonData: undefined };
+      }
+    }
+
+    const breaching = present.filter((point) => breaches(config, point.value!));
+    let breachCount = breaching.length;
+    if (config.treatMissingData === "breaching") breachCount += missing;
+    const countsMissing = config.treatMissingData === "breaching" || config.treatMissingData === "notBreaching";
+    const evaluated = countsMissing ? points.length : present.length;
+    const next: AlarmState = breachCount >= config.datapointsToAlarm ? "ALARM" : "OK";
+
+    // CloudWatch lists the breaching datapoints for ALARM and every datapoint for OK.
+    const listedPoints = next === "ALARM" ? breaching : present;
+    const list = listedPoints.map((point) => `${formatValue(point.value!)} (${formatTime(point.timestampMs)})`).join(", ");
+    const count = next === "ALARM" ? breachCount : evaluated;
+    const lead = count === evaluated ? plural(count, "datapoint") : `${count} out of the last ${evaluated} datapoints`;
+    const verb = count === 1 ? "was" : "were";
+    const operator = OPERATOR_TEXT[config.comparisonOperator]!;
+    const relation = next === "ALARM" ? operator : `not ${operator}`;
+    let reason = `Threshold Crossed: ${lead} [${list}] ${verb} ${relation} the threshold (${formatValue(config.threshold)}).`;
+    if (current !== next) {
+      reason = reason.slice(0, -1) + ` (minimum ${plural(config.datapointsToAlarm, "datapoint")} for ${current} -> ${next} transition).`;
+    }
+
+    const reasonData = JSON.stringify({
+      version: "1.0",
+      queryDate: new Date(nowMs).toISOString(),
+      startDate: new Date(startMs).toISOString(),
+      statistic: config.statistic ?? config.extendedStatistic,
+      period: config.periodSeconds,
+      recentDatapoints: present.map((point) => point.value),
+      threshold: config.threshold,
+      evaluatedDatapoints: points.map((point) => ({ timestamp: new Date(point.timestampMs).toISOString(), value: point.value })),
+    });
+    return { value: next, reason, reasonData };
+  }
+
+  /** Returns the statistic of each of the last EvaluationPeriods complete periods, undefined where a period has no data. */
+  private readPoints(config: AlarmConfig, nowMs: number): { points: Array<{ timestampMs: number; value: number | undefined }>; startMs: number } {
+    const periodMs = config.periodSeconds * 1000;
+    const endMs = Math.floor(nowMs / periodMs) * periodMs;
+    const startMs = endMs - config.evaluationPeriods * periodMs;
+    const periods = this.reader.statistics({
+      metric: { namespace: config.namespace, metricName: config.metricName, dimensions: config.dimensions },
+      startMs,
+      endMs,
+      periodSeconds: config.periodSeconds,
+      unit: config.unit,
+    });
+    const values = new Map<number, number>();
+    for (const period of periods) {
+      const value = alarmStatistic(period.stats, config);
+      if (value !== undefined) values.set(period.timestampMs, value);
+    }
+    const points: Array<{ timestampMs: number; value: number | undefined }> = [];
+    for (let timestampMs = startMs; timestampMs < endMs; timestampMs += periodMs) {
+      points.push({ timestampMs, value: values.get(timestampMs) });
+    }
+    return { points, startMs };
+  }
+
+  /** Moves an alarm to a new state and records the StateUpdate item, and an Action item per action not delivered. */
+  changeState(alarm: AlarmRecord, change: StateChange, nowMs: number): void {
+    const name = alarm.config.alarmName;
+    const history: Array<Omit<HistoryItem, "id">> = [
+      {
+        alarmName: name,
+        timestampMs: nowMs,
+        itemType: "StateUpdate",
+        summary: `Alarm updated from ${alarm.stateValue} to ${change.value}`,
+        data: JSON.stringify({
+          version: "1.0",
+          oldState: { stateValue: alarm.stateValue, stateReason: alarm.stateReason },
+          newState: {
+            stateValue: change.value,
+            stateReason: change.reason,
+            ...(change.reasonData !== undefined ? { stateReasonData: JSON.parse(change.reasonData) as unknown } : {}),
+          },
+        }),
+      },
+    ];
+    if (alarm.actionsEnabled) {
+      for (const action of actionsFor(alarm.config, change.value)) {
+        history.push({
+          alarmName: name,
+          timestampMs: nowMs,
+          itemType: "Action",
+          summary: `Failed to execute action ${action}`,
+          data: JSON.stringify({ actionState: "Failed", notificationResource: action, error: "This endpoint does not deliver alarm actions." }),
+        });
+      }
+    }
+    this.store.setState(name, { ...change, nowMs }, history);
+    this.log.info({ alarmName: name, from: alarm.stateValue, to: change.value }, "alarm state changed");
+  }
+}
+
+function actionsFor(config: AlarmConfig, state: AlarmState): string[] {
+  if (state === "ALARM") return config.alarmActions;
+  if (state === "OK") return config.okActions;
+  return config.insufficientDataActions;
+}
+
+function alarmStatistic(stats: StatSet, config: AlarmConfig): number | undefined {
+  if (stats.sampleCount === 0) return undefined;
+  switch (config.statistic) {
+    case "SampleCount":
+      return stats.sampleCount;
+    case "Sum":
+      return stats.sum;
+    case "Average":
+      return stats.sum / stats.sampleCount;
+    case "Minimum":
+      return stats.minimum;
+    case "Maximum":
+      return stats.maximum;
+  }
+  const fraction = Number(config.extendedStatistic!.slice(1)) / 100;
+  return statSetPercentile(stats, fraction);
+}
+
+function breaches(config: AlarmConfig, value: number): boolean {
+  switch (config.comparisonOperator) {
+    case "GreaterThanOrEqualToThreshold":
+      return value >= config.threshold;
+    case "GreaterThanThreshold":
+      return value > config.threshold;
+    case "LessThanThreshold":
+      return value < config.threshold;
+    default:
+      return value <= config.threshold;
+  }
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Formats a number as CloudWatch's reasons do, with at least one decimal: 2.0, 0.5. */
+function formatValue(value: number): string {
+  return Number.isInteger(value) ? value.toFixed(1) : String(value);
+}
+
+/** Formats a time stamp as CloudWatch's reasons do: dd/MM/yy HH:mm:ss in UTC. */
+function formatTime(timestampMs: number): string {
+  const date = new Date(timestampMs);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return (
+    `${two(date.getUTCDate())}/${two(date.getUTCMonth() + 1)}/${two(date.getUTCFullYear() % 100)} ` +
+    `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}`
+  );
+}
