@@ -1,5 +1,10 @@
 import type { IncomingHttpHeaders } from "node:http";
-import type { IncomingHttpHeaders as Http2Headers, OutgoingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type {
+  IncomingHttpHeaders as Http2Headers,
+  OutgoingHttpHeaders,
+  Http2Session,
+  ServerHttp2Stream,
+} from "node:http2";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CachedResponse } from "../cache/entry.js";
@@ -74,6 +79,19 @@ class Http2ViewerResponse implements ViewerResponse {
   }
 }
 
+/** The viewer address of each session, read once: `session.socket` is a Proxy, slow to read per stream. */
+const sessionAddresses = new WeakMap<Http2Session, string>();
+
+function clientIpOf(session: Http2Session | undefined): string {
+  if (session === undefined) return "";
+  let address = sessionAddresses.get(session);
+  if (address === undefined) {
+    address = session.socket?.remoteAddress ?? "";
+    sessionAddresses.set(session, address);
+  }
+  return address;
+}
+
 function sendBadRequest(stream: ServerHttp2Stream, reason: string): void {
   const body = `Bad Request: ${reason}\n`;
   stream.respond({ ":status": 400, "content-type": "text/plain; charset=utf-8", "content-length": body.length });
@@ -123,7 +141,7 @@ export function acceptHttp2Stream(
     headers: viewerHeaders,
     protocol: "https",
     httpVersion: "HTTP/2.0",
-    clientIp: stream.session?.socket.remoteAddress ?? "",
+    clientIp: clientIpOf(stream.session),
     body: stream,
     startedAt: performance.now(),
     receivedAtMs: Date.now(),
