@@ -137,7 +137,10 @@ function buildNibbleTable(): NibbleTable {
       const entry = state * 16 + nibble;
       table.next[entry] = node;
       table.symbol[entry] = symbol;
-      table.flags[entry] = failed ? 2 : ones ? 1 : 0;
+      let entryFlags = 0;
+      if (failed) entryFlags = 2;
+      else if (ones) entryFlags = 1;
+      table.flags[entry] = entryFlags;
     }
   }
   return table;
@@ -188,9 +191,9 @@ export class HpackDecoder {
   }
 
   /**
-   * Decodes one complete header block. Stops with HpackError when the
-   * block is invalid, or when the decoded list exceeds `maxListBytes`
-   * (names and values plus 32 octets a field, RFC 9113 section 6.5.2); the
+   * Decodes one complete header block. Throws HpackError when the block is
+   * invalid or when the decoded list exceeds `maxListBytes`, counted as in
+   * RFC 9113 section 6.5.2 (names and values plus 32 octets a field). The
    * caller then ends the connection, since the table may be out of step.
    */
   decode(block: Buffer, maxListBytes: number): HeaderField[] {

@@ -5,7 +5,7 @@ import type { PreparedHit } from "../hit-head.js";
 import { RequestBody } from "../http1/body.js";
 import { appendField, encodeResponseBlock } from "./hpack.js";
 
-/** What a stream needs from its connection to send a response. */
+/** The connection operations a stream sends its response through. */
 export interface StreamSink {
   /** Sends a header block, split into HEADERS and CONTINUATION frames as needed. */
   sendHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean): void;
