@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
-import { customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
+import { allMethodsSnapshot, customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
 import { rawExchange } from "./raw.js";
 
 async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0] = {}, originDelayMs = 0) {
@@ -19,12 +19,7 @@ async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0
   t.after(() => origin.close());
   const fixture = await startTestEdge(options);
   t.after(() => fixture.close());
-  const snapshot = customSnapshot({
-    originPort: origin.port,
-    defaultBehavior: {
-      AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] },
-    },
-  });
+  const snapshot = allMethodsSnapshot(origin.port);
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   return { origin, fixture, port: fixture.edge.httpPort, host: snapshot.domainName };
 }

@@ -5,7 +5,7 @@ import { connect as connectHttp2, type ClientHttp2Session } from "node:http2";
 import { test, type TestContext } from "node:test";
 import { promisify } from "node:util";
 import { HpackDecoder } from "../../src/edge/http2/hpack.js";
-import { customSnapshot, sleep, startOrigin, startTestEdge } from "./helpers.js";
+import { allMethodsSnapshot, sleep, startOrigin, startTestEdge } from "./helpers.js";
 import { F, frame, headerBlock, RawHttp2Client, requestFields, T } from "./http2-raw.js";
 
 const run = promisify(execFile);
@@ -33,12 +33,7 @@ async function setup(t: TestContext) {
   t.after(() => origin.close());
   const fixture = await startTestEdge({});
   t.after(() => fixture.close());
-  const snapshot = customSnapshot({
-    originPort: origin.port,
-    defaultBehavior: {
-      AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] },
-    },
-  });
+  const snapshot = allMethodsSnapshot(origin.port);
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   const ca = await readFile(fixture.edge.caCertificatePath);
   return { origin, fixture, ca, port: fixture.edge.httpsPort, host: snapshot.domainName };
