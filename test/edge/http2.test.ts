@@ -318,3 +318,22 @@ test("HTTP/2 closes an idle connection with GOAWAY", async (t) => {
   const code = await client.goawayCode(8000);
   assert.equal(code, 0);
 });
+
+test("HTTP/2 requests wait while the viewer is not reading", async (t) => {
+  const { client, fixture, host, origin } = await raw(t);
+  client.send(frame(T.WINDOW_UPDATE, 0, 0, Buffer.from([0x7f, 0, 0, 0])));
+  client.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, headerBlock(requestFields(host, "/large"))));
+  await client.waitFor((f) => f.streamId === 1 && (f.flags & F.END_STREAM) !== 0);
+  const before = fixture.metrics.records.length;
+  // Each request is a hit of 300 KB; 1000 of them are 300 MB that the client does not read yet.
+  client.socket.pause();
+  const requests: Buffer[] = [];
+  for (let i = 1; i <= 1000; i++) {
+    requests.push(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1 + 2 * i, headerBlock(requestFields(host, "/large"))));
+  }
+  client.send(Buffer.concat(requests));
+  await sleep(500);
+  const served = fixture.metrics.records.length - before;
+  assert.ok(served < 200, `${served} responses were made before the client read`);
+  assert.equal(origin.hits("/large"), 1);
+});

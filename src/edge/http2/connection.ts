@@ -246,7 +246,8 @@ export class Http2Connection implements StreamSink {
     }
     let position = 0;
     const input = this.input;
-    while (!this.closed && input.length - position >= FRAME_HEADER_BYTES) {
+    // While the viewer is not reading, frames wait in the buffer, so responses cannot pile up unsent.
+    while (!this.closed && !this.congested && input.length - position >= FRAME_HEADER_BYTES) {
       const length = (input[position]! << 16) | (input[position + 1]! << 8) | input[position + 2]!;
       // Section 4.2: this server accepts frames up to the size it advertised.
       if (length > DEFAULT_MAX_FRAME_SIZE) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE");
@@ -661,6 +662,7 @@ export class Http2Connection implements StreamSink {
     this.congested = false;
     this.socket.resume();
     for (const stream of [...this.streams.values()]) this.flushStream(stream);
+    if (this.input.length > 0 && !this.congested) this.onData(Buffer.alloc(0));
   }
 
   private streamError(error: StreamError): void {
