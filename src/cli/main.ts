@@ -103,11 +103,11 @@ program
   .addOption(
     new Option(
       "--edge-workers <count>",
-      `edge processes sharing the HTTP and HTTPS ports, each with its own share of the memory cache; ` +
-        `set it to the CPU count (${availableParallelism()} here) to use every core`,
+      "edge processes sharing the HTTP and HTTPS ports and their misses, each with an equal share of the " +
+        "memory and disk cache budgets; 1 runs the edge in the main process",
     )
       .env("PORTICO_EDGE_WORKERS")
-      .default(1)
+      .default(availableParallelism(), `the CPU count, ${availableParallelism()} here`)
       .argParser((value) => parseWorkerCount(value)),
   )
   .addOption(

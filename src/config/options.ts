@@ -16,7 +16,7 @@ export interface PorticoOptions {
   memoryCacheBytes: number;
   /** Byte budget of the edge's disk cache tier under `<dataDir>/cache/`; 0 turns it off. */
   diskCacheBytes?: number;
-  /** Edge worker processes sharing the HTTP and HTTPS ports; 1 (the default) runs the edge in the main process. */
+  /** Edge worker processes sharing the HTTP and HTTPS ports; 1 runs the edge in the main process, and so does leaving it out. */
   edgeWorkers?: number;
   logLevel: string;
   rootAccessKeyId: string | undefined;
