@@ -3,14 +3,10 @@ import { join } from "node:path";
 import type { Statement } from "better-sqlite3";
 import type { Logger } from "../common/logger.js";
 import { openDatabase, type SqliteDatabase } from "../common/sqlite.js";
-import {
-  countersFromJson,
-  countersToJson,
-  mergeCounters,
-  type DistributionCounters,
-} from "./distribution-counters.js";
-import { mergeStatSet, statSetFromJson, statSetToJson, type StatSet } from "./stat-set.js";
-import { prepareSchema } from "./store-schema.js";
+import { CUSTOM_BUCKETS, DISTRIBUTION_BUCKETS, type BucketCodec, type StoredBucketColumns } from "./bucket-encoding.js";
+import type { DistributionCounters } from "./distribution-counters.js";
+import type { StatSet } from "./stat-set.js";
+import { convertJsonBuckets, hasJsonBuckets, prepareSchema } from "./store-schema.js";
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 24 * 3600 * 1000;
@@ -42,8 +38,9 @@ export function maxBucketsPerSeries(): number {
 }
 
 /**
- * Rows read per roll-up transaction. At the largest bucket (about 26 KB, as
- * bench/metrics/disk-bound.ts measures) one transaction writes about 130 MB to the WAL.
+ * Rows read per roll-up transaction. At the largest bucket (about 5 KB, as
+ * bench/metrics/disk-bound.ts measures) one transaction writes about 25 MB to
+ * the WAL, below WAL_SIZE_LIMIT_BYTES.
  */
 const ROLLUP_BATCH_ROWS = 5_000;
 /** Roll-up transactions per `rollUp` call, which bounds the time one call blocks the event loop. */
@@ -60,7 +57,7 @@ export const MAX_DISTRIBUTION_SERIES = 1_000;
 /** Free pages (4 KiB each) kept for reuse. Incremental vacuum returns the rest to the file system. */
 const RESERVED_FREE_PAGES = 256;
 /** The WAL file is truncated back to this size after a checkpoint. */
-const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** Error raised, with nothing written, when a write would create more custom series than the cap allows. */
 export class SeriesLimitError extends Error {
@@ -78,12 +75,19 @@ export interface MetricsStoreOptions {
   log: Logger;
   /** Cap on custom series, DEFAULT_MAX_CUSTOM_SERIES when unset. */
   maxCustomSeries?: number;
+  /** Time limit of one conversion pass, in milliseconds; DEFAULT_CONVERSION_PASS_MS when unset. */
+  maxPassMs?: number;
 }
 
+/** Time one conversion pass of JSON buckets may take before it leaves the rest to the next roll-up. */
+const DEFAULT_CONVERSION_PASS_MS = 50;
+
 export interface RollUpResult {
-  /** Rows rolled up or deleted. */
+  /** Rows rolled up or deleted by retention. */
   rows: number;
-  /** False when the work limit stopped the call before every old bucket moved. */
+  /** Buckets converted from JSON text to the binary encoding. */
+  convertedRows: number;
+  /** False when a work limit stopped the call before every old bucket moved or every bucket was converted. */
   complete: boolean;
 }
 
@@ -106,33 +110,15 @@ export interface SeriesRow {
   lastTimestampMs: number;
 }
 
-export interface StoredBucket {
+/** One stored bucket; decode it with decodeCustomBucket or decodeDistributionBucket. */
+export interface StoredBucket extends StoredBucketColumns {
   resolutionSeconds: number;
   bucketStartMs: number;
-  data: string;
 }
-
-interface BucketCodec<T> {
-  parse(data: string): T;
-  merge(target: T, source: T): void;
-  serialize(value: T): string;
-}
-
-const DISTRIBUTION_CODEC: BucketCodec<DistributionCounters> = {
-  parse: (data) => countersFromJson(JSON.parse(data)),
-  merge: mergeCounters,
-  serialize: (value) => JSON.stringify(countersToJson(value)),
-};
-
-const CUSTOM_CODEC: BucketCodec<StatSet> = {
-  parse: (data) => statSetFromJson(JSON.parse(data)),
-  merge: mergeStatSet,
-  serialize: (value) => JSON.stringify(statSetToJson(value)),
-};
 
 const CODECS: Record<SeriesKind, BucketCodec<never>> = {
-  distribution: DISTRIBUTION_CODEC as BucketCodec<never>,
-  custom: CUSTOM_CODEC as BucketCodec<never>,
+  distribution: DISTRIBUTION_BUCKETS as BucketCodec<never>,
+  custom: CUSTOM_BUCKETS as BucketCodec<never>,
 };
 
 export function distributionSeriesKey(distributionId: string): string {
@@ -158,16 +144,24 @@ export class MetricsStore {
   readonly maxCustomSeries: number;
   private readonly statements = new Map<string, Statement>();
   private readonly seriesCounts: Record<SeriesKind, number> = { distribution: 0, custom: 0 };
+  private readonly log: Logger;
+  private readonly maxPassMs: number;
+  /** True while buckets written as JSON text may remain. */
+  private converting: boolean;
 
   constructor(dataDir: string, options: MetricsStoreOptions) {
     const folder = join(dataDir, "metrics");
     mkdirSync(folder, { recursive: true });
     this.maxCustomSeries = options.maxCustomSeries ?? DEFAULT_MAX_CUSTOM_SERIES;
+    this.log = options.log;
+    this.maxPassMs = options.maxPassMs ?? DEFAULT_CONVERSION_PASS_MS;
+    const path = join(folder, "metrics.db");
     // NORMAL: a process crash loses nothing; power loss may lose the last
     // few seconds of counts, which metrics can afford.
-    this.db = openDatabase(join(folder, "metrics.db"), { synchronous: "NORMAL", autoVacuum: "INCREMENTAL" });
+    this.db = openDatabase(path, { synchronous: "NORMAL", autoVacuum: "INCREMENTAL" });
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     prepareSchema(this.db, options.log);
+    this.converting = hasJsonBuckets(this.db);
     this.recountSeries();
   }
 
@@ -239,7 +233,7 @@ export class MetricsStore {
           skipped += 1;
           continue;
         }
-        this.mergeBucket(DISTRIBUTION_CODEC, seriesId, 60, item.minuteStartMs, item.counters);
+        this.mergeBucket(DISTRIBUTION_BUCKETS, seriesId, 60, item.minuteStartMs, item.counters);
       }
       return skipped;
     });
@@ -276,7 +270,7 @@ export class MetricsStore {
           },
           this.maxCustomSeries,
         )!;
-        this.mergeBucket(CUSTOM_CODEC, seriesId, 60, item.minuteStartMs, item.stats);
+        this.mergeBucket(CUSTOM_BUCKETS, seriesId, 60, item.minuteStartMs, item.stats);
       }
     });
   }
@@ -287,7 +281,7 @@ export class MetricsStore {
     if (seriesId === undefined) return [];
     return this
       .statement(
-        `SELECT resolution_seconds AS resolutionSeconds, bucket_start_ms AS bucketStartMs, data
+        `SELECT resolution_seconds AS resolutionSeconds, bucket_start_ms AS bucketStartMs, data, histograms
          FROM buckets WHERE series_id = ? AND bucket_start_ms >= ? AND bucket_start_ms < ?`,
       )
       .all(seriesId, fromMs, toMs) as StoredBucket[];
@@ -318,15 +312,27 @@ export class MetricsStore {
   }
 
   /**
-   * Moves buckets past their tier's age into the next tier, deletes hourly
-   * buckets past the last tier and series with no data left, then returns
-   * free pages beyond RESERVED_FREE_PAGES to the file system. Work per call
-   * is bounded by `maxBatches * ROLLUP_BATCH_ROWS` rows per tier. The rest
-   * waits for the next call, and `complete` is false when any was left.
+   * Converts JSON buckets of an older Portico for about `maxPassMs`. Then
+   * moves buckets past their tier's age into the next tier, deletes hourly
+   * buckets past the last tier and series with no data left, and returns free
+   * pages beyond RESERVED_FREE_PAGES to the file system. Roll-up work per call is bounded
+   * by `maxBatches * ROLLUP_BATCH_ROWS` rows per tier. The rest waits for the
+   * next call, and `complete` is false when any was left.
    */
   rollUp(nowMs: number, maxBatches = ROLLUP_MAX_BATCHES): RollUpResult {
     let rows = 0;
     let complete = true;
+    let convertedRows = 0;
+    if (this.converting) {
+      const conversion = convertJsonBuckets(this.db, performance.now() + this.maxPassMs);
+      convertedRows = conversion.rows;
+      this.converting = !conversion.complete;
+      if (conversion.failed > 0) {
+        this.log.warn({ failed: conversion.failed }, "metrics buckets of an older Portico that do not parse were left as they are");
+      }
+      if (conversion.complete) this.log.info("metrics buckets of an older Portico converted to the binary encoding");
+      complete = conversion.complete;
+    }
     for (let index = 0; index < RETENTION_TIERS.length; index++) {
       const tier = RETENTION_TIERS[index]!;
       const next = RETENTION_TIERS[index + 1];
@@ -351,7 +357,7 @@ export class MetricsStore {
     }
     rows += this.deleteExpiredSeries(nowMs);
     this.releaseFreePages();
-    return { rows, complete };
+    return { rows, convertedRows, complete };
   }
 
   /** Deletes series whose newest data is older than the last tier keeps, so they no longer count against the caps. */
@@ -379,17 +385,15 @@ export class MetricsStore {
     const move = this.db.transaction(() => {
       const rows = this
         .statement(
-          `SELECT b.series_id AS seriesId, s.kind AS kind, b.bucket_start_ms AS bucketStartMs, b.data AS data
+          `SELECT b.series_id AS seriesId, s.kind AS kind, b.bucket_start_ms AS bucketStartMs, b.data AS data,
+                  b.histograms AS histograms
            FROM buckets b JOIN series s ON s.series_id = b.series_id
            WHERE b.resolution_seconds = ? AND b.bucket_start_ms < ?
            LIMIT ?`,
         )
-        .all(fromResolution, cutoffMs, ROLLUP_BATCH_ROWS) as Array<{
-        seriesId: number;
-        kind: SeriesKind;
-        bucketStartMs: number;
-        data: string;
-      }>;
+        .all(fromResolution, cutoffMs, ROLLUP_BATCH_ROWS) as Array<
+        StoredBucketColumns & { seriesId: number; kind: SeriesKind; bucketStartMs: number }
+      >;
       const targetMs = toResolution * 1000;
       const groups = new Map<string, { kind: SeriesKind; seriesId: number; startMs: number; value: never }>();
       const remove = this.statement(
@@ -399,7 +403,7 @@ export class MetricsStore {
         const codec = CODECS[row.kind];
         const startMs = Math.floor(row.bucketStartMs / targetMs) * targetMs;
         const groupKey = `${startMs}:${row.seriesId}`;
-        const value = codec.parse(row.data);
+        const value = codec.decode(row);
         const group = groups.get(groupKey);
         if (group) codec.merge(group.value, value);
         else groups.set(groupKey, { kind: row.kind, seriesId: row.seriesId, startMs, value });
@@ -446,19 +450,21 @@ export class MetricsStore {
 
   private mergeBucket<T>(codec: BucketCodec<T>, seriesId: number, resolutionSeconds: number, startMs: number, value: T): void {
     const existing = this
-      .statement(`SELECT data FROM buckets WHERE series_id = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
-      .get(seriesId, resolutionSeconds, startMs) as { data: string } | undefined;
+      .statement(`SELECT data, histograms FROM buckets WHERE series_id = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
+      .get(seriesId, resolutionSeconds, startMs) as StoredBucketColumns | undefined;
     let merged = value;
     if (existing) {
-      merged = codec.parse(existing.data);
+      merged = codec.decode(existing);
       codec.merge(merged, value);
     }
+    const encoded = codec.encode(merged);
     this
       .statement(
-        `INSERT INTO buckets (series_id, resolution_seconds, bucket_start_ms, data) VALUES (?, ?, ?, ?)
-         ON CONFLICT (series_id, resolution_seconds, bucket_start_ms) DO UPDATE SET data = excluded.data`,
+        `INSERT INTO buckets (series_id, resolution_seconds, bucket_start_ms, data, histograms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (series_id, resolution_seconds, bucket_start_ms)
+         DO UPDATE SET data = excluded.data, histograms = excluded.histograms`,
       )
-      .run(seriesId, resolutionSeconds, startMs, codec.serialize(merged));
+      .run(seriesId, resolutionSeconds, startMs, encoded.data, encoded.histograms);
   }
 }
 
