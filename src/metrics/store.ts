@@ -6,6 +6,14 @@ import { openDatabase, type SqliteDatabase } from "../common/sqlite.js";
 import { CUSTOM_BUCKETS, DISTRIBUTION_BUCKETS, type BucketCodec, type StoredBucketColumns } from "./bucket-encoding.js";
 import type { DistributionCounters } from "./distribution-counters.js";
 import type { StatSet } from "./stat-set.js";
+import {
+  BucketPruner,
+  DEFAULT_METRICS_DISK_MIB,
+  DEFAULT_PRUNE_PASS_MS,
+  type DiskBudgetStats,
+  type PruneCounts,
+  type PruneResult,
+} from "./store-pruning.js";
 import { convertJsonBuckets, hasJsonBuckets, prepareSchema } from "./store-schema.js";
 
 const MINUTE_MS = 60_000;
@@ -56,8 +64,12 @@ export const DEFAULT_MAX_CUSTOM_SERIES = 1_000;
 export const MAX_DISTRIBUTION_SERIES = 1_000;
 /** Free pages (4 KiB each) kept for reuse. Incremental vacuum returns the rest to the file system. */
 const RESERVED_FREE_PAGES = 256;
+/** Free pages returned to the file system per roll-up, which bounds the time one incremental vacuum takes. */
+const MAX_VACUUM_PAGES = 2_048;
 /** The WAL file is truncated back to this size after a checkpoint. */
 export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Minimum time between two log lines about failed pruning after writes. */
+const PRUNE_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** Error raised, with nothing written, when a write would create more custom series than the cap allows. */
 export class SeriesLimitError extends Error {
@@ -75,19 +87,22 @@ export interface MetricsStoreOptions {
   log: Logger;
   /** Cap on custom series, DEFAULT_MAX_CUSTOM_SERIES when unset. */
   maxCustomSeries?: number;
-  /** Time limit of one conversion pass, in milliseconds; DEFAULT_CONVERSION_PASS_MS when unset. */
+  /** Byte budget of the database's pages in use, DEFAULT_METRICS_DISK_MIB MiB when unset. */
+  diskBudgetBytes?: number;
+  /** Time limit of one pruning or conversion pass, in milliseconds; DEFAULT_PRUNE_PASS_MS when unset. */
   maxPassMs?: number;
+  /** Clock that decides which minutes are the last 15 days when a write prunes; defaults to `Date.now`. */
+  now?: () => number;
 }
-
-/** Time one conversion pass of JSON buckets may take before it leaves the rest to the next roll-up. */
-const DEFAULT_CONVERSION_PASS_MS = 50;
 
 export interface RollUpResult {
   /** Rows rolled up or deleted by retention. */
   rows: number;
   /** Buckets converted from JSON text to the binary encoding. */
   convertedRows: number;
-  /** False when a work limit stopped the call before every old bucket moved or every bucket was converted. */
+  /** Buckets thinned or deleted to keep the disk budget. */
+  pruned: PruneCounts;
+  /** False when a work limit stopped the call before every old bucket moved, every bucket was converted, or the database was back within budget. */
   complete: boolean;
 }
 
@@ -138,23 +153,32 @@ export function customSeriesKey(namespace: string, metricName: string, dimension
   return JSON.stringify(["custom", namespace, metricName, dims, unit]);
 }
 
-/** SQLite storage of metric buckets at `<dataDir>/metrics/metrics.db`. */
+/**
+ * SQLite storage of metric buckets at `<dataDir>/metrics/metrics.db`. After
+ * every write, and in every roll-up, the store checks the pages in use
+ * against its disk budget and prunes when they exceed it (see store-pruning.ts).
+ */
 export class MetricsStore {
   readonly db: SqliteDatabase;
   readonly maxCustomSeries: number;
   private readonly statements = new Map<string, Statement>();
   private readonly seriesCounts: Record<SeriesKind, number> = { distribution: 0, custom: 0 };
+  private readonly pruner: BucketPruner;
   private readonly log: Logger;
+  private readonly now: () => number;
   private readonly maxPassMs: number;
-  /** True while buckets written as JSON text may remain. */
+  /** True while buckets written as JSON text may remain; pruning waits until they are converted. */
   private converting: boolean;
+  private pruneFailures = 0;
+  private lastPruneErrorLogMs = -Infinity;
 
   constructor(dataDir: string, options: MetricsStoreOptions) {
     const folder = join(dataDir, "metrics");
     mkdirSync(folder, { recursive: true });
     this.maxCustomSeries = options.maxCustomSeries ?? DEFAULT_MAX_CUSTOM_SERIES;
     this.log = options.log;
-    this.maxPassMs = options.maxPassMs ?? DEFAULT_CONVERSION_PASS_MS;
+    this.now = options.now ?? Date.now;
+    this.maxPassMs = options.maxPassMs ?? DEFAULT_PRUNE_PASS_MS;
     const path = join(folder, "metrics.db");
     // NORMAL: a process crash loses nothing; power loss may lose the last
     // few seconds of counts, which metrics can afford.
@@ -162,6 +186,12 @@ export class MetricsStore {
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     prepareSchema(this.db, options.log);
     this.converting = hasJsonBuckets(this.db);
+    this.pruner = new BucketPruner(this.db, {
+      budgetBytes: options.diskBudgetBytes ?? DEFAULT_METRICS_DISK_MIB * 1024 * 1024,
+      maxPassMs: this.maxPassMs,
+      walPath: `${path}-wal`,
+      log: options.log,
+    });
     this.recountSeries();
   }
 
@@ -191,7 +221,43 @@ export class MetricsStore {
     return this.seriesCounts[kind];
   }
 
+  /** Returns the database's size against its budget and what pruning has done since the store opened. */
+  diskStats(): DiskBudgetStats {
+    return this.pruner.stats();
+  }
+
+  /**
+   * Prunes buckets until the database is within its disk budget, for at
+   * most one pass (about `maxPassMs`). Does nothing while JSON buckets from
+   * an older Portico wait for conversion, because conversion alone may
+   * bring the size back within the budget.
+   */
+  enforceDiskBudget(nowMs: number = this.now()): PruneResult {
+    if (this.converting) return { pruned: { thin_older: 0, delete_older: 0, thin_recent: 0, delete_recent: 0 }, complete: false };
+    return this.pruner.prune(nowMs);
+  }
+
+  /**
+   * Prunes after a committed write. A pruning failure never fails the write:
+   * it is counted and logged at most once per PRUNE_ERROR_LOG_INTERVAL_MS,
+   * and the roll-up tries again.
+   */
+  private pruneAfterWrite(): void {
+    try {
+      this.enforceDiskBudget();
+    } catch (error) {
+      this.pruneFailures += 1;
+      const nowMs = Date.now();
+      if (nowMs - this.lastPruneErrorLogMs >= PRUNE_ERROR_LOG_INTERVAL_MS) {
+        this.log.error({ err: error, failures: this.pruneFailures }, "metrics disk budget pruning after a write failed");
+        this.lastPruneErrorLogMs = nowMs;
+        this.pruneFailures = 0;
+      }
+    }
+  }
+
   close(): void {
+    this.pruner.flushLog();
     this.db.close();
   }
 
@@ -211,7 +277,7 @@ export class MetricsStore {
    * skipped once MAX_DISTRIBUTION_SERIES exist; returns how many were skipped.
    */
   addDistributionMinutes(items: Array<{ distributionId: string; minuteStartMs: number; counters: DistributionCounters }>): number {
-    return this.inTransaction(() => {
+    const skipped = this.inTransaction(() => {
       let skipped = 0;
       for (const item of items) {
         const seriesId = this.upsertSeries(
@@ -237,6 +303,8 @@ export class MetricsStore {
       }
       return skipped;
     });
+    this.pruneAfterWrite();
+    return skipped;
   }
 
   /**
@@ -273,6 +341,7 @@ export class MetricsStore {
         this.mergeBucket(CUSTOM_BUCKETS, seriesId, 60, item.minuteStartMs, item.stats);
       }
     });
+    this.pruneAfterWrite();
   }
 
   /** Returns the buckets of one series that start in [fromMs, toMs), at every resolution. */
@@ -314,8 +383,9 @@ export class MetricsStore {
   /**
    * Converts JSON buckets of an older Portico for about `maxPassMs`. Then
    * moves buckets past their tier's age into the next tier, deletes hourly
-   * buckets past the last tier and series with no data left, and returns free
-   * pages beyond RESERVED_FREE_PAGES to the file system. Roll-up work per call is bounded
+   * buckets past the last tier and series with no data left, and prunes to
+   * the disk budget. Last, it returns up to MAX_VACUUM_PAGES free pages beyond
+   * RESERVED_FREE_PAGES to the file system. Roll-up work per call is bounded
    * by `maxBatches * ROLLUP_BATCH_ROWS` rows per tier. The rest waits for the
    * next call, and `complete` is false when any was left.
    */
@@ -356,8 +426,10 @@ export class MetricsStore {
       if (batch === maxBatches) complete = false;
     }
     rows += this.deleteExpiredSeries(nowMs);
-    this.releaseFreePages();
-    return { rows, convertedRows, complete };
+    const budget = this.enforceDiskBudget(nowMs);
+    if (!budget.complete) complete = false;
+    if (!this.releaseFreePages()) complete = false;
+    return { rows, convertedRows, pruned: budget.pruned, complete };
   }
 
   /** Deletes series whose newest data is older than the last tier keeps, so they no longer count against the caps. */
@@ -376,9 +448,12 @@ export class MetricsStore {
     });
   }
 
-  private releaseFreePages(): void {
+  /** Returns free pages to the file system and returns false when more than RESERVED_FREE_PAGES are still left. */
+  private releaseFreePages(): boolean {
     const free = this.db.pragma("freelist_count", { simple: true }) as number;
-    if (free > RESERVED_FREE_PAGES) this.db.pragma(`incremental_vacuum(${free - RESERVED_FREE_PAGES})`);
+    const excess = free - RESERVED_FREE_PAGES;
+    if (excess > 0) this.db.pragma(`incremental_vacuum(${Math.min(excess, MAX_VACUUM_PAGES)})`);
+    return excess <= MAX_VACUUM_PAGES;
   }
 
   private rollUpBatch(fromResolution: number, toResolution: number, cutoffMs: number): number {

@@ -198,8 +198,9 @@ describe("metrics database from schema version 1", () => {
 
   test("JSON rows convert in passes across a restart", () => {
     const nowMs = startMs + minutes * MINUTE_MS;
-    const open = () => new MetricsStore(dataDir, { log: silentLogger(), maxPassMs: 0 });
-    let store = open();
+    const open = (diskBudgetBytes?: number) =>
+      new MetricsStore(dataDir, { log: silentLogger(), maxPassMs: 0, now: () => nowMs, ...(diskBudgetBytes ? { diskBudgetBytes } : {}) });
+    let store = open(1);
     let before: Map<string, string>;
     try {
       assert.equal(store.db.pragma("user_version", { simple: true }), 2);
@@ -209,6 +210,8 @@ describe("metrics database from schema version 1", () => {
       const first = store.rollUp(nowMs);
       assert.equal(first.convertedRows, 500);
       assert.equal(first.complete, false);
+      // The budget of one byte is not enforced while JSON rows remain.
+      assert.deepEqual(first.pruned, { thin_older: 0, delete_older: 0, thin_recent: 0, delete_recent: 0 });
     } finally {
       store.close();
     }
@@ -223,6 +226,14 @@ describe("metrics database from schema version 1", () => {
       assert.deepEqual(kinds, [{ type: "blob", count: 2 * minutes }]);
       assert.deepEqual(snapshot(store, startMs, minutes), before);
       assert.equal(store.db.prepare(`SELECT name FROM sqlite_master WHERE name = 'json_bucket_conversion'`).get(), undefined);
+    } finally {
+      store.close();
+    }
+
+    // With every row converted, the budget applies again.
+    store = open(1);
+    try {
+      assert.ok(store.enforceDiskBudget(nowMs).pruned.thin_recent > 0);
     } finally {
       store.close();
     }
