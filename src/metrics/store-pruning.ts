@@ -12,7 +12,10 @@ import type { SqliteDatabase } from "../common/sqlite.js";
  */
 export const DEFAULT_METRICS_DISK_MIB = 1024;
 
-/** Age below which minute buckets are pruned only when nothing else is left: 15 days, the minute tier's retention. */
+/**
+ * Age below which minute buckets are pruned only when nothing else is left:
+ * 15 days, the minute tier's retention in RETENTION_TIERS (a test checks they agree).
+ */
 export const PROTECTED_MINUTES_MS = 15 * 24 * 3600 * 1000;
 
 /** Time one pruning pass may take before it stops and leaves the rest to the next one. */

@@ -20,7 +20,7 @@ import { PrometheusCollector } from "../../src/metrics/prometheus.js";
 import { MetricsReader, type StatisticsQuery } from "../../src/metrics/reader.js";
 import { Sketch } from "../../src/metrics/sketch.js";
 import type { StatSet } from "../../src/metrics/stat-set.js";
-import { customSeriesKey, MetricsStore, WAL_SIZE_LIMIT_BYTES } from "../../src/metrics/store.js";
+import { customSeriesKey, MetricsStore, RETENTION_TIERS, WAL_SIZE_LIMIT_BYTES } from "../../src/metrics/store.js";
 import { PROTECTED_MINUTES_MS, type DiskBudgetStats } from "../../src/metrics/store-pruning.js";
 import { worstCustomStats, worstDistributionCounters } from "../../bench/metrics/worst-case.js";
 import { startHarness, type Harness } from "./harness.js";
@@ -131,6 +131,7 @@ describe("disk budget over simulated months", () => {
   });
 
   test("last 15 days of minutes survive whole", () => {
+    assert.equal(PROTECTED_MINUTES_MS, RETENTION_TIERS[0].keepForMs);
     const fromMs = clock.nowMs - PROTECTED_MINUTES_MS;
     const expectedHours = PROTECTED_MINUTES_MS / HOUR_MS;
     for (let series = 0; series < CUSTOM_SERIES; series++) {
