@@ -7,6 +7,7 @@ import { createLogger } from "../common/logger.js";
 import {
   DEFAULTS,
   parseMebibytes,
+  parseMetricsDiskBudget,
   parseWorkerCount,
   parsePort,
   parseSeconds,
@@ -33,6 +34,7 @@ interface UpFlags {
   logInterval: number;
   accessLogDir: string | undefined;
   metricsMaxSeries: number;
+  metricsDiskMb: number;
 }
 
 const program = new Command();
@@ -137,6 +139,16 @@ program
       .default(DEFAULTS.metricsMaxSeries)
       .argParser((value) => parseSeriesLimit(value)),
   )
+  .addOption(
+    new Option(
+      "--metrics-disk-mb <MiB>",
+      "byte budget of the metrics database <data-dir>/metrics/metrics.db, in MiB (16 or more); " +
+        "past it the oldest histograms, then the oldest buckets are pruned",
+    )
+      .env("PORTICO_METRICS_DISK_MB")
+      .default(DEFAULTS.metricsDiskMiB * 1024 * 1024, String(DEFAULTS.metricsDiskMiB))
+      .argParser((value) => parseMetricsDiskBudget(value)),
+  )
   .addHelpText(
     "after",
     "\nRoot credentials come from PORTICO_ACCESS_KEY_ID and PORTICO_SECRET_ACCESS_KEY. When both are\n" +
@@ -202,6 +214,7 @@ async function runUp(flags: UpFlags): Promise<void> {
     logIntervalSeconds: flags.logInterval,
     accessLogDir: flags.accessLogDir === undefined ? undefined : resolve(flags.accessLogDir),
     metricsMaxSeries: flags.metricsMaxSeries,
+    metricsDiskBytes: flags.metricsDiskMb,
   };
   const portico = await startPortico(options, log);
 
