@@ -163,26 +163,29 @@ export class Http2Connection implements StreamSink {
     if (endStream) this.localEnd(stream);
   }
 
-  sendWhole(stream: Http2Stream, block: Uint8Array, body: Buffer | undefined): void {
+  sendWhole(stream: Http2Stream, block: Uint8Array, blockTail: Uint8Array | undefined, body: Buffer | undefined): void {
     if (stream.reset || this.closed) return;
     const bodyBytes = body?.length ?? 0;
+    const blockBytes = block.length + (blockTail?.length ?? 0);
     const fits =
-      block.length <= this.peerMaxFrameSize &&
+      blockBytes <= this.peerMaxFrameSize &&
       bodyBytes <= this.peerMaxFrameSize &&
       bodyBytes <= stream.sendWindow &&
       bodyBytes <= this.sendWindow;
     if (!fits) {
-      this.sendHeaders(stream, block, body === undefined);
+      const whole = blockTail === undefined ? block : Buffer.concat([block, blockTail]);
+      this.sendHeaders(stream, whole, body === undefined);
       if (body !== undefined) this.sendData(stream, body, true);
       return;
     }
     // One buffer: HEADERS, then DATA with END_STREAM, or HEADERS with END_STREAM alone.
-    const total = FRAME_HEADER_BYTES + block.length + (body === undefined ? 0 : FRAME_HEADER_BYTES + bodyBytes);
+    const total = FRAME_HEADER_BYTES + blockBytes + (body === undefined ? 0 : FRAME_HEADER_BYTES + bodyBytes);
     const out = Buffer.allocUnsafe(total);
-    writeFrameHeader(out, 0, block.length, FrameType.HEADERS, Flag.END_HEADERS | (body === undefined ? Flag.END_STREAM : 0), stream.id);
+    writeFrameHeader(out, 0, blockBytes, FrameType.HEADERS, Flag.END_HEADERS | (body === undefined ? Flag.END_STREAM : 0), stream.id);
     out.set(block, FRAME_HEADER_BYTES);
+    if (blockTail !== undefined) out.set(blockTail, FRAME_HEADER_BYTES + block.length);
     if (body !== undefined) {
-      const dataStart = FRAME_HEADER_BYTES + block.length;
+      const dataStart = FRAME_HEADER_BYTES + blockBytes;
       writeFrameHeader(out, dataStart, bodyBytes, FrameType.DATA, Flag.END_STREAM, stream.id);
       out.set(body, dataStart + FRAME_HEADER_BYTES);
       stream.sendWindow -= bodyBytes;

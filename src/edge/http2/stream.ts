@@ -11,8 +11,11 @@ export interface StreamSink {
   sendHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean): void;
   /** Sends body bytes within the flow-control windows; the rest waits for WINDOW_UPDATE. */
   sendData(stream: Http2Stream, data: Buffer, endStream: boolean): void;
-  /** Sends HEADERS and one DATA frame in a single write when the windows allow it, else as sendHeaders and sendData do. */
-  sendWhole(stream: Http2Stream, block: Uint8Array, body: Buffer | undefined): void;
+  /**
+   * Sends HEADERS with `block` and then `blockTail`, and one DATA frame, in a single write when
+   * the windows allow it, else as sendHeaders and sendData do.
+   */
+  sendWhole(stream: Http2Stream, block: Uint8Array, blockTail: Uint8Array | undefined, body: Buffer | undefined): void;
   /** Resolves when the stream's queued data has left and the socket takes more, or false when the stream ended. */
   waitForRoom(stream: Http2Stream): Promise<boolean>;
   /** Resets the stream, as when an origin body breaks off. */
@@ -69,6 +72,24 @@ function http2Fields(headers: readonly string[]): string[] {
 
 const REQUEST_ID_NAME = "x-amz-cf-id";
 
+/** The HPACK bytes of `x-amz-cf-id` before its value: a literal without indexing with a literal name. */
+const REQUEST_ID_PREFIX = (() => {
+  const bytes: number[] = [];
+  appendField(bytes, REQUEST_ID_NAME, "");
+  // appendField ended with the value's length, 0; the value's length goes there per request.
+  return Buffer.from(bytes.slice(0, -1));
+})();
+
+/** Returns the HPACK field `x-amz-cf-id: <id>` for an ASCII id shorter than 127 bytes. */
+function requestIdField(requestId: string): Buffer {
+  const out = Buffer.allocUnsafe(REQUEST_ID_PREFIX.length + 1 + requestId.length);
+  out.set(REQUEST_ID_PREFIX, 0);
+  let offset = REQUEST_ID_PREFIX.length;
+  out[offset++] = requestId.length;
+  for (let i = 0; i < requestId.length; i++) out[offset + i] = requestId.charCodeAt(i);
+  return out;
+}
+
 /** The ViewerResponse of one HTTP/2 stream. */
 export class Http2Response implements ViewerResponse {
   bytesSent = 0;
@@ -86,20 +107,16 @@ export class Http2Response implements ViewerResponse {
     const block = encodeResponseBlock(status, http2Fields(headers));
     this.bytesSent += block.length;
     if (body !== undefined && body.length > 0) this.bytesSent += body.length;
-    this.sink.sendWhole(this.h2stream, block, body !== undefined && body.length > 0 ? body : undefined);
+    this.sink.sendWhole(this.h2stream, block, undefined, body !== undefined && body.length > 0 ? body : undefined);
   }
 
   sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
     if (!this.begin()) return;
     const shared = http2BlockOf(prepared, entry);
     // The shared block, then the request id as one more literal field.
-    const idField: number[] = [];
-    appendField(idField, REQUEST_ID_NAME, requestId);
-    const block = Buffer.allocUnsafe(shared.length + idField.length);
-    block.set(shared, 0);
-    block.set(idField, shared.length);
-    this.bytesSent += block.length + (body?.length ?? 0);
-    this.sink.sendWhole(this.h2stream, block, body !== undefined && body.length > 0 ? body : undefined);
+    const idField = requestIdField(requestId);
+    this.bytesSent += shared.length + idField.length + (body?.length ?? 0);
+    this.sink.sendWhole(this.h2stream, shared, idField, body !== undefined && body.length > 0 ? body : undefined);
   }
 
   async stream(status: number, headers: readonly string[], body: Readable): Promise<void> {
