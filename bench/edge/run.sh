@@ -9,8 +9,8 @@
 # Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
 # PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2"),
 # EDGE_WORKERS (nproc), SKIP_BUILD (unset), LIMITS (unset; 1 adds a 1 KiB run with the ceiling
-# servers: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.js and
-# node-http2-server.js on ports 8095, 8098 and 8099), and compare.sh's REPS, DURATION, CONNS,
+# servers: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
+# node-http2-server.cjs on ports 8095, 8098 and 8099), and compare.sh's REPS, DURATION, CONNS,
 # THREADS, PATHS, OUT_DIR.
 set -euo pipefail
 
@@ -90,10 +90,10 @@ if [[ -n ${LIMITS:-} ]]; then
   PORT=8095 SIZE=1024 WORKERS="$EDGE_WORKERS" node "$SHARED_BENCH/limit/raw-net-server.js" &
   LIMIT_PIDS+=($!)
   KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8098 SIZE=1024 WORKERS="$EDGE_WORKERS" \
-    node bench/edge/limits/tls-raw-server.js &
+    node bench/edge/limits/tls-raw-server.cjs &
   LIMIT_PIDS+=($!)
   KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8099 SIZE=1024 WORKERS="$EDGE_WORKERS" \
-    node bench/edge/limits/node-http2-server.js &
+    node bench/edge/limits/node-http2-server.cjs &
   LIMIT_PIDS+=($!)
   sleep 1
   echo "## ceilings at 1 KiB, HTTP/1.1"

@@ -1,7 +1,7 @@
 // The ceiling of node:http2 on this machine: a TLS server that answers every stream with one
 // preallocated body and does no other work. Used to decide whether the edge could serve HTTP/2
 // hits through node:http2.
-//   KEY=server.key CERT=server.crt PORT=8099 SIZE=1024 WORKERS=2 node bench/edge/limits/node-http2-server.js
+//   KEY=server.key CERT=server.crt PORT=8099 SIZE=1024 WORKERS=2 node bench/edge/limits/node-http2-server.cjs
 'use strict';
 const cluster = require('node:cluster');
 const { readFileSync } = require('node:fs');

@@ -1,7 +1,7 @@
 // The ceiling of Node.js's TLS layer on this machine: an HTTP/1.1-over-TLS server that finds
 // the end of each request head and writes one preallocated response. It parses nothing, so it
 // is a limit to compare with nginx's HTTPS rate, not a server.
-//   KEY=server.key CERT=server.crt PORT=8098 SIZE=1024 WORKERS=2 node bench/edge/limits/tls-raw-server.js
+//   KEY=server.key CERT=server.crt PORT=8098 SIZE=1024 WORKERS=2 node bench/edge/limits/tls-raw-server.cjs
 'use strict';
 const cluster = require('node:cluster');
 const { readFileSync } = require('node:fs');
