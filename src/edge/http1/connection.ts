@@ -163,6 +163,10 @@ export class Http1Connection implements ResponseSink {
     this.socket.uncork();
   }
 
+  unsentBytes(): number {
+    return this.socket.writableLength;
+  }
+
   waitForDrain(): Promise<boolean> {
     if (this.phase === "closed") return Promise.resolve(false);
     // A viewer that stops reading a streamed response is dropped after the body idle timeout.

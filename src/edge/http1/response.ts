@@ -12,6 +12,8 @@ export interface ResponseSink {
   uncork(): void;
   /** Resolves when the socket can take more data, or false when it closed. */
   waitForDrain(): Promise<boolean>;
+  /** Bytes written to the socket that it has not handed to the kernel yet. */
+  unsentBytes(): number;
   readonly minorVersion: 0 | 1;
   /** Whether the connection is to stay open after this response; read when the head is written. */
   keepAlive(): boolean;
@@ -61,6 +63,12 @@ function hasHeader(headers: readonly string[], name: string): boolean {
   return false;
 }
 
+/**
+ * Bodies larger than this are written in slices of this size, each once the socket took the one
+ * before. It must exceed the socket's high-water mark (16 KiB), so that a slice left unsent always
+ * makes the socket emit 'drain'.
+ */
+const BODY_SLICE_BYTES = 256 * 1024;
 /** Bodies up to this size are copied behind a prepared head and written as one buffer. */
 const COPY_BODY_MAX_BYTES = 16 * 1024;
 const END_TAIL = Buffer.from("\r\n\r\n", "latin1");
@@ -118,16 +126,7 @@ export class Http1Response implements ViewerResponse {
   send(status: number, headers: readonly string[], body: Buffer | undefined): void {
     if (this.done) return;
     const head = this.head(status, headers, false);
-    const sink = this.sink;
-    sink.cork();
-    sink.write(head);
-    this.bytesSent += head.length;
-    if (body !== undefined && body.length > 0) {
-      sink.write(body);
-      this.bytesSent += body.length;
-    }
-    sink.uncork();
-    this.finish(true);
+    this.sendHeadAndBody(head, body !== undefined && body.length > 0 ? body : undefined);
   }
 
   sendHit(prepared: PreparedHit, _entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
@@ -149,16 +148,68 @@ export class Http1Response implements ViewerResponse {
       out.set(tail, offset);
       if (body !== undefined) out.set(body, offset + tail.length);
       sink.write(out);
-    } else {
-      const start = Buffer.allocUnsafe(headBytes);
-      start.set(head, 0);
-      start.set(tail, writeAscii(start, head.length, requestId));
-      sink.cork();
-      sink.write(start);
-      sink.write(body!);
-      sink.uncork();
+      this.bytesSent += headBytes + bodyBytes;
+      this.finish(true);
+      return;
     }
-    this.bytesSent += headBytes + bodyBytes;
+    const start = Buffer.allocUnsafe(headBytes);
+    start.set(head, 0);
+    start.set(tail, writeAscii(start, head.length, requestId));
+    this.sendHeadAndBody(start, body);
+  }
+
+  /**
+   * Writes a head and a body held in memory. The body leaves in slices, and
+   * a slice waits until the socket has handed the previous one to the
+   * kernel. A viewer that reads slowly then holds at most one slice unsent:
+   * a TLS socket copies what it encrypts, and a queued slice of an evicted
+   * entry would keep the whole entry alive outside the memory budget.
+   */
+  private sendHeadAndBody(head: string | Buffer, body: Buffer | undefined): void {
+    const sink = this.sink;
+    this.bytesSent += head.length;
+    if (body === undefined || body.length <= BODY_SLICE_BYTES) {
+      sink.cork();
+      sink.write(head);
+      if (body !== undefined) sink.write(body);
+      sink.uncork();
+      this.bytesSent += body?.length ?? 0;
+      this.finish(true);
+      return;
+    }
+    sink.cork();
+    sink.write(head);
+    const offset = this.writeSlices(body, 0);
+    sink.uncork();
+    if (offset === body.length) {
+      this.finish(true);
+      return;
+    }
+    void this.writeRestAfterDrain(body, offset);
+  }
+
+  /** Writes slices from `offset` while the socket takes them at once; returns the offset reached. */
+  private writeSlices(body: Buffer, start: number): number {
+    let offset = start;
+    while (offset < body.length) {
+      const end = Math.min(body.length, offset + BODY_SLICE_BYTES);
+      this.sink.write(body.subarray(offset, end));
+      this.bytesSent += end - offset;
+      offset = end;
+      if (this.sink.unsentBytes() > 0) break;
+    }
+    return offset;
+  }
+
+  private async writeRestAfterDrain(body: Buffer, start: number): Promise<void> {
+    let offset = start;
+    while (offset < body.length) {
+      if (this.done || !(await this.sink.waitForDrain())) {
+        this.finish(false);
+        return;
+      }
+      offset = this.writeSlices(body, offset);
+    }
     this.finish(true);
   }
 

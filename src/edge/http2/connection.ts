@@ -45,6 +45,13 @@ const STREAM_RECEIVE_WINDOW = 256 * 1024;
 const CONNECTION_RECEIVE_WINDOW = 4 * 1024 * 1024;
 /** The HPACK table size this server advertises for the client's requests. */
 const HEADER_TABLE_SIZE = 4096;
+/**
+ * DATA frames are at most this large whatever SETTINGS_MAX_FRAME_SIZE allows, and no more DATA is
+ * written while this much waits unsent in the socket, so a viewer that does not read holds little:
+ * the TLS layer copies what it encrypts.
+ */
+const MAX_DATA_FRAME_BYTES = 64 * 1024;
+const MAX_UNSENT_BYTES = 256 * 1024;
 /** Frames a client may send per sweep period before the connection is ended as abusive. */
 const FLOOD_LIMITS = { resets: 400, pings: 100, settings: 100, emptyFrames: 400, priorities: 1000 };
 
@@ -169,7 +176,7 @@ export class Http2Connection implements StreamSink {
     const blockBytes = block.length + (blockTail?.length ?? 0);
     const fits =
       blockBytes <= this.peerMaxFrameSize &&
-      bodyBytes <= this.peerMaxFrameSize &&
+      bodyBytes <= DEFAULT_MAX_FRAME_SIZE &&
       bodyBytes <= stream.sendWindow &&
       bodyBytes <= this.sendWindow;
     if (!fits) {
@@ -578,8 +585,10 @@ export class Http2Connection implements StreamSink {
 
   private flushStreamFrames(stream: Http2Stream): void {
     while (stream.pending.length > 0 && !stream.reset) {
+      // The socket's 'drain' flushes every stream again.
+      if (this.socket.writableLength > MAX_UNSENT_BYTES) break;
       const next = stream.pending[0]!;
-      const allowed = Math.min(next.data.length, stream.sendWindow, this.sendWindow, this.peerMaxFrameSize);
+      const allowed = Math.min(next.data.length, stream.sendWindow, this.sendWindow, this.peerMaxFrameSize, MAX_DATA_FRAME_BYTES);
       if (allowed <= 0 && next.data.length > 0) break;
       const part = allowed === next.data.length ? next.data : next.data.subarray(0, allowed);
       const last = part.length === next.data.length;
