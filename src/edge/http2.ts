@@ -74,6 +74,8 @@ class Http2ViewerResponse implements ViewerResponse {
   }
 }
 
+function ignoreStreamError(): void {}
+
 function sendBadRequest(stream: ServerHttp2Stream, reason: string): void {
   const body = `Bad Request: ${reason}\n`;
   stream.respond({ ":status": 400, "content-type": "text/plain; charset=utf-8", "content-length": body.length });
@@ -91,6 +93,10 @@ export function acceptHttp2Stream(
   listener: RequestListener,
   log: Logger,
 ): void {
+  // A viewer's RST_STREAM with a code other than NO_ERROR or CANCEL destroys the stream with
+  // ERR_HTTP2_STREAM_ERROR, and Node ends the process on an 'error' event with no listener. The
+  // response side learns of the reset from 'close' and from its own pipeline.
+  stream.on("error", ignoreStreamError);
   const method = headers[":method"] ?? "GET";
   const rawPath = headers[":path"];
   if (rawPath === undefined || rawPath.charCodeAt(0) !== 0x2f) {

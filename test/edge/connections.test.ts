@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, mkdir, readFile } from "node:fs/promises";
-import { connect as connectHttp2 } from "node:http2";
+import { connect as connectHttp2, constants, type ClientHttp2Session } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
@@ -27,6 +27,19 @@ async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0
   });
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   return { origin, fixture, port: fixture.edge.httpPort, host: snapshot.domainName };
+}
+
+/** Sends a GET on an HTTP/2 session and reads the whole response. */
+function http2Get(session: ClientHttp2Session, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":path": path, ":authority": host });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on("response", (headers) => (status = Number(headers[":status"])));
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+    stream.on("error", reject);
+  });
 }
 
 test("pipelined requests answer in order", async (t) => {
@@ -244,19 +257,38 @@ test("close drains an HTTP/2 stream in flight", async (t) => {
   const ca = await readFile(fixture.edge.caCertificatePath);
   const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
   t.after(() => session.destroy());
-  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const stream = session.request({ ":path": "/h2-drain", ":authority": host });
-    let status = 0;
-    const chunks: Buffer[] = [];
-    stream.on("response", (headers) => (status = Number(headers[":status"])));
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
-    stream.on("error", reject);
-  });
+  const response = http2Get(session, host, "/h2-drain");
   await sleep(100);
   const closing = fixture.close();
   const drained = await response;
   assert.equal(drained.status, 200);
   assert.equal(drained.body, "GET /h2-drain ");
   await closing;
+});
+
+test("HTTP/2 viewer stream resets", async (t) => {
+  // The origin responds after 100 ms, so each reset reaches the edge while it waits.
+  const { fixture, origin, host } = await setup(t, {}, 100);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
+  session.on("error", () => {});
+  t.after(() => session.destroy());
+  const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_PROTOCOL_ERROR } = constants;
+  const resets = [NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_PROTOCOL_ERROR].map(
+    (code, index) =>
+      new Promise<void>((resolve) => {
+        const stream = session.request({ ":path": `/reset-${index}`, ":authority": host });
+        stream.on("error", () => {});
+        stream.on("close", () => resolve());
+        // The reset goes out once the request has reached the edge.
+        setTimeout(() => stream.close(code), 30);
+      }),
+  );
+  await Promise.all(resets);
+  await sleep(200);
+  assert.equal(origin.hits(), 3);
+
+  const next = await http2Get(session, host, "/after-resets");
+  assert.equal(next.status, 200);
+  assert.equal(next.body, "GET /after-resets ");
 });
