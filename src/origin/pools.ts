@@ -80,9 +80,11 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         bodyTimeout: request.readTimeoutMs,
       });
       // undici's body emits RequestAbortedError when it is destroyed before its end, as
-      // the edge does when it discards an error body for a custom error page. Node ends the
-      // process on an 'error' event with no listener, so one is always attached here.
-      // Readers still get the error through their own listeners or iterators.
+      // the edge does when it discards a body (an error body replaced by a custom error page,
+      // a HEAD response, a viewer that left). undici listens itself only while the response
+      // is still arriving, so a body received whole but unread has no listener, and Node ends
+      // the process on an 'error' event with none. One is always attached here. Readers still
+      // get the error through their own listeners, iterators and pipelines.
       response.body.on("error", ignoreBodyError);
       return {
         status: response.statusCode,
