@@ -292,3 +292,41 @@ test("HTTP/2 viewer stream resets", async (t) => {
   assert.equal(next.status, 200);
   assert.equal(next.body, "GET /after-resets ");
 });
+
+test("viewer leaving mid-upload aborts the origin request", async (t) => {
+  const { createServer } = await import("node:http");
+  const abortedAt: number[] = [];
+  const originServer = createServer((req, res) => {
+    req.on("close", () => {
+      if (!req.complete) abortedAt.push(Date.now());
+    });
+    req.resume();
+    req.on("end", () => res.end("complete"));
+  });
+  await new Promise<void>((resolve) => originServer.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    originServer.closeAllConnections();
+    originServer.close();
+  });
+  const fixture = await startTestEdge();
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({
+    originPort: (originServer.address() as import("node:net").AddressInfo).port,
+    defaultBehavior: { AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] } },
+  });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+
+  const { connect } = await import("node:net");
+  const socket = connect(fixture.edge.httpPort, "127.0.0.1");
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(`POST /upload HTTP/1.1\r\nHost: ${snapshot.domainName}\r\nContent-Length: 100000\r\n\r\n`);
+  socket.write(Buffer.alloc(1000, 0x61));
+  await sleep(200);
+  const leftAt = Date.now();
+  socket.destroy();
+  const deadline = Date.now() + 3_000;
+  while (abortedAt.length === 0 && Date.now() < deadline) await sleep(20);
+  assert.equal(abortedAt.length, 1, "the origin request was not aborted within 3 s of the viewer leaving");
+  assert.ok(abortedAt[0]! - leftAt < 1_000);
+});
