@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, request as sendRequest } from "node:http";
+import { connect as connectHttp2 } from "node:http2";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -270,6 +271,31 @@ describe("python http.server origin with CachingDisabled", { skip, timeout: 60_0
       if (method === "HEAD") expectedBody = "";
       assert.equal(reply.status, expectedStatus, `${method} ${path}`);
       assert.equal(reply.body, expectedBody, `${method} ${path}`);
+    }
+    assertRunning();
+  });
+
+  test("slow HTTP/2 viewers of a large file", async () => {
+    const ca = await readFile(portico.target.caCertificatePath);
+    for (const host of hosts.values()) {
+      const session = connectHttp2(`https://127.0.0.1:${portico.target.httpsPort}`, { ca, servername: host });
+      session.on("error", () => {});
+      try {
+        // HTTP/2 flow control backs the edge up at once, so the origin body waits
+        // while http.server sends the rest and closes its connection.
+        const reads = Array.from({ length: 3 }, async () => {
+          const stream = session.request({ ":path": "/big.bin", ":authority": host });
+          stream.pause();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          stream.resume();
+          let bytes = 0;
+          for await (const chunk of stream as AsyncIterable<Buffer>) bytes += chunk.length;
+          return bytes;
+        });
+        assert.deepEqual(await Promise.all(reads), [BIG_BYTES, BIG_BYTES, BIG_BYTES]);
+      } finally {
+        session.close();
+      }
     }
     assertRunning();
   });
