@@ -130,6 +130,7 @@ export function acceptHttp2Stream(
     protocol: "https",
     httpVersion: "HTTP/2.0",
     clientIp: stream.session?.socket.remoteAddress ?? "",
+    socket: stream.session?.socket,
     body: stream,
     startedAt: performance.now(),
     receivedAtMs: Date.now(),
