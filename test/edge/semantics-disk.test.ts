@@ -33,7 +33,9 @@ function metadataFor(key: string, bodyBytes: number, distributionId = "E1"): Dis
 
 async function tempDir(t: TestContext): Promise<string> {
   const directory = await mkdtemp(join(tmpdir(), "portico-disk-"));
-  t.after(() => rm(directory, { recursive: true, force: true }));
+  // Hooks run in the order they were added, so this removal runs before the test's edges
+  // close, while their last disk writes may still add files. Retrying rides that out.
+  t.after(() => rm(directory, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }));
   return directory;
 }
 
