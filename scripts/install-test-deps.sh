@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages: from Debian, AWS CLI
 # v2 and boto3 1.26 (clients of the older Query protocol), Chromium for the
-# dashboard's browser tests, promtool (package prometheus) and GoAccess; and
+# dashboard's browser tests, promtool (package prometheus), GoAccess and
+# nghttp (package nghttp2-client, an HTTP/2 client for the edge's tests); and
 # pip's current boto3 and AWS CLI v1 where a pip is at hand. Each install runs only when something is
 # missing, so a second run costs a few seconds.
 set -euo pipefail
 
-debian_packages=(awscli python3-boto3 curl ca-certificates chromium prometheus goaccess)
+debian_packages=(awscli python3-boto3 curl ca-certificates chromium prometheus goaccess nghttp2-client)
 missing=()
 for package in "${debian_packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -78,6 +78,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       log: log.child({ component: "metrics" }),
       accountId: credentials.accountId,
       ...(options.metricsMaxSeries !== undefined ? { maxCustomSeries: options.metricsMaxSeries } : {}),
+      ...(options.metricsDiskBytes !== undefined ? { diskBudgetBytes: options.metricsDiskBytes } : {}),
     });
     closers.push(() => metrics.close());
     // Log files go to the API endpoint's S3 service, whose URL is known once it listens.
@@ -85,6 +86,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     const observability = createObservability({
       aggregator: metrics.aggregator,
       reader: metrics.reader,
+      metricsDatabase: () => metrics.diskStats(),
       bus,
       credentials: credentialStore,
       s3Endpoint: () => logEndpoint,

@@ -8,7 +8,10 @@
 #
 # Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
 # PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2"),
-# EDGE_WORKERS (nproc), SKIP_BUILD (unset), and compare.sh's REPS, DURATION, CONNS, THREADS, PATHS, OUT_DIR.
+# EDGE_WORKERS (nproc), SKIP_BUILD (unset), LIMITS (unset; 1 adds a 1 KiB run with the ceiling
+# servers: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
+# node-http2-server.cjs on ports 8095, 8098 and 8099), and compare.sh's REPS, DURATION, CONNS,
+# THREADS, PATHS, OUT_DIR.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,9 +24,11 @@ EDGE_WORKERS=${EDGE_WORKERS:-$(nproc)}
 
 STARTED_PEERS=0
 PORTICO_PID=""
+LIMIT_PIDS=()
 DATA_DIR=$(mktemp -d /tmp/portico-edge-bench.XXXXXX)
 
 cleanup() {
+  for pid in "${LIMIT_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [[ -n $PORTICO_PID ]]; then
     kill -TERM "$PORTICO_PID" 2>/dev/null || true
     wait "$PORTICO_PID" 2>/dev/null || true
@@ -78,6 +83,29 @@ for mode in $MODES; do
     MODE=h1 "$SHARED_BENCH/compare.sh" "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
   fi
 done
+
+if [[ -n ${LIMITS:-} ]]; then
+  # The ceilings serve one preallocated 1 KiB body on every path, so they run on /1k.bin only.
+  TLS_DIR="$DATA_DIR/tls"
+  PORT=8095 SIZE=1024 WORKERS="$EDGE_WORKERS" node "$SHARED_BENCH/limit/raw-net-server.js" &
+  LIMIT_PIDS+=($!)
+  KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8098 SIZE=1024 WORKERS="$EDGE_WORKERS" \
+    node bench/edge/limits/tls-raw-server.cjs &
+  LIMIT_PIDS+=($!)
+  KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8099 SIZE=1024 WORKERS="$EDGE_WORKERS" \
+    node bench/edge/limits/node-http2-server.cjs &
+  LIMIT_PIDS+=($!)
+  sleep 1
+  echo "## ceilings at 1 KiB, HTTP/1.1"
+  PATHS=/1k.bin MODE=h1 "$SHARED_BENCH/compare.sh" "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN" \
+    raw-net=http://127.0.0.1:8095
+  echo "## ceilings at 1 KiB, HTTP/1.1 over TLS (wrk)"
+  PATHS=/1k.bin MODE=h1 "$SHARED_BENCH/compare.sh" "nginx-tls=$NGINX_TLS_URL" tls-raw=https://127.0.0.1:8098 \
+    "portico-tls=https://127.0.0.1:$HTTPS_PORT@$DOMAIN"
+  echo "## ceilings at 1 KiB, HTTP/2 over TLS (h2load)"
+  PATHS=/1k.bin MODE=h2 "$SHARED_BENCH/compare.sh" "portico=https://127.0.0.1:$HTTPS_PORT@$DOMAIN" \
+    node-http2=https://127.0.0.1:8099
+fi
 
 echo "## miss cost (mean of 50 sequential misses, ms)"
 echo "| target | ms |"

@@ -33,6 +33,11 @@ export class MemoryTier {
     return this.entries.get(key);
   }
 
+  /** Returns the entry for `key` without counting a use. */
+  peek(key: string): CachedResponse | undefined {
+    return this.entries.peek(key);
+  }
+
   /** Stores an entry, replacing any with the same key; returns false when it exceeds the whole budget. */
   put(entry: CachedResponse): boolean {
     const previous = this.entries.peek(entry.key);

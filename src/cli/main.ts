@@ -7,6 +7,7 @@ import { createLogger } from "../common/logger.js";
 import {
   DEFAULTS,
   parseMebibytes,
+  parseMetricsDiskBudget,
   parseWorkerCount,
   parsePort,
   parseSeconds,
@@ -33,6 +34,7 @@ interface UpFlags {
   logInterval: number;
   accessLogDir: string | undefined;
   metricsMaxSeries: number;
+  metricsDiskMb: number;
 }
 
 const program = new Command();
@@ -103,11 +105,11 @@ program
   .addOption(
     new Option(
       "--edge-workers <count>",
-      `edge processes sharing the HTTP and HTTPS ports, each with its own share of the memory cache; ` +
-        `set it to the CPU count (${availableParallelism()} here) to use every core`,
+      "edge processes sharing the HTTP and HTTPS ports and their misses, each with an equal share of the " +
+        "memory and disk cache budgets; 1 runs the edge in the main process",
     )
       .env("PORTICO_EDGE_WORKERS")
-      .default(1)
+      .default(availableParallelism(), `the CPU count, ${availableParallelism()} here`)
       .argParser((value) => parseWorkerCount(value)),
   )
   .addOption(
@@ -136,6 +138,16 @@ program
       .env("PORTICO_METRICS_MAX_SERIES")
       .default(DEFAULTS.metricsMaxSeries)
       .argParser((value) => parseSeriesLimit(value)),
+  )
+  .addOption(
+    new Option(
+      "--metrics-disk-mb <MiB>",
+      "byte budget of the metrics database <data-dir>/metrics/metrics.db, in MiB (16 or more); " +
+        "past it the oldest histograms, then the oldest buckets are pruned",
+    )
+      .env("PORTICO_METRICS_DISK_MB")
+      .default(DEFAULTS.metricsDiskMiB * 1024 * 1024, String(DEFAULTS.metricsDiskMiB))
+      .argParser((value) => parseMetricsDiskBudget(value)),
   )
   .addHelpText(
     "after",
@@ -202,6 +214,7 @@ async function runUp(flags: UpFlags): Promise<void> {
     logIntervalSeconds: flags.logInterval,
     accessLogDir: flags.accessLogDir === undefined ? undefined : resolve(flags.accessLogDir),
     metricsMaxSeries: flags.metricsMaxSeries,
+    metricsDiskBytes: flags.metricsDiskMb,
   };
   const portico = await startPortico(options, log);
 

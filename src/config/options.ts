@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { DEFAULT_MAX_CUSTOM_SERIES } from "../metrics/store.js";
+import { DEFAULT_METRICS_DISK_MIB } from "../metrics/store-pruning.js";
 
 /** Everything `portico up` needs to start, after flags and environment are merged. */
 export interface PorticoOptions {
@@ -16,7 +17,7 @@ export interface PorticoOptions {
   memoryCacheBytes: number;
   /** Byte budget of the edge's disk cache tier under `<dataDir>/cache/`; 0 turns it off. */
   diskCacheBytes?: number;
-  /** Edge worker processes sharing the HTTP and HTTPS ports; 1 (the default) runs the edge in the main process. */
+  /** Edge worker processes sharing the HTTP and HTTPS ports; 1 runs the edge in the main process, and so does leaving it out. */
   edgeWorkers?: number;
   logLevel: string;
   rootAccessKeyId: string | undefined;
@@ -27,6 +28,8 @@ export interface PorticoOptions {
   accessLogDir: string | undefined;
   /** Cap on custom metric series in `<dataDir>/metrics/metrics.db`. PutMetricData that would pass it is rejected. */
   metricsMaxSeries?: number;
+  /** Byte budget of `<dataDir>/metrics/metrics.db`; past it the store prunes its oldest histograms and buckets. */
+  metricsDiskBytes?: number;
 }
 
 export const DEFAULTS = {
@@ -41,7 +44,17 @@ export const DEFAULTS = {
   logLevel: "info",
   logIntervalSeconds: 300,
   metricsMaxSeries: DEFAULT_MAX_CUSTOM_SERIES,
+  metricsDiskMiB: DEFAULT_METRICS_DISK_MIB,
 } as const;
+
+/**
+ * Smallest metrics disk budget, in MiB. Less would leave only minutes of
+ * data for even a few busy series, so a smaller value is more likely a unit
+ * mistake than a choice.
+ */
+export const MIN_METRICS_DISK_MIB = 16;
+/** Largest metrics disk budget, in MiB: 16 TiB. */
+export const MAX_METRICS_DISK_MIB = 16 * 1024 * 1024;
 
 /** Parses a TCP port from a flag or environment value; 0 lets the system pick a free one. */
 export function parsePort(value: string, name: string): number {
@@ -100,6 +113,17 @@ export function parseSeriesLimit(value: string): number {
     throw new Error(`invalid --metrics-max-series '${value}': expected a whole number from 1 to 1000000`);
   }
   return limit;
+}
+
+/** Parses the metrics database's byte budget: a whole number of MiB from MIN_METRICS_DISK_MIB to MAX_METRICS_DISK_MIB. */
+export function parseMetricsDiskBudget(value: string): number {
+  const mebibytes = Number(value);
+  if (!/^\d+$/.test(value) || mebibytes < MIN_METRICS_DISK_MIB || mebibytes > MAX_METRICS_DISK_MIB) {
+    throw new Error(
+      `invalid --metrics-disk-mb '${value}': expected a whole number of MiB from ${MIN_METRICS_DISK_MIB} to ${MAX_METRICS_DISK_MIB}`,
+    );
+  }
+  return mebibytes * 1024 * 1024;
 }
 
 export function resolveDataDir(value: string): string {

@@ -9,6 +9,7 @@ import type { LockOutcome } from "../cache/lock.js";
 import { parseVary, varySignature } from "../cache/vary.js";
 import type { Origin, OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
+import { acceptSharedEntry, sharedEntryOf } from "./peer-flow.js";
 import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
 import { compressBody, compressedHeaders, encodingFor } from "./compression.js";
@@ -102,15 +103,24 @@ async function serveFromDiskOrOrigin(
     const ticket = context.lock.acquire(key);
     if (ticket.role === "writer") {
       let outcome: LockOutcome = "failed";
+      let shareWithPeers: ((value: LockOutcome) => void) | undefined;
       const settle = (value: LockOutcome): void => {
         outcome = value;
         ticket.release(value);
+        shareWithPeers?.(value);
+        shareWithPeers = undefined;
       };
       try {
+        if (context.peers !== undefined) {
+          const peerResult = await askPeers(context, state, request, response, target, settle);
+          if (peerResult === "served") return;
+          shareWithPeers = peerResult;
+        }
         await fetchAsWriter(context, state, request, response, target, cached, settle);
       } finally {
         // Releasing twice is harmless; this covers a writer that threw before settling.
         ticket.release(outcome);
+        shareWithPeers?.("failed");
       }
       return;
     }
@@ -133,6 +143,38 @@ async function serveFromDiskOrOrigin(
   }
 
   await fetchAsWriter(context, state, request, response, target, cached, () => {});
+}
+
+/**
+ * Asks the sibling workers about a miss this worker is about to fetch.
+ * Returns "served" when another worker's entry answered the request, or
+ * the function that tells them how this worker's fetch ended when it is the
+ * writer for the whole edge (undefined when it fetches without sharing).
+ */
+async function askPeers(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+  settle: (outcome: LockOutcome) => void,
+): Promise<"served" | ((outcome: LockOutcome) => void) | undefined> {
+  const peers = context.peers!;
+  const key = target.keyResult.key;
+  const epochAtAcquire = purgeEpoch(context, target.distribution.id);
+  const grant = await peers.acquire(key);
+  if (grant.kind === "writer") {
+    return (outcome) => peers.release(key, outcome === "stored" ? sharedEntryOf(context, key) : undefined);
+  }
+  if (grant.kind === "alone") return undefined;
+
+  const entry = acceptSharedEntry(context, grant.entry, epochAtAcquire);
+  const nowMs = Date.now();
+  if (entry === undefined || !isFresh(entry, nowMs) || lookup(context, target) !== entry) return undefined;
+  settle("stored");
+  const status = grant.collapsed ? cacheStatus.collapsed(entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
+  serveEntry(context, state, request, response, entry, "Hit", status, target.behavior.headersPolicy);
+  return "served";
 }
 
 /** A viewer response that discards everything, for background refreshes. */

@@ -5,6 +5,7 @@ import type { MemoryTier } from "../cache/memory.js";
 import type { VaryIndex } from "../cache/vary.js";
 import type { MetricsSink } from "../metrics/types.js";
 import type { EdgeIdentity } from "./headers.js";
+import type { PeerCache } from "./peer-flow.js";
 import type { RoutingTable } from "./routing.js";
 
 /** State shared by every request an edge handles. */
@@ -41,6 +42,8 @@ export interface EdgeContext {
    */
   purgeEpochs: Map<string, number>;
   metrics: MetricsSink;
+  /** The sibling workers that share misses and entries, when the edge runs in several workers. */
+  peers: PeerCache | undefined;
   /** Whether every distribution's requests go to an access log, Logging or not (a local log folder). */
   logsAllRequests: boolean;
   log: Logger;

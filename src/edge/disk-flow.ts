@@ -1,4 +1,3 @@
-import cluster from "node:cluster";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { pipeline, Transform, type TransformCallback } from "node:stream";
@@ -174,21 +173,19 @@ export function openDiskBody(
 }
 
 /**
- * Opens the disk tier under `<dataDir>/cache/<edgeId>` when the budget is
- * above zero, and seeds the Vary index from the entries it finds. Each
- * node:cluster worker gets a folder of its own (`<edgeId>-w<id>`), because
- * two processes must never index and evict one folder.
+ * Opens the disk tier under `<dataDir>/cache/<folder>` when the budget is
+ * above zero, and seeds the Vary index from the entries it finds. Each edge
+ * worker passes a folder of its own slot, because two processes must never
+ * index and evict one folder, and a restarted worker must find its files.
  */
 export async function openDiskTier(
   dataDir: string,
-  edgeId: string,
+  folder: string,
   capacityBytes: number | undefined,
   vary: VaryIndex,
   log: Logger,
 ): Promise<DiskTier | undefined> {
   if (capacityBytes === undefined || capacityBytes <= 0) return undefined;
-  // NOTE: the budget applies to each worker, and worker ids change when a worker is restarted.
-  const folder = cluster.isWorker && cluster.worker !== undefined ? `${edgeId}-w${cluster.worker.id}` : edgeId;
   const disk = await DiskTier.open({ directory: join(dataDir, "cache", folder), capacityBytes, log });
   for (const [primaryKey, names] of disk.varyOnOpen) vary.record(primaryKey, names, {});
   disk.varyOnOpen.clear();

@@ -116,6 +116,8 @@ export const cacheStatus = {
       `portico; fwd=${forward}; fwd-status=${originStatus}${stored ? "; stored" : ""}${ttlSeconds === undefined ? "" : `; ttl=${ttlSeconds}`}`,
       detail,
     ),
+  /** An entry another edge worker of this machine had stored. */
+  peer: (ttlSeconds: number) => `portico; hit; ttl=${ttlSeconds}; detail=peer`,
   /** A response another request fetched while this one waited for it. */
   collapsed: (originStatus: number, ttlSeconds: number) =>
     `portico; fwd=uri-miss; fwd-status=${originStatus}; collapsed; ttl=${ttlSeconds}`,

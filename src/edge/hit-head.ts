@@ -1,5 +1,4 @@
 import { STATUS_CODES } from "node:http";
-import type { OutgoingHttpHeaders } from "node:http2";
 import type { CachedResponse } from "../cache/entry.js";
 import type { ViewerResponse } from "./exchange.js";
 import { cacheStatus } from "./headers.js";
@@ -20,8 +19,11 @@ export interface PreparedHit {
   status: number;
   /** Status line and header lines in latin1, ending with `x-amz-cf-id: ` for the request id to follow. */
   http1Head: Buffer;
-  /** The same fields for node:http2, `x-amz-cf-id` excepted; built on the first HTTP/2 hit. */
-  http2Headers: OutgoingHttpHeaders | undefined;
+  /** The `Cache-Status` value, and the generated `Date` value when the origin sent none. */
+  cacheStatus: string;
+  date: string | undefined;
+  /** The same fields as an HPACK block, `x-amz-cf-id` excepted; built on the first HTTP/2 hit. */
+  http2Block: Buffer | undefined;
   /** Bytes of the header fields, as an estimate of what the head costs on the wire. */
   headerBytes: number;
 }
@@ -86,35 +88,11 @@ function buildPreparedHit(entry: CachedResponse, elapsedSeconds: number, nowMs: 
     policyTag: entry.headersPolicyTag,
     status: entry.status,
     http1Head: Buffer.from(text, "latin1"),
-    http2Headers: undefined,
+    cacheStatus: status,
+    date,
+    http2Block: undefined,
     headerBytes,
   };
-}
-
-/**
- * Returns the node:http2 header object of a prepared hit. Repeated fields
- * become arrays, as node:http2 expects. The object is shared by every HTTP/2
- * hit of the head, so callers set `x-amz-cf-id` on it right before
- * `respond()`, which reads the object synchronously.
- */
-export function http2HeadersOf(prepared: PreparedHit, entry: CachedResponse): OutgoingHttpHeaders {
-  if (prepared.http2Headers !== undefined) return prepared.http2Headers;
-  const out: OutgoingHttpHeaders = { ":status": prepared.status };
-  const headers = entry.hitHeaders;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    const value = headers[i + 1]!;
-    const previous = out[name];
-    if (previous === undefined) out[name] = value;
-    else if (Array.isArray(previous)) previous.push(value);
-    else out[name] = [String(previous), value];
-  }
-  const ageSeconds = entry.initialAgeSeconds + prepared.elapsedSeconds;
-  out.age = String(ageSeconds);
-  out["cache-status"] = cacheStatus.hit(entry.ttlSeconds - ageSeconds);
-  if (prepared.dateSecond !== -1) out.date = httpDate(prepared.dateSecond * 1000);
-  prepared.http2Headers = out;
-  return out;
 }
 
 /** Sends a prepared hit through `response`, as a flat header list when the front end has no `sendHit`. */
@@ -130,9 +108,8 @@ export function sendPreparedHit(
     return;
   }
   const headers = entry.hitHeaders.slice();
-  const ageSeconds = entry.initialAgeSeconds + prepared.elapsedSeconds;
-  headers.push("age", String(ageSeconds), "cache-status", cacheStatus.hit(entry.ttlSeconds - ageSeconds));
-  if (prepared.dateSecond !== -1) headers.push("date", httpDate(prepared.dateSecond * 1000));
+  headers.push("age", String(entry.initialAgeSeconds + prepared.elapsedSeconds), "cache-status", prepared.cacheStatus);
+  if (prepared.date !== undefined) headers.push("date", prepared.date);
   headers.push("x-amz-cf-id", requestId);
   response.send(prepared.status, headers, body);
 }

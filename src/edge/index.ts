@@ -5,7 +5,9 @@ import { VaryIndex } from "../cache/vary.js";
 import type { EdgeChannel } from "../cluster/types.js";
 import type { MetricsSink } from "../metrics/types.js";
 import { OriginPools, type OriginContext } from "../origin/index.js";
+import { PeerClient } from "../cluster/peers.js";
 import { createClusterHandler } from "./cluster-handler.js";
+import { sharedEntryOf } from "./peer-flow.js";
 import { openDiskTier } from "./disk-flow.js";
 import { ByteBudget, type EdgeContext } from "./context.js";
 import type { ViewerRequest, ViewerResponse } from "./exchange.js";
@@ -35,6 +37,12 @@ export interface EdgeOptions {
   memoryCacheBytes: number;
   /** Whether an access log folder takes every distribution's requests; default false. */
   logsAllRequests?: boolean;
+  /**
+   * The slot of this edge among the workers of `portico up` (1 to N), when
+   * it is one: it then shares misses and entries with its siblings through
+   * the primary, and keeps its disk tier in a folder of the slot's own.
+   */
+  workerSlot?: number;
   /** Byte budget of the disk tier under `<dataDir>/cache/<edgeId>`; none when absent or 0. */
   diskCacheBytes?: number;
   log: Logger;
@@ -72,7 +80,7 @@ function inFlightBytesFor(memoryCacheBytes: number): number {
 }
 
 /** How long one origin fetch may hold a cache key, and how long others wait on it. */
-const COLLAPSE_WRITER_TIMEOUT_MS = 35_000;
+export const COLLAPSE_WRITER_TIMEOUT_MS = 35_000;
 const COLLAPSE_WAITER_TIMEOUT_MS = 30_000;
 
 /** Starts an edge: TLS material, HTTP and HTTPS listeners, then joins the cluster. */
@@ -82,7 +90,8 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
 
   let httpsPort = options.httpsPort;
   const vary = new VaryIndex();
-  const disk = await openDiskTier(options.dataDir, options.edgeId, options.diskCacheBytes, vary, log);
+  const diskFolder = options.workerSlot === undefined ? options.edgeId : `${options.edgeId}-w${options.workerSlot}`;
+  const disk = await openDiskTier(options.dataDir, diskFolder, options.diskCacheBytes, vary, log);
   const context: EdgeContext = {
     edgeId: options.edgeId,
     identity: edgeIdentity(options.edgeId),
@@ -100,8 +109,14 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     purgeEpochs: new Map(),
     metrics: options.metrics,
     logsAllRequests: options.logsAllRequests === true,
+    peers: undefined,
     log,
   };
+  let peerClient: PeerClient | undefined;
+  if (options.workerSlot !== undefined) {
+    peerClient = new PeerClient((key) => sharedEntryOf(context, key), COLLAPSE_WAITER_TIMEOUT_MS, log);
+    context.peers = peerClient;
+  }
   const pools = new OriginPools();
   const originContext: OriginContext = {
     s3Endpoint: options.s3Endpoint,
@@ -148,6 +163,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
         await Promise.all([httpServer.close(), httpsServer.close()]);
         await membership.leave();
         await pools.close();
+        peerClient?.close();
         await Promise.allSettled([...context.pendingWrites]);
         log.info("edge stopped");
       })();

@@ -1,26 +1,26 @@
-import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from "node:http2";
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "../common/logger.js";
 import type { RequestListener } from "./http1/connection.js";
 import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
-import { acceptHttp2Stream } from "./http2.js";
+import { Http2ConnectionSet } from "./http2/server.js";
 import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
 
 /** How often an unknown SNI name may trigger a new read of the alias certificate folder. */
 const ALIAS_RELOAD_INTERVAL_MS = 10_000;
-/** How long an HTTP/2 session may stay without open streams (CloudFront's viewer keep-alive). */
+/** How long an HTTP/2 connection may stay without open streams (CloudFront's viewer keep-alive). */
 const HTTP2_IDLE_TIMEOUT_MS = 5_000;
+/** Streams one HTTP/2 connection may have open at once. */
+const HTTP2_MAX_CONCURRENT_STREAMS = 128;
 
 /**
  * The edge's TLS listener. SNI picks an operator-supplied certificate for an
  * alternate domain name when one exists, else the zone's generated one; ALPN
- * picks HTTP/2 (node:http2) or HTTP/1.1 (the edge's own strict parser).
+ * picks HTTP/2 or HTTP/1.1, both served by the edge's own strict servers.
  */
 export class SecureEdgeServer {
   readonly server: Server;
-  private readonly http2: Http2Server;
+  private readonly http2: Http2ConnectionSet;
   private readonly http1: Http1ConnectionSet;
-  private readonly sessions = new Set<ServerHttp2Session>();
   private aliasContexts = new Map<string, SecureContext>();
   private aliasesLoadedAtMs = 0;
   private reloading: Promise<void> | undefined;
@@ -35,14 +35,17 @@ export class SecureEdgeServer {
   ) {
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.http1 = new Http1ConnectionSet(listener, options, log);
-    this.http2 = createHttp2Server({ settings: { maxHeaderListSize: options.limits.maxHeadBytes } });
-    this.http2.on("stream", (stream, headers) => acceptHttp2Stream(stream, headers, listener, log));
-    this.http2.on("sessionError", () => {});
-    this.http2.setTimeout(HTTP2_IDLE_TIMEOUT_MS);
-    this.http2.on("session", (session: ServerHttp2Session) => {
-      this.sessions.add(session);
-      session.once("close", () => this.sessions.delete(session));
-    });
+    this.http2 = new Http2ConnectionSet(
+      listener,
+      {
+        maxHeaderListBytes: options.limits.maxHeadBytes,
+        maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS,
+        idleTimeoutMs: HTTP2_IDLE_TIMEOUT_MS,
+        headersTimeoutMs: options.timeouts.headersTimeoutMs,
+        bodyIdleTimeoutMs: options.timeouts.bodyIdleTimeoutMs,
+      },
+      log,
+    );
 
     this.server = createTlsServer({
       key: tls.key,
@@ -51,7 +54,7 @@ export class SecureEdgeServer {
       SNICallback: (servername, callback) => callback(null, this.contextFor(servername)),
     });
     this.server.on("secureConnection", (socket: TLSSocket) => {
-      if (socket.alpnProtocol === "h2") this.http2.emit("connection", socket);
+      if (socket.alpnProtocol === "h2") this.http2.accept(socket);
       else this.http1.accept(socket, "https");
     });
     this.server.on("tlsClientError", () => {});
@@ -104,14 +107,7 @@ export class SecureEdgeServer {
   /** Stops accepting connections, sends GOAWAY to HTTP/2 sessions, and drains HTTP/1.1 connections. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    // Http2Session.close() sends GOAWAY and waits for the open streams to finish.
-    for (const session of this.sessions) session.close();
-    await this.http1.drain();
-    const deadlineMs = Date.now() + this.drainTimeoutMs;
-    while (this.sessions.size > 0 && Date.now() < deadlineMs) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    for (const session of this.sessions) session.destroy();
+    await Promise.all([this.http2.drain(this.drainTimeoutMs), this.http1.drain()]);
     await closed;
   }
 }

@@ -3,8 +3,9 @@ import { createServer, type AddressInfo } from "node:net";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { relayWorker, type WorkerRelay } from "../cluster/ipc.js";
+import { PeerCoordinator } from "../cluster/peers.js";
 import type { RollupTargets } from "../metrics/edge-rollup.js";
-import type { Edge, EdgeOptions } from "./index.js";
+import { COLLAPSE_WRITER_TIMEOUT_MS, type Edge, type EdgeOptions } from "./index.js";
 import { loadOrCreateTls } from "./tls.js";
 
 /**
@@ -72,7 +73,9 @@ export async function startEdgeWorkers(
     httpPort,
     httpsPort,
     memoryCacheBytes: Math.floor(options.memoryCacheBytes / count),
+    diskCacheBytes: Math.floor((options.diskCacheBytes ?? 0) / count),
   };
+  const peers = new PeerCoordinator(COLLAPSE_WRITER_TIMEOUT_MS, log.child({ component: "edge-peers" }));
   cluster.setupPrimary({ exec: workerEntry(), serialization: "advanced" });
 
   let closing = false;
@@ -84,6 +87,7 @@ export async function startEdgeWorkers(
     const worker = cluster.fork();
     live.add(worker);
     relays.set(worker, relayWorker(worker, bus, rollups, log));
+    peers.attach(worker);
     const started = new Promise<{ httpPort: number; httpsPort: number }>((resolve, reject) => {
       worker.on("message", (message: WorkerLifecycleMessage) => {
         if (message.kind === "edge.ready") resolve({ httpPort: message.httpPort, httpsPort: message.httpsPort });
@@ -94,7 +98,8 @@ export async function startEdgeWorkers(
     // "online" can come before the worker listens for messages, so the worker sends "edge.hello" once it listens.
     worker.on("message", (message: WorkerLifecycleMessage) => {
       if (message.kind !== "edge.hello") return;
-      worker.send({ kind: "edge.start", options: shared, workerIndex, logLevel } satisfies WorkerLifecycleMessage);
+      const options: WorkerEdgeOptions = { ...shared, workerSlot: workerIndex };
+      worker.send({ kind: "edge.start", options, workerIndex, logLevel } satisfies WorkerLifecycleMessage);
     });
     worker.once("exit", (code, signal) => {
       live.delete(worker);

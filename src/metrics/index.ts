@@ -8,6 +8,7 @@ import { MetricsReader } from "./reader.js";
 
 export type { MetricsReader };
 import { MetricsStore } from "./store.js";
+import type { DiskBudgetStats } from "./store-pruning.js";
 import type { MetricsSink } from "./types.js";
 
 export interface Metrics {
@@ -19,6 +20,8 @@ export interface Metrics {
   reader: MetricsReader;
   /** Metric alarms, evaluated every minute. */
   alarms: AlarmEvaluator;
+  /** Returns the metrics database's size against its disk budget and the pruning totals. */
+  diskStats(): DiskBudgetStats;
   /** Stops the flush and evaluation timers and writes every pending minute. */
   close(): Promise<void>;
 }
@@ -30,6 +33,8 @@ export interface CreateMetricsOptions {
   now?: () => number;
   /** Cap on custom metric series, DEFAULT_MAX_CUSTOM_SERIES when unset. */
   maxCustomSeries?: number;
+  /** Byte budget of metrics.db, DEFAULT_METRICS_DISK_MIB MiB when unset. */
+  diskBudgetBytes?: number;
   /** The account id in alarm ARNs. */
   accountId?: string;
 }
@@ -40,6 +45,8 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
   const store = new MetricsStore(options.dataDir, {
     log,
     ...(options.maxCustomSeries !== undefined ? { maxCustomSeries: options.maxCustomSeries } : {}),
+    ...(options.diskBudgetBytes !== undefined ? { diskBudgetBytes: options.diskBudgetBytes } : {}),
+    ...(options.now ? { now: options.now } : {}),
   });
   const aggregator = new MinuteAggregator({ store, log, ...(options.now ? { now: options.now } : {}) });
   aggregator.start();
@@ -54,6 +61,7 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
     cloudwatch,
     reader,
     alarms,
+    diskStats: () => store.diskStats(),
     async close() {
       if (closed) return;
       closed = true;

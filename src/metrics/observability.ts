@@ -11,6 +11,7 @@ import { FanOutSink } from "./fan-out.js";
 import { PROMETHEUS_CONTENT_TYPE, PrometheusCollector } from "./prometheus.js";
 import type { MetricsReader } from "./reader.js";
 import { createStatusRoute, STATUS_PATH } from "./status.js";
+import { PRUNE_STEPS, type DiskBudgetStats } from "./store-pruning.js";
 import type { MetricsSink } from "./types.js";
 
 export const METRICS_PATH = "/_portico/metrics";
@@ -22,6 +23,8 @@ export interface ObservabilityOptions {
   /** The CloudWatch aggregator, which keeps receiving every record first. */
   aggregator: MinuteAggregator;
   reader: MetricsReader;
+  /** Returns the metrics database's size and pruning totals, exported as `portico_metrics_db_*`. */
+  metricsDatabase?: () => DiskBudgetStats;
   /** The control plane's channel; the returned `controlChannel` wraps it. */
   bus: ControlChannel;
   credentials: CredentialStore;
@@ -106,6 +109,8 @@ export function createObservability(options: ObservabilityOptions): Observabilit
     read: () => [["", accessLog.stats().deliveryFailures]],
   });
 
+  if (options.metricsDatabase) addMetricsDatabaseMetrics(prometheus, options.metricsDatabase);
+
   const fanOut = new FanOutSink([options.aggregator, prometheus, accessLog], log);
   prometheus.addExternal({
     name: "portico_metrics_sink_failures_total",
@@ -154,4 +159,47 @@ export function createObservability(options: ObservabilityOptions): Observabilit
     directory,
     close: () => accessLog.close(),
   };
+}
+
+/** Exports the metrics database's size, its budget and what pruning has thinned and deleted. */
+export function addMetricsDatabaseMetrics(prometheus: PrometheusCollector, stats: () => DiskBudgetStats): void {
+  prometheus.addExternal({
+    name: "portico_metrics_db_used_bytes",
+    help: "Bytes of metrics.db pages in use at the last check (page_count x page_size minus the free list); the WAL is apart.",
+    type: "gauge",
+    read: () => [["", stats().usedBytes]],
+  });
+  prometheus.addExternal({
+    name: "portico_metrics_db_wal_bytes",
+    help: "Bytes of the metrics.db WAL file, truncated to 64 MiB after each checkpoint.",
+    type: "gauge",
+    read: () => [["", stats().walBytes]],
+  });
+  prometheus.addExternal({
+    name: "portico_metrics_db_budget_bytes",
+    help: "Byte budget of the pages in use of metrics.db (--metrics-disk-mb).",
+    type: "gauge",
+    read: () => [["", stats().budgetBytes]],
+  });
+  prometheus.addExternal({
+    name: "portico_metrics_db_pruned_buckets_total",
+    help: "Metric buckets thinned (histograms dropped) or deleted to keep metrics.db within its budget, by step in pruning order.",
+    type: "counter",
+    read: () => {
+      const pruned = stats().pruned;
+      return PRUNE_STEPS.map((step) => [`step="${step}"`, pruned[step]] as const);
+    },
+  });
+  prometheus.addExternal({
+    name: "portico_metrics_db_prune_passes_total",
+    help: "Pruning passes run because metrics.db was over its budget.",
+    type: "counter",
+    read: () => [["", stats().passes]],
+  });
+  prometheus.addExternal({
+    name: "portico_metrics_db_prune_pass_max_seconds",
+    help: "Duration of the longest pruning pass since the process started.",
+    type: "gauge",
+    read: () => [["", stats().maxPassMs / 1000]],
+  });
 }

@@ -65,6 +65,7 @@ export interface HistogramData {
 export interface SeriesDelta {
   distributionId: string;
   requests: Float64Array;
+  cacheable: Float64Array;
   duration: HistogramData;
   originLatency: HistogramData;
   responseSize: HistogramData;
@@ -96,6 +97,8 @@ function mergeHistogram(target: Histogram, source: HistogramData): void {
 class DistributionSeries {
   /** Requests by status class and cache status: index `statusClass * RESULT_TYPES.length + resultType`. */
   readonly requests = new Float64Array(STATUS_CLASSES.length * RESULT_TYPES.length);
+  /** Requests that CloudWatch's CacheHitRate counts (not POST or PUT, no error status), by cache status. */
+  readonly cacheable = new Float64Array(RESULT_TYPES.length);
   readonly duration = new Histogram(DURATION_BUCKETS_SECONDS);
   readonly originLatency = new Histogram(ORIGIN_LATENCY_BUCKETS_SECONDS);
   readonly responseSize = new Histogram(RESPONSE_SIZE_BUCKETS_BYTES);
@@ -155,9 +158,11 @@ export class PrometheusCollector implements MetricsSink {
     }
 
     const statusClass = Math.floor(entry.status / 100) - 1;
+    const result = resultTypeIndex(entry.resultType);
     if (statusClass >= 0 && statusClass < STATUS_CLASSES.length) {
-      series.requests[statusClass * RESULT_TYPES.length + resultTypeIndex(entry.resultType)]! += 1;
+      series.requests[statusClass * RESULT_TYPES.length + result]! += 1;
     }
+    if (entry.status < 400 && entry.method !== "POST" && entry.method !== "PUT") series.cacheable[result]! += 1;
     // A viewer that left before any response (status 0, CloudFront's 000) is counted in the duration only.
     if (entry.durationMs >= 0) series.duration.observe(entry.durationMs / 1000);
     const latencyMs = entry.originLatencyMs;
@@ -179,6 +184,7 @@ export class PrometheusCollector implements MetricsSink {
       series.push({
         distributionId,
         requests: current.requests,
+        cacheable: current.cacheable,
         duration: histogramData(current.duration),
         originLatency: histogramData(current.originLatency),
         responseSize: histogramData(current.responseSize),
@@ -206,6 +212,7 @@ export class PrometheusCollector implements MetricsSink {
         this.series.set(delta.distributionId, series);
       }
       addInto(series.requests, delta.requests);
+      addInto(series.cacheable, delta.cacheable);
       mergeHistogram(series.duration, delta.duration);
       mergeHistogram(series.originLatency, delta.originLatency);
       mergeHistogram(series.responseSize, delta.responseSize);
@@ -239,6 +246,20 @@ export class PrometheusCollector implements MetricsSink {
             `portico_requests_total{distribution_id="${series.label}",status_class="${STATUS_CLASSES[statusClass]}",cache_status="${RESULT_TYPES[result]}"} ${value}`,
           );
         }
+      }
+    }
+
+    header(
+      lines,
+      "portico_cacheable_requests_total",
+      "counter",
+      "Requests that CloudWatch's CacheHitRate counts (methods other than POST and PUT, status below 400), by cache status.",
+    );
+    for (const series of all) {
+      for (let result = 0; result < RESULT_TYPES.length; result++) {
+        const value = series.cacheable[result]!;
+        if (value === 0) continue;
+        lines.push(`portico_cacheable_requests_total{distribution_id="${series.label}",cache_status="${RESULT_TYPES[result]}"} ${value}`);
       }
     }
 

@@ -1,7 +1,8 @@
 import type { MinuteAggregator } from "./aggregator.js";
 import { CLOUDFRONT_METRICS, CLOUDFRONT_NAMESPACE, CLOUDFRONT_REGION } from "./cloudfront-catalog.js";
-import { countersFromJson, type DistributionCounters } from "./distribution-counters.js";
-import { emptyStatSet, mergeStatSet, statSetFromJson, type StatSet } from "./stat-set.js";
+import { decodeCustomBucket, decodeDistributionBucket } from "./bucket-encoding.js";
+import type { DistributionCounters } from "./distribution-counters.js";
+import { emptyStatSet, mergeStatSet, type StatSet } from "./stat-set.js";
 import {
   canonicalDimensions,
   distributionSeriesKey,
@@ -110,7 +111,7 @@ export class MetricsReader {
       if (query.unit !== undefined && query.unit !== definition.unit) return [];
       const seriesKey = distributionSeriesKey(distributionId);
       for (const bucket of this.store.readBuckets(seriesKey, query.startMs, query.endMs)) {
-        const counters = countersFromJson(JSON.parse(bucket.data));
+        const counters = decodeDistributionBucket(bucket);
         addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, definition.derive(counters), definition.unit);
       }
       const pending: ReadonlyMap<number, DistributionCounters> | undefined = this.aggregator.pendingFor(distributionId);
@@ -123,7 +124,7 @@ export class MetricsReader {
         if (JSON.stringify(series.dimensions) !== expectedDimensions) continue;
         if (query.unit !== undefined && series.unit !== query.unit) continue;
         for (const bucket of this.store.readBuckets(series.seriesKey, query.startMs, query.endMs)) {
-          addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, statSetFromJson(JSON.parse(bucket.data)), series.unit);
+          addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, decodeCustomBucket(bucket), series.unit);
         }
       }
     }

@@ -117,7 +117,46 @@ function binValue(value: number): number {
   if (value === 0) return 0;
   const magnitude = Math.abs(value);
   if (magnitude < MIN_BINNED_MAGNITUDE) return 0;
-  const index = Math.ceil(Math.log(magnitude) / LOG_GAMMA);
-  const representative = (2 * Math.pow(GAMMA, index)) / (GAMMA + 1);
+  const representative = binRepresentative(binIndex(magnitude));
   return value < 0 ? -representative : representative;
+}
+
+/** Returns the index of the logarithmic bin that contains a positive magnitude: the bin covers (GAMMA^(index-1), GAMMA^index]. */
+function binIndex(magnitude: number): number {
+  return Math.ceil(Math.log(magnitude) / LOG_GAMMA);
+}
+
+/** Returns the representative value of a bin, the point within RELATIVE_ACCURACY of both of its edges. */
+function binRepresentative(index: number): number {
+  return (2 * Math.pow(GAMMA, index)) / (GAMMA + 1);
+}
+
+/** Added to a bin index so that every index of a magnitude at or above MIN_BINNED_MAGNITUDE becomes at least 1. */
+const BIN_KEY_OFFSET = 1 - binIndex(MIN_BINNED_MAGNITUDE);
+
+/**
+ * Returns a small signed integer that stands for a logarithmic bin's
+ * representative value: 0 for 0, plus or minus (index + BIN_KEY_OFFSET)
+ * otherwise, so that keys sort as the values do. Returns undefined for a
+ * value that `binValue` does not produce, which the caller stores as it is.
+ */
+export function logBinKey(value: number): number | undefined {
+  if (value === 0) return 0;
+  const magnitude = Math.abs(value);
+  const index = binIndex(magnitude);
+  // The representative lies about half a bin below the upper edge, so the
+  // index comes back exactly; the equality check guards against anything else.
+  if (binRepresentative(index) !== magnitude || index + BIN_KEY_OFFSET < 1) return undefined;
+  return value < 0 ? -(index + BIN_KEY_OFFSET) : index + BIN_KEY_OFFSET;
+}
+
+/**
+ * Returns the representative value of a key from `logBinKey`. It is the
+ * number `binValue` computes when Math.pow returns the same result. A runtime
+ * whose Math.pow differed in the last bit would split such a bin in two.
+ */
+export function logBinValue(key: number): number {
+  if (key === 0) return 0;
+  const representative = binRepresentative(Math.abs(key) - BIN_KEY_OFFSET);
+  return key < 0 ? -representative : representative;
 }

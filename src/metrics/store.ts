@@ -3,14 +3,18 @@ import { join } from "node:path";
 import type { Statement } from "better-sqlite3";
 import type { Logger } from "../common/logger.js";
 import { openDatabase, type SqliteDatabase } from "../common/sqlite.js";
+import { CUSTOM_BUCKETS, DISTRIBUTION_BUCKETS, type BucketCodec, type StoredBucketColumns } from "./bucket-encoding.js";
+import type { DistributionCounters } from "./distribution-counters.js";
+import type { StatSet } from "./stat-set.js";
 import {
-  countersFromJson,
-  countersToJson,
-  mergeCounters,
-  type DistributionCounters,
-} from "./distribution-counters.js";
-import { mergeStatSet, statSetFromJson, statSetToJson, type StatSet } from "./stat-set.js";
-import { prepareSchema } from "./store-schema.js";
+  BucketPruner,
+  DEFAULT_METRICS_DISK_MIB,
+  DEFAULT_PRUNE_PASS_MS,
+  type DiskBudgetStats,
+  type PruneCounts,
+  type PruneResult,
+} from "./store-pruning.js";
+import { convertJsonBuckets, hasJsonBuckets, prepareSchema } from "./store-schema.js";
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 24 * 3600 * 1000;
@@ -42,8 +46,9 @@ export function maxBucketsPerSeries(): number {
 }
 
 /**
- * Rows read per roll-up transaction. At the largest bucket (about 26 KB, as
- * bench/metrics/disk-bound.ts measures) one transaction writes about 130 MB to the WAL.
+ * Rows read per roll-up transaction. At the largest bucket (about 5 KB, as
+ * bench/metrics/disk-bound.ts measures) one transaction writes about 25 MB to
+ * the WAL, below WAL_SIZE_LIMIT_BYTES.
  */
 const ROLLUP_BATCH_ROWS = 5_000;
 /** Roll-up transactions per `rollUp` call, which bounds the time one call blocks the event loop. */
@@ -59,8 +64,12 @@ export const DEFAULT_MAX_CUSTOM_SERIES = 1_000;
 export const MAX_DISTRIBUTION_SERIES = 1_000;
 /** Free pages (4 KiB each) kept for reuse. Incremental vacuum returns the rest to the file system. */
 const RESERVED_FREE_PAGES = 256;
+/** Free pages returned to the file system per roll-up, which bounds the time one incremental vacuum takes. */
+const MAX_VACUUM_PAGES = 2_048;
 /** The WAL file is truncated back to this size after a checkpoint. */
-const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Minimum time between two log lines about failed pruning after writes. */
+const PRUNE_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** Error raised, with nothing written, when a write would create more custom series than the cap allows. */
 export class SeriesLimitError extends Error {
@@ -78,12 +87,22 @@ export interface MetricsStoreOptions {
   log: Logger;
   /** Cap on custom series, DEFAULT_MAX_CUSTOM_SERIES when unset. */
   maxCustomSeries?: number;
+  /** Byte budget of the database's pages in use, DEFAULT_METRICS_DISK_MIB MiB when unset. */
+  diskBudgetBytes?: number;
+  /** Time limit of one pruning or conversion pass, in milliseconds; DEFAULT_PRUNE_PASS_MS when unset. */
+  maxPassMs?: number;
+  /** Clock that decides which minutes are the last 15 days when a write prunes; defaults to `Date.now`. */
+  now?: () => number;
 }
 
 export interface RollUpResult {
-  /** Rows rolled up or deleted. */
+  /** Rows rolled up or deleted by retention. */
   rows: number;
-  /** False when the work limit stopped the call before every old bucket moved. */
+  /** Buckets converted from JSON text to the binary encoding. */
+  convertedRows: number;
+  /** Buckets thinned or deleted to keep the disk budget. */
+  pruned: PruneCounts;
+  /** False when a work limit stopped the call before every old bucket moved, every bucket was converted, or the database was back within budget. */
   complete: boolean;
 }
 
@@ -106,33 +125,15 @@ export interface SeriesRow {
   lastTimestampMs: number;
 }
 
-export interface StoredBucket {
+/** One stored bucket; decode it with decodeCustomBucket or decodeDistributionBucket. */
+export interface StoredBucket extends StoredBucketColumns {
   resolutionSeconds: number;
   bucketStartMs: number;
-  data: string;
 }
-
-interface BucketCodec<T> {
-  parse(data: string): T;
-  merge(target: T, source: T): void;
-  serialize(value: T): string;
-}
-
-const DISTRIBUTION_CODEC: BucketCodec<DistributionCounters> = {
-  parse: (data) => countersFromJson(JSON.parse(data)),
-  merge: mergeCounters,
-  serialize: (value) => JSON.stringify(countersToJson(value)),
-};
-
-const CUSTOM_CODEC: BucketCodec<StatSet> = {
-  parse: (data) => statSetFromJson(JSON.parse(data)),
-  merge: mergeStatSet,
-  serialize: (value) => JSON.stringify(statSetToJson(value)),
-};
 
 const CODECS: Record<SeriesKind, BucketCodec<never>> = {
-  distribution: DISTRIBUTION_CODEC as BucketCodec<never>,
-  custom: CUSTOM_CODEC as BucketCodec<never>,
+  distribution: DISTRIBUTION_BUCKETS as BucketCodec<never>,
+  custom: CUSTOM_BUCKETS as BucketCodec<never>,
 };
 
 export function distributionSeriesKey(distributionId: string): string {
@@ -152,22 +153,45 @@ export function customSeriesKey(namespace: string, metricName: string, dimension
   return JSON.stringify(["custom", namespace, metricName, dims, unit]);
 }
 
-/** SQLite storage of metric buckets at `<dataDir>/metrics/metrics.db`. */
+/**
+ * SQLite storage of metric buckets at `<dataDir>/metrics/metrics.db`. After
+ * every write, and in every roll-up, the store checks the pages in use
+ * against its disk budget and prunes when they exceed it (see store-pruning.ts).
+ */
 export class MetricsStore {
   readonly db: SqliteDatabase;
   readonly maxCustomSeries: number;
   private readonly statements = new Map<string, Statement>();
   private readonly seriesCounts: Record<SeriesKind, number> = { distribution: 0, custom: 0 };
+  private readonly pruner: BucketPruner;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly maxPassMs: number;
+  /** True while buckets written as JSON text may remain; pruning waits until they are converted. */
+  private converting: boolean;
+  private pruneFailures = 0;
+  private lastPruneErrorLogMs = -Infinity;
 
   constructor(dataDir: string, options: MetricsStoreOptions) {
     const folder = join(dataDir, "metrics");
     mkdirSync(folder, { recursive: true });
     this.maxCustomSeries = options.maxCustomSeries ?? DEFAULT_MAX_CUSTOM_SERIES;
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.maxPassMs = options.maxPassMs ?? DEFAULT_PRUNE_PASS_MS;
+    const path = join(folder, "metrics.db");
     // NORMAL: a process crash loses nothing; power loss may lose the last
     // few seconds of counts, which metrics can afford.
-    this.db = openDatabase(join(folder, "metrics.db"), { synchronous: "NORMAL", autoVacuum: "INCREMENTAL" });
+    this.db = openDatabase(path, { synchronous: "NORMAL", autoVacuum: "INCREMENTAL" });
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     prepareSchema(this.db, options.log);
+    this.converting = hasJsonBuckets(this.db);
+    this.pruner = new BucketPruner(this.db, {
+      budgetBytes: options.diskBudgetBytes ?? DEFAULT_METRICS_DISK_MIB * 1024 * 1024,
+      maxPassMs: this.maxPassMs,
+      walPath: `${path}-wal`,
+      log: options.log,
+    });
     this.recountSeries();
   }
 
@@ -197,7 +221,43 @@ export class MetricsStore {
     return this.seriesCounts[kind];
   }
 
+  /** Returns the database's size against its budget and what pruning has done since the store opened. */
+  diskStats(): DiskBudgetStats {
+    return this.pruner.stats();
+  }
+
+  /**
+   * Prunes buckets until the database is within its disk budget, for at
+   * most one pass (about `maxPassMs`). Does nothing while JSON buckets from
+   * an older Portico wait for conversion, because conversion alone may
+   * bring the size back within the budget.
+   */
+  enforceDiskBudget(nowMs: number = this.now()): PruneResult {
+    if (this.converting) return { pruned: { thin_older: 0, delete_older: 0, thin_recent: 0, delete_recent: 0 }, complete: false };
+    return this.pruner.prune(nowMs);
+  }
+
+  /**
+   * Prunes after a committed write. A pruning failure never fails the write:
+   * it is counted and logged at most once per PRUNE_ERROR_LOG_INTERVAL_MS,
+   * and the roll-up tries again.
+   */
+  private pruneAfterWrite(): void {
+    try {
+      this.enforceDiskBudget();
+    } catch (error) {
+      this.pruneFailures += 1;
+      const nowMs = Date.now();
+      if (nowMs - this.lastPruneErrorLogMs >= PRUNE_ERROR_LOG_INTERVAL_MS) {
+        this.log.error({ err: error, failures: this.pruneFailures }, "metrics disk budget pruning after a write failed");
+        this.lastPruneErrorLogMs = nowMs;
+        this.pruneFailures = 0;
+      }
+    }
+  }
+
   close(): void {
+    this.pruner.flushLog();
     this.db.close();
   }
 
@@ -217,7 +277,7 @@ export class MetricsStore {
    * skipped once MAX_DISTRIBUTION_SERIES exist; returns how many were skipped.
    */
   addDistributionMinutes(items: Array<{ distributionId: string; minuteStartMs: number; counters: DistributionCounters }>): number {
-    return this.inTransaction(() => {
+    const skipped = this.inTransaction(() => {
       let skipped = 0;
       for (const item of items) {
         const seriesId = this.upsertSeries(
@@ -239,10 +299,12 @@ export class MetricsStore {
           skipped += 1;
           continue;
         }
-        this.mergeBucket(DISTRIBUTION_CODEC, seriesId, 60, item.minuteStartMs, item.counters);
+        this.mergeBucket(DISTRIBUTION_BUCKETS, seriesId, 60, item.minuteStartMs, item.counters);
       }
       return skipped;
     });
+    this.pruneAfterWrite();
+    return skipped;
   }
 
   /**
@@ -276,9 +338,10 @@ export class MetricsStore {
           },
           this.maxCustomSeries,
         )!;
-        this.mergeBucket(CUSTOM_CODEC, seriesId, 60, item.minuteStartMs, item.stats);
+        this.mergeBucket(CUSTOM_BUCKETS, seriesId, 60, item.minuteStartMs, item.stats);
       }
     });
+    this.pruneAfterWrite();
   }
 
   /** Returns the buckets of one series that start in [fromMs, toMs), at every resolution. */
@@ -287,7 +350,7 @@ export class MetricsStore {
     if (seriesId === undefined) return [];
     return this
       .statement(
-        `SELECT resolution_seconds AS resolutionSeconds, bucket_start_ms AS bucketStartMs, data
+        `SELECT resolution_seconds AS resolutionSeconds, bucket_start_ms AS bucketStartMs, data, histograms
          FROM buckets WHERE series_id = ? AND bucket_start_ms >= ? AND bucket_start_ms < ?`,
       )
       .all(seriesId, fromMs, toMs) as StoredBucket[];
@@ -318,15 +381,28 @@ export class MetricsStore {
   }
 
   /**
-   * Moves buckets past their tier's age into the next tier, deletes hourly
-   * buckets past the last tier and series with no data left, then returns
-   * free pages beyond RESERVED_FREE_PAGES to the file system. Work per call
-   * is bounded by `maxBatches * ROLLUP_BATCH_ROWS` rows per tier. The rest
-   * waits for the next call, and `complete` is false when any was left.
+   * Converts JSON buckets of an older Portico for about `maxPassMs`. Then
+   * moves buckets past their tier's age into the next tier, deletes hourly
+   * buckets past the last tier and series with no data left, and prunes to
+   * the disk budget. Last, it returns up to MAX_VACUUM_PAGES free pages beyond
+   * RESERVED_FREE_PAGES to the file system. Roll-up work per call is bounded
+   * by `maxBatches * ROLLUP_BATCH_ROWS` rows per tier. The rest waits for the
+   * next call, and `complete` is false when any was left.
    */
   rollUp(nowMs: number, maxBatches = ROLLUP_MAX_BATCHES): RollUpResult {
     let rows = 0;
     let complete = true;
+    let convertedRows = 0;
+    if (this.converting) {
+      const conversion = convertJsonBuckets(this.db, performance.now() + this.maxPassMs);
+      convertedRows = conversion.rows;
+      this.converting = !conversion.complete;
+      if (conversion.failed > 0) {
+        this.log.warn({ failed: conversion.failed }, "metrics buckets of an older Portico that do not parse were left as they are");
+      }
+      if (conversion.complete) this.log.info("metrics buckets of an older Portico converted to the binary encoding");
+      complete = conversion.complete;
+    }
     for (let index = 0; index < RETENTION_TIERS.length; index++) {
       const tier = RETENTION_TIERS[index]!;
       const next = RETENTION_TIERS[index + 1];
@@ -350,8 +426,10 @@ export class MetricsStore {
       if (batch === maxBatches) complete = false;
     }
     rows += this.deleteExpiredSeries(nowMs);
-    this.releaseFreePages();
-    return { rows, complete };
+    const budget = this.enforceDiskBudget(nowMs);
+    if (!budget.complete) complete = false;
+    if (!this.releaseFreePages()) complete = false;
+    return { rows, convertedRows, pruned: budget.pruned, complete };
   }
 
   /** Deletes series whose newest data is older than the last tier keeps, so they no longer count against the caps. */
@@ -370,26 +448,27 @@ export class MetricsStore {
     });
   }
 
-  private releaseFreePages(): void {
+  /** Returns free pages to the file system and returns false when more than RESERVED_FREE_PAGES are still left. */
+  private releaseFreePages(): boolean {
     const free = this.db.pragma("freelist_count", { simple: true }) as number;
-    if (free > RESERVED_FREE_PAGES) this.db.pragma(`incremental_vacuum(${free - RESERVED_FREE_PAGES})`);
+    const excess = free - RESERVED_FREE_PAGES;
+    if (excess > 0) this.db.pragma(`incremental_vacuum(${Math.min(excess, MAX_VACUUM_PAGES)})`);
+    return excess <= MAX_VACUUM_PAGES;
   }
 
   private rollUpBatch(fromResolution: number, toResolution: number, cutoffMs: number): number {
     const move = this.db.transaction(() => {
       const rows = this
         .statement(
-          `SELECT b.series_id AS seriesId, s.kind AS kind, b.bucket_start_ms AS bucketStartMs, b.data AS data
+          `SELECT b.series_id AS seriesId, s.kind AS kind, b.bucket_start_ms AS bucketStartMs, b.data AS data,
+                  b.histograms AS histograms
            FROM buckets b JOIN series s ON s.series_id = b.series_id
            WHERE b.resolution_seconds = ? AND b.bucket_start_ms < ?
            LIMIT ?`,
         )
-        .all(fromResolution, cutoffMs, ROLLUP_BATCH_ROWS) as Array<{
-        seriesId: number;
-        kind: SeriesKind;
-        bucketStartMs: number;
-        data: string;
-      }>;
+        .all(fromResolution, cutoffMs, ROLLUP_BATCH_ROWS) as Array<
+        StoredBucketColumns & { seriesId: number; kind: SeriesKind; bucketStartMs: number }
+      >;
       const targetMs = toResolution * 1000;
       const groups = new Map<string, { kind: SeriesKind; seriesId: number; startMs: number; value: never }>();
       const remove = this.statement(
@@ -399,7 +478,7 @@ export class MetricsStore {
         const codec = CODECS[row.kind];
         const startMs = Math.floor(row.bucketStartMs / targetMs) * targetMs;
         const groupKey = `${startMs}:${row.seriesId}`;
-        const value = codec.parse(row.data);
+        const value = codec.decode(row);
         const group = groups.get(groupKey);
         if (group) codec.merge(group.value, value);
         else groups.set(groupKey, { kind: row.kind, seriesId: row.seriesId, startMs, value });
@@ -446,19 +525,21 @@ export class MetricsStore {
 
   private mergeBucket<T>(codec: BucketCodec<T>, seriesId: number, resolutionSeconds: number, startMs: number, value: T): void {
     const existing = this
-      .statement(`SELECT data FROM buckets WHERE series_id = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
-      .get(seriesId, resolutionSeconds, startMs) as { data: string } | undefined;
+      .statement(`SELECT data, histograms FROM buckets WHERE series_id = ? AND resolution_seconds = ? AND bucket_start_ms = ?`)
+      .get(seriesId, resolutionSeconds, startMs) as StoredBucketColumns | undefined;
     let merged = value;
     if (existing) {
-      merged = codec.parse(existing.data);
+      merged = codec.decode(existing);
       codec.merge(merged, value);
     }
+    const encoded = codec.encode(merged);
     this
       .statement(
-        `INSERT INTO buckets (series_id, resolution_seconds, bucket_start_ms, data) VALUES (?, ?, ?, ?)
-         ON CONFLICT (series_id, resolution_seconds, bucket_start_ms) DO UPDATE SET data = excluded.data`,
+        `INSERT INTO buckets (series_id, resolution_seconds, bucket_start_ms, data, histograms) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (series_id, resolution_seconds, bucket_start_ms)
+         DO UPDATE SET data = excluded.data, histograms = excluded.histograms`,
       )
-      .run(seriesId, resolutionSeconds, startMs, codec.serialize(merged));
+      .run(seriesId, resolutionSeconds, startMs, encoded.data, encoded.histograms);
   }
 }
 

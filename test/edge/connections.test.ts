@@ -5,9 +5,10 @@ import { connect as connectHttp2, constants, type ClientHttp2Session } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
+import { createConnection } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
-import { customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
+import { allMethodsSnapshot, customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
 import { rawExchange } from "./raw.js";
 
 async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0] = {}, originDelayMs = 0) {
@@ -19,12 +20,7 @@ async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0
   t.after(() => origin.close());
   const fixture = await startTestEdge(options);
   t.after(() => fixture.close());
-  const snapshot = customSnapshot({
-    originPort: origin.port,
-    defaultBehavior: {
-      AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] },
-    },
-  });
+  const snapshot = allMethodsSnapshot(origin.port);
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   return { origin, fixture, port: fixture.edge.httpPort, host: snapshot.domainName };
 }
@@ -329,4 +325,40 @@ test("viewer leaving mid-upload aborts the origin request", async (t) => {
   while (abortedAt.length === 0 && Date.now() < deadline) await sleep(20);
   assert.equal(abortedAt.length, 1, "the origin request was not aborted within 3 s of the viewer leaving");
   assert.ok(abortedAt[0]! - leftAt < 1_000);
+});
+
+test("pipelining without reading is held back", async (t) => {
+  const body = Buffer.alloc(16 * 1024, 0x62);
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-type": "application/octet-stream" });
+    res.end(body);
+  });
+  t.after(() => origin.close());
+  const fixture = await startTestEdge({});
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+  const warm = await request(fixture.edge.httpPort, snapshot.domainName, "/p16k");
+  assert.equal(warm.status, 200);
+
+  // 3000 pipelined hits of 16 KiB are 48 MiB of responses; the client reads none of them at first.
+  const count = 3000;
+  const one = `GET /p16k HTTP/1.1\r\nHost: ${snapshot.domainName}\r\n\r\n`;
+  const socket = createConnection({ host: "127.0.0.1", port: fixture.edge.httpPort });
+  t.after(() => socket.destroy());
+  await new Promise<void>((resolve) => socket.once("connect", resolve));
+  socket.pause();
+  socket.write(one.repeat(count));
+  await sleep(500);
+  const servedBeforeReading = fixture.metrics.records.length - 1;
+  assert.ok(servedBeforeReading < count / 3, `${servedBeforeReading} responses were made before the client read`);
+
+  let received = 0;
+  socket.on("data", (chunk: Buffer) => (received += chunk.length));
+  socket.resume();
+  for (let i = 0; i < 200 && fixture.metrics.records.length - 1 < count; i++) await sleep(25);
+  assert.equal(fixture.metrics.records.length - 1, count);
+  for (let i = 0; i < 200 && received < count * body.length; i++) await sleep(25);
+  assert.ok(received > count * body.length, `received ${received} bytes`);
+  assert.equal(origin.hits(), 1);
 });

@@ -126,6 +126,16 @@ export function customSnapshot(options: DistributionOptions): DistributionSnapsh
   };
 }
 
+/** A custom-origin distribution whose default behavior allows every method. */
+export function allMethodsSnapshot(originPort: number): DistributionSnapshot {
+  return customSnapshot({
+    originPort,
+    defaultBehavior: {
+      AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] },
+    },
+  });
+}
+
 export interface EdgeFixture {
   edge: Edge;
   bus: EmbeddedBus;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
-import { customSnapshot, startOrigin, startTestEdge } from "./helpers.js";
+import { allMethodsSnapshot, startOrigin, startTestEdge } from "./helpers.js";
 import { rawExchange } from "./raw.js";
 
 async function setup(t: TestContext, protocol?: NonNullable<Parameters<typeof startTestEdge>[0]>["protocol"]) {
@@ -11,12 +11,7 @@ async function setup(t: TestContext, protocol?: NonNullable<Parameters<typeof st
   t.after(() => origin.close());
   const fixture = await startTestEdge(protocol === undefined ? {} : { protocol });
   t.after(() => fixture.close());
-  const snapshot = customSnapshot({
-    originPort: origin.port,
-    defaultBehavior: {
-      AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] },
-    },
-  });
+  const snapshot = allMethodsSnapshot(origin.port);
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   return { origin, port: fixture.edge.httpPort, host: snapshot.domainName };
 }

@@ -117,6 +117,23 @@ test("prometheus label values are escaped", () => {
   assert.match(collector.render(), /portico_requests_total\{distribution_id="E\\"1",status_class="2xx",cache_status="Hit"\} 1/);
 });
 
+test("prometheus cacheable requests follow CacheHitRate", () => {
+  const collector = new PrometheusCollector();
+  collector.record(sample({ method: "GET", status: 200, resultType: "Hit" }));
+  collector.record(sample({ method: "HEAD", status: 304, resultType: "RefreshHit" }));
+  collector.record(sample({ method: "GET", status: 200, resultType: "Miss" }));
+  collector.record(sample({ method: "POST", status: 200, resultType: "Miss" }));
+  collector.record(sample({ method: "PUT", status: 201, resultType: "Miss" }));
+  collector.record(sample({ method: "GET", status: 404, resultType: "Error" }));
+  const text = collector.render();
+  const count = (status: string) =>
+    Number(new RegExp(`portico_cacheable_requests_total\\{distribution_id="EDFDVBD6EXAMPLE",cache_status="${status}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  assert.equal(count("Hit"), 1);
+  assert.equal(count("RefreshHit"), 1);
+  assert.equal(count("Miss"), 1, "POST and PUT are not counted");
+  assert.equal(count("Error"), 0, "errors are not counted");
+});
+
 test("prometheus histograms are cumulative", () => {
   const collector = new PrometheusCollector();
   for (const durationMs of [0.1, 0.7, 3, 20_000]) collector.record(sample({ durationMs, originLatencyMs: durationMs }));

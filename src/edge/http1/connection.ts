@@ -22,6 +22,8 @@ export interface Http1Timeouts {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Response bytes a connection may have waiting in its socket before it parses another pipelined request. */
+const MAX_UNSENT_RESPONSE_BYTES = 1024 * 1024;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 
 type Phase = "head" | "body" | "respond" | "closed";
@@ -96,6 +98,8 @@ export class Http1Connection implements ResponseSink {
   private headStarted = false;
   private drainWaiters: Array<(open: boolean) => void> = [];
   private readonly clientIp: string;
+  /** Parsing stopped because responses were not sent yet; the socket's drain restarts it. */
+  private resumeOnDrain = false;
   /** `Date.now()` and `performance.now()` of the data event being processed, read once for all its requests. */
   private clockMs = 0;
   private clockPerformanceMs = 0;
@@ -113,7 +117,7 @@ export class Http1Connection implements ResponseSink {
     this.clientIp = socket.remoteAddress ?? "";
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("drain", () => this.releaseDrainWaiters(true));
+    socket.on("drain", () => this.onDrain());
     socket.on("error", () => {});
     socket.on("close", () => this.closed());
   }
@@ -225,6 +229,15 @@ export class Http1Connection implements ResponseSink {
           break;
         }
         if (this.pending.length === 0) break;
+        if (this.socket.writableLength > MAX_UNSENT_RESPONSE_BYTES) {
+          // A viewer that pipelines requests without reading the responses waits here, so unsent bytes stay bounded.
+          this.resumeOnDrain = true;
+          if (!this.paused) {
+            this.paused = true;
+            this.socket.pause();
+          }
+          break;
+        }
         if (!this.headStarted) {
           this.headStarted = true;
           this.deadlineMs = this.clockMs + this.timeouts.headersTimeoutMs;
@@ -381,6 +394,17 @@ export class Http1Connection implements ResponseSink {
     this.socket.end();
     // A viewer that never reads the last response must not hold the socket open.
     this.socket.setTimeout(this.timeouts.keepAliveTimeoutMs, () => this.socket.destroy());
+  }
+
+  private onDrain(): void {
+    this.releaseDrainWaiters(true);
+    if (!this.resumeOnDrain) return;
+    this.resumeOnDrain = false;
+    if (this.paused && this.phase === "head") {
+      this.paused = false;
+      this.socket.resume();
+    }
+    if (!this.processing && this.pending.length > 0) this.process();
   }
 
   private releaseDrainWaiters(open: boolean): void {

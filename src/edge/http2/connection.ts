@@ -1,0 +1,705 @@
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "../../common/logger.js";
+import type { RequestListener } from "../http1/connection.js";
+import { RequestBody } from "../http1/body.js";
+import {
+  CLIENT_PREFACE,
+  ConnectionError,
+  DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_WINDOW,
+  ErrorCode,
+  Flag,
+  FRAME_HEADER_BYTES,
+  FrameType,
+  goawayFrame,
+  LARGEST_MAX_FRAME_SIZE,
+  MAX_WINDOW,
+  rstStreamFrame,
+  Setting,
+  settingsFrame,
+  StreamError,
+  windowUpdateFrame,
+  writeFrameHeader,
+  frame,
+} from "./frames.js";
+import { HpackDecoder, HpackError } from "./hpack.js";
+import { dispatchRequest } from "./dispatch.js";
+import { parseRequestFields } from "./request.js";
+import { Http2Stream, type StreamSink } from "./stream.js";
+
+export interface Http2Limits {
+  /** Largest decoded header list of a request (names, values and 32 octets a field). */
+  maxHeaderListBytes: number;
+  /** Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  maxConcurrentStreams: number;
+  /** How long a connection may stay without open streams. */
+  idleTimeoutMs: number;
+  /** How long a header block may take to arrive whole, over HEADERS and CONTINUATION frames. */
+  headersTimeoutMs: number;
+  /** How long a request body may go without receiving DATA. */
+  bodyIdleTimeoutMs: number;
+}
+
+/** The window this server grants each request body, and the whole connection. */
+const STREAM_RECEIVE_WINDOW = 256 * 1024;
+const CONNECTION_RECEIVE_WINDOW = 4 * 1024 * 1024;
+/** The HPACK table size this server advertises for the client's requests. */
+const HEADER_TABLE_SIZE = 4096;
+/** Frames a client may send per sweep period before the connection is ended as abusive. */
+const FLOOD_LIMITS = { resets: 400, pings: 100, settings: 100, emptyFrames: 400, priorities: 1000 };
+
+type FloodCounter = keyof typeof FLOOD_LIMITS;
+
+/**
+ * The edge's HTTP/2 server for one connection (RFC 9113), behind TLS with
+ * ALPN h2. It reads frames itself so that a cache hit costs one write of a
+ * prepared HEADERS and DATA pair; node:http2 makes several objects and
+ * calls per stream. It enforces the protocol's rules on every frame, flow
+ * control in both directions, the client's SETTINGS, and bounds on frames
+ * that cost work without producing requests (resets, pings, settings,
+ * empty frames), which are the HTTP/2 flood attacks.
+ */
+export class Http2Connection implements StreamSink {
+  /** When the connection times out, in epoch milliseconds; checked by the server's sweep. */
+  deadlineMs: number;
+  private input: Buffer = Buffer.alloc(0);
+  private prefaceReceived = false;
+  private settingsReceived = false;
+  private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE);
+  private readonly streams = new Map<number, Http2Stream>();
+  private highestStreamId = 0;
+  private goawaySent = false;
+  private peerGoaway = false;
+  private closed = false;
+  private congested = false;
+  private readonly roomWaiters = new Map<Http2Stream, Array<(open: boolean) => void>>();
+  private peerInitialWindow = DEFAULT_WINDOW;
+  private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  private sendWindow = DEFAULT_WINDOW;
+  private receiveWindow = CONNECTION_RECEIVE_WINDOW;
+  private receivedSinceUpdate = 0;
+  /** A header block arriving over HEADERS and CONTINUATION frames. */
+  private block: { streamId: number; chunks: Buffer[]; bytes: number; endStream: boolean; startedAtMs: number } | undefined;
+  private readonly flood: Record<FloodCounter, number> = { resets: 0, pings: 0, settings: 0, emptyFrames: 0, priorities: 0 };
+  private readonly clientIp: string;
+  private clockMs = 0;
+  private clockPerformanceMs = 0;
+  private draining = false;
+
+  constructor(
+    private readonly socket: TLSSocket,
+    private readonly listener: RequestListener,
+    private readonly limits: Http2Limits,
+    private readonly log: Logger,
+    private readonly onClose: (connection: Http2Connection) => void,
+  ) {
+    this.clientIp = socket.remoteAddress ?? "";
+    this.deadlineMs = Date.now() + limits.idleTimeoutMs;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("drain", () => this.onDrain());
+    socket.on("error", () => {});
+    socket.on("close", () => this.onSocketClose());
+    // The server connection preface: SETTINGS, then a larger connection window (section 3.4).
+    this.write(
+      Buffer.concat([
+        settingsFrame([
+          [Setting.HEADER_TABLE_SIZE, HEADER_TABLE_SIZE],
+          [Setting.MAX_CONCURRENT_STREAMS, limits.maxConcurrentStreams],
+          [Setting.INITIAL_WINDOW_SIZE, STREAM_RECEIVE_WINDOW],
+          [Setting.MAX_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE],
+          [Setting.MAX_HEADER_LIST_SIZE, limits.maxHeaderListBytes],
+        ]),
+        windowUpdateFrame(0, CONNECTION_RECEIVE_WINDOW - DEFAULT_WINDOW),
+      ]),
+    );
+  }
+
+  /** Whether no stream is open, so closing loses nothing. */
+  get idle(): boolean {
+    return this.streams.size === 0;
+  }
+
+  /** Sends GOAWAY so the client opens no more streams, and closes once the open ones finish. */
+  drain(): void {
+    if (this.closed) return;
+    this.draining = true;
+    this.sendGoaway(ErrorCode.NO_ERROR, "server shutting down");
+    if (this.streams.size === 0) this.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** Called by the server's sweep: ends idle connections and stalled header blocks and bodies. */
+  sweep(nowMs: number, resetFloodCounters: boolean): void {
+    if (this.closed) return;
+    if (resetFloodCounters) {
+      for (const name of Object.keys(this.flood) as FloodCounter[]) this.flood[name] = 0;
+    }
+    if (this.block !== undefined && nowMs - this.block.startedAtMs > this.limits.headersTimeoutMs) {
+      this.connectionError(new ConnectionError(ErrorCode.PROTOCOL_ERROR, "header block timed out"));
+      return;
+    }
+    for (const stream of this.streams.values()) {
+      if (stream.body === undefined || stream.remoteClosed) continue;
+      if (nowMs - stream.lastDataAtMs > this.limits.bodyIdleTimeoutMs) {
+        stream.body.destroy(new Error("request body timed out"));
+        this.streamError(new StreamError(stream.id, ErrorCode.CANCEL, "request body timed out"));
+      }
+    }
+    if (this.streams.size === 0 && nowMs >= this.deadlineMs) {
+      this.sendGoaway(ErrorCode.NO_ERROR, "idle");
+      this.end();
+    }
+  }
+
+  // StreamSink
+
+  sendHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean): void {
+    if (stream.reset || this.closed) return;
+    this.write(this.headersFrames(stream.id, block, endStream));
+    if (endStream) this.localEnd(stream);
+  }
+
+  sendWhole(stream: Http2Stream, block: Uint8Array, blockTail: Uint8Array | undefined, body: Buffer | undefined): void {
+    if (stream.reset || this.closed) return;
+    const bodyBytes = body?.length ?? 0;
+    const blockBytes = block.length + (blockTail?.length ?? 0);
+    const fits =
+      blockBytes <= this.peerMaxFrameSize &&
+      bodyBytes <= this.peerMaxFrameSize &&
+      bodyBytes <= stream.sendWindow &&
+      bodyBytes <= this.sendWindow;
+    if (!fits) {
+      const whole = blockTail === undefined ? block : Buffer.concat([block, blockTail]);
+      this.sendHeaders(stream, whole, body === undefined);
+      if (body !== undefined) this.sendData(stream, body, true);
+      return;
+    }
+    // One buffer: HEADERS, then DATA with END_STREAM, or HEADERS with END_STREAM alone.
+    const total = FRAME_HEADER_BYTES + blockBytes + (body === undefined ? 0 : FRAME_HEADER_BYTES + bodyBytes);
+    const out = Buffer.allocUnsafe(total);
+    writeFrameHeader(out, 0, blockBytes, FrameType.HEADERS, Flag.END_HEADERS | (body === undefined ? Flag.END_STREAM : 0), stream.id);
+    out.set(block, FRAME_HEADER_BYTES);
+    if (blockTail !== undefined) out.set(blockTail, FRAME_HEADER_BYTES + block.length);
+    if (body !== undefined) {
+      const dataStart = FRAME_HEADER_BYTES + blockBytes;
+      writeFrameHeader(out, dataStart, bodyBytes, FrameType.DATA, Flag.END_STREAM, stream.id);
+      out.set(body, dataStart + FRAME_HEADER_BYTES);
+      stream.sendWindow -= bodyBytes;
+      this.sendWindow -= bodyBytes;
+    }
+    this.write(out);
+    this.localEnd(stream);
+  }
+
+  sendData(stream: Http2Stream, data: Buffer, endStream: boolean): void {
+    if (stream.reset || this.closed) return;
+    stream.pending.push({ data, end: endStream });
+    this.flushStream(stream);
+  }
+
+  waitForRoom(stream: Http2Stream): Promise<boolean> {
+    if (stream.reset || this.closed) return Promise.resolve(false);
+    if (stream.pending.length === 0 && !this.congested) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let waiters = this.roomWaiters.get(stream);
+      if (waiters === undefined) {
+        waiters = [];
+        this.roomWaiters.set(stream, waiters);
+      }
+      waiters.push(resolve);
+    });
+  }
+
+  resetStream(stream: Http2Stream, code: number): void {
+    this.streamError(new StreamError(stream.id, code, "response broke off"));
+  }
+
+  // Input
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.input = this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
+    this.clockMs = Date.now();
+    this.clockPerformanceMs = performance.now();
+    try {
+      this.readFrames();
+    } catch (error) {
+      if (error instanceof ConnectionError) this.connectionError(error);
+      else if (error instanceof HpackError) this.connectionError(new ConnectionError(ErrorCode.COMPRESSION_ERROR, error.message));
+      else {
+        this.log.error({ err: error }, "HTTP/2 connection failed");
+        this.connectionError(new ConnectionError(ErrorCode.INTERNAL_ERROR, "internal error"));
+      }
+    }
+  }
+
+  private readFrames(): void {
+    if (!this.prefaceReceived) {
+      const have = Math.min(this.input.length, CLIENT_PREFACE.length);
+      if (!this.input.subarray(0, have).equals(CLIENT_PREFACE.subarray(0, have))) {
+        throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid connection preface");
+      }
+      if (this.input.length < CLIENT_PREFACE.length) return;
+      this.prefaceReceived = true;
+      this.input = this.input.subarray(CLIENT_PREFACE.length);
+    }
+    let position = 0;
+    const input = this.input;
+    // While the viewer is not reading, frames wait in the buffer, so responses cannot pile up unsent.
+    while (!this.closed && !this.congested && input.length - position >= FRAME_HEADER_BYTES) {
+      const length = (input[position]! << 16) | (input[position + 1]! << 8) | input[position + 2]!;
+      // Section 4.2: this server accepts frames up to the size it advertised.
+      if (length > DEFAULT_MAX_FRAME_SIZE) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "frame larger than SETTINGS_MAX_FRAME_SIZE");
+      if (input.length - position < FRAME_HEADER_BYTES + length) break;
+      const type = input[position + 3]!;
+      const flags = input[position + 4]!;
+      const streamId = input.readUInt32BE(position + 5) & MAX_WINDOW;
+      const payload = input.subarray(position + FRAME_HEADER_BYTES, position + FRAME_HEADER_BYTES + length);
+      position += FRAME_HEADER_BYTES + length;
+      try {
+        this.handleFrame(type, flags, streamId, payload);
+      } catch (error) {
+        if (!(error instanceof StreamError)) throw error;
+        this.streamError(error);
+      }
+    }
+    this.input = position === input.length ? Buffer.alloc(0) : input.subarray(position);
+    if (this.input.length > 0 && position > 0) this.input = Buffer.from(this.input);
+  }
+
+  private handleFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (!this.settingsReceived) {
+      // Section 3.4: the client's preface ends with a SETTINGS frame.
+      if (type !== FrameType.SETTINGS || (flags & Flag.ACK) !== 0) {
+        throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "connection preface without SETTINGS");
+      }
+      this.settingsReceived = true;
+    }
+    if (this.block !== undefined && type !== FrameType.CONTINUATION) {
+      throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "frame inside a header block");
+    }
+    switch (type) {
+      case FrameType.DATA:
+        this.onDataFrame(flags, streamId, payload);
+        return;
+      case FrameType.HEADERS:
+        this.onHeaders(flags, streamId, payload);
+        return;
+      case FrameType.PRIORITY:
+        this.onPriority(streamId, payload);
+        return;
+      case FrameType.RST_STREAM:
+        this.onReset(streamId, payload);
+        return;
+      case FrameType.SETTINGS:
+        this.onSettings(flags, streamId, payload);
+        return;
+      case FrameType.PUSH_PROMISE:
+        throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE from a client");
+      case FrameType.PING:
+        this.onPing(flags, streamId, payload);
+        return;
+      case FrameType.GOAWAY:
+        if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream");
+        if (payload.length < 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "short GOAWAY");
+        this.peerGoaway = true;
+        if (this.streams.size === 0) this.end();
+        return;
+      case FrameType.WINDOW_UPDATE:
+        this.onWindowUpdate(streamId, payload);
+        return;
+      case FrameType.CONTINUATION:
+        this.onContinuation(flags, streamId, payload);
+        return;
+      default:
+        // Section 5.5: unknown frame types are ignored.
+        return;
+    }
+  }
+
+  private count(counter: FloodCounter): void {
+    if (++this.flood[counter] > FLOOD_LIMITS[counter]) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `too many ${counter} frames`);
+    }
+  }
+
+  /** Removes padding (section 6.1); returns the payload without it. */
+  private unpad(flags: number, payload: Buffer): Buffer {
+    if ((flags & Flag.PADDED) === 0) return payload;
+    if (payload.length < 1) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "padded frame without a pad length");
+    const padLength = payload[0]!;
+    if (padLength >= payload.length) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding longer than the frame");
+    return payload.subarray(1, payload.length - padLength);
+  }
+
+  private onDataFrame(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "DATA on stream 0");
+    // Flow control counts the whole frame, padding included (section 6.9.1).
+    this.receiveWindow -= payload.length;
+    if (this.receiveWindow < 0) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window exceeded");
+    this.returnConnectionWindow(payload.length);
+    const data = this.unpad(flags, payload);
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if (data.length === 0 && !endStream) this.count("emptyFrames");
+
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) {
+      if (streamId > this.highestStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "DATA on an idle stream");
+      throw new StreamError(streamId, ErrorCode.STREAM_CLOSED, "DATA on a closed stream");
+    }
+    if (stream.remoteClosed) throw new StreamError(streamId, ErrorCode.STREAM_CLOSED, "DATA after END_STREAM");
+    stream.receiveWindow -= payload.length;
+    if (stream.receiveWindow < 0) throw new StreamError(streamId, ErrorCode.FLOW_CONTROL_ERROR, "stream window exceeded");
+    stream.receivedBodyBytes += data.length;
+    stream.lastDataAtMs = this.clockMs;
+    // Padding is returned at once; the data's window comes back as the handler reads it.
+    stream.consumedBodyBytes += payload.length - data.length;
+    if (stream.expectedBodyBytes !== undefined && stream.receivedBodyBytes > stream.expectedBodyBytes) {
+      throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "more DATA than content-length");
+    }
+    if (data.length > 0) stream.body?.push(data);
+    if (endStream) this.remoteEnd(stream);
+    this.returnStreamWindow(stream);
+  }
+
+  private onHeaders(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0");
+    let fragment = this.unpad(flags, payload);
+    if ((flags & Flag.PRIORITY) !== 0) {
+      if (fragment.length < 5) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "HEADERS priority fields missing");
+      const dependency = fragment.readUInt32BE(0) & MAX_WINDOW;
+      fragment = fragment.subarray(5);
+      if (dependency === streamId) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "stream depends on itself");
+    }
+    const block = { streamId, chunks: [fragment], bytes: fragment.length, endStream: (flags & Flag.END_STREAM) !== 0, startedAtMs: this.clockMs };
+    if ((flags & Flag.END_HEADERS) === 0) {
+      this.block = block;
+      this.checkBlockSize(block.bytes);
+      return;
+    }
+    this.onHeaderBlock(streamId, fragment, block.endStream);
+  }
+
+  private onContinuation(flags: number, streamId: number, payload: Buffer): void {
+    const block = this.block;
+    if (block === undefined || block.streamId !== streamId) {
+      throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block");
+    }
+    block.chunks.push(payload);
+    block.bytes += payload.length;
+    this.checkBlockSize(block.bytes);
+    if ((flags & Flag.END_HEADERS) === 0) return;
+    this.block = undefined;
+    this.onHeaderBlock(streamId, Buffer.concat(block.chunks, block.bytes), block.endStream);
+  }
+
+  /** Bounds a header block before decoding: a CONTINUATION flood is cut off here. */
+  private checkBlockSize(bytes: number): void {
+    if (bytes > 2 * this.limits.maxHeaderListBytes + 1024) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large");
+    }
+  }
+
+  private onHeaderBlock(streamId: number, block: Buffer, endStream: boolean): void {
+    // Every block goes through the decoder, so its table stays in step with the client's.
+    const fields = this.decoder.decode(block, 2 * this.limits.maxHeaderListBytes);
+    const existing = this.streams.get(streamId);
+    if (existing !== undefined) {
+      // Trailers (section 8.1): they end the stream and are otherwise not used.
+      if (existing.remoteClosed) throw new StreamError(streamId, ErrorCode.STREAM_CLOSED, "HEADERS after END_STREAM");
+      if (!endStream) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "trailers without END_STREAM");
+      if (fields.some(([name]) => name.startsWith(":"))) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "pseudo-header in trailers");
+      this.remoteEnd(existing);
+      return;
+    }
+    if (streamId % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "even stream id from a client");
+    if (streamId <= this.highestStreamId) throw new ConnectionError(ErrorCode.STREAM_CLOSED, "HEADERS on a closed stream");
+    this.highestStreamId = streamId;
+    // After GOAWAY, new streams are ignored (section 6.8); their header block was still decoded.
+    if (this.goawaySent || this.peerGoaway) return;
+    if (this.streams.size >= this.limits.maxConcurrentStreams) {
+      throw new StreamError(streamId, ErrorCode.REFUSED_STREAM, "too many concurrent streams");
+    }
+
+    const stream = new Http2Stream(streamId, this.peerInitialWindow, STREAM_RECEIVE_WINDOW, this);
+    this.streams.set(streamId, stream);
+    const parsed = parseRequestFields(fields);
+    if (!parsed.ok) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, parsed.reason);
+    const head = parsed.head;
+    stream.expectedBodyBytes = head.contentLength;
+    if (endStream) {
+      stream.remoteClosed = true;
+      if (head.contentLength !== undefined && head.contentLength > 0) {
+        throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "content-length without DATA");
+      }
+    } else {
+      stream.lastDataAtMs = this.clockMs;
+      stream.body = new RequestBody(() => this.bodyRead(stream));
+    }
+    let listSize = 0;
+    for (const [name, value] of fields) listSize += name.length + value.length + 32;
+    dispatchRequest(stream, head, {
+      listener: this.listener,
+      clientIp: this.clientIp,
+      socket: this.socket,
+      startedAt: this.clockPerformanceMs,
+      receivedAtMs: this.clockMs,
+      headerListTooLarge: listSize > this.limits.maxHeaderListBytes,
+      log: this.log,
+    });
+  }
+
+  private onPriority(streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0");
+    if (payload.length !== 5) throw new StreamError(streamId, ErrorCode.FRAME_SIZE_ERROR, "PRIORITY of the wrong size");
+    this.count("priorities");
+    if ((payload.readUInt32BE(0) & MAX_WINDOW) === streamId) {
+      throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "stream depends on itself");
+    }
+  }
+
+  private onReset(streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on stream 0");
+    if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of the wrong size");
+    if (streamId > this.highestStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
+    // Resets that arrive faster than streams can finish are the rapid reset attack.
+    this.count("resets");
+    const stream = this.streams.get(streamId);
+    if (stream !== undefined) this.closeStream(stream, true);
+  }
+
+  private onSettings(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream");
+    if ((flags & Flag.ACK) !== 0) {
+      if (payload.length !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
+      return;
+    }
+    if (payload.length % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of the wrong size");
+    this.count("settings");
+    for (let offset = 0; offset < payload.length; offset += 6) {
+      const id = payload.readUInt16BE(offset);
+      const value = payload.readUInt32BE(offset + 2);
+      if (id === Setting.ENABLE_PUSH && value > 1) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid SETTINGS_ENABLE_PUSH");
+      if (id === Setting.INITIAL_WINDOW_SIZE) {
+        if (value > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "invalid SETTINGS_INITIAL_WINDOW_SIZE");
+        // Section 6.9.2: the change applies to every open stream's window.
+        const delta = value - this.peerInitialWindow;
+        this.peerInitialWindow = value;
+        for (const stream of this.streams.values()) {
+          stream.sendWindow += delta;
+          if (stream.sendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "stream window overflow");
+        }
+      }
+      if (id === Setting.MAX_FRAME_SIZE) {
+        if (value < DEFAULT_MAX_FRAME_SIZE || value > LARGEST_MAX_FRAME_SIZE) {
+          throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid SETTINGS_MAX_FRAME_SIZE");
+        }
+        this.peerMaxFrameSize = value;
+      }
+      // HEADER_TABLE_SIZE needs nothing: response blocks never use the dynamic table.
+    }
+    this.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
+    for (const stream of this.streams.values()) this.flushStream(stream);
+  }
+
+  private onPing(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PING on a stream");
+    if (payload.length !== 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING of the wrong size");
+    if ((flags & Flag.ACK) !== 0) return;
+    this.count("pings");
+    this.write(frame(FrameType.PING, Flag.ACK, 0, payload));
+  }
+
+  private onWindowUpdate(streamId: number, payload: Buffer): void {
+    if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE of the wrong size");
+    const increment = payload.readUInt32BE(0) & MAX_WINDOW;
+    if (streamId === 0) {
+      if (increment === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
+      this.sendWindow += increment;
+      if (this.sendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window overflow");
+      for (const stream of this.streams.values()) this.flushStream(stream);
+      return;
+    }
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) {
+      if (streamId > this.highestStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
+      return;
+    }
+    if (increment === 0) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
+    stream.sendWindow += increment;
+    if (stream.sendWindow > MAX_WINDOW) throw new StreamError(streamId, ErrorCode.FLOW_CONTROL_ERROR, "stream window overflow");
+    this.flushStream(stream);
+  }
+
+  // Streams
+
+  private remoteEnd(stream: Http2Stream): void {
+    stream.remoteClosed = true;
+    if (stream.expectedBodyBytes !== undefined && stream.receivedBodyBytes !== stream.expectedBodyBytes) {
+      throw new StreamError(stream.id, ErrorCode.PROTOCOL_ERROR, "DATA shorter than content-length");
+    }
+    stream.body?.push(null);
+    if (stream.closed) this.closeStream(stream, false);
+  }
+
+  private localEnd(stream: Http2Stream): void {
+    stream.localClosed = true;
+    if (stream.remoteClosed) this.closeStream(stream, false);
+  }
+
+  private closeStream(stream: Http2Stream, reset: boolean): void {
+    if (reset) stream.reset = true;
+    if (this.streams.get(stream.id) !== stream) return;
+    this.streams.delete(stream.id);
+    if (reset && stream.body !== undefined && !stream.remoteClosed) stream.body.destroy(new Error("stream reset"));
+    stream.pending.length = 0;
+    this.releaseRoom(stream, !reset);
+    stream.response.closed();
+    if (this.streams.size === 0) {
+      this.deadlineMs = (this.clockMs || Date.now()) + this.limits.idleTimeoutMs;
+      if (this.draining || this.peerGoaway) this.end();
+    }
+  }
+
+  /** Writes what the windows allow of a stream's queued DATA. */
+  private flushStream(stream: Http2Stream): void {
+    // Frame headers and body slices go out in one corked write, without copying the body.
+    this.socket.cork();
+    try {
+      this.flushStreamFrames(stream);
+    } finally {
+      this.socket.uncork();
+    }
+    if (stream.pending.length === 0 && !this.congested) this.releaseRoom(stream, true);
+  }
+
+  private flushStreamFrames(stream: Http2Stream): void {
+    while (stream.pending.length > 0 && !stream.reset) {
+      const next = stream.pending[0]!;
+      const allowed = Math.min(next.data.length, stream.sendWindow, this.sendWindow, this.peerMaxFrameSize);
+      if (allowed <= 0 && next.data.length > 0) break;
+      const part = allowed === next.data.length ? next.data : next.data.subarray(0, allowed);
+      const last = part.length === next.data.length;
+      const end = last && next.end;
+      const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+      writeFrameHeader(header, 0, part.length, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
+      stream.sendWindow -= part.length;
+      this.sendWindow -= part.length;
+      this.write(header);
+      if (part.length > 0) this.write(part);
+      if (last) stream.pending.shift();
+      else next.data = next.data.subarray(allowed);
+      if (end) {
+        this.localEnd(stream);
+        return;
+      }
+    }
+  }
+
+  private releaseRoom(stream: Http2Stream, open: boolean): void {
+    const waiters = this.roomWaiters.get(stream);
+    if (waiters === undefined) return;
+    this.roomWaiters.delete(stream);
+    for (const resolve of waiters) resolve(open);
+  }
+
+  private bodyRead(stream: Http2Stream): void {
+    // The handler took what was pushed: return that much window to the client.
+    stream.consumedBodyBytes = stream.receivedBodyBytes;
+    this.returnStreamWindow(stream);
+  }
+
+  private returnStreamWindow(stream: Http2Stream): void {
+    if (stream.remoteClosed || stream.reset) return;
+    const granted = STREAM_RECEIVE_WINDOW - stream.receiveWindow;
+    const readable = stream.body === undefined || stream.body.readableLength < STREAM_RECEIVE_WINDOW / 2;
+    // Updates go out in halves of the window, and only while the handler keeps up.
+    if (!readable || granted < STREAM_RECEIVE_WINDOW / 2) return;
+    stream.receiveWindow += granted;
+    this.write(windowUpdateFrame(stream.id, granted));
+  }
+
+  private returnConnectionWindow(bytes: number): void {
+    this.receivedSinceUpdate += bytes;
+    if (this.receivedSinceUpdate < CONNECTION_RECEIVE_WINDOW / 2) return;
+    this.receiveWindow += this.receivedSinceUpdate;
+    this.write(windowUpdateFrame(0, this.receivedSinceUpdate));
+    this.receivedSinceUpdate = 0;
+  }
+
+  // Output and errors
+
+  private headersFrames(streamId: number, block: Uint8Array, endStream: boolean): Buffer {
+    const maxFrame = this.peerMaxFrameSize;
+    if (block.length <= maxFrame) {
+      const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + block.length);
+      writeFrameHeader(out, 0, block.length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId);
+      out.set(block, FRAME_HEADER_BYTES);
+      return out;
+    }
+    const frames: Buffer[] = [];
+    for (let offset = 0; offset < block.length; offset += maxFrame) {
+      const part = block.subarray(offset, Math.min(block.length, offset + maxFrame));
+      const first = offset === 0;
+      const last = offset + maxFrame >= block.length;
+      const type = first ? FrameType.HEADERS : FrameType.CONTINUATION;
+      const flags = (last ? Flag.END_HEADERS : 0) | (first && endStream ? Flag.END_STREAM : 0);
+      frames.push(frame(type, flags, streamId, part));
+    }
+    return Buffer.concat(frames);
+  }
+
+  private write(data: Buffer): void {
+    if (this.closed) return;
+    if (!this.socket.write(data) && !this.congested) {
+      // Stop reading requests until the viewer takes what was written.
+      this.congested = true;
+      this.socket.pause();
+    }
+  }
+
+  private onDrain(): void {
+    this.congested = false;
+    this.socket.resume();
+    for (const stream of [...this.streams.values()]) this.flushStream(stream);
+    if (this.input.length > 0 && !this.congested) this.onData(Buffer.alloc(0));
+  }
+
+  private streamError(error: StreamError): void {
+    this.write(rstStreamFrame(error.streamId, error.code));
+    const stream = this.streams.get(error.streamId);
+    if (stream !== undefined) this.closeStream(stream, true);
+  }
+
+  private connectionError(error: ConnectionError): void {
+    if (this.closed) return;
+    this.log.info({ code: error.code, reason: error.message, clientIp: this.clientIp }, "HTTP/2 connection error");
+    this.sendGoaway(error.code, error.message);
+    this.end();
+  }
+
+  private sendGoaway(code: number, debug: string): void {
+    if (this.goawaySent) return;
+    this.goawaySent = true;
+    this.write(goawayFrame(this.highestStreamId, code, debug));
+  }
+
+  private end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const stream of [...this.streams.values()]) this.closeStream(stream, true);
+    this.socket.end();
+    // A viewer that never reads the GOAWAY must not hold the socket open.
+    setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    for (const stream of [...this.streams.values()]) this.closeStream(stream, true);
+    this.onClose(this);
+  }
+}

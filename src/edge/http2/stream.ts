@@ -1,0 +1,179 @@
+import type { Readable } from "node:stream";
+import type { CachedResponse } from "../../cache/entry.js";
+import type { ViewerResponse } from "../exchange.js";
+import type { PreparedHit } from "../hit-head.js";
+import { RequestBody } from "../http1/body.js";
+import { appendField, encodeResponseBlock } from "./hpack.js";
+
+/** The connection operations a stream sends its response through. */
+export interface StreamSink {
+  /** Sends a header block, split into HEADERS and CONTINUATION frames as needed. */
+  sendHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean): void;
+  /** Sends body bytes within the flow-control windows; the rest waits for WINDOW_UPDATE. */
+  sendData(stream: Http2Stream, data: Buffer, endStream: boolean): void;
+  /**
+   * Sends HEADERS with `block` and then `blockTail`, and one DATA frame, in a single write when
+   * the windows allow it, else as sendHeaders and sendData do.
+   */
+  sendWhole(stream: Http2Stream, block: Uint8Array, blockTail: Uint8Array | undefined, body: Buffer | undefined): void;
+  /** Resolves when the stream's queued data has left and the socket takes more, or false when the stream ended. */
+  waitForRoom(stream: Http2Stream): Promise<boolean>;
+  /** Resets the stream, as when an origin body breaks off. */
+  resetStream(stream: Http2Stream, code: number): void;
+}
+
+/** One request and response on an HTTP/2 connection. */
+export class Http2Stream {
+  /** Window for DATA this server may send, and window this server grants for request DATA. */
+  sendWindow: number;
+  receiveWindow: number;
+  /** The client ended its side (END_STREAM received). */
+  remoteClosed = false;
+  /** This server ended its side (END_STREAM sent), or the stream was reset. */
+  localClosed = false;
+  reset = false;
+  /** DATA bytes waiting for window, with whether the last of them ends the stream. */
+  readonly pending: Array<{ data: Buffer; end: boolean }> = [];
+  body: RequestBody | undefined;
+  expectedBodyBytes: number | undefined;
+  receivedBodyBytes = 0;
+  /** Request body bytes read by the handler but not yet returned to the client's window. */
+  consumedBodyBytes = 0;
+  /** When request DATA last arrived, for the body idle timeout, in epoch milliseconds. */
+  lastDataAtMs = 0;
+  readonly response: Http2Response;
+
+  constructor(
+    readonly id: number,
+    sendWindow: number,
+    receiveWindow: number,
+    sink: StreamSink,
+  ) {
+    this.sendWindow = sendWindow;
+    this.receiveWindow = receiveWindow;
+    this.response = new Http2Response(this, sink);
+  }
+
+  get closed(): boolean {
+    return this.reset || (this.remoteClosed && this.localClosed);
+  }
+}
+
+/** Response fields that HTTP/2 forbids (RFC 9113 section 8.2.2); the edge's HTTP/1.1 framing may have left them. */
+const FORBIDDEN_RESPONSE_FIELDS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
+
+function http2Fields(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!FORBIDDEN_RESPONSE_FIELDS.has(headers[i]!)) out.push(headers[i]!, headers[i + 1]!);
+  }
+  return out;
+}
+
+const REQUEST_ID_NAME = "x-amz-cf-id";
+
+/** The HPACK bytes of `x-amz-cf-id` before its value: a literal without indexing with a literal name. */
+const REQUEST_ID_PREFIX = (() => {
+  const bytes: number[] = [];
+  appendField(bytes, REQUEST_ID_NAME, "");
+  // appendField ended with the value's length, 0; the value's length goes there per request.
+  return Buffer.from(bytes.slice(0, -1));
+})();
+
+/** Returns the HPACK field `x-amz-cf-id: <id>` for an ASCII id shorter than 127 bytes. */
+function requestIdField(requestId: string): Buffer {
+  const out = Buffer.allocUnsafe(REQUEST_ID_PREFIX.length + 1 + requestId.length);
+  out.set(REQUEST_ID_PREFIX, 0);
+  let offset = REQUEST_ID_PREFIX.length;
+  out[offset++] = requestId.length;
+  for (let i = 0; i < requestId.length; i++) out[offset + i] = requestId.charCodeAt(i);
+  return out;
+}
+
+/** The ViewerResponse of one HTTP/2 stream. */
+export class Http2Response implements ViewerResponse {
+  bytesSent = 0;
+  private started = false;
+  private finished = false;
+  private doneListener: ((bytesSent: number) => void) | undefined;
+
+  constructor(
+    private readonly h2stream: Http2Stream,
+    private readonly sink: StreamSink,
+  ) {}
+
+  send(status: number, headers: readonly string[], body: Buffer | undefined): void {
+    if (!this.begin()) return;
+    const block = encodeResponseBlock(status, http2Fields(headers));
+    this.bytesSent += block.length;
+    if (body !== undefined && body.length > 0) this.bytesSent += body.length;
+    this.sink.sendWhole(this.h2stream, block, undefined, body !== undefined && body.length > 0 ? body : undefined);
+  }
+
+  sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
+    if (!this.begin()) return;
+    const shared = http2BlockOf(prepared, entry);
+    // The shared block, then the request id as one more literal field.
+    const idField = requestIdField(requestId);
+    this.bytesSent += shared.length + idField.length + (body?.length ?? 0);
+    this.sink.sendWhole(this.h2stream, shared, idField, body !== undefined && body.length > 0 ? body : undefined);
+  }
+
+  async stream(status: number, headers: readonly string[], body: Readable): Promise<void> {
+    if (!this.begin()) {
+      body.destroy();
+      return;
+    }
+    const block = encodeResponseBlock(status, http2Fields(headers));
+    this.bytesSent += block.length;
+    this.sink.sendHeaders(this.h2stream, block, false);
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (this.h2stream.reset) break;
+        if (chunk.length === 0) continue;
+        this.bytesSent += chunk.length;
+        this.sink.sendData(this.h2stream, chunk, false);
+        if (!(await this.sink.waitForRoom(this.h2stream))) break;
+      }
+    } catch {
+      // The origin broke off: the viewer cannot get a complete response on this stream.
+      this.sink.resetStream(this.h2stream, 0x2);
+      return;
+    }
+    if (this.h2stream.reset) {
+      body.destroy();
+      return;
+    }
+    this.sink.sendData(this.h2stream, Buffer.alloc(0), true);
+  }
+
+  onDone(listener: (bytesSent: number) => void): void {
+    this.doneListener = listener;
+    if (this.finished) listener(this.bytesSent);
+  }
+
+  /** Called by the connection once the stream has closed, completely sent or reset. */
+  closed(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.doneListener?.(this.bytesSent);
+  }
+
+  private begin(): boolean {
+    if (this.started || this.h2stream.reset) return false;
+    this.started = true;
+    return true;
+  }
+}
+
+/** Returns the HPACK block of a prepared hit without the request id, built on the first HTTP/2 hit. */
+function http2BlockOf(prepared: PreparedHit, entry: CachedResponse): Buffer {
+  if (prepared.http2Block !== undefined) return prepared.http2Block;
+  const headers = http2Fields(entry.hitHeaders);
+  const ageSeconds = entry.initialAgeSeconds + prepared.elapsedSeconds;
+  headers.push("age", String(ageSeconds), "cache-status", prepared.cacheStatus);
+  if (prepared.date !== undefined) headers.push("date", prepared.date);
+  const block = encodeResponseBlock(prepared.status, headers);
+  prepared.http2Block = block;
+  return block;
+}
