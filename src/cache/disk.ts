@@ -372,12 +372,18 @@ class DiskTap extends Transform {
       return;
     }
     // createWriteStream has no fsync, so reopen the file to flush it before the rename.
-    const handle = await open(this.tempPath, "r+");
+    let synced = true;
     try {
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(this.tempPath, "r+");
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch {
+      // Without the fsync the entry is not durable, so it is dropped like a failed write.
+      synced = false;
     }
-    await this.onComplete(true);
+    await this.onComplete(synced);
   }
 }

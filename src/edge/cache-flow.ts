@@ -485,11 +485,17 @@ async function readUpTo(body: Readable, maxBytes: number): Promise<{ body: Buffe
     if (total > maxBytes) break;
   }
   async function* replayThenContinue(): AsyncGenerator<Buffer> {
-    yield* chunks.splice(0);
-    for (;;) {
-      const next = await iterator.next();
-      if (next.done === true) return;
-      yield next.value;
+    try {
+      yield* chunks.splice(0);
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) return;
+        yield next.value;
+      }
+    } finally {
+      // Reached early when the returned stream is destroyed, as when the viewer leaves.
+      // Returning the body's iterator destroys the body, which frees its origin connection.
+      await iterator.return?.();
     }
   }
   return { body: Buffer.alloc(0), rest: Readable.from(replayThenContinue(), { objectMode: false }) };

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { Transform, type TransformCallback } from "node:stream";
+import { pipeline, Transform, type TransformCallback } from "node:stream";
 import { join } from "node:path";
 import type { CachedResponse } from "../cache/entry.js";
 import { DiskTier, type DiskMetadata, type DiskStreamTarget } from "../cache/disk.js";
@@ -150,6 +150,8 @@ export class VerifyingBodyStream extends Transform {
   }
 }
 
+function ignoreError(): void {}
+
 /** Opens the body of a large disk entry: verified when whole, a plain byte slice for one range. */
 export function openDiskBody(
   context: EdgeContext,
@@ -164,9 +166,10 @@ export function openDiskBody(
     context.log.warn({ key: target.metadata.key, path: target.path }, "disk cache entry failed verification; removed it");
     void context.disk?.delete(target.metadata.key);
   });
-  const file = createReadStream(target.path);
-  file.on("error", (error) => verifier.destroy(error));
-  return file.pipe(verifier);
+  // pipeline() carries a read error to the verifier, and closes the file when a viewer that
+  // left destroys the verifier, which pipe() would leave open and paused.
+  pipeline(createReadStream(target.path), verifier, ignoreError);
+  return verifier;
 }
 
 /**

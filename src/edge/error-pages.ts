@@ -4,6 +4,8 @@ import { sendPreparedHit, type PreparedHit } from "./hit-head.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import type { RoutedDistribution } from "./routing.js";
 
+function ignoreError(): void {}
+
 /** Serves one internal request for an error page. */
 export type PageFetcher = (pageRequest: ViewerRequest, pageResponse: ViewerResponse) => Promise<void>;
 
@@ -34,7 +36,11 @@ export class ErrorPageResponse implements ViewerResponse {
       this.inner.send(status, headers, body);
       return;
     }
-    this.pending = this.servePage(status, page, () => this.inner.send(status, headers, body));
+    const pending = this.servePage(status, page, () => this.inner.send(status, headers, body));
+    // The handler awaits settled() only when the rest of the request succeeded, so a page that
+    // fails after an earlier failure would otherwise be an unhandled rejection.
+    pending.catch(ignoreError);
+    this.pending = pending;
   }
 
   sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {

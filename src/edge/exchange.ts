@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { CachedResponse } from "../cache/entry.js";
 import type { EdgeResultType } from "../metrics/types.js";
@@ -21,6 +22,11 @@ export interface ViewerRequest {
   protocol: "http" | "https";
   httpVersion: string;
   clientIp: string;
+  /**
+   * The connection the request arrived on, a TLSSocket for HTTPS. Only access
+   * logs read it, for the client port and the TLS version and cipher.
+   */
+  socket: Socket | undefined;
   /** The request body; its bytes are read only when the request is forwarded. */
   body: Readable;
   /** `performance.now()` when the request arrived. */

@@ -47,6 +47,28 @@ class ByteCounter extends Transform {
   }
 }
 
+function ignoreError(): void {}
+
+/**
+ * Pipes a viewer's request body into a ByteCounter, the body sent to the
+ * origin. When the viewer's body closes before its end, because the viewer
+ * left, the counter is destroyed, which aborts the origin request instead of
+ * leaving the origin waiting for the rest. pipeline() would do that too, but
+ * it would also destroy the viewer's stream on an origin failure, and for
+ * HTTP/2 that is the stream the 502 goes out on.
+ */
+function countViewerBody(body: Readable): ByteCounter {
+  const counter = new ByteCounter();
+  // undici listens for the counter's errors only while its request is open, and the
+  // viewer can leave after the origin has responded.
+  counter.on("error", ignoreError);
+  body.pipe(counter);
+  body.once("close", () => {
+    if (!body.readableEnded) counter.destroy(new Error("the viewer's request body closed before its end"));
+  });
+  return counter;
+}
+
 /** Sends 502, or 504 on a timeout, for an origin request that failed without a response. */
 export function sendOriginFailure(
   context: EdgeContext,
@@ -136,8 +158,7 @@ export async function forwardUncached(
       const value = request.headers[name];
       if (typeof value === "string") headers[name] = value;
     }
-    counter = new ByteCounter();
-    request.body.pipe(counter);
+    counter = countViewerBody(request.body);
   }
 
   let originResponse: OriginResponse;
@@ -151,6 +172,14 @@ export async function forwardUncached(
       viewerProtocol: request.protocol,
     });
   } catch (error) {
+    if (counter !== undefined && request.body.destroyed && !request.body.readableEnded) {
+      // The viewer left during its upload, so no one is waiting for a response.
+      context.log.info(
+        { distributionId: distribution.id, requestId: state.requestId, bytesUploaded: counter.bytes },
+        "viewer left before its request body ended; aborted the origin request",
+      );
+      return;
+    }
     sendOriginFailure(context, state, response, distribution, error);
     return;
   } finally {

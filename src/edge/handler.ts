@@ -6,6 +6,7 @@ import type { RequestRecord } from "../metrics/types.js";
 import { serveCacheable } from "./cache-flow.js";
 import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
+import { addAccessLogFields, HeadRecordingResponse } from "./access-log-fields.js";
 import { ErrorPageResponse } from "./error-pages.js";
 import { forwardUncached } from "./forward.js";
 import { sendEdgeResponse } from "./respond.js";
@@ -19,6 +20,8 @@ import { selectBehavior, type RoutedDistribution } from "./routing.js";
  */
 export class EdgeRequestHandler {
   private readonly requestIds = new RequestIdSource();
+  /** The wrapped responses of requests that an access log records, by their exchange. */
+  private readonly loggedHeads = new WeakMap<ExchangeState, HeadRecordingResponse>();
 
   constructor(private readonly context: EdgeContext) {}
 
@@ -77,6 +80,7 @@ export class EdgeRequestHandler {
     }
     state.distributionId = distribution.id;
     state.logsRequests = distribution.logsRequests || context.logsAllRequests;
+    if (state.logsRequests && errorPages) viewerResponse = this.recordingHead(viewerResponse, state);
 
     if (errorPages && distribution.customErrors.size > 0) {
       return this.routeWithErrorPages(request, viewerResponse, state, distribution);
@@ -201,7 +205,15 @@ export class EdgeRequestHandler {
       cookie: headers.cookie,
       forwardedFor: headers["x-forwarded-for"],
     };
+    if (state.logsRequests) addAccessLogFields(record, request, this.loggedHeads.get(state)?.sentHeaders);
     this.context.metrics.record(record);
+  }
+
+  /** Wraps the response of a request that an access log records, to keep the head it sends. */
+  private recordingHead(response: ViewerResponse, state: ExchangeState): ViewerResponse {
+    const recording = new HeadRecordingResponse(response);
+    this.loggedHeads.set(state, recording);
+    return recording;
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { pipeline, Transform, type Readable, type TransformCallback } from "node:stream";
 import { currentAgeSeconds, remainingTtlSeconds, type CachedResponse } from "../cache/entry.js";
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
 import type { EdgeContext } from "./context.js";
@@ -199,6 +199,8 @@ export function ttlLeft(entry: CachedResponse): number {
   return remainingTtlSeconds(entry, Date.now());
 }
 
+function ignoreError(): void {}
+
 /** Passes bytes `start` through `end` (inclusive) of a stream and drops the rest. */
 class ByteRangeTransform extends Transform {
   private offset = 0;
@@ -285,8 +287,11 @@ export async function streamUncached(
       return;
     }
     const slice = new ByteRangeTransform(range.start, range.end);
-    origin.body.on("error", (error) => slice.destroy(error));
-    await response.stream(206, headers, origin.body.pipe(slice));
+    // pipeline() destroys the origin body when a viewer that left destroys the slice. A body left
+    // paused would hold its origin connection, and shutdown, for as long as the origin keeps it open.
+    // The slice carries an origin error to the viewer side itself.
+    pipeline(origin.body, slice, ignoreError);
+    await response.stream(206, headers, slice);
     return;
   }
 

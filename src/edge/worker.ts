@@ -1,4 +1,4 @@
-import { createLogger } from "../common/logger.js";
+import { createLogger, type Logger } from "../common/logger.js";
 import { IpcEdgeChannel, RollupSender } from "../cluster/ipc.js";
 import { EdgeRollupSink } from "../metrics/edge-rollup.js";
 import { startEdge, type LocalEdge } from "./index.js";
@@ -14,13 +14,19 @@ function send(message: WorkerLifecycleMessage): void {
 }
 
 let edge: LocalEdge | undefined;
+let workerLog: Logger | undefined;
 let metrics: RollupSender | undefined;
 let stopping = false;
 
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await edge?.close();
+  try {
+    await edge?.close();
+  } catch (error) {
+    workerLog?.error({ err: error }, "edge worker failed to close; exiting");
+    process.exit(1);
+  }
   metrics?.close();
   send({ kind: "edge.closed" });
   process.disconnect?.();
@@ -39,6 +45,7 @@ process.on("message", (message: WorkerLifecycleMessage) => {
   }
   if (message.kind !== "edge.start" || edge !== undefined) return;
   const log = createLogger(message.logLevel).child({ component: "edge", edgeId: message.options.edgeId, worker: message.workerIndex });
+  workerLog = log;
   const { logsAllRequests } = message.options;
   // Until the edge has started, no request has been recorded, so the lookup can wait for it.
   const sink = new EdgeRollupSink((distributionId) => logsAllRequests || edge?.logsRequests(distributionId) === true);

@@ -35,6 +35,23 @@ export interface RequestRecord {
   cookie?: string | undefined;
   /** The X-Forwarded-For header, for the access log's `x-forwarded-for` field. */
   forwardedFor?: string | string[] | undefined;
+  /*
+   * The fields below are set only for requests that an access log records,
+   * and stay undefined where the edge does not have the value.
+   */
+  /** The viewer's TCP source port, for `c-port`. */
+  clientPort?: number | undefined;
+  /** The TLS version negotiated with the viewer as OpenSSL names it (`TLSv1.3`), for `ssl-protocol`. */
+  tlsProtocol?: string | undefined;
+  /** The OpenSSL name of the negotiated cipher suite (`ECDHE-RSA-AES128-GCM-SHA256`), for `ssl-cipher`. */
+  tlsCipher?: string | undefined;
+  /** The Content-Type header of the response, for `sc-content-type`. */
+  contentType?: string | undefined;
+  /** The Content-Length header of the response, for `sc-content-len`; undefined for a chunked body. */
+  contentLength?: number | undefined;
+  /** The first and last byte positions of the response's Content-Range, for `sc-range-start` and `sc-range-end`. */
+  rangeStart?: number | undefined;
+  rangeEnd?: number | undefined;
 }
 
 /** Receives request records. `record` never blocks and never throws. */

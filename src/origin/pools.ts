@@ -1,5 +1,6 @@
 import { errors, Pool } from "undici";
 import type { Readable } from "node:stream";
+import { relayOriginBody, UNDICI_BODY_HIGH_WATER_MARK } from "./body-relay.js";
 import { OriginError, type OriginResponse } from "./types.js";
 
 export interface PoolSettings {
@@ -78,16 +79,20 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         body: request.body ?? null,
         headersTimeout: request.readTimeoutMs,
         bodyTimeout: request.readTimeoutMs,
+        highWaterMark: UNDICI_BODY_HIGH_WATER_MARK,
       });
-      // undici's body emits RequestAbortedError when it is destroyed before its end, as
-      // the edge does when it discards an error body for a custom error page. Node ends the
-      // process on an 'error' event with no listener, so one is always attached here.
-      // Readers still get the error through their own listeners or iterators.
-      response.body.on("error", ignoreBodyError);
+      const body = relayOriginBody(response.body, response.headers);
+      // undici's body emits RequestAbortedError when it is destroyed before its end, and the
+      // relay passes that on, as when the edge discards a body (an error body replaced by a
+      // custom error page, a HEAD response, a viewer that left). undici listens itself only
+      // while the response is still arriving, and Node ends the process on an 'error' event
+      // with no listener, so one is always attached here. Readers still get the error through
+      // their own listeners, iterators and pipelines.
+      body.on("error", ignoreBodyError);
       return {
         status: response.statusCode,
         headers: response.headers,
-        body: response.body,
+        body,
         firstByteLatencyMs: performance.now() - startedAtMs,
       };
     } catch (error) {

@@ -330,6 +330,55 @@ test("bodies over the object bound stream without being cached", async (t) => {
   assert.equal(ranged.body.length, 10);
 });
 
+test("viewer leaving releases the origin body", async (t) => {
+  // Each body is far larger than the socket buffers, so an origin response
+  // ends early only when the edge destroys its body.
+  const totalBytes = 32 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const closedEarly: string[] = [];
+  const { fixture, snapshot } = await setup(
+    t,
+    async (req, res) => {
+      res.on("close", () => {
+        if (!res.writableFinished) closedEarly.push(req.url ?? "");
+      });
+      const headers: Record<string, string> = { "cache-control": "max-age=60" };
+      if (req.url === "/sized") headers["content-length"] = String(totalBytes);
+      res.writeHead(200, headers);
+      for (let sent = 0; sent < totalBytes && !res.destroyed; sent += chunk.length) {
+        if (res.write(chunk)) continue;
+        await new Promise<void>((resolve) => {
+          const resume = (): void => {
+            res.off("drain", resume).off("close", resume);
+            resolve();
+          };
+          res.on("drain", resume).on("close", resume);
+        });
+      }
+      res.end();
+    },
+    {},
+    { memoryCacheBytes: 1024 * 1024 },
+  );
+  const { connect } = await import("node:net");
+  const leave = (path: string, extraHeaders: string) =>
+    new Promise<void>((resolve) => {
+      const socket = connect(fixture.edge.httpPort, "127.0.0.1", () => {
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: ${snapshot.domainName}\r\n${extraHeaders}\r\n`);
+      });
+      socket.on("data", () => socket.destroy());
+      socket.on("error", () => {});
+      socket.on("close", () => resolve());
+    });
+  // A chunked body past the object bound is replayed from its first bytes. A
+  // sized one past it streams, sliced here to a range.
+  await leave("/chunked", "");
+  await leave("/sized", "Range: bytes=0-20000000\r\n");
+  const deadline = Date.now() + 5_000;
+  while (closedEarly.length < 2 && Date.now() < deadline) await sleep(20);
+  assert.deepEqual(closedEarly.sort(), ["/chunked", "/sized"]);
+});
+
 test("HEAD is answered from a GET and shares its entry", async (t) => {
   const { origin, get } = await setup(t, (_req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60" });

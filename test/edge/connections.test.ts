@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, mkdir, readFile } from "node:fs/promises";
-import { connect as connectHttp2 } from "node:http2";
+import { connect as connectHttp2, constants, type ClientHttp2Session } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
@@ -23,6 +23,19 @@ async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0
   const snapshot = allMethodsSnapshot(origin.port);
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   return { origin, fixture, port: fixture.edge.httpPort, host: snapshot.domainName };
+}
+
+/** Sends a GET on an HTTP/2 session and reads the whole response. */
+function http2Get(session: ClientHttp2Session, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":path": path, ":authority": host });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on("response", (headers) => (status = Number(headers[":status"])));
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+    stream.on("error", reject);
+  });
 }
 
 test("pipelined requests answer in order", async (t) => {
@@ -240,21 +253,78 @@ test("close drains an HTTP/2 stream in flight", async (t) => {
   const ca = await readFile(fixture.edge.caCertificatePath);
   const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
   t.after(() => session.destroy());
-  const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const stream = session.request({ ":path": "/h2-drain", ":authority": host });
-    let status = 0;
-    const chunks: Buffer[] = [];
-    stream.on("response", (headers) => (status = Number(headers[":status"])));
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => resolve({ status, body: Buffer.concat(chunks).toString() }));
-    stream.on("error", reject);
-  });
+  const response = http2Get(session, host, "/h2-drain");
   await sleep(100);
   const closing = fixture.close();
   const drained = await response;
   assert.equal(drained.status, 200);
   assert.equal(drained.body, "GET /h2-drain ");
   await closing;
+});
+
+test("HTTP/2 viewer stream resets", async (t) => {
+  // The origin responds after 100 ms, so each reset reaches the edge while it waits.
+  const { fixture, origin, host } = await setup(t, {}, 100);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
+  session.on("error", () => {});
+  t.after(() => session.destroy());
+  const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_PROTOCOL_ERROR } = constants;
+  const resets = [NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_PROTOCOL_ERROR].map(
+    (code, index) =>
+      new Promise<void>((resolve) => {
+        const stream = session.request({ ":path": `/reset-${index}`, ":authority": host });
+        stream.on("error", () => {});
+        stream.on("close", () => resolve());
+        // The reset goes out once the request has reached the edge.
+        setTimeout(() => stream.close(code), 30);
+      }),
+  );
+  await Promise.all(resets);
+  await sleep(200);
+  assert.equal(origin.hits(), 3);
+
+  const next = await http2Get(session, host, "/after-resets");
+  assert.equal(next.status, 200);
+  assert.equal(next.body, "GET /after-resets ");
+});
+
+test("viewer leaving mid-upload aborts the origin request", async (t) => {
+  const { createServer } = await import("node:http");
+  const abortedAt: number[] = [];
+  const originServer = createServer((req, res) => {
+    req.on("close", () => {
+      if (!req.complete) abortedAt.push(Date.now());
+    });
+    req.resume();
+    req.on("end", () => res.end("complete"));
+  });
+  await new Promise<void>((resolve) => originServer.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    originServer.closeAllConnections();
+    originServer.close();
+  });
+  const fixture = await startTestEdge();
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({
+    originPort: (originServer.address() as import("node:net").AddressInfo).port,
+    defaultBehavior: { AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] } },
+  });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+
+  const { connect } = await import("node:net");
+  const socket = connect(fixture.edge.httpPort, "127.0.0.1");
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(`POST /upload HTTP/1.1\r\nHost: ${snapshot.domainName}\r\nContent-Length: 100000\r\n\r\n`);
+  socket.write(Buffer.alloc(1000, 0x61));
+  await sleep(200);
+  const leftAt = Date.now();
+  socket.destroy();
+  const deadline = Date.now() + 3_000;
+  while (abortedAt.length === 0 && Date.now() < deadline) await sleep(20);
+  assert.equal(abortedAt.length, 1, "the origin request was not aborted within 3 s of the viewer leaving");
+  assert.ok(abortedAt[0]! - leftAt < 1_000);
 });
 
 test("pipelining without reading is held back", async (t) => {

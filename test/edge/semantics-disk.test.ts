@@ -33,7 +33,9 @@ function metadataFor(key: string, bodyBytes: number, distributionId = "E1"): Dis
 
 async function tempDir(t: TestContext): Promise<string> {
   const directory = await mkdtemp(join(tmpdir(), "portico-disk-"));
-  t.after(() => rm(directory, { recursive: true, force: true }));
+  // Hooks run in the order they were added, so this removal runs before the test's edges
+  // close, while their last disk writes may still add files. Retrying rides that out.
+  t.after(() => rm(directory, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }));
   return directory;
 }
 
@@ -217,4 +219,48 @@ test("large objects stream through to disk and serve from it", async (t) => {
   const afterPurge = await get("/big.bin");
   assert.match(String(afterPurge.headers["cache-status"]), /fwd=uri-miss/);
   assert.equal(origin.hits(), 3);
+});
+
+/** Returns the paths under `directory` of the files this process has open. */
+async function openFilesUnder(directory: string): Promise<string[]> {
+  const { readlink } = await import("node:fs/promises");
+  const paths: string[] = [];
+  for (const fd of await readdir("/proc/self/fd")) {
+    const target = await readlink(join("/proc/self/fd", fd)).catch(() => "");
+    if (target.startsWith(directory)) paths.push(target);
+  }
+  return paths;
+}
+
+test("viewer leaving a disk hit closes its file", { skip: process.platform === "linux" ? false : "lists open files through /proc/self/fd, which only Linux has" }, async (t) => {
+  const dataDir = await tempDir(t);
+  // Larger than the socket and stream buffers, so the file is still being read when the viewer leaves.
+  const large = Buffer.alloc(1536 * 1024, 0x62);
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=600", "content-length": String(large.length) });
+    res.end(large);
+  });
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const first = await request(edge.edge.httpPort, snapshot.domainName, "/large.bin");
+  assert.match(String(first.headers["cache-status"]), /detail=streamed-to-disk/);
+  await sleep(200);
+
+  const { connect } = await import("node:net");
+  const leave = (extraHeaders: string) =>
+    new Promise<void>((resolve) => {
+      const socket = connect(edge.edge.httpPort, "127.0.0.1", () => {
+        socket.write(`GET /large.bin HTTP/1.1\r\nHost: ${snapshot.domainName}\r\n${extraHeaders}\r\n`);
+      });
+      socket.on("data", () => socket.destroy());
+      socket.on("error", () => {});
+      socket.on("close", () => resolve());
+    });
+  await leave("");
+  await leave("Range: bytes=1000-1500000\r\n");
+  await sleep(300);
+  assert.deepEqual(await openFilesUnder(join(dataDir, "cache")), []);
+  assert.equal(origin.hits(), 1);
 });

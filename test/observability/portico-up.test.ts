@@ -3,8 +3,11 @@ import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { connect as connectHttp2 } from "node:http2";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { TLSSocket } from "node:tls";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import {
@@ -254,6 +257,104 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
     assert.ok(lines.some((fields) => fields[11] === "late=1"));
     const text = await (await fetch(`${portico.target.endpoint}/_portico/metrics`)).text();
     assert.match(text, /^portico_access_log_lost_records_total\{reason="delivery_failed"\} 0$/m, "a retried file loses nothing");
+  });
+
+  test("TLS, port and response fields are logged", async () => {
+    const ca = await readFile(portico.target.caCertificatePath);
+    const host = logged.domainName;
+
+    // HTTP/1.1 over TLS, with the client port read from the socket.
+    const overTls = await new Promise<{ status: number; port: number; protocol: string; cipher: string }>((resolve, reject) => {
+      const outgoing = httpsRequest(
+        { host: "127.0.0.1", port: portico.target.httpsPort, path: "/index.html?tls=1", servername: host, ca, headers: { host }, agent: false },
+        (response) => {
+          const socket = response.socket as TLSSocket;
+          const details = { port: socket.localPort!, protocol: socket.getProtocol() ?? "", cipher: socket.getCipher().name };
+          response.resume();
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, ...details }));
+        },
+      );
+      outgoing.on("error", reject);
+      outgoing.end();
+    });
+    assert.equal(overTls.status, 200);
+
+    // HTTP/2, whose streams share the session's TLS socket.
+    const session = connectHttp2(`https://127.0.0.1:${portico.target.httpsPort}`, { ca, servername: host });
+    const overHttp2 = await new Promise<{ status: number; port: number }>((resolve, reject) => {
+      const stream = session.request({ ":path": "/index.html?h2=1", ":authority": host });
+      let status = 0;
+      stream.on("response", (headers) => (status = Number(headers[":status"])));
+      stream.resume();
+      stream.on("end", () => resolve({ status, port: session.socket.localPort! }));
+      stream.on("error", reject);
+    });
+    session.close();
+    assert.equal(overHttp2.status, 200);
+
+    // Misses until a hit is served from an entry's prepared head (each edge worker may keep its
+    // own copy), then a range.
+    let headRequests = 0;
+    for (let hits = 0; hits === 0 && headRequests < 20; headRequests++) {
+      const response = await get(logged, "/index.html?head=1");
+      if ((response.headers.get("x-cache") ?? "").startsWith("Hit")) hits += 1;
+      await response.arrayBuffer();
+    }
+    const rangeResponse = await get(logged, "/index.html?head=1", { range: "bytes=1-4" });
+    assert.equal(rangeResponse.status, 206);
+    await rangeResponse.arrayBuffer();
+
+    const byQuery = await waitFor("log lines of the TLS and range requests", async () => {
+      const names = existsSync(logDir) ? (await readdir(logDir)).filter((name) => name.startsWith(logged.id)) : [];
+      const found = new Map<string, string[][]>();
+      for (const name of names) {
+        for (const fields of dataLines(gunzipSync(await readFile(join(logDir, name))).toString("utf8"))) {
+          const query = fields[11]!;
+          found.set(query, [...(found.get(query) ?? []), fields]);
+        }
+      }
+      return found.has("tls=1") && found.has("h2=1") && found.get("head=1")?.length === headRequests + 1 ? found : undefined;
+    });
+
+    const tls = byQuery.get("tls=1")![0]!;
+    assert.equal(tls[16], "https");
+    assert.equal(tls[20], overTls.protocol);
+    assert.match(tls[20]!, /^TLSv1\.[23]$/);
+    assert.equal(tls[21], overTls.cipher);
+    assert.equal(tls[26], String(overTls.port));
+    assert.equal(tls[29], "text/html");
+    assert.equal(tls[30], "12");
+    assert.equal(tls[31], "-");
+    assert.equal(tls[32], "-");
+
+    const h2 = byQuery.get("h2=1")![0]!;
+    assert.equal(h2[23], "HTTP/2.0");
+    assert.match(h2[20]!, /^TLSv1\.[23]$/);
+    assert.notEqual(h2[21], "-");
+    assert.equal(h2[26], String(overHttp2.port));
+    assert.equal(h2[30], "12");
+
+    // Workers deliver their records in any order, so each line is identified by its fields.
+    const headLines = byQuery.get("head=1")!;
+    const miss = headLines.find((fields) => fields[13] === "Miss" && fields[8] === "200");
+    const hit = headLines.find((fields) => fields[13] === "Hit" && fields[8] === "200");
+    const ranged = headLines.find((fields) => fields[8] === "206");
+    assert.ok(miss, "a miss was logged");
+    assert.ok(hit, "a hit was logged");
+    assert.ok(ranged, "the range was logged");
+    for (const fields of headLines) {
+      assert.equal(fields[16], "http");
+      assert.equal(fields[20], "-", "no TLS on the plain port");
+      assert.equal(fields[21], "-");
+      assert.match(fields[26]!, /^\d+$/);
+      assert.equal(fields[29], "text/html");
+    }
+    assert.equal(miss[30], "12");
+    assert.equal(miss[31], "-");
+    assert.equal(hit[30], "12");
+    assert.equal(ranged[30], "4");
+    assert.equal(ranged[31], "1");
+    assert.equal(ranged[32], "4");
   });
 
   test("GoAccess parses the local log files", async (t) => {

@@ -65,6 +65,37 @@ test("log line has 33 fields in order", () => {
   assert.equal(fields[23], "HTTP/2.0");
 });
 
+test("connection and response fields are logged", () => {
+  const line = formatLogLine(
+    sample({
+      tlsProtocol: "TLSv1.3",
+      tlsCipher: "TLS_AES_256_GCM_SHA384",
+      clientPort: 61052,
+      contentType: "text/html; charset=utf-8",
+      contentLength: 2039,
+      rangeStart: 100,
+      rangeEnd: 199,
+    }),
+    { domainName: "d", includeCookies: false },
+  );
+  const fields = line.slice(0, -1).split("\t");
+  assert.equal(fields[20], "TLSv1.3");
+  assert.equal(fields[21], "TLS_AES_256_GCM_SHA384");
+  assert.equal(fields[26], "61052");
+  assert.equal(fields[27], "-", "time-to-first-byte is not measured");
+  assert.equal(fields[29], "text/html;%20charset=utf-8");
+  assert.equal(fields[30], "2039");
+  assert.equal(fields[31], "100");
+  assert.equal(fields[32], "199");
+
+  const plain = formatLogLine(sample({ protocol: "http" }), { domainName: "d", includeCookies: false }).slice(0, -1).split("\t");
+  for (const index of [20, 21, 26, 29, 30, 31, 32]) assert.equal(plain[index], "-", `${LOG_FIELDS[index]} without a value`);
+  const zero = formatLogLine(sample({ contentLength: 0, rangeStart: 0, rangeEnd: 0 }), { domainName: "d", includeCookies: false });
+  const zeroFields = zero.slice(0, -1).split("\t");
+  assert.equal(zeroFields[30], "0", "an empty body has length 0, not -");
+  assert.equal(zeroFields[31], "0");
+});
+
 test("cookies are logged only when included", () => {
   const record = sample({ cookie: "a=1; b=2" });
   const without = formatLogLine(record, { domainName: "d", includeCookies: false }).split("\t");

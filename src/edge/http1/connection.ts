@@ -43,6 +43,7 @@ class Http1Request implements ViewerRequest {
     readonly protocol: "http" | "https",
     readonly httpVersion: string,
     readonly clientIp: string,
+    readonly socket: Socket,
     body: Readable | undefined,
   ) {
     this.bodyStream = body;
@@ -311,6 +312,7 @@ export class Http1Connection implements ResponseSink {
       this.protocol,
       head.minorVersion === 1 ? "HTTP/1.1" : "HTTP/1.0",
       this.clientIp,
+      this.socket,
       body,
     );
     const response = new Http1Response(this);

@@ -452,6 +452,7 @@ export class Http2Connection implements StreamSink {
     dispatchRequest(stream, head, {
       listener: this.listener,
       clientIp: this.clientIp,
+      socket: this.socket,
       startedAt: this.clockPerformanceMs,
       receivedAtMs: this.clockMs,
       headerListTooLarge: listSize > this.limits.maxHeaderListBytes,

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { Logger } from "../../common/logger.js";
 import type { ViewerRequest } from "../exchange.js";
@@ -11,6 +12,8 @@ import type { Http2Stream } from "./stream.js";
 export interface DispatchContext {
   listener: RequestListener;
   clientIp: string;
+  /** The connection's TLS socket, which access logs read for the port, TLS version and cipher. */
+  socket: Socket;
   /** `performance.now()` and `Date.now()` of the frames' arrival. */
   startedAt: number;
   receivedAtMs: number;
@@ -31,6 +34,7 @@ class Http2Request implements ViewerRequest {
     readonly rawQuery: string,
     readonly headers: IncomingHttpHeaders,
     readonly clientIp: string,
+    readonly socket: Socket,
     private bodyStream: Readable | undefined,
     readonly startedAt: number,
     readonly receivedAtMs: number,
@@ -89,6 +93,7 @@ export function dispatchRequest(stream: Http2Stream, head: Http2RequestHead, con
     rawQuery,
     headers,
     context.clientIp,
+    context.socket,
     stream.body,
     context.startedAt,
     context.receivedAtMs,

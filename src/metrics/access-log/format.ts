@@ -93,6 +93,10 @@ function seconds(ms: number): string {
   return ms >= 0 && Number.isFinite(ms) ? (ms / 1000).toFixed(3) : "-";
 }
 
+function integerOrDash(value: number | undefined): string {
+  return value === undefined ? "-" : String(value);
+}
+
 /** Formats one record as a log line, ending with a line feed. */
 export function formatLogLine(record: RequestRecord, options: LogLineOptions): string {
   const at = new Date(record.timestampMs);
@@ -122,22 +126,21 @@ export function formatLogLine(record: RequestRecord, options: LogLineOptions): s
     String(record.bytesUploaded),
     seconds(record.durationMs),
     encodeLogField(Array.isArray(record.forwardedFor) ? record.forwardedFor.join(",") : record.forwardedFor),
-    // TODO: ssl-protocol, ssl-cipher, c-port, time-to-first-byte and the
-    // sc-content-* and sc-range-* fields stay `-` until the edge reports them.
-    "-",
-    "-",
+    encodeLogField(record.tlsProtocol),
+    encodeLogField(record.tlsCipher),
     record.resultType,
     record.httpVersion.startsWith("HTTP/") ? record.httpVersion : `HTTP/${record.httpVersion}`,
     // Field-level encryption is not built, so fle-status and fle-encrypted-fields stay empty.
     "-",
     "-",
-    "-",
+    integerOrDash(record.clientPort),
+    // TODO: time-to-first-byte stays `-` until the edge reports when it wrote the first byte.
     "-",
     record.resultType,
-    "-",
-    "-",
-    "-",
-    "-",
+    encodeLogField(record.contentType),
+    integerOrDash(record.contentLength),
+    integerOrDash(record.rangeStart),
+    integerOrDash(record.rangeEnd),
   ];
   return fields.join("\t") + "\n";
 }
