@@ -52,6 +52,7 @@ export class CustomOrigin implements Origin {
       headers,
       body: request.body,
       readTimeoutMs: settings.readTimeoutSeconds * 1000,
+      connectTimeoutMs: settings.connectionTimeoutSeconds * 1000,
       connectionAttempts: settings.connectionAttempts,
     });
   }

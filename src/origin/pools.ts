@@ -40,6 +40,8 @@ export interface PooledRequest {
   headers: Record<string, string>;
   body: Readable | undefined;
   readTimeoutMs: number;
+  /** ConnectionTimeout; with readTimeoutMs it bounds the whole wait for a response head, queueing included. */
+  connectTimeoutMs: number;
   /** Tries for connection failures; requests with a body are tried once. */
   connectionAttempts: number;
 }
@@ -71,8 +73,22 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const startedAtMs = performance.now();
+    // undici's timeouts start once a connection takes the request, and an abort signal acts
+    // only then too, so a request queued behind a busy pool would wait without limit. This
+    // deadline covers the whole wait for the response head; the queued request aborts itself
+    // when it reaches a connection.
+    const deadline = new AbortController();
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    const deadlinePassed = new Promise<never>((_resolve, reject) => {
+      deadlineTimer = setTimeout(() => {
+        const error = new OriginError("timeout", `origin ${origin} did not respond in time`);
+        deadline.abort(error);
+        reject(error);
+      }, request.connectTimeoutMs + request.readTimeoutMs);
+      deadlineTimer.unref();
+    });
     try {
-      const response = await pool.request({
+      const pending = pool.request({
         method: request.method as "GET",
         path: request.target,
         headers: request.headers,
@@ -80,7 +96,19 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         headersTimeout: request.readTimeoutMs,
         bodyTimeout: request.readTimeoutMs,
         highWaterMark: UNDICI_BODY_HIGH_WATER_MARK,
+        signal: deadline.signal,
       });
+      // A response that arrives after the deadline is let go.
+      pending.then(
+        (late) => {
+          if (!deadline.signal.aborted) return;
+          late.body.on("error", ignoreBodyError);
+          late.body.destroy();
+        },
+        () => {},
+      );
+      const response = await Promise.race([pending, deadlinePassed]);
+      clearTimeout(deadlineTimer);
       const body = relayOriginBody(response.body, response.headers);
       // undici's body emits RequestAbortedError when it is destroyed before its end, and the
       // relay passes that on, as when the edge discards a body (an error body replaced by a
@@ -96,9 +124,11 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         firstByteLatencyMs: performance.now() - startedAtMs,
       };
     } catch (error) {
-      lastError = error;
+      clearTimeout(deadlineTimer);
+      lastError = deadline.signal.aborted ? deadline.signal.reason : error;
       if (!isConnectFailure(error)) break;
     }
   }
+  if (lastError instanceof OriginError) throw lastError;
   throw toOriginError(lastError, origin);
 }

@@ -135,6 +135,7 @@ export class S3Origin implements Origin {
       headers,
       body: request.body,
       readTimeoutMs: S3_READ_TIMEOUT_SECONDS * 1000,
+      connectTimeoutMs: settings.connectionTimeoutSeconds * 1000,
       connectionAttempts: settings.connectionAttempts,
     });
     response.signed = this.signer !== undefined;

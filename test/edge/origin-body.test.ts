@@ -66,6 +66,7 @@ for (const { name, bytes, framing } of cases) {
       headers: {},
       body: undefined,
       readTimeoutMs: 5_000,
+      connectTimeoutMs: 2_000,
       connectionAttempts: 1,
     });
     assert.equal(response.status, 200);

@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
+import { test } from "node:test";
+import { OriginPools, sendPooled } from "../../src/origin/pools.js";
+import { OriginError } from "../../src/origin/types.js";
+
+test("request queued behind a full pool times out", async (t) => {
+  // An origin that sends a response head and then one body byte every 100 ms, so each
+  // response keeps its pool connection busy without ever tripping undici's body timeout.
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.once("data", () => {
+      socket.write("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n");
+      const timer = setInterval(() => socket.write("x"), 100);
+      socket.once("close", () => clearInterval(timer));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  const port = (server.address() as { port: number }).port;
+  const pools = new OriginPools();
+  t.after(() => pools.close());
+  const origin = `http://127.0.0.1:${port}`;
+  const pool = pools.get(origin, { connectTimeoutMs: 300, keepAliveTimeoutMs: 1_000 });
+  const request = { method: "GET", target: "/held", headers: {}, body: undefined, readTimeoutMs: 500, connectTimeoutMs: 300, connectionAttempts: 1 };
+
+  // The pool has 128 connections per origin: fill them all with responses that never end.
+  const held = await Promise.all(Array.from({ length: 128 }, () => sendPooled(pool, origin, request)));
+  t.after(() => {
+    for (const response of held) response.body.destroy();
+  });
+  assert.equal(sockets.size, 128);
+
+  const startedAt = performance.now();
+  await assert.rejects(sendPooled(pool, origin, request), (error: unknown) => {
+    assert.ok(error instanceof OriginError);
+    assert.equal(error.kind, "timeout");
+    return true;
+  });
+  const waitedMs = performance.now() - startedAt;
+  assert.ok(waitedMs < 2_000, `the queued request waited ${Math.round(waitedMs)} ms`);
+  assert.ok(waitedMs >= 700, `the queued request gave up after ${Math.round(waitedMs)} ms, before its deadline`);
+});
