@@ -237,6 +237,47 @@ describe("CloudWatch protocols", () => {
       assert.equal(JSON.parse(response.body.toString()).__type, "SerializationException");
     });
 
+    test("JSON body that is not an object", async () => {
+      const operations = [
+        "GetMetricStatistics",
+        "PutMetricData",
+        "DeleteAlarms",
+        "EnableAlarmActions",
+        "DisableAlarmActions",
+        "DescribeAlarmsForMetric",
+        "ListMetrics",
+      ];
+      for (const operation of operations) {
+        for (const body of ["null", "[]", '"text"', "5", "true"]) {
+          const response = await signedRequest(harness.endpoint, { headers: jsonHeaders(operation), body });
+          const label = `${operation} with body ${body}`;
+          assert.equal(response.status, 400, label);
+          const document = JSON.parse(response.body.toString());
+          assert.equal(document.__type, "SerializationException", label);
+          assert.match(document.message, /must be a JSON object/, label);
+          assert.equal(response.headers.get("x-amzn-query-error"), "SerializationException;Sender", label);
+        }
+      }
+    });
+
+    test("JSON null list item", async () => {
+      const bodies: Array<[string, unknown]> = [
+        ["PutMetricData", { Namespace: "Portico/Null", MetricData: [null] }],
+        ["PutMetricData", { Namespace: "Portico/Null", MetricData: [{ MetricName: "M", Value: 1, Dimensions: [null] }] }],
+        ["GetMetricData", { MetricDataQueries: [null], StartTime: 1, EndTime: 2 }],
+        ["DeleteAlarms", { AlarmNames: [null] }],
+        ["ListMetrics", { Dimensions: [null] }],
+      ];
+      for (const [operation, body] of bodies) {
+        const response = await signedRequest(harness.endpoint, { headers: jsonHeaders(operation), body: JSON.stringify(body) });
+        const label = `${operation} ${JSON.stringify(body)}`;
+        assert.equal(response.status, 400, label);
+        const document = JSON.parse(response.body.toString());
+        assert.equal(document.__type, "SerializationException", label);
+        assert.match(document.message, /must not be null/, label);
+      }
+    });
+
     test("JSON missing parameter", async () => {
       const response = await signedRequest(harness.endpoint, {
         headers: jsonHeaders("GetMetricStatistics"),
@@ -271,6 +312,24 @@ describe("CloudWatch protocols", () => {
       assert.equal(response.headers.get("smithy-protocol"), "rpc-v2-cbor");
       const document = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
       assert.equal(document.__type, "SerializationException");
+    });
+
+    test("CBOR body that is not a map", async () => {
+      for (const operation of ["GetMetricStatistics", "PutMetricData", "DeleteAlarms", "DescribeAlarmsForMetric"]) {
+        for (const body of [new Uint8Array([0xf6]), cbor.serialize([]), cbor.serialize("text"), cbor.serialize(5)]) {
+          const response = await signedRequest(harness.endpoint, {
+            path: `/service/GraniteServiceVersion20100801/operation/${operation}`,
+            headers: cborHeaders,
+            body,
+          });
+          const label = `${operation} with body ${Buffer.from(body).toString("hex")}`;
+          assert.equal(response.status, 400, label);
+          const document = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
+          assert.equal(document.__type, "SerializationException", label);
+          assert.match(document.message!, /must be a CBOR map/, label);
+          assert.equal(response.headers.get("x-amzn-query-error"), "SerializationException;Sender", label);
+        }
+      }
     });
 
     test("CBOR unknown operation", async () => {

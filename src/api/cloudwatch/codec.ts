@@ -16,9 +16,25 @@ export type DocumentProtocol = "json" | "cbor";
 // ---------------------------------------------------------------- JSON and CBOR input
 
 /**
+ * Checks a parsed JSON or CBOR request body against the operation's input
+ * shape and converts it. The body must be a JSON object or a CBOR map, as
+ * the awsJson1_0 and rpcv2Cbor protocols serialize an input structure, so
+ * `null`, arrays and scalars raise SerializationException.
+ */
+export function decodeDocumentInput(shape: Shape, body: unknown, protocol: DocumentProtocol): Struct {
+  if (!isPlainObject(body)) {
+    const container = protocol === "json" ? "a JSON object" : "a CBOR map";
+    throw cloudWatchErrors.serialization(`The request body must be ${container} of the input members, not ${describeValue(body)}.`);
+  }
+  return decodeDocument(shape, body, "", protocol) as Struct;
+}
+
+/**
  * Checks a parsed JSON or CBOR document against `shape` and converts it.
  * Type mismatches raise SerializationException, the code AWS JSON services
- * use, and missing required members raise MissingParameter.
+ * use, and missing required members raise MissingParameter. A null member
+ * counts as absent, but a null list item or map value is a mismatch, because
+ * the CloudWatch model has no sparse lists or maps.
  */
 export function decodeDocument(shape: Shape, value: unknown, path: string, protocol: DocumentProtocol): Value {
   if (value === null || value === undefined) return undefined;
@@ -43,12 +59,12 @@ export function decodeDocument(shape: Shape, value: unknown, path: string, proto
       return decodeDocumentTimestamp(value, protocol, mismatch);
     case "list": {
       if (!Array.isArray(value)) throw mismatch("a list");
-      return value.map((item, index) => decodeDocument(shape.member, item, `${path}.member.${index + 1}`, protocol));
+      return value.map((item, index) => decodeItem(shape.member, item, `${path}.member.${index + 1}`, protocol));
     }
     case "map": {
       if (!isPlainObject(value)) throw mismatch("a map");
       const out: Struct = {};
-      for (const [key, item] of Object.entries(value)) out[key] = decodeDocument(shape.value, item, `${path}.${key}`, protocol);
+      for (const [key, item] of Object.entries(value)) out[key] = decodeItem(shape.value, item, `${path}.${key}`, protocol);
       return out;
     }
     case "structure": {
@@ -76,6 +92,20 @@ function decodeDocumentTimestamp(value: unknown, protocol: DocumentProtocol, mis
     if (ms !== undefined) return ms;
   }
   throw mismatch("a timestamp in epoch seconds");
+}
+
+/** Decodes a list item or map value, which must not be null. */
+function decodeItem(shape: Shape, item: unknown, path: string, protocol: DocumentProtocol): Value {
+  if (item === null || item === undefined) throw cloudWatchErrors.serialization(`Member ${path} must not be null.`);
+  return decodeDocument(shape, item, path, protocol);
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "undefined";
+  if (Array.isArray(value)) return "an array";
+  if (value instanceof Uint8Array) return "a byte string";
+  return `a ${typeof value}`;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

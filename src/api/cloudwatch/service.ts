@@ -9,7 +9,7 @@ import { ApiError } from "../errors.js";
 import { MAX_BUFFERED_BODY_BYTES } from "../server.js";
 import {
   buildFormTree,
-  decodeDocument,
+  decodeDocumentInput,
   decodeForm,
   encodeCbor,
   encodeJson,
@@ -62,11 +62,11 @@ export class CloudWatchService implements ProtocolService {
     if (protocol === "json") {
       operation = String(request.raw.headers["x-amz-target"]).slice(JSON_TARGET_PREFIX.length);
       checkOperation(operation, protocol);
-      input = decodeDocumentBody(operation, parseJsonBody(body), "json");
+      input = decodeDocumentInput(OPERATION_SHAPES[operation]!.input, parseJsonBody(body), "json");
     } else if (protocol === "cbor") {
       operation = request.path.slice(CBOR_PATH_PREFIX.length);
       checkOperation(operation, protocol);
-      input = decodeDocumentBody(operation, parseCborBody(body), "cbor");
+      input = decodeDocumentInput(OPERATION_SHAPES[operation]!.input, parseCborBody(body), "cbor");
     } else {
       const params = queryParams(request, body);
       const action = params.find(([name]) => name === "Action")?.[1];
@@ -216,10 +216,6 @@ function parseCborBody(body: Buffer): unknown {
   } catch {
     throw cloudWatchErrors.serialization("The request body is not valid CBOR.");
   }
-}
-
-function decodeDocumentBody(operation: string, document: unknown, protocol: "json" | "cbor"): Struct {
-  return (decodeDocument(OPERATION_SHAPES[operation]!.input, document, "", protocol) ?? {}) as Struct;
 }
 
 /** Query parameters come from the form body, or from the query string of a GET. */
