@@ -103,6 +103,19 @@ test("prometheus cacheable requests follow CacheHitRate", () => {
   assert.equal(count("Error"), 0, "errors are not counted");
 });
 
+test("prometheus counts abandoned requests as 000", () => {
+  const collector = new PrometheusCollector();
+  collector.record(sample({ status: 200, resultType: "Hit" }));
+  collector.record(sample({ status: 0, resultType: "Error", bytesDownloaded: 0 }));
+  collector.record(sample({ status: 0, resultType: "Error", bytesDownloaded: 0 }));
+  const text = collector.render();
+  assert.match(text, /^portico_requests_total\{distribution_id="EDFDVBD6EXAMPLE",status_class="000",cache_status="Error"\} 2$/m);
+  assert.match(text, /^portico_requests_total\{distribution_id="EDFDVBD6EXAMPLE",status_class="2xx",cache_status="Hit"\} 1$/m);
+  assert.match(text, /^portico_request_duration_seconds_count\{distribution_id="EDFDVBD6EXAMPLE"\} 3$/m);
+  assert.doesNotMatch(text, /portico_cacheable_requests_total\{[^}]*cache_status="Error"\}/, "an abandoned request is not cacheable");
+  assert.match(text, /^portico_cacheable_requests_total\{distribution_id="EDFDVBD6EXAMPLE",cache_status="Hit"\} 1$/m);
+});
+
 test("prometheus histograms are cumulative", () => {
   const collector = new PrometheusCollector();
   for (const durationMs of [0.1, 0.7, 3, 20_000]) collector.record(sample({ durationMs, originLatencyMs: durationMs }));
