@@ -1,6 +1,6 @@
 import type { Logger } from "../common/logger.js";
 import type { AlarmConfig, AlarmRecord, AlarmState, AlarmStore, HistoryItem } from "./alarm-store.js";
-import type { MetricsReader } from "./reader.js";
+import { firstUnitPerPeriod, type MetricsReader } from "./reader.js";
 import { statSetPercentile, type StatSet } from "./stat-set.js";
 
 /** How often every alarm is evaluated. */
@@ -125,7 +125,9 @@ export class AlarmEvaluator {
       unit: config.unit,
     });
     const values = new Map<number, number>();
-    for (const period of periods) {
+    // CloudWatch leaves an alarm without Unit on data in several units
+    // undefined; this evaluates it on the data GetMetricData would return.
+    for (const period of firstUnitPerPeriod(periods)) {
       const value = alarmStatistic(period.stats, config);
       if (value !== undefined) values.set(period.timestampMs, value);
     }

@@ -380,6 +380,18 @@ describe("alarm evaluation rules", () => {
     assert.equal(evaluate({ ...later, treatMissingData: "breaching", datapointsToAlarm: 3 })?.value, "ALARM");
   });
 
+  test("mixed units use one unit", () => {
+    const stats = (value: number) => ({ sampleCount: 1, sum: value, minimum: value, maximum: value, sketch: undefined });
+    harness.metrics.reader.putMetricData("Portico/Rules", [
+      { metricName: "Mixed", dimensions: [], timestampMs: minuteMs - MINUTE_MS, unit: "None", stats: stats(100) },
+      { metricName: "Mixed", dimensions: [], timestampMs: minuteMs - MINUTE_MS, unit: "Count", stats: stats(1) },
+    ]);
+    const mixed = { metricName: "Mixed", evaluationPeriods: 1, datapointsToAlarm: 1 };
+    // GetMetricData's order puts Count before None, so the 100 in None is not evaluated.
+    assert.equal(evaluate(mixed)?.value, "OK");
+    assert.equal(evaluate({ ...mixed, unit: "None" })?.value, "ALARM");
+  });
+
   test("each comparison operator", () => {
     const cases: Array<[string, number, string]> = [
       ["GreaterThanOrEqualToThreshold", 7, "ALARM"],

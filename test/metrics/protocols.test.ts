@@ -120,6 +120,63 @@ describe("CloudWatch protocols", () => {
         assert.deepEqual(listed.Metrics, [{ Namespace: namespace, MetricName: "Latency", Dimensions: [{ Name: "Host", Value: "a" }] }]);
       });
 
+      test("mixed units kept apart", async () => {
+        const namespace = `Portico/Units/${name}`;
+        const minute = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - MINUTE_MS;
+        const at = new Date(minute + 1000);
+        await client.send(
+          new PutMetricDataCommand({
+            Namespace: namespace,
+            MetricData: [
+              { MetricName: "Wait", Timestamp: at, Value: 60_000, Unit: "Milliseconds" },
+              { MetricName: "Wait", Timestamp: at, Value: 60, Unit: "Seconds" },
+              { MetricName: "Wait", Timestamp: at, Value: 30, Unit: "Seconds" },
+            ],
+          }),
+        );
+        const statistics = async (unit?: "Seconds") => {
+          const output = await client.send(
+            new GetMetricStatisticsCommand({
+              Namespace: namespace,
+              MetricName: "Wait",
+              StartTime: new Date(minute),
+              EndTime: new Date(minute + MINUTE_MS),
+              Period: 60,
+              Statistics: ["Sum", "SampleCount"],
+              ...(unit ? { Unit: unit } : {}),
+            }),
+          );
+          return (output.Datapoints ?? [])
+            .map((point) => [point.Timestamp!.getTime(), point.Unit, point.Sum, point.SampleCount])
+            .sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+        };
+        assert.deepEqual(await statistics(), [
+          [minute, "Milliseconds", 60_000, 1],
+          [minute, "Seconds", 90, 2],
+        ]);
+        assert.deepEqual(await statistics("Seconds"), [[minute, "Seconds", 90, 2]]);
+
+        const data = async (unit?: "Seconds") => {
+          const output = await client.send(
+            new GetMetricDataCommand({
+              StartTime: new Date(minute),
+              EndTime: new Date(minute + MINUTE_MS),
+              MetricDataQueries: [
+                { Id: "m1", MetricStat: { Metric: { Namespace: namespace, MetricName: "Wait" }, Period: 60, Stat: "Sum", ...(unit ? { Unit: unit } : {}) } },
+              ],
+            }),
+          );
+          return output.MetricDataResults![0]!.Values;
+        };
+        // Without a unit, GetMetricData returns the data of one unit, Milliseconds before Seconds.
+        assert.deepEqual(await data(), [60_000]);
+        assert.deepEqual(await data("Seconds"), [90]);
+        await client.send(
+          new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "Wait", Timestamp: at, Value: 5, Unit: "Count" }] }),
+        );
+        assert.deepEqual(await data(), [5], "Count comes before Milliseconds");
+      });
+
       test("gzip-compressed put", async () => {
         const namespace = `Portico/Gzip/${name}`;
         if (name === "cbor") {
