@@ -108,6 +108,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       accountId: credentials.accountId,
       zone: options.zone,
       bus: observability.controlChannel,
+      bucketExists: (name) => s3.bucketExists(name),
       log: log.child({ component: "control" }),
     });
     closers.push(() => cloudfront.close());

@@ -14,6 +14,7 @@ import {
 } from "@aws-sdk/client-cloudfront";
 import {
   CreateBucketCommand,
+  DeleteBucketCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutBucketPolicyCommand,
@@ -103,6 +104,8 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
 
     await s3.send(new CreateBucketCommand({ Bucket: siteBucket }));
     await s3.send(new CreateBucketCommand({ Bucket: logBucket }));
+    // CreateDistribution checks that the log bucket exists; the test deletes it afterwards.
+    await s3.send(new CreateBucketCommand({ Bucket: lateBucket }));
     await s3.send(
       new PutBucketPolicyCommand({
         Bucket: siteBucket,
@@ -129,6 +132,7 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
       if (name === "logged") logged = distribution;
       else late = distribution;
     }
+    await s3.send(new DeleteBucketCommand({ Bucket: lateBucket }));
   });
 
   after(async () => {

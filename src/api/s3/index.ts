@@ -18,6 +18,8 @@ import { routeRequest, virtualHostBucket, type S3Operation } from "./router.js";
 
 /** The S3 protocol on the API endpoint, backed by the embedded bucket store. */
 export interface S3Service extends ProtocolService {
+  /** Returns whether the embedded store has a bucket of this name. */
+  bucketExists(name: string): boolean;
   close(): Promise<void>;
 }
 
@@ -76,6 +78,10 @@ class EmbeddedS3Service implements S3Service {
 
   renderError(error: ApiError, request: ApiRequest, response: ServerResponse): void {
     renderS3Error(error, request, response);
+  }
+
+  bucketExists(name: string): boolean {
+    return this.context.store.metadata.getBucket(name) !== undefined;
   }
 
   async close(): Promise<void> {
