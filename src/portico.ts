@@ -25,6 +25,18 @@ export interface RunningPortico {
   credentials: LoadedCredentials;
   /** Stops the edge first (draining viewers), then the API and the stores. */
   close(): Promise<void>;
+  /**
+   * Prepares an exit that does not wait for `close`: writes the pending
+   * metrics synchronously and returns what the exit saves and loses.
+   */
+  prepareImmediateExit(): ImmediateExitReport;
+}
+
+export interface ImmediateExitReport {
+  /** Distribution-minutes of metrics written to the metrics database. */
+  writtenMetricMinutes: number;
+  /** Access log records accepted but not yet delivered, which the exit loses. */
+  lostAccessLogRecords: number;
 }
 
 /** Returns the loopback address that reaches a listener bound to `host`. */
@@ -191,6 +203,10 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       caCertificatePath: edge.caCertificatePath,
       credentials,
       close: closeAll,
+      prepareImmediateExit: () => ({
+        writtenMetricMinutes: metrics.writePendingNow(),
+        lostAccessLogRecords: observability.accessLog.undeliveredRecords(),
+      }),
     };
   } catch (error) {
     await closeAll();

@@ -22,6 +22,12 @@ export interface Metrics {
   alarms: AlarmEvaluator;
   /** Returns the metrics database's size against its disk budget and the pruning totals. */
   diskStats(): DiskBudgetStats;
+  /**
+   * Writes the aggregator's pending minutes synchronously, for an exit that
+   * cannot wait for `close`, and returns how many distribution-minutes it
+   * wrote. Does nothing once the metrics are closed.
+   */
+  writePendingNow(): number;
   /** Stops the flush and evaluation timers and writes every pending minute. */
   close(): Promise<void>;
 }
@@ -62,6 +68,7 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
     reader,
     alarms,
     diskStats: () => store.diskStats(),
+    writePendingNow: () => (closed ? 0 : aggregator.writePending()),
     async close() {
       if (closed) return;
       closed = true;
