@@ -290,8 +290,58 @@ for (const [name, config] of Object.entries(PROTOCOLS)) {
       await client.send(new DeleteAlarmsCommand({ AlarmNames: ["page-a", "page-b"] }));
       const left = await client.send(new DescribeAlarmsCommand({ AlarmNamePrefix: "page-" }));
       assert.deepEqual(left.MetricAlarms!.map((alarm) => alarm.AlarmName), ["page-c", "page-d"]);
-      const history = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "page-a" }));
-      assert.deepEqual(history.AlarmHistoryItems, []);
+    });
+
+    test("deleted alarm keeps its history", async () => {
+      const history = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "page-a", ScanBy: "TimestampAscending" }));
+      assert.deepEqual(
+        history.AlarmHistoryItems!.map((item) => [item.AlarmName, item.HistoryItemType, item.HistorySummary]),
+        [
+          ["page-a", "ConfigurationUpdate", 'Alarm "page-a" created'],
+          ["page-a", "ConfigurationUpdate", 'Alarm "page-a" deleted'],
+        ],
+      );
+      const data = JSON.parse(history.AlarmHistoryItems![1]!.HistoryData!);
+      assert.equal(data.type, "Delete");
+      assert.equal(data.deletedAlarm.alarmName, "page-a");
+      const all = await client.send(new DescribeAlarmHistoryCommand({ HistoryItemType: "ConfigurationUpdate", MaxRecords: 100 }));
+      assert.ok(all.AlarmHistoryItems!.some((item) => item.HistorySummary === 'Alarm "page-b" deleted'));
+    });
+
+    test("history AlarmTypes filter", async () => {
+      const composite = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", AlarmTypes: ["CompositeAlarm"] }));
+      assert.deepEqual(composite.AlarmHistoryItems, []);
+      const metric = await client.send(
+        new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", AlarmTypes: ["MetricAlarm", "CompositeAlarm"], MaxRecords: 1 }),
+      );
+      assert.equal(metric.AlarmHistoryItems!.length, 1);
+      assert.equal(metric.AlarmHistoryItems![0]!.AlarmType, "MetricAlarm");
+      await assert.rejects(
+        client.send(new DescribeAlarmHistoryCommand({ AlarmTypes: ["LogAlarm" as "MetricAlarm"] })),
+        InvalidParameterValueException,
+      );
+    });
+
+    test("history NextToken bound to request", async () => {
+      const first = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", MaxRecords: 1 }));
+      assert.ok(first.NextToken);
+      const next = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", MaxRecords: 1, NextToken: first.NextToken }));
+      assert.equal(next.AlarmHistoryItems!.length, 1);
+      const changes: Array<Record<string, unknown>> = [
+        { HistoryItemType: "StateUpdate" },
+        { AlarmName: "page-c" },
+        { MaxRecords: 2 },
+        { ScanBy: "TimestampAscending" },
+      ];
+      for (const change of changes) {
+        await assert.rejects(
+          client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", MaxRecords: 1, ...change, NextToken: first.NextToken })),
+          InvalidNextToken,
+          JSON.stringify(change),
+        );
+      }
+      const alarmsPage = await client.send(new DescribeAlarmsCommand({ MaxRecords: 1 }));
+      await assert.rejects(client.send(new DescribeAlarmsCommand({ MaxRecords: 1, StateValue: "OK", NextToken: alarmsPage.NextToken! })), InvalidNextToken);
     });
   });
 }
