@@ -75,7 +75,11 @@ export class AlarmEvaluator {
       if (config.treatMissingData === "ignore") return undefined;
       if (config.treatMissingData === "missing") {
         const verb = missing === 1 ? "was" : "were";
-        return { value: "INSUFFICIENT_DATA", reason: `Insufficient Data: ${plural(missing, "datapoint")} ${verb} unknown.`, reasonData: undefined };
+        return {
+          value: "INSUFFICIENT_DATA",
+          reason: `Insufficient Data: ${plural(missing, "datapoint")} ${verb} unknown.`,
+          reasonData: reasonData(config, points, nowMs, undefined),
+        };
       }
     }
 
@@ -99,21 +103,15 @@ export class AlarmEvaluator {
       reason = reason.slice(0, -1) + ` (minimum ${plural(config.datapointsToAlarm, "datapoint")} for ${current} -> ${next} transition).`;
     }
 
-    const reasonData = JSON.stringify({
-      version: "1.0",
-      queryDate: new Date(nowMs).toISOString(),
-      startDate: new Date(startMs).toISOString(),
-      statistic: config.statistic ?? config.extendedStatistic,
-      period: config.periodSeconds,
-      recentDatapoints: present.map((point) => point.value),
-      threshold: config.threshold,
-      evaluatedDatapoints: points.map((point) => ({ timestamp: new Date(point.timestampMs).toISOString(), value: point.value })),
-    });
-    return { value: next, reason, reasonData };
+    return { value: next, reason, reasonData: reasonData(config, points, nowMs, present.length > 0 ? startMs : undefined) };
   }
 
-  /** Returns the statistic of each of the last EvaluationPeriods complete periods, undefined where a period has no data. */
-  private readPoints(config: AlarmConfig, nowMs: number): { points: Array<{ timestampMs: number; value: number | undefined }>; startMs: number } {
+  /**
+   * Returns the statistic and sample count of each of the last
+   * EvaluationPeriods complete periods, oldest first, both undefined where a
+   * period has no data.
+   */
+  private readPoints(config: AlarmConfig, nowMs: number): { points: EvaluatedPoint[]; startMs: number } {
     const periodMs = config.periodSeconds * 1000;
     const endMs = Math.floor(nowMs / periodMs) * periodMs;
     const startMs = endMs - config.evaluationPeriods * periodMs;
@@ -124,16 +122,17 @@ export class AlarmEvaluator {
       periodSeconds: config.periodSeconds,
       unit: config.unit,
     });
-    const values = new Map<number, number>();
+    const found = new Map<number, { value: number; sampleCount: number }>();
     // CloudWatch leaves an alarm without Unit on data in several units
     // undefined; this evaluates it on the data GetMetricData would return.
     for (const period of firstUnitPerPeriod(periods)) {
       const value = alarmStatistic(period.stats, config);
-      if (value !== undefined) values.set(period.timestampMs, value);
+      if (value !== undefined) found.set(period.timestampMs, { value, sampleCount: period.stats.sampleCount });
     }
-    const points: Array<{ timestampMs: number; value: number | undefined }> = [];
+    const points: EvaluatedPoint[] = [];
     for (let timestampMs = startMs; timestampMs < endMs; timestampMs += periodMs) {
-      points.push({ timestampMs, value: values.get(timestampMs) });
+      const point = found.get(timestampMs);
+      points.push({ timestampMs, value: point?.value, sampleCount: point?.sampleCount });
     }
     return { points, startMs };
   }
@@ -172,6 +171,45 @@ export class AlarmEvaluator {
     this.store.setState(name, { ...change, nowMs }, history);
     this.log.info({ alarmName: name, from: alarm.stateValue, to: change.value }, "alarm state changed");
   }
+}
+
+/** One evaluated period: its statistic and sample count, undefined when the period had no data. */
+interface EvaluatedPoint {
+  timestampMs: number;
+  value: number | undefined;
+  sampleCount: number | undefined;
+}
+
+/**
+ * Builds StateReasonData in the form of the CloudWatch User Guide's alarm
+ * event examples ("Alarm events and EventBridge"): times as
+ * `yyyy-MM-dd'T'HH:mm:ss.SSS+0000`, `recentDatapoints` oldest first, and
+ * `evaluatedDatapoints` newest first. Each evaluated period has its sample
+ * count and value, or its time stamp alone when it had no data, and
+ * `startDate` is left out when no period had data.
+ */
+function reasonData(config: AlarmConfig, points: EvaluatedPoint[], nowMs: number, startMs: number | undefined): string {
+  const present = points.filter((point) => point.value !== undefined);
+  return JSON.stringify({
+    version: "1.0",
+    queryDate: formatReasonTime(nowMs),
+    ...(startMs !== undefined ? { startDate: formatReasonTime(startMs) } : {}),
+    ...(config.unit !== undefined ? { unit: config.unit } : {}),
+    statistic: config.statistic ?? config.extendedStatistic,
+    period: config.periodSeconds,
+    recentDatapoints: present.map((point) => point.value),
+    threshold: config.threshold,
+    evaluatedDatapoints: [...points].reverse().map((point) =>
+      point.value === undefined
+        ? { timestamp: formatReasonTime(point.timestampMs) }
+        : { timestamp: formatReasonTime(point.timestampMs), sampleCount: point.sampleCount, value: point.value },
+    ),
+  });
+}
+
+/** Formats a time stamp as StateReasonData does: 2019-10-02T16:59:00.000+0000, in UTC. */
+function formatReasonTime(timestampMs: number): string {
+  return new Date(timestampMs).toISOString().replace("Z", "+0000");
 }
 
 function actionsFor(config: AlarmConfig, state: AlarmState): string[] {

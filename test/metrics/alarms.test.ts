@@ -430,6 +430,41 @@ describe("alarm evaluation rules", () => {
     assert.equal(evaluate({ ...later, treatMissingData: "breaching", datapointsToAlarm: 3 })?.value, "ALARM");
   });
 
+  test("reason data in CloudWatch's form", () => {
+    const result = evaluate({ unit: "None" });
+    const data = JSON.parse(result!.reasonData!);
+    const time = (ms: number) => new Date(ms).toISOString().replace("Z", "+0000");
+    assert.equal(data.version, "1.0");
+    assert.equal(data.queryDate, time(minuteMs + 30_000));
+    assert.match(data.queryDate, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$/);
+    assert.equal(data.startDate, time(minuteMs - 3 * MINUTE_MS));
+    assert.equal(data.unit, "None");
+    assert.equal(data.statistic, "Maximum");
+    assert.equal(data.period, 60);
+    assert.deepEqual(data.recentDatapoints, [9, 7]);
+    assert.equal(data.threshold, 5);
+    // Newest first; the period without data has its time stamp only.
+    assert.deepEqual(data.evaluatedDatapoints, [
+      { timestamp: time(minuteMs - MINUTE_MS), sampleCount: 1, value: 7 },
+      { timestamp: time(minuteMs - 2 * MINUTE_MS) },
+      { timestamp: time(minuteMs - 3 * MINUTE_MS), sampleCount: 1, value: 9 },
+    ]);
+    assert.deepEqual(Object.keys(data), [
+      "version", "queryDate", "startDate", "unit", "statistic", "period", "recentDatapoints", "threshold", "evaluatedDatapoints",
+    ]);
+  });
+
+  test("insufficient data reason data", () => {
+    const result = evaluate({ metricName: "Nothing" });
+    assert.equal(result?.value, "INSUFFICIENT_DATA");
+    const data = JSON.parse(result!.reasonData!);
+    assert.equal(data.startDate, undefined);
+    assert.equal(data.unit, undefined, "an alarm without Unit has none");
+    assert.deepEqual(data.recentDatapoints, []);
+    assert.equal(data.evaluatedDatapoints.length, 3);
+    assert.deepEqual(Object.keys(data.evaluatedDatapoints[0]), ["timestamp"]);
+  });
+
   test("mixed units use one unit", () => {
     const stats = (value: number) => ({ sampleCount: 1, sum: value, minimum: value, maximum: value, sketch: undefined });
     harness.metrics.reader.putMetricData("Portico/Rules", [
