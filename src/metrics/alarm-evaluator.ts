@@ -5,6 +5,20 @@ import { statSetPercentile, type StatSet } from "./stat-set.js";
 
 /** How often every alarm is evaluated. */
 export const EVALUATION_INTERVAL_MS = 60_000;
+/** Time from `start` to the first evaluation, so the minute that spans a restart is evaluated too. */
+export const FIRST_EVALUATION_DELAY_MS = 5_000;
+/**
+ * Evaluations run this long after each minute starts. Edge workers send
+ * their counts every second, so the minute just ended is complete by then.
+ */
+export const EVALUATION_OFFSET_MS = 2_000;
+
+/** Returns the time from `nowMs` to the next evaluation: EVALUATION_OFFSET_MS into the next minute, or into this one if still ahead. */
+export function nextEvaluationDelayMs(nowMs: number): number {
+  const intoInterval = nowMs % EVALUATION_INTERVAL_MS;
+  if (intoInterval < EVALUATION_OFFSET_MS) return EVALUATION_OFFSET_MS - intoInterval;
+  return EVALUATION_INTERVAL_MS - intoInterval + EVALUATION_OFFSET_MS;
+}
 
 const OPERATOR_TEXT: Record<string, string> = {
   GreaterThanOrEqualToThreshold: "greater than or equal to",
@@ -28,6 +42,7 @@ export interface StateChange {
  */
 export class AlarmEvaluator {
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly store: AlarmStore,
@@ -35,14 +50,29 @@ export class AlarmEvaluator {
     private readonly log: Logger,
   ) {}
 
+  /** Evaluates every alarm FIRST_EVALUATION_DELAY_MS from now, then in every minute (see nextEvaluationDelayMs). */
   start(): void {
-    this.timer = setInterval(() => this.evaluateAll(), EVALUATION_INTERVAL_MS);
-    this.timer.unref();
+    this.closed = false;
+    this.schedule(FIRST_EVALUATION_DELAY_MS);
   }
 
   close(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      try {
+        this.evaluateAll();
+      } catch (error) {
+        this.log.error({ err: error }, "alarm evaluation failed");
+      }
+      // The timer's wall clock decides when to run, whatever clock the reader has.
+      if (!this.closed) this.schedule(nextEvaluationDelayMs(Date.now()));
+    }, delayMs);
+    this.timer.unref();
   }
 
   /** Evaluates every alarm at the reader's clock and prunes old history. A failing alarm is logged and skipped. */

@@ -43,6 +43,8 @@ export interface CreateMetricsOptions {
   diskBudgetBytes?: number;
   /** The account id in alarm ARNs. */
   accountId?: string;
+  /** Whether alarms are evaluated on a timer; true when unset. Tests that call `alarms.evaluateAll` themselves set false. */
+  evaluateAlarmsOnTimer?: boolean;
 }
 
 /** Opens `<dataDir>/metrics/metrics.db` and starts aggregating and flushing. */
@@ -58,7 +60,7 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
   aggregator.start();
   const reader = new MetricsReader(store, aggregator);
   const alarms = new AlarmEvaluator(new AlarmStore(store.db), reader, log);
-  alarms.start();
+  if (options.evaluateAlarmsOnTimer !== false) alarms.start();
   const cloudwatch = new CloudWatchService({ reader, alarms, accountId: options.accountId ?? "000000000000", log });
   let closed = false;
   return {

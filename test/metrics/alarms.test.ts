@@ -23,6 +23,7 @@ import {
 } from "@aws-sdk/client-cloudwatch";
 import { AwsQueryProtocol, AwsSmithyRpcV2CborProtocol } from "@aws-sdk/core/protocols";
 import { MAX_ALARMS } from "../../src/api/cloudwatch/alarms.js";
+import { EVALUATION_OFFSET_MS, FIRST_EVALUATION_DELAY_MS, nextEvaluationDelayMs } from "../../src/metrics/alarm-evaluator.js";
 import type { AlarmConfig } from "../../src/metrics/alarm-store.js";
 import { requestRecord, startHarness, TEST_CREDENTIALS, type Harness } from "./harness.js";
 
@@ -488,5 +489,54 @@ describe("alarm evaluation rules", () => {
     for (const [comparisonOperator, threshold, expected] of cases) {
       assert.equal(evaluate({ comparisonOperator, threshold, datapointsToAlarm: 2 })?.value, expected, comparisonOperator);
     }
+  });
+});
+
+describe("alarm evaluation schedule", () => {
+  let harness: Harness;
+  before(async () => {
+    harness = await startHarness();
+  });
+  after(() => harness.close());
+
+  test("first evaluation soon after start", { timeout: 30_000 }, async () => {
+    const startedMs = Date.now();
+    const client = harness.client();
+    await client.send(
+      new PutMetricDataCommand({
+        Namespace: NAMESPACE,
+        MetricData: [{ MetricName: "Restart", Value: 5, Timestamp: new Date(Math.floor(startedMs / MINUTE_MS) * MINUTE_MS - MINUTE_MS) }],
+      }),
+    );
+    await client.send(
+      new PutMetricAlarmCommand({
+        AlarmName: "restart",
+        Namespace: NAMESPACE,
+        MetricName: "Restart",
+        Statistic: "Sum",
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanThreshold",
+        TreatMissingData: "notBreaching",
+      }),
+    );
+    let state: string | undefined;
+    while (Date.now() - startedMs < FIRST_EVALUATION_DELAY_MS + 5_000) {
+      const output = await client.send(new DescribeAlarmsCommand({ AlarmNames: ["restart"] }));
+      state = output.MetricAlarms![0]!.StateValue;
+      if (state !== "INSUFFICIENT_DATA") break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.notEqual(state, "INSUFFICIENT_DATA", "the alarm was evaluated within seconds of the start");
+    assert.ok(state === "ALARM" || state === "OK", `state ${state}`);
+  });
+
+  test("later evaluations on the minute", () => {
+    const minuteMs = Date.UTC(2030, 0, 1, 12, 0, 0);
+    assert.equal(nextEvaluationDelayMs(minuteMs), EVALUATION_OFFSET_MS);
+    assert.equal(nextEvaluationDelayMs(minuteMs + EVALUATION_OFFSET_MS), MINUTE_MS);
+    assert.equal(nextEvaluationDelayMs(minuteMs + 30_000), 30_000 + EVALUATION_OFFSET_MS);
+    assert.equal(nextEvaluationDelayMs(minuteMs + MINUTE_MS - 1), 1 + EVALUATION_OFFSET_MS);
   });
 });
