@@ -85,9 +85,10 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
   };
 
   try {
+    // createMetrics, createObservability and createS3Service give their loggers a component themselves.
     const metrics = await createMetrics({
       dataDir: options.dataDir,
-      log: log.child({ component: "metrics" }),
+      log,
       accountId: credentials.accountId,
       ...(options.metricsMaxSeries !== undefined ? { maxCustomSeries: options.metricsMaxSeries } : {}),
       ...(options.metricsDiskBytes !== undefined ? { diskBudgetBytes: options.metricsDiskBytes } : {}),
@@ -105,13 +106,13 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       logDeliveryCredentials: credentials.root,
       logIntervalSeconds: options.logIntervalSeconds,
       accessLogDir: options.accessLogDir,
-      log: log.child({ component: "observability" }),
+      log,
     });
     const s3 = await createS3Service({
       dataDir: options.dataDir,
       accountId: credentials.accountId,
       credentials: credentialStore,
-      log: log.child({ component: "store" }),
+      log,
       owners: iam.store,
     });
     closers.push(() => s3.close());

@@ -34,6 +34,7 @@ export interface Metrics {
 
 export interface CreateMetricsOptions {
   dataDir: string;
+  /** The parent logger; the metrics log as component `metrics`. */
   log: Logger;
   /** Clock for tests that age data; defaults to `Date.now`. */
   now?: () => number;

@@ -65,7 +65,10 @@ class EmbeddedS3Service implements S3Service {
     }
     bindBucketOwnership(request, this.context.owners);
     const route = routeRequest(request);
-    request.log = request.log.child({ operation: route.operation, bucket: route.bucket });
+    // UploadPartCopy is routed as UploadPart, whose handler copies when x-amz-copy-source is set.
+    const loggedOperation =
+      route.operation === "UploadPart" && request.raw.headers["x-amz-copy-source"] !== undefined ? "UploadPartCopy" : route.operation;
+    request.log = request.log.child({ operation: loggedOperation, bucket: route.bucket });
     if (route.key !== undefined) validateObjectKey(route.key);
 
     if (!SELF_AUTHORIZED.has(route.operation)) {
