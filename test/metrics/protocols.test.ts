@@ -12,7 +12,7 @@ import {
   type CloudWatchClient,
 } from "@aws-sdk/client-cloudwatch";
 import { AwsQueryProtocol, AwsSmithyRpcV2CborProtocol } from "@aws-sdk/core/protocols";
-import { cbor } from "@smithy/core/cbor";
+import { cbor, tag } from "@smithy/core/cbor";
 import { requestRecord, signedRequest, startHarness, type Harness } from "./harness.js";
 
 const MINUTE_MS = 60_000;
@@ -205,6 +205,47 @@ describe("CloudWatch protocols", () => {
         assert.deepEqual(data.MetricDataResults![0]!.Values, [7]);
       });
 
+      test("empty MetricData rejected", async () => {
+        await assert.rejects(client.send(new PutMetricDataCommand({ Namespace: `Portico/Empty/${name}`, MetricData: [] })), (error: Error) => {
+          assert.ok(error instanceof MissingRequiredParameterException, `got ${error.name}`);
+          assert.equal(error.message, "The parameter MetricData is required.");
+          return true;
+        });
+      });
+
+      test("values outside CloudWatch's range rejected", async () => {
+        const namespace = `Portico/Range/${name}`;
+        const put = (value: number) => client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "V", Value: value }] }));
+        for (const value of [5e-324, -1e-200, 8.5e-109, 2 ** 361, -(2 ** 361)]) {
+          await assert.rejects(put(value), (error: Error) => {
+            assert.ok(error instanceof InvalidParameterValueException, `${value}: got ${error.name}`);
+            assert.match(error.message, /MetricData.member.1.Value is invalid; a value other than 0 must be from 8.515920e-109 to 2\^360/);
+            return true;
+          });
+        }
+        for (const value of [0, 8.6e-109, -8.6e-109, 2 ** 360, 1.5]) await put(value);
+        await assert.rejects(
+          client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "V", Values: [1, 1e-300] }] })),
+          InvalidParameterValueException,
+        );
+      });
+
+      test("empty dimension value is missing", async () => {
+        await assert.rejects(
+          client.send(
+            new PutMetricDataCommand({
+              Namespace: `Portico/Dimension/${name}`,
+              MetricData: [{ MetricName: "V", Value: 1, Dimensions: [{ Name: "Host", Value: "" }] }],
+            }),
+          ),
+          (error: Error) => {
+            assert.ok(error instanceof MissingRequiredParameterException, `got ${error.name}`);
+            assert.match(error.message, /MetricData.member.1.Dimensions.member.1.Value is required/);
+            return true;
+          },
+        );
+      });
+
       test("AWS namespace rejected", async () => {
         await assert.rejects(
           client.send(new PutMetricDataCommand({ Namespace: "AWS/CloudFront", MetricData: [{ MetricName: "Requests", Value: 1 }] })),
@@ -389,6 +430,68 @@ describe("CloudWatch protocols", () => {
       }
     });
 
+    test("timestamps only in each protocol's form", async () => {
+      const statistics = (start: unknown) => ({
+        Namespace: "Portico/Times",
+        MetricName: "M",
+        StartTime: start,
+        EndTime: 2_000_000_000,
+        Period: 60,
+        Statistics: ["Sum"],
+      });
+      for (const start of ["2024-01-01T00:00:00Z", "1700000000"]) {
+        const response = await signedRequest(harness.endpoint, {
+          headers: jsonHeaders("GetMetricStatistics"),
+          body: JSON.stringify(statistics(start)),
+        });
+        assert.equal(response.status, 400, `JSON ${start}`);
+        const document = JSON.parse(response.body.toString());
+        assert.equal(document.__type, "SerializationException", `JSON ${start}`);
+        assert.match(document.message, /StartTime must be a timestamp in epoch seconds/);
+      }
+      const cborPath = "/service/GraniteServiceVersion20100801/operation/GetMetricStatistics";
+      for (const start of ["2024-01-01T00:00:00Z", 1_700_000_000, tag({ tag: 1, value: "2024-01-01T00:00:00Z" })]) {
+        const document = { ...statistics(start), EndTime: tag({ tag: 1, value: 2_000_000_000 }) };
+        const response = await signedRequest(harness.endpoint, { path: cborPath, headers: cborHeaders, body: cbor.serialize(document) });
+        assert.equal(response.status, 400, `CBOR ${JSON.stringify(start)}`);
+        const decoded = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
+        assert.equal(decoded.__type, "SerializationException");
+        assert.match(decoded.message!, /StartTime must be a timestamp: CBOR tag 1 around epoch seconds/);
+      }
+      const accepted = await signedRequest(harness.endpoint, {
+        path: cborPath,
+        headers: cborHeaders,
+        body: cbor.serialize({ ...statistics(tag({ tag: 1, value: 1_999_999_400 })), EndTime: tag({ tag: 1, value: 2_000_000_000 }) }),
+      });
+      assert.equal(accepted.status, 200);
+    });
+
+    test("query only GET and form POST", async () => {
+      const body = "Action=ListMetrics&Version=2010-08-01";
+      const deleted = await signedRequest(harness.endpoint, { method: "DELETE", headers: queryHeaders, body });
+      assert.equal(deleted.status, 405);
+      assert.equal(deleted.headers.get("allow"), "GET, POST");
+      assert.match(deleted.body.toString(), /<Code>MethodNotAllowed<\/Code>/);
+      const put = await signedRequest(harness.endpoint, { method: "PUT", headers: queryHeaders, body });
+      assert.equal(put.status, 405);
+      const text = await signedRequest(harness.endpoint, { headers: { "content-type": "text/plain" }, body });
+      assert.equal(text.status, 415);
+      assert.match(text.body.toString(), /<Code>UnsupportedMediaType<\/Code>.*application\/x-www-form-urlencoded/);
+      const form = await signedRequest(harness.endpoint, { headers: queryHeaders, body });
+      assert.equal(form.status, 200);
+    });
+
+    test("query index too large", async () => {
+      const body = "Action=PutMetricData&Version=2010-08-01&Namespace=Portico%2FIndex&MetricData.member.99999999.MetricName=M&MetricData.member.99999999.Value=1";
+      const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body });
+      assert.equal(response.status, 400);
+      const xml = response.body.toString();
+      assert.match(xml, /<Code>InvalidParameterValue<\/Code>/);
+      assert.match(xml, /The index 99999999 in MetricData.member is too large; indexes run from 1 to 9999999\./);
+      const zero = await signedRequest(harness.endpoint, { headers: queryHeaders, body: body.replaceAll("99999999", "0") });
+      assert.match(zero.body.toString(), /The index &#34;0&#34; in MetricData.member is not a positive integer/);
+    });
+
     test("CBOR unknown operation", async () => {
       const response = await signedRequest(harness.endpoint, {
         path: "/service/GraniteServiceVersion20100801/operation/ListBananas",
@@ -407,8 +510,8 @@ describe("CloudWatch protocols", () => {
         body: cbor.serialize({
           Namespace: "AWS/CloudFront",
           MetricName: "Requests",
-          StartTime: 0,
-          EndTime: 1_000_000_000,
+          StartTime: tag({ tag: 1, value: 0 }),
+          EndTime: tag({ tag: 1, value: 1_000_000_000 }),
           Period: 60,
           Statistics: ["Sum"],
         }),
