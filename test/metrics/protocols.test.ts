@@ -228,6 +228,11 @@ describe("CloudWatch protocols", () => {
           client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "V", Values: [1, 1e-300] }] })),
           InvalidParameterValueException,
         );
+        await assert.rejects(
+          client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "Empty", Values: [] }] })),
+          MissingRequiredParameterException,
+          "an empty Values carries no sample",
+        );
       });
 
       test("empty dimension value is missing", async () => {

@@ -216,16 +216,20 @@ function putMetricData(input: Struct, { reader }: OperationContext): undefined {
   return undefined;
 }
 
-/** Reads exactly one of Value, StatisticValues or Values (with optional Counts). */
+/**
+ * Reads exactly one of Value, StatisticValues or Values (with optional
+ * Counts). An empty Values counts as absent, since it carries no sample.
+ */
 function readDatumStatistics(datum: Struct, path: string): StatSet {
-  const present = ["Value", "StatisticValues", "Values"].filter((name) => datum[name] !== undefined);
+  const isGiven = (name: string) => datum[name] !== undefined && !(Array.isArray(datum[name]) && datum[name].length === 0);
+  const present = ["Value", "StatisticValues", "Values"].filter(isGiven);
   if (present.length === 0) throw cloudWatchErrors.missingParameter(`${path}.Value`);
   if (present.length > 1) {
     throw cloudWatchErrors.invalidParameterCombination(
       `The parameters ${present.map((name) => `${path}.${name}`).join(" and ")} are mutually exclusive and you have specified more than one.`,
     );
   }
-  if (datum.Counts !== undefined && datum.Values === undefined) {
+  if (datum.Counts !== undefined && !isGiven("Values")) {
     throw cloudWatchErrors.invalidParameterCombination(`The parameter ${path}.Counts requires ${path}.Values.`);
   }
   const checkValue = (valuePath: string, value: Value): number => {
@@ -244,7 +248,7 @@ function readDatumStatistics(datum: Struct, path: string): StatSet {
     addSample(stats, checkValue(`${path}.Value`, datum.Value));
     return stats;
   }
-  if (datum.Values !== undefined) {
+  if (isGiven("Values")) {
     const values = datum.Values as number[];
     const counts = datum.Counts as number[] | undefined;
     if (values.length > MAX_VALUES_PER_DATUM) {
