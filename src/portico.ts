@@ -25,6 +25,18 @@ export interface RunningPortico {
   credentials: LoadedCredentials;
   /** Stops the edge first (draining viewers), then the API and the stores. */
   close(): Promise<void>;
+  /**
+   * Prepares an exit that does not wait for `close`: writes the pending
+   * metrics synchronously and returns what the exit saves and loses.
+   */
+  prepareImmediateExit(): ImmediateExitReport;
+}
+
+export interface ImmediateExitReport {
+  /** Distribution-minutes of metrics written to the metrics database. */
+  writtenMetricMinutes: number;
+  /** Access log records accepted but not yet delivered, which the exit loses. */
+  lostAccessLogRecords: number;
 }
 
 /** Returns the loopback address that reaches a listener bound to `host`. */
@@ -73,9 +85,10 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
   };
 
   try {
+    // createMetrics, createObservability and createS3Service give their loggers a component themselves.
     const metrics = await createMetrics({
       dataDir: options.dataDir,
-      log: log.child({ component: "metrics" }),
+      log,
       accountId: credentials.accountId,
       ...(options.metricsMaxSeries !== undefined ? { maxCustomSeries: options.metricsMaxSeries } : {}),
       ...(options.metricsDiskBytes !== undefined ? { diskBudgetBytes: options.metricsDiskBytes } : {}),
@@ -93,13 +106,13 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       logDeliveryCredentials: credentials.root,
       logIntervalSeconds: options.logIntervalSeconds,
       accessLogDir: options.accessLogDir,
-      log: log.child({ component: "observability" }),
+      log,
     });
     const s3 = await createS3Service({
       dataDir: options.dataDir,
       accountId: credentials.accountId,
       credentials: credentialStore,
-      log: log.child({ component: "store" }),
+      log,
       owners: iam.store,
     });
     closers.push(() => s3.close());
@@ -108,6 +121,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       accountId: credentials.accountId,
       zone: options.zone,
       bus: observability.controlChannel,
+      bucketExists: (name) => s3.bucketExists(name),
       log: log.child({ component: "control" }),
     });
     closers.push(() => cloudfront.close());
@@ -190,6 +204,10 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       caCertificatePath: edge.caCertificatePath,
       credentials,
       close: closeAll,
+      prepareImmediateExit: () => ({
+        writtenMetricMinutes: metrics.writePendingNow(),
+        lostAccessLogRecords: observability.accessLog.undeliveredRecords(),
+      }),
     };
   } catch (error) {
     await closeAll();

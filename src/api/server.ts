@@ -23,7 +23,10 @@ export interface ApiServerOptions {
   log: Logger;
   /** Returns whether every component is ready, for `GET /_portico/health`. */
   isReady: () => boolean;
-  /** Extra routes under `/_portico/`, such as metrics or the dashboard. */
+  /**
+   * Extra routes under `/_portico/`, such as metrics or the dashboard, by
+   * exact path. A key `<prefix>/*` serves every other path under `<prefix>/`.
+   */
   adminRoutes?: Map<string, (request: IncomingMessage, response: ServerResponse) => void | Promise<void>>;
 }
 
@@ -180,6 +183,19 @@ export class ApiServer {
     service.renderError(apiError, request, response);
   }
 
+  /** Returns the route of `path`: its exact route, else the `<prefix>/*` route of its nearest prefix. */
+  private adminRoute(path: string): ((request: IncomingMessage, response: ServerResponse) => void | Promise<void>) | undefined {
+    const routes = this.options.adminRoutes;
+    if (routes === undefined) return undefined;
+    const exact = routes.get(path);
+    if (exact !== undefined) return exact;
+    for (let end = path.lastIndexOf("/"); end > 0; end = path.lastIndexOf("/", end - 1)) {
+      const fallback = routes.get(`${path.slice(0, end)}/*`);
+      if (fallback !== undefined) return fallback;
+    }
+    return undefined;
+  }
+
   private async serveAdmin(
     path: string,
     raw: IncomingMessage,
@@ -192,7 +208,7 @@ export class ApiServer {
       response.end(JSON.stringify({ status: ready ? "ok" : "starting" }) + "\n");
       return;
     }
-    const route = this.options.adminRoutes?.get(path);
+    const route = this.adminRoute(path);
     if (!route) {
       response.writeHead(404, { "content-type": "text/plain" });
       response.end("not found\n");

@@ -251,7 +251,16 @@ async function runUp(flags: UpFlags): Promise<void> {
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       // A second signal means the operator does not want to wait for the drain.
-      log.warn({ signal }, "second signal during shutdown; exiting without waiting for requests in flight");
+      // SQLite writes are synchronous, so the pending metrics are saved before the exit.
+      try {
+        const report = portico.prepareImmediateExit();
+        log.warn(
+          { signal, ...report },
+          `second signal during shutdown; exiting without waiting for requests in flight, ${report.lostAccessLogRecords} access log records not delivered are lost`,
+        );
+      } catch (error) {
+        log.error({ err: error, signal }, "second signal during shutdown; writing the pending metrics failed, so they are lost");
+      }
       process.exit(1);
     }
     stopping = true;

@@ -78,8 +78,8 @@ export async function fetchStatus(
   return JSON.parse(text) as StatusReport;
 }
 
-function percent(value: number | undefined): string {
-  return value === undefined ? "-" : `${value.toFixed(1)}%`;
+function percent(value: number | null): string {
+  return value === null ? "-" : `${value.toFixed(1)}%`;
 }
 
 function ago(nowMs: number, atMs: number): string {

@@ -12,6 +12,8 @@ export interface ControlContext {
   accountId: string;
   /** DNS zone under which distribution domain names are created. */
   zone: string;
+  /** Returns whether the bucket store has a bucket of this name. */
+  bucketExists(name: string): boolean;
 }
 
 /** Generates a CloudFront resource id: a letter followed by 13 upper-case alphanumerics. */

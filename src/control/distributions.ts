@@ -69,7 +69,7 @@ export class DistributionService {
         }
         return { record: existing, created: false };
       }
-      validateDistributionConfig(config, this.validationContext(undefined));
+      validateDistributionConfig(config, this.validationContext(undefined, undefined));
 
       let id = newResourceId("E");
       while (store.getDistribution(id)) id = newResourceId("E");
@@ -125,7 +125,7 @@ export class DistributionService {
           `DistributionConfig.CallerReference cannot change; it is '${current.callerReference}' for ${id}.`,
         );
       }
-      validateDistributionConfig(config, this.validationContext(id));
+      validateDistributionConfig(config, this.validationContext(id, current.config));
       const updated: DistributionRecord = {
         ...current,
         config,
@@ -251,10 +251,12 @@ export class DistributionService {
     return record;
   }
 
-  private validationContext(distributionId: string | undefined) {
+  private validationContext(distributionId: string | undefined, storedConfig: DistributionConfig | undefined) {
     const { store } = this.context;
     return {
       distributionId,
+      storedLogging: storedConfig?.Logging,
+      bucketExists: (name: string) => this.context.bucketExists(name),
       originAccessControlExists: (oacId: string) => store.getOriginAccessControl(oacId) !== undefined,
       policyExists: (kind: PolicyKind, policyId: string) => {
         if (kind === "cache") return this.policies.cachePolicy(policyId) !== undefined;

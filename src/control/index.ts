@@ -24,6 +24,8 @@ export interface ControlPlaneOptions {
   accountId: string;
   zone: string;
   bus: ControlChannel;
+  /** Returns whether the bucket store has a bucket of this name, for Logging.Bucket. */
+  bucketExists(name: string): boolean;
   log: Logger;
 }
 
@@ -46,7 +48,7 @@ export class ControlPlane {
     const store = new ControlStore(options.dataDir);
     const log = options.log;
     const tracker = new DeploymentTracker(options.bus, store, log);
-    this.context = { store, tracker, log, accountId: options.accountId, zone: options.zone };
+    this.context = { store, tracker, log, accountId: options.accountId, zone: options.zone, bucketExists: options.bucketExists };
     this.distributions = new DistributionService(this.context, {
       cachePolicy: (id) => this.cachePolicies.lookup(id),
       originRequestPolicy: (id) => this.originRequestPolicies.lookup(id),

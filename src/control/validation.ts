@@ -2,6 +2,7 @@ import type {
   CacheBehavior,
   DefaultCacheBehavior,
   DistributionConfig,
+  LoggingConfig,
   OriginAccessControlConfig,
 } from "@aws-sdk/client-cloudfront";
 import { cloudFrontError, controlErrors } from "./errors.js";
@@ -32,6 +33,10 @@ export interface ValidationContext {
   aliasOwner(alias: string): string | undefined;
   /** The distribution being updated, whose own aliases do not conflict. */
   distributionId: string | undefined;
+  /** The Logging settings stored for the distribution being updated, if any. */
+  storedLogging: LoggingConfig | undefined;
+  /** Whether the bucket store has a bucket of this name. */
+  bucketExists(name: string): boolean;
 }
 
 const invalid = controlErrors.invalidArgument;
@@ -196,6 +201,7 @@ export function validateDistributionConfig(config: DistributionConfig, context: 
   }
 
   checkCustomErrorResponses(config.CustomErrorResponses?.Items ?? []);
+  checkLogging(config.Logging, context);
 
   if (!config.DefaultCacheBehavior) throw invalid("DistributionConfig.DefaultCacheBehavior is required.");
   checkBehavior(config.DefaultCacheBehavior, "DistributionConfig.DefaultCacheBehavior", targetIds, context);
@@ -237,6 +243,31 @@ export function validateDistributionConfig(config: DistributionConfig, context: 
         `One or more of the CNAMEs you provided are already associated with a different resource: '${alias}' belongs to ${owner}.`,
       );
     }
+  }
+}
+
+/**
+ * Checks that Logging.Bucket, when logging is enabled, is an S3 bucket domain
+ * that names a bucket of the store, as CloudFront checks that the log bucket
+ * exists (InvalidArgument otherwise). An update that keeps the stored bucket
+ * is not checked again, so a distribution stored before this check, or whose
+ * bucket was deleted since, can still be updated, for example to disable it.
+ */
+function checkLogging(logging: LoggingConfig | undefined, context: ValidationContext): void {
+  if (logging?.Enabled !== true) return;
+  const domain = logging.Bucket ?? "";
+  const stored = context.storedLogging;
+  if (stored?.Enabled === true && stored.Bucket === domain) return;
+  const bucket = S3_ORIGIN_DOMAIN.exec(domain)?.[1];
+  if (bucket === undefined) {
+    throw invalid(
+      `DistributionConfig.Logging.Bucket '${domain}' is not an S3 bucket domain; use <bucket>.s3.amazonaws.com or <bucket>.s3.<region>.amazonaws.com.`,
+    );
+  }
+  if (!context.bucketExists(bucket)) {
+    throw invalid(
+      `The S3 bucket that you specified for CloudFront logs doesn't exist or is not accessible: '${bucket}' (Logging.Bucket '${domain}'). Create the bucket first.`,
+    );
   }
 }
 

@@ -29,7 +29,7 @@ export interface DashboardOptions {
 }
 
 export interface Dashboard {
-  /** Routes to mount on the API server's `/_portico/` prefix, by exact path. */
+  /** Routes to mount on the API server's `/_portico/` prefix, by exact path, and `<dashboard>/*` for every other dashboard path. */
   routes: Map<string, AdminRoute>;
 }
 
@@ -241,6 +241,11 @@ export async function createDashboard(options: DashboardOptions): Promise<Dashbo
       await options.metrics.sync();
       sendJson(response, series.read(distributionId, range));
     })),
+  );
+  // Any other dashboard address redirects to the sign-in form without a session, like the ones above.
+  routes.set(
+    `${DASHBOARD_PATH}/*`,
+    withSession((_request, response) => send(response, 404, "text/plain; charset=utf-8", "not found\n")),
   );
   return { routes };
 }

@@ -44,7 +44,9 @@ process.on("message", (message: WorkerLifecycleMessage) => {
     return;
   }
   if (message.kind !== "edge.start" || edge !== undefined) return;
-  const log = createLogger(message.logLevel).child({ component: "edge", edgeId: message.options.edgeId, worker: message.workerIndex });
+  const edgeLog = createLogger(message.logLevel).child({ component: "edge", worker: message.workerIndex });
+  // startEdge adds the edge id to its own logger, so only this process's other lines get it here.
+  const log = edgeLog.child({ edgeId: message.options.edgeId });
   workerLog = log;
   const { logsAllRequests } = message.options;
   // Until the edge has started, no request has been recorded, so the lookup can wait for it.
@@ -54,7 +56,7 @@ process.on("message", (message: WorkerLifecycleMessage) => {
     ...message.options,
     bus: new IpcEdgeChannel(`/${message.workerIndex}`, log),
     metrics: sink,
-    log,
+    log: edgeLog,
   }).then(
     (started) => {
       edge = started;

@@ -75,7 +75,8 @@ export async function startEdgeWorkers(
     memoryCacheBytes: Math.floor(options.memoryCacheBytes / count),
     diskCacheBytes: Math.floor((options.diskCacheBytes ?? 0) / count),
   };
-  const peers = new PeerCoordinator(COLLAPSE_WRITER_TIMEOUT_MS, log.child({ component: "edge-peers" }));
+  // `log` is the edge's logger already, whose component is "edge".
+  const peers = new PeerCoordinator(COLLAPSE_WRITER_TIMEOUT_MS, log);
   cluster.setupPrimary({ exec: workerEntry(), serialization: "advanced" });
 
   let closing = false;

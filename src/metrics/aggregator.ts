@@ -107,6 +107,27 @@ export class MinuteAggregator implements MetricsSink {
    * memory for the next flush.
    */
   flush(): void {
+    this.writePending();
+    const nowMs = this.now();
+    // A roll-up that hit its work limit continues at the next flush.
+    if (this.rollUpUnfinished || nowMs - this.lastRollUpMs >= ROLLUP_INTERVAL_MS) {
+      this.lastRollUpMs = nowMs;
+      try {
+        const result = this.store.rollUp(nowMs);
+        this.rollUpUnfinished = !result.complete;
+        if (result.rows > 0) this.log.info({ rows: result.rows, complete: result.complete }, "metrics buckets rolled up");
+      } catch (error) {
+        this.log.error({ err: error }, "metrics roll-up failed");
+      }
+    }
+  }
+
+  /**
+   * Writes every pending minute to the store in one synchronous transaction,
+   * without a roll-up, and returns how many distribution-minutes it wrote. On
+   * a write failure the minutes go back into memory.
+   */
+  writePending(): number {
     if (this.droppedRecords > 0) {
       this.log.warn({ droppedRecords: this.droppedRecords }, "metrics records dropped");
       this.droppedRecords = 0;
@@ -130,20 +151,10 @@ export class MinuteAggregator implements MetricsSink {
       } catch (error) {
         this.log.error({ err: error, minutes: items.length }, "metrics flush failed; keeping minutes in memory");
         for (const item of items) this.restore(item.distributionId, item.minuteStartMs, item.counters);
+        return 0;
       }
     }
-    const nowMs = this.now();
-    // A roll-up that hit its work limit continues at the next flush.
-    if (this.rollUpUnfinished || nowMs - this.lastRollUpMs >= ROLLUP_INTERVAL_MS) {
-      this.lastRollUpMs = nowMs;
-      try {
-        const result = this.store.rollUp(nowMs);
-        this.rollUpUnfinished = !result.complete;
-        if (result.rows > 0) this.log.info({ rows: result.rows, complete: result.complete }, "metrics buckets rolled up");
-      } catch (error) {
-        this.log.error({ err: error }, "metrics roll-up failed");
-      }
-    }
+    return items.length;
   }
 
   close(): void {

@@ -1,10 +1,24 @@
 import type { Logger } from "../common/logger.js";
 import type { AlarmConfig, AlarmRecord, AlarmState, AlarmStore, HistoryItem } from "./alarm-store.js";
-import type { MetricsReader } from "./reader.js";
+import { firstUnitPerPeriod, type MetricsReader } from "./reader.js";
 import { statSetPercentile, type StatSet } from "./stat-set.js";
 
 /** How often every alarm is evaluated. */
 export const EVALUATION_INTERVAL_MS = 60_000;
+/** Time from `start` to the first evaluation, so the minute that spans a restart is evaluated too. */
+export const FIRST_EVALUATION_DELAY_MS = 5_000;
+/**
+ * Evaluations run this long after each minute starts. Edge workers send
+ * their counts every second, so the minute just ended is complete by then.
+ */
+export const EVALUATION_OFFSET_MS = 2_000;
+
+/** Returns the time from `nowMs` to the next evaluation: EVALUATION_OFFSET_MS into the next minute, or into this one if still ahead. */
+export function nextEvaluationDelayMs(nowMs: number): number {
+  const intoInterval = nowMs % EVALUATION_INTERVAL_MS;
+  if (intoInterval < EVALUATION_OFFSET_MS) return EVALUATION_OFFSET_MS - intoInterval;
+  return EVALUATION_INTERVAL_MS - intoInterval + EVALUATION_OFFSET_MS;
+}
 
 const OPERATOR_TEXT: Record<string, string> = {
   GreaterThanOrEqualToThreshold: "greater than or equal to",
@@ -28,6 +42,7 @@ export interface StateChange {
  */
 export class AlarmEvaluator {
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly store: AlarmStore,
@@ -35,14 +50,29 @@ export class AlarmEvaluator {
     private readonly log: Logger,
   ) {}
 
+  /** Evaluates every alarm FIRST_EVALUATION_DELAY_MS from now, then in every minute (see nextEvaluationDelayMs). */
   start(): void {
-    this.timer = setInterval(() => this.evaluateAll(), EVALUATION_INTERVAL_MS);
-    this.timer.unref();
+    this.closed = false;
+    this.schedule(FIRST_EVALUATION_DELAY_MS);
   }
 
   close(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      try {
+        this.evaluateAll();
+      } catch (error) {
+        this.log.error({ err: error }, "alarm evaluation failed");
+      }
+      // The timer's wall clock decides when to run, whatever clock the reader has.
+      if (!this.closed) this.schedule(nextEvaluationDelayMs(Date.now()));
+    }, delayMs);
+    this.timer.unref();
   }
 
   /** Evaluates every alarm at the reader's clock and prunes old history. A failing alarm is logged and skipped. */
@@ -75,7 +105,11 @@ export class AlarmEvaluator {
       if (config.treatMissingData === "ignore") return undefined;
       if (config.treatMissingData === "missing") {
         const verb = missing === 1 ? "was" : "were";
-        return { value: "INSUFFICIENT_DATA", reason: `Insufficient Data: ${plural(missing, "datapoint")} ${verb} unknown.`, reasonData: undefined };
+        return {
+          value: "INSUFFICIENT_DATA",
+          reason: `Insufficient Data: ${plural(missing, "datapoint")} ${verb} unknown.`,
+          reasonData: reasonData(config, points, nowMs, undefined),
+        };
       }
     }
 
@@ -99,21 +133,15 @@ export class AlarmEvaluator {
       reason = reason.slice(0, -1) + ` (minimum ${plural(config.datapointsToAlarm, "datapoint")} for ${current} -> ${next} transition).`;
     }
 
-    const reasonData = JSON.stringify({
-      version: "1.0",
-      queryDate: new Date(nowMs).toISOString(),
-      startDate: new Date(startMs).toISOString(),
-      statistic: config.statistic ?? config.extendedStatistic,
-      period: config.periodSeconds,
-      recentDatapoints: present.map((point) => point.value),
-      threshold: config.threshold,
-      evaluatedDatapoints: points.map((point) => ({ timestamp: new Date(point.timestampMs).toISOString(), value: point.value })),
-    });
-    return { value: next, reason, reasonData };
+    return { value: next, reason, reasonData: reasonData(config, points, nowMs, present.length > 0 ? startMs : undefined) };
   }
 
-  /** Returns the statistic of each of the last EvaluationPeriods complete periods, undefined where a period has no data. */
-  private readPoints(config: AlarmConfig, nowMs: number): { points: Array<{ timestampMs: number; value: number | undefined }>; startMs: number } {
+  /**
+   * Returns the statistic and sample count of each of the last
+   * EvaluationPeriods complete periods, oldest first, both undefined where a
+   * period has no data.
+   */
+  private readPoints(config: AlarmConfig, nowMs: number): { points: EvaluatedPoint[]; startMs: number } {
     const periodMs = config.periodSeconds * 1000;
     const endMs = Math.floor(nowMs / periodMs) * periodMs;
     const startMs = endMs - config.evaluationPeriods * periodMs;
@@ -124,14 +152,17 @@ export class AlarmEvaluator {
       periodSeconds: config.periodSeconds,
       unit: config.unit,
     });
-    const values = new Map<number, number>();
-    for (const period of periods) {
+    const found = new Map<number, { value: number; sampleCount: number }>();
+    // CloudWatch leaves an alarm without Unit on data in several units
+    // undefined; this evaluates it on the data GetMetricData would return.
+    for (const period of firstUnitPerPeriod(periods)) {
       const value = alarmStatistic(period.stats, config);
-      if (value !== undefined) values.set(period.timestampMs, value);
+      if (value !== undefined) found.set(period.timestampMs, { value, sampleCount: period.stats.sampleCount });
     }
-    const points: Array<{ timestampMs: number; value: number | undefined }> = [];
+    const points: EvaluatedPoint[] = [];
     for (let timestampMs = startMs; timestampMs < endMs; timestampMs += periodMs) {
-      points.push({ timestampMs, value: values.get(timestampMs) });
+      const point = found.get(timestampMs);
+      points.push({ timestampMs, value: point?.value, sampleCount: point?.sampleCount });
     }
     return { points, startMs };
   }
@@ -170,6 +201,45 @@ export class AlarmEvaluator {
     this.store.setState(name, { ...change, nowMs }, history);
     this.log.info({ alarmName: name, from: alarm.stateValue, to: change.value }, "alarm state changed");
   }
+}
+
+/** One evaluated period: its statistic and sample count, undefined when the period had no data. */
+interface EvaluatedPoint {
+  timestampMs: number;
+  value: number | undefined;
+  sampleCount: number | undefined;
+}
+
+/**
+ * Builds StateReasonData in the form of the CloudWatch User Guide's alarm
+ * event examples ("Alarm events and EventBridge"): times as
+ * `yyyy-MM-dd'T'HH:mm:ss.SSS+0000`, `recentDatapoints` oldest first, and
+ * `evaluatedDatapoints` newest first. Each evaluated period has its sample
+ * count and value, or its time stamp alone when it had no data, and
+ * `startDate` is left out when no period had data.
+ */
+function reasonData(config: AlarmConfig, points: EvaluatedPoint[], nowMs: number, startMs: number | undefined): string {
+  const present = points.filter((point) => point.value !== undefined);
+  return JSON.stringify({
+    version: "1.0",
+    queryDate: formatReasonTime(nowMs),
+    ...(startMs !== undefined ? { startDate: formatReasonTime(startMs) } : {}),
+    ...(config.unit !== undefined ? { unit: config.unit } : {}),
+    statistic: config.statistic ?? config.extendedStatistic,
+    period: config.periodSeconds,
+    recentDatapoints: present.map((point) => point.value),
+    threshold: config.threshold,
+    evaluatedDatapoints: [...points].reverse().map((point) =>
+      point.value === undefined
+        ? { timestamp: formatReasonTime(point.timestampMs) }
+        : { timestamp: formatReasonTime(point.timestampMs), sampleCount: point.sampleCount, value: point.value },
+    ),
+  });
+}
+
+/** Formats a time stamp as StateReasonData does: 2019-10-02T16:59:00.000+0000, in UTC. */
+function formatReasonTime(timestampMs: number): string {
+  return new Date(timestampMs).toISOString().replace("Z", "+0000");
 }
 
 function actionsFor(config: AlarmConfig, state: AlarmState): string[] {

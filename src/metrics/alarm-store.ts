@@ -52,6 +52,13 @@ export interface HistoryItem {
 export const HISTORY_RETENTION_MS = 30 * 24 * 3600 * 1000;
 /** History items kept per alarm, which bounds the table when an alarm flaps every minute. */
 export const MAX_HISTORY_ITEMS_PER_ALARM = 1_000;
+/**
+ * History items kept in all: those of 1,000 alarms (the alarm cap) at
+ * MAX_HISTORY_ITEMS_PER_ALARM each. The history of deleted alarms is kept
+ * too, so without this bound alarms created and deleted under new names
+ * would grow the table past that.
+ */
+export const MAX_HISTORY_ITEMS = 1_000 * MAX_HISTORY_ITEMS_PER_ALARM;
 
 interface AlarmRow {
   config: string;
@@ -167,12 +174,12 @@ export class AlarmStore {
     })();
   }
 
-  /** Deletes alarms and their history, in one transaction. */
-  delete(alarmNames: string[]): void {
+  /** Deletes the alarms that `deletions` name and records each item, in one transaction. Their history stays. */
+  delete(deletions: Array<Omit<HistoryItem, "id">>): void {
     this.db.transaction(() => {
-      for (const name of alarmNames) {
-        this.statement(`DELETE FROM alarms WHERE alarm_name = ?`).run(name);
-        this.statement(`DELETE FROM alarm_history WHERE alarm_name = ?`).run(name);
+      for (const item of deletions) {
+        this.statement(`DELETE FROM alarms WHERE alarm_name = ?`).run(item.alarmName);
+        this.addHistory(item);
       }
     })();
   }
@@ -208,7 +215,10 @@ export class AlarmStore {
       }) as HistoryItem[];
   }
 
-  /** Deletes history past HISTORY_RETENTION_MS and past MAX_HISTORY_ITEMS_PER_ALARM per alarm. */
+  /**
+   * Deletes history past HISTORY_RETENTION_MS, past MAX_HISTORY_ITEMS_PER_ALARM
+   * per alarm name, and the oldest items past MAX_HISTORY_ITEMS in all.
+   */
   pruneHistory(nowMs: number): void {
     this.statement(`DELETE FROM alarm_history WHERE timestamp_ms < ?`).run(nowMs - HISTORY_RETENTION_MS);
     this
@@ -218,6 +228,9 @@ export class AlarmStore {
            WHERE position > ?)`,
       )
       .run(MAX_HISTORY_ITEMS_PER_ALARM);
+    this
+      .statement(`DELETE FROM alarm_history WHERE id <= (SELECT id FROM alarm_history ORDER BY id DESC LIMIT 1 OFFSET ?)`)
+      .run(MAX_HISTORY_ITEMS);
   }
 
   private addHistory(item: Omit<HistoryItem, "id">): void {

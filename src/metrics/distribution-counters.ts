@@ -23,7 +23,7 @@ export interface DistributionCounters {
   status4xx: number;
   status5xx: number;
   statusCounts: Record<TrackedStatus, number>;
-  /** Requests that CloudFront counts as cacheable: neither POST nor PUT, and not an error. */
+  /** Requests that CloudFront counts as cacheable: neither POST nor PUT, with a status from 100 to 399. */
   cacheable: number;
   /** Cacheable requests answered from cache (result type Hit or RefreshHit). */
   hits: number;
@@ -61,7 +61,9 @@ export function emptyCounters(): DistributionCounters {
  * Adds one viewer request. The method and status rules follow the CloudFront
  * Developer Guide's distribution metrics: BytesDownloaded counts GET, HEAD and
  * OPTIONS requests, BytesUploaded counts POST and PUT requests, and CacheHitRate
- * leaves out POST and PUT requests and errors.
+ * leaves out POST and PUT requests and errors. A viewer that left before any
+ * response (status 0, logged as 000) counts as a request with the result
+ * type Error: not cacheable, and neither a 4xx nor a 5xx error.
  */
 export function addRequest(counters: DistributionCounters, record: RequestRecord): void {
   counters.requests += 1;
@@ -79,7 +81,7 @@ export function addRequest(counters: DistributionCounters, record: RequestRecord
   if (status >= 500 && status <= 599) counters.status5xx += 1;
   if (status in counters.statusCounts) counters.statusCounts[status as TrackedStatus] += 1;
 
-  if (!isUpload && !isError) {
+  if (!isUpload && status >= 100 && !isError) {
     counters.cacheable += 1;
     if (record.resultType === "Hit" || record.resultType === "RefreshHit") counters.hits += 1;
   }

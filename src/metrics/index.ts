@@ -22,12 +22,19 @@ export interface Metrics {
   alarms: AlarmEvaluator;
   /** Returns the metrics database's size against its disk budget and the pruning totals. */
   diskStats(): DiskBudgetStats;
+  /**
+   * Writes the aggregator's pending minutes synchronously, for an exit that
+   * cannot wait for `close`, and returns how many distribution-minutes it
+   * wrote. Does nothing once the metrics are closed.
+   */
+  writePendingNow(): number;
   /** Stops the flush and evaluation timers and writes every pending minute. */
   close(): Promise<void>;
 }
 
 export interface CreateMetricsOptions {
   dataDir: string;
+  /** The parent logger; the metrics log as component `metrics`. */
   log: Logger;
   /** Clock for tests that age data; defaults to `Date.now`. */
   now?: () => number;
@@ -37,6 +44,8 @@ export interface CreateMetricsOptions {
   diskBudgetBytes?: number;
   /** The account id in alarm ARNs. */
   accountId?: string;
+  /** Whether alarms are evaluated on a timer; true when unset. Tests that call `alarms.evaluateAll` themselves set false. */
+  evaluateAlarmsOnTimer?: boolean;
 }
 
 /** Opens `<dataDir>/metrics/metrics.db` and starts aggregating and flushing. */
@@ -52,7 +61,7 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
   aggregator.start();
   const reader = new MetricsReader(store, aggregator);
   const alarms = new AlarmEvaluator(new AlarmStore(store.db), reader, log);
-  alarms.start();
+  if (options.evaluateAlarmsOnTimer !== false) alarms.start();
   const cloudwatch = new CloudWatchService({ reader, alarms, accountId: options.accountId ?? "000000000000", log });
   let closed = false;
   return {
@@ -62,6 +71,7 @@ export async function createMetrics(options: CreateMetricsOptions): Promise<Metr
     reader,
     alarms,
     diskStats: () => store.diskStats(),
+    writePendingNow: () => (closed ? 0 : aggregator.writePending()),
     async close() {
       if (closed) return;
       closed = true;

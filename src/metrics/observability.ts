@@ -39,6 +39,7 @@ export interface ObservabilityOptions {
   /** A folder that receives every distribution's log files too. */
   accessLogDir: string | undefined;
   accessLogLimits?: AccessLogLimits;
+  /** The parent logger; the observability routes log as component `observability`, the access log as `access-log`. */
   log: Logger;
 }
 
@@ -60,7 +61,7 @@ export interface Observability {
 
 /** Builds the Prometheus collector, the access-log writer and the admin routes around the aggregator. */
 export function createObservability(options: ObservabilityOptions): Observability {
-  const log = options.log;
+  const log = options.log.child({ component: "observability" });
   const directory = new DistributionDirectory();
   const prometheus = new PrometheusCollector();
   directory.onDeleted((distributionId) => prometheus.forget(distributionId));
@@ -79,7 +80,7 @@ export function createObservability(options: ObservabilityOptions): Observabilit
         : async (name, body) => {
             await writeLocalLogFile(localDir, name, body);
           },
-    log: log.child({ component: "access-log" }),
+    log: options.log.child({ component: "access-log" }),
     ...(options.accessLogLimits ? { limits: options.accessLogLimits } : {}),
   });
   accessLog.start();

@@ -10,8 +10,12 @@ import type { EdgeResultType, MetricsSink, RequestRecord } from "./types.js";
 /** The Content-Type of the text exposition format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
-/** Status classes, as the `status_class` label spells them. */
-const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+/**
+ * Status classes, as the `status_class` label spells them, indexed by
+ * `status / 100`. `000` is a viewer that left before any response (status 0),
+ * written as in CloudFront's access logs.
+ */
+const STATUS_CLASSES = ["000", "1xx", "2xx", "3xx", "4xx", "5xx"] as const;
 
 /** Cache results, as the `cache_status` label spells them: CloudFront's x-edge-result-type values. */
 const RESULT_TYPES: readonly EdgeResultType[] = [
@@ -97,7 +101,7 @@ function mergeHistogram(target: Histogram, source: HistogramData): void {
 class DistributionSeries {
   /** Requests by status class and cache status: index `statusClass * RESULT_TYPES.length + resultType`. */
   readonly requests = new Float64Array(STATUS_CLASSES.length * RESULT_TYPES.length);
-  /** Requests that CloudWatch's CacheHitRate counts (not POST or PUT, no error status), by cache status. */
+  /** Requests that CloudWatch's CacheHitRate counts (not POST or PUT, status 100 to 399), by cache status. */
   readonly cacheable = new Float64Array(RESULT_TYPES.length);
   readonly duration = new Histogram(DURATION_BUCKETS_SECONDS);
   readonly originLatency = new Histogram(ORIGIN_LATENCY_BUCKETS_SECONDS);
@@ -157,13 +161,13 @@ export class PrometheusCollector implements MetricsSink {
       this.series.set(entry.distributionId, series);
     }
 
-    const statusClass = Math.floor(entry.status / 100) - 1;
+    const status = entry.status;
+    const statusClass = Math.floor(status / 100);
     const result = resultTypeIndex(entry.resultType);
     if (statusClass >= 0 && statusClass < STATUS_CLASSES.length) {
       series.requests[statusClass * RESULT_TYPES.length + result]! += 1;
     }
-    if (entry.status < 400 && entry.method !== "POST" && entry.method !== "PUT") series.cacheable[result]! += 1;
-    // A viewer that left before any response (status 0, CloudFront's 000) is counted in the duration only.
+    if (status >= 100 && status < 400 && entry.method !== "POST" && entry.method !== "PUT") series.cacheable[result]! += 1;
     if (entry.durationMs >= 0) series.duration.observe(entry.durationMs / 1000);
     const latencyMs = entry.originLatencyMs;
     if (latencyMs !== undefined && latencyMs >= 0) series.originLatency.observe(latencyMs / 1000);
@@ -236,7 +240,12 @@ export class PrometheusCollector implements MetricsSink {
     const lines: string[] = [];
     const all = [...this.series.values()];
 
-    header(lines, "portico_requests_total", "counter", "Viewer requests by distribution, status class and cache status (CloudFront x-edge-result-type).");
+    header(
+      lines,
+      "portico_requests_total",
+      "counter",
+      "Viewer requests by distribution, status class (000 when the viewer left before a response) and cache status (CloudFront x-edge-result-type).",
+    );
     for (const series of all) {
       for (let statusClass = 0; statusClass < STATUS_CLASSES.length; statusClass++) {
         for (let result = 0; result < RESULT_TYPES.length; result++) {
@@ -253,7 +262,7 @@ export class PrometheusCollector implements MetricsSink {
       lines,
       "portico_cacheable_requests_total",
       "counter",
-      "Requests that CloudWatch's CacheHitRate counts (methods other than POST and PUT, status below 400), by cache status.",
+      "Requests that CloudWatch's CacheHitRate counts (methods other than POST and PUT, status 100 to 399), by cache status.",
     );
     for (const series of all) {
       for (let result = 0; result < RESULT_TYPES.length; result++) {

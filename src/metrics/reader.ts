@@ -31,11 +31,47 @@ export interface StatisticsQuery {
   unit: string | undefined;
 }
 
-/** The statistics of one period that had data. */
+/** The statistics of the data published with one unit in one period. */
 export interface PeriodStatistics {
   timestampMs: number;
   stats: StatSet;
   unit: string;
+}
+
+/**
+ * The order in which CloudWatch's GetMetricData picks a unit when a metric
+ * has data in several units and the query names none. It returns the
+ * statistic of the data in the first unit of this list that has data, and
+ * leaves the rest out. LocalStack's CloudWatch tests observed this against
+ * AWS (pull request localstack/localstack#9877). The list is in the order of
+ * CloudWatch's own "must be a value in the set" message for an invalid unit.
+ * NOTE: whether CloudWatch picks the unit per period or over the whole query
+ * was not observed; this picks it per period.
+ */
+const UNIT_PRECEDENCE: readonly string[] = [
+  "Megabits", "Terabits", "Gigabits", "Count", "Bytes", "Gigabytes", "Gigabytes/Second", "Kilobytes",
+  "Kilobits/Second", "Terabytes", "Terabits/Second", "Bytes/Second", "Percent", "Megabytes", "Megabits/Second",
+  "Milliseconds", "Microseconds", "Kilobytes/Second", "Gigabits/Second", "Megabytes/Second", "Bits", "Bits/Second",
+  "Count/Second", "Seconds", "Kilobits", "Terabytes/Second", "None",
+];
+
+function unitRank(unit: string): number {
+  const rank = UNIT_PRECEDENCE.indexOf(unit);
+  return rank < 0 ? UNIT_PRECEDENCE.length : rank;
+}
+
+/**
+ * Keeps one entry per period of `statistics`' result: the data of the unit
+ * that comes first in UNIT_PRECEDENCE, as GetMetricData does for a query
+ * without a unit.
+ */
+export function firstUnitPerPeriod(periods: readonly PeriodStatistics[]): PeriodStatistics[] {
+  const byPeriod = new Map<number, PeriodStatistics>();
+  for (const period of periods) {
+    const chosen = byPeriod.get(period.timestampMs);
+    if (chosen === undefined || unitRank(period.unit) < unitRank(chosen.unit)) byPeriod.set(period.timestampMs, period);
+  }
+  return [...byPeriod.values()].sort((a, b) => a.timestampMs - b.timestampMs);
 }
 
 export interface CustomDatum {
@@ -82,25 +118,26 @@ export class MetricsReader {
 
   /**
    * Returns the statistics of each period in [startMs, endMs) that has data,
-   * oldest first. A stored bucket counts only when the period is a multiple of
-   * its resolution, so a period finer than the data's age allows returns no
-   * data points for that range, as CloudWatch does.
+   * oldest first, with one entry per unit the data was published with, as
+   * GetMetricStatistics returns them. A stored bucket counts only when the
+   * period is a multiple of its resolution, so a period finer than the data's
+   * age allows returns no data points for that range, as CloudWatch does.
    */
   statistics(query: StatisticsQuery): PeriodStatistics[] {
     const periodMs = query.periodSeconds * 1000;
-    const buckets = new Map<number, { stats: StatSet; units: Set<string> }>();
+    const periods = new Map<string, PeriodStatistics>();
     const addToPeriod = (bucketStartMs: number, resolutionSeconds: number, stats: StatSet, unit: string): void => {
       if (query.periodSeconds % resolutionSeconds !== 0) return;
       if (bucketStartMs < query.startMs || bucketStartMs >= query.endMs) return;
       if (stats.sampleCount === 0) return;
       const periodStartMs = query.startMs + Math.floor((bucketStartMs - query.startMs) / periodMs) * periodMs;
-      let period = buckets.get(periodStartMs);
+      const key = `${periodStartMs} ${unit}`;
+      let period = periods.get(key);
       if (period === undefined) {
-        period = { stats: emptyStatSet(true), units: new Set() };
-        buckets.set(periodStartMs, period);
+        period = { timestampMs: periodStartMs, stats: emptyStatSet(true), unit };
+        periods.set(key, period);
       }
       mergeStatSet(period.stats, stats);
-      period.units.add(unit);
     };
 
     const { metric } = query;
@@ -129,15 +166,7 @@ export class MetricsReader {
       }
     }
 
-    return [...buckets.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([timestampMs, period]) => ({
-        timestampMs,
-        stats: period.stats,
-        // Data published with several units is evaluated together, as
-        // CloudWatch does when no unit is requested; the unit is then None.
-        unit: period.units.size === 1 ? [...period.units][0]! : "None",
-      }));
+    return [...periods.values()].sort((a, b) => a.timestampMs - b.timestampMs || unitRank(a.unit) - unitRank(b.unit));
   }
 
   /** Returns every metric that received data since `sinceMs`, by default in the past two weeks. */

@@ -23,10 +23,10 @@ export interface DistributionStatusRow {
   edgesCurrent: number;
   edgesLive: number;
   requests: number;
-  /** Percent of cacheable requests served from cache; undefined without cacheable requests. */
-  cacheHitRate: number | undefined;
-  /** Percent of requests with a 4xx or 5xx status; undefined without requests. */
-  errorRate: number | undefined;
+  /** Percent of cacheable requests served from cache; null without cacheable requests, so JSON keeps the member. */
+  cacheHitRate: number | null;
+  /** Percent of requests with a 4xx or 5xx status; null without requests. */
+  errorRate: number | null;
 }
 
 export interface EdgeStatusRow {
@@ -98,8 +98,8 @@ export function buildStatusReport(sources: StatusSources, minutes: number): Stat
         .length,
       edgesLive: edges.length,
       requests: requests.sum,
-      cacheHitRate: hits.count === 0 ? undefined : hits.sum / hits.count,
-      errorRate: errors.count === 0 ? undefined : errors.sum / errors.count,
+      cacheHitRate: hits.count === 0 ? null : hits.sum / hits.count,
+      errorRate: errors.count === 0 ? null : errors.sum / errors.count,
     };
   });
 

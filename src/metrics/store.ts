@@ -193,6 +193,13 @@ export class MetricsStore {
       log: options.log,
     });
     this.recountSeries();
+    if (this.seriesCounts.custom > this.maxCustomSeries) {
+      this.log.warn(
+        { customSeries: this.seriesCounts.custom, maxCustomSeries: this.maxCustomSeries },
+        "more custom metric series exist than --metrics-max-series allows, so PutMetricData that creates a new series is " +
+          "rejected until series without data for 455 days are removed",
+      );
+    }
   }
 
   /** Reads the series counts from the table, also after a failed transaction left the counters ahead of it. */
@@ -309,8 +316,8 @@ export class MetricsStore {
 
   /**
    * Adds custom metric statistics to minute buckets, in one transaction.
-   * Throws SeriesLimitError, writing nothing, when the items would take the
-   * number of custom series past `maxCustomSeries`.
+   * Throws SeriesLimitError, writing nothing, when the items would create a
+   * series and take the number of custom series past `maxCustomSeries`.
    */
   addCustomMinutes(
     items: Array<{ namespace: string; metricName: string; dimensions: Dimension[]; unit: string; minuteStartMs: number; stats: StatSet }>,
@@ -322,7 +329,9 @@ export class MetricsStore {
       }));
       const newKeys = new Set(keyed.map(({ seriesKey }) => seriesKey).filter((key) => this.seriesId(key) === undefined));
       const existing = this.seriesCounts.custom;
-      if (existing + newKeys.size > this.maxCustomSeries) {
+      // Only a new series counts against the cap, so writes to existing
+      // series go on after the cap is lowered below the number stored.
+      if (newKeys.size > 0 && existing + newKeys.size > this.maxCustomSeries) {
         throw new SeriesLimitError(this.maxCustomSeries, existing, newKeys.size);
       }
       for (const { item, seriesKey } of keyed) {

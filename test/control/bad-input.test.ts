@@ -1,6 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CreateDistributionCommand, ListDistributionsCommand } from "@aws-sdk/client-cloudfront";
+import {
+  CreateDistributionCommand,
+  DeleteDistributionCommand,
+  GetDistributionCommand,
+  ListDistributionsCommand,
+  UpdateDistributionCommand,
+} from "@aws-sdk/client-cloudfront";
+import { ControlStore } from "../../src/control/store.js";
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { errorName, s3DistributionConfig, sendSigned, startHarness, TEST_CREDENTIALS } from "./harness.js";
@@ -111,6 +118,87 @@ test("non-UTF-8 and deep documents rejected", async (t) => {
 
   const health = await harness.client.send(new ListDistributionsCommand({}));
   assert.equal(health.DistributionList?.Quantity, 0);
+});
+
+test("Logging.Bucket must name a bucket", async (t) => {
+  const harness = await startHarness({ buckets: new Set(["logs"]) });
+  t.after(() => harness.close());
+  const logging = (bucket: string, enabled = true) => ({ Logging: { Enabled: enabled, IncludeCookies: false, Bucket: bucket, Prefix: "" } });
+  const cases: Array<[string, RegExp]> = [
+    ["obslogs", /Logging.Bucket 'obslogs' is not an S3 bucket domain/],
+    ["", /Logging.Bucket '' is not an S3 bucket domain/],
+    ["http://evil/", /Logging.Bucket 'http:\/\/evil\/' is not an S3 bucket domain/],
+    ["nosuch.s3.amazonaws.com", /The S3 bucket that you specified for CloudFront logs doesn't exist or is not accessible: 'nosuch'/],
+  ];
+  for (const [bucket, message] of cases) {
+    const failure = await harness.client
+      .send(new CreateDistributionCommand({ DistributionConfig: s3DistributionConfig(`logging-${bucket}`, logging(bucket)) }))
+      .then(() => undefined, (error: Error) => error);
+    assert.equal(failure?.name, "InvalidArgument", bucket);
+    assert.match(failure?.message ?? "", message, bucket);
+  }
+  const listed = await harness.client.send(new ListDistributionsCommand({}));
+  assert.equal(listed.DistributionList?.Quantity, 0, "no rejected config was stored");
+
+  const created = await harness.client.send(
+    new CreateDistributionCommand({ DistributionConfig: s3DistributionConfig("logging-ok", logging("logs.s3.amazonaws.com")) }),
+  );
+  const id = created.Distribution!.Id!;
+  const regional = await harness.client.send(
+    new UpdateDistributionCommand({
+      Id: id,
+      IfMatch: created.ETag,
+      DistributionConfig: s3DistributionConfig("logging-ok", logging("logs.s3.eu-west-1.amazonaws.com")),
+    }),
+  );
+  const update = await harness.client
+    .send(
+      new UpdateDistributionCommand({
+        Id: id,
+        IfMatch: regional.ETag,
+        DistributionConfig: s3DistributionConfig("logging-ok", logging("nosuch.s3.amazonaws.com")),
+      }),
+    )
+    .then(() => undefined, (error: Error) => error);
+  assert.equal(update?.name, "InvalidArgument", "an update is checked too");
+  // With logging off, CloudFront ignores Bucket, and the default is an empty one.
+  await harness.client.send(
+    new CreateDistributionCommand({ DistributionConfig: s3DistributionConfig("logging-off", logging("", false)) }),
+  );
+});
+
+test("stored Logging.Bucket kept on update", async () => {
+  const first = await startHarness({ buckets: new Set(["logs"]) });
+  const created = await first.client.send(
+    new CreateDistributionCommand({
+      DistributionConfig: s3DistributionConfig("legacy", { Logging: { Enabled: true, IncludeCookies: false, Bucket: "logs.s3.amazonaws.com", Prefix: "" } }),
+    }),
+  );
+  const id = created.Distribution!.Id!;
+  await first.stop();
+  // A data folder from before the check can hold a bucket value it now rejects.
+  const store = new ControlStore(first.dataDir);
+  const record = store.getDistribution(id)!;
+  store.updateDistribution({ ...record, config: { ...record.config, Logging: { ...record.config.Logging!, Bucket: "obslogs" } } });
+  store.close();
+
+  const harness = await startHarness({ dataDir: first.dataDir, buckets: new Set() });
+  try {
+    const current = await harness.client.send(new GetDistributionCommand({ Id: id }));
+    assert.equal(current.Distribution?.DistributionConfig?.Logging?.Bucket, "obslogs");
+    const legacyLogging = { Logging: { Enabled: true, IncludeCookies: false, Bucket: "obslogs", Prefix: "" } };
+    const disabled = await harness.client.send(
+      new UpdateDistributionCommand({
+        Id: id,
+        IfMatch: current.ETag,
+        DistributionConfig: s3DistributionConfig("legacy", { ...legacyLogging, Enabled: false }),
+      }),
+    );
+    const deleted = await harness.client.send(new DeleteDistributionCommand({ Id: id, IfMatch: disabled.ETag }));
+    assert.equal(deleted.$metadata.httpStatusCode, 204);
+  } finally {
+    await harness.close();
+  }
 });
 
 /** Posts raw bytes as an origin access control document, signed as the SDK signs requests. */

@@ -22,6 +22,8 @@ export const TEST_CREDENTIALS: LoadedCredentials = {
 };
 
 export const ZONE = "portico.localhost";
+/** The buckets that Logging.Bucket may name in these tests, unless a test gives its own. */
+export const LOG_BUCKETS: ReadonlySet<string> = new Set(["logs"]);
 
 /** A protocol this suite does not exercise: every request gets NotImplemented. */
 const notImplemented: ProtocolService = {
@@ -48,7 +50,9 @@ export interface Harness {
 }
 
 /** Starts the API server on 127.0.0.1 port 0 with a real CloudFront service and bus. */
-export async function startHarness(options: { dataDir?: string; bus?: EmbeddedBus } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { dataDir?: string; bus?: EmbeddedBus; buckets?: ReadonlySet<string> } = {},
+): Promise<Harness> {
   const log = silentLogger();
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "portico-control-")));
   const bus = options.bus ?? new EmbeddedBus(log);
@@ -57,6 +61,8 @@ export async function startHarness(options: { dataDir?: string; bus?: EmbeddedBu
     accountId: TEST_CREDENTIALS.accountId,
     zone: ZONE,
     bus,
+    // The S3 service is not part of these tests, so the bucket store is a set of names.
+    bucketExists: (name) => (options.buckets ?? LOG_BUCKETS).has(name),
     log,
   });
   await service.start();

@@ -25,11 +25,22 @@ describe("dashboard routes over HTTP", () => {
       "/_portico/dashboard/api/series?distributionId=E123&range=hour",
       "/_portico/dashboard/assets/dashboard.js",
       "/_portico/dashboard/assets/uPlot.iife.min.js",
+      "/_portico/dashboard/nope",
+      "/_portico/dashboard/api/nope",
     ]) {
       const response = await fixture.api(path);
       assert.equal(response.status, 303, path);
       assert.equal(response.headers.location, "/_portico/dashboard/login", path);
     }
+  });
+
+  test("unknown address with a session is 404", async () => {
+    for (const path of ["/_portico/dashboard/nope", "/_portico/dashboard/api/nope"]) {
+      const response = await fixture.api(path, { headers: { cookie } });
+      assert.equal(response.status, 404, path);
+    }
+    const outside = await fixture.api("/_portico/nope");
+    assert.equal(outside.status, 404, "paths outside the dashboard are not redirected");
   });
 
   test("responses carry security headers", async () => {

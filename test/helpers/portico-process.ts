@@ -14,6 +14,8 @@ export interface PorticoProcess {
   target: PorticoTarget;
   /** Every JSON log line written to standard output so far. */
   logs: Array<Record<string, unknown>>;
+  /** The same lines as written, for checks that parsing would hide, such as a repeated key. */
+  rawLogs: string[];
   /** Everything written to standard error so far. */
   stderr: () => string;
   /** Sends `signal` and resolves with the exit code. */
@@ -51,6 +53,7 @@ export async function startPorticoProcess(
     },
   );
   const logs: Array<Record<string, unknown>> = [];
+  const rawLogs: string[] = [];
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
 
@@ -67,6 +70,7 @@ export async function startPorticoProcess(
         return;
       }
       logs.push(entry);
+      rawLogs.push(line);
       if (entry.msg === "portico ready") {
         clearTimeout(timer);
         resolve(entry);
@@ -88,6 +92,7 @@ export async function startPorticoProcess(
   return {
     child,
     logs,
+    rawLogs,
     stderr: () => stderr,
     target: {
       endpoint: String(entry.apiUrl),

@@ -23,6 +23,7 @@ import {
 } from "@aws-sdk/client-cloudwatch";
 import { AwsQueryProtocol, AwsSmithyRpcV2CborProtocol } from "@aws-sdk/core/protocols";
 import { MAX_ALARMS } from "../../src/api/cloudwatch/alarms.js";
+import { EVALUATION_OFFSET_MS, FIRST_EVALUATION_DELAY_MS, nextEvaluationDelayMs } from "../../src/metrics/alarm-evaluator.js";
 import type { AlarmConfig } from "../../src/metrics/alarm-store.js";
 import { requestRecord, startHarness, TEST_CREDENTIALS, type Harness } from "./harness.js";
 
@@ -290,8 +291,58 @@ for (const [name, config] of Object.entries(PROTOCOLS)) {
       await client.send(new DeleteAlarmsCommand({ AlarmNames: ["page-a", "page-b"] }));
       const left = await client.send(new DescribeAlarmsCommand({ AlarmNamePrefix: "page-" }));
       assert.deepEqual(left.MetricAlarms!.map((alarm) => alarm.AlarmName), ["page-c", "page-d"]);
-      const history = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "page-a" }));
-      assert.deepEqual(history.AlarmHistoryItems, []);
+    });
+
+    test("deleted alarm keeps its history", async () => {
+      const history = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "page-a", ScanBy: "TimestampAscending" }));
+      assert.deepEqual(
+        history.AlarmHistoryItems!.map((item) => [item.AlarmName, item.HistoryItemType, item.HistorySummary]),
+        [
+          ["page-a", "ConfigurationUpdate", 'Alarm "page-a" created'],
+          ["page-a", "ConfigurationUpdate", 'Alarm "page-a" deleted'],
+        ],
+      );
+      const data = JSON.parse(history.AlarmHistoryItems![1]!.HistoryData!);
+      assert.equal(data.type, "Delete");
+      assert.equal(data.deletedAlarm.alarmName, "page-a");
+      const all = await client.send(new DescribeAlarmHistoryCommand({ HistoryItemType: "ConfigurationUpdate", MaxRecords: 100 }));
+      assert.ok(all.AlarmHistoryItems!.some((item) => item.HistorySummary === 'Alarm "page-b" deleted'));
+    });
+
+    test("history AlarmTypes filter", async () => {
+      const composite = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", AlarmTypes: ["CompositeAlarm"] }));
+      assert.deepEqual(composite.AlarmHistoryItems, []);
+      const metric = await client.send(
+        new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", AlarmTypes: ["MetricAlarm", "CompositeAlarm"], MaxRecords: 1 }),
+      );
+      assert.equal(metric.AlarmHistoryItems!.length, 1);
+      assert.equal(metric.AlarmHistoryItems![0]!.AlarmType, "MetricAlarm");
+      await assert.rejects(
+        client.send(new DescribeAlarmHistoryCommand({ AlarmTypes: ["LogAlarm" as "MetricAlarm"] })),
+        InvalidParameterValueException,
+      );
+    });
+
+    test("history NextToken bound to request", async () => {
+      const first = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", MaxRecords: 1 }));
+      assert.ok(first.NextToken);
+      const next = await client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", MaxRecords: 1, NextToken: first.NextToken }));
+      assert.equal(next.AlarmHistoryItems!.length, 1);
+      const changes: Array<Record<string, unknown>> = [
+        { HistoryItemType: "StateUpdate" },
+        { AlarmName: "page-c" },
+        { MaxRecords: 2 },
+        { ScanBy: "TimestampAscending" },
+      ];
+      for (const change of changes) {
+        await assert.rejects(
+          client.send(new DescribeAlarmHistoryCommand({ AlarmName: "depth-high", MaxRecords: 1, ...change, NextToken: first.NextToken })),
+          InvalidNextToken,
+          JSON.stringify(change),
+        );
+      }
+      const alarmsPage = await client.send(new DescribeAlarmsCommand({ MaxRecords: 1 }));
+      await assert.rejects(client.send(new DescribeAlarmsCommand({ MaxRecords: 1, StateValue: "OK", NextToken: alarmsPage.NextToken! })), InvalidNextToken);
     });
   });
 }
@@ -380,6 +431,53 @@ describe("alarm evaluation rules", () => {
     assert.equal(evaluate({ ...later, treatMissingData: "breaching", datapointsToAlarm: 3 })?.value, "ALARM");
   });
 
+  test("reason data in CloudWatch's form", () => {
+    const result = evaluate({ unit: "None" });
+    const data = JSON.parse(result!.reasonData!);
+    const time = (ms: number) => new Date(ms).toISOString().replace("Z", "+0000");
+    assert.equal(data.version, "1.0");
+    assert.equal(data.queryDate, time(minuteMs + 30_000));
+    assert.match(data.queryDate, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$/);
+    assert.equal(data.startDate, time(minuteMs - 3 * MINUTE_MS));
+    assert.equal(data.unit, "None");
+    assert.equal(data.statistic, "Maximum");
+    assert.equal(data.period, 60);
+    assert.deepEqual(data.recentDatapoints, [9, 7]);
+    assert.equal(data.threshold, 5);
+    // Newest first; the period without data has its time stamp only.
+    assert.deepEqual(data.evaluatedDatapoints, [
+      { timestamp: time(minuteMs - MINUTE_MS), sampleCount: 1, value: 7 },
+      { timestamp: time(minuteMs - 2 * MINUTE_MS) },
+      { timestamp: time(minuteMs - 3 * MINUTE_MS), sampleCount: 1, value: 9 },
+    ]);
+    assert.deepEqual(Object.keys(data), [
+      "version", "queryDate", "startDate", "unit", "statistic", "period", "recentDatapoints", "threshold", "evaluatedDatapoints",
+    ]);
+  });
+
+  test("insufficient data reason data", () => {
+    const result = evaluate({ metricName: "Nothing" });
+    assert.equal(result?.value, "INSUFFICIENT_DATA");
+    const data = JSON.parse(result!.reasonData!);
+    assert.equal(data.startDate, undefined);
+    assert.equal(data.unit, undefined, "an alarm without Unit has none");
+    assert.deepEqual(data.recentDatapoints, []);
+    assert.equal(data.evaluatedDatapoints.length, 3);
+    assert.deepEqual(Object.keys(data.evaluatedDatapoints[0]), ["timestamp"]);
+  });
+
+  test("mixed units use one unit", () => {
+    const stats = (value: number) => ({ sampleCount: 1, sum: value, minimum: value, maximum: value, sketch: undefined });
+    harness.metrics.reader.putMetricData("Portico/Rules", [
+      { metricName: "Mixed", dimensions: [], timestampMs: minuteMs - MINUTE_MS, unit: "None", stats: stats(100) },
+      { metricName: "Mixed", dimensions: [], timestampMs: minuteMs - MINUTE_MS, unit: "Count", stats: stats(1) },
+    ]);
+    const mixed = { metricName: "Mixed", evaluationPeriods: 1, datapointsToAlarm: 1 };
+    // GetMetricData's order puts Count before None, so the 100 in None is not evaluated.
+    assert.equal(evaluate(mixed)?.value, "OK");
+    assert.equal(evaluate({ ...mixed, unit: "None" })?.value, "ALARM");
+  });
+
   test("each comparison operator", () => {
     const cases: Array<[string, number, string]> = [
       ["GreaterThanOrEqualToThreshold", 7, "ALARM"],
@@ -391,5 +489,54 @@ describe("alarm evaluation rules", () => {
     for (const [comparisonOperator, threshold, expected] of cases) {
       assert.equal(evaluate({ comparisonOperator, threshold, datapointsToAlarm: 2 })?.value, expected, comparisonOperator);
     }
+  });
+});
+
+describe("alarm evaluation schedule", () => {
+  let harness: Harness;
+  before(async () => {
+    harness = await startHarness();
+  });
+  after(() => harness.close());
+
+  test("first evaluation soon after start", { timeout: 30_000 }, async () => {
+    const startedMs = Date.now();
+    const client = harness.client();
+    await client.send(
+      new PutMetricDataCommand({
+        Namespace: NAMESPACE,
+        MetricData: [{ MetricName: "Restart", Value: 5, Timestamp: new Date(Math.floor(startedMs / MINUTE_MS) * MINUTE_MS - MINUTE_MS) }],
+      }),
+    );
+    await client.send(
+      new PutMetricAlarmCommand({
+        AlarmName: "restart",
+        Namespace: NAMESPACE,
+        MetricName: "Restart",
+        Statistic: "Sum",
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanThreshold",
+        TreatMissingData: "notBreaching",
+      }),
+    );
+    let state: string | undefined;
+    while (Date.now() - startedMs < FIRST_EVALUATION_DELAY_MS + 5_000) {
+      const output = await client.send(new DescribeAlarmsCommand({ AlarmNames: ["restart"] }));
+      state = output.MetricAlarms![0]!.StateValue;
+      if (state !== "INSUFFICIENT_DATA") break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.notEqual(state, "INSUFFICIENT_DATA", "the alarm was evaluated within seconds of the start");
+    assert.ok(state === "ALARM" || state === "OK", `state ${state}`);
+  });
+
+  test("later evaluations on the minute", () => {
+    const minuteMs = Date.UTC(2030, 0, 1, 12, 0, 0);
+    assert.equal(nextEvaluationDelayMs(minuteMs), EVALUATION_OFFSET_MS);
+    assert.equal(nextEvaluationDelayMs(minuteMs + EVALUATION_OFFSET_MS), MINUTE_MS);
+    assert.equal(nextEvaluationDelayMs(minuteMs + 30_000), 30_000 + EVALUATION_OFFSET_MS);
+    assert.equal(nextEvaluationDelayMs(minuteMs + MINUTE_MS - 1), 1 + EVALUATION_OFFSET_MS);
   });
 });

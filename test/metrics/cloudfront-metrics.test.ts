@@ -106,6 +106,36 @@ describe("AWS/CloudFront metrics over JSON 1.0", () => {
     assert.equal(points[0]!.Average, (5 / 8) * 100);
   });
 
+  test("abandoned requests count as requests only", async () => {
+    const distribution = "E2ABANDONED001";
+    const at = minuteB + 20_000;
+    for (let i = 0; i < 3; i++) harness.metrics.sink.record(requestRecord({ distributionId: distribution, timestampMs: at }));
+    harness.metrics.sink.record(requestRecord({ distributionId: distribution, timestampMs: at, status: 0, resultType: "Error", bytesDownloaded: 0 }));
+    const read = async (metricName: string) => {
+      const output = await client.send(
+        new GetMetricStatisticsCommand({
+          Namespace: "AWS/CloudFront",
+          MetricName: metricName,
+          Dimensions: [{ Name: "DistributionId", Value: distribution }, { Name: "Region", Value: "Global" }],
+          StartTime: new Date(minuteB),
+          EndTime: new Date(minuteB + MINUTE_MS),
+          Period: 60,
+          Statistics: ["Sum", "Average", "SampleCount"],
+        }),
+      );
+      assert.equal(output.Datapoints?.length, 1, metricName);
+      return output.Datapoints![0]!;
+    };
+    assert.equal((await read("Requests")).Sum, 4);
+    const hitRate = await read("CacheHitRate");
+    assert.equal(hitRate.SampleCount, 3, "the abandoned request is not cacheable");
+    assert.equal(hitRate.Average, 100);
+    const errorRate = await read("TotalErrorRate");
+    assert.equal(errorRate.SampleCount, 4);
+    assert.equal(errorRate.Average, 0, "an abandoned request is not a 4xx or 5xx error");
+    assert.equal((await read("5xxErrorRate")).Average, 0);
+  });
+
   test("origin latency percentiles", async () => {
     const points = await statistics("OriginLatency", 120, { Statistics: undefined, ExtendedStatistics: ["p50", "p99", "p100"] });
     assert.equal(points.length, 1);

@@ -9,7 +9,7 @@ import { StaticCredentialStore, type LoadedCredentials } from "../../src/api/aut
 import type { ApiRequest, ProtocolService } from "../../src/api/context.js";
 import { ApiError } from "../../src/api/errors.js";
 import { ApiServer } from "../../src/api/server.js";
-import { silentLogger } from "../../src/common/logger.js";
+import { silentLogger, type Logger } from "../../src/common/logger.js";
 import { createMetrics, type Metrics } from "../../src/metrics/index.js";
 import type { RequestRecord } from "../../src/metrics/types.js";
 
@@ -40,8 +40,8 @@ export interface Harness {
   /** Sets the clock that the metrics see, in epoch milliseconds. */
   clock: { nowMs: number };
   client(config?: Partial<CloudWatchClientConfig>): CloudWatchClient;
-  /** Closes metrics and reopens them on the same data folder, keeping the server. */
-  reopen(): Promise<void>;
+  /** Closes metrics and reopens them on the same data folder, keeping the server, with `changes` to the options. */
+  reopen(changes?: { maxCustomSeries?: number; log?: Logger }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,14 +49,17 @@ export async function startHarness(options: { nowMs?: number; maxCustomSeries?: 
   const dataDir = await mkdtemp(join(tmpdir(), "portico-metrics-"));
   const clock = { nowMs: options.nowMs ?? Date.now() };
   const useClock = options.nowMs !== undefined;
-  const open = () =>
-    createMetrics({
+  const open = (changes: { maxCustomSeries?: number; log?: Logger } = {}) => {
+    const maxCustomSeries = changes.maxCustomSeries ?? options.maxCustomSeries;
+    return createMetrics({
       dataDir,
-      log: silentLogger(),
+      log: changes.log ?? silentLogger(),
       accountId: TEST_CREDENTIALS.accountId,
-      ...(useClock ? { now: () => clock.nowMs } : {}),
-      ...(options.maxCustomSeries !== undefined ? { maxCustomSeries: options.maxCustomSeries } : {}),
+      // A test that sets the clock evaluates alarms itself, at the times it chooses.
+      ...(useClock ? { now: () => clock.nowMs, evaluateAlarmsOnTimer: false } : {}),
+      ...(maxCustomSeries !== undefined ? { maxCustomSeries } : {}),
     });
+  };
   let metrics = await open();
   const services = {
     s3: new NotImplementedService("S3"),
@@ -99,9 +102,9 @@ export async function startHarness(options: { nowMs?: number; maxCustomSeries?: 
       clients.push(client);
       return client;
     },
-    async reopen() {
+    async reopen(changes = {}) {
       await metrics.close();
-      metrics = await open();
+      metrics = await open(changes);
     },
     async close() {
       for (const client of clients) client.destroy();

@@ -12,7 +12,7 @@ import {
   type CloudWatchClient,
 } from "@aws-sdk/client-cloudwatch";
 import { AwsQueryProtocol, AwsSmithyRpcV2CborProtocol } from "@aws-sdk/core/protocols";
-import { cbor } from "@smithy/core/cbor";
+import { cbor, tag } from "@smithy/core/cbor";
 import { requestRecord, signedRequest, startHarness, type Harness } from "./harness.js";
 
 const MINUTE_MS = 60_000;
@@ -120,6 +120,63 @@ describe("CloudWatch protocols", () => {
         assert.deepEqual(listed.Metrics, [{ Namespace: namespace, MetricName: "Latency", Dimensions: [{ Name: "Host", Value: "a" }] }]);
       });
 
+      test("mixed units kept apart", async () => {
+        const namespace = `Portico/Units/${name}`;
+        const minute = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - MINUTE_MS;
+        const at = new Date(minute + 1000);
+        await client.send(
+          new PutMetricDataCommand({
+            Namespace: namespace,
+            MetricData: [
+              { MetricName: "Wait", Timestamp: at, Value: 60_000, Unit: "Milliseconds" },
+              { MetricName: "Wait", Timestamp: at, Value: 60, Unit: "Seconds" },
+              { MetricName: "Wait", Timestamp: at, Value: 30, Unit: "Seconds" },
+            ],
+          }),
+        );
+        const statistics = async (unit?: "Seconds") => {
+          const output = await client.send(
+            new GetMetricStatisticsCommand({
+              Namespace: namespace,
+              MetricName: "Wait",
+              StartTime: new Date(minute),
+              EndTime: new Date(minute + MINUTE_MS),
+              Period: 60,
+              Statistics: ["Sum", "SampleCount"],
+              ...(unit ? { Unit: unit } : {}),
+            }),
+          );
+          return (output.Datapoints ?? [])
+            .map((point) => [point.Timestamp!.getTime(), point.Unit, point.Sum, point.SampleCount])
+            .sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+        };
+        assert.deepEqual(await statistics(), [
+          [minute, "Milliseconds", 60_000, 1],
+          [minute, "Seconds", 90, 2],
+        ]);
+        assert.deepEqual(await statistics("Seconds"), [[minute, "Seconds", 90, 2]]);
+
+        const data = async (unit?: "Seconds") => {
+          const output = await client.send(
+            new GetMetricDataCommand({
+              StartTime: new Date(minute),
+              EndTime: new Date(minute + MINUTE_MS),
+              MetricDataQueries: [
+                { Id: "m1", MetricStat: { Metric: { Namespace: namespace, MetricName: "Wait" }, Period: 60, Stat: "Sum", ...(unit ? { Unit: unit } : {}) } },
+              ],
+            }),
+          );
+          return output.MetricDataResults![0]!.Values;
+        };
+        // Without a unit, GetMetricData returns the data of one unit, Milliseconds before Seconds.
+        assert.deepEqual(await data(), [60_000]);
+        assert.deepEqual(await data("Seconds"), [90]);
+        await client.send(
+          new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "Wait", Timestamp: at, Value: 5, Unit: "Count" }] }),
+        );
+        assert.deepEqual(await data(), [5], "Count comes before Milliseconds");
+      });
+
       test("gzip-compressed put", async () => {
         const namespace = `Portico/Gzip/${name}`;
         if (name === "cbor") {
@@ -146,6 +203,52 @@ describe("CloudWatch protocols", () => {
           }),
         );
         assert.deepEqual(data.MetricDataResults![0]!.Values, [7]);
+      });
+
+      test("empty MetricData rejected", async () => {
+        await assert.rejects(client.send(new PutMetricDataCommand({ Namespace: `Portico/Empty/${name}`, MetricData: [] })), (error: Error) => {
+          assert.ok(error instanceof MissingRequiredParameterException, `got ${error.name}`);
+          assert.equal(error.message, "The parameter MetricData is required.");
+          return true;
+        });
+      });
+
+      test("values outside CloudWatch's range rejected", async () => {
+        const namespace = `Portico/Range/${name}`;
+        const put = (value: number) => client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "V", Value: value }] }));
+        for (const value of [5e-324, -1e-200, 8.5e-109, 2 ** 361, -(2 ** 361)]) {
+          await assert.rejects(put(value), (error: Error) => {
+            assert.ok(error instanceof InvalidParameterValueException, `${value}: got ${error.name}`);
+            assert.match(error.message, /MetricData.member.1.Value is invalid; a value other than 0 must be from 8.515920e-109 to 2\^360/);
+            return true;
+          });
+        }
+        for (const value of [0, 8.6e-109, -8.6e-109, 2 ** 360, 1.5]) await put(value);
+        await assert.rejects(
+          client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "V", Values: [1, 1e-300] }] })),
+          InvalidParameterValueException,
+        );
+        await assert.rejects(
+          client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: [{ MetricName: "Empty", Values: [] }] })),
+          MissingRequiredParameterException,
+          "an empty Values carries no sample",
+        );
+      });
+
+      test("empty dimension value is missing", async () => {
+        await assert.rejects(
+          client.send(
+            new PutMetricDataCommand({
+              Namespace: `Portico/Dimension/${name}`,
+              MetricData: [{ MetricName: "V", Value: 1, Dimensions: [{ Name: "Host", Value: "" }] }],
+            }),
+          ),
+          (error: Error) => {
+            assert.ok(error instanceof MissingRequiredParameterException, `got ${error.name}`);
+            assert.match(error.message, /MetricData.member.1.Dimensions.member.1.Value is required/);
+            return true;
+          },
+        );
       });
 
       test("AWS namespace rejected", async () => {
@@ -237,6 +340,47 @@ describe("CloudWatch protocols", () => {
       assert.equal(JSON.parse(response.body.toString()).__type, "SerializationException");
     });
 
+    test("JSON body that is not an object", async () => {
+      const operations = [
+        "GetMetricStatistics",
+        "PutMetricData",
+        "DeleteAlarms",
+        "EnableAlarmActions",
+        "DisableAlarmActions",
+        "DescribeAlarmsForMetric",
+        "ListMetrics",
+      ];
+      for (const operation of operations) {
+        for (const body of ["null", "[]", '"text"', "5", "true"]) {
+          const response = await signedRequest(harness.endpoint, { headers: jsonHeaders(operation), body });
+          const label = `${operation} with body ${body}`;
+          assert.equal(response.status, 400, label);
+          const document = JSON.parse(response.body.toString());
+          assert.equal(document.__type, "SerializationException", label);
+          assert.match(document.message, /must be a JSON object/, label);
+          assert.equal(response.headers.get("x-amzn-query-error"), "SerializationException;Sender", label);
+        }
+      }
+    });
+
+    test("JSON null list item", async () => {
+      const bodies: Array<[string, unknown]> = [
+        ["PutMetricData", { Namespace: "Portico/Null", MetricData: [null] }],
+        ["PutMetricData", { Namespace: "Portico/Null", MetricData: [{ MetricName: "M", Value: 1, Dimensions: [null] }] }],
+        ["GetMetricData", { MetricDataQueries: [null], StartTime: 1, EndTime: 2 }],
+        ["DeleteAlarms", { AlarmNames: [null] }],
+        ["ListMetrics", { Dimensions: [null] }],
+      ];
+      for (const [operation, body] of bodies) {
+        const response = await signedRequest(harness.endpoint, { headers: jsonHeaders(operation), body: JSON.stringify(body) });
+        const label = `${operation} ${JSON.stringify(body)}`;
+        assert.equal(response.status, 400, label);
+        const document = JSON.parse(response.body.toString());
+        assert.equal(document.__type, "SerializationException", label);
+        assert.match(document.message, /must not be null/, label);
+      }
+    });
+
     test("JSON missing parameter", async () => {
       const response = await signedRequest(harness.endpoint, {
         headers: jsonHeaders("GetMetricStatistics"),
@@ -273,6 +417,86 @@ describe("CloudWatch protocols", () => {
       assert.equal(document.__type, "SerializationException");
     });
 
+    test("CBOR body that is not a map", async () => {
+      for (const operation of ["GetMetricStatistics", "PutMetricData", "DeleteAlarms", "DescribeAlarmsForMetric"]) {
+        for (const body of [new Uint8Array([0xf6]), cbor.serialize([]), cbor.serialize("text"), cbor.serialize(5)]) {
+          const response = await signedRequest(harness.endpoint, {
+            path: `/service/GraniteServiceVersion20100801/operation/${operation}`,
+            headers: cborHeaders,
+            body,
+          });
+          const label = `${operation} with body ${Buffer.from(body).toString("hex")}`;
+          assert.equal(response.status, 400, label);
+          const document = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
+          assert.equal(document.__type, "SerializationException", label);
+          assert.match(document.message!, /must be a CBOR map/, label);
+          assert.equal(response.headers.get("x-amzn-query-error"), "SerializationException;Sender", label);
+        }
+      }
+    });
+
+    test("timestamps only in each protocol's form", async () => {
+      const statistics = (start: unknown) => ({
+        Namespace: "Portico/Times",
+        MetricName: "M",
+        StartTime: start,
+        EndTime: 2_000_000_000,
+        Period: 60,
+        Statistics: ["Sum"],
+      });
+      for (const start of ["2024-01-01T00:00:00Z", "1700000000"]) {
+        const response = await signedRequest(harness.endpoint, {
+          headers: jsonHeaders("GetMetricStatistics"),
+          body: JSON.stringify(statistics(start)),
+        });
+        assert.equal(response.status, 400, `JSON ${start}`);
+        const document = JSON.parse(response.body.toString());
+        assert.equal(document.__type, "SerializationException", `JSON ${start}`);
+        assert.match(document.message, /StartTime must be a timestamp in epoch seconds/);
+      }
+      const cborPath = "/service/GraniteServiceVersion20100801/operation/GetMetricStatistics";
+      for (const start of ["2024-01-01T00:00:00Z", 1_700_000_000, tag({ tag: 1, value: "2024-01-01T00:00:00Z" })]) {
+        const document = { ...statistics(start), EndTime: tag({ tag: 1, value: 2_000_000_000 }) };
+        const response = await signedRequest(harness.endpoint, { path: cborPath, headers: cborHeaders, body: cbor.serialize(document) });
+        assert.equal(response.status, 400, `CBOR ${JSON.stringify(start)}`);
+        const decoded = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
+        assert.equal(decoded.__type, "SerializationException");
+        assert.match(decoded.message!, /StartTime must be a timestamp: CBOR tag 1 around epoch seconds/);
+      }
+      const accepted = await signedRequest(harness.endpoint, {
+        path: cborPath,
+        headers: cborHeaders,
+        body: cbor.serialize({ ...statistics(tag({ tag: 1, value: 1_999_999_400 })), EndTime: tag({ tag: 1, value: 2_000_000_000 }) }),
+      });
+      assert.equal(accepted.status, 200);
+    });
+
+    test("query only GET and form POST", async () => {
+      const body = "Action=ListMetrics&Version=2010-08-01";
+      const deleted = await signedRequest(harness.endpoint, { method: "DELETE", headers: queryHeaders, body });
+      assert.equal(deleted.status, 405);
+      assert.equal(deleted.headers.get("allow"), "GET, POST");
+      assert.match(deleted.body.toString(), /<Code>MethodNotAllowed<\/Code>/);
+      const put = await signedRequest(harness.endpoint, { method: "PUT", headers: queryHeaders, body });
+      assert.equal(put.status, 405);
+      const text = await signedRequest(harness.endpoint, { headers: { "content-type": "text/plain" }, body });
+      assert.equal(text.status, 415);
+      assert.match(text.body.toString(), /<Code>UnsupportedMediaType<\/Code>.*application\/x-www-form-urlencoded/);
+      const form = await signedRequest(harness.endpoint, { headers: queryHeaders, body });
+      assert.equal(form.status, 200);
+    });
+
+    test("query index too large", async () => {
+      const body = "Action=PutMetricData&Version=2010-08-01&Namespace=Portico%2FIndex&MetricData.member.99999999.MetricName=M&MetricData.member.99999999.Value=1";
+      const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body });
+      assert.equal(response.status, 400);
+      const xml = response.body.toString();
+      assert.match(xml, /<Code>InvalidParameterValue<\/Code>/);
+      assert.match(xml, /The index 99999999 in MetricData.member is too large; indexes run from 1 to 9999999\./);
+      const zero = await signedRequest(harness.endpoint, { headers: queryHeaders, body: body.replaceAll("99999999", "0") });
+      assert.match(zero.body.toString(), /The index &#34;0&#34; in MetricData.member is not a positive integer/);
+    });
+
     test("CBOR unknown operation", async () => {
       const response = await signedRequest(harness.endpoint, {
         path: "/service/GraniteServiceVersion20100801/operation/ListBananas",
@@ -291,8 +515,8 @@ describe("CloudWatch protocols", () => {
         body: cbor.serialize({
           Namespace: "AWS/CloudFront",
           MetricName: "Requests",
-          StartTime: 0,
-          EndTime: 1_000_000_000,
+          StartTime: tag({ tag: 1, value: 0 }),
+          EndTime: tag({ tag: 1, value: 1_000_000_000 }),
           Period: 60,
           Statistics: ["Sum"],
         }),

@@ -17,11 +17,13 @@ import {
 } from "@aws-sdk/client-cloudfront";
 import {
   CreateBucketCommand,
+  DeleteBucketCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutBucketPolicyCommand,
   PutObjectCommand,
 } from "@aws-sdk/client-s3";
+import { PutMetricAlarmCommand, SetAlarmStateCommand } from "@aws-sdk/client-cloudwatch";
 import { fetch } from "undici";
 import { createClients, Viewer } from "../../examples/lib/portico-clients.js";
 import { fetchStatus } from "../../src/cli/status.js";
@@ -106,6 +108,8 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
 
     await s3.send(new CreateBucketCommand({ Bucket: siteBucket }));
     await s3.send(new CreateBucketCommand({ Bucket: logBucket }));
+    // CreateDistribution checks that the log bucket exists; the test deletes it afterwards.
+    await s3.send(new CreateBucketCommand({ Bucket: lateBucket }));
     await s3.send(
       new PutBucketPolicyCommand({
         Bucket: siteBucket,
@@ -132,6 +136,7 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
       if (name === "logged") logged = distribution;
       else late = distribution;
     }
+    await s3.send(new DeleteBucketCommand({ Bucket: lateBucket }));
   });
 
   after(async () => {
@@ -418,6 +423,35 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
     assert.equal(report.windowMinutes, 60);
   });
 
+  test("log lines name each key once", async () => {
+    // An alarm that changes state logs as the metrics component.
+    const cloudwatch = clients.cloudwatch;
+    await cloudwatch.send(
+      new PutMetricAlarmCommand({
+        AlarmName: "log-check",
+        Namespace: "Portico/LogCheck",
+        MetricName: "Nothing",
+        Statistic: "Sum",
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: "GreaterThanThreshold",
+        TreatMissingData: "notBreaching",
+      }),
+    );
+    await cloudwatch.send(new SetAlarmStateCommand({ AlarmName: "log-check", StateValue: "ALARM", StateReason: "log check" }));
+    await waitFor("the state change's log line", async () => (portico.logs.some((line) => line.msg === "alarm state changed") ? true : undefined));
+    const components = () => new Set(portico.logs.map((line) => line.component));
+    for (const line of portico.rawLogs) {
+      const keys = topLevelKeys(line);
+      const repeated = keys.filter((key, index) => keys.indexOf(key) !== index);
+      assert.deepEqual(repeated, [], `repeated keys in ${line}`);
+    }
+    for (const component of ["metrics", "observability", "access-log", "control"]) {
+      assert.ok(components().has(component), `no line of component ${component}: ${[...components()].join(", ")}`);
+    }
+  });
+
   test("writer bounds its buffer and counts losses", async () => {
     const directory = new DistributionDirectory();
     const missingBucket = `obs-missing-${suffix}`;
@@ -492,6 +526,28 @@ function sampleRecord(distributionId: string, index: number): RequestRecord {
     referer: undefined,
     requestId: `REQ${index}`,
   };
+}
+
+/** Returns the keys of a JSON object's top level, in order and with repeats, which JSON.parse would merge. */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let index = 0;
+  while (index < text.length) {
+    const char = text[index]!;
+    if (char === '"') {
+      let end = index + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      const afterString = text.slice(end + 1).trimStart();
+      if (depth === 1 && afterString.startsWith(":")) keys.push(JSON.parse(text.slice(index, end + 1)) as string);
+      index = end + 1;
+      continue;
+    }
+    if (char === "{" || char === "[") depth += 1;
+    if (char === "}" || char === "]") depth -= 1;
+    index += 1;
+  }
+  return keys;
 }
 
 async function promtool(text: string): Promise<{ code: number | null; output: string }> {

@@ -3,7 +3,11 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { encodeLogField, formatLogLine, logFileKey, LOG_FIELDS } from "../../src/metrics/access-log/format.js";
+import { DistributionDirectory } from "../../src/metrics/access-log/distributions.js";
 import { escapeLabelValue, PrometheusCollector } from "../../src/metrics/prometheus.js";
+import type { MetricsReader } from "../../src/metrics/reader.js";
+import { buildStatusReport } from "../../src/metrics/status.js";
+import type { ControlChannel } from "../../src/cluster/types.js";
 import type { RequestRecord } from "../../src/metrics/types.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
@@ -132,6 +136,44 @@ test("prometheus cacheable requests follow CacheHitRate", () => {
   assert.equal(count("RefreshHit"), 1);
   assert.equal(count("Miss"), 1, "POST and PUT are not counted");
   assert.equal(count("Error"), 0, "errors are not counted");
+});
+
+test("prometheus counts abandoned requests as 000", () => {
+  const collector = new PrometheusCollector();
+  collector.record(sample({ status: 200, resultType: "Hit" }));
+  collector.record(sample({ status: 0, resultType: "Error", bytesDownloaded: 0 }));
+  collector.record(sample({ status: 0, resultType: "Error", bytesDownloaded: 0 }));
+  const text = collector.render();
+  assert.match(text, /^portico_requests_total\{distribution_id="EDFDVBD6EXAMPLE",status_class="000",cache_status="Error"\} 2$/m);
+  assert.match(text, /^portico_requests_total\{distribution_id="EDFDVBD6EXAMPLE",status_class="2xx",cache_status="Hit"\} 1$/m);
+  assert.match(text, /^portico_request_duration_seconds_count\{distribution_id="EDFDVBD6EXAMPLE"\} 3$/m);
+  assert.doesNotMatch(text, /portico_cacheable_requests_total\{[^}]*cache_status="Error"\}/, "an abandoned request is not cacheable");
+  assert.match(text, /^portico_cacheable_requests_total\{distribution_id="EDFDVBD6EXAMPLE",cache_status="Hit"\} 1$/m);
+});
+
+test("status rates without requests are null", () => {
+  const directory = new DistributionDirectory();
+  directory.observe({
+    type: "distribution.updated",
+    snapshot: {
+      id: "EIDLE000000000",
+      arn: "arn:aws:cloudfront::000000000000:distribution/EIDLE000000000",
+      domainName: "didle000000000.portico.localhost",
+      version: 1,
+      config: { CallerReference: "idle", Comment: "", Enabled: true, Origins: { Quantity: 0, Items: [] }, DefaultCacheBehavior: undefined },
+      originAccessControls: {},
+    },
+  });
+  const reader = { now: () => Date.now(), alignStartMs: (ms: number) => ms, statistics: () => [] } as unknown as MetricsReader;
+  const bus = { liveEdges: () => [] } as unknown as ControlChannel;
+  const report = buildStatusReport({ directory, bus, reader }, 5);
+  const row = report.distributions[0]!;
+  assert.equal(row.requests, 0);
+  assert.equal(row.cacheHitRate, null);
+  assert.equal(row.errorRate, null);
+  const json = JSON.parse(JSON.stringify(report)) as { distributions: Array<Record<string, unknown>> };
+  assert.ok("cacheHitRate" in json.distributions[0]!, "the JSON keeps cacheHitRate");
+  assert.ok("errorRate" in json.distributions[0]!, "the JSON keeps errorRate");
 });
 
 test("prometheus histograms are cumulative", () => {

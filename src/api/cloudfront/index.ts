@@ -24,6 +24,8 @@ export interface CloudFrontServiceOptions {
   /** DNS zone of distribution domain names, such as `portico.localhost`. */
   zone: string;
   bus: ControlChannel;
+  /** Returns whether the bucket store has a bucket of this name, for Logging.Bucket. */
+  bucketExists(name: string): boolean;
   log: Logger;
 }
 

@@ -3,7 +3,7 @@ import type { AlarmRecord, HistoryItemType } from "../../metrics/alarm-store.js"
 import { canonicalDimensions } from "../../metrics/store.js";
 import type { Struct } from "./codec.js";
 import { cloudWatchErrors } from "./errors.js";
-import { decodeSignedToken, encodeSignedToken } from "./metric-data-pages.js";
+import { decodeSignedToken, encodeSignedToken, requestFingerprint } from "./metric-data-pages.js";
 import type { OperationContext, OperationHandler } from "./operations.js";
 import { checkAlarmName, checkAlarmNames, checkState, readAlarmConfig } from "./alarm-validation.js";
 import { checkLength, invalidValue, readDimensions } from "./validation.js";
@@ -66,13 +66,12 @@ function describeAlarms(input: Struct, context: OperationContext): Struct {
   const state = input.StateValue === undefined ? undefined : checkState("StateValue", input.StateValue);
   const actionPrefix = input.ActionPrefix as string | undefined;
   if (actionPrefix !== undefined) checkLength("ActionPrefix", actionPrefix, 1, 1024);
-  const types = (input.AlarmTypes ?? ["MetricAlarm"]) as string[];
-  types.forEach((type, i) => type === "MetricAlarm" || type === "CompositeAlarm" || invalidValue(`AlarmTypes.member.${i + 1}`, type));
+  const metricAlarms = includesMetricAlarms(input.AlarmTypes);
   const maxRecords = readMaxRecords(input.MaxRecords, DEFAULT_ALARM_RECORDS);
-  const after = readToken(input.NextToken, "alarms") as string | undefined;
+  const after = readToken(input, "alarms") as string | undefined;
 
   const wanted = new Set(names);
-  const matching = types.includes("MetricAlarm")
+  const matching = metricAlarms
     ? alarms(context)
         .store.list()
         .filter((alarm) => {
@@ -88,8 +87,18 @@ function describeAlarms(input: Struct, context: OperationContext): Struct {
     : [];
   const page = matching.slice(0, maxRecords);
   const output: Struct = { CompositeAlarms: [], MetricAlarms: page.map((alarm) => toMetricAlarm(alarm, context)) };
-  if (matching.length > maxRecords) output.NextToken = encodeSignedToken({ kind: "alarms", after: page[page.length - 1]!.config.alarmName });
+  if (matching.length > maxRecords) output.NextToken = issueToken(input, "alarms", page[page.length - 1]!.config.alarmName);
   return output;
+}
+
+/**
+ * Validates AlarmTypes and returns whether it asks for metric alarms, the
+ * only kind stored here. Without AlarmTypes, CloudWatch returns metric alarms only.
+ */
+function includesMetricAlarms(value: unknown): boolean {
+  const types = (value ?? ["MetricAlarm"]) as string[];
+  types.forEach((type, i) => type === "MetricAlarm" || type === "CompositeAlarm" || invalidValue(`AlarmTypes.member.${i + 1}`, type));
+  return types.includes("MetricAlarm");
 }
 
 function describeAlarmsForMetric(input: Struct, context: OperationContext): Struct {
@@ -108,13 +117,29 @@ function describeAlarmsForMetric(input: Struct, context: OperationContext): Stru
   return { MetricAlarms: matching.map((alarm) => toMetricAlarm(alarm, context)) };
 }
 
-/** Deletes the named alarms. CloudWatch deletes none when any name is wrong, and so does this. */
+/**
+ * Deletes the named alarms. CloudWatch deletes none when any name is wrong,
+ * and so does this. Their history stays, with a ConfigurationUpdate item for
+ * the deletion, because CloudWatch retains the history of deleted alarms.
+ */
 function deleteAlarms(input: Struct, context: OperationContext): undefined {
   const names = checkAlarmNames("AlarmNames", input.AlarmNames, MAX_ALARM_NAMES);
   const store = alarms(context).store;
-  const unknown = names.filter((name) => store.get(name) === undefined);
+  const records = names.map((name) => ({ name, record: store.get(name) }));
+  const unknown = records.filter(({ record }) => record === undefined).map(({ name }) => name);
   if (unknown.length > 0) throw cloudWatchErrors.resourceNotFound(`No alarm named ${unknown.join(", ")} exists; no alarm was deleted.`);
-  store.delete(names);
+  const nowMs = context.reader.now();
+  // NOTE: the deletion item follows the create and update items' form; its
+  // HistoryData was not compared with CloudWatch's.
+  store.delete(
+    records.map(({ name, record }) => ({
+      alarmName: name,
+      timestampMs: nowMs,
+      itemType: "ConfigurationUpdate" as const,
+      summary: `Alarm "${name}" deleted`,
+      data: JSON.stringify({ version: "1.0", type: "Delete", deletedAlarm: record!.config }),
+    })),
+  );
   context.log.info({ alarmNames: names }, "metric alarms deleted");
   return undefined;
 }
@@ -159,7 +184,9 @@ function describeAlarmHistory(input: Struct, context: OperationContext): Struct 
   const toMs = (input.EndDate as number | undefined) ?? Number.MAX_SAFE_INTEGER;
   if (!(fromMs < toMs)) throw cloudWatchErrors.invalidParameterValue("The parameter StartDate must be less than the parameter EndDate.");
   const maxRecords = readMaxRecords(input.MaxRecords, MAX_RECORDS);
-  const afterId = readToken(input.NextToken, "history") as number | undefined;
+  const metricAlarms = includesMetricAlarms(input.AlarmTypes);
+  const afterId = readToken(input, "history") as number | undefined;
+  if (!metricAlarms) return { AlarmHistoryItems: [] };
 
   const items = alarms(context).store.history({
     alarmName: name,
@@ -182,7 +209,7 @@ function describeAlarmHistory(input: Struct, context: OperationContext): Struct 
       HistoryData: item.data,
     })),
   };
-  if (items.length > maxRecords) output.NextToken = encodeSignedToken({ kind: "history", after: page[page.length - 1]!.id });
+  if (items.length > maxRecords) output.NextToken = issueToken(input, "history", page[page.length - 1]!.id);
   return output;
 }
 
@@ -192,11 +219,23 @@ function readMaxRecords(value: unknown, fallback: number): number {
   return value as number;
 }
 
-/** Returns the position a NextToken of this operation carries; a token of another operation is invalid. */
-function readToken(token: unknown, kind: string): unknown {
-  if (token === undefined) return undefined;
-  const parsed = decodeSignedToken(token as string) as { kind?: unknown; after?: unknown };
-  if (parsed.kind !== kind) throw cloudWatchErrors.invalidNextToken();
+/**
+ * Returns a signed NextToken that carries the position `after` and a digest
+ * of every member of the request but NextToken, as GetMetricData's tokens do.
+ */
+function issueToken(input: Struct, kind: string, after: unknown): string {
+  return encodeSignedToken({ kind, f: requestFingerprint(input), after });
+}
+
+/**
+ * Returns the position that the request's NextToken carries, or undefined
+ * without one. A token of another operation or of a request with other
+ * members raises InvalidNextToken.
+ */
+function readToken(input: Struct, kind: string): unknown {
+  if (input.NextToken === undefined) return undefined;
+  const parsed = decodeSignedToken(input.NextToken as string) as { kind?: unknown; f?: unknown; after?: unknown };
+  if (parsed.kind !== kind || parsed.f !== requestFingerprint(input)) throw cloudWatchErrors.invalidNextToken();
   return parsed.after;
 }
 

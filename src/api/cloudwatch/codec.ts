@@ -16,9 +16,25 @@ export type DocumentProtocol = "json" | "cbor";
 // ---------------------------------------------------------------- JSON and CBOR input
 
 /**
+ * Checks a parsed JSON or CBOR request body against the operation's input
+ * shape and converts it. The body must be a JSON object or a CBOR map, as
+ * the awsJson1_0 and rpcv2Cbor protocols serialize an input structure, so
+ * `null`, arrays and scalars raise SerializationException.
+ */
+export function decodeDocumentInput(shape: Shape, body: unknown, protocol: DocumentProtocol): Struct {
+  if (!isPlainObject(body)) {
+    const container = protocol === "json" ? "a JSON object" : "a CBOR map";
+    throw cloudWatchErrors.serialization(`The request body must be ${container} of the input members, not ${describeValue(body)}.`);
+  }
+  return decodeDocument(shape, body, "", protocol) as Struct;
+}
+
+/**
  * Checks a parsed JSON or CBOR document against `shape` and converts it.
  * Type mismatches raise SerializationException, the code AWS JSON services
- * use, and missing required members raise MissingParameter.
+ * use, and missing required members raise MissingParameter. A null member
+ * counts as absent, but a null list item or map value is a mismatch, because
+ * the CloudWatch model has no sparse lists or maps.
  */
 export function decodeDocument(shape: Shape, value: unknown, path: string, protocol: DocumentProtocol): Value {
   if (value === null || value === undefined) return undefined;
@@ -43,12 +59,12 @@ export function decodeDocument(shape: Shape, value: unknown, path: string, proto
       return decodeDocumentTimestamp(value, protocol, mismatch);
     case "list": {
       if (!Array.isArray(value)) throw mismatch("a list");
-      return value.map((item, index) => decodeDocument(shape.member, item, `${path}.member.${index + 1}`, protocol));
+      return value.map((item, index) => decodeItem(shape.member, item, `${path}.member.${index + 1}`, protocol));
     }
     case "map": {
       if (!isPlainObject(value)) throw mismatch("a map");
       const out: Struct = {};
-      for (const [key, item] of Object.entries(value)) out[key] = decodeDocument(shape.value, item, `${path}.${key}`, protocol);
+      for (const [key, item] of Object.entries(value)) out[key] = decodeItem(shape.value, item, `${path}.${key}`, protocol);
       return out;
     }
     case "structure": {
@@ -64,18 +80,35 @@ export function decodeDocument(shape: Shape, value: unknown, path: string, proto
   }
 }
 
+/**
+ * Decodes a timestamp as each protocol serializes it: rpcv2Cbor as tag 1
+ * around epoch seconds, awsJson1_0 as a number of epoch seconds (its default
+ * timestamp format, which the CloudWatch model does not change). Strings,
+ * and untagged CBOR numbers, are mismatches in both.
+ */
 function decodeDocumentTimestamp(value: unknown, protocol: DocumentProtocol, mismatch: (expected: string) => ApiError): number {
-  // CBOR carries timestamps as tag 1 around epoch seconds (RPC v2 CBOR); JSON
-  // as epoch seconds, the awsJson1_0 default timestamp format.
   let raw = value;
-  if (protocol === "cbor" && isPlainObject(raw) && (raw as { tag?: unknown }).tag === 1) raw = (raw as { value: unknown }).value;
+  if (protocol === "cbor") {
+    if (!isPlainObject(raw) || (raw as { tag?: unknown }).tag !== 1) throw mismatch("a timestamp: CBOR tag 1 around epoch seconds");
+    raw = (raw as { value: unknown }).value;
+  }
   if (typeof raw === "bigint") raw = Number(raw);
   if (typeof raw === "number" && Number.isFinite(raw)) return Math.round(raw * 1000);
-  if (typeof raw === "string") {
-    const ms = parseTimestampString(raw);
-    if (ms !== undefined) return ms;
-  }
-  throw mismatch("a timestamp in epoch seconds");
+  throw mismatch(protocol === "cbor" ? "a timestamp: CBOR tag 1 around epoch seconds" : "a timestamp in epoch seconds (a number)");
+}
+
+/** Decodes a list item or map value, which must not be null. */
+function decodeItem(shape: Shape, item: unknown, path: string, protocol: DocumentProtocol): Value {
+  if (item === null || item === undefined) throw cloudWatchErrors.serialization(`Member ${path} must not be null.`);
+  return decodeDocument(shape, item, path, protocol);
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "undefined";
+  if (Array.isArray(value)) return "an array";
+  if (value instanceof Uint8Array) return "a byte string";
+  return `a ${typeof value}`;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -92,7 +125,7 @@ function checkRequired(required: readonly string[] | undefined, out: Struct, pat
   }
 }
 
-/** Parses ISO 8601 (with or without fraction) or epoch seconds; undefined when neither. */
+/** Parses a Query timestamp: ISO 8601 (with or without fraction) or epoch seconds; undefined when neither. */
 export function parseTimestampString(text: string): number | undefined {
   if (/^-?\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
   if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) return undefined;
@@ -187,11 +220,17 @@ export function decodeForm(shape: Shape, node: FormNode | undefined, path: strin
   }
 }
 
+/** The largest list index a Query parameter name may carry, far above the longest list of the model (1,000 items). */
+const MAX_QUERY_INDEX = 9_999_999;
+
 function indexedChildren(node: FormNode, path: string): Array<[number, FormNode]> {
   const items: Array<[number, FormNode]> = [];
   for (const [key, child] of node.children) {
-    if (!/^[1-9]\d{0,6}$/.test(key)) {
+    if (!/^[1-9]\d*$/.test(key)) {
       throw cloudWatchErrors.invalidParameterValue(`The index ${JSON.stringify(key)} in ${path} is not a positive integer.`);
+    }
+    if (key.length > String(MAX_QUERY_INDEX).length || Number(key) > MAX_QUERY_INDEX) {
+      throw cloudWatchErrors.invalidParameterValue(`The index ${key} in ${path} is too large; indexes run from 1 to ${MAX_QUERY_INDEX}.`);
     }
     items.push([Number(key), child]);
   }

@@ -61,6 +61,19 @@ export const cloudWatchErrors = {
       `Could not find operation ${action} for version ${version}. This endpoint serves CloudWatch version 2010-08-01.`,
     ),
   missingAction: () => new ApiError("MissingAction", 400, "The request must contain the parameter Action."),
+  queryMethodNotAllowed: (method: string) =>
+    new ApiError(
+      "MethodNotAllowed",
+      405,
+      `The method ${method} is not allowed; send Query requests as GET with a query string or as POST with an application/x-www-form-urlencoded body.`,
+      { headers: { allow: "GET, POST" } },
+    ),
+  queryUnsupportedMediaType: (contentType: string) =>
+    new ApiError(
+      "UnsupportedMediaType",
+      415,
+      `The Content-Type ${JSON.stringify(contentType)} is not supported for a Query request body; use application/x-www-form-urlencoded.`,
+    ),
   notImplemented: (operation: string) =>
     new ApiError("NotImplemented", 501, `The operation ${operation} is not implemented by this endpoint.`),
 };

@@ -1,3 +1,4 @@
+import { firstUnitPerPeriod } from "../../metrics/reader.js";
 import type { Struct } from "./codec.js";
 import { cloudWatchErrors } from "./errors.js";
 import { evaluateExpression, type Series } from "./expression.js";
@@ -107,7 +108,7 @@ export function getMetricData(input: Struct, { reader }: OperationContext): Stru
       unit: stat.Unit as string | undefined,
     });
     const series: Series = new Map();
-    for (const period of periods) {
+    for (const period of firstUnitPerPeriod(periods)) {
       const value = statisticValue(period.stats, stat.Stat as string);
       if (value !== undefined) series.set(period.timestampMs, value);
     }

@@ -37,8 +37,13 @@ const MAX_VALUES_PER_DATUM = 150;
 /** PutMetricData accepts time stamps up to two weeks in the past and two hours in the future. */
 const MAX_PAST_MS = 14 * 24 * 3600 * 1000;
 const MAX_FUTURE_MS = 2 * 3600 * 1000;
-/** CloudWatch rejects values above 2^360 in magnitude. */
+/**
+ * Bounds of the magnitude of a value other than 0. The PutMetricData
+ * reference gives -2^360 to 2^360, and its earlier editions the smallest
+ * magnitude, 8.515920e-109 (2^-359): CloudWatch rejects values too small or too large.
+ */
 const MAX_VALUE_MAGNITUDE = 2 ** 360;
+const MIN_VALUE_MAGNITUDE = 2 ** -359;
 
 /** The metric operations. The service adds the alarm operations. */
 export const OPERATIONS: Record<string, OperationHandler> = {
@@ -170,9 +175,8 @@ function putMetricData(input: Struct, { reader }: OperationContext): undefined {
       entries.push({ datum, path: `EntityMetricData.member.${i + 1}.MetricData.member.${j + 1}` }),
     ),
   );
-  if (input.MetricData === undefined && input.EntityMetricData === undefined) {
-    throw cloudWatchErrors.missingParameter("MetricData");
-  }
+  // CloudWatch rejects an empty MetricData as missing: "The parameter MetricData is required."
+  if (entries.length === 0) throw cloudWatchErrors.missingParameter("MetricData");
   if (entries.length > MAX_METRIC_DATA) {
     throw cloudWatchErrors.invalidParameterValue(
       `The collection MetricData must not have a size greater than ${MAX_METRIC_DATA}.`,
@@ -212,21 +216,29 @@ function putMetricData(input: Struct, { reader }: OperationContext): undefined {
   return undefined;
 }
 
-/** Reads exactly one of Value, StatisticValues or Values (with optional Counts). */
+/**
+ * Reads exactly one of Value, StatisticValues or Values (with optional
+ * Counts). An empty Values counts as absent, since it carries no sample.
+ */
 function readDatumStatistics(datum: Struct, path: string): StatSet {
-  const present = ["Value", "StatisticValues", "Values"].filter((name) => datum[name] !== undefined);
+  const isGiven = (name: string) => datum[name] !== undefined && !(Array.isArray(datum[name]) && datum[name].length === 0);
+  const present = ["Value", "StatisticValues", "Values"].filter(isGiven);
   if (present.length === 0) throw cloudWatchErrors.missingParameter(`${path}.Value`);
   if (present.length > 1) {
     throw cloudWatchErrors.invalidParameterCombination(
       `The parameters ${present.map((name) => `${path}.${name}`).join(" and ")} are mutually exclusive and you have specified more than one.`,
     );
   }
-  if (datum.Counts !== undefined && datum.Values === undefined) {
+  if (datum.Counts !== undefined && !isGiven("Values")) {
     throw cloudWatchErrors.invalidParameterCombination(`The parameter ${path}.Counts requires ${path}.Values.`);
   }
   const checkValue = (valuePath: string, value: Value): number => {
-    if (typeof value !== "number" || !Number.isFinite(value) || Math.abs(value) > MAX_VALUE_MAGNITUDE) {
-      invalidValue(valuePath, value);
+    if (typeof value !== "number" || !Number.isFinite(value)) invalidValue(valuePath, value);
+    const magnitude = Math.abs(value);
+    if (magnitude > MAX_VALUE_MAGNITUDE || (magnitude !== 0 && magnitude < MIN_VALUE_MAGNITUDE)) {
+      throw cloudWatchErrors.invalidParameterValue(
+        `The value ${value} for parameter ${valuePath} is invalid; a value other than 0 must be from 8.515920e-109 to 2^360 in magnitude.`,
+      );
     }
     return value;
   };
@@ -236,7 +248,7 @@ function readDatumStatistics(datum: Struct, path: string): StatSet {
     addSample(stats, checkValue(`${path}.Value`, datum.Value));
     return stats;
   }
-  if (datum.Values !== undefined) {
+  if (isGiven("Values")) {
     const values = datum.Values as number[];
     const counts = datum.Counts as number[] | undefined;
     if (values.length > MAX_VALUES_PER_DATUM) {

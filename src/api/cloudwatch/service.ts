@@ -9,7 +9,7 @@ import { ApiError } from "../errors.js";
 import { MAX_BUFFERED_BODY_BYTES } from "../server.js";
 import {
   buildFormTree,
-  decodeDocument,
+  decodeDocumentInput,
   decodeForm,
   encodeCbor,
   encodeJson,
@@ -33,6 +33,7 @@ const API_VERSION = "2010-08-01";
 const QUERY_XML_NAMESPACE = `http://monitoring.amazonaws.com/doc/${API_VERSION}/`;
 const JSON_CONTENT_TYPE = "application/x-amz-json-1.0";
 const CBOR_CONTENT_TYPE = "application/cbor";
+const FORM_CONTENT_TYPE = "application/x-www-form-urlencoded";
 
 type WireProtocol = "json" | "cbor" | "query";
 
@@ -62,11 +63,11 @@ export class CloudWatchService implements ProtocolService {
     if (protocol === "json") {
       operation = String(request.raw.headers["x-amz-target"]).slice(JSON_TARGET_PREFIX.length);
       checkOperation(operation, protocol);
-      input = decodeDocumentBody(operation, parseJsonBody(body), "json");
+      input = decodeDocumentInput(OPERATION_SHAPES[operation]!.input, parseJsonBody(body), "json");
     } else if (protocol === "cbor") {
       operation = request.path.slice(CBOR_PATH_PREFIX.length);
       checkOperation(operation, protocol);
-      input = decodeDocumentBody(operation, parseCborBody(body), "cbor");
+      input = decodeDocumentInput(OPERATION_SHAPES[operation]!.input, parseCborBody(body), "cbor");
     } else {
       const params = queryParams(request, body);
       const action = params.find(([name]) => name === "Action")?.[1];
@@ -218,13 +219,20 @@ function parseCborBody(body: Buffer): unknown {
   }
 }
 
-function decodeDocumentBody(operation: string, document: unknown, protocol: "json" | "cbor"): Struct {
-  return (decodeDocument(OPERATION_SHAPES[operation]!.input, document, "", protocol) ?? {}) as Struct;
-}
-
-/** Query parameters come from the form body, or from the query string of a GET. */
+/**
+ * Reads the Query parameters where AWS Query services take them: from the
+ * body of a POST with Content-Type application/x-www-form-urlencoded, or from
+ * the query string of a GET (or of a POST without a body).
+ * NOTE: the codes CloudWatch returns for another method or content type were
+ * not observed; these follow HTTP's 405 and 415.
+ */
 function queryParams(request: ApiRequest, body: Buffer): Array<[string, string]> {
-  if (body.length > 0) return [...new URLSearchParams(body.toString("utf8"))];
+  if (request.method !== "GET" && request.method !== "POST") throw cloudWatchErrors.queryMethodNotAllowed(request.method);
+  if (request.method === "POST" && body.length > 0) {
+    const contentType = String(request.raw.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (contentType !== FORM_CONTENT_TYPE) throw cloudWatchErrors.queryUnsupportedMediaType(contentType);
+    return [...new URLSearchParams(body.toString("utf8"))];
+  }
   const queryStart = request.target.indexOf("?");
   return queryStart < 0 ? [] : [...new URLSearchParams(request.target.slice(queryStart + 1))];
 }

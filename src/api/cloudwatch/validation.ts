@@ -51,6 +51,8 @@ export function readDimensions(path: string, value: Value): Dimension[] {
   return list.map((item, index) => {
     const name = item.Name as string;
     const dimensionValue = item.Value as string;
+    // CloudWatch reports an empty dimension value as missing (MissingParameter).
+    if (dimensionValue === "") throw cloudWatchErrors.missingParameter(`${path}.member.${index + 1}.Value`);
     checkLength(`${path}.member.${index + 1}.Name`, name, 1, 255);
     checkLength(`${path}.member.${index + 1}.Value`, dimensionValue, 1, 1024);
     if (names.has(name)) {

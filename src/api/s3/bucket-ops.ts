@@ -59,7 +59,7 @@ export async function createBucket(
   }
   context.store.createBucket(name, region, Date.now());
   recordBucketOwner(request, context.store.requireBucket(name));
-  request.log.info({ bucket: name, region }, "bucket created");
+  request.log.info({ region }, "bucket created");
   sendEmpty(response, 200, { location: `/${name}` });
 }
 
@@ -80,7 +80,7 @@ export async function deleteBucket(
   route: S3Route,
 ): Promise<void> {
   await context.store.deleteBucket(route.bucket!);
-  request.log.info({ bucket: route.bucket }, "bucket deleted");
+  request.log.info("bucket deleted");
   sendEmpty(response, 204);
 }
 
@@ -121,7 +121,7 @@ export async function putBucketPolicy(
   const text = body.toString("utf8");
   parseBucketPolicy(text, bucket.name);
   context.store.metadata.setBucketPolicy(bucket.name, text);
-  request.log.info({ bucket: bucket.name }, "bucket policy set");
+  request.log.info("bucket policy set");
   sendEmpty(response, 204);
 }
 
@@ -133,7 +133,7 @@ export async function deleteBucketPolicy(
 ): Promise<void> {
   const bucket = context.store.requireBucket(route.bucket!);
   context.store.metadata.setBucketPolicy(bucket.name, undefined);
-  request.log.info({ bucket: bucket.name }, "bucket policy deleted");
+  request.log.info("bucket policy deleted");
   sendEmpty(response, 204);
 }
 

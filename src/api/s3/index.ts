@@ -18,6 +18,8 @@ import { routeRequest, virtualHostBucket, type S3Operation } from "./router.js";
 
 /** The S3 protocol on the API endpoint, backed by the embedded bucket store. */
 export interface S3Service extends ProtocolService {
+  /** Returns whether the embedded store has a bucket of this name. */
+  bucketExists(name: string): boolean;
   close(): Promise<void>;
 }
 
@@ -63,7 +65,10 @@ class EmbeddedS3Service implements S3Service {
     }
     bindBucketOwnership(request, this.context.owners);
     const route = routeRequest(request);
-    request.log = request.log.child({ operation: route.operation, bucket: route.bucket });
+    // UploadPartCopy is routed as UploadPart, whose handler copies when x-amz-copy-source is set.
+    const loggedOperation =
+      route.operation === "UploadPart" && request.raw.headers["x-amz-copy-source"] !== undefined ? "UploadPartCopy" : route.operation;
+    request.log = request.log.child({ operation: loggedOperation, bucket: route.bucket });
     if (route.key !== undefined) validateObjectKey(route.key);
 
     if (!SELF_AUTHORIZED.has(route.operation)) {
@@ -76,6 +81,10 @@ class EmbeddedS3Service implements S3Service {
 
   renderError(error: ApiError, request: ApiRequest, response: ServerResponse): void {
     renderS3Error(error, request, response);
+  }
+
+  bucketExists(name: string): boolean {
+    return this.context.store.metadata.getBucket(name) !== undefined;
   }
 
   async close(): Promise<void> {

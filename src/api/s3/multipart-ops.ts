@@ -148,7 +148,6 @@ async function uploadPartCopy(
   partNumber: number,
   copySource: string,
 ): Promise<void> {
-  request.log = request.log.child({ operation: "UploadPartCopy" });
   const sourceRecord = requireCopySource(context, request, parseCopySource(copySource));
   const range = parseCopySourceRange(headerValue(request, "x-amz-copy-source-range"), sourceRecord.sizeBytes);
   const lengthBytes = range === undefined ? sourceRecord.sizeBytes : range.end - range.start + 1;
@@ -294,7 +293,7 @@ export async function completeMultipartUpload(context: S3Context, request: ApiRe
       partsCount: parts.length,
     };
   });
-  request.log.debug({ bucket: upload.bucket, key: upload.key, parts: parts.length }, "multipart upload completed");
+  request.log.debug({ key: upload.key, parts: parts.length }, "multipart upload completed");
   const result: Record<string, unknown> = {
     Location: `/${encodeURIComponent(upload.bucket)}/${upload.key.split("/").map(encodeURIComponent).join("/")}`,
     Bucket: upload.bucket,

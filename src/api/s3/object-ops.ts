@@ -88,7 +88,7 @@ export async function putObject(context: S3Context, request: ApiRequest, respons
     },
     precondition,
   );
-  request.log.debug({ bucket, key, sizeBytes: record.sizeBytes }, "object stored");
+  request.log.debug({ key, sizeBytes: record.sizeBytes }, "object stored");
   sendEmpty(response, 200, { etag: quotedEtag(record), ...checksumResponseHeaders(record) });
 }
 
@@ -201,7 +201,7 @@ export async function getObject(context: S3Context, request: ApiRequest, respons
       await pipeline(body, response);
     } catch (error) {
       // The status line is already sent, so a failure here can only cut the connection.
-      request.log.debug({ err: error, bucket: route.bucket, key: route.key }, "object response stream ended early");
+      request.log.debug({ err: error, key: route.key }, "object response stream ended early");
       response.destroy();
     }
     return;
@@ -210,7 +210,7 @@ export async function getObject(context: S3Context, request: ApiRequest, respons
 
 export async function deleteObject(context: S3Context, request: ApiRequest, response: ServerResponse, route: S3Route): Promise<void> {
   await context.store.deleteObject(route.bucket!, route.key!);
-  request.log.debug({ bucket: route.bucket, key: route.key }, "object deleted");
+  request.log.debug({ key: route.key }, "object deleted");
   sendEmpty(response, 204);
 }
 

@@ -88,6 +88,8 @@ export class AccessLogWriter implements MetricsSink {
   private formatTimer: NodeJS.Timeout | undefined;
   private rotateTimer: NodeJS.Timeout | undefined;
   private rotating: Promise<void> = Promise.resolve();
+  /** Records of the files a rotation has taken from `open` and not finished delivering. */
+  private deliveringRecords = 0;
   private readonly limits: AccessLogLimits;
   private readonly now: () => number;
 
@@ -132,6 +134,18 @@ export class AccessLogWriter implements MetricsSink {
       deliveryFailures: this.deliveryFailures,
       retainedFiles: this.retained.length,
     };
+  }
+
+  /**
+   * Returns how many accepted records are not yet in a delivered or written
+   * file: waiting to be formatted, in open files, in files being delivered,
+   * and in files kept for a retry. An exit now loses them.
+   */
+  undeliveredRecords(): number {
+    let records = this.pending.length + this.deliveringRecords;
+    for (const file of this.open.values()) records += file.lines.length;
+    for (const file of this.retained) records += file.records;
+    return records;
   }
 
   /** Formats waiting records into lines of their distribution's current file. */
@@ -208,11 +222,17 @@ export class AccessLogWriter implements MetricsSink {
     this.retained = [];
     for (const file of retry) {
       this.bufferedBytes -= file.body.length;
-      await this.upload(file);
+      this.deliveringRecords += file.records;
+      try {
+        await this.upload(file);
+      } finally {
+        this.deliveringRecords -= file.records;
+      }
     }
 
     const files = [...this.open.values()];
     this.open = new Map();
+    for (const file of files) this.deliveringRecords += file.lines.length;
     for (const file of files) {
       this.bufferedBytes -= file.bytes;
       try {
@@ -220,6 +240,8 @@ export class AccessLogWriter implements MetricsSink {
       } catch (error) {
         this.countLoss("delivery_failed", file.lines.length);
         this.options.log.error({ err: error, distributionId: file.distributionId }, "access log file could not be written");
+      } finally {
+        this.deliveringRecords -= file.lines.length;
       }
     }
     this.warnLoss(false);
