@@ -69,8 +69,12 @@ function hasHeader(headers: readonly string[], name: string): boolean {
  * makes the socket emit 'drain'.
  */
 const BODY_SLICE_BYTES = 256 * 1024;
-/** Bodies up to this size are copied behind a prepared head and written as one buffer. */
-const COPY_BODY_MAX_BYTES = 16 * 1024;
+/**
+ * Bodies up to this size are copied behind a prepared head and written as one buffer; larger ones
+ * go out with the head in one writev. Measured on one 2-core machine, the copy saved about 1 us
+ * of CPU per 1 KiB hit and cost about 4 us per 10 KiB hit (`bench/edge/hit-path.sh` and wrk).
+ */
+const COPY_BODY_MAX_BYTES = 2 * 1024;
 const END_TAIL = Buffer.from("\r\n\r\n", "latin1");
 const KEEP_ALIVE_TAIL = Buffer.from("\r\nconnection: keep-alive\r\n\r\n", "latin1");
 const CLOSE_TAIL = Buffer.from("\r\nconnection: close\r\n\r\n", "latin1");

@@ -51,6 +51,8 @@ const HEADER_TABLE_SIZE = 4096;
  * the TLS layer copies what it encrypts.
  */
 const MAX_DATA_FRAME_BYTES = 64 * 1024;
+/** Bodies up to this size are copied behind the frame headers of a whole response; larger ones are not copied. */
+const COPY_BODY_MAX_BYTES = 2 * 1024;
 const MAX_UNSENT_BYTES = 256 * 1024;
 /** Frames a client may send per sweep period before the connection is ended as abusive. */
 const FLOOD_LIMITS = { resets: 400, pings: 100, settings: 100, emptyFrames: 400, priorities: 1000 };
@@ -185,8 +187,10 @@ export class Http2Connection implements StreamSink {
       if (body !== undefined) this.sendData(stream, body, true);
       return;
     }
-    // One buffer: HEADERS, then DATA with END_STREAM, or HEADERS with END_STREAM alone.
-    const total = FRAME_HEADER_BYTES + blockBytes + (body === undefined ? 0 : FRAME_HEADER_BYTES + bodyBytes);
+    // HEADERS, then DATA with END_STREAM, or HEADERS with END_STREAM alone. A small body is
+    // copied into the same buffer; a larger one follows it in one writev.
+    const copied = body !== undefined && bodyBytes <= COPY_BODY_MAX_BYTES;
+    const total = FRAME_HEADER_BYTES + blockBytes + (body === undefined ? 0 : FRAME_HEADER_BYTES) + (copied ? bodyBytes : 0);
     const out = Buffer.allocUnsafe(total);
     writeFrameHeader(out, 0, blockBytes, FrameType.HEADERS, Flag.END_HEADERS | (body === undefined ? Flag.END_STREAM : 0), stream.id);
     out.set(block, FRAME_HEADER_BYTES);
@@ -194,11 +198,18 @@ export class Http2Connection implements StreamSink {
     if (body !== undefined) {
       const dataStart = FRAME_HEADER_BYTES + blockBytes;
       writeFrameHeader(out, dataStart, bodyBytes, FrameType.DATA, Flag.END_STREAM, stream.id);
-      out.set(body, dataStart + FRAME_HEADER_BYTES);
+      if (copied) out.set(body, dataStart + FRAME_HEADER_BYTES);
       stream.sendWindow -= bodyBytes;
       this.sendWindow -= bodyBytes;
     }
-    this.write(out);
+    if (body === undefined || copied) {
+      this.write(out);
+    } else {
+      this.socket.cork();
+      this.write(out);
+      this.write(body);
+      this.socket.uncork();
+    }
     this.localEnd(stream);
   }
 
