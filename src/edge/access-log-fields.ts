@@ -14,6 +14,8 @@ import { sendPreparedHit, type PreparedHit } from "./hit-head.js";
 export class HeadRecordingResponse implements ViewerResponse {
   /** The flat `[name, value, ...]` header list sent, or undefined before a response. */
   sentHeaders: readonly string[] | undefined;
+  /** `performance.now()` when the response head went to the front end, or undefined before a response. */
+  headSentAt: number | undefined;
 
   constructor(private readonly inner: ViewerResponse) {}
 
@@ -21,17 +23,20 @@ export class HeadRecordingResponse implements ViewerResponse {
   // response may finish, and the request be recorded, within the call.
   send(status: number, headers: readonly string[], body: Buffer | undefined): void {
     this.sentHeaders = headers;
+    this.headSentAt = performance.now();
     this.inner.send(status, headers, body);
   }
 
   sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
     // A prepared hit sends the entry's hit header block, which has Content-Type and Content-Length.
     this.sentHeaders = entry.hitHeaders;
+    this.headSentAt = performance.now();
     sendPreparedHit(this.inner, prepared, entry, requestId, body);
   }
 
   stream(status: number, headers: readonly string[], body: Readable): Promise<void> {
     this.sentHeaders = headers;
+    this.headSentAt = performance.now();
     return this.inner.stream(status, headers, body);
   }
 
@@ -45,10 +50,12 @@ const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(?:\d+|\*)$/;
 
 /**
  * Sets the record fields that only access logs use: the viewer's port, the
- * TLS version and cipher, and the content type, length and range of the
- * response that was sent. A field the edge does not have stays undefined.
+ * TLS version and cipher, the bytes of the whole request, the time to the
+ * response head, and the content type, length and range of the response
+ * that was sent. A field the edge does not have stays undefined.
  */
-export function addAccessLogFields(record: RequestRecord, request: ViewerRequest, sentHeaders: readonly string[] | undefined): void {
+export function addAccessLogFields(record: RequestRecord, request: ViewerRequest, sent: HeadRecordingResponse | undefined): void {
+  record.requestBytes = request.headBytes + record.bytesUploaded;
   const socket = request.socket;
   if (socket !== undefined) {
     record.clientPort = socket.remotePort;
@@ -58,6 +65,8 @@ export function addAccessLogFields(record: RequestRecord, request: ViewerRequest
       record.tlsCipher = tls.getCipher?.()?.name;
     }
   }
+  const sentHeaders = sent?.sentHeaders;
+  if (sent?.headSentAt !== undefined) record.timeToFirstByteMs = Math.max(0, sent.headSentAt - request.startedAt);
   if (sentHeaders === undefined) return;
   record.contentType = headerIn(sentHeaders, "content-type");
   const length = headerIn(sentHeaders, "content-length");

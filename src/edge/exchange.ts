@@ -33,6 +33,11 @@ export interface ViewerRequest {
   startedAt: number;
   /** `Date.now()` when the request arrived. */
   receivedAtMs: number;
+  /**
+   * Bytes of the request head as received: the request line and header
+   * fields on HTTP/1.1, the HPACK-encoded header block on HTTP/2.
+   */
+  headBytes: number;
 }
 
 /** The response side, implemented by each server front end. */

@@ -205,7 +205,7 @@ export class EdgeRequestHandler {
       cookie: headers.cookie,
       forwardedFor: headers["x-forwarded-for"],
     };
-    if (state.logsRequests) addAccessLogFields(record, request, this.loggedHeads.get(state)?.sentHeaders);
+    if (state.logsRequests) addAccessLogFields(record, request, this.loggedHeads.get(state));
     this.context.metrics.record(record);
   }
 

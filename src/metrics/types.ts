@@ -52,6 +52,10 @@ export interface RequestRecord {
   /** The first and last byte positions of the response's Content-Range, for `sc-range-start` and `sc-range-end`. */
   rangeStart?: number | undefined;
   rangeEnd?: number | undefined;
+  /** Bytes the viewer sent: the request head as received plus the body, for `cs-bytes`. */
+  requestBytes?: number | undefined;
+  /** Time from the request's arrival to the edge handing the response head to the socket, for `time-to-first-byte`. */
+  timeToFirstByteMs?: number | undefined;
 }
 
 /** Receives request records. `record` never blocks and never throws. */

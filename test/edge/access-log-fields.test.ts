@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
+import { rawExchange } from "./raw.js";
 
 async function setup(t: import("node:test").TestContext) {
   const origin = await startOrigin((req, res) => {
@@ -51,6 +52,10 @@ test("logged requests carry response fields", async (t) => {
     assert.ok(record.clientPort! > 0, "client port");
     assert.equal(record.tlsProtocol, undefined, "no TLS on the plain port");
     assert.equal(record.tlsCipher, undefined);
+    // The request head alone: `GET /file.txt HTTP/1.1`, Host and the client's own fields.
+    assert.ok(record.requestBytes! > 40 && record.requestBytes! < 400, `request bytes ${record.requestBytes}`);
+    assert.ok(record.timeToFirstByteMs! >= 0, "time to first byte");
+    assert.ok(record.timeToFirstByteMs! <= record.durationMs, "the head goes out before the last byte");
   }
   assert.equal(missRecord!.contentType, "text/plain");
   assert.equal(missRecord!.contentLength, 10);
@@ -80,6 +85,20 @@ test("unlogged requests skip the log fields", async (t) => {
     assert.equal(record.clientPort, undefined);
     assert.equal(record.contentType, undefined);
     assert.equal(record.contentLength, undefined);
+    assert.equal(record.requestBytes, undefined);
+    assert.equal(record.timeToFirstByteMs, undefined);
     assert.equal(record.userAgent, undefined, "viewer headers are read only for access logs");
   }
+});
+
+test("cs-bytes counts the request head and body as sent", async (t) => {
+  const { fixture, logged } = await setup(t);
+  const head = `GET /counted.txt HTTP/1.1\r\nHost: ${logged.domainName}\r\nUser-Agent: probe/2.0\r\nConnection: close\r\n\r\n`;
+  const exchange = await rawExchange(fixture.edge.httpPort, [head]);
+  assert.deepEqual(exchange.statuses, [200]);
+  await sleep(50);
+  const records = fixture.metrics.records.filter((record) => record.distributionId === logged.id);
+  assert.equal(records.length, 1);
+  assert.equal(records[0]!.requestBytes, Buffer.byteLength(head));
+  assert.equal(records[0]!.bytesUploaded, 0, "the CloudWatch byte count stays the body alone");
 });

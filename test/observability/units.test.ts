@@ -79,6 +79,8 @@ test("connection and response fields are logged", () => {
       contentLength: 2039,
       rangeStart: 100,
       rangeEnd: 199,
+      requestBytes: 412,
+      timeToFirstByteMs: 1.6,
     }),
     { domainName: "d", includeCookies: false },
   );
@@ -86,14 +88,15 @@ test("connection and response fields are logged", () => {
   assert.equal(fields[20], "TLSv1.3");
   assert.equal(fields[21], "TLS_AES_256_GCM_SHA384");
   assert.equal(fields[26], "61052");
-  assert.equal(fields[27], "-", "time-to-first-byte is not measured");
+  assert.equal(fields[17], "412", "cs-bytes counts the whole request");
+  assert.equal(fields[27], "0.002", "time-to-first-byte in seconds");
   assert.equal(fields[29], "text/html;%20charset=utf-8");
   assert.equal(fields[30], "2039");
   assert.equal(fields[31], "100");
   assert.equal(fields[32], "199");
 
   const plain = formatLogLine(sample({ protocol: "http" }), { domainName: "d", includeCookies: false }).slice(0, -1).split("\t");
-  for (const index of [20, 21, 26, 29, 30, 31, 32]) assert.equal(plain[index], "-", `${LOG_FIELDS[index]} without a value`);
+  for (const index of [20, 21, 26, 27, 29, 30, 31, 32]) assert.equal(plain[index], "-", `${LOG_FIELDS[index]} without a value`);
   const zero = formatLogLine(sample({ contentLength: 0, rangeStart: 0, rangeEnd: 0 }), { domainName: "d", includeCookies: false });
   const zeroFields = zero.slice(0, -1).split("\t");
   assert.equal(zeroFields[30], "0", "an empty body has length 0, not -");

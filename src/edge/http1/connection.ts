@@ -45,6 +45,7 @@ class Http1Request implements ViewerRequest {
     readonly clientIp: string,
     readonly socket: Socket,
     body: Readable | undefined,
+    readonly headBytes: number,
   ) {
     this.bodyStream = body;
   }
@@ -314,6 +315,7 @@ export class Http1Connection implements ResponseSink {
       this.clientIp,
       this.socket,
       body,
+      head.headBytes,
     );
     const response = new Http1Response(this);
     this.response = response;

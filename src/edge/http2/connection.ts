@@ -466,6 +466,7 @@ export class Http2Connection implements StreamSink {
       socket: this.socket,
       startedAt: this.clockPerformanceMs,
       receivedAtMs: this.clockMs,
+      headBytes: block.length,
       headerListTooLarge: listSize > this.limits.maxHeaderListBytes,
       log: this.log,
     });

@@ -17,6 +17,8 @@ export interface DispatchContext {
   /** `performance.now()` and `Date.now()` of the frames' arrival. */
   startedAt: number;
   receivedAtMs: number;
+  /** Bytes of the HEADERS and CONTINUATION payloads that carried the request's header block. */
+  headBytes: number;
   /** The decoded header list passed SETTINGS_MAX_HEADER_LIST_SIZE, so the request gets 431. */
   headerListTooLarge: boolean;
   log: Logger;
@@ -38,6 +40,7 @@ class Http2Request implements ViewerRequest {
     private bodyStream: Readable | undefined,
     readonly startedAt: number,
     readonly receivedAtMs: number,
+    readonly headBytes: number,
   ) {}
 
   get body(): Readable {
@@ -97,6 +100,7 @@ export function dispatchRequest(stream: Http2Stream, head: Http2RequestHead, con
     stream.body,
     context.startedAt,
     context.receivedAtMs,
+    context.headBytes,
   );
   const failed = (error: unknown): void => {
     context.log.error({ err: error }, "edge request listener failed");

@@ -122,8 +122,8 @@ export function formatLogLine(record: RequestRecord, options: LogLineOptions): s
     encodeLogField(record.requestId),
     encodeLogField(record.host),
     record.protocol,
-    // cs-bytes counts request headers too; the edge reports body bytes only.
-    String(record.bytesUploaded),
+    // cs-bytes counts the request head too; a record without it counts the body alone.
+    String(record.requestBytes ?? record.bytesUploaded),
     seconds(record.durationMs),
     encodeLogField(Array.isArray(record.forwardedFor) ? record.forwardedFor.join(",") : record.forwardedFor),
     encodeLogField(record.tlsProtocol),
@@ -134,8 +134,7 @@ export function formatLogLine(record: RequestRecord, options: LogLineOptions): s
     "-",
     "-",
     integerOrDash(record.clientPort),
-    // TODO: time-to-first-byte stays `-` until the edge reports when it wrote the first byte.
-    "-",
+    record.timeToFirstByteMs === undefined ? "-" : seconds(record.timeToFirstByteMs),
     record.resultType,
     encodeLogField(record.contentType),
     integerOrDash(record.contentLength),
