@@ -395,10 +395,17 @@ async function fetchAsWriter(
   }
   let body: Buffer;
   let rest: Readable | undefined;
+  let releasedByReplay = false;
   try {
     const buffered = await readUpTo(originResponse.body, Math.min(reservedBytes, context.maxObjectBytes));
     body = buffered.body;
     rest = buffered.rest;
+    if (rest !== undefined) {
+      // The bytes read so far stay in memory until the viewer has taken
+      // them, so they stay reserved until then.
+      releasedByReplay = true;
+      releaseAfterReplay(rest, () => context.inFlight.release(reservedBytes));
+    }
     const encoding =
       rest === undefined && behavior.compress
         ? encodingFor(originResponse.status, passedHeaders, body.length, keyResult.acceptEncoding)
@@ -409,7 +416,7 @@ async function fetchAsWriter(
       passedHeaders = compressedHeaders(passedHeaders, encoding);
     }
   } finally {
-    context.inFlight.release(reservedBytes);
+    if (!releasedByReplay) context.inFlight.release(reservedBytes);
   }
   if (rest !== undefined) {
     await streamWithoutStoring(rest, "too-large");
@@ -469,6 +476,26 @@ export function invalidationPathsOf(target: CacheableRequest): string[] {
   return originPath === viewerPath ? [originPath] : [originPath, viewerPath];
 }
 
+/** A stream returned by `readUpTo` that calls its listener once the bytes read ahead have left it. */
+interface ReplayStream extends Readable {
+  onReplayed?: () => void;
+}
+
+/**
+ * Calls `release` once, when `rest` has handed out the bytes `readUpTo`
+ * buffered, or when it closes first (the viewer left, or the origin failed).
+ */
+function releaseAfterReplay(rest: Readable, release: () => void): void {
+  let released = false;
+  const once = (): void => {
+    if (released) return;
+    released = true;
+    release();
+  };
+  (rest as ReplayStream).onReplayed = once;
+  rest.once("close", once);
+}
+
 /**
  * Reads a body into memory up to `maxBytes`. Past that it stops buffering and
  * returns a stream that replays what was read and then continues with the rest.
@@ -486,7 +513,10 @@ async function readUpTo(body: Readable, maxBytes: number): Promise<{ body: Buffe
   }
   async function* replayThenContinue(): AsyncGenerator<Buffer> {
     try {
-      yield* chunks.splice(0);
+      // Each chunk leaves the array as it is handed out, so the stream holds no
+      // more of the read-ahead than the viewer has yet to take.
+      while (chunks.length > 0) yield chunks.shift()!;
+      (rest as ReplayStream).onReplayed?.();
       for (;;) {
         const next = await iterator.next();
         if (next.done === true) return;
@@ -498,5 +528,6 @@ async function readUpTo(body: Readable, maxBytes: number): Promise<{ body: Buffe
       await iterator.return?.();
     }
   }
-  return { body: Buffer.alloc(0), rest: Readable.from(replayThenContinue(), { objectMode: false }) };
+  const rest: ReplayStream = Readable.from(replayThenContinue(), { objectMode: false });
+  return { body: Buffer.alloc(0), rest };
 }
