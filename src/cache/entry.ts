@@ -42,6 +42,10 @@ export interface CachedResponse {
   sizeBytes: number;
   /** The response head of plain hits, rebuilt when the age ticks over; see edge/hit-head.ts. */
   preparedHit?: PreparedHit | undefined;
+  /** Responses still sending this body; see MemoryTier.hold. */
+  readers?: number;
+  /** Whether the memory tier removed this entry while responses still sent its body. */
+  heldOutside?: boolean;
 }
 
 /** Fixed per-entry overhead counted against the budget besides bodies and headers (an estimate). */

@@ -11,9 +11,39 @@ export class MemoryTier {
   private readonly keysByDistribution = new Map<string, Set<string>>();
 
   constructor(capacityBytes: number) {
-    this.entries = new SieveCache<CachedResponse>(capacityBytes, (key, entry) =>
-      this.forget(entry.distributionId, key),
-    );
+    this.entries = new SieveCache<CachedResponse>(capacityBytes, (key, entry) => {
+      this.forget(entry.distributionId, key);
+      this.removedWhileHeld(entry);
+    });
+  }
+
+  /** Bytes of removed entries whose bodies responses still send; they count against the budget. */
+  get heldOutsideBytes(): number {
+    return this.entries.outsideBytes;
+  }
+
+  /**
+   * Marks `entry`'s body as in use by one more response. A body stays in
+   * memory while a viewer reads it, also once the entry is evicted or purged,
+   * so the bytes of such a removed entry keep counting against the budget
+   * until the last response calls `release`.
+   */
+  hold(entry: CachedResponse): void {
+    entry.readers = (entry.readers ?? 0) + 1;
+  }
+
+  release(entry: CachedResponse): void {
+    const readers = (entry.readers ?? 1) - 1;
+    entry.readers = readers;
+    if (readers > 0 || entry.heldOutside !== true) return;
+    entry.heldOutside = false;
+    this.entries.removeOutside(entry.sizeBytes);
+  }
+
+  private removedWhileHeld(entry: CachedResponse): void {
+    if ((entry.readers ?? 0) === 0 || entry.heldOutside === true) return;
+    entry.heldOutside = true;
+    this.entries.addOutside(entry.sizeBytes);
   }
 
   get usedBytes(): number {
@@ -38,10 +68,19 @@ export class MemoryTier {
     return this.entries.peek(key);
   }
 
-  /** Stores an entry, replacing any with the same key; returns false when it exceeds the whole budget. */
+  /**
+   * Stores an entry, replacing any with the same key. Returns false when it
+   * does not fit the budget, where the bodies of removed entries that
+   * responses still send count as used.
+   */
   put(entry: CachedResponse): boolean {
     const previous = this.entries.peek(entry.key);
     if (previous !== undefined) this.delete(previous.key);
+    if (entry.heldOutside === true) {
+      // A removed entry stored again counts inside the cache, not twice.
+      entry.heldOutside = false;
+      this.entries.removeOutside(entry.sizeBytes);
+    }
     if (!this.entries.set(entry.key, entry, entry.sizeBytes)) return false;
 
     let keys = this.keysByDistribution.get(entry.distributionId);
@@ -58,6 +97,7 @@ export class MemoryTier {
     if (entry === undefined) return;
     this.entries.delete(key);
     this.forget(entry.distributionId, key);
+    this.removedWhileHeld(entry);
   }
 
   /** Removes every entry of a distribution with a matching invalidation path; returns how many went. */

@@ -24,6 +24,8 @@ export class SieveCache<V> {
   private tail: SieveNode<V> | undefined;
   private hand: SieveNode<V> | undefined;
   private usedBytesTotal = 0;
+  /** Bytes held outside the cache that still count against its budget. */
+  private outsideBytesTotal = 0;
 
   /**
    * @param capacityBytes the budget that the sum of entry sizes never exceeds
@@ -36,6 +38,22 @@ export class SieveCache<V> {
 
   get usedBytes(): number {
     return this.usedBytesTotal;
+  }
+
+  get outsideBytes(): number {
+    return this.outsideBytesTotal;
+  }
+
+  /**
+   * Counts `bytes` held outside the cache against its budget, as a removed
+   * value still in use is. The next insertions evict more to make up for them.
+   */
+  addOutside(bytes: number): void {
+    this.outsideBytesTotal += bytes;
+  }
+
+  removeOutside(bytes: number): void {
+    this.outsideBytesTotal = Math.max(0, this.outsideBytesTotal - bytes);
   }
 
   get size(): number {
@@ -57,14 +75,18 @@ export class SieveCache<V> {
 
   /**
    * Inserts or replaces an entry, evicting others until it fits. Returns false,
-   * and stores nothing, when the entry alone is larger than the budget.
+   * and stores nothing, when the entry alone is larger than the budget, or
+   * than what the bytes held outside leave of it.
    */
   set(key: string, value: V, sizeBytes: number): boolean {
-    if (sizeBytes > this.capacityBytes) return false;
+    if (sizeBytes + this.outsideBytesTotal > this.capacityBytes) return false;
     const existing = this.nodes.get(key);
     if (existing !== undefined) this.unlink(existing);
 
-    while (this.usedBytesTotal + sizeBytes > this.capacityBytes) this.evictOne();
+    while (this.usedBytesTotal + this.outsideBytesTotal + sizeBytes > this.capacityBytes) {
+      if (this.nodes.size === 0) return false;
+      this.evictOne();
+    }
 
     const node: SieveNode<V> = { key, value, sizeBytes, visited: false, newer: undefined, older: this.head };
     if (this.head !== undefined) this.head.newer = node;

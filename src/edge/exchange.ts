@@ -68,4 +68,6 @@ export interface ExchangeState {
   resultType: EdgeResultType;
   originLatencyMs: number | undefined;
   bytesUploaded: number;
+  /** The cached entry whose body the response sends, held in the memory tier until the response is done. */
+  heldEntry?: CachedResponse | undefined;
 }

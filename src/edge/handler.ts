@@ -40,7 +40,13 @@ export class EdgeRequestHandler {
       originLatencyMs: undefined,
       bytesUploaded: 0,
     };
-    response.onDone((bytesSent) => this.record(request, state, bytesSent));
+    response.onDone((bytesSent) => {
+      if (state.heldEntry !== undefined) {
+        this.context.memory.release(state.heldEntry);
+        state.heldEntry = undefined;
+      }
+      this.record(request, state, bytesSent);
+    });
 
     let pending: Promise<void> | undefined;
     try {

@@ -64,7 +64,24 @@ export function serveFreshHit(
   const prepared = preparedHitFor(entry, request.receivedAtMs);
   state.status = entry.status;
   state.resultType = "Hit";
+  if (request.method !== "HEAD") holdBody(context, state, entry);
   sendPreparedHit(response, prepared, entry, state.requestId, request.method === "HEAD" ? undefined : entry.body);
+}
+
+/** Bodies up to this size are copied into the response or leave with its first write. */
+const HOLD_MIN_BYTES = 2048;
+
+/**
+ * Holds `entry` in the memory tier while the response sends its body, so a
+ * body a slow viewer still reads counts against the budget after eviction.
+ * The handler releases it when the response is done.
+ */
+function holdBody(context: EdgeContext, state: ExchangeState, entry: CachedResponse): void {
+  if (entry.body.length <= HOLD_MIN_BYTES) return;
+  // A custom error page replaces a response that was never sent.
+  if (state.heldEntry !== undefined) context.memory.release(state.heldEntry);
+  context.memory.hold(entry);
+  state.heldEntry = entry;
 }
 
 /** Returns the CORS-relevant values of a viewer request. */
@@ -144,6 +161,7 @@ export function serveEntry(
     if (sendsAge) headers.push("age", String(ageSeconds));
     headers.push("x-amz-cf-id", state.requestId, "cache-status", cacheStatusValue);
     state.status = entry.status;
+    if (!isHead) holdBody(context, state, entry);
     response.send(entry.status, headers, isHead ? undefined : entry.body);
     return;
   }
@@ -165,6 +183,7 @@ export function serveEntry(
     const only = range.ranges[0]!;
     const part = entry.body.subarray(only.start, only.end + 1);
     headers.push("content-range", contentRange(only.start, only.end, entry.body.length), "content-length", String(part.length));
+    if (!isHead) holdBody(context, state, entry);
     response.send(206, headers, isHead ? undefined : part);
     return;
   }

@@ -3,6 +3,8 @@ import { test } from "node:test";
 import { decideFreshness, type TtlSettings } from "../../src/cache/freshness.js";
 import { canonicalizePath, compileInvalidationPaths } from "../../src/cache/invalidation.js";
 import { CacheLock } from "../../src/cache/lock.js";
+import type { CachedResponse } from "../../src/cache/entry.js";
+import { MemoryTier } from "../../src/cache/memory.js";
 import { SieveCache } from "../../src/cache/sieve.js";
 import { compilePathPattern } from "../../src/edge/routing.js";
 import { resolveRange } from "../../src/edge/range.js";
@@ -151,4 +153,72 @@ test("range header resolution", () => {
   assert.deepEqual(resolveRange("bytes=5-2", 10), { kind: "full" });
   assert.deepEqual(resolveRange("items=0-1", 10), { kind: "full" });
   assert.deepEqual(resolveRange("bytes=abc", 10), { kind: "full" });
+});
+
+function bodyEntry(key: string, bytes: number): CachedResponse {
+  return {
+    key,
+    distributionId: "E1",
+    invalidationPaths: [`/${key}`],
+    status: 200,
+    originHeaders: [],
+    body: Buffer.alloc(bytes),
+    etag: undefined,
+    lastModified: undefined,
+    lastModifiedMs: Number.NaN,
+    responseAtMs: 0,
+    initialAgeSeconds: 0,
+    ttlSeconds: 60,
+    staleAtMs: 60_000,
+    staleWhileRevalidateSeconds: 0,
+    staleIfErrorSeconds: undefined,
+    mustRevalidate: false,
+    headersPolicyTag: "",
+    hitHeaders: [],
+    sizeBytes: bytes,
+  };
+}
+
+test("held bodies of evicted entries count against the budget", () => {
+  const memory = new MemoryTier(1000);
+  const read = bodyEntry("a", 400);
+  assert.ok(memory.put(read));
+  memory.hold(read);
+  assert.ok(memory.put(bodyEntry("b", 400)));
+  // Evicting `a` leaves its body with its viewer, so it still counts, and
+  // `b` has to go as well to make room for `c`.
+  assert.ok(memory.put(bodyEntry("c", 400)));
+  assert.equal(memory.peek("a"), undefined);
+  assert.equal(memory.peek("b"), undefined);
+  assert.equal(memory.heldOutsideBytes, 400);
+  assert.ok(memory.usedBytes + memory.heldOutsideBytes <= 1000);
+  // Only 600 bytes are left for entries, so a 700-byte one does not fit at all.
+  assert.equal(memory.put(bodyEntry("d", 700)), false);
+  assert.notEqual(memory.peek("c"), undefined, "a refused entry evicts nothing");
+
+  memory.release(read);
+  assert.equal(memory.heldOutsideBytes, 0);
+  assert.ok(memory.put(bodyEntry("d", 700)));
+});
+
+test("purged and replaced held entries count once", () => {
+  const memory = new MemoryTier(1000);
+  const read = bodyEntry("a", 300);
+  memory.put(read);
+  memory.hold(read);
+  memory.hold(read);
+  assert.equal(memory.purgeDistribution("E1"), 1);
+  assert.equal(memory.heldOutsideBytes, 300);
+  memory.release(read);
+  assert.equal(memory.heldOutsideBytes, 300, "one reader is still sending it");
+  // Stored again while held, it counts inside the cache only.
+  assert.ok(memory.put(read));
+  assert.equal(memory.heldOutsideBytes, 0);
+  assert.equal(memory.usedBytes, 300);
+  memory.release(read);
+  assert.equal(memory.heldOutsideBytes, 0);
+  // Entries that no response holds leave nothing behind.
+  memory.delete("a");
+  assert.equal(memory.heldOutsideBytes, 0);
+  assert.equal(memory.usedBytes, 0);
 });
