@@ -12,13 +12,26 @@ export interface TtlSettings {
 }
 
 /** Status codes cached with the behavior's TTLs. */
-const CACHEABLE_SUCCESS_STATUSES = new Set([200, 203, 300, 301, 410]);
+const CACHEABLE_SUCCESS_STATUSES = new Set([200, 203, 300, 301, 302, 303, 410]);
+
+/** Redirects that CloudFront caches with the behavior's TTLs only when the origin sent Cache-Control. */
+const REDIRECTS_CACHED_WITH_CACHE_CONTROL = new Set([307, 308]);
 
 /**
- * Error status codes that CloudFront caches for the error caching minimum
- * TTL, whose default is 10 seconds.
+ * Error status codes that CloudFront always caches, for the error caching
+ * minimum TTL (10 seconds by default) or the origin's longer lifetime.
  */
 const CACHEABLE_ERROR_STATUSES = new Set([404, 414, 500, 501, 502, 503, 504]);
+
+/** Error status codes that CloudFront caches only when the origin sent `max-age` or `s-maxage`. */
+const ERRORS_CACHED_WITH_LIFETIME = new Set([400, 403, 405, 412, 415]);
+
+/**
+ * Error status codes for which the origin's `no-store`, `no-cache` and
+ * `private` prevent caching; for other errors CloudFront ignores them.
+ */
+const ERRORS_OBEYING_NO_CACHE = new Set([404, 410, 414, 501]);
+
 export const ERROR_CACHING_TTL_SECONDS = 10;
 
 /** The reason a response was not stored; the same strings go to logs and Cache-Status details. */
@@ -147,9 +160,15 @@ export interface FreshnessHeaders {
  *
  * - The edge reads CDN-Cache-Control when it is present and usable, else
  *   Cache-Control (RFC 9213 section 2.1). Either way the behavior's TTLs bound the result.
- * - Error statuses are kept for their error caching minimum TTL: the
+ * - Error statuses are kept for their error caching minimum TTL (the
  *   CustomErrorResponse's ErrorCachingMinTTL when one is configured for the
- *   status, else 10 seconds for the statuses CloudFront caches by default.
+ *   status, else 10 seconds), or for the origin's lifetime when that is
+ *   longer, as "Control how long CloudFront caches errors" describes. 400,
+ *   403, 405, 412 and 415 are cached only with an origin `max-age` or
+ *   `s-maxage`; 404, 410, 414 and 501 are not cached with an origin
+ *   `no-store`, `no-cache` or `private`.
+ * - 302 and 303 are cached like 200; 307 and 308 only when the origin sent
+ *   Cache-Control.
  * - With MinTTL 0, origin `no-cache`, `no-store` and `private` are obeyed and
  *   the response is not cached. With MinTTL above 0, CloudFront caches it for
  *   MinTTL regardless.
@@ -173,14 +192,24 @@ export function decideFreshness(
     mustRevalidate: cacheControl.mustRevalidate,
   };
 
-  const errorTtlSeconds =
-    errorCachingMinTtlSeconds.get(status) ??
-    (CACHEABLE_ERROR_STATUSES.has(status) ? ERROR_CACHING_TTL_SECONDS : undefined);
-  if (errorTtlSeconds !== undefined) {
+  const configuredErrorTtl = errorCachingMinTtlSeconds.get(status);
+  const headerLifetime = cacheControl.sMaxAgeSeconds ?? cacheControl.maxAgeSeconds;
+  const cachedError =
+    configuredErrorTtl !== undefined ||
+    CACHEABLE_ERROR_STATUSES.has(status) ||
+    (ERRORS_CACHED_WITH_LIFETIME.has(status) && headerLifetime !== undefined);
+  if (cachedError) {
+    const noCache = cacheControl.noCache || cacheControl.noStore || cacheControl.isPrivate;
+    if (noCache && ERRORS_OBEYING_NO_CACHE.has(status)) return { store: false, reason: "origin-no-cache" };
+    // The longer of the origin's lifetime, at most MaxTTL, and the error caching minimum TTL.
+    const minimum = configuredErrorTtl ?? ERROR_CACHING_TTL_SECONDS;
+    const lifetime = originLifetimeSeconds(cacheControl, headers, nowMs);
+    const errorTtlSeconds = lifetime === undefined ? minimum : Math.max(Math.min(lifetime, ttl.maxTtlSeconds), minimum);
     if (errorTtlSeconds <= 0) return { store: false, reason: "zero-ttl" };
     return { store: true, ttlSeconds: errorTtlSeconds, ...staleness };
   }
-  if (!CACHEABLE_SUCCESS_STATUSES.has(status)) return { store: false, reason: "status" };
+  const cacheableRedirect = REDIRECTS_CACHED_WITH_CACHE_CONTROL.has(status) && headers.cacheControl !== undefined;
+  if (!CACHEABLE_SUCCESS_STATUSES.has(status) && !cacheableRedirect) return { store: false, reason: "status" };
 
   let ttlSeconds: number;
   if (cacheControl.noCache || cacheControl.noStore || cacheControl.isPrivate) {

@@ -109,10 +109,20 @@ test("freshness table", () => {
       { store: true, ttlSeconds: 300 },
     ],
     ["invalid Expires", 200, { ...none, expires: "0" }, ttl, { store: false, reason: "zero-ttl" }],
-    ["404 cached 10 s", 404, { ...none, cacheControl: "max-age=600" }, ttl, { store: true, ttlSeconds: 10 }],
+    ["404 without lifetime cached 10 s", 404, none, ttl, { store: true, ttlSeconds: 10 }],
+    ["404 with a longer max-age", 404, { ...none, cacheControl: "max-age=600" }, ttl, { store: true, ttlSeconds: 600 }],
+    ["404 max-age within MaxTTL", 404, { ...none, cacheControl: "max-age=5000" }, ttl, { store: true, ttlSeconds: 1000 }],
+    ["404 with a shorter max-age", 404, { ...none, cacheControl: "max-age=3" }, ttl, { store: true, ttlSeconds: 10 }],
+    ["404 no-store", 404, { ...none, cacheControl: "no-store" }, ttl, { store: false, reason: "origin-no-cache" }],
     ["503 cached 10 s", 503, none, ttl, { store: true, ttlSeconds: 10 }],
-    ["403 not cached", 403, none, ttl, { store: false, reason: "status" }],
-    ["302 not cached", 302, none, ttl, { store: false, reason: "status" }],
+    ["503 no-store ignored", 503, { ...none, cacheControl: "no-store" }, ttl, { store: true, ttlSeconds: 10 }],
+    ["403 without lifetime", 403, none, ttl, { store: false, reason: "status" }],
+    ["403 with max-age", 403, { ...none, cacheControl: "max-age=30" }, ttl, { store: true, ttlSeconds: 30 }],
+    ["400 with s-maxage", 400, { ...none, cacheControl: "s-maxage=5" }, ttl, { store: true, ttlSeconds: 10 }],
+    ["416 never", 416, { ...none, cacheControl: "max-age=30" }, ttl, { store: false, reason: "status" }],
+    ["302 with DefaultTTL", 302, none, ttl, { store: true, ttlSeconds: 100 }],
+    ["307 without Cache-Control", 307, none, ttl, { store: false, reason: "status" }],
+    ["307 with Cache-Control", 307, { ...none, cacheControl: "max-age=30" }, ttl, { store: true, ttlSeconds: 30 }],
   ];
   for (const [name, status, headers, settings, expected] of cases) {
     const decision = decideFreshness(status, headers, settings, now);
