@@ -39,18 +39,35 @@ export function edgeIdentity(edgeId: string): EdgeIdentity {
   return { via: `1.1 ${edgeId}.portico (Portico)`, pop: edgeId };
 }
 
+/** Returns the field names that a `Connection` header lists, lower case; they are hop-by-hop too. */
+function connectionOptions(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  const names = new Set<string>();
+  for (const value of Array.isArray(connection) ? connection : [connection]) {
+    for (const name of value.split(",")) {
+      const trimmed = name.trim().toLowerCase();
+      if (trimmed !== "") names.add(trimmed);
+    }
+  }
+  return names;
+}
+
 /**
- * Filters origin headers into a flat `[name, value, ...]` list. Set-Cookie is
- * dropped when cookies are not forwarded, as CloudFront does, so one
- * viewer's cookie is never cached for the others.
+ * Filters origin headers into a flat `[name, value, ...]` list, without the
+ * hop-by-hop fields, including those the origin's `Connection` names (RFC
+ * 9110 section 7.6.1). Set-Cookie is dropped when cookies are not
+ * forwarded, as CloudFront does, so one viewer's cookie is never cached for
+ * the others.
  */
 export function passOriginHeaders(
   headers: Record<string, string | string[] | undefined>,
   keepSetCookie: boolean,
 ): string[] {
   const out: string[] = [];
+  const listed = connectionOptions(headers.connection);
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || DROPPED_ORIGIN_HEADERS.has(name)) continue;
+    if (listed?.has(name) === true) continue;
     if (name === "set-cookie" && !keepSetCookie) continue;
     if (Array.isArray(value)) {
       for (const item of value) out.push(name, item);

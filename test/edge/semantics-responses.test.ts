@@ -309,3 +309,25 @@ test("managed CORS-With-Preflight answers preflights", async (t) => {
   assert.equal(simple.headers["access-control-expose-headers"], "*");
   assert.equal(simple.headers["access-control-allow-methods"], undefined);
 });
+
+test("fields the origin's Connection names stay hop-by-hop", async (t) => {
+  const { get } = await setupDistribution(t, (req, res) => {
+    res.writeHead(200, {
+      connection: "X-Internal, keep-alive",
+      "x-internal": "secret",
+      "x-public": "shown",
+      "cache-control": req.url === "/hop-uncached" ? "no-store" : "max-age=60",
+      "content-type": "text/plain",
+    });
+    res.end("body");
+  });
+  const miss = await get("/hop");
+  const hit = await get("/hop");
+  const uncached = await get("/hop-uncached");
+  for (const response of [miss, hit, uncached]) {
+    assert.equal(response.status, 200);
+    assert.equal(response.headers["x-internal"], undefined);
+    assert.equal(response.headers["x-public"], "shown");
+  }
+  assert.match(String(hit.headers["x-cache"]), /^Hit/);
+});
