@@ -417,6 +417,32 @@ describe("CloudWatch protocols", () => {
       assert.equal(document.__type, "SerializationException");
     });
 
+    test("CBOR bignums and deep nesting are refused before decoding", async () => {
+      const size = 1024 * 1024;
+      const bignum = Buffer.concat([
+        Buffer.from([0xa1, 0x69]),
+        Buffer.from("Namespace"),
+        Buffer.from([0xc2, 0x5a]),
+        Buffer.from([size >>> 24, (size >>> 16) & 0xff, (size >>> 8) & 0xff, size & 0xff]),
+        Buffer.alloc(size, 1),
+      ]);
+      const deep = Buffer.concat([Buffer.alloc(100, 0x81), Buffer.from([0x01])]);
+      for (const body of [bignum, deep]) {
+        const started = performance.now();
+        const response = await signedRequest(harness.endpoint, {
+          path: "/service/GraniteServiceVersion20100801/operation/ListMetrics",
+          headers: cborHeaders,
+          body: new Uint8Array(body),
+        });
+        assert.equal(response.status, 400);
+        const document = cbor.deserialize(new Uint8Array(response.body)) as Record<string, string>;
+        assert.equal(document.__type, "SerializationException");
+        assert.match(document.message!, /unsupported tag 2|nested too deep/);
+        // Decoding the bignum alone would take minutes.
+        assert.ok(performance.now() - started < 5000, "answered without decoding");
+      }
+    });
+
     test("CBOR body that is not a map", async () => {
       for (const operation of ["GetMetricStatistics", "PutMetricData", "DeleteAlarms", "DescribeAlarmsForMetric"]) {
         for (const body of [new Uint8Array([0xf6]), cbor.serialize([]), cbor.serialize("text"), cbor.serialize(5)]) {

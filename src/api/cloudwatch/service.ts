@@ -7,6 +7,7 @@ import type { MetricsReader } from "../../metrics/reader.js";
 import type { ApiRequest, ProtocolService } from "../context.js";
 import { ApiError } from "../errors.js";
 import { MAX_BUFFERED_BODY_BYTES } from "../server.js";
+import { CborShapeError, checkCborItems } from "./cbor-guard.js";
 import {
   buildFormTree,
   decodeDocumentInput,
@@ -212,8 +213,15 @@ function parseJsonBody(body: Buffer): unknown {
 
 function parseCborBody(body: Buffer): unknown {
   if (body.length === 0) return {};
+  const bytes = new Uint8Array(body.buffer, body.byteOffset, body.length);
   try {
-    return cbor.deserialize(new Uint8Array(body.buffer, body.byteOffset, body.length));
+    checkCborItems(bytes);
+  } catch (error) {
+    if (!(error instanceof CborShapeError)) throw error;
+    throw cloudWatchErrors.serialization(`The request body is not valid CBOR for this protocol: ${error.message}.`);
+  }
+  try {
+    return cbor.deserialize(bytes);
   } catch {
     throw cloudWatchErrors.serialization("The request body is not valid CBOR.");
   }
