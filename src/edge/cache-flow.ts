@@ -114,7 +114,9 @@ async function serveFromDiskOrOrigin(
         if (context.peers !== undefined) {
           const peerResult = await askPeers(context, state, request, response, target, settle);
           if (peerResult === "served") return;
-          shareWithPeers = peerResult;
+          // Another worker's stale copy: revalidate it, or serve it if the origin fails.
+          if (typeof peerResult === "object") cached = peerResult.stale;
+          else shareWithPeers = peerResult;
         }
         await fetchAsWriter(context, state, request, response, target, cached, settle);
       } finally {
@@ -147,9 +149,10 @@ async function serveFromDiskOrOrigin(
 
 /**
  * Asks the sibling workers about a miss this worker is about to fetch.
- * Returns "served" when another worker's entry answered the request, or
- * the function that tells them how this worker's fetch ended when it is the
- * writer for the whole edge (undefined when it fetches without sharing).
+ * Returns "served" when another worker's fresh entry answered the request,
+ * another worker's stale entry to revalidate, or the function that tells
+ * them how this worker's fetch ended when it is the writer for the whole
+ * edge (undefined when it fetches without sharing).
  */
 async function askPeers(
   context: EdgeContext,
@@ -158,7 +161,7 @@ async function askPeers(
   response: ViewerResponse,
   target: CacheableRequest,
   settle: (outcome: LockOutcome) => void,
-): Promise<"served" | ((outcome: LockOutcome) => void) | undefined> {
+): Promise<"served" | { stale: CachedResponse } | ((outcome: LockOutcome) => void) | undefined> {
   const peers = context.peers!;
   const key = target.keyResult.key;
   const epochAtAcquire = purgeEpoch(context, target.distribution.id);
@@ -170,7 +173,8 @@ async function askPeers(
 
   const entry = acceptSharedEntry(context, grant.entry, epochAtAcquire);
   const nowMs = Date.now();
-  if (entry === undefined || !isFresh(entry, nowMs) || lookup(context, target) !== entry) return undefined;
+  if (entry === undefined || lookup(context, target) !== entry) return undefined;
+  if (!isFresh(entry, nowMs)) return { stale: entry };
   settle("stored");
   const status = grant.collapsed ? cacheStatus.collapsed(entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
   serveEntry(context, state, request, response, entry, "Hit", status, target.behavior.headersPolicy);

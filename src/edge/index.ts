@@ -114,7 +114,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
   };
   let peerClient: PeerClient | undefined;
   if (options.workerSlot !== undefined) {
-    peerClient = new PeerClient((key) => sharedEntryOf(context, key), COLLAPSE_WAITER_TIMEOUT_MS, log);
+    peerClient = new PeerClient((key) => sharedEntryOf(context, key, true), COLLAPSE_WAITER_TIMEOUT_MS, log);
     context.peers = peerClient;
   }
   const pools = new OriginPools();

@@ -11,13 +11,17 @@ export interface PeerCache {
 
 /**
  * Returns this worker's entry for a primary key in the form another worker
- * can store: fresh, small enough to cross the IPC pipe, and not one of
- * several Vary variants, since the asking worker's variant is not known here.
+ * can store: small enough to cross the IPC pipe, not one of several Vary
+ * variants, since the asking worker's variant is not known here, and fresh
+ * unless `allowStale`. A stale entry still lets the asking worker revalidate
+ * with a conditional request, and serve it when the origin fails and the
+ * entry allows stale-if-error.
  */
-export function sharedEntryOf(context: EdgeContext, key: string): SharedEntry | undefined {
+export function sharedEntryOf(context: EdgeContext, key: string, allowStale = false): SharedEntry | undefined {
   if (context.vary.varies(key)) return undefined;
   const entry = context.memory.peek(key);
-  if (entry === undefined || Date.now() >= entry.staleAtMs || entry.body.length > MAX_SHARED_BODY_BYTES) return undefined;
+  if (entry === undefined || entry.body.length > MAX_SHARED_BODY_BYTES) return undefined;
+  if (!allowStale && Date.now() >= entry.staleAtMs) return undefined;
   // The receiver checks its purges against the time the origin's response arrived.
   return { metadata: { ...diskMetadataOf(entry, key, []), storedAtMs: entry.responseAtMs }, body: entry.body };
 }

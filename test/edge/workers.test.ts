@@ -149,3 +149,62 @@ test("workers collapse concurrent misses into one fetch", async (t) => {
   const collapsed = responses.filter((response) => String(response.headers["cache-status"]).includes("collapsed"));
   assert.ok(collapsed.length > 0, "some responses waited on the shared fetch");
 });
+
+test("workers revalidate and serve stale copies another worker holds", async (t) => {
+  const origin = await startOrigin((req, res) => {
+    const headers = { "cache-control": "max-age=1, stale-if-error=600", etag: '"v1"', "content-type": "text/plain" };
+    if (req.headers["if-none-match"] === '"v1"') {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, headers);
+    res.end("version one");
+  });
+  let originOpen = true;
+  t.after(() => (originOpen ? origin.close() : undefined));
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const bus = new EmbeddedBus(silentLogger());
+  const edge = await startTwoWorkers("edge-s", dataDir, bus, {
+    addMinute: () => {},
+    prometheus: undefined,
+    records: undefined,
+    countDropped: () => {},
+  });
+  t.after(() => edge.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const acked = new Promise<void>((resolve) => {
+    let count = 0;
+    bus.onAck((ack) => {
+      if (ack.type === "distribution.applied" && ++count === 2) resolve();
+    });
+  });
+  await bus.publish({ type: "distribution.updated", snapshot });
+  await acked;
+  // A new connection per request, so the requests reach both workers.
+  const get = () => request(edge.httpPort, snapshot.domainName, "/stale.txt", { headers: { connection: "close" } });
+
+  assert.equal((await get()).status, 200);
+  assert.equal(origin.hits("/stale.txt"), 1);
+  await sleep(1200);
+  // Expired: whichever worker gets a request revalidates, with the copy another worker holds if need be.
+  for (let i = 0; i < 6; i++) {
+    const response = await get();
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), "version one");
+  }
+  const later = origin.requests.slice(1);
+  assert.ok(later.length > 0);
+  for (const seen of later) assert.equal(seen.headers["if-none-match"], '"v1"', "revalidations are conditional");
+
+  await sleep(1200);
+  originOpen = false;
+  await origin.close();
+  for (let i = 0; i < 6; i++) {
+    const response = await get();
+    assert.equal(response.status, 200, "stale-if-error on every worker");
+    assert.equal(response.body.toString(), "version one");
+    assert.match(String(response.headers["cache-status"]), /stale-if-error/);
+  }
+});
