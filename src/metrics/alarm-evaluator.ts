@@ -34,6 +34,9 @@ export interface StateChange {
   reasonData: string | undefined;
 }
 
+/** Longest stretch of alarm evaluation before the evaluator yields to the event loop. */
+const EVALUATION_SLICE_MS = 20;
+
 /**
  * Evaluates metric alarms against the stored data on a timer and records
  * every state change in the alarm's history, as CloudWatch does.
@@ -64,21 +67,31 @@ export class AlarmEvaluator {
 
   private schedule(delayMs: number): void {
     this.timer = setTimeout(() => {
-      try {
-        this.evaluateAll();
-      } catch (error) {
-        this.log.error({ err: error }, "alarm evaluation failed");
-      }
-      // The timer's wall clock decides when to run, whatever clock the reader has.
-      if (!this.closed) this.schedule(nextEvaluationDelayMs(Date.now()));
+      this.evaluateAll()
+        .catch((error: unknown) => this.log.error({ err: error }, "alarm evaluation failed"))
+        .finally(() => {
+          // The timer's wall clock decides when to run, whatever clock the reader has.
+          if (!this.closed) this.schedule(nextEvaluationDelayMs(Date.now()));
+        });
     }, delayMs);
     this.timer.unref();
   }
 
-  /** Evaluates every alarm at the reader's clock and prunes old history. A failing alarm is logged and skipped. */
-  evaluateAll(): void {
+  /**
+   * Evaluates every alarm at the reader's clock and prunes old history. A
+   * failing alarm is logged and skipped. The loop yields to the event loop
+   * between slices of alarms. Many alarms over long windows then do not hold
+   * up the edge connections and API requests this process serves.
+   */
+  async evaluateAll(): Promise<void> {
     const nowMs = this.reader.now();
+    let sliceStartedAt = performance.now();
     for (const alarm of this.store.list()) {
+      if (performance.now() - sliceStartedAt > EVALUATION_SLICE_MS) {
+        await new Promise<void>((resume) => setImmediate(resume));
+        if (this.closed) return;
+        sliceStartedAt = performance.now();
+      }
       try {
         const change = this.evaluate(alarm.config, alarm.stateValue, nowMs);
         if (change !== undefined && change.value !== alarm.stateValue) this.changeState(alarm, change, nowMs);

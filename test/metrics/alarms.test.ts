@@ -122,12 +122,12 @@ for (const [name, config] of Object.entries(PROTOCOLS)) {
     });
 
     test("put data moves alarm to ALARM", async () => {
-      harness.metrics.alarms.evaluateAll();
+      await harness.metrics.alarms.evaluateAll();
       // Both periods are missing, and TreatMissingData "missing" keeps INSUFFICIENT_DATA.
       assert.equal((await describeOne("depth-high")).StateValue, "INSUFFICIENT_DATA");
       await putDepth(20, minuteMs - 2 * MINUTE_MS);
       await putDepth(20, minuteMs - MINUTE_MS + 5_000);
-      harness.metrics.alarms.evaluateAll();
+      await harness.metrics.alarms.evaluateAll();
       const alarm = await describeOne("depth-high");
       assert.equal(alarm.StateValue, "ALARM");
       assert.match(
@@ -142,7 +142,7 @@ for (const [name, config] of Object.entries(PROTOCOLS)) {
       harness.clock.nowMs = minuteMs + 2 * MINUTE_MS + 30_000;
       await putDepth(1, minuteMs);
       await putDepth(2, minuteMs + MINUTE_MS);
-      harness.metrics.alarms.evaluateAll();
+      await harness.metrics.alarms.evaluateAll();
       const alarm = await describeOne("depth-high");
       assert.equal(alarm.StateValue, "OK");
       assert.match(alarm.StateReason!, /^Threshold Crossed: 2 datapoints \[1\.0 .*, 2\.0 .*\] were not greater than the threshold \(10\.0\)/);
@@ -188,11 +188,11 @@ for (const [name, config] of Object.entries(PROTOCOLS)) {
           TreatMissingData: "notBreaching",
         }),
       );
-      harness.metrics.alarms.evaluateAll();
+      await harness.metrics.alarms.evaluateAll();
       assert.equal((await describeOne("requests-high")).StateValue, "OK");
       const lastMinuteMs = minuteMs + MINUTE_MS;
       for (let i = 0; i < 6; i++) harness.metrics.sink.record(requestRecord({ distributionId: distribution, timestampMs: lastMinuteMs + i * 1000 }));
-      harness.metrics.alarms.evaluateAll();
+      await harness.metrics.alarms.evaluateAll();
       const alarm = await describeOne("requests-high");
       assert.equal(alarm.StateValue, "ALARM");
       assert.match(alarm.StateReason!, /^Threshold Crossed: 1 datapoint \[6\.0 .*\] was greater than or equal to the threshold \(5\.0\)/);
@@ -218,7 +218,7 @@ for (const [name, config] of Object.entries(PROTOCOLS)) {
       );
       assert.equal((await describeOne("depth-high")).StateValue, "ALARM");
       // The next evaluation moves it back, as CloudWatch's does.
-      harness.metrics.alarms.evaluateAll();
+      await harness.metrics.alarms.evaluateAll();
       assert.equal((await describeOne("depth-high")).StateValue, "OK");
     });
 

@@ -34,7 +34,10 @@ interface MetricQuery {
   expression: string | undefined;
 }
 
-export function getMetricData(input: Struct, { reader }: OperationContext): Struct {
+/** Longest stretch of series reading before GetMetricData yields to the event loop. */
+const QUERY_SLICE_MS = 20;
+
+export async function getMetricData(input: Struct, { reader }: OperationContext): Promise<Struct> {
   const queries = (input.MetricDataQueries ?? []) as Struct[];
   if (queries.length === 0) throw cloudWatchErrors.missingParameter("MetricDataQueries");
   if (queries.length > MAX_QUERIES) {
@@ -128,6 +131,18 @@ export function getMetricData(input: Struct, { reader }: OperationContext): Stru
     for (const id of metricIds) for (const timestampMs of resolve(id).keys()) grid.set(timestampMs, result.value);
     return grid;
   };
+
+  // Reading the metric series is the heavy part. The loop hands the event
+  // loop back between slices, so edge connections that this process accepts
+  // and other API requests are not held up by one large query.
+  let sliceStartedAt = performance.now();
+  for (const id of metricIds) {
+    resolve(id);
+    if (performance.now() - sliceStartedAt > QUERY_SLICE_MS) {
+      await new Promise<void>((resume) => setImmediate(resume));
+      sliceStartedAt = performance.now();
+    }
+  }
 
   const ascending = scanBy === "TimestampAscending";
   const results = parsed

@@ -25,7 +25,7 @@ export interface OperationContext {
   log: Logger;
 }
 
-export type OperationHandler = (input: Struct, context: OperationContext) => Struct | undefined;
+export type OperationHandler = (input: Struct, context: OperationContext) => Struct | undefined | Promise<Struct | undefined>;
 
 /** GetMetricStatistics returns at most 1,440 data points per call (CloudWatch quota). */
 export const MAX_STATISTICS_DATAPOINTS = 1440;

@@ -85,7 +85,7 @@ export class CloudWatchService implements ProtocolService {
     const { reader, alarms, accountId } = this.options;
     // Edges in other processes send what they have recorded, so a read sees every finished request.
     await reader.sync();
-    const output = handler(input, { reader, alarms, accountId, log: request.log });
+    const output = await handler(input, { reader, alarms, accountId, log: request.log });
     this.writeOutput(protocol, operation, output, request, response);
   }
 
