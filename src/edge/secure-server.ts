@@ -1,3 +1,4 @@
+import { createPrivateKey } from "node:crypto";
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server, type TLSSocket } from "node:tls";
 import type { Logger } from "../common/logger.js";
 import type { RequestListener } from "./http1/connection.js";
@@ -25,6 +26,8 @@ export class SecureEdgeServer {
   private aliasesLoadedAtMs = 0;
   private reloading: Promise<void> | undefined;
   private readonly drainTimeoutMs: number;
+  /** The key type of the zone certificate (`ec` for the generated one), which alias keys must share. */
+  private readonly zoneKeyType: string | undefined;
 
   constructor(
     tls: { key: string; cert: string },
@@ -34,6 +37,7 @@ export class SecureEdgeServer {
     private readonly log: Logger,
   ) {
     this.drainTimeoutMs = options.drainTimeoutMs;
+    this.zoneKeyType = createPrivateKey(tls.key).asymmetricKeyType;
     this.http1 = new Http1ConnectionSet(listener, options, log);
     this.http2 = new Http2ConnectionSet(
       listener,
@@ -75,6 +79,15 @@ export class SecureEdgeServer {
 
   private secureContext(certificate: AliasCertificate): SecureContext | undefined {
     try {
+      const keyType = createPrivateKey(certificate.key).asymmetricKeyType;
+      if (keyType !== this.zoneKeyType) {
+        // Node.js adds an SNI context's certificate beside the default one instead of replacing it,
+        // so a client that accepts both key types gets the zone's certificate.
+        this.log.warn(
+          { name: certificate.name, keyType, zoneKeyType: this.zoneKeyType },
+          "an alias certificate whose key type differs from the zone certificate's reaches only clients without support for the zone's key type; use a key of the zone's type",
+        );
+      }
       return createSecureContext({ key: certificate.key, cert: certificate.cert });
     } catch (error) {
       this.log.warn({ err: error, name: certificate.name }, "skipped an invalid alias certificate");
