@@ -102,6 +102,7 @@ for (const [name, config] of Object.entries(PROTOCOLS)) {
         [{ DatapointsToAlarm: 3 }, InvalidParameterValueException, /DatapointsToAlarm/],
         [{ Period: 90 }, InvalidParameterValueException, /multiple of 60/],
         [{ Period: 86_400, EvaluationPeriods: 8, DatapointsToAlarm: 1 }, InvalidParameterCombinationException, /7 days/],
+        [{ Period: 60, EvaluationPeriods: 1441, DatapointsToAlarm: 1 }, InvalidParameterCombinationException, /one day/],
         [{ TreatMissingData: "sometimes" }, InvalidParameterValueException, /TreatMissingData/],
         [{ AlarmActions: ["not-an-arn"] }, InvalidParameterValueException, /AlarmActions.member.1/],
         [{ Metrics: [{ Id: "m1", Expression: "1" }] }, InvalidParameterCombinationException, /metric math/],

@@ -7,9 +7,14 @@ import { checkLength, checkNamespace, checkUnit, invalidValue, percentileFractio
 
 export const ALARM_STATES: ReadonlySet<string> = new Set(["OK", "ALARM", "INSUFFICIENT_DATA"]);
 const TREAT_MISSING_DATA: ReadonlySet<string> = new Set(["breaching", "notBreaching", "ignore", "missing"]);
-/** PutMetricAlarm quotas: 5 actions per state, and an evaluation range of at most 7 days for periods of a minute or more. */
+/**
+ * PutMetricAlarm quotas: 5 actions per state, and an evaluation range of at
+ * most one day for periods under an hour, 7 days for longer ones.
+ */
 const MAX_ACTIONS = 5;
 const MAX_EVALUATION_RANGE_SECONDS = 7 * 24 * 3600;
+const MAX_SHORT_PERIOD_RANGE_SECONDS = 24 * 3600;
+const SHORT_PERIOD_SECONDS = 3600;
 
 export function checkAlarmName(path: string, name: unknown): string {
   if (typeof name !== "string") throw cloudWatchErrors.missingParameter(path);
@@ -67,6 +72,12 @@ export function readAlarmConfig(input: Struct): AlarmConfig {
   if (input.EvaluationPeriods === undefined) throw cloudWatchErrors.missingParameter("EvaluationPeriods");
   const evaluationPeriods = input.EvaluationPeriods as number;
   if (!Number.isInteger(evaluationPeriods) || evaluationPeriods < 1) invalidValue("EvaluationPeriods", evaluationPeriods);
+  if (periodSeconds < SHORT_PERIOD_SECONDS && periodSeconds * evaluationPeriods > MAX_SHORT_PERIOD_RANGE_SECONDS) {
+    throw cloudWatchErrors.invalidParameterCombination(
+      `For a Period under ${SHORT_PERIOD_SECONDS} seconds, the product of Period and EvaluationPeriods must not exceed ` +
+        `${MAX_SHORT_PERIOD_RANGE_SECONDS} seconds (one day).`,
+    );
+  }
   if (periodSeconds * evaluationPeriods > MAX_EVALUATION_RANGE_SECONDS) {
     throw cloudWatchErrors.invalidParameterCombination(
       `The product of Period and EvaluationPeriods must not exceed ${MAX_EVALUATION_RANGE_SECONDS} seconds (7 days).`,
