@@ -523,6 +523,20 @@ describe("CloudWatch protocols", () => {
       assert.match(zero.body.toString(), /The index &#34;0&#34; in MetricData.member is not a positive integer/);
     });
 
+    test("query doubles in decimal notation only", async () => {
+      const body = (value: string) =>
+        `Action=PutMetricData&Version=2010-08-01&Namespace=Portico%2FDoubles&MetricData.member.1.MetricName=M&MetricData.member.1.Value=${encodeURIComponent(value)}`;
+      for (const value of ["0x10", "0b1", "0o7", " 1", "1 ", "", "1e", "--1", "inf"]) {
+        const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body: body(value) });
+        assert.equal(response.status, 400, `value ${JSON.stringify(value)}`);
+        assert.match(response.body.toString(), /<Code>InvalidParameterValue<\/Code>/, `value ${JSON.stringify(value)}`);
+      }
+      for (const value of ["16", "-2.5", "1e3", "1.5E-3", ".5", "7."]) {
+        const response = await signedRequest(harness.endpoint, { headers: queryHeaders, body: body(value) });
+        assert.equal(response.status, 200, `value ${JSON.stringify(value)}`);
+      }
+    });
+
     test("CBOR unknown operation", async () => {
       const response = await signedRequest(harness.endpoint, {
         path: "/service/GraniteServiceVersion20100801/operation/ListBananas",

@@ -13,6 +13,10 @@ export type Struct = { [member: string]: Value };
 /** The form in which a protocol's document carries values. */
 export type DocumentProtocol = "json" | "cbor";
 
+/** A double in the Query protocol's decimal notation, with an optional exponent. */
+const DECIMAL_DOUBLE = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+const DOUBLE_WORDS: ReadonlySet<string> = new Set(["NaN", "Infinity", "-Infinity"]);
+
 // ---------------------------------------------------------------- JSON and CBOR input
 
 /**
@@ -180,9 +184,9 @@ export function decodeForm(shape: Shape, node: FormNode | undefined, path: strin
       return Number(node.value);
     case "double": {
       if (node.value === undefined) return undefined;
-      const number = node.value.trim() === "" ? NaN : Number(node.value);
-      if (Number.isNaN(number) && node.value !== "NaN") throw invalid();
-      return number;
+      // Decimal notation only: Number() would also take hex, octal, binary and padded forms.
+      if (!DECIMAL_DOUBLE.test(node.value) && !DOUBLE_WORDS.has(node.value)) throw invalid();
+      return Number(node.value);
     }
     case "timestamp": {
       if (node.value === undefined) return undefined;
