@@ -419,6 +419,15 @@ async function fetchAsWriter(
       body = await compressBody(body, encoding);
       passedHeaders = compressedHeaders(passedHeaders, encoding);
     }
+  } catch (error) {
+    // The origin's body broke off while it was read into memory, before the viewer got any of it.
+    settle("failed");
+    if (stale !== undefined && mayServeStaleOnError(stale, Date.now(), false)) {
+      serveEntry(context, state, request, response, stale, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(stale)), policy);
+      return;
+    }
+    sendOriginFailure(context, state, response, distribution, error);
+    return;
   } finally {
     if (!releasedByReplay) context.inFlight.release(reservedBytes);
   }

@@ -331,3 +331,17 @@ test("fields the origin's Connection names stay hop-by-hop", async (t) => {
   }
   assert.match(String(hit.headers["x-cache"]), /^Hit/);
 });
+
+test("an origin body cut short gets 502", async (t) => {
+  const { get } = await setupDistribution(t, (_req, res) => {
+    res.writeHead(200, { "content-length": "5000", "cache-control": "max-age=60" });
+    res.write(Buffer.alloc(1000, 0x61));
+    setTimeout(() => res.destroy(), 50);
+  });
+  const response = await get("/cut.bin");
+  assert.equal(response.status, 502);
+  assert.match(String(response.headers["x-cache"]), /^Error/);
+  // Nothing of the broken response was stored.
+  const again = await get("/cut.bin");
+  assert.equal(again.status, 502);
+});
