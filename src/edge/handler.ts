@@ -81,7 +81,8 @@ export class EdgeRequestHandler {
     const context = this.context;
     const distribution = context.routing.lookup(state.hostName);
     if (distribution === undefined) {
-      sendEdgeResponse(context, state, viewerResponse, 404, "ERROR: The request could not be satisfied. No distribution serves this host.");
+      // CloudFront answers a Host that no distribution serves with 403 "Bad request".
+      sendEdgeResponse(context, state, viewerResponse, 403, "ERROR: The request could not be satisfied. Bad request: no distribution serves this host.");
       return undefined;
     }
     state.distributionId = distribution.id;

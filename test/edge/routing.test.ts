@@ -17,10 +17,10 @@ async function setup(t: import("node:test").TestContext, options: Partial<Parame
   return { origin, fixture, snapshot };
 }
 
-test("unknown host gets 404", async (t) => {
+test("unknown host gets 403", async (t) => {
   const { fixture, origin } = await setup(t);
   const response = await request(fixture.edge.httpPort, `dunknown000000.${ZONE}`, "/");
-  assert.equal(response.status, 404);
+  assert.equal(response.status, 403);
   assert.equal(response.headers["x-cache"], "Error from portico");
   assert.match(response.body.toString(), /could not be satisfied/);
   assert.equal(origin.hits(), 0);
@@ -57,7 +57,9 @@ test("update replaces routes and delete removes them", async (t) => {
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   assert.equal((await request(fixture.edge.httpPort, snapshot.domainName, "/x")).status, 403);
   await fixture.publishAndWait({ type: "distribution.deleted", distributionId: snapshot.id, version: 3 });
-  assert.equal((await request(fixture.edge.httpPort, snapshot.domainName, "/x")).status, 404);
+  const deleted = await request(fixture.edge.httpPort, snapshot.domainName, "/x");
+  assert.equal(deleted.status, 403);
+  assert.match(deleted.body.toString(), /no distribution serves this host/);
 });
 
 test("redirect-to-https keeps the HTTPS port", async (t) => {
