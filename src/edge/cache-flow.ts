@@ -399,7 +399,9 @@ async function fetchAsWriter(
   }
   let body: Buffer;
   let rest: Readable | undefined;
-  let releasedByReplay = false;
+  // Released here on failure; otherwise by the replay of an oversized body,
+  // or once the entry is stored or its response is done.
+  let releaseNow = true;
   try {
     const buffered = await readUpTo(originResponse.body, Math.min(reservedBytes, context.maxObjectBytes));
     body = buffered.body;
@@ -407,7 +409,7 @@ async function fetchAsWriter(
     if (rest !== undefined) {
       // The bytes read so far stay in memory until the viewer has taken
       // them, so they stay reserved until then.
-      releasedByReplay = true;
+      releaseNow = false;
       releaseAfterReplay(rest, () => context.inFlight.release(reservedBytes));
     }
     const encoding =
@@ -419,7 +421,9 @@ async function fetchAsWriter(
       body = await compressBody(body, encoding);
       passedHeaders = compressedHeaders(passedHeaders, encoding);
     }
+    releaseNow = false;
   } catch (error) {
+    releaseNow = rest === undefined;
     // The origin's body broke off while it was read into memory, before the viewer got any of it.
     settle("failed");
     if (stale !== undefined && mayServeStaleOnError(stale, Date.now(), false)) {
@@ -429,7 +433,7 @@ async function fetchAsWriter(
     sendOriginFailure(context, state, response, distribution, error);
     return;
   } finally {
-    if (!releasedByReplay) context.inFlight.release(reservedBytes);
+    if (releaseNow) context.inFlight.release(reservedBytes);
   }
   if (rest !== undefined) {
     await streamWithoutStoring(rest, "too-large");
@@ -455,6 +459,13 @@ async function fetchAsWriter(
   // A purge that ran during the fetch may have targeted this very response.
   const stored = purgeEpoch(context, distribution.id) === epochAtStart && context.memory.put(entry);
   if (stored) {
+    // The body now counts against the memory tier's budget instead.
+    context.inFlight.release(reservedBytes);
+  } else {
+    // An unstored body stays in memory until its viewer has it, so it keeps its reservation.
+    state.reservedBytes = reservedBytes;
+  }
+  if (stored) {
     context.vary.record(keyResult.key, varyNames, keyResult.forwardedHeaders);
     persistEntry(context, entry, keyResult.key, varyNames);
   }
@@ -471,11 +482,17 @@ async function fetchAsWriter(
       forward,
       originResponse.status,
       stored,
-      stored ? undefined : purgeEpoch(context, distribution.id) === epochAtStart ? "too-large" : "purged",
+      stored ? undefined : notStoredDetail(context, distribution.id, epochAtStart, entry),
       stored ? ttlLeft(entry) : undefined,
     ),
     policy,
   );
+}
+
+/** Why a buffered entry was not stored: purged meanwhile, larger than the budget, or no room beside held bodies. */
+function notStoredDetail(context: EdgeContext, distributionId: string, epochAtStart: number, entry: CachedResponse): string {
+  if (purgeEpoch(context, distributionId) !== epochAtStart) return "purged";
+  return entry.sizeBytes > context.memory.capacityBytes ? "too-large" : "buffers-full";
 }
 
 function varyNamesOf(response: OriginResponse, stale: CachedResponse): string[] {

@@ -45,6 +45,10 @@ export class EdgeRequestHandler {
         this.context.memory.release(state.heldEntry);
         state.heldEntry = undefined;
       }
+      if (state.reservedBytes !== undefined) {
+        this.context.inFlight.release(state.reservedBytes);
+        state.reservedBytes = undefined;
+      }
       this.record(request, state, bytesSent);
     });
 

@@ -186,10 +186,24 @@ export class Http1Response implements ViewerResponse {
     const offset = this.writeSlices(body, 0);
     sink.uncork();
     if (offset === body.length) {
-      this.finish(true);
+      this.finishWhenSent();
       return;
     }
     void this.writeRestAfterDrain(body, offset);
+  }
+
+  /**
+   * Finishes a response from a large body once the socket has handed its
+   * last slice to the kernel. A slice waiting in the socket references the
+   * whole body, so the response holds the body until then, and the cache
+   * counts an evicted body against its budget for as long.
+   */
+  private finishWhenSent(): void {
+    if (this.sink.unsentBytes() === 0) {
+      this.finish(true);
+      return;
+    }
+    void this.sink.waitForDrain().then((open) => this.finish(open));
   }
 
   /** Writes slices from `offset` while the socket takes them at once; returns the offset reached. */
@@ -214,7 +228,7 @@ export class Http1Response implements ViewerResponse {
       }
       offset = this.writeSlices(body, offset);
     }
-    this.finish(true);
+    this.finishWhenSent();
   }
 
   async stream(status: number, headers: readonly string[], body: Readable): Promise<void> {
