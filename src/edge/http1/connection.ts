@@ -153,8 +153,9 @@ export class Http1Connection implements ResponseSink {
     this.socket.destroy();
   }
 
-  write(data: string | Buffer): boolean {
-    return typeof data === "string" ? this.socket.write(data, "latin1") : this.socket.write(data);
+  write(data: string | Buffer, onFlushed?: (error?: Error | null) => void): boolean {
+    if (typeof data === "string") return this.socket.write(data, "latin1", onFlushed);
+    return this.socket.write(data, onFlushed);
   }
 
   cork(): void {

@@ -6,8 +6,12 @@ import type { PreparedHit } from "../hit-head.js";
 
 /** The connection side that a response writes to. */
 export interface ResponseSink {
-  /** The socket to write to, corked by the caller around a batch of writes. */
-  write(data: string | Buffer): boolean;
+  /**
+   * The socket to write to, corked by the caller around a batch of writes.
+   * `onFlushed` is called once the socket has handed `data` to the kernel, or
+   * with an error when it could not.
+   */
+  write(data: string | Buffer, onFlushed?: (error?: Error | null) => void): boolean;
   cork(): void;
   uncork(): void;
   /** Resolves when the socket can take more data, or false when it closed. */
@@ -113,6 +117,9 @@ export class Http1Response implements ViewerResponse {
   /** Whether the connection closes after this response, decided when the head is written. */
   closeAfter = false;
   private doneListener: ((bytesSent: number) => void) | undefined;
+  /** Whether the last slice of a large body has left the socket, and whether finishing waits for that. */
+  private lastSliceFlushed = false;
+  private finishOnFlush = false;
 
   constructor(private readonly sink: ResponseSink) {}
 
@@ -199,19 +206,25 @@ export class Http1Response implements ViewerResponse {
    * counts an evicted body against its budget for as long.
    */
   private finishWhenSent(): void {
-    if (this.sink.unsentBytes() === 0) {
+    if (this.lastSliceFlushed || this.sink.unsentBytes() === 0) {
       this.finish(true);
       return;
     }
-    void this.sink.waitForDrain().then((open) => this.finish(open));
+    this.finishOnFlush = true;
   }
+
+  /** The write callback of a body's last slice. */
+  private readonly onLastSliceFlushed = (error?: Error | null): void => {
+    this.lastSliceFlushed = true;
+    if (this.finishOnFlush) this.finish(error === undefined || error === null);
+  };
 
   /** Writes slices from `offset` while the socket takes them at once; returns the offset reached. */
   private writeSlices(body: Buffer, start: number): number {
     let offset = start;
     while (offset < body.length) {
       const end = Math.min(body.length, offset + BODY_SLICE_BYTES);
-      this.sink.write(body.subarray(offset, end));
+      this.sink.write(body.subarray(offset, end), end === body.length ? this.onLastSliceFlushed : undefined);
       this.bytesSent += end - offset;
       offset = end;
       if (this.sink.unsentBytes() > 0) break;
