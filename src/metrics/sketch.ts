@@ -50,9 +50,19 @@ export class Sketch {
     if (this.logarithmic && this.bins.size > MAX_LOG_BINS) this.collapseLowest();
   }
 
+  /**
+   * Adds every bin of `other`. Bounding after each bin sorted all the keys
+   * again for every bin past the cap, so a merge of two full logarithmic
+   * sketches cost hundreds of sorts. A merge lets the bins grow to twice the
+   * cap and then collapses once; `toJson` bounds them to the cap.
+   */
   merge(other: Sketch): void {
     if (other.logarithmic && !this.logarithmic) this.collapse();
-    for (const [value, count] of other.bins) this.add(value, count);
+    for (const [value, count] of other.bins) {
+      if (count > 0) this.addBin(this.logarithmic ? binValue(value) : value, count);
+    }
+    if (!this.logarithmic && this.bins.size > MAX_EXACT_BINS) this.collapse();
+    else if (this.logarithmic && this.bins.size > 2 * MAX_LOG_BINS) this.collapseLowest();
   }
 
   clone(): Sketch {
@@ -76,7 +86,9 @@ export class Sketch {
     return maximum;
   }
 
+  /** Returns the stored form, with at most MAX_LOG_BINS logarithmic bins. */
   toJson(): SketchJson {
+    if (this.logarithmic && this.bins.size > MAX_LOG_BINS) this.collapseLowest();
     return { logarithmic: this.logarithmic, bins: [...this.bins] };
   }
 

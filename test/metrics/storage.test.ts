@@ -222,4 +222,32 @@ describe("sketch", () => {
     const roundTrip = Sketch.fromJson(JSON.parse(JSON.stringify(b.toJson())));
     assert.equal(roundTrip.count, 310);
   });
+
+  test("merges of wide sketches stay bounded", () => {
+    // Values spread over 13 orders of magnitude fill every logarithmic bin.
+    let seed = 7;
+    const next = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const values: number[] = [];
+    const parts = Array.from({ length: 400 }, () => {
+      const part = new Sketch();
+      for (let i = 0; i < 150; i++) {
+        const value = Math.exp(next() * 30 - 8);
+        values.push(value);
+        part.add(value);
+      }
+      return part;
+    });
+    const total = new Sketch();
+    for (const part of parts) total.merge(part);
+    assert.equal(total.count, 60_000);
+    assert.ok(total.toJson().bins.length <= MAX_LOG_BINS);
+    // The bins kept are the highest ones, so high percentiles keep their accuracy.
+    values.sort((a, b) => a - b);
+    const exact = values[Math.ceil(0.99 * values.length) - 1]!;
+    const p99 = total.percentile(0.99, values[0]!, values.at(-1)!)!;
+    assert.ok(Math.abs(p99 - exact) / exact <= 2 * RELATIVE_ACCURACY, `p99 ${p99} against ${exact}`);
+  });
 });
