@@ -124,49 +124,68 @@ export class MetricsReader {
    * age allows returns no data points for that range, as CloudWatch does.
    */
   statistics(query: StatisticsQuery): PeriodStatistics[] {
-    const periodMs = query.periodSeconds * 1000;
-    const periods = new Map<string, PeriodStatistics>();
-    const addToPeriod = (bucketStartMs: number, resolutionSeconds: number, stats: StatSet, unit: string): void => {
-      if (query.periodSeconds % resolutionSeconds !== 0) return;
-      if (bucketStartMs < query.startMs || bucketStartMs >= query.endMs) return;
-      if (stats.sampleCount === 0) return;
-      const periodStartMs = query.startMs + Math.floor((bucketStartMs - query.startMs) / periodMs) * periodMs;
-      const key = `${periodStartMs} ${unit}`;
-      let period = periods.get(key);
-      if (period === undefined) {
-        period = { timestampMs: periodStartMs, stats: emptyStatSet(true), unit };
-        periods.set(key, period);
-      }
-      mergeStatSet(period.stats, stats);
-    };
+    const periods = new PeriodAccumulator(query);
+    for (const bucket of this.bucketsFor(query)) periods.add(bucket);
+    return periods.result();
+  }
 
+  /**
+   * The same as `statistics`, for large queries on the process that also
+   * accepts edge connections: the rows are read at once, then decoded and
+   * merged in slices of about `sliceMs`, yielding to the event loop between
+   * them. The rows are read before the first yield, so no statement stays
+   * open while other work uses the database.
+   */
+  async statisticsSliced(query: StatisticsQuery, sliceMs: number): Promise<PeriodStatistics[]> {
+    const periods = new PeriodAccumulator(query);
+    const buckets = [...this.bucketsFor(query)];
+    let sliceStartedAt = performance.now();
+    for (const bucket of buckets) {
+      periods.add(bucket);
+      if (performance.now() - sliceStartedAt > sliceMs) {
+        await new Promise<void>((resume) => setImmediate(resume));
+        sliceStartedAt = performance.now();
+      }
+    }
+    return periods.result();
+  }
+
+  /** The stored buckets and pending minutes of a query's metric, each decoded only when read. */
+  private *bucketsFor(query: StatisticsQuery): Generator<PendingBucket> {
     const { metric } = query;
     if (metric.namespace === CLOUDFRONT_NAMESPACE) {
       const definition = CLOUDFRONT_METRICS.get(metric.metricName);
       const distributionId = cloudFrontDistributionId(metric.dimensions);
-      if (definition === undefined || distributionId === undefined) return [];
-      if (query.unit !== undefined && query.unit !== definition.unit) return [];
+      if (definition === undefined || distributionId === undefined) return;
+      if (query.unit !== undefined && query.unit !== definition.unit) return;
       const seriesKey = distributionSeriesKey(distributionId);
       for (const bucket of this.store.readBuckets(seriesKey, query.startMs, query.endMs)) {
-        const counters = decodeDistributionBucket(bucket);
-        addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, definition.derive(counters), definition.unit);
+        yield {
+          bucketStartMs: bucket.bucketStartMs,
+          resolutionSeconds: bucket.resolutionSeconds,
+          unit: definition.unit,
+          stats: () => definition.derive(decodeDistributionBucket(bucket)),
+        };
       }
       const pending: ReadonlyMap<number, DistributionCounters> | undefined = this.aggregator.pendingFor(distributionId);
       for (const [minuteStartMs, counters] of pending ?? []) {
-        addToPeriod(minuteStartMs, 60, definition.derive(counters), definition.unit);
+        yield { bucketStartMs: minuteStartMs, resolutionSeconds: 60, unit: definition.unit, stats: () => definition.derive(counters) };
       }
-    } else {
-      const expectedDimensions = JSON.stringify(canonicalDimensions(metric.dimensions));
-      for (const series of this.store.findCustomSeries(metric.namespace, metric.metricName)) {
-        if (JSON.stringify(series.dimensions) !== expectedDimensions) continue;
-        if (query.unit !== undefined && series.unit !== query.unit) continue;
-        for (const bucket of this.store.readBuckets(series.seriesKey, query.startMs, query.endMs)) {
-          addToPeriod(bucket.bucketStartMs, bucket.resolutionSeconds, decodeCustomBucket(bucket), series.unit);
-        }
+      return;
+    }
+    const expectedDimensions = JSON.stringify(canonicalDimensions(metric.dimensions));
+    for (const series of this.store.findCustomSeries(metric.namespace, metric.metricName)) {
+      if (JSON.stringify(series.dimensions) !== expectedDimensions) continue;
+      if (query.unit !== undefined && series.unit !== query.unit) continue;
+      for (const bucket of this.store.readBuckets(series.seriesKey, query.startMs, query.endMs)) {
+        yield {
+          bucketStartMs: bucket.bucketStartMs,
+          resolutionSeconds: bucket.resolutionSeconds,
+          unit: series.unit,
+          stats: () => decodeCustomBucket(bucket),
+        };
       }
     }
-
-    return [...periods.values()].sort((a, b) => a.timestampMs - b.timestampMs || unitRank(a.unit) - unitRank(b.unit));
   }
 
   /** Returns every metric that received data since `sinceMs`, by default in the past two weeks. */
@@ -224,4 +243,47 @@ function cloudFrontDistributionId(dimensions: Dimension[]): string | undefined {
   const distribution = dimensions.find((d) => d.Name === "DistributionId");
   if (region?.Value !== CLOUDFRONT_REGION || distribution === undefined || distribution.Value === "") return undefined;
   return distribution.Value;
+}
+
+/** One stored bucket or pending minute of a query, decoded by `stats` when it is added. */
+interface PendingBucket {
+  bucketStartMs: number;
+  resolutionSeconds: number;
+  unit: string;
+  stats: () => StatSet;
+}
+
+/**
+ * Sums buckets into the periods of a statistics query. A bucket counts only
+ * when the period is a multiple of its resolution, so a period finer than the
+ * data's age allows returns no data points for that range, as CloudWatch does.
+ */
+class PeriodAccumulator {
+  private readonly periods = new Map<string, PeriodStatistics>();
+  private readonly periodMs: number;
+
+  constructor(private readonly query: StatisticsQuery) {
+    this.periodMs = query.periodSeconds * 1000;
+  }
+
+  add(bucket: PendingBucket): void {
+    const query = this.query;
+    if (query.periodSeconds % bucket.resolutionSeconds !== 0) return;
+    if (bucket.bucketStartMs < query.startMs || bucket.bucketStartMs >= query.endMs) return;
+    const stats = bucket.stats();
+    if (stats.sampleCount === 0) return;
+    const periodStartMs = query.startMs + Math.floor((bucket.bucketStartMs - query.startMs) / this.periodMs) * this.periodMs;
+    const key = `${periodStartMs} ${bucket.unit}`;
+    let period = this.periods.get(key);
+    if (period === undefined) {
+      period = { timestampMs: periodStartMs, stats: emptyStatSet(true), unit: bucket.unit };
+      this.periods.set(key, period);
+    }
+    mergeStatSet(period.stats, stats);
+  }
+
+  /** The periods with data, oldest first, one entry per unit. */
+  result(): PeriodStatistics[] {
+    return [...this.periods.values()].sort((a, b) => a.timestampMs - b.timestampMs || unitRank(a.unit) - unitRank(b.unit));
+  }
 }

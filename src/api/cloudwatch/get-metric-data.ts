@@ -1,4 +1,4 @@
-import { firstUnitPerPeriod } from "../../metrics/reader.js";
+import { firstUnitPerPeriod, type PeriodStatistics, type StatisticsQuery } from "../../metrics/reader.js";
 import type { Struct } from "./codec.js";
 import { cloudWatchErrors } from "./errors.js";
 import { evaluateExpression, type Series } from "./expression.js";
@@ -97,9 +97,9 @@ export async function getMetricData(input: Struct, { reader }: OperationContext)
     return series;
   };
 
-  const readMetricStat = (stat: Struct): Series => {
+  const statisticsQuery = (stat: Struct): StatisticsQuery => {
     const metric = stat.Metric as Struct;
-    const periods = reader.statistics({
+    return {
       metric: {
         namespace: metric.Namespace as string,
         metricName: metric.MetricName as string,
@@ -109,7 +109,10 @@ export async function getMetricData(input: Struct, { reader }: OperationContext)
       endMs,
       periodSeconds: stat.Period as number,
       unit: stat.Unit as string | undefined,
-    });
+    };
+  };
+  const readMetricStat = (stat: Struct): Series => seriesOf(stat, reader.statistics(statisticsQuery(stat)));
+  const seriesOf = (stat: Struct, periods: PeriodStatistics[]): Series => {
     const series: Series = new Map();
     for (const period of firstUnitPerPeriod(periods)) {
       const value = statisticValue(period.stats, stat.Stat as string);
@@ -132,16 +135,12 @@ export async function getMetricData(input: Struct, { reader }: OperationContext)
     return grid;
   };
 
-  // Reading the metric series is the heavy part. The loop hands the event
-  // loop back between slices, so edge connections that this process accepts
-  // and other API requests are not held up by one large query.
-  let sliceStartedAt = performance.now();
+  // Reading the metric series is the heavy part. It runs in slices that hand
+  // the event loop back between them, so edge connections that this process
+  // accepts and other API requests are not held up by one large query.
   for (const id of metricIds) {
-    resolve(id);
-    if (performance.now() - sliceStartedAt > QUERY_SLICE_MS) {
-      await new Promise<void>((resume) => setImmediate(resume));
-      sliceStartedAt = performance.now();
-    }
+    const stat = byId.get(id)!.metricStat!;
+    computed.set(id, seriesOf(stat, await reader.statisticsSliced(statisticsQuery(stat), QUERY_SLICE_MS)));
   }
 
   const ascending = scanBy === "TimestampAscending";
