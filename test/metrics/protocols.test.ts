@@ -537,6 +537,42 @@ describe("CloudWatch protocols", () => {
       }
     });
 
+    test("statistic sets of one value keep percentiles", async () => {
+      const minute = Math.floor(Date.now() / 60_000) * 60 - 120;
+      const put = (metricName: string, set: Record<string, number>) =>
+        signedRequest(harness.endpoint, {
+          headers: jsonHeaders("PutMetricData"),
+          body: JSON.stringify({ Namespace: "Portico/Sets", MetricData: [{ MetricName: metricName, Timestamp: minute, StatisticValues: set }] }),
+        });
+      assert.equal((await put("Same", { SampleCount: 3, Sum: 30, Minimum: 10, Maximum: 10 })).status, 200);
+      assert.equal((await put("Same", { SampleCount: 1, Sum: 7, Minimum: 7, Maximum: 7 })).status, 200);
+      assert.equal((await put("Spread", { SampleCount: 2, Sum: 10, Minimum: 1, Maximum: 9 })).status, 200);
+      // Statistics and ExtendedStatistics go in separate calls, as CloudWatch requires.
+      const datapoints = async (metricName: string, wanted: Record<string, string[]>) => {
+        const response = await signedRequest(harness.endpoint, {
+          headers: jsonHeaders("GetMetricStatistics"),
+          body: JSON.stringify({
+            Namespace: "Portico/Sets",
+            MetricName: metricName,
+            StartTime: minute - 60,
+            EndTime: minute + 60,
+            Period: 60,
+            ...wanted,
+          }),
+        });
+        assert.equal(response.status, 200, response.body.toString());
+        return JSON.parse(response.body.toString()).Datapoints as Array<Record<string, unknown>>;
+      };
+      const [totals] = await datapoints("Same", { Statistics: ["SampleCount", "Sum"] });
+      assert.equal(totals!.SampleCount, 4);
+      assert.equal(totals!.Sum, 37);
+      const [same] = await datapoints("Same", { ExtendedStatistics: ["p50", "p99"] });
+      assert.deepEqual(same!.ExtendedStatistics, { p50: 10, p99: 10 });
+      // Values spread between Minimum and Maximum are unknown, so no percentile is made up.
+      const [spread] = await datapoints("Spread", { ExtendedStatistics: ["p50"] });
+      assert.ok(spread!.ExtendedStatistics === undefined || Object.keys(spread!.ExtendedStatistics as object).length === 0);
+    });
+
     test("CBOR unknown operation", async () => {
       const response = await signedRequest(harness.endpoint, {
         path: "/service/GraniteServiceVersion20100801/operation/ListBananas",

@@ -284,6 +284,13 @@ function readDatumStatistics(datum: Struct, path: string): StatSet {
       `The parameter ${path}.StatisticValues.Minimum must not be greater than ${path}.StatisticValues.Maximum.`,
     );
   }
-  // A statistic set carries no single values, so percentiles cannot be computed over it.
+  // A set whose samples all have one value tells each sample, so percentiles
+  // stay available, as CloudWatch documents for Minimum = Maximum with Sum =
+  // Minimum × SampleCount. Other sets carry no single values.
+  if (minimum === maximum && Math.abs(sum - minimum * sampleCount) <= 1e-9 * Math.max(1, Math.abs(sum))) {
+    addSample(stats, minimum, sampleCount);
+    stats.sum = sum;
+    return stats;
+  }
   return { sampleCount, sum, minimum, maximum, sketch: undefined };
 }
