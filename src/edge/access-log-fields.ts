@@ -49,10 +49,10 @@ export class HeadRecordingResponse implements ViewerResponse {
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(?:\d+|\*)$/;
 
 /**
- * Sets the record fields that only access logs use: the viewer's port, the
- * TLS version and cipher, the bytes of the whole request, the time to the
- * response head, and the content type, length and range of the response
- * that was sent. A field the edge does not have stays undefined.
+ * Sets the record fields that only access logs use. They are the viewer's
+ * port, the TLS version and cipher, the bytes of the whole request, the time
+ * to the response head, and the content type, length and range of the
+ * response that was sent. A field the edge does not have stays undefined.
  */
 export function addAccessLogFields(record: RequestRecord, request: ViewerRequest, sent: HeadRecordingResponse | undefined): void {
   record.requestBytes = request.headBytes + record.bytesUploaded;

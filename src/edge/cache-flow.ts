@@ -149,7 +149,7 @@ async function serveFromDiskOrOrigin(
 
 /**
  * Asks the sibling workers about a miss this worker is about to fetch.
- * Returns "served" when another worker's fresh entry answered the request,
+ * Returns "served" when another worker's fresh entry served the request,
  * another worker's stale entry to revalidate, or the function that tells
  * them how this worker's fetch ended when it is the writer for the whole
  * edge (undefined when it fetches without sharing).

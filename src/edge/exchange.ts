@@ -70,6 +70,6 @@ export interface ExchangeState {
   bytesUploaded: number;
   /** The cached entry whose body the response sends, held in the memory tier until the response is done. */
   heldEntry?: CachedResponse | undefined;
-  /** In-flight budget bytes that the response's unstored body holds until the response is done. */
+  /** In-flight budget bytes reserved for the response's unstored body until the response is done. */
   reservedBytes?: number | undefined;
 }

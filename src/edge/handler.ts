@@ -85,7 +85,7 @@ export class EdgeRequestHandler {
     const context = this.context;
     const distribution = context.routing.lookup(state.hostName);
     if (distribution === undefined) {
-      // CloudFront answers a Host that no distribution serves with 403 "Bad request".
+      // CloudFront responds with 403 "Bad request" to a Host that no distribution serves.
       sendEdgeResponse(context, state, viewerResponse, 403, "ERROR: The request could not be satisfied. Bad request: no distribution serves this host.");
       return undefined;
     }

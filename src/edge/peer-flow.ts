@@ -11,11 +11,11 @@ export interface PeerCache {
 
 /**
  * Returns this worker's entry for a primary key in the form another worker
- * can store: small enough to cross the IPC pipe, not one of several Vary
- * variants, since the asking worker's variant is not known here, and fresh
- * unless `allowStale`. A stale entry still lets the asking worker revalidate
- * with a conditional request, and serve it when the origin fails and the
- * entry allows stale-if-error.
+ * can store. The entry must be small enough to cross the IPC pipe, and fresh
+ * unless `allowStale`. An entry with several Vary variants is never returned,
+ * because the requesting worker's variant is not known here. A stale entry
+ * still lets that worker revalidate with a conditional request, or serve it
+ * under stale-if-error when the origin fails.
  */
 export function sharedEntryOf(context: EdgeContext, key: string, allowStale = false): SharedEntry | undefined {
   if (context.vary.varies(key)) return undefined;

@@ -34,7 +34,7 @@ export interface StateChange {
   reasonData: string | undefined;
 }
 
-/** Longest stretch of alarm evaluation before the evaluator yields to the event loop. */
+/** Maximum time the evaluator runs alarms before it yields to the event loop. */
 const EVALUATION_SLICE_MS = 20;
 
 /**

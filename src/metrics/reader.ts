@@ -130,11 +130,10 @@ export class MetricsReader {
   }
 
   /**
-   * The same as `statistics`, for large queries on the process that also
-   * accepts edge connections: the rows are read at once, then decoded and
-   * merged in slices of about `sliceMs`, yielding to the event loop between
-   * them. The rows are read before the first yield, so no statement stays
-   * open while other work uses the database.
+   * Returns what `statistics` returns, for large queries on the process that
+   * also accepts edge connections. The rows are read at once, so no statement
+   * stays open across a yield. They are then decoded and merged in slices of
+   * about `sliceMs`, with a yield to the event loop between slices.
    */
   async statisticsSliced(query: StatisticsQuery, sliceMs: number): Promise<PeriodStatistics[]> {
     const periods = new PeriodAccumulator(query);
@@ -150,7 +149,7 @@ export class MetricsReader {
     return periods.result();
   }
 
-  /** The stored buckets and pending minutes of a query's metric, each decoded only when read. */
+  /** Yields the stored buckets and pending minutes of a query's metric, each decoded only when added. */
   private *bucketsFor(query: StatisticsQuery): Generator<PendingBucket> {
     const { metric } = query;
     if (metric.namespace === CLOUDFRONT_NAMESPACE) {
@@ -282,7 +281,7 @@ class PeriodAccumulator {
     mergeStatSet(period.stats, stats);
   }
 
-  /** The periods with data, oldest first, one entry per unit. */
+  /** Returns the periods with data, oldest first, one entry per unit. */
   result(): PeriodStatistics[] {
     return [...this.periods.values()].sort((a, b) => a.timestampMs - b.timestampMs || unitRank(a.unit) - unitRank(b.unit));
   }

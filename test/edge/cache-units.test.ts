@@ -227,7 +227,7 @@ test("purged and replaced held entries count once", () => {
   assert.equal(memory.usedBytes, 300);
   memory.release(read);
   assert.equal(memory.heldOutsideBytes, 0);
-  // Entries that no response holds leave nothing behind.
+  // Entries that no response reads leave nothing behind.
   memory.delete("a");
   assert.equal(memory.heldOutsideBytes, 0);
   assert.equal(memory.usedBytes, 0);

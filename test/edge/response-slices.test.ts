@@ -62,7 +62,7 @@ test("large body waits for a stalled viewer", async () => {
     sink.drain();
     await new Promise((resolve) => setImmediate(resolve));
   }
-  // The last slice is written but still in the socket, so the response still holds the body.
+  // The last slice is written but still in the socket, so the response still keeps the body.
   assert.equal(sink.bodyBytes(), BODY.length);
   assert.equal(sink.completed, undefined);
   sink.drain();

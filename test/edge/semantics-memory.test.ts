@@ -36,7 +36,7 @@ test("concurrent misses stay within the in-flight budget", async (t) => {
 test("read-ahead of an oversized chunked body stays reserved until sent", async (t) => {
   // 64 MiB of memory: objects up to 8 MiB, 16 MiB buffered at once. Each body
   // is 9 MiB without Content-Length, so 8 MiB are read ahead before the edge
-  // knows the object is too large, and a viewer that reads nothing keeps most
+  // finds the object too large, and a viewer that reads nothing keeps most
   // of them waiting in the edge.
   const chunk = Buffer.alloc(1024 * 1024, 7);
   const { fixture, snapshot } = await setupDistribution(

@@ -33,6 +33,30 @@ function startTwoWorkers(edgeId: string, dataDir: string, bus: EmbeddedBus, roll
   });
 }
 
+/** Starts two workers without metrics consumers and waits until both serve a distribution of `originPort`. */
+async function startServingWorkers(t: import("node:test").TestContext, edgeId: string, originPort: number) {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const bus = new EmbeddedBus(silentLogger());
+  const edge = await startTwoWorkers(edgeId, dataDir, bus, {
+    addMinute: () => {},
+    prometheus: undefined,
+    records: undefined,
+    countDropped: () => {},
+  });
+  t.after(() => edge.close());
+  const snapshot = customSnapshot({ originPort });
+  const acked = new Promise<void>((resolve) => {
+    let count = 0;
+    bus.onAck((ack) => {
+      if (ack.type === "distribution.applied" && ++count === 2) resolve();
+    });
+  });
+  await bus.publish({ type: "distribution.updated", snapshot });
+  await acked;
+  return { edge, snapshot };
+}
+
 test("workers share ports and acknowledge together", async (t) => {
   const origin = await startOrigin((req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60" });
@@ -118,25 +142,7 @@ test("workers collapse concurrent misses into one fetch", async (t) => {
     }, 300);
   });
   t.after(() => origin.close());
-  const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
-  t.after(() => rm(dataDir, { recursive: true, force: true }));
-  const bus = new EmbeddedBus(silentLogger());
-  const edge = await startTwoWorkers("edge-c", dataDir, bus, {
-    addMinute: () => {},
-    prometheus: undefined,
-    records: undefined,
-    countDropped: () => {},
-  });
-  t.after(() => edge.close());
-  const snapshot = customSnapshot({ originPort: origin.port });
-  const acked = new Promise<void>((resolve) => {
-    let count = 0;
-    bus.onAck((ack) => {
-      if (ack.type === "distribution.applied" && ++count === 2) resolve();
-    });
-  });
-  await bus.publish({ type: "distribution.updated", snapshot });
-  await acked;
+  const { edge, snapshot } = await startServingWorkers(t, "edge-c", origin.port);
 
   // A new connection per request, so the primary spreads them over both workers.
   const responses = await Promise.all(
@@ -163,25 +169,7 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   });
   let originOpen = true;
   t.after(() => (originOpen ? origin.close() : undefined));
-  const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
-  t.after(() => rm(dataDir, { recursive: true, force: true }));
-  const bus = new EmbeddedBus(silentLogger());
-  const edge = await startTwoWorkers("edge-s", dataDir, bus, {
-    addMinute: () => {},
-    prometheus: undefined,
-    records: undefined,
-    countDropped: () => {},
-  });
-  t.after(() => edge.close());
-  const snapshot = customSnapshot({ originPort: origin.port });
-  const acked = new Promise<void>((resolve) => {
-    let count = 0;
-    bus.onAck((ack) => {
-      if (ack.type === "distribution.applied" && ++count === 2) resolve();
-    });
-  });
-  await bus.publish({ type: "distribution.updated", snapshot });
-  await acked;
+  const { edge, snapshot } = await startServingWorkers(t, "edge-s", origin.port);
   // A new connection per request, so the requests reach both workers.
   const get = () => request(edge.httpPort, snapshot.domainName, "/stale.txt", { headers: { connection: "close" } });
 

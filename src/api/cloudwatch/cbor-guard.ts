@@ -26,8 +26,9 @@ export function checkCborItems(bytes: Uint8Array): void {
 
   const argument = (info: number): number => {
     if (info < 24) return info;
-    const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
-    if (size === 0) throw new CborShapeError(`reserved additional information ${info}`);
+    // Additional information 24 to 27 means a 1, 2, 4 or 8-byte argument follows.
+    if (info > 27) throw new CborShapeError(`reserved additional information ${info}`);
+    const size = 2 ** (info - 24);
     if (offset + size > bytes.length) throw new CborShapeError("truncated item");
     let value: number;
     if (size === 1) value = view.getUint8(offset);

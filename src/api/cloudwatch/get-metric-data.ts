@@ -34,7 +34,7 @@ interface MetricQuery {
   expression: string | undefined;
 }
 
-/** Longest stretch of series reading before GetMetricData yields to the event loop. */
+/** Maximum time GetMetricData reads series before it yields to the event loop. */
 const QUERY_SLICE_MS = 20;
 
 export async function getMetricData(input: Struct, { reader }: OperationContext): Promise<Struct> {

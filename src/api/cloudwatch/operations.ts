@@ -27,7 +27,7 @@ export interface OperationContext {
 
 export type OperationHandler = (input: Struct, context: OperationContext) => Struct | undefined | Promise<Struct | undefined>;
 
-/** Longest stretch of bucket merging before GetMetricStatistics yields to the event loop. */
+/** Maximum time GetMetricStatistics merges buckets before it yields to the event loop. */
 const STATISTICS_SLICE_MS = 20;
 
 /** GetMetricStatistics returns at most 1,440 data points per call (CloudWatch quota). */
@@ -284,9 +284,9 @@ function readDatumStatistics(datum: Struct, path: string): StatSet {
       `The parameter ${path}.StatisticValues.Minimum must not be greater than ${path}.StatisticValues.Maximum.`,
     );
   }
-  // A set whose samples all have one value tells each sample, so percentiles
-  // stay available, as CloudWatch documents for Minimum = Maximum with Sum =
-  // Minimum × SampleCount. Other sets carry no single values.
+  // When Minimum = Maximum and Sum = Minimum × SampleCount, every sample has
+  // that value, so percentiles stay available, as CloudWatch documents.
+  // Other sets carry no single values.
   if (minimum === maximum && Math.abs(sum - minimum * sampleCount) <= 1e-9 * Math.max(1, Math.abs(sum))) {
     addSample(stats, minimum, sampleCount);
     stats.sum = sum;
