@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,7 +13,14 @@ import {
   GetInvalidationCommand,
   NoSuchDistribution,
 } from "@aws-sdk/client-cloudfront";
-import { GetBucketPolicyCommand, GetObjectCommand, ListObjectsV2Command, NoSuchBucket, NoSuchKey } from "@aws-sdk/client-s3";
+import {
+  GetBucketPolicyCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  NoSuchBucket,
+  NoSuchKey,
+  PutObjectCommand,
+} from "@aws-sdk/client-s3";
 import { fetch } from "undici";
 import { runRunbook, type RunbookResult } from "../examples/runbook.js";
 import { createClients, Viewer } from "../examples/lib/portico-clients.js";
@@ -186,6 +193,29 @@ print(json.dumps(sum(point["Sum"] for point in answer["Datapoints"])))
     assert.equal(rejected.length, 2, "each rejected request is logged once");
     s3.destroy();
     cloudfront.destroy();
+  });
+
+  test("a range of a large object reaches the bucket as slices", async () => {
+    const { s3 } = createClients(portico.target);
+    // Larger than the largest memory entry of a worker, so without slices it would be fetched whole.
+    const video = randomBytes(20 * 1024 * 1024 + 12345);
+    await s3.send(new PutObjectCommand({ Bucket: result.bucket, Key: "media/large.mp4", Body: video, ContentType: "video/mp4" }));
+    const viewer = await Viewer.create(portico.target.caCertificatePath);
+    const url = `https://${result.domainName}:${portico.target.httpsPort}/media/large.mp4`;
+    const start = video.length - 1_500_000;
+    const tail = await viewer.request(url, { range: `bytes=${start}-` });
+    assert.equal(tail.status, 206);
+    assert.equal(tail.headers.get("content-range"), `bytes ${start}-${video.length - 1}/${video.length}`);
+    assert.equal(tail.headers.get("x-cache"), "Miss from portico");
+    assert.match(String(tail.headers.get("cache-status")), /detail=range-slices/);
+    assert.ok(Buffer.from(await tail.arrayBuffer()).equals(video.subarray(start)));
+
+    // The same worker or the other one: either way the answer is the same bytes.
+    const again = await viewer.request(url, { range: `bytes=${start}-${start + 99}` });
+    assert.equal(again.status, 206);
+    assert.ok(Buffer.from(await again.arrayBuffer()).equals(video.subarray(start, start + 100)));
+    await viewer.close();
+    s3.destroy();
   });
 
   test("restart keeps every resource and serves again", async () => {

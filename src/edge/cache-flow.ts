@@ -10,6 +10,7 @@ import { parseVary, varySignature } from "../cache/vary.js";
 import type { Origin, OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
 import { acceptSharedEntry, sharedEntryOf } from "./peer-flow.js";
+import { serveSlices, sliceableRange } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
 import { compressBody, compressedHeaders, encodingFor } from "./compression.js";
@@ -86,6 +87,23 @@ async function serveFromDiskOrOrigin(
     else if (found?.kind === "stream" && Date.now() < found.target.metadata.staleAtMs) {
       await serveDiskStream(context, state, request, response, target, found.target);
       return;
+    }
+  }
+  if (cached === undefined && request.headers["if-range"] === undefined) {
+    const wanted =
+      request.method === "HEAD"
+        ? ({ kind: "head" } as const)
+        : request.method === "GET"
+          ? sliceableRange(request.headers.range)
+          : undefined;
+    if (wanted !== undefined) {
+      const handoff = await serveSlices(context, state, request, response, target, wanted);
+      if (handoff === undefined) return;
+      if (handoff.kind === "response") {
+        // The origin answered with the whole object, or the object fits in one slice.
+        await fetchAsWriter(context, state, request, response, target, undefined, () => {}, handoff);
+        return;
+      }
     }
   }
   const nowMs = Date.now();
@@ -236,10 +254,11 @@ async function fetchAsWriter(
   target: CacheableRequest,
   stale: CachedResponse | undefined,
   settle: (outcome: LockOutcome) => void,
+  prefetched?: { fetch: () => Promise<OriginResponse>; epochAtStart: number },
 ): Promise<void> {
   const { distribution, behavior, keyResult } = target;
   const policy = behavior.headersPolicy;
-  const epochAtStart = purgeEpoch(context, distribution.id);
+  const epochAtStart = prefetched?.epochAtStart ?? purgeEpoch(context, distribution.id);
   const fetchStartedAtMs = Date.now();
   const revalidating = stale !== undefined && hasValidator(stale);
 
@@ -252,14 +271,14 @@ async function fetchAsWriter(
   let originResponse: OriginResponse;
   try {
     // A HEAD is fetched as GET so that the stored entry can serve later GETs.
-    originResponse = await target.origin.fetch({
+    originResponse = await (prefetched?.fetch() ?? target.origin.fetch({
       method: "GET",
       path: target.originPath,
       query: keyResult.forwardedQuery,
       headers,
       body: undefined,
       viewerProtocol: request.protocol,
-    });
+    }));
   } catch (error) {
     settle("failed");
     if (stale !== undefined && mayServeStaleOnError(stale, Date.now(), false)) {

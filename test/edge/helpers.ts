@@ -231,3 +231,32 @@ export async function request(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** An origin object that the test origin serves with single-range support, as nginx and S3 do. */
+export interface Served {
+  body: Buffer;
+  etag: string;
+}
+
+/** Answers GET with RFC 9110 single ranges: 206 with Content-Range, 416 past the end, 200 without Range. */
+export function serveWithRanges(current: () => Served) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const { body, etag } = current();
+    const headers = { "cache-control": "max-age=600", "content-type": "video/mp4", etag };
+    const match = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+    if (match === null) {
+      res.writeHead(200, { ...headers, "content-length": String(body.length) });
+      res.end(body);
+      return;
+    }
+    const start = Number(match[1]);
+    if (start >= body.length) {
+      res.writeHead(416, { "content-range": `bytes */${body.length}` });
+      res.end();
+      return;
+    }
+    const end = match[2] === "" ? body.length - 1 : Math.min(Number(match[2]), body.length - 1);
+    res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end}/${body.length}`, "content-length": String(end - start + 1) });
+    res.end(body.subarray(start, end + 1));
+  };
+}

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,7 +9,7 @@ import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { DistributionSnapshot, EdgeAck } from "../../src/cluster/types.js";
 import { startEdge, type Edge } from "../../src/edge/index.js";
-import { CollectingSink, customSnapshot, request, sleep, startOrigin, ZONE } from "./helpers.js";
+import { CollectingSink, customSnapshot, request, serveWithRanges, sleep, startOrigin, ZONE, type Served } from "./helpers.js";
 
 function metadataFor(key: string, bodyBytes: number, distributionId = "E1"): DiskMetadata {
   return {
@@ -231,6 +232,31 @@ async function openFilesUnder(directory: string): Promise<string[]> {
   }
   return paths;
 }
+
+test("range slices go to disk and come back after eviction from memory", async (t) => {
+  const dataDir = await tempDir(t);
+  // 64 KiB of memory makes 8 KiB slices and keeps about seven of them.
+  const object: Served = { body: randomBytes(200 * 1024), etag: '"sliced"' };
+  const origin = await startOrigin(serveWithRanges(() => object));
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+
+  const all = await get("/movie.mp4", { range: "bytes=0-" });
+  assert.equal(all.status, 206);
+  assert.ok(all.body.equals(object.body));
+  assert.equal(origin.hits(), 25);
+  await sleep(200);
+
+  // Slice 0 left memory long ago; the disk tier still has it.
+  const first = await get("/movie.mp4", { range: "bytes=0-99" });
+  assert.equal(first.headers["x-cache"], "Hit from portico");
+  assert.ok(first.body.equals(object.body.subarray(0, 100)));
+  assert.equal(origin.hits(), 25);
+});
 
 test("viewer leaving a disk hit closes its file", { skip: process.platform === "linux" ? false : "lists open files through /proc/self/fd, which only Linux has" }, async (t) => {
   const dataDir = await tempDir(t);
