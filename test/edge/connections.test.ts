@@ -62,6 +62,37 @@ test("chunked and sized bodies reach the origin", async (t) => {
   assert.equal(origin.requests[1]!.body.toString(), "wxyz");
 });
 
+test("connections whose reads interleave keep their own bytes", async (t) => {
+  // Reads of every plain connection land in one shared buffer, so bytes one
+  // connection keeps (a partial head, pipelined requests, a body waiting for
+  // the origin) must survive the reads of others in between.
+  const { origin, port, host } = await setup(t, {}, 50);
+  const upload = Buffer.alloc(200_000, "u");
+  const exchanges = await Promise.all([
+    rawExchange(port, [`GET /half`, `way HTTP/1.1\r\nHo`, `st: ${host}\r\nConnection: close\r\n\r\n`], 3000, 30),
+    rawExchange(
+      port,
+      [`GET /a1 HTTP/1.1\r\nHost: ${host}\r\n\r\nGET /a2 HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`],
+      3000,
+    ),
+    rawExchange(
+      port,
+      [`PUT /body HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${upload.length}\r\nConnection: close\r\n\r\n`, upload.subarray(0, 70_000), upload.subarray(70_000)],
+      3000,
+      30,
+    ),
+    rawExchange(port, Array.from({ length: 6 }, () => `GET /noise HTTP/1.1\r\nHost: ${host}\r\n\r\n`), 1000, 20),
+  ]);
+  assert.deepEqual(exchanges[0]!.statuses, [200]);
+  assert.match(exchanges[0]!.text, /GET \/halfway /);
+  assert.deepEqual(exchanges[1]!.statuses, [200, 200]);
+  assert.deepEqual([...exchanges[1]!.text.matchAll(/GET (\/a\d) /g)].map((match) => match[1]), ["/a1", "/a2"]);
+  assert.deepEqual(exchanges[2]!.statuses, [200]);
+  const put = origin.requests.find((r) => r.method === "PUT")!;
+  assert.ok(put.body.equals(upload));
+  assert.deepEqual(exchanges[3]!.statuses, [200, 200, 200, 200, 200, 200]);
+});
+
 test("HTTP/1.0 closes unless keep-alive is asked", async (t) => {
   const { port, host } = await setup(t);
   const closing = await rawExchange(port, [`GET /a HTTP/1.0\r\nHost: ${host}\r\n\r\n`]);

@@ -7,6 +7,7 @@ import type { ViewerRequest, ViewerResponse } from "../exchange.js";
 import { normalizePath } from "../path.js";
 import { ChunkedDecoder, LengthDecoder, RequestBody } from "./body.js";
 import { HeadError, parseRequestHead, type Http1Limits, type ParsedHead } from "./parser.js";
+import { readIntoSharedBuffer } from "./read-buffer.js";
 import { Http1Response, type ResponseSink } from "./response.js";
 
 /** Handles one request; returns a promise only when the response is not done when it returns. */
@@ -101,6 +102,8 @@ export class Http1Connection implements ResponseSink {
   private readonly clientIp: string;
   /** Parsing stopped because responses were not sent yet; the socket's drain restarts it. */
   private resumeOnDrain = false;
+  /** Whether reads arrive in the process's shared read buffer, which the next read overwrites. */
+  private readonly sharedReads: boolean;
   /** `Date.now()` and `performance.now()` of the data event being processed, read once for all its requests. */
   private clockMs = 0;
   private clockPerformanceMs = 0;
@@ -117,7 +120,8 @@ export class Http1Connection implements ResponseSink {
     this.deadlineMs = Date.now() + timeouts.headersTimeoutMs;
     this.clientIp = socket.remoteAddress ?? "";
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.sharedReads = readIntoSharedBuffer(socket, (bytes, buffer) => this.onData(buffer.subarray(0, bytes)));
+    if (!this.sharedReads) socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("drain", () => this.onDrain());
     socket.on("error", () => {});
     socket.on("close", () => this.closed());
@@ -209,6 +213,8 @@ export class Http1Connection implements ResponseSink {
     this.clockPerformanceMs = performance.now();
     if (this.phase === "body") this.deadlineMs = this.clockMs + this.timeouts.bodyIdleTimeoutMs;
     this.process();
+    // Bytes left for later must not stay in the shared read buffer.
+    if (this.sharedReads && this.pending.length > 0 && this.pending.buffer === chunk.buffer) this.pending = Buffer.from(this.pending);
   }
 
   private process(): void {
@@ -342,7 +348,8 @@ export class Http1Connection implements ResponseSink {
     let used: number;
     try {
       used = decoder.feed(this.pending, (data) => {
-        if (!body.push(data) && !this.paused) {
+        // The body stream keeps its chunks until they are read.
+        if (!body.push(this.sharedReads ? Buffer.from(data) : data) && !this.paused) {
           this.paused = true;
           this.socket.pause();
         }
