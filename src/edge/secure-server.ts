@@ -1,6 +1,13 @@
-import { createPrivateKey } from "node:crypto";
-import { createSecureContext, createServer as createTlsServer, type SecureContext, type Server, type TLSSocket } from "node:tls";
+import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import {
+  createSecureContext,
+  createServer as createTlsServer,
+  type SecureContext,
+  type Server as TlsServer,
+  type TLSSocket,
+} from "node:tls";
 import type { Logger } from "../common/logger.js";
+import { scanClientHello } from "./client-hello.js";
 import type { RequestListener } from "./http1/connection.js";
 import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
 import { Http2ConnectionSet } from "./http2/server.js";
@@ -13,21 +20,36 @@ const HTTP2_IDLE_TIMEOUT_MS = 5_000;
 /** Streams one HTTP/2 connection may have open at once. */
 const HTTP2_MAX_CONCURRENT_STREAMS = 128;
 
+/** An operator-supplied certificate, ready for handshakes. */
+interface AliasTls {
+  context: SecureContext;
+  /** A TLS server whose only certificate is this one; connections are handed to it, it never listens. */
+  server: TlsServer;
+}
+
 /**
  * The edge's TLS listener. SNI picks an operator-supplied certificate for an
  * alternate domain name when one exists, else the zone's generated one; ALPN
  * picks HTTP/2 or HTTP/1.1, both served by the edge's own strict servers.
+ *
+ * The listener reads each connection's ClientHello itself and hands the
+ * connection to a TLS server whose default certificate is the chosen one.
+ * Node.js's SNICallback cannot replace a default certificate of another key
+ * type: it adds the SNI certificate beside it, so a client that accepts both
+ * types would get the zone's certificate instead of an RSA alias.
  */
 export class SecureEdgeServer {
   readonly server: Server;
+  private readonly zoneServer: TlsServer;
   private readonly http2: Http2ConnectionSet;
   private readonly http1: Http1ConnectionSet;
-  private aliasContexts = new Map<string, SecureContext>();
+  private aliases = new Map<string, AliasTls>();
   private aliasesLoadedAtMs = 0;
   private reloading: Promise<void> | undefined;
   private readonly drainTimeoutMs: number;
-  /** The key type of the zone certificate (`ec` for the generated one), which alias keys must share. */
-  private readonly zoneKeyType: string | undefined;
+  private readonly helloTimeoutMs: number;
+  /** Connections whose ClientHello is still arriving. */
+  private readonly greeting = new Set<Socket>();
 
   constructor(
     tls: { key: string; cert: string },
@@ -37,7 +59,7 @@ export class SecureEdgeServer {
     private readonly log: Logger,
   ) {
     this.drainTimeoutMs = options.drainTimeoutMs;
-    this.zoneKeyType = createPrivateKey(tls.key).asymmetricKeyType;
+    this.helloTimeoutMs = options.timeouts.headersTimeoutMs;
     this.http1 = new Http1ConnectionSet(listener, options, log);
     this.http2 = new Http2ConnectionSet(
       listener,
@@ -51,57 +73,82 @@ export class SecureEdgeServer {
       log,
     );
 
-    this.server = createTlsServer({
+    // A ClientHello the listener could not read still reaches alias certificates of the zone's key type.
+    this.zoneServer = this.tlsServer({
       key: tls.key,
       cert: tls.cert,
-      ALPNProtocols: ["h2", "http/1.1"],
-      SNICallback: (servername, callback) => callback(null, this.contextFor(servername)),
+      SNICallback: (servername, callback) => callback(null, this.aliasFor(servername)?.context),
     });
-    this.server.on("secureConnection", (socket: TLSSocket) => {
+    this.server = createNetServer((socket) => this.greet(socket));
+  }
+
+  private tlsServer(options: Parameters<typeof createTlsServer>[0]): TlsServer {
+    const server = createTlsServer({ ...options, ALPNProtocols: ["h2", "http/1.1"] });
+    server.on("secureConnection", (socket: TLSSocket) => {
       if (socket.alpnProtocol === "h2") this.http2.accept(socket);
       else this.http1.accept(socket, "https");
     });
-    this.server.on("tlsClientError", () => {});
+    server.on("tlsClientError", () => {});
+    return server;
+  }
+
+  /** Reads a new connection's ClientHello, then hands the connection to the TLS server of its name. */
+  private greet(socket: Socket): void {
+    this.greeting.add(socket);
+    const chunks: Buffer[] = [];
+    const ignoreError = (): void => {};
+    socket.on("error", ignoreError);
+    socket.setTimeout(this.helloTimeoutMs, () => socket.destroy());
+    socket.once("close", () => this.greeting.delete(socket));
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      const received = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      const scan = scanClientHello(received);
+      if (scan.kind === "incomplete") return;
+      socket.off("data", onData);
+      socket.setTimeout(0);
+      socket.pause();
+      this.greeting.delete(socket);
+      // The TLS socket reads what was put back before anything else.
+      socket.unshift(received);
+      const name = scan.kind === "hello" ? scan.serverName : undefined;
+      const server = name === undefined ? this.zoneServer : (this.aliasFor(name)?.server ?? this.zoneServer);
+      server.emit("connection", socket);
+    };
+    socket.on("data", onData);
   }
 
   /** Loads the alias certificates; call before listen(). */
   async loadAliases(): Promise<void> {
     const certificates = await loadAliasCertificates(this.dataDir, this.log);
-    const contexts = new Map<string, SecureContext>();
+    const aliases = new Map<string, AliasTls>();
     for (const certificate of certificates) {
-      const context = this.secureContext(certificate);
-      if (context !== undefined) contexts.set(certificate.name, context);
+      const alias = this.aliasTls(certificate);
+      if (alias !== undefined) aliases.set(certificate.name, alias);
     }
-    this.aliasContexts = contexts;
+    this.aliases = aliases;
     this.aliasesLoadedAtMs = Date.now();
-    if (contexts.size > 0) this.log.info({ names: [...contexts.keys()] }, "loaded alias certificates");
+    if (aliases.size > 0) this.log.info({ names: [...aliases.keys()] }, "loaded alias certificates");
   }
 
-  private secureContext(certificate: AliasCertificate): SecureContext | undefined {
+  private aliasTls(certificate: AliasCertificate): AliasTls | undefined {
     try {
-      const keyType = createPrivateKey(certificate.key).asymmetricKeyType;
-      if (keyType !== this.zoneKeyType) {
-        // Node.js adds an SNI context's certificate beside the default one instead of replacing it,
-        // so a client that accepts both key types gets the zone's certificate.
-        this.log.warn(
-          { name: certificate.name, keyType, zoneKeyType: this.zoneKeyType },
-          "an alias certificate whose key type differs from the zone certificate's reaches only clients without support for the zone's key type; use a key of the zone's type",
-        );
-      }
-      return createSecureContext({ key: certificate.key, cert: certificate.cert });
+      const context = createSecureContext({ key: certificate.key, cert: certificate.cert });
+      const server = this.tlsServer({ key: certificate.key, cert: certificate.cert });
+      return { context, server };
     } catch (error) {
       this.log.warn({ err: error, name: certificate.name }, "skipped an invalid alias certificate");
       return undefined;
     }
   }
 
-  /** Returns the alias context for an SNI name, or undefined for the default certificate. */
-  private contextFor(servername: string): SecureContext | undefined {
+  /** Returns the alias certificate for an SNI name, or undefined for the zone's. */
+  private aliasFor(servername: string): AliasTls | undefined {
     const name = servername.toLowerCase();
-    const exact = this.aliasContexts.get(name);
+    const exact = this.aliases.get(name);
     if (exact !== undefined) return exact;
     const dot = name.indexOf(".");
-    const wildcard = dot < 0 ? undefined : this.aliasContexts.get(`*${name.slice(dot)}`);
+    const wildcard = dot < 0 ? undefined : this.aliases.get(`*${name.slice(dot)}`);
     if (wildcard !== undefined) return wildcard;
     // A certificate added after start is picked up on a later handshake.
     if (this.reloading === undefined && Date.now() - this.aliasesLoadedAtMs > ALIAS_RELOAD_INTERVAL_MS) {
@@ -120,6 +167,7 @@ export class SecureEdgeServer {
   /** Stops accepting connections, sends GOAWAY to HTTP/2 sessions, and drains HTTP/1.1 connections. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.greeting) socket.destroy();
     await Promise.all([this.http2.drain(this.drainTimeoutMs), this.http1.drain()]);
     await closed;
   }

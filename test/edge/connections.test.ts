@@ -5,7 +5,7 @@ import { connect as connectHttp2, constants, type ClientHttp2Session } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
-import { createConnection } from "node:net";
+import { createConnection, createServer as createNetServer, type AddressInfo } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
 import { allMethodsSnapshot, customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
@@ -227,32 +227,90 @@ test("HTTP/1.1 over TLS uses the strict parser", async (t) => {
   assert.equal(origin.hits(), 0);
 });
 
-test("SNI selects an alias certificate", async (t) => {
+test("SNI selects an alias certificate of either key type", async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-edge-sni-"));
   const aliases = join(dataDir, "tls", "aliases");
   await mkdir(aliases, { recursive: true });
-  await promisify(execFile)("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-    "-subj", "/CN=cdn.example.test", "-addext", "subjectAltName=DNS:cdn.example.test",
-    "-keyout", join(aliases, "cdn.example.test.key"), "-out", join(aliases, "cdn.example.test.crt"),
-  ]);
+  // The zone certificate is ECDSA; one alias is ECDSA, the other RSA.
+  const makeCertificate = (name: string, key: string[]) =>
+    promisify(execFile)("openssl", [
+      "req", "-x509", "-newkey", ...key, "-nodes", "-days", "2",
+      "-subj", `/CN=${name}`, "-addext", `subjectAltName=DNS:${name}`,
+      "-keyout", join(aliases, `${name}.key`), "-out", join(aliases, `${name}.crt`),
+    ]);
+  await makeCertificate("cdn.example.test", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+  await makeCertificate("rsa.example.test", ["rsa:2048"]);
   const { fixture, host } = await setup(t, { dataDir });
   const aliasCa = await readFile(join(aliases, "cdn.example.test.crt"));
+  const rsaCa = await readFile(join(aliases, "rsa.example.test.crt"));
   const zoneCa = await readFile(fixture.edge.caCertificatePath);
-  const subjectFor = (servername: string, ca: Buffer) =>
-    new Promise<string>((resolve, reject) => {
-      const socket = connectTls({ port: fixture.edge.httpsPort, host: "127.0.0.1", servername, ca });
+  const handshake = (servername: string, ca: Buffer) =>
+    new Promise<{ subject: string; keyType: string; status: number }>((resolve, reject) => {
+      const socket = connectTls({ port: fixture.edge.httpsPort, host: "127.0.0.1", servername, ca, ALPNProtocols: ["http/1.1"] });
       socket.on("secureConnect", () => {
-        const subject = String(socket.getPeerCertificate().subject.CN);
-        socket.destroy();
-        resolve(subject);
+        const certificate = socket.getPeerX509Certificate()!;
+        socket.write(`GET /tls HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+        const chunks: Buffer[] = [];
+        socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+        socket.on("end", () =>
+          resolve({
+            subject: certificate.subject.replace(/^CN=/, ""),
+            keyType: String(certificate.publicKey.asymmetricKeyType),
+            status: Number(/^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString("latin1"))?.[1]),
+          }),
+        );
       });
       socket.on("error", reject);
     });
-  assert.equal(await subjectFor("cdn.example.test", aliasCa), "cdn.example.test");
-  assert.equal(await subjectFor(host, zoneCa), "*.portico.localhost");
+  assert.deepEqual(await handshake("cdn.example.test", aliasCa), { subject: "cdn.example.test", keyType: "ec", status: 200 });
+  // A client that accepts ECDSA still gets the RSA alias, not the zone's ECDSA certificate.
+  assert.deepEqual(await handshake("rsa.example.test", rsaCa), { subject: "rsa.example.test", keyType: "rsa", status: 200 });
+  assert.deepEqual(await handshake("RSA.Example.Test", rsaCa), { subject: "rsa.example.test", keyType: "rsa", status: 200 });
+  assert.deepEqual(await handshake(host, zoneCa), { subject: "*.portico.localhost", keyType: "ec", status: 200 });
   // The alias certificate does not verify for a name it does not cover.
-  await assert.rejects(subjectFor("other.example.test", aliasCa));
+  await assert.rejects(handshake("other.example.test", aliasCa));
+
+  // A ClientHello that arrives a few bytes at a time, through a relay that
+  // forwards the client's first bytes in 7-byte pieces, is read whole first.
+  const relay = createNetServer((client) => {
+    const upstream = createConnection(fixture.edge.httpsPort, "127.0.0.1");
+    let first = true;
+    client.on("data", async (data: Buffer) => {
+      if (!first) {
+        upstream.write(data);
+        return;
+      }
+      first = false;
+      client.pause();
+      for (let offset = 0; offset < data.length; offset += 7) {
+        upstream.write(data.subarray(offset, offset + 7));
+        await sleep(1);
+      }
+      client.resume();
+    });
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+    client.on("error", () => {});
+    upstream.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+  t.after(() => relay.close());
+  const relayPort = (relay.address() as AddressInfo).port;
+  const split = await new Promise<string>((resolve, reject) => {
+    const socket = connectTls({ port: relayPort, host: "127.0.0.1", servername: "rsa.example.test", ca: rsaCa });
+    socket.on("secureConnect", () => {
+      resolve(socket.getPeerX509Certificate()!.subject);
+      socket.destroy();
+    });
+    socket.on("error", reject);
+  });
+  assert.equal(split, "CN=rsa.example.test");
+
+  // Bytes that are not TLS get no answer and a closed connection.
+  const plain = await rawExchange(fixture.edge.httpsPort, [`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`], 2000);
+  assert.equal(plain.closed, true);
+  assert.deepEqual(plain.statuses, []);
 });
 
 test("viewer that stops reading is dropped", async (t) => {
