@@ -38,7 +38,7 @@ export type PeerGrant =
 export type PeerMessage =
   | { kind: "peer.acquire"; sequence: number; key: string }
   | { kind: "peer.grant"; sequence: number; grant: PeerGrant }
-  | { kind: "peer.release"; key: string; entry: SharedEntry | undefined }
+  | { kind: "peer.release"; key: string; stored: boolean }
   | { kind: "peer.peek"; sequence: number; key: string }
   | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined };
 
@@ -105,9 +105,13 @@ export class PeerClient {
     });
   }
 
-  /** Ends this worker's fetch of `key`: the entry it stored, or undefined when it stored none. */
-  release(key: string, entry: SharedEntry | undefined): void {
-    send({ kind: "peer.release", key, entry });
+  /**
+   * Ends this worker's fetch of `key`, saying whether it stored an entry.
+   * The primary asks for the entry only when other workers wait for it, so
+   * a miss that nobody else waits for sends no body over the pipe.
+   */
+  release(key: string, stored: boolean): void {
+    send({ kind: "peer.release", key, stored });
   }
 
   close(): void {
@@ -155,7 +159,7 @@ export class PeerCoordinator {
           this.acquire(worker, value.sequence, value.key);
           return;
         case "peer.release":
-          this.release(worker, value.key, value.entry);
+          this.release(worker, value.key, value.stored);
           return;
         case "peer.peeked":
           this.peeks.get(value.sequence)?.(value.entry);
@@ -215,15 +219,23 @@ export class PeerCoordinator {
     return flight;
   }
 
-  private release(worker: Worker, key: string, entry: SharedEntry | undefined): void {
+  private release(worker: Worker, key: string, stored: boolean): void {
     const flight = this.flights.get(key);
     if (flight === undefined || flight.writer !== worker) return;
-    if (entry === undefined) {
+    if (!stored) {
       this.finish(key, flight, { kind: "alone" });
       return;
     }
     this.remember(key, worker);
-    this.finish(key, flight, { kind: "filled", entry, collapsed: true });
+    if (flight.waiters.length === 0) {
+      this.finish(key, flight, { kind: "alone" });
+      return;
+    }
+    // Workers that missed meanwhile, and any that miss before the reply, get the writer's copy.
+    void this.peek(worker, key).then((entry) => {
+      if (this.flights.get(key) !== flight) return;
+      this.finish(key, flight, entry === undefined ? { kind: "alone" } : { kind: "filled", entry, collapsed: true });
+    });
   }
 
   private finish(key: string, flight: Flight, result: PeerGrant): void {

@@ -9,7 +9,7 @@ import type { LockOutcome } from "../cache/lock.js";
 import { parseVary, varySignature } from "../cache/vary.js";
 import type { Origin, OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
-import { acceptSharedEntry, sharedEntryOf } from "./peer-flow.js";
+import { acceptSharedEntry } from "./peer-flow.js";
 import { serveSlices, sliceableRange } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
@@ -185,7 +185,7 @@ async function askPeers(
   const epochAtAcquire = purgeEpoch(context, target.distribution.id);
   const grant = await peers.acquire(key);
   if (grant.kind === "writer") {
-    return (outcome) => peers.release(key, outcome === "stored" ? sharedEntryOf(context, key) : undefined);
+    return (outcome) => peers.release(key, outcome === "stored");
   }
   if (grant.kind === "alone") return undefined;
 
