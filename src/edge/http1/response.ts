@@ -3,6 +3,7 @@ import type { Readable } from "node:stream";
 import type { CachedResponse } from "../../cache/entry.js";
 import type { ViewerResponse } from "../exchange.js";
 import type { PreparedHit } from "../hit-head.js";
+import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
 
 /** The connection side that a response writes to. */
 export interface ResponseSink {
@@ -83,27 +84,6 @@ const END_TAIL = Buffer.from("\r\n\r\n", "latin1");
 const KEEP_ALIVE_TAIL = Buffer.from("\r\nconnection: keep-alive\r\n\r\n", "latin1");
 const CLOSE_TAIL = Buffer.from("\r\nconnection: close\r\n\r\n", "latin1");
 
-/** Size of the blocks that small hit responses are cut from. */
-const SLAB_BYTES = 1024 * 1024;
-let slab = Buffer.allocUnsafe(0);
-let slabOffset = 0;
-
-/**
- * Returns `bytes` bytes of a large block, so that a hit allocates no
- * ArrayBuffer of its own. Each piece is used by one write only, and a block
- * is freed by the garbage collector once no write holds a piece of it.
- */
-function takeFromSlab(bytes: number): Buffer {
-  if (slabOffset + bytes > slab.length) {
-    slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, bytes));
-    slabOffset = 0;
-  }
-  const piece = slab.subarray(slabOffset, slabOffset + bytes);
-  // Pieces start on 8-byte boundaries, as Node's own buffer pool does.
-  slabOffset = (slabOffset + bytes + 7) & ~7;
-  return piece;
-}
-
 /** Stores an ASCII string's bytes at `offset`; returns the offset after them. */
 function writeAscii(target: Buffer, offset: number, text: string): number {
   for (let i = 0; i < text.length; i++) target[offset + i] = text.charCodeAt(i);
@@ -159,6 +139,8 @@ export class Http1Response implements ViewerResponse {
       out.set(tail, offset);
       if (body !== undefined) out.set(body, offset + tail.length);
       sink.write(out);
+      // Nothing left unsent means the write completed and released `out`.
+      if (sink.unsentBytes() === 0) giveBackToSlab(out);
       this.bytesSent += headBytes + bodyBytes;
       this.finish(true);
       return;

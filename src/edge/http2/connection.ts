@@ -26,6 +26,7 @@ import { HpackDecoder, HpackError } from "./hpack.js";
 import { dispatchRequest } from "./dispatch.js";
 import { parseRequestFields } from "./request.js";
 import { Http2Stream, type StreamSink } from "./stream.js";
+import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
 
 export interface Http2Limits {
   /** Largest decoded header list of a request (names, values and 32 octets a field). */
@@ -191,7 +192,7 @@ export class Http2Connection implements StreamSink {
     // copied into the same buffer; a larger one follows it in one writev.
     const copied = body !== undefined && bodyBytes <= COPY_BODY_MAX_BYTES;
     const total = FRAME_HEADER_BYTES + blockBytes + (body === undefined ? 0 : FRAME_HEADER_BYTES) + (copied ? bodyBytes : 0);
-    const out = Buffer.allocUnsafe(total);
+    const out = takeFromSlab(total);
     writeFrameHeader(out, 0, blockBytes, FrameType.HEADERS, Flag.END_HEADERS | (body === undefined ? Flag.END_STREAM : 0), stream.id);
     out.set(block, FRAME_HEADER_BYTES);
     if (blockTail !== undefined) out.set(blockTail, FRAME_HEADER_BYTES + block.length);
@@ -204,6 +205,8 @@ export class Http2Connection implements StreamSink {
     }
     if (body === undefined || copied) {
       this.write(out);
+      // Nothing left unsent means the write completed and released `out`.
+      if (this.socket.writableLength === 0) giveBackToSlab(out);
     } else {
       this.socket.cork();
       this.write(out);
