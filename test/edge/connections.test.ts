@@ -93,6 +93,67 @@ test("connections whose reads interleave keep their own bytes", async (t) => {
   assert.deepEqual(exchanges[3]!.statuses, [200, 200, 200, 200, 200, 200]);
 });
 
+test("TLS and HTTP/2 uploads whose reads interleave keep their own bytes", async (t) => {
+  const { fixture, origin, host } = await setup(t);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const bodies = [0x61, 0x62, 0x63].map((fill, i) => Buffer.concat([Buffer.alloc(150_000 + i * 7_001, fill), Buffer.from(`end ${i}`)]));
+  const http2Upload = (body: Buffer, path: string) =>
+    new Promise<number>((resolve, reject) => {
+      const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
+      session.on("error", reject);
+      // Many header fields make a large header block.
+      const extra: Record<string, string> = {};
+      for (let i = 0; i < 100; i++) extra[`x-filler-${i}`] = `value-${i}-${"z".repeat(40)}`;
+      const stream = session.request({ ":method": "PUT", ":path": path, ":authority": host, ...extra });
+      stream.on("response", (headers) => {
+        stream.resume();
+        stream.on("end", () => {
+          session.close();
+          resolve(Number(headers[":status"]));
+        });
+      });
+      stream.on("error", reject);
+      // Written in pieces, so the body spans many reads on the edge.
+      let offset = 0;
+      const pump = (): void => {
+        if (offset >= body.length) {
+          stream.end();
+          return;
+        }
+        stream.write(body.subarray(offset, offset + 16_384), () => setImmediate(pump));
+        offset += 16_384;
+      };
+      pump();
+    });
+  const tlsUpload = (body: Buffer, path: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connectTls({ port: fixture.edge.httpsPort, host: "127.0.0.1", servername: host, ca, ALPNProtocols: ["http/1.1"] });
+      const chunks: Buffer[] = [];
+      socket.on("secureConnect", async () => {
+        socket.write(`PUT ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+        for (let offset = 0; offset < body.length; offset += 20_000) {
+          socket.write(body.subarray(offset, offset + 20_000));
+          await sleep(1);
+        }
+      });
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      socket.on("end", () => resolve(Buffer.concat(chunks).toString("latin1")));
+      socket.on("error", reject);
+    });
+  const [first, second, third] = await Promise.all([
+    http2Upload(bodies[0]!, "/h2-one"),
+    http2Upload(bodies[1]!, "/h2-two"),
+    tlsUpload(bodies[2]!, "/tls-three"),
+  ]);
+  assert.equal(first, 200);
+  assert.equal(second, 200);
+  assert.match(third, /^HTTP\/1\.1 200 /);
+  for (const [path, body] of [["/h2-one", bodies[0]!], ["/h2-two", bodies[1]!], ["/tls-three", bodies[2]!]] as const) {
+    const received = origin.requests.find((r) => r.url === path);
+    assert.ok(received !== undefined && received.body.equals(body), `${path} arrived intact`);
+  }
+});
+
 test("HTTP/1.0 closes unless keep-alive is asked", async (t) => {
   const { port, host } = await setup(t);
   const closing = await rawExchange(port, [`GET /a HTTP/1.0\r\nHost: ${host}\r\n\r\n`]);

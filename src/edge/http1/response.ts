@@ -145,10 +145,11 @@ export class Http1Response implements ViewerResponse {
       this.finish(true);
       return;
     }
-    const start = Buffer.allocUnsafe(headBytes);
+    const start = takeFromSlab(headBytes);
     start.set(head, 0);
     start.set(tail, writeAscii(start, head.length, requestId));
     this.sendHeadAndBody(start, body);
+    if (sink.unsentBytes() === 0) giveBackToSlab(start);
   }
 
   /**

@@ -27,6 +27,7 @@ import { dispatchRequest } from "./dispatch.js";
 import { parseRequestFields } from "./request.js";
 import { Http2Stream, type StreamSink } from "./stream.js";
 import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
+import { readIntoSharedBuffer } from "../http1/read-buffer.js";
 
 export interface Http2Limits {
   /** Largest decoded header list of a request (names, values and 32 octets a field). */
@@ -95,6 +96,8 @@ export class Http2Connection implements StreamSink {
   private clockMs = 0;
   private clockPerformanceMs = 0;
   private draining = false;
+  /** Whether reads arrive in the process's shared read buffer, which the next read overwrites. */
+  private readonly sharedReads: boolean;
 
   constructor(
     private readonly socket: TLSSocket,
@@ -106,7 +109,8 @@ export class Http2Connection implements StreamSink {
     this.clientIp = socket.remoteAddress ?? "";
     this.deadlineMs = Date.now() + limits.idleTimeoutMs;
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.sharedReads = readIntoSharedBuffer(socket, (bytes, buffer) => this.onData(buffer.subarray(0, bytes)));
+    if (!this.sharedReads) socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("drain", () => this.onDrain());
     socket.on("error", () => {});
     socket.on("close", () => this.onSocketClose());
@@ -289,7 +293,8 @@ export class Http2Connection implements StreamSink {
       }
     }
     this.input = position === input.length ? Buffer.alloc(0) : input.subarray(position);
-    if (this.input.length > 0 && position > 0) this.input = Buffer.from(this.input);
+    // A partial frame is kept in a buffer of its own, not in a read buffer that later bytes replace.
+    if (this.input.length > 0 && (position > 0 || this.sharedReads)) this.input = Buffer.from(this.input);
   }
 
   private handleFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
@@ -382,9 +387,14 @@ export class Http2Connection implements StreamSink {
     if (stream.expectedBodyBytes !== undefined && stream.receivedBodyBytes > stream.expectedBodyBytes) {
       throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "more DATA than content-length");
     }
-    if (data.length > 0) stream.body?.push(data);
+    if (data.length > 0) stream.body?.push(this.kept(data));
     if (endStream) this.remoteEnd(stream);
     this.returnStreamWindow(stream);
+  }
+
+  /** Returns bytes of a frame that outlive this read: a copy when reads share one buffer. */
+  private kept(bytes: Buffer): Buffer {
+    return this.sharedReads ? Buffer.from(bytes) : bytes;
   }
 
   private onHeaders(flags: number, streamId: number, payload: Buffer): void {
@@ -396,7 +406,7 @@ export class Http2Connection implements StreamSink {
       fragment = fragment.subarray(5);
       if (dependency === streamId) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "stream depends on itself");
     }
-    const block = { streamId, chunks: [fragment], bytes: fragment.length, endStream: (flags & Flag.END_STREAM) !== 0, startedAtMs: this.clockMs };
+    const block = { streamId, chunks: [this.kept(fragment)], bytes: fragment.length, endStream: (flags & Flag.END_STREAM) !== 0, startedAtMs: this.clockMs };
     if ((flags & Flag.END_HEADERS) === 0) {
       this.block = block;
       this.checkBlockSize(block.bytes);
@@ -410,7 +420,7 @@ export class Http2Connection implements StreamSink {
     if (block === undefined || block.streamId !== streamId) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block");
     }
-    block.chunks.push(payload);
+    block.chunks.push(this.kept(payload));
     block.bytes += payload.length;
     this.checkBlockSize(block.bytes);
     if ((flags & Flag.END_HEADERS) === 0) return;
