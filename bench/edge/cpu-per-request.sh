@@ -17,6 +17,8 @@ DURATION=${2:-5}
 HOST=dbenchhitserver.portico.localhost
 eval "$("$SHARED_BENCH/peers.sh" env)"
 cd "$ROOT"
+# hit-server.ts runs the built code; SKIP_BUILD=1 reuses dist/ as it is.
+if [[ -z ${SKIP_BUILD:-} ]]; then npm run build >&2; fi
 
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
