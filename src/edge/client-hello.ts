@@ -4,8 +4,8 @@
  * the certificate for the whole handshake.
  *
  * The one npm package for this (`sni`) reads only the first record of the
- * first chunk, while a ClientHello with large key shares may span several
- * records and arrive in several reads; hence this reader.
+ * first chunk. A ClientHello with large key shares may span several records
+ * and arrive in several reads, so the edge has this reader of its own.
  */
 
 /** The outcome of scanning the bytes received so far. */
@@ -14,8 +14,10 @@ export type ClientHelloScan =
   | { kind: "incomplete" }
   /** A whole ClientHello; `serverName` is its host name, lower-cased, when it has one. */
   | { kind: "hello"; serverName: string | undefined }
-  /** Not a TLS ClientHello, or one too large to read; the TLS library decides what to do. */
-  | { kind: "other" };
+  /** Not a TLS ClientHello; the TLS library answers it. */
+  | { kind: "other" }
+  /** A ClientHello larger than MAX_CLIENT_HELLO_BYTES. */
+  | { kind: "oversized" };
 
 /** TLS record content type `handshake` (RFC 8446 section 5.1). */
 const HANDSHAKE_RECORD = 22;
@@ -25,8 +27,11 @@ const CLIENT_HELLO = 1;
 const SERVER_NAME_EXTENSION = 0;
 /** `NameType` `host_name`. */
 const HOST_NAME = 0;
-/** Largest ClientHello read; browsers send under 2 KiB, post-quantum key shares included. */
-export const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
+/**
+ * Largest ClientHello read. Browsers send under 2 KiB, post-quantum key
+ * shares included; OpenSSL accepts larger ones, up to its own limit.
+ */
+export const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
 
 /** Scans the first bytes of a connection for a ClientHello and its server name. */
 export function scanClientHello(data: Buffer): ClientHelloScan {
@@ -41,7 +46,7 @@ export function scanClientHello(data: Buffer): ClientHelloScan {
     const recordLength = data.readUInt16BE(offset + 3);
     if (recordLength === 0) return { kind: "other" };
     if (data.length < offset + 5 + recordLength) {
-      return offset + 5 + recordLength > MAX_CLIENT_HELLO_BYTES + 64 ? { kind: "other" } : { kind: "incomplete" };
+      return offset + 5 + recordLength > MAX_CLIENT_HELLO_BYTES + 64 ? { kind: "oversized" } : { kind: "incomplete" };
     }
     handshake.push(data.subarray(offset + 5, offset + 5 + recordLength));
     handshakeBytes += recordLength;
@@ -50,7 +55,7 @@ export function scanClientHello(data: Buffer): ClientHelloScan {
       const head = handshake.length === 1 ? handshake[0]! : Buffer.concat(handshake);
       if (head[0] !== CLIENT_HELLO) return { kind: "other" };
       needed = 4 + head.readUIntBE(1, 3);
-      if (needed > MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
+      if (needed > MAX_CLIENT_HELLO_BYTES) return { kind: "oversized" };
     }
   }
   const message = handshake.length === 1 ? handshake[0]! : Buffer.concat(handshake);

@@ -98,24 +98,49 @@ export class SecureEdgeServer {
     const chunks: Buffer[] = [];
     const ignoreError = (): void => {};
     socket.on("error", ignoreError);
-    socket.setTimeout(this.helloTimeoutMs, () => socket.destroy());
-    socket.once("close", () => this.greeting.delete(socket));
+    // The whole ClientHello must arrive within the head timeout, however it trickles in.
+    const deadline = setTimeout(() => socket.destroy(), this.helloTimeoutMs);
+    socket.once("close", () => {
+      clearTimeout(deadline);
+      this.greeting.delete(socket);
+    });
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       const received = chunks.length === 1 ? chunk : Buffer.concat(chunks);
       const scan = scanClientHello(received);
       if (scan.kind === "incomplete") return;
       socket.off("data", onData);
-      socket.setTimeout(0);
+      if (scan.kind === "oversized") {
+        // Past the size read here, the certificate could not be chosen for the name.
+        socket.destroy();
+        return;
+      }
       socket.pause();
-      this.greeting.delete(socket);
-      // The TLS socket reads what was put back before anything else.
-      socket.unshift(received);
       const name = scan.kind === "hello" ? scan.serverName : undefined;
-      const server = name === undefined ? this.zoneServer : (this.aliasFor(name)?.server ?? this.zoneServer);
-      server.emit("connection", socket);
+      void this.serverForName(name).then((server) => {
+        clearTimeout(deadline);
+        this.greeting.delete(socket);
+        if (socket.destroyed) return;
+        // The TLS socket reads what was put back before anything else.
+        socket.unshift(received);
+        server.emit("connection", socket);
+      });
     };
     socket.on("data", onData);
+  }
+
+  /**
+   * Returns the TLS server for a ClientHello's server name. A name without a
+   * pair waits for the reload of the alias folder that it starts, so a pair
+   * added while the edge runs serves the handshake that first asks for it.
+   */
+  private async serverForName(name: string | undefined): Promise<TlsServer> {
+    if (name === undefined) return this.zoneServer;
+    const found = this.aliasFor(name);
+    if (found !== undefined) return found.server;
+    if (this.reloading === undefined) return this.zoneServer;
+    await this.reloading;
+    return this.aliasFor(name)?.server ?? this.zoneServer;
   }
 
   /** Loads the alias certificates; call before listen(). */

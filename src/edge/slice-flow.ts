@@ -17,15 +17,15 @@ import { forwardsCookies } from "./routing.js";
 
 /**
  * Range requests for objects that are not cached are fetched from the origin
- * in aligned slices of this size, each cached as an entry of its own, so a
- * viewer seeking in a large object fetches only the slices it reads. Capped
- * at the largest memory entry.
+ * in aligned slices of this size, each cached as an entry of its own. A
+ * viewer seeking in a large object thus fetches only the slices it reads.
+ * The size is capped at the largest memory entry.
  */
 export const RANGE_SLICE_BYTES = 1024 * 1024;
 
 /**
- * What a viewer asked for, before the object's length is known: a single
- * byte range, or only the headers of the whole object (a HEAD).
+ * The part of an object a viewer asked for, before the object's length is
+ * known: a single byte range, or only the headers of the whole object (a HEAD).
  */
 export type WantedRange =
   | { kind: "from"; start: number; end: number | undefined }
@@ -58,7 +58,7 @@ export function sliceKey(key: string, index: number): string {
   return `${key}\ns:${index}`;
 }
 
-/** What the edge hands back to the whole-object path. */
+/** The work the slice path hands back to the whole-object path. */
 export type SliceHandoff =
   /** The origin answered the first slice request with something other than a slice: process it as a whole response. */
   | { kind: "response"; fetch: () => Promise<OriginResponse>; epochAtStart: number }
@@ -81,7 +81,7 @@ function parseContentRange(value: string | undefined): SliceBounds | undefined {
   return bounds;
 }
 
-/** What every slice of one response must share with the first: the length and the validator. */
+/** The length and validator that every slice of one response must share with the first. */
 interface ObjectIdentity {
   complete: number;
   etag: string | undefined;
@@ -387,6 +387,11 @@ async function fetchSlice(plan: SlicePlan, index: number, identity: ObjectIdenti
     (identity === undefined || identityMatches(identity, bounds.complete, passed));
   if (!usable) {
     settle("not-stored");
+    if (identity === undefined && response.status === 416 && first === 0) {
+      // Only an empty object has no first byte; the whole-object path fetches it without Range.
+      response.body.destroy();
+      return { kind: "handoff", handoff: { kind: "whole" } };
+    }
     if (identity === undefined && response.status !== 206) {
       return { kind: "handoff", handoff: { kind: "response", fetch: async () => response, epochAtStart: plan.epochAtStart } };
     }

@@ -53,10 +53,10 @@ test("a ClientHello without a server name, and bytes that are not one", async ()
   const serverHello = Buffer.from(hello);
   serverHello[5] = 2;
   assert.deepEqual(scanClientHello(serverHello), { kind: "other" });
-  // A ClientHello that claims more than 16 KiB is left to the TLS library.
+  // A ClientHello that claims more than 64 KiB is refused.
   const huge = Buffer.from(hello);
   huge.writeUIntBE(70_000, 6, 3);
-  assert.deepEqual(scanClientHello(huge), { kind: "other" });
+  assert.deepEqual(scanClientHello(huge), { kind: "oversized" });
   // A ClientHello whose extensions run past its end is malformed.
   const truncated = Buffer.from(hello);
   truncated.writeUIntBE(hello.length - 9 - 20, 6, 3);

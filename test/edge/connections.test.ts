@@ -374,6 +374,65 @@ test("SNI selects an alias certificate of either key type", async (t) => {
   assert.deepEqual(plain.statuses, []);
 });
 
+test("the TLS port bounds the ClientHello in time and size", async (t) => {
+  const { fixture } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 600 } } });
+  const hello = await new Promise<Buffer>((resolve) => {
+    // A real ClientHello, captured from a TLS client.
+    const capture = createNetServer((socket) => socket.once("data", (data: Buffer) => { resolve(data); socket.destroy(); capture.close(); }));
+    capture.listen(0, "127.0.0.1", () => {
+      const client = connectTls({ port: (capture.address() as AddressInfo).port, host: "127.0.0.1", servername: "slow.example.test" });
+      client.on("error", () => {});
+    });
+  });
+  // One byte every 100 ms would take about a minute; each byte resets an idle timer, but not the deadline.
+  const slow = await new Promise<{ closed: boolean; sent: number }>((resolve) => {
+    const socket = createConnection(fixture.edge.httpsPort, "127.0.0.1");
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (sent >= hello.length) return;
+      socket.write(hello.subarray(sent, sent + 1));
+      sent++;
+    }, 100);
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      clearInterval(timer);
+      resolve({ closed: true, sent });
+    });
+  });
+  assert.ok(slow.closed && slow.sent < hello.length / 2, `closed after ${slow.sent} of ${hello.length} bytes`);
+
+  // A ClientHello that claims more than 64 KiB is refused before any TLS processing.
+  const oversized = Buffer.from(hello);
+  oversized.writeUIntBE(70_000, 6, 3);
+  const refused = await rawExchange(fixture.edge.httpsPort, [oversized], 3000);
+  assert.equal(refused.closed, true);
+  assert.equal(refused.text, "");
+});
+
+test("an alias pair added while the edge runs serves the first handshake that asks for it", async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-edge-sni-late-"));
+  const aliases = join(dataDir, "tls", "aliases");
+  await mkdir(aliases, { recursive: true });
+  const { fixture } = await setup(t, { dataDir });
+  // The folder is read again at most every 10 s, counted from the start.
+  await sleep(10_500);
+  await promisify(execFile)("openssl", [
+    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    "-subj", "/CN=late.example.test", "-addext", "subjectAltName=DNS:late.example.test",
+    "-keyout", join(aliases, "late.example.test.key"), "-out", join(aliases, "late.example.test.crt"),
+  ]);
+  const ca = await readFile(join(aliases, "late.example.test.crt"));
+  const subject = await new Promise<string>((resolve, reject) => {
+    const socket = connectTls({ port: fixture.edge.httpsPort, host: "127.0.0.1", servername: "late.example.test", ca });
+    socket.on("secureConnect", () => {
+      resolve(socket.getPeerX509Certificate()!.subject);
+      socket.destroy();
+    });
+    socket.on("error", reject);
+  });
+  assert.equal(subject, "CN=late.example.test");
+});
+
 test("viewer that stops reading is dropped", async (t) => {
   const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
   const origin = await startOrigin((_req, res) => {

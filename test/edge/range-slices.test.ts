@@ -109,6 +109,23 @@ test("a HEAD of an uncached large object fetches one slice", async (t) => {
   assert.deepEqual(originRanges(), []);
 });
 
+test("an empty object that is not cached answers HEAD and ranges", async (t) => {
+  const object: Served = { body: Buffer.alloc(0), etag: '"empty"' };
+  const { get, originRanges } = await setup(t, serveWithRanges(() => object));
+  const head = await get("/empty.bin", {}, "HEAD");
+  assert.equal(head.status, 200);
+  assert.equal(head.headers["content-length"], "0");
+  // The origin answers the slice request with 416, so the edge fetches the object without Range.
+  assert.deepEqual(originRanges(), [sliceRange(0), undefined]);
+  const ranged = await get("/empty2.bin", { range: "bytes=0-10" });
+  assert.equal(ranged.status, 416);
+  assert.equal(ranged.headers["content-range"], "bytes */0");
+  const whole = await get("/empty2.bin");
+  assert.equal(whole.status, 200);
+  assert.equal(whole.headers["x-cache"], "Hit from portico");
+  assert.equal(whole.body.length, 0);
+});
+
 test("a range past the end of an uncached object gets the origin's 416", async (t) => {
   const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
