@@ -83,12 +83,14 @@ export class SecureEdgeServer {
   }
 
   private tlsServer(options: Parameters<typeof createTlsServer>[0]): TlsServer {
-    const server = createTlsServer({ ...options, ALPNProtocols: ["h2", "http/1.1"] });
+    // A client that sends its ClientHello and then stalls is dropped after the head timeout too.
+    const server = createTlsServer({ ...options, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: this.helloTimeoutMs });
     server.on("secureConnection", (socket: TLSSocket) => {
       if (socket.alpnProtocol === "h2") this.http2.accept(socket);
       else this.http1.accept(socket, "https");
     });
-    server.on("tlsClientError", () => {});
+    // With a listener here, Node.js leaves the failed socket open; a timed-out handshake would stay.
+    server.on("tlsClientError", (_error: Error, socket: TLSSocket) => socket.destroy());
     return server;
   }
 

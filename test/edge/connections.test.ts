@@ -401,6 +401,16 @@ test("the TLS port bounds the ClientHello in time and size", async (t) => {
   });
   assert.ok(slow.closed && slow.sent < hello.length / 2, `closed after ${slow.sent} of ${hello.length} bytes`);
 
+  // A whole ClientHello followed by silence: the handshake is given up after the head timeout.
+  const stalled = await new Promise<boolean>((resolve) => {
+    const socket = createConnection(fixture.edge.httpsPort, "127.0.0.1", () => socket.write(hello));
+    socket.on("error", () => {});
+    // The ServerHello is read and dropped, so the close can arrive.
+    socket.resume();
+    socket.on("close", () => resolve(true));
+  });
+  assert.equal(stalled, true);
+
   // A ClientHello that claims more than 64 KiB is refused before any TLS processing.
   const oversized = Buffer.from(hello);
   oversized.writeUIntBE(70_000, 6, 3);
