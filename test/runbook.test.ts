@@ -210,7 +210,7 @@ print(json.dumps(sum(point["Sum"] for point in answer["Datapoints"])))
     assert.match(String(tail.headers.get("cache-status")), /detail=range-slices/);
     assert.ok(Buffer.from(await tail.arrayBuffer()).equals(video.subarray(start)));
 
-    // The same worker or the other one: either way the answer is the same bytes.
+    // Whichever worker serves it, the response has the same bytes.
     const again = await viewer.request(url, { range: `bytes=${start}-${start + 99}` });
     assert.equal(again.status, 206);
     assert.ok(Buffer.from(await again.arrayBuffer()).equals(video.subarray(start, start + 100)));

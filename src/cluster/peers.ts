@@ -108,7 +108,7 @@ export class PeerClient {
   /**
    * Ends this worker's fetch of `key`, saying whether it stored an entry.
    * The primary asks for the entry only when other workers wait for it, so
-   * a miss that nobody else waits for sends no body over the pipe.
+   * a miss that no other worker waits for sends no body over the pipe.
    */
   release(key: string, stored: boolean): void {
     send({ kind: "peer.release", key, stored });

@@ -90,17 +90,17 @@ async function serveFromDiskOrOrigin(
     }
   }
   if (cached === undefined && request.headers["if-range"] === undefined) {
-    const wanted =
+    const requested =
       request.method === "HEAD"
         ? ({ kind: "head" } as const)
         : request.method === "GET"
           ? sliceableRange(request.headers.range)
           : undefined;
-    if (wanted !== undefined) {
-      const handoff = await serveSlices(context, state, request, response, target, wanted);
+    if (requested !== undefined) {
+      const handoff = await serveSlices(context, state, request, response, target, requested);
       if (handoff === undefined) return;
       if (handoff.kind === "response") {
-        // The origin answered with the whole object, or the object fits in one slice.
+        // The origin sent the whole object, or the object fits in one slice.
         await fetchAsWriter(context, state, request, response, target, undefined, () => {}, handoff);
         return;
       }

@@ -14,7 +14,7 @@ export type ClientHelloScan =
   | { kind: "incomplete" }
   /** A whole ClientHello; `serverName` is its host name, lower-cased, when it has one. */
   | { kind: "hello"; serverName: string | undefined }
-  /** Not a TLS ClientHello; the TLS library answers it. */
+  /** Bytes that are not a TLS ClientHello, left for the TLS library to reject. */
   | { kind: "other" }
   /** A ClientHello larger than MAX_CLIENT_HELLO_BYTES. */
   | { kind: "oversized" };

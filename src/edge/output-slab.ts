@@ -25,13 +25,11 @@ export function takeFromSlab(bytes: number): Buffer {
 }
 
 /**
- * Gives the last piece taken back to the block, once its write is complete.
- * A socket whose write completes at once, as almost every small write does,
- * has handed the bytes to the kernel and holds no reference to them, so the
- * next response reuses the same bytes. Without this, hits allocated new
- * blocks at the rate of the bytes they sent, and that external memory made
- * V8 run a full collection several times a second, each pausing the worker
- * for up to 10 ms.
+ * Returns the last piece taken to its block once its write has completed, so
+ * the next response reuses the bytes. A write that completed at once has
+ * handed them to the kernel. Without this reuse, a worker allocated external
+ * memory at the rate it sent bytes, and V8 ran full collections several
+ * times a second, each pausing the worker for up to 10 ms.
  */
 export function giveBackToSlab(piece: Buffer): void {
   if (piece.buffer !== slab.buffer) return;

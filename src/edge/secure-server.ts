@@ -134,7 +134,7 @@ export class SecureEdgeServer {
   /**
    * Returns the TLS server for a ClientHello's server name. A name without a
    * pair waits for the reload of the alias folder that it starts, so a pair
-   * added while the edge runs serves the handshake that first asks for it.
+   * added while the edge runs serves the first handshake that names it.
    */
   private async serverForName(name: string | undefined): Promise<TlsServer> {
     if (name === undefined) return this.zoneServer;

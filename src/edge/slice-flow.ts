@@ -27,7 +27,7 @@ export const RANGE_SLICE_BYTES = 1024 * 1024;
  * The part of an object a viewer asked for, before the object's length is
  * known: a single byte range, or only the headers of the whole object (a HEAD).
  */
-export type WantedRange =
+export type RequestedRange =
   | { kind: "from"; start: number; end: number | undefined }
   | { kind: "suffix"; length: number }
   | { kind: "head" };
@@ -37,7 +37,7 @@ export type WantedRange =
  * undefined: for other units, several ranges, invalid syntax (served whole,
  * as RFC 9110 section 14.2 allows) and empty suffixes.
  */
-export function sliceableRange(header: string | undefined): WantedRange | undefined {
+export function sliceableRange(header: string | undefined): RequestedRange | undefined {
   if (header === undefined) return undefined;
   const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
   if (match === null) return undefined;
@@ -60,9 +60,9 @@ export function sliceKey(key: string, index: number): string {
 
 /** The work the slice path hands back to the whole-object path. */
 export type SliceHandoff =
-  /** The origin answered the first slice request with something other than a slice: process it as a whole response. */
+  /** A response to the first slice request that is not a slice, to process as a whole-object response. */
   | { kind: "response"; fetch: () => Promise<OriginResponse>; epochAtStart: number }
-  /** Slicing does not apply; fetch the whole object. */
+  /** A request that slicing does not serve, so the whole object is fetched. */
   | { kind: "whole" };
 
 /** `Content-Range: bytes first-last/complete` of a 206 (RFC 9110 section 14.4). */
@@ -126,12 +126,11 @@ interface SlicePlan {
 }
 
 /**
- * Serves a single-range GET for an object the cache does not hold by
- * fetching only the slices the range covers, as CloudFront answers a range
- * request by asking the origin for a larger, aligned range. Returns
- * undefined once the viewer is served, or what the whole-object path should
- * do instead: an origin that ignores Range gives the whole object, and an
- * object that fits in one slice is stored as a whole entry.
+ * Serves a single-range GET or a HEAD for an object the cache does not hold
+ * by fetching only the slices it needs. CloudFront does the same: it requests
+ * a larger, aligned range from the origin. Returns undefined once the viewer
+ * is served, or the handoff to the whole-object path: when the origin ignores
+ * Range, or when the object fits in one slice and is stored whole.
  */
 export async function serveSlices(
   context: EdgeContext,
@@ -139,7 +138,7 @@ export async function serveSlices(
   request: ViewerRequest,
   response: ViewerResponse,
   target: CacheableRequest,
-  wanted: WantedRange,
+  requested: RequestedRange,
 ): Promise<SliceHandoff | undefined> {
   const plan: SlicePlan = {
     context,
@@ -150,7 +149,7 @@ export async function serveSlices(
     epochAtStart: purgeEpoch(context, target.distribution.id),
   };
   // A suffix range needs the object's length first, which any slice gives.
-  const firstIndex = wanted.kind === "from" ? Math.floor(wanted.start / plan.sliceBytes) : 0;
+  const firstIndex = requested.kind === "from" ? Math.floor(requested.start / plan.sliceBytes) : 0;
   let first: Slice | undefined = await cachedSlice(plan, firstIndex, undefined);
   if (first === undefined) {
     const fetched = await fetchSlice(plan, firstIndex, undefined);
@@ -166,10 +165,12 @@ export async function serveSlices(
   }
 
   const firstHeaders = first.kind === "cached" ? first.entry.originHeaders : first.headers;
-  const start = wanted.kind === "suffix" ? Math.max(0, complete - wanted.length) : wanted.kind === "from" ? wanted.start : 0;
-  if (wanted.kind === "head" || start >= complete) {
-    // The object's length is known now: the whole-response path answers
-    // the HEAD, or 416 for a range past the end, from the first slice's headers.
+  let start = 0;
+  if (requested.kind === "suffix") start = Math.max(0, complete - requested.length);
+  else if (requested.kind === "from") start = requested.start;
+  if (requested.kind === "head" || start >= complete) {
+    // With the length known, streamUncached builds the HEAD response, or the
+    // 416 for a range past the end, from the first slice's headers.
     if (first.kind === "fetched") void drainSlice(plan, firstIndex, first);
     const headers = withoutHeaders(firstHeaders, ["content-range", "content-length"]);
     const status =
@@ -188,7 +189,7 @@ export async function serveSlices(
     );
     return undefined;
   }
-  const end = wanted.kind === "suffix" || wanted.end === undefined ? complete - 1 : Math.min(wanted.end, complete - 1);
+  const end = requested.kind === "suffix" || requested.end === undefined ? complete - 1 : Math.min(requested.end, complete - 1);
   const identity: ObjectIdentity = {
     complete,
     etag: headerIn(firstHeaders, "etag"),
@@ -241,7 +242,11 @@ async function* sliceStream(
       const fetched = await fetchSlice(plan, index, identity);
       if (fetched.kind === "handoff") {
         forgetSlices(plan, startIndex, lastIndex);
-        throw new Error("the origin object changed while its slices were fetched");
+        plan.context.log.warn(
+          { distributionId: plan.target.distribution.id, requestId: plan.state.requestId, slice: index },
+          "origin slice missing or of another object version; cut the response off",
+        );
+        throw new Error(`origin slice ${index} is missing or does not match the first slice`);
       }
       slice = fetched.slice;
     }
@@ -299,8 +304,9 @@ async function drainSlice(plan: SlicePlan, index: number, slice: FetchedSlice): 
     for await (const _ of readSlice(plan, index, slice, 0, 0)) {
       // Nothing to pass on.
     }
-  } catch {
-    // Keeping the slice was only an optimisation.
+  } catch (error) {
+    // Keeping the slice was only an optimisation, so the failure is logged and dropped.
+    plan.context.log.debug({ err: error, distributionId: plan.target.distribution.id, slice: index }, "failed to keep an unneeded slice");
   }
 }
 
@@ -341,9 +347,9 @@ type FetchResult = { kind: "slice"; slice: Slice } | { kind: "handoff"; handoff:
 
 /**
  * Fetches slice `index` from the origin, or waits for the request already
- * fetching it. For the first slice of a response (no `identity`), an answer
+ * fetching it. For the first slice of a response (no `identity`), a response
  * that is not that slice goes back to the whole-object path. For later
- * slices, a slice of another version of the object is refused.
+ * slices, a slice of another version of the object is rejected.
  */
 async function fetchSlice(plan: SlicePlan, index: number, identity: ObjectIdentity | undefined): Promise<FetchResult> {
   const { context, target } = plan;
@@ -388,7 +394,7 @@ async function fetchSlice(plan: SlicePlan, index: number, identity: ObjectIdenti
   if (!usable) {
     settle("not-stored");
     if (identity === undefined && response.status === 416 && first === 0) {
-      // Only an empty object has no first byte; the whole-object path fetches it without Range.
+      // Only an empty object has no first byte. The whole-object path fetches it without Range.
       response.body.destroy();
       return { kind: "handoff", handoff: { kind: "whole" } };
     }
@@ -401,7 +407,7 @@ async function fetchSlice(plan: SlicePlan, index: number, identity: ObjectIdenti
   return { kind: "slice", slice: { kind: "fetched", response, headers: passed, bounds, receivedAtMs, settle } };
 }
 
-/** Stores a slice read whole, as its own entry; returns whether it was stored. */
+/** Stores a slice read whole as its own entry, and returns whether it was stored. */
 function storeSlice(plan: SlicePlan, index: number, slice: FetchedSlice, body: Buffer): boolean {
   const { context, target } = plan;
   // The behavior's key does not select among Vary variants, so varying slices are not kept.

@@ -279,7 +279,7 @@ test("range requests are served from the whole object", async (t) => {
   assert.equal(first.status, 206);
   assert.equal(first.body.toString(), "2345");
   assert.equal(first.headers["content-range"], "bytes 2-5/20");
-  // The edge asks for the first slice; this origin ignores Range and sends the whole object, which is stored.
+  // The edge requests the first slice. This origin ignores Range and sends the whole object, which is stored.
   assert.match(String(origin.requests[0]!.headers.range), /^bytes=0-\d+$/);
 
   const suffix = await get("/r.bin", { range: "bytes=-3" });

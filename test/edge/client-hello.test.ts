@@ -30,7 +30,7 @@ function inTwoRecords(hello: Buffer, firstLength: number): Buffer {
   return Buffer.concat([record(body.subarray(0, firstLength)), record(body.subarray(firstLength))]);
 }
 
-test("the server name of a real ClientHello is read once it is whole", async () => {
+test("server name read once whole", async () => {
   const hello = await captureClientHello("Cdn.Example.Test");
   assert.deepEqual(scanClientHello(hello), { kind: "hello", serverName: "cdn.example.test" });
   for (const cut of [0, 1, 4, 5, 9, 43, hello.length - 1]) {
@@ -43,7 +43,7 @@ test("the server name of a real ClientHello is read once it is whole", async () 
   }
 });
 
-test("a ClientHello without a server name, and bytes that are not one", async () => {
+test("no server name, and non-TLS bytes", async () => {
   // Node.js sends no SNI when connecting to an IP address.
   const hello = await captureClientHello(undefined);
   assert.deepEqual(scanClientHello(hello), { kind: "hello", serverName: undefined });
@@ -53,7 +53,7 @@ test("a ClientHello without a server name, and bytes that are not one", async ()
   const serverHello = Buffer.from(hello);
   serverHello[5] = 2;
   assert.deepEqual(scanClientHello(serverHello), { kind: "other" });
-  // A ClientHello that claims more than 64 KiB is refused.
+  // A ClientHello that claims more than 64 KiB is rejected.
   const huge = Buffer.from(hello);
   huge.writeUIntBE(70_000, 6, 3);
   assert.deepEqual(scanClientHello(huge), { kind: "oversized" });

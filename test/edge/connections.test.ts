@@ -62,7 +62,7 @@ test("chunked and sized bodies reach the origin", async (t) => {
   assert.equal(origin.requests[1]!.body.toString(), "wxyz");
 });
 
-test("connections whose reads interleave keep their own bytes", async (t) => {
+test("interleaved plain connections stay intact", async (t) => {
   // Reads of every plain connection land in one shared buffer, so bytes one
   // connection keeps (a partial head, pipelined requests, a body waiting for
   // the origin) must survive the reads of others in between.
@@ -93,7 +93,7 @@ test("connections whose reads interleave keep their own bytes", async (t) => {
   assert.deepEqual(exchanges[3]!.statuses, [200, 200, 200, 200, 200, 200]);
 });
 
-test("TLS and HTTP/2 uploads whose reads interleave keep their own bytes", async (t) => {
+test("interleaved TLS and HTTP/2 uploads stay intact", async (t) => {
   const { fixture, origin, host } = await setup(t);
   const ca = await readFile(fixture.edge.caCertificatePath);
   const bodies = [0x61, 0x62, 0x63].map((fill, i) => Buffer.concat([Buffer.alloc(150_000 + i * 7_001, fill), Buffer.from(`end ${i}`)]));
@@ -150,7 +150,8 @@ test("TLS and HTTP/2 uploads whose reads interleave keep their own bytes", async
   assert.match(third, /^HTTP\/1\.1 200 /);
   for (const [path, body] of [["/h2-one", bodies[0]!], ["/h2-two", bodies[1]!], ["/tls-three", bodies[2]!]] as const) {
     const received = origin.requests.find((r) => r.url === path);
-    assert.ok(received !== undefined && received.body.equals(body), `${path} arrived intact`);
+    assert.ok(received !== undefined, `${path} reached the origin`);
+    assert.ok(received.body.equals(body), `${path} arrived intact`);
   }
 });
 
@@ -288,11 +289,11 @@ test("HTTP/1.1 over TLS uses the strict parser", async (t) => {
   assert.equal(origin.hits(), 0);
 });
 
-test("SNI selects an alias certificate of either key type", async (t) => {
+test("SNI selects RSA and ECDSA aliases", async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-edge-sni-"));
   const aliases = join(dataDir, "tls", "aliases");
   await mkdir(aliases, { recursive: true });
-  // The zone certificate is ECDSA; one alias is ECDSA, the other RSA.
+  // The zone certificate is ECDSA. One alias is ECDSA, the other RSA.
   const makeCertificate = (name: string, key: string[]) =>
     promisify(execFile)("openssl", [
       "req", "-x509", "-newkey", ...key, "-nodes", "-days", "2",
@@ -368,13 +369,13 @@ test("SNI selects an alias certificate of either key type", async (t) => {
   });
   assert.equal(split, "CN=rsa.example.test");
 
-  // Bytes that are not TLS get no answer and a closed connection.
+  // Bytes that are not TLS get no response and a closed connection.
   const plain = await rawExchange(fixture.edge.httpsPort, [`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`], 2000);
   assert.equal(plain.closed, true);
   assert.deepEqual(plain.statuses, []);
 });
 
-test("the TLS port bounds the ClientHello in time and size", async (t) => {
+test("ClientHello bounded in time and size", async (t) => {
   const { fixture } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 600 } } });
   const hello = await new Promise<Buffer>((resolve) => {
     // A real ClientHello, captured from a TLS client.
@@ -399,7 +400,8 @@ test("the TLS port bounds the ClientHello in time and size", async (t) => {
       resolve({ closed: true, sent });
     });
   });
-  assert.ok(slow.closed && slow.sent < hello.length / 2, `closed after ${slow.sent} of ${hello.length} bytes`);
+  assert.ok(slow.closed);
+  assert.ok(slow.sent < hello.length / 2, `closed after ${slow.sent} of ${hello.length} bytes`);
 
   // A whole ClientHello followed by silence: the handshake is given up after the head timeout.
   const stalled = await new Promise<boolean>((resolve) => {
@@ -419,7 +421,7 @@ test("the TLS port bounds the ClientHello in time and size", async (t) => {
   assert.equal(refused.text, "");
 });
 
-test("an alias pair added while the edge runs serves the first handshake that asks for it", async (t) => {
+test("alias pair added while running serves at once", async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-edge-sni-late-"));
   const aliases = join(dataDir, "tls", "aliases");
   await mkdir(aliases, { recursive: true });

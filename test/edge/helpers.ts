@@ -238,7 +238,7 @@ export interface Served {
   etag: string;
 }
 
-/** Answers GET with RFC 9110 single ranges: 206 with Content-Range, 416 past the end, 200 without Range. */
+/** Serves GET with RFC 9110 single ranges: 206 with Content-Range, 416 past the end, 200 without Range. */
 export function serveWithRanges(current: () => Served) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const { body, etag } = current();

@@ -31,7 +31,7 @@ function sliceRange(index: number): string {
   return `bytes=${index * SLICE}-${(index + 1) * SLICE - 1}`;
 }
 
-test("a range of an uncached large object fetches only the slices it covers", async (t) => {
+test("range miss fetches covered slices", async (t) => {
   const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
 
@@ -51,14 +51,14 @@ test("a range of an uncached large object fetches only the slices it covers", as
   assert.ok(again.body.equals(inner.body));
   assert.deepEqual(originRanges(), []);
 
-  // Slices 1 and 3 are fetched; slice 2 comes from the cache.
+  // Slices 1 and 3 are fetched, and slice 2 comes from the cache.
   const spanning = await get("/movie.mp4", { range: "bytes=1500000-3600000" });
   assert.equal(spanning.status, 206);
   assert.equal(spanning.headers["content-range"], `bytes 1500000-3600000/${SIZE}`);
   assert.ok(spanning.body.equals(object.body.subarray(1500000, 3600001)));
   assert.deepEqual(originRanges(), [sliceRange(1), sliceRange(3)]);
 
-  // A suffix needs the length: slice 0 gives it and is kept; the bytes come from slice 3.
+  // A suffix needs the length, which slice 0 gives. Slice 0 is kept, and the bytes come from slice 3.
   const suffix = await get("/movie.mp4", { range: "bytes=-100" });
   assert.equal(suffix.status, 206);
   assert.equal(suffix.headers["content-range"], `bytes ${SIZE - 100}-${SIZE - 1}/${SIZE}`);
@@ -71,7 +71,7 @@ test("a range of an uncached large object fetches only the slices it covers", as
   assert.ok(open.body.equals(object.body.subarray(100)));
   assert.deepEqual(originRanges(), []);
 
-  // Past the end: the length is known from the cached slices, so the edge answers 416 itself.
+  // Past the end: the cached slices give the length, so the edge sends the 416 itself.
   const past = await get("/movie.mp4", { range: `bytes=${SIZE}-${SIZE + 10}` });
   assert.equal(past.status, 416);
   assert.equal(past.headers["content-range"], `bytes */${SIZE}`);
@@ -85,7 +85,7 @@ test("a range of an uncached large object fetches only the slices it covers", as
   assert.deepEqual(originRanges(), [undefined]);
 });
 
-test("a HEAD of an uncached large object fetches one slice", async (t) => {
+test("HEAD miss fetches one slice", async (t) => {
   const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
   const head = await get("/movie.mp4", {}, "HEAD");
@@ -109,13 +109,13 @@ test("a HEAD of an uncached large object fetches one slice", async (t) => {
   assert.deepEqual(originRanges(), []);
 });
 
-test("an empty object that is not cached answers HEAD and ranges", async (t) => {
+test("uncached empty object, HEAD and range", async (t) => {
   const object: Served = { body: Buffer.alloc(0), etag: '"empty"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
   const head = await get("/empty.bin", {}, "HEAD");
   assert.equal(head.status, 200);
   assert.equal(head.headers["content-length"], "0");
-  // The origin answers the slice request with 416, so the edge fetches the object without Range.
+  // The origin rejects the slice request with 416, so the edge fetches the object without Range.
   assert.deepEqual(originRanges(), [sliceRange(0), undefined]);
   const ranged = await get("/empty2.bin", { range: "bytes=0-10" });
   assert.equal(ranged.status, 416);
@@ -126,7 +126,7 @@ test("an empty object that is not cached answers HEAD and ranges", async (t) => 
   assert.equal(whole.body.length, 0);
 });
 
-test("a range past the end of an uncached object gets the origin's 416", async (t) => {
+test("range past the end, origin 416", async (t) => {
   const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
   const past = await get("/movie.mp4", { range: `bytes=${SLICE * 5}-` });
@@ -135,7 +135,7 @@ test("a range past the end of an uncached object gets the origin's 416", async (
   assert.deepEqual(originRanges(), [sliceRange(5)]);
 });
 
-test("an object that fits in one slice is stored whole", async (t) => {
+test("one-slice object stored whole", async (t) => {
   const object: Served = { body: randomBytes(5000), etag: '"small"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
   const ranged = await get("/clip.mp4", { range: "bytes=10-19" });
@@ -154,7 +154,7 @@ test("an object that fits in one slice is stored whole", async (t) => {
   assert.deepEqual(originRanges(), []);
 });
 
-test("a response whose object changes between slices is cut off, and the next starts afresh", async (t) => {
+test("object changed between slices", async (t) => {
   let object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
   await get("/movie.mp4", { range: "bytes=0-9" });
@@ -172,7 +172,7 @@ test("a response whose object changes between slices is cut off, and the next st
   assert.deepEqual(originRanges(), [sliceRange(0), sliceRange(1)]);
 });
 
-test("concurrent range requests for one slice make one origin request", async (t) => {
+test("concurrent slice misses collapse", async (t) => {
   const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
   const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => get("/movie.mp4", { range: `bytes=${i * 10}-${i * 10 + 9}` })));
@@ -183,7 +183,7 @@ test("concurrent range requests for one slice make one origin request", async (t
   assert.deepEqual(originRanges(), [sliceRange(0)]);
 });
 
-test("an invalidation removes every slice of the path", async (t) => {
+test("invalidation removes all slices", async (t) => {
   let object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges, fixture, snapshot } = await setup(t, serveWithRanges(() => object));
   await get("/media/movie.mp4", { range: "bytes=0-" });
@@ -205,7 +205,7 @@ test("an invalidation removes every slice of the path", async (t) => {
   assert.deepEqual(originRanges(), [sliceRange(3)]);
 });
 
-test("requests that slicing leaves alone", async (t) => {
+test("requests not sliced", async (t) => {
   const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
   // If-Range, several ranges and invalid syntax go to the whole-object path.

@@ -233,7 +233,7 @@ async function openFilesUnder(directory: string): Promise<string[]> {
   return paths;
 }
 
-test("range slices go to disk and come back after eviction from memory", async (t) => {
+test("range slices reload from disk", async (t) => {
   const dataDir = await tempDir(t);
   // 64 KiB of memory makes 8 KiB slices and keeps about seven of them.
   const object: Served = { body: randomBytes(200 * 1024), etag: '"sliced"' };
@@ -251,7 +251,7 @@ test("range slices go to disk and come back after eviction from memory", async (
   assert.equal(origin.hits(), 25);
   await sleep(200);
 
-  // Slice 0 left memory long ago; the disk tier still has it.
+  // Slice 0 left memory long ago, but the disk tier still has it.
   const first = await get("/movie.mp4", { range: "bytes=0-99" });
   assert.equal(first.headers["x-cache"], "Hit from portico");
   assert.ok(first.body.equals(object.body.subarray(0, 100)));
