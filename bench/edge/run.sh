@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks Portico's edge against nginx proxy_cache and Varnish in one run: cache hits over
-# HTTP/1.1 keep-alive (wrk) and HTTP/2 with TLS (h2load), the cost of a miss, and request
-# collapsing. Starts the reference peers unless they already run, builds and starts
-# `portico up` with a distribution in front of the same origin, and stops only what it started.
+# HTTP/1.1 keep-alive (wrk) and HTTP/2 with TLS (h2load), latency at one paced load for all
+# (bench/edge/paced.sh), the cost of a miss, and request collapsing. Starts the reference peers
+# unless they already run, builds and starts `portico up` with a distribution in front of the
+# same origin, and stops only what it started.
 #
 #   bench/edge/run.sh            # from the repository root
 #
 # Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
-# PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2"),
+# PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2 paced"),
 # EDGE_WORKERS (nproc), SKIP_BUILD (unset), LIMITS (unset; 1 adds a 1 KiB run with the ceiling
 # servers: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
 # node-http2-server.cjs on ports 8095, 8098 and 8099), and compare.sh's REPS, DURATION, CONNS,
-# THREADS, PATHS, OUT_DIR.
+# THREADS, PATHS, OUT_DIR (paced.sh reads REPS, DURATION, CONNS, THREADS, PATHS and PACE_MS).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -19,7 +20,7 @@ SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
 HTTP_PORT=${PORTICO_BENCH_HTTP_PORT:-8091}
 HTTPS_PORT=${PORTICO_BENCH_HTTPS_PORT:-8454}
 API_PORT=${PORTICO_BENCH_API_PORT:-4590}
-MODES=${MODES:-h1 h2}
+MODES=${MODES:-h1 h2 paced}
 EDGE_WORKERS=${EDGE_WORKERS:-$(nproc)}
 
 STARTED_PEERS=0
@@ -76,12 +77,21 @@ miss_cost() {
 }
 
 for mode in $MODES; do
-  echo "## $mode cache hits"
-  if [[ $mode == h2 ]]; then
-    MODE=h2 "$SHARED_BENCH/compare.sh" "portico=https://127.0.0.1:$HTTPS_PORT@$DOMAIN"
-  else
-    MODE=h1 "$SHARED_BENCH/compare.sh" "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
-  fi
+  case $mode in
+    h2)
+      echo "## h2 cache hits"
+      MODE=h2 "$SHARED_BENCH/compare.sh" "portico=https://127.0.0.1:$HTTPS_PORT@$DOMAIN"
+      ;;
+    paced)
+      # Same offered load for each target: its own latency, not the load generator's share of the cores.
+      bench/edge/paced.sh "nginx=$NGINX_URL" "nginx-nosendfile=$NGINX_NOSF_URL" "varnish=$VARNISH_URL" \
+        "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
+      ;;
+    *)
+      echo "## h1 cache hits"
+      MODE=h1 "$SHARED_BENCH/compare.sh" "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
+      ;;
+  esac
 done
 
 if [[ -n ${LIMITS:-} ]]; then
