@@ -2,14 +2,15 @@
 # Latency at the same offered load for every target, below saturation. compare.sh drives each
 # target as hard as it goes, so its p99 there also measures how the load generator, sharing the
 # machine's cores, is scheduled against the target. Here each wrk connection waits PACE_MS after
-# every response, so each target answers about the same request rate and the percentiles show
+# every response, so each target serves about the same request rate and the percentiles show
 # the target's own delay.
 #
 #   bench/edge/paced.sh NAME=URL[@HOST] ...
 #
 # URL is a base URL, each path is appended to it; @HOST is sent as the Host header. Rounds
-# rotate the order of the targets. Environment (default): REPS (3), DURATION in seconds (6),
-# CONNS (64), THREADS (2), PACE_MS (1), PATHS ("/1k.bin /10k.bin").
+# rotate the order of the targets, and each run waits until the machine is quiet. Environment
+# (default): REPS (3), DURATION in seconds (6), CONNS (64), THREADS (2), PACE_MS (1),
+# PATHS ("/1k.bin /10k.bin"), BUSY_MAX_CORES (0.2).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -41,11 +42,33 @@ for i in "${!NAMES[@]}"; do
   done
 done
 
+# Cores in use by all processes over the next second, from /proc/stat.
+cores_in_use() {
+  local before after
+  before=$(head -1 /proc/stat)
+  sleep 1
+  after=$(head -1 /proc/stat)
+  awk -v cpus="$(nproc)" -v b="$before" -v a="$after" 'BEGIN {
+    split(b, x); split(a, y); busy = 0; all = 0
+    for (i = 2; i <= 9; i++) { d = y[i] - x[i]; all += d; if (i != 5 && i != 6) busy += d }
+    printf "%.2f", all > 0 ? cpus * busy / all : 0 }'
+}
+
+# Before each run, waits up to 30 s for the other processes to use at most BUSY_MAX_CORES (0.2).
+wait_until_quiet() {
+  local waited=0
+  while awk -v c="$(cores_in_use)" -v max="${BUSY_MAX_CORES:-0.2}" 'BEGIN { exit !(c > max) }'; do
+    waited=$((waited + 1))
+    if [[ $waited -ge 30 ]]; then echo "paced: the machine stayed busy; running anyway" >&2; return; fi
+  done
+}
+
 count=${#NAMES[@]}
 for path in "${PATH_LIST[@]}"; do
   for round in $(seq 1 "$REPS"); do
     for k in $(seq 0 $((count - 1))); do
       i=$(( (k + round - 1) % count ))
+      wait_until_quiet
       echo "paced: ${NAMES[$i]} $path round $round" >&2
       line=$(HOST_HEADER=${HOSTS[$i]} PACE_MS=$PACE_MS wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" \
         -s "$ROOT/bench/edge/paced.lua" "${URLS[$i]}$path" | grep '^PACED ')

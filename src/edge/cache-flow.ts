@@ -10,7 +10,7 @@ import { parseVary, varySignature } from "../cache/vary.js";
 import type { Origin, OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
 import { acceptSharedEntry } from "./peer-flow.js";
-import { serveSlices, sliceableRange } from "./slice-flow.js";
+import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
 import { compressBody, compressedHeaders, encodingFor } from "./compression.js";
@@ -96,7 +96,7 @@ async function serveFromDiskOrOrigin(
         : request.method === "GET"
           ? sliceableRange(request.headers.range)
           : undefined;
-    if (requested !== undefined) {
+    if (requested !== undefined && sliceable(context, key)) {
       const handoff = await serveSlices(context, state, request, response, target, requested);
       if (handoff === undefined) return;
       if (handoff.kind === "response") {

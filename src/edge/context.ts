@@ -41,6 +41,13 @@ export interface EdgeContext {
    * since the response may predate the purge.
    */
   purgeEpochs: Map<string, number>;
+  /**
+   * Objects whose origin sent slices that did not add up (a 206 claiming a
+   * length the object does not have, or slices of different versions), by
+   * cache key, with when they may be sliced again. Until then, their range
+   * requests fetch the whole object.
+   */
+  unsliceable: Map<string, number>;
   metrics: MetricsSink;
   /** The sibling workers that share misses and entries, when the edge runs in several workers. */
   peers: PeerCache | undefined;

@@ -107,6 +107,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     maxObjectBytes: maxObjectBytesFor(options.memoryCacheBytes),
     httpsPort: () => httpsPort,
     purgeEpochs: new Map(),
+    unsliceable: new Map(),
     metrics: options.metrics,
     logsAllRequests: options.logsAllRequests === true,
     peers: undefined,

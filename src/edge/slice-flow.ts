@@ -53,6 +53,33 @@ export function sliceableRange(header: string | undefined): RequestedRange | und
   return { kind: "from", start, end };
 }
 
+/** How long range requests for an object whose slices did not add up fetch the whole object instead. */
+export const UNSLICEABLE_MS = 10 * 60_000;
+/** Objects remembered as unsliceable at most; the oldest is forgotten first. */
+const MAX_UNSLICEABLE = 4096;
+
+/** Returns whether range requests for the object under `key` are served by slices. */
+export function sliceable(context: EdgeContext, key: string): boolean {
+  const untilMs = context.unsliceable.get(key);
+  if (untilMs === undefined) return true;
+  if (Date.now() < untilMs) return false;
+  context.unsliceable.delete(key);
+  return true;
+}
+
+/**
+ * Stops slicing an object for UNSLICEABLE_MS. The response that found the
+ * fault is cut off because its headers were sent already. Without this,
+ * every later range request for the object would be cut off the same way.
+ */
+function stopSlicing(plan: SlicePlan): void {
+  const unsliceable = plan.context.unsliceable;
+  const key = plan.target.keyResult.key;
+  unsliceable.delete(key);
+  if (unsliceable.size >= MAX_UNSLICEABLE) unsliceable.delete(unsliceable.keys().next().value!);
+  unsliceable.set(key, Date.now() + UNSLICEABLE_MS);
+}
+
 /** Returns the cache key of slice `index` of the object under `key`. */
 export function sliceKey(key: string, index: number): string {
   return `${key}\ns:${index}`;
@@ -242,9 +269,10 @@ async function* sliceStream(
       const fetched = await fetchSlice(plan, index, identity);
       if (fetched.kind === "handoff") {
         forgetSlices(plan, startIndex, lastIndex);
+        stopSlicing(plan);
         plan.context.log.warn(
           { distributionId: plan.target.distribution.id, requestId: plan.state.requestId, slice: index },
-          "origin slice missing or of another object version; cut the response off",
+          "origin slice missing or of another object version; cut the response off and fetch the object whole for a while",
         );
         throw new Error(`origin slice ${index} is missing or does not match the first slice`);
       }
@@ -283,13 +311,19 @@ async function* readSlice(plan: SlicePlan, index: number, slice: FetchedSlice, f
     for await (const chunk of slice.response.body as AsyncIterable<Buffer>) {
       const chunkStart = offset;
       offset += chunk.length;
-      if (offset > expected) throw new Error("an origin slice was longer than its Content-Range");
+      if (offset > expected) {
+        stopSlicing(plan);
+        throw new Error("an origin slice was longer than its Content-Range");
+      }
       if (reserved > 0) chunks.push(chunk);
       const yieldFrom = Math.max(from, chunkStart);
       const yieldTo = Math.min(to, offset);
       if (yieldTo > yieldFrom) yield chunk.subarray(yieldFrom - chunkStart, yieldTo - chunkStart);
     }
-    if (offset !== expected) throw new Error("an origin slice was shorter than its Content-Range");
+    if (offset !== expected) {
+      stopSlicing(plan);
+      throw new Error("an origin slice was shorter than its Content-Range");
+    }
     outcome = reserved > 0 && storeSlice(plan, index, slice, Buffer.concat(chunks, expected)) ? "stored" : "not-stored";
   } finally {
     if (outcome === "failed") slice.response.body.destroy();

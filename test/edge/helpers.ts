@@ -238,8 +238,11 @@ export interface Served {
   etag: string;
 }
 
-/** Serves GET with RFC 9110 single ranges: 206 with Content-Range, 416 past the end, 200 without Range. */
-export function serveWithRanges(current: () => Served) {
+/**
+ * Serves GET with RFC 9110 single ranges: 206 with Content-Range, 416 past the end, 200 without
+ * Range. `claimedLength` makes each 206 claim that complete length instead of the real one.
+ */
+export function serveWithRanges(current: () => Served, options: { claimedLength?: number } = {}) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const { body, etag } = current();
     const headers = { "cache-control": "max-age=600", "content-type": "video/mp4", etag };
@@ -256,7 +259,8 @@ export function serveWithRanges(current: () => Served) {
       return;
     }
     const end = match[2] === "" ? body.length - 1 : Math.min(Number(match[2]), body.length - 1);
-    res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end}/${body.length}`, "content-length": String(end - start + 1) });
+    const complete = options.claimedLength ?? body.length;
+    res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end}/${complete}`, "content-length": String(end - start + 1) });
     res.end(body.subarray(start, end + 1));
   };
 }

@@ -165,11 +165,31 @@ test("object changed between slices", async (t) => {
   await assert.rejects(get("/movie.mp4", { range: `bytes=0-${SLICE + 9}` }));
   assert.deepEqual(originRanges(), [sliceRange(1)]);
 
+  // After a cut response, the object's range requests fetch it whole for a while.
   const retry = await get("/movie.mp4", { range: `bytes=0-${SLICE + 9}` });
   assert.equal(retry.status, 206);
   assert.equal(retry.headers.etag, '"v2"');
   assert.ok(retry.body.equals(object.body.subarray(0, SLICE + 10)));
+  assert.deepEqual(originRanges(), [undefined]);
+});
+
+test("origin 206 that overstates the length", async (t) => {
+  const body = randomBytes(SLICE + SLICE / 2);
+  // Each 206 claims a total of four slices. Past the real end, the origin returns 416.
+  const { get, originRanges } = await setup(t, serveWithRanges(() => ({ body, etag: '"lying"' }), { claimedLength: SLICE * 4 }));
+
+  // The first response promises bytes the origin does not have, so it is cut off.
+  await assert.rejects(get("/movie.mp4", { range: `bytes=0-${SLICE * 3}` }));
   assert.deepEqual(originRanges(), [sliceRange(0), sliceRange(1)]);
+
+  // The next ones get the real object, fetched whole once and then served from the cache.
+  for (let i = 0; i < 2; i++) {
+    const retry = await get("/movie.mp4", { range: `bytes=${SLICE - 5}-` });
+    assert.equal(retry.status, 206);
+    assert.equal(retry.headers["content-range"], `bytes ${SLICE - 5}-${body.length - 1}/${body.length}`);
+    assert.ok(retry.body.equals(body.subarray(SLICE - 5)));
+  }
+  assert.deepEqual(originRanges(), [undefined]);
 });
 
 test("concurrent slice misses collapse", async (t) => {
