@@ -51,7 +51,7 @@ cores_in_use() {
   awk -v cpus="$(nproc)" -v b="$before" -v a="$after" 'BEGIN {
     split(b, x); split(a, y); busy = 0; all = 0
     for (i = 2; i <= 9; i++) { d = y[i] - x[i]; all += d; if (i != 5 && i != 6) busy += d }
-    printf "%.2f", all > 0 ? cpus * busy / all : 0 }'
+    printf "%.2f", (all > 0 ? cpus * busy / all : 0) }'
 }
 
 # Before each run, waits up to 30 s for the other processes to use at most BUSY_MAX_CORES (0.2).
