@@ -169,9 +169,14 @@ export class SecureEdgeServer {
     }
   }
 
-  /** Returns the alias certificate for an SNI name, or undefined for the zone's. */
+  /**
+   * Returns the alias certificate for an SNI name, or undefined for the zone's.
+   * A fully qualified name with a trailing dot selects the same certificate as
+   * the name without it, as Host routing treats the two alike.
+   */
   private aliasFor(servername: string): AliasTls | undefined {
-    const name = servername.toLowerCase();
+    const lowerCase = servername.toLowerCase();
+    const name = lowerCase.endsWith(".") ? lowerCase.slice(0, -1) : lowerCase;
     const exact = this.aliases.get(name);
     if (exact !== undefined) return exact;
     const dot = name.indexOf(".");
