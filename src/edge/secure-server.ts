@@ -11,6 +11,7 @@ import { scanClientHello } from "./client-hello.js";
 import type { RequestListener } from "./http1/connection.js";
 import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
 import { Http2ConnectionSet } from "./http2/server.js";
+import { PLAIN_HTTP_RESPONSE, scanPlainRequest } from "./plain-http.js";
 import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
 
 /** How often an unknown SNI name may trigger a new read of the alias certificate folder. */
@@ -48,6 +49,7 @@ export class SecureEdgeServer {
   private reloading: Promise<void> | undefined;
   private readonly drainTimeoutMs: number;
   private readonly helloTimeoutMs: number;
+  private readonly maxHeadBytes: number;
   /** Connections whose ClientHello is still arriving. */
   private readonly greeting = new Set<Socket>();
 
@@ -60,6 +62,7 @@ export class SecureEdgeServer {
   ) {
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.helloTimeoutMs = options.timeouts.headersTimeoutMs;
+    this.maxHeadBytes = options.limits.maxHeadBytes;
     this.http1 = new Http1ConnectionSet(listener, options, log);
     this.http2 = new Http2ConnectionSet(
       listener,
@@ -94,14 +97,17 @@ export class SecureEdgeServer {
     return server;
   }
 
-  /** Reads a new connection's ClientHello, then hands the connection to the TLS server of its name. */
+  /**
+   * Reads a new connection's ClientHello, then hands the connection to the TLS
+   * server of its name. A plain HTTP/1.x request gets 400 instead.
+   */
   private greet(socket: Socket): void {
     this.greeting.add(socket);
     const chunks: Buffer[] = [];
     const ignoreError = (): void => {};
     socket.on("error", ignoreError);
     // The whole ClientHello must arrive within the head timeout, however it trickles in.
-    const deadline = setTimeout(() => socket.destroy(), this.helloTimeoutMs);
+    let deadline = setTimeout(() => socket.destroy(), this.helloTimeoutMs);
     socket.once("close", () => {
       clearTimeout(deadline);
       this.greeting.delete(socket);
@@ -111,6 +117,16 @@ export class SecureEdgeServer {
       const received = chunks.length === 1 ? chunk : Buffer.concat(chunks);
       const scan = scanClientHello(received);
       if (scan.kind === "incomplete") return;
+      if (scan.kind === "other") {
+        const plain = scanPlainRequest(received, this.maxHeadBytes);
+        if (plain === "incomplete") return;
+        if (plain === "head") {
+          socket.off("data", onData);
+          clearTimeout(deadline);
+          deadline = this.rejectPlainRequest(socket);
+          return;
+        }
+      }
       socket.off("data", onData);
       if (scan.kind === "oversized") {
         // Past the size read here, the certificate could not be chosen for the name.
@@ -129,6 +145,19 @@ export class SecureEdgeServer {
       });
     };
     socket.on("data", onData);
+  }
+
+  /**
+   * Sends 400 to a plain HTTP request and closes the connection. Bytes that
+   * follow are read and dropped until the viewer closes too, because closing
+   * with unread bytes would reset the connection and could destroy the
+   * response before the viewer reads it. Returns the timer that destroys the
+   * connection if the viewer keeps it open.
+   */
+  private rejectPlainRequest(socket: Socket): NodeJS.Timeout {
+    socket.end(PLAIN_HTTP_RESPONSE, "latin1");
+    socket.resume();
+    return setTimeout(() => socket.destroy(), this.helloTimeoutMs);
   }
 
   /**

@@ -7,6 +7,7 @@ import { test, type TestContext } from "node:test";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
 import { customSnapshot, startOrigin, startTestEdge } from "./helpers.js";
+import { rawExchange } from "./raw.js";
 
 async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0] = {}, aliases: string[] = []) {
   const origin = await startOrigin((req, res) => {
@@ -20,6 +21,57 @@ async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   return { origin, fixture, port: fixture.edge.httpsPort, host: snapshot.domainName };
 }
+
+const PLAIN_BODY = "Bad Request: a plain HTTP request was sent to the HTTPS port\n";
+
+test("plain HTTP on TLS port gets 400", async (t) => {
+  const { origin, port, host } = await setup(t, {
+    protocol: { limits: { maxHeadBytes: 4096 }, timeouts: { headersTimeoutMs: 600 } },
+  });
+
+  const curl = await promisify(execFile)("curl", ["-sS", "-i", "-H", `Host: ${host}`, `http://127.0.0.1:${port}/plain`]);
+  assert.match(curl.stdout, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.match(curl.stdout, /\r\nconnection: close\r\n/i);
+  assert.match(curl.stdout, /\r\ncontent-type: text\/plain; charset=utf-8\r\n/i);
+  assert.ok(curl.stdout.endsWith(`\r\n\r\n${PLAIN_BODY}`), curl.stdout);
+
+  // A head that trickles in a few bytes at a time gets its response once it ends.
+  const head = `GET /trickle HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+  const pieces = head.match(/[^]{1,3}/g)!;
+  const trickled = await rawExchange(port, pieces, 5000, 5);
+  assert.deepEqual(trickled.statuses, [400]);
+  assert.equal(trickled.closed, true);
+
+  // A body after the head is read and dropped, so the response is not lost to a reset.
+  const body = "x".repeat(200_000);
+  const post = await rawExchange(port, [`POST /upload HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${body.length}\r\n\r\n`, body], 5000);
+  assert.deepEqual(post.statuses, [400]);
+  assert.equal(post.closed, true);
+
+  // A head that never ends gets its response once it reaches the head size limit.
+  const endless = await rawExchange(port, [`GET /endless HTTP/1.1\r\nHost: ${host}\r\nX-Filler: ${"a".repeat(5000)}`], 5000);
+  assert.deepEqual(endless.statuses, [400]);
+  assert.equal(endless.closed, true);
+
+  // Bytes without a method token are not HTTP, and the TLS server closes the connection.
+  const binary = await rawExchange(port, [Buffer.from([0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07])], 5000);
+  assert.equal(binary.closed, true);
+  assert.equal(binary.text, "");
+
+  const noSpace = await rawExchange(port, ["GET\r\n\r\n"], 5000);
+  assert.equal(noSpace.closed, true);
+  assert.equal(noSpace.text, "");
+
+  const longToken = await rawExchange(port, [`${"A".repeat(100)} / HTTP/1.1\r\n\r\n`], 5000);
+  assert.equal(longToken.closed, true);
+  assert.equal(longToken.text, "");
+
+  // A request line whose head never ends is dropped at the head timeout without a reply.
+  const stalled = await rawExchange(port, ["GET / HTTP/1.1\r\nHost: a\r\n"], 5000);
+  assert.equal(stalled.closed, true);
+  assert.equal(stalled.text, "");
+  assert.equal(origin.hits(), 0);
+});
 
 /** Makes a self-signed RSA pair for `name` in the alias folder of a new data folder. */
 async function aliasDataDir(names: string[]): Promise<{ dataDir: string; aliases: string }> {
