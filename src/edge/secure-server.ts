@@ -10,16 +10,12 @@ import type { Logger } from "../common/logger.js";
 import { scanClientHello } from "./client-hello.js";
 import type { RequestListener } from "./http1/connection.js";
 import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
-import { Http2ConnectionSet } from "./http2/server.js";
+import { Http2ConnectionSet, http2LimitsOf } from "./http2/server.js";
 import { PLAIN_HTTP_RESPONSE, scanPlainRequest } from "./plain-http.js";
 import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
 
 /** How often an unknown SNI name may trigger a new read of the alias certificate folder. */
 const ALIAS_RELOAD_INTERVAL_MS = 10_000;
-/** How long an HTTP/2 connection may stay without open streams (CloudFront's viewer keep-alive). */
-const HTTP2_IDLE_TIMEOUT_MS = 5_000;
-/** Streams one HTTP/2 connection may have open at once. */
-const HTTP2_MAX_CONCURRENT_STREAMS = 128;
 
 /** An operator-supplied certificate, ready for handshakes. */
 interface AliasTls {
@@ -64,17 +60,7 @@ export class SecureEdgeServer {
     this.helloTimeoutMs = options.timeouts.headersTimeoutMs;
     this.maxHeadBytes = options.limits.maxHeadBytes;
     this.http1 = new Http1ConnectionSet(listener, options, log);
-    this.http2 = new Http2ConnectionSet(
-      listener,
-      {
-        maxHeaderListBytes: options.limits.maxHeadBytes,
-        maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS,
-        idleTimeoutMs: HTTP2_IDLE_TIMEOUT_MS,
-        headersTimeoutMs: options.timeouts.headersTimeoutMs,
-        bodyIdleTimeoutMs: options.timeouts.bodyIdleTimeoutMs,
-      },
-      log,
-    );
+    this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log);
 
     // A ClientHello the listener could not read still reaches alias certificates of the zone's key type.
     this.zoneServer = this.tlsServer({
@@ -89,7 +75,7 @@ export class SecureEdgeServer {
     // A client that sends its ClientHello and then stalls is dropped after the head timeout too.
     const server = createTlsServer({ ...options, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: this.helloTimeoutMs });
     server.on("secureConnection", (socket: TLSSocket) => {
-      if (socket.alpnProtocol === "h2") this.http2.accept(socket);
+      if (socket.alpnProtocol === "h2") this.http2.accept(socket, "https");
       else this.http1.accept(socket, "https");
     });
     // With a listener here, Node.js leaves the failed socket open; a timed-out handshake would stay.
