@@ -85,7 +85,9 @@ function serverNameOf(body: Buffer): string | undefined | null {
       const name = entries.vector(2);
       if (nameType === undefined || name === undefined) return null;
       if (nameType !== HOST_NAME) continue;
-      // RFC 6066: an ASCII host name without a trailing dot; anything else is left to the TLS library.
+      // RFC 6066 requires an ASCII host name without a trailing dot. Clients such as
+      // `openssl s_client` still send one, so it is kept here and ignored by the lookup.
+      // Anything else is left to the TLS library.
       const text = name.toString("latin1");
       return /^[A-Za-z0-9.*_-]{1,253}$/.test(text) ? text.toLowerCase() : undefined;
     }

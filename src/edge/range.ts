@@ -1,9 +1,58 @@
-/** Single byte ranges (RFC 9110 section 14), as the edge serves them from whole objects. */
+/** Byte ranges (RFC 9110 section 14), as the edge serves them from whole objects. */
 
 export type RangeDecision =
   | { kind: "full" }
   | { kind: "partial"; start: number; end: number }
   | { kind: "unsatisfiable" };
+
+/** One range-spec of a `Range` header, before the representation's length is known. */
+export type RangeSpec =
+  /** `first-last` or `first-` (an int-range). `end` is inclusive, and undefined for an open range. */
+  | { kind: "from"; start: number; end: number | undefined }
+  /** `-length` (a suffix-range): the last `length` bytes. */
+  | { kind: "suffix"; length: number };
+
+const INT_RANGE = /^(\d+)-(\d*)$/;
+const SUFFIX_RANGE = /^-(\d+)$/;
+const LEADING_OWS = /^[ \t]+/;
+const TRAILING_OWS = /[ \t]+$/;
+
+/**
+ * Parses a `Range` header by the grammar of RFC 9110 section 14.1.1:
+ * `bytes=` (the unit compared case-insensitively, nothing around the `=`)
+ * followed by a comma-separated list of `first-last`, `first-` or
+ * `-length`. Optional whitespace is allowed only around the commas, and
+ * empty list elements are skipped (section 5.6.1.2). Returns undefined for
+ * another unit, invalid syntax, an int-range whose last position is below
+ * its first, or a list without a range, so the caller ignores the header.
+ * Field values arrive without whitespace at their ends, as both front ends
+ * strip or reject it.
+ */
+export function parseRangeHeader(header: string): RangeSpec[] | undefined {
+  if (header.charCodeAt(5) !== 0x3d || header.slice(0, 5).toLowerCase() !== "bytes") return undefined;
+  const elements = header.slice(6).split(",");
+  const specs: RangeSpec[] = [];
+  for (let i = 0; i < elements.length; i++) {
+    let element = elements[i]!;
+    // `1#range-spec` puts OWS only between an element and a comma.
+    if (i > 0) element = element.replace(LEADING_OWS, "");
+    if (i < elements.length - 1) element = element.replace(TRAILING_OWS, "");
+    if (element === "") continue;
+
+    const suffix = SUFFIX_RANGE.exec(element);
+    if (suffix !== null) {
+      specs.push({ kind: "suffix", length: Number(suffix[1]) });
+      continue;
+    }
+    const intRange = INT_RANGE.exec(element);
+    if (intRange === null) return undefined;
+    const start = Number(intRange[1]);
+    const end = intRange[2] === "" ? undefined : Number(intRange[2]);
+    if (end !== undefined && end < start) return undefined;
+    specs.push({ kind: "from", start, end });
+  }
+  return specs.length === 0 ? undefined : specs;
+}
 
 /**
  * Resolves a `Range` header against an object of `length` bytes. Invalid
@@ -12,23 +61,18 @@ export type RangeDecision =
  */
 export function resolveRange(header: string | undefined, length: number): RangeDecision {
   if (header === undefined) return { kind: "full" };
-  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (match === null) return { kind: "full" };
-  const [, first, last] = match as unknown as [string, string, string];
-  if (first === "" && last === "") return { kind: "full" };
+  const specs = parseRangeHeader(header);
+  if (specs === undefined || specs.length !== 1) return { kind: "full" };
+  const spec = specs[0]!;
 
-  if (first === "") {
-    // A suffix range: the last N bytes.
-    const suffixLength = Number(last);
-    if (suffixLength === 0 || length === 0) return { kind: "unsatisfiable" };
-    return { kind: "partial", start: Math.max(0, length - suffixLength), end: length - 1 };
+  if (spec.kind === "suffix") {
+    // A suffix range selects the last N bytes, so `-0` selects none (section 14.1.1).
+    if (spec.length === 0 || length === 0) return { kind: "unsatisfiable" };
+    return { kind: "partial", start: Math.max(0, length - spec.length), end: length - 1 };
   }
 
-  const start = Number(first);
-  const end = last === "" ? length - 1 : Math.min(Number(last), length - 1);
-  if (last !== "" && Number(last) < start) return { kind: "full" };
-  if (start >= length) return { kind: "unsatisfiable" };
-  return { kind: "partial", start, end };
+  if (spec.start >= length) return { kind: "unsatisfiable" };
+  return { kind: "partial", start: spec.start, end: spec.end === undefined ? length - 1 : Math.min(spec.end, length - 1) };
 }
 
 /** Returns `Content-Range` for a partial response. */
@@ -59,26 +103,17 @@ export type RangesDecision =
  */
 export function resolveRanges(header: string | undefined, length: number, maxRanges = MAX_RANGES): RangesDecision {
   if (header === undefined) return { kind: "full" };
-  const match = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
-  if (match === null) return { kind: "full" };
-  const specs = match[1]!.split(",").map((spec) => spec.trim()).filter((spec) => spec !== "");
-  if (specs.length === 0 || specs.length > maxRanges) return { kind: "full" };
+  const specs = parseRangeHeader(header);
+  if (specs === undefined || specs.length > maxRanges) return { kind: "full" };
 
   const ranges: ByteRange[] = [];
   for (const spec of specs) {
-    const parts = /^(\d*)\s*-\s*(\d*)$/.exec(spec);
-    if (parts === null) return { kind: "full" };
-    const [, first, last] = parts as unknown as [string, string, string];
-    if (first === "" && last === "") return { kind: "full" };
-    if (first === "") {
-      const suffixLength = Number(last);
-      if (suffixLength > 0 && length > 0) ranges.push({ start: Math.max(0, length - suffixLength), end: length - 1 });
+    if (spec.kind === "suffix") {
+      if (spec.length > 0 && length > 0) ranges.push({ start: Math.max(0, length - spec.length), end: length - 1 });
       continue;
     }
-    const start = Number(first);
-    if (last !== "" && Number(last) < start) return { kind: "full" };
-    if (start >= length) continue;
-    ranges.push({ start, end: last === "" ? length - 1 : Math.min(Number(last), length - 1) });
+    if (spec.start >= length) continue;
+    ranges.push({ start: spec.start, end: spec.end === undefined ? length - 1 : Math.min(spec.end, length - 1) });
   }
   if (ranges.length === 0) return { kind: "unsatisfiable" };
 

@@ -10,15 +10,12 @@ import type { Logger } from "../common/logger.js";
 import { scanClientHello } from "./client-hello.js";
 import type { RequestListener } from "./http1/connection.js";
 import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
-import { Http2ConnectionSet } from "./http2/server.js";
+import { Http2ConnectionSet, http2LimitsOf } from "./http2/server.js";
+import { PLAIN_HTTP_RESPONSE, scanPlainRequest } from "./plain-http.js";
 import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
 
 /** How often an unknown SNI name may trigger a new read of the alias certificate folder. */
 const ALIAS_RELOAD_INTERVAL_MS = 10_000;
-/** How long an HTTP/2 connection may stay without open streams (CloudFront's viewer keep-alive). */
-const HTTP2_IDLE_TIMEOUT_MS = 5_000;
-/** Streams one HTTP/2 connection may have open at once. */
-const HTTP2_MAX_CONCURRENT_STREAMS = 128;
 
 /** An operator-supplied certificate, ready for handshakes. */
 interface AliasTls {
@@ -48,6 +45,7 @@ export class SecureEdgeServer {
   private reloading: Promise<void> | undefined;
   private readonly drainTimeoutMs: number;
   private readonly helloTimeoutMs: number;
+  private readonly maxHeadBytes: number;
   /** Connections whose ClientHello is still arriving. */
   private readonly greeting = new Set<Socket>();
 
@@ -60,18 +58,9 @@ export class SecureEdgeServer {
   ) {
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.helloTimeoutMs = options.timeouts.headersTimeoutMs;
+    this.maxHeadBytes = options.limits.maxHeadBytes;
     this.http1 = new Http1ConnectionSet(listener, options, log);
-    this.http2 = new Http2ConnectionSet(
-      listener,
-      {
-        maxHeaderListBytes: options.limits.maxHeadBytes,
-        maxConcurrentStreams: HTTP2_MAX_CONCURRENT_STREAMS,
-        idleTimeoutMs: HTTP2_IDLE_TIMEOUT_MS,
-        headersTimeoutMs: options.timeouts.headersTimeoutMs,
-        bodyIdleTimeoutMs: options.timeouts.bodyIdleTimeoutMs,
-      },
-      log,
-    );
+    this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log);
 
     // A ClientHello the listener could not read still reaches alias certificates of the zone's key type.
     this.zoneServer = this.tlsServer({
@@ -86,7 +75,7 @@ export class SecureEdgeServer {
     // A client that sends its ClientHello and then stalls is dropped after the head timeout too.
     const server = createTlsServer({ ...options, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: this.helloTimeoutMs });
     server.on("secureConnection", (socket: TLSSocket) => {
-      if (socket.alpnProtocol === "h2") this.http2.accept(socket);
+      if (socket.alpnProtocol === "h2") this.http2.accept(socket, "https");
       else this.http1.accept(socket, "https");
     });
     // With a listener here, Node.js leaves the failed socket open; a timed-out handshake would stay.
@@ -94,14 +83,17 @@ export class SecureEdgeServer {
     return server;
   }
 
-  /** Reads a new connection's ClientHello, then hands the connection to the TLS server of its name. */
+  /**
+   * Reads a new connection's ClientHello, then hands the connection to the TLS
+   * server of its name. A plain HTTP/1.x request gets 400 instead.
+   */
   private greet(socket: Socket): void {
     this.greeting.add(socket);
     const chunks: Buffer[] = [];
     const ignoreError = (): void => {};
     socket.on("error", ignoreError);
     // The whole ClientHello must arrive within the head timeout, however it trickles in.
-    const deadline = setTimeout(() => socket.destroy(), this.helloTimeoutMs);
+    let deadline = setTimeout(() => socket.destroy(), this.helloTimeoutMs);
     socket.once("close", () => {
       clearTimeout(deadline);
       this.greeting.delete(socket);
@@ -111,6 +103,16 @@ export class SecureEdgeServer {
       const received = chunks.length === 1 ? chunk : Buffer.concat(chunks);
       const scan = scanClientHello(received);
       if (scan.kind === "incomplete") return;
+      if (scan.kind === "other") {
+        const plain = scanPlainRequest(received, this.maxHeadBytes);
+        if (plain === "incomplete") return;
+        if (plain === "head") {
+          socket.off("data", onData);
+          clearTimeout(deadline);
+          deadline = this.rejectPlainRequest(socket);
+          return;
+        }
+      }
       socket.off("data", onData);
       if (scan.kind === "oversized") {
         // Past the size read here, the certificate could not be chosen for the name.
@@ -129,6 +131,19 @@ export class SecureEdgeServer {
       });
     };
     socket.on("data", onData);
+  }
+
+  /**
+   * Sends 400 to a plain HTTP request and closes the connection. Bytes that
+   * follow are read and dropped until the viewer closes too, because closing
+   * with unread bytes would reset the connection and could destroy the
+   * response before the viewer reads it. Returns the timer that destroys the
+   * connection if the viewer keeps it open.
+   */
+  private rejectPlainRequest(socket: Socket): NodeJS.Timeout {
+    socket.end(PLAIN_HTTP_RESPONSE, "latin1");
+    socket.resume();
+    return setTimeout(() => socket.destroy(), this.helloTimeoutMs);
   }
 
   /**
@@ -169,9 +184,14 @@ export class SecureEdgeServer {
     }
   }
 
-  /** Returns the alias certificate for an SNI name, or undefined for the zone's. */
+  /**
+   * Returns the alias certificate for an SNI name, or undefined for the zone's.
+   * A fully qualified name with a trailing dot selects the same certificate as
+   * the name without it, as Host routing treats the two alike.
+   */
   private aliasFor(servername: string): AliasTls | undefined {
-    const name = servername.toLowerCase();
+    const lowerCase = servername.toLowerCase();
+    const name = lowerCase.endsWith(".") ? lowerCase.slice(0, -1) : lowerCase;
     const exact = this.aliases.get(name);
     if (exact !== undefined) return exact;
     const dot = name.indexOf(".");

@@ -12,6 +12,7 @@ import { createEntry, freshnessHeadersOf } from "./entry-builder.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { originRequestHeaders } from "./forward.js";
 import { cacheStatus, headerIn, originHeader, passOriginHeaders } from "./headers.js";
+import { parseRangeHeader, type RangeSpec } from "./range.js";
 import { streamUncached, ttlLeft } from "./respond.js";
 import { forwardsCookies } from "./routing.js";
 
@@ -27,10 +28,7 @@ export const RANGE_SLICE_BYTES = 1024 * 1024;
  * The part of an object a viewer asked for, before the object's length is
  * known: a single byte range, or only the headers of the whole object (a HEAD).
  */
-export type RequestedRange =
-  | { kind: "from"; start: number; end: number | undefined }
-  | { kind: "suffix"; length: number }
-  | { kind: "head" };
+export type RequestedRange = RangeSpec | { kind: "head" };
 
 /**
  * Returns the one byte range of a `Range` header that slicing can serve, or
@@ -39,18 +37,12 @@ export type RequestedRange =
  */
 export function sliceableRange(header: string | undefined): RequestedRange | undefined {
   if (header === undefined) return undefined;
-  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
-  if (match === null) return undefined;
-  const first = match[1]!;
-  const last = match[2]!;
-  if (first === "") {
-    const length = Number(last);
-    return last === "" || length === 0 || !Number.isSafeInteger(length) ? undefined : { kind: "suffix", length };
-  }
-  const start = Number(first);
-  const end = last === "" ? undefined : Number(last);
-  if (!Number.isSafeInteger(start) || (end !== undefined && (!Number.isSafeInteger(end) || end < start))) return undefined;
-  return { kind: "from", start, end };
+  const specs = parseRangeHeader(header);
+  if (specs === undefined || specs.length !== 1) return undefined;
+  const spec = specs[0]!;
+  if (spec.kind === "suffix") return spec.length === 0 || !Number.isSafeInteger(spec.length) ? undefined : spec;
+  if (!Number.isSafeInteger(spec.start) || (spec.end !== undefined && !Number.isSafeInteger(spec.end))) return undefined;
+  return spec;
 }
 
 /** How long range requests for an object whose slices did not add up fetch the whole object instead. */

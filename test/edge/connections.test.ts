@@ -368,11 +368,6 @@ test("SNI selects RSA and ECDSA aliases", async (t) => {
     socket.on("error", reject);
   });
   assert.equal(split, "CN=rsa.example.test");
-
-  // Bytes that are not TLS get no response and a closed connection.
-  const plain = await rawExchange(fixture.edge.httpsPort, [`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`], 2000);
-  assert.equal(plain.closed, true);
-  assert.deepEqual(plain.statuses, []);
 });
 
 test("ClientHello bounded in time and size", async (t) => {

@@ -1,4 +1,5 @@
-import { connect as connectTls, type TLSSocket } from "node:tls";
+import { connect as connectTcp, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 
 /**
  * A minimal HTTP/2 client for tests of bad input: it writes frames exactly
@@ -59,7 +60,7 @@ export class RawHttp2Client {
   private buffer = Buffer.alloc(0);
   private waiters: Array<() => void> = [];
 
-  private constructor(readonly socket: TLSSocket) {
+  private constructor(readonly socket: Socket) {
     socket.on("data", (chunk: Buffer) => {
       this.buffer = Buffer.concat([this.buffer, chunk]);
       while (this.buffer.length >= 9) {
@@ -92,6 +93,16 @@ export class RawHttp2Client {
     const client = new RawHttp2Client(socket);
     if (options.preface !== false) client.send(Buffer.concat([PREFACE, frame(T.SETTINGS, 0, 0, options.settings ?? Buffer.alloc(0))]));
     return client;
+  }
+
+  /** Connects without TLS (h2c) and sends nothing, so the test writes the preface itself. */
+  static async connectPlain(port: number): Promise<RawHttp2Client> {
+    const socket = connectTcp(port, "127.0.0.1");
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    return new RawHttp2Client(socket);
   }
 
   send(data: Buffer): void {

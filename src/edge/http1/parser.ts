@@ -54,7 +54,7 @@ export class HeadError extends Error {
 export type ParseResult = ParsedHead | "incomplete";
 
 /** tchar (RFC 9110 section 5.6.2), indexed by byte. */
-const TOKEN = new Uint8Array(256);
+export const TOKEN = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
   TOKEN[c.charCodeAt(0)] = 1;
 }

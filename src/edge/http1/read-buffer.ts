@@ -49,14 +49,22 @@ interface HandleWithUserBuffer {
 /**
  * Makes `socket` deliver its reads to `onRead` from the shared buffer and
  * returns true. Returns false and changes nothing when this Node.js does not
- * offer it for the socket, as in a version without the fields.
+ * offer it for the socket, as in a version without the fields. A socket that
+ * already reads into the shared buffer, as one handed from HTTP/1.1 to
+ * HTTP/2, delivers its next reads to the new `onRead` instead.
  */
 export function readIntoSharedBuffer(socket: Socket, onRead: (bytes: number, buffer: Buffer) => void): boolean {
   const handle = (socket as unknown as { _handle?: HandleWithUserBuffer | null })._handle;
   if (handle === undefined || handle === null || typeof handle.useUserBuffer !== "function") return false;
   const found = readFieldsOf(socket);
   const record = socket as unknown as Record<symbol, unknown>;
-  if (found === null || record[found.buffer] !== null || record[found.generator] !== null) return false;
+  if (found === null) return false;
+  if (shared !== undefined && record[found.buffer] === shared) {
+    // Node.js looks the callback up on every read.
+    record[found.callback] = onRead;
+    return true;
+  }
+  if (record[found.buffer] !== null || record[found.generator] !== null) return false;
   shared ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
   record[found.buffer] = shared;
   record[found.callback] = onRead;

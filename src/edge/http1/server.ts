@@ -1,6 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
-import { Http1Connection, type Http1Timeouts, type RequestListener } from "./connection.js";
+import { Http2ConnectionSet, http2LimitsOf } from "../http2/server.js";
+import { Http1Connection, type Http1Timeouts, type Http2PrefaceHandler, type RequestListener } from "./connection.js";
 import { DEFAULT_HTTP1_LIMITS, type Http1Limits } from "./parser.js";
 
 export interface Http1ServerOptions {
@@ -30,6 +31,8 @@ export class Http1ConnectionSet {
     private readonly listener: RequestListener,
     private readonly options: Http1ServerOptions,
     private readonly log: Logger,
+    /** Takes over connections that start with the HTTP/2 preface; only the plain port has one. */
+    private readonly onHttp2Preface?: Http2PrefaceHandler,
   ) {
     const { headersTimeoutMs, keepAliveTimeoutMs, bodyIdleTimeoutMs } = options.timeouts;
     const sweepMs = Math.min(1000, Math.max(20, Math.min(headersTimeoutMs, keepAliveTimeoutMs, bodyIdleTimeoutMs) / 4));
@@ -51,6 +54,7 @@ export class Http1ConnectionSet {
       this.options.timeouts,
       this.log,
       (closed) => this.connections.delete(closed),
+      this.onHttp2Preface,
     );
     this.connections.add(connection);
   }
@@ -86,13 +90,26 @@ export async function listenOn(server: Server, port: number, host: string): Prom
   return (server.address() as AddressInfo).port;
 }
 
-/** The edge's plain HTTP listener: a `net` server feeding the strict HTTP/1.1 connection. */
+/**
+ * The edge's plain HTTP listener: a `net` server feeding the strict HTTP/1.1
+ * connection. A connection that starts with the HTTP/2 preface goes to the
+ * edge's HTTP/2 server instead (h2c with prior knowledge, RFC 9113 section
+ * 3.3), and its requests are plain HTTP like the others. The HTTP/1.1
+ * `Upgrade: h2c` mechanism, which RFC 9113 deprecates, is not offered: such
+ * a request is served as HTTP/1.1.
+ */
 export class Http1Server {
   readonly server: Server;
   readonly connections: Http1ConnectionSet;
+  readonly http2: Http2ConnectionSet;
+  private readonly drainTimeoutMs: number;
 
   constructor(listener: RequestListener, options: Http1ServerOptions, log: Logger) {
-    this.connections = new Http1ConnectionSet(listener, options, log);
+    this.drainTimeoutMs = options.drainTimeoutMs;
+    this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log);
+    this.connections = new Http1ConnectionSet(listener, options, log, (socket, received) =>
+      this.http2.accept(socket, "http", received),
+    );
     this.server = createServer({ noDelay: true }, (socket) => this.connections.accept(socket, "http"));
   }
 
@@ -100,10 +117,15 @@ export class Http1Server {
     return listenOn(this.server, port, host);
   }
 
-  /** Stops accepting connections, lets responses in flight finish, then closes what remains. */
+  /**
+   * Stops accepting connections, lets responses in flight finish, sends GOAWAY
+   * to h2c connections, then closes what remains. A connection whose preface
+   * arrives during the drain is not handed to HTTP/2: it gets 505 like any
+   * request with an unsupported version.
+   */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await this.connections.drain();
+    await Promise.all([this.connections.drain(), this.http2.drain(this.drainTimeoutMs)]);
     await closed;
   }
 }

@@ -1,4 +1,4 @@
-import type { TLSSocket } from "node:tls";
+import type { Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
 import type { RequestListener } from "../http1/connection.js";
 import { RequestBody } from "../http1/body.js";
@@ -63,7 +63,8 @@ type FloodCounter = keyof typeof FLOOD_LIMITS;
 
 /**
  * The edge's HTTP/2 server for one connection (RFC 9113), behind TLS with
- * ALPN h2. It reads frames itself so that a cache hit costs one write of a
+ * ALPN h2, or on a plain connection that starts with the connection preface
+ * (h2c with prior knowledge, section 3.3). It reads frames itself so that a cache hit costs one write of a
  * prepared HEADERS and DATA pair; node:http2 makes several objects and
  * calls per stream. It enforces the protocol's rules on every frame, flow
  * control in both directions, the client's SETTINGS, and bounds on frames
@@ -99,8 +100,14 @@ export class Http2Connection implements StreamSink {
   /** Whether reads arrive in the process's shared read buffer, which the next read overwrites. */
   private readonly sharedReads: boolean;
 
+  /**
+   * Takes over `socket`, a TLSSocket on the TLS port or a plain socket for
+   * h2c. `protocol` is the scheme that requests on it get, whatever their
+   * `:scheme` says, so viewer protocol policies see the connection's own.
+   */
   constructor(
-    private readonly socket: TLSSocket,
+    private readonly socket: Socket,
+    private readonly protocol: "http" | "https",
     private readonly listener: RequestListener,
     private readonly limits: Http2Limits,
     private readonly log: Logger,
@@ -127,6 +134,11 @@ export class Http2Connection implements StreamSink {
         windowUpdateFrame(0, CONNECTION_RECEIVE_WINDOW - DEFAULT_WINDOW),
       ]),
     );
+  }
+
+  /** Processes bytes that arrived before this connection took over the socket. */
+  receive(received: Buffer): void {
+    this.onData(received);
   }
 
   /** Whether no stream is open, so closing loses nothing. */
@@ -476,6 +488,7 @@ export class Http2Connection implements StreamSink {
     dispatchRequest(stream, head, {
       listener: this.listener,
       clientIp: this.clientIp,
+      protocol: this.protocol,
       socket: this.socket,
       startedAt: this.clockPerformanceMs,
       receivedAtMs: this.clockMs,

@@ -12,7 +12,9 @@ import type { Http2Stream } from "./stream.js";
 export interface DispatchContext {
   listener: RequestListener;
   clientIp: string;
-  /** The connection's TLS socket, which access logs read for the port, TLS version and cipher. */
+  /** `https` on the TLS port, `http` for h2c. */
+  protocol: "http" | "https";
+  /** The connection's socket, which access logs read for the port, and on TLS for its version and cipher. */
   socket: Socket;
   /** `performance.now()` and `Date.now()` of the frames' arrival. */
   startedAt: number;
@@ -26,10 +28,10 @@ export interface DispatchContext {
 
 /** A viewer request on HTTP/2; a request without DATA gets an empty body only when one is read. */
 class Http2Request implements ViewerRequest {
-  readonly protocol = "https";
   readonly httpVersion = "HTTP/2.0";
 
   constructor(
+    readonly protocol: "http" | "https",
     readonly method: string,
     readonly target: string,
     readonly path: string,
@@ -90,6 +92,7 @@ export function dispatchRequest(stream: Http2Stream, head: Http2RequestHead, con
   if (head.authority !== undefined) headers.host = head.authority;
   const path = normalized.path;
   const request = new Http2Request(
+    context.protocol,
     head.method,
     rawQuery === "" ? path : `${path}?${rawQuery}`,
     path,
