@@ -8,7 +8,8 @@ export function compileWildcard(pattern: string): RegExp {
   for (const char of pattern) {
     if (char === "*") source += "[\\s\\S]*";
     else if (char === "?") source += "[\\s\\S]";
-    else source += char.replace(/[.+^${}()|[\]\\/-]/g, "\\$&");
+    // With the `u` flag, only syntax characters and `/` may be escaped: `\-` would be invalid.
+    else source += char.replace(/[.+^${}()|[\]\\/]/g, "\\$&");
   }
   return new RegExp(source + "$", "u");
 }

@@ -23,7 +23,19 @@ export function createClusterHandler(context: EdgeContext, origins: OriginContex
           );
           return;
         }
-        context.routing.apply(compileDistribution(snapshot, origins));
+        let compiled: ReturnType<typeof compileDistribution>;
+        try {
+          compiled = compileDistribution(snapshot, origins);
+        } catch (error) {
+          // Delivering the snapshot again would fail the same way and hold back every later
+          // message, so the edge keeps the previous routes and reports the failure.
+          context.log.error(
+            { err: error, distributionId: snapshot.id, version: snapshot.version },
+            "failed to compile a distribution snapshot; the edge keeps its previous routes",
+          );
+          return;
+        }
+        context.routing.apply(compiled);
         context.log.info({ distributionId: snapshot.id, version: snapshot.version }, "applied distribution");
         return;
       }

@@ -152,6 +152,13 @@ test("path patterns use CloudFront wildcards", () => {
   assert.ok(!compilePathPattern("/a?c").test("/abbc"));
   assert.ok(compilePathPattern("/a.b+(c)").test("/a.b+(c)"));
   assert.ok(!compilePathPattern("/a.b").test("/axb"));
+  // Characters that are special in regular expressions match themselves.
+  for (const literal of ["/static-v2/a.css", "/a+b/(c)[d]{e}|f^g$h\\i", "/~user/@me:1/'q'\"r\"&s=t"]) {
+    assert.ok(compilePathPattern(literal).test(literal), literal);
+    assert.ok(!compilePathPattern(literal).test(`${literal}x`), literal);
+  }
+  assert.ok(compilePathPattern("/static-*/*.css").test("/static-v2/site.css"));
+  assert.ok(!compilePathPattern("/static-*/*.css").test("/staticv2/site.css"));
 });
 
 test("range header resolution", () => {

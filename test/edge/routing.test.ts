@@ -62,6 +62,19 @@ test("update replaces routes and delete removes them", async (t) => {
   assert.match(deleted.body.toString(), /no distribution serves this host/);
 });
 
+test("snapshot that fails to compile", async (t) => {
+  const { fixture, snapshot, origin } = await setup(t);
+  // A path pattern that is not a string cannot be compiled.
+  const broken = customSnapshot({ originPort: origin.port, version: 2, behaviors: [{ PathPattern: 5 as unknown as string }] });
+  const ack = await fixture.publishAndWait({ type: "distribution.updated", snapshot: broken });
+  assert.equal(ack.type, "distribution.applied");
+  // The previous routes stay, and later messages are not held back.
+  assert.equal((await request(fixture.edge.httpPort, snapshot.domainName, "/x")).status, 200);
+  const disabled = customSnapshot({ originPort: origin.port, version: 3, enabled: false });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot: disabled });
+  assert.equal((await request(fixture.edge.httpPort, snapshot.domainName, "/x")).status, 403);
+});
+
 test("redirect-to-https keeps the HTTPS port", async (t) => {
   const { fixture, snapshot, origin } = await setup(t, { defaultBehavior: { ViewerProtocolPolicy: "redirect-to-https" } });
   const response = await request(fixture.edge.httpPort, `${snapshot.domainName}:${fixture.edge.httpPort}`, "/a/b?x=1&y=%20");
@@ -130,6 +143,7 @@ test("path patterns pick the first matching behavior", async (t) => {
       { PathPattern: "/api/*", MinTTL: 0, DefaultTTL: 0, MaxTTL: 0, AllowedMethods: { Quantity: 7, Items: ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"] } },
       { PathPattern: "img/??.png", ViewerProtocolPolicy: "https-only" },
       { PathPattern: "/API/*", ViewerProtocolPolicy: "https-only" },
+      { PathPattern: "/static-v2/*", ViewerProtocolPolicy: "https-only" },
     ],
   });
   const get = (path: string, method = "GET", body?: Buffer) =>
@@ -139,6 +153,8 @@ test("path patterns pick the first matching behavior", async (t) => {
   // Patterns are case-sensitive: /API/* does not catch /api/.
   assert.equal((await get("/api/list")).status, 200);
   assert.equal((await get("/API/list")).status, 403);
+  assert.equal((await get("/static-v2/site.css")).status, 403);
+  assert.equal((await get("/static-v3/site.css")).status, 200);
   const posted = await get("/api/items", "POST", Buffer.from("payload"));
   assert.equal(posted.status, 200);
   assert.equal(posted.body.toString(), "POST /api/items payload");
