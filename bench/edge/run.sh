@@ -8,7 +8,8 @@
 #   bench/edge/run.sh            # from the repository root
 #
 # Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
-# PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2 paced"),
+# PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2 paced"; h2c adds
+# HTTP/2 without TLS),
 # EDGE_WORKERS (nproc), SKIP_BUILD (unset), LIMITS (unset; 1 adds a 1 KiB run with the ceiling
 # servers: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
 # node-http2-server.cjs on ports 8095, 8098 and 8099), and compare.sh's REPS, DURATION, CONNS,
@@ -66,14 +67,29 @@ DOMAIN=$(PORTICO_API_URL="http://127.0.0.1:$API_PORT" ORIGIN_PORT="$ORIGIN_PORT"
   npx tsx bench/edge/create-distribution.ts)
 echo "distribution $DOMAIN on ports $HTTP_PORT (HTTP) and $HTTPS_PORT (HTTPS)" >&2
 
-# The cost of a miss: one request each for new names, timed by curl.
+# The cost of a miss: 60 requests for new names, timed by curl to the first response byte, each
+# on a new connection, then all on one keep-alive connection. Prints the medians and p90s.
+MISS_COUNT=60
 miss_cost() {
-  local name=$1 url=$2 host=$3 total=0 i t
-  for i in $(seq 1 50); do
-    t=$(curl -s -o /dev/null -w '%{time_total}' -H "Host: $host" "$url/miss/bench-$RANDOM-$i-$$")
-    total=$(awk -v a="$total" -v b="$t" 'BEGIN { print a + b }')
+  local name=$1 url=$2 host=$3 i fresh reused
+  local -a outputs=() urls=()
+  for i in $(seq 1 "$MISS_COUNT"); do
+    urls+=("$url/miss/bench-new-$RANDOM-$i-$$")
   done
-  awk -v n="$name" -v s="$total" 'BEGIN { printf "| %s | %.2f |\n", n, s / 50 * 1000 }'
+  fresh=$(for u in "${urls[@]}"; do curl -s -o /dev/null -w '%{time_starttransfer}\n' -H "Host: $host" "$u"; done)
+  urls=()
+  for i in $(seq 1 "$MISS_COUNT"); do
+    urls+=("$url/miss/bench-reused-$RANDOM-$i-$$")
+    outputs+=(-o /dev/null)
+  done
+  reused=$(curl -s "${outputs[@]}" -w '%{time_starttransfer}\n' -H "Host: $host" "${urls[@]}")
+  printf '%s\n' "$fresh" | sort -n | awk -v n="$name" -v r="$(printf '%s\n' "$reused" | sort -n | tr '\n' ' ')" '
+    { a[NR] = $1 }
+    END {
+      m = split(r, b, " ")
+      printf "| %s | %.2f | %.2f | %.2f | %.2f |\n", n, a[int((NR + 1) / 2)] * 1000, a[int(NR * 0.9)] * 1000,
+        b[int((m + 1) / 2)] * 1000, b[int(m * 0.9)] * 1000
+    }'
 }
 
 for mode in $MODES; do
@@ -81,6 +97,11 @@ for mode in $MODES; do
     h2)
       echo "## h2 cache hits"
       MODE=h2 "$SHARED_BENCH/compare.sh" "portico=https://127.0.0.1:$HTTPS_PORT@$DOMAIN"
+      ;;
+    h2c)
+      # HTTP/2 without TLS, as Varnish is measured in the h2 table.
+      echo "## h2c cache hits"
+      MODE=h2 "$SHARED_BENCH/compare.sh" "portico-h2c=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
       ;;
     paced)
       # Same offered load for each target: its own latency, not the load generator's share of the cores.
@@ -117,9 +138,9 @@ if [[ -n ${LIMITS:-} ]]; then
     node-http2=https://127.0.0.1:8099
 fi
 
-echo "## miss cost (mean of 50 sequential misses, ms)"
-echo "| target | ms |"
-echo "| --- | ---: |"
+echo "## miss cost ($MISS_COUNT sequential misses, time to the first response byte, ms)"
+echo "| target | new connection, median | p90 | keep-alive, median | p90 |"
+echo "| --- | ---: | ---: | ---: | ---: |"
 miss_cost nginx "$NGINX_URL" "127.0.0.1"
 miss_cost varnish "$VARNISH_URL" "127.0.0.1"
 miss_cost portico "http://127.0.0.1:$HTTP_PORT" "$DOMAIN"
