@@ -26,6 +26,7 @@ export const DEFAULT_HTTP1_OPTIONS: Http1ServerOptions = {
 export class Http1ConnectionSet {
   private readonly connections = new Set<Http1Connection>();
   private readonly sweeper: NodeJS.Timeout;
+  private draining = false;
 
   constructor(
     private readonly listener: RequestListener,
@@ -57,10 +58,13 @@ export class Http1ConnectionSet {
       this.onHttp2Preface,
     );
     this.connections.add(connection);
+    // A TLS handshake that completes after the drain began is closed like the other idle connections.
+    if (this.draining) connection.drain();
   }
 
   /** Closes idle connections now and the others after their response; drops what remains after the drain timeout. */
   async drain(): Promise<void> {
+    this.draining = true;
     for (const connection of this.connections) connection.drain();
     const deadlineMs = Date.now() + this.options.drainTimeoutMs;
     while (this.connections.size > 0 && Date.now() < deadlineMs) {

@@ -32,6 +32,7 @@ export function http2LimitsOf(options: Http1ServerOptions): Http2Limits {
 export class Http2ConnectionSet {
   private readonly connections = new Set<Http2Connection>();
   private readonly sweeper: NodeJS.Timeout;
+  private draining = false;
 
   constructor(
     private readonly listener: RequestListener,
@@ -57,10 +58,13 @@ export class Http2ConnectionSet {
     );
     this.connections.add(connection);
     if (received !== undefined) connection.receive(received);
+    // A TLS handshake that completes after the drain began still gets its GOAWAY.
+    if (this.draining) connection.drain();
   }
 
   /** Sends GOAWAY on every connection and waits for their streams, then drops what remains after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
     for (const connection of this.connections) connection.drain();
     const deadlineMs = Date.now() + timeoutMs;
     while (this.connections.size > 0 && Date.now() < deadlineMs) {
