@@ -175,7 +175,8 @@ export class Http2Connection implements StreamSink {
         this.streamError(new StreamError(stream.id, ErrorCode.CANCEL, "request body timed out"));
       }
     }
-    if (this.streams.size === 0 && nowMs >= this.deadlineMs) {
+    // A header block in progress is not idle: the header timeout above bounds it.
+    if (this.streams.size === 0 && this.block === undefined && nowMs >= this.deadlineMs) {
       this.sendGoaway(ErrorCode.NO_ERROR, "idle");
       this.end();
     }
