@@ -103,7 +103,7 @@ export class Http2Connection implements StreamSink {
   /**
    * Takes over `socket`, a TLSSocket on the TLS port or a plain socket for
    * h2c. `protocol` is the scheme that requests on it get, whatever their
-   * `:scheme` says, so viewer protocol policies see the connection's own.
+   * `:scheme` field contains, so viewer protocol policies see the connection's own.
    */
   constructor(
     private readonly socket: Socket,
