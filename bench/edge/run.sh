@@ -10,7 +10,7 @@
 # Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
 # PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2 paced"; h2c adds
 # HTTP/2 without TLS),
-# EDGE_WORKERS (nproc), SKIP_BUILD (unset), LIMITS (unset; 1 adds a 1 KiB run with the ceiling
+# EDGE_WORKERS (nproc), SKIP_BUILD (unset), MISS_WARM_UP (2000), LIMITS (unset; 1 adds a 1 KiB run with the ceiling
 # servers: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
 # node-http2-server.cjs on ports 8095, 8098 and 8099), and compare.sh's REPS, DURATION, CONNS,
 # THREADS, PATHS, OUT_DIR (paced.sh reads REPS, DURATION, CONNS, THREADS, PATHS and PACE_MS).
@@ -68,11 +68,15 @@ DOMAIN=$(PORTICO_API_URL="http://127.0.0.1:$API_PORT" ORIGIN_PORT="$ORIGIN_PORT"
 echo "distribution $DOMAIN on ports $HTTP_PORT (HTTP) and $HTTPS_PORT (HTTPS)" >&2
 
 # The cost of a miss: 60 requests for new names, timed by curl to the first response byte, each
-# on a new connection, then all on one keep-alive connection. Prints the medians and p90s.
+# on a new connection, then all on one keep-alive connection. Prints the medians and p90s. Each
+# target first serves MISS_WARM_UP misses, so that a JIT-compiled miss path is measured as it
+# runs in service rather than as it runs its first few times.
 MISS_COUNT=60
+MISS_WARM_UP=${MISS_WARM_UP:-2000}
 miss_cost() {
   local name=$1 url=$2 host=$3 i fresh reused
   local -a outputs=() urls=()
+  curl -s -o /dev/null -H "Host: $host" "$url/miss/bench-warm-$RANDOM-$$-[1-$MISS_WARM_UP]" >/dev/null
   for i in $(seq 1 "$MISS_COUNT"); do
     urls+=("$url/miss/bench-new-$RANDOM-$i-$$")
   done
