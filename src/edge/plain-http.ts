@@ -3,8 +3,8 @@ import { TOKEN } from "./http1/parser.js";
 /**
  * Recognises a plain HTTP/1.x request sent to the TLS port, so that the edge
  * responds with 400 instead of closing the connection without a response.
- * nginx 1.25 does the same, with a page saying "The plain HTTP request was
- * sent to HTTPS port".
+ * nginx does the same, with a page titled "The plain HTTP request was sent
+ * to HTTPS port".
  */
 
 /** The outcome of scanning the first bytes of a connection that are not a ClientHello. */
@@ -31,17 +31,20 @@ export const PLAIN_HTTP_RESPONSE =
 
 /**
  * Scans the first bytes of a connection for the start of an HTTP/1.x request:
- * a method token (RFC 9110 section 9.1) followed by a space. It returns "head"
- * once the head has ended, or once `maxHeadBytes` have arrived, so the caller
- * never waits for more than a head.
+ * a method token (RFC 9110 section 9.1) followed by a space. Returns "head"
+ * once the head has ended or `maxHeadBytes` have arrived, so the caller waits
+ * for no more than a head. `scannedBytes`, the length of the previous scan's
+ * data, lets the search for the end of the head skip what it already searched.
  */
-export function scanPlainRequest(data: Buffer, maxHeadBytes: number): PlainRequestScan {
+export function scanPlainRequest(data: Buffer, maxHeadBytes: number, scannedBytes = 0): PlainRequestScan {
   const limit = Math.min(data.length, MAX_METHOD_BYTES + 1);
   let position = 0;
   while (position < limit && TOKEN[data[position]!] === 1) position++;
   if (position === limit) return data.length > MAX_METHOD_BYTES ? "other" : "incomplete";
   if (position === 0 || data[position] !== SP) return "other";
 
-  const headEnded = data.includes(HEAD_END) || data.includes(BARE_LF_HEAD_END);
+  // An end that straddles the previous data starts at most 3 bytes before its end.
+  const searchFrom = Math.max(0, scannedBytes - HEAD_END.length + 1);
+  const headEnded = data.includes(HEAD_END, searchFrom) || data.includes(BARE_LF_HEAD_END, searchFrom);
   return headEnded || data.length >= maxHeadBytes ? "head" : "incomplete";
 }

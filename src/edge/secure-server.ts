@@ -89,7 +89,7 @@ export class SecureEdgeServer {
    */
   private greet(socket: Socket): void {
     this.greeting.add(socket);
-    const chunks: Buffer[] = [];
+    const first = new FirstBytes();
     const ignoreError = (): void => {};
     socket.on("error", ignoreError);
     // The whole ClientHello must arrive within the head timeout, however it trickles in.
@@ -99,12 +99,12 @@ export class SecureEdgeServer {
       this.greeting.delete(socket);
     });
     const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      const received = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      const scannedBytes = first.length;
+      const received = first.append(chunk);
       const scan = scanClientHello(received);
       if (scan.kind === "incomplete") return;
       if (scan.kind === "other") {
-        const plain = scanPlainRequest(received, this.maxHeadBytes);
+        const plain = scanPlainRequest(received, this.maxHeadBytes, scannedBytes);
         if (plain === "incomplete") return;
         if (plain === "head") {
           socket.off("data", onData);
@@ -217,5 +217,36 @@ export class SecureEdgeServer {
     for (const socket of this.greeting) socket.destroy();
     await Promise.all([this.http2.drain(this.drainTimeoutMs), this.http1.drain()]);
     await closed;
+  }
+}
+
+/**
+ * The first bytes of a connection, in one buffer that doubles as it fills. A
+ * ClientHello or head sent a byte at a time thus costs copies in proportion
+ * to its length, where joining all chunks again on each read would cost the
+ * square of it.
+ */
+class FirstBytes {
+  private storage: Buffer = Buffer.alloc(0);
+  /** Bytes received so far. */
+  length = 0;
+
+  /** Adds `chunk` and returns all the bytes received so far. */
+  append(chunk: Buffer): Buffer {
+    if (this.length === 0) {
+      // The usual case: the whole ClientHello in the first read, used without a copy.
+      this.storage = chunk;
+      this.length = chunk.length;
+      return chunk;
+    }
+    // A lent first chunk is full, so the second chunk always moves the bytes to a buffer of their own.
+    if (this.length + chunk.length > this.storage.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.storage.length, this.length + chunk.length, 1024));
+      this.storage.copy(grown, 0, 0, this.length);
+      this.storage = grown;
+    }
+    chunk.copy(this.storage, this.length);
+    this.length += chunk.length;
+    return this.storage.subarray(0, this.length);
   }
 }
