@@ -20,7 +20,7 @@ function timedGet(path) {
     const request = http.get({ host: "127.0.0.1", port, path, agent, headers: { host } }, (response) => {
       response.resume();
       response.on("end", () => {
-        if (response.statusCode !== 200) reject(new Error(`${path}: status ${response.statusCode}`));
+        if (response.statusCode !== 200) reject(new Error(`GET ${path} returned status ${response.statusCode}, expected 200`));
         else resolve(performance.now() - startedAt);
       });
     });

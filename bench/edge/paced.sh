@@ -59,7 +59,7 @@ wait_until_quiet() {
   local waited=0
   while awk -v c="$(cores_in_use)" -v max="${BUSY_MAX_CORES:-0.2}" 'BEGIN { exit !(c > max) }'; do
     waited=$((waited + 1))
-    if [[ $waited -ge 30 ]]; then echo "paced: the machine stayed busy; running anyway" >&2; return; fi
+    if [[ $waited -ge 30 ]]; then echo "paced: the machine is still busy after 30 s, running anyway" >&2; return; fi
   done
 }
 

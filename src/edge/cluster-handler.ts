@@ -28,7 +28,7 @@ export function createClusterHandler(context: EdgeContext, origins: OriginContex
           compiled = compileDistribution(snapshot, origins);
         } catch (error) {
           // Delivering the snapshot again would fail the same way and hold back every later
-          // message, so the edge keeps the previous routes and reports the failure.
+          // message, so the edge keeps the previous routes and logs the failure.
           context.log.error(
             { err: error, distributionId: snapshot.id, version: snapshot.version },
             "failed to compile a distribution snapshot; the edge keeps its previous routes",

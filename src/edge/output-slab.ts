@@ -10,8 +10,8 @@ let slabOffset = 0;
 
 /**
  * Returns `bytes` bytes of a large block, so that a small response
- * allocates no ArrayBuffer of its own. A block is freed by the garbage collector once no
- * write holds a piece of it.
+ * allocates no ArrayBuffer of its own. A block is freed by the garbage
+ * collector once no write holds a piece of it.
  */
 export function takeFromSlab(bytes: number): Buffer {
   if (slabOffset + bytes > slab.length) {

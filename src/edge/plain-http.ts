@@ -16,7 +16,7 @@ export type PlainRequestScan =
   /** Anything else, which gets no response. */
   | "other";
 
-/** Maximum length of the method token that starts a plain request; a longer token is not HTTP. */
+/** Maximum length of the method token that starts a plain request. A longer token is not taken for HTTP. */
 const MAX_METHOD_BYTES = 64;
 const SP = 0x20;
 const HEAD_END = Buffer.from("\r\n\r\n", "latin1");

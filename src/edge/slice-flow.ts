@@ -47,7 +47,7 @@ export function sliceableRange(header: string | undefined): RequestedRange | und
 
 /** How long range requests for an object whose slices did not add up fetch the whole object instead. */
 export const UNSLICEABLE_MS = 10 * 60_000;
-/** Objects remembered as unsliceable at most; the oldest is forgotten first. */
+/** Maximum number of objects remembered as unsliceable. The oldest is forgotten first. */
 const MAX_UNSLICEABLE = 4096;
 
 /** Returns whether range requests for the object under `key` are served by slices. */

@@ -85,8 +85,8 @@ test("h2c with node's client", async (t) => {
   assert.equal(redirected.headers.location, `https://${host}:${httpsPort}/secure/page?x=1`);
   const claimed = await send(session, { ":path": "/secure/page", ":authority": host, ":scheme": "https" });
   assert.equal(claimed.status, 301);
-  const refused = await send(session, { ":path": "/httpsonly/page", ":authority": host });
-  assert.equal(refused.status, 403);
+  const forbidden = await send(session, { ":path": "/httpsonly/page", ":authority": host });
+  assert.equal(forbidden.status, 403);
   assert.equal(origin.hits("/secure/page?x=1") + origin.hits("/secure/page") + origin.hits("/httpsonly/page"), 0);
 });
 

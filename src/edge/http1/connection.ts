@@ -398,7 +398,7 @@ export class Http1Connection implements ResponseSink {
    * Returns whether a rejected head is the HTTP/2 connection preface at the
    * start of a plain connection (h2c with prior knowledge, RFC 9113 section
    * 3.3). It runs only for rejected heads, so other requests pay nothing for
-   * it. Every byte read is still pending until the first request is dispatched.
+   * it. While the pending bytes are all the socket has read, no request came before.
    */
   private startsWithHttp2Preface(): boolean {
     return (

@@ -32,7 +32,7 @@ export class Http1ConnectionSet {
     private readonly listener: RequestListener,
     private readonly options: Http1ServerOptions,
     private readonly log: Logger,
-    /** Takes over connections that start with the HTTP/2 preface; only the plain port has one. */
+    /** Takes over connections that start with the HTTP/2 preface. Only the plain port has one. */
     private readonly onHttp2Preface?: Http2PrefaceHandler,
   ) {
     const { headersTimeoutMs, keepAliveTimeoutMs, bodyIdleTimeoutMs } = options.timeouts;

@@ -64,9 +64,9 @@ type FloodCounter = keyof typeof FLOOD_LIMITS;
 /**
  * The edge's HTTP/2 server for one connection (RFC 9113), behind TLS with
  * ALPN h2, or on a plain connection that starts with the connection preface
- * (h2c with prior knowledge, section 3.3). It reads frames itself so that a cache hit costs one write of a
- * prepared HEADERS and DATA pair; node:http2 makes several objects and
- * calls per stream. It enforces the protocol's rules on every frame, flow
+ * (h2c with prior knowledge, section 3.3). It reads frames itself so that a
+ * cache hit costs one write of a prepared HEADERS and DATA pair, where
+ * node:http2 makes several objects and calls per stream. It enforces the protocol's rules on every frame, flow
  * control in both directions, the client's SETTINGS, and bounds on frames
  * that cost work without producing requests (resets, pings, settings,
  * empty frames), which are the HTTP/2 flood attacks.
