@@ -22,8 +22,8 @@ export interface PreparedHit {
   /** The `Cache-Status` value, and the generated `Date` value when the origin sent none. */
   cacheStatus: string;
   date: string | undefined;
-  /** The same fields as an HPACK block, `x-amz-cf-id` excepted; built on the first HTTP/2 hit. */
-  http2Block: Buffer | undefined;
+  /** The same fields as an HTTP/2 header list, `x-amz-cf-id` excepted; built on the first HTTP/2 hit. */
+  http2Fields: string[] | undefined;
   /** Bytes of the header fields, as an estimate of what the head costs on the wire. */
   headerBytes: number;
 }
@@ -90,7 +90,7 @@ function buildPreparedHit(entry: CachedResponse, elapsedSeconds: number, nowMs: 
     http1Head: Buffer.from(text, "latin1"),
     cacheStatus: status,
     date,
-    http2Block: undefined,
+    http2Fields: undefined,
     headerBytes,
   };
 }

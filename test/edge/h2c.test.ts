@@ -3,7 +3,6 @@ import { execFile } from "node:child_process";
 import { connect as connectHttp2, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from "node:http2";
 import { test, type TestContext } from "node:test";
 import { promisify } from "node:util";
-import { HpackDecoder } from "../../src/edge/http2/hpack.js";
 import { customSnapshot, sleep, startOrigin, startTestEdge } from "./helpers.js";
 import { F, frame, headerBlock, PREFACE, RawHttp2Client, T } from "./http2-raw.js";
 import { rawExchange } from "./raw.js";
@@ -136,12 +135,6 @@ function h2cGet(host: string, path: string): Buffer {
   return headerBlock([[":method", "GET"], [":scheme", "http"], [":path", path], [":authority", host]]);
 }
 
-function statusOf(client: RawHttp2Client, streamId: number): number | undefined {
-  const headers = client.frames.find((f) => f.type === T.HEADERS && f.streamId === streamId);
-  if (headers === undefined) return undefined;
-  const status = new HpackDecoder(4096).decode(headers.payload, 1 << 20).find(([name]) => name === ":status");
-  return status === undefined ? undefined : Number(status[1]);
-}
 
 test("h2c preface in small pieces", async (t) => {
   const { port, host } = await setup(t);
@@ -155,7 +148,7 @@ test("h2c preface in small pieces", async (t) => {
   }
   const data = await client.waitFor((f) => f.type === T.DATA && f.streamId === 1 && (f.flags & F.END_STREAM) !== 0);
   assert.notEqual(data, undefined);
-  assert.equal(statusOf(client, 1), 200);
+  assert.equal(client.statusOf(1), 200);
   const body = Buffer.concat(client.frames.filter((f) => f.type === T.DATA && f.streamId === 1).map((f) => f.payload));
   assert.equal(body.toString(), "GET /pieces ");
   assert.ok(client.frames.some((f) => f.type === T.SETTINGS && (f.flags & F.ACK) === 0));

@@ -1,8 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TestContext } from "node:test";
 import type { CacheBehavior, DistributionConfig } from "@aws-sdk/client-cloudfront";
 import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
@@ -263,4 +264,19 @@ export function serveWithRanges(current: () => Served, options: { claimedLength?
     res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end}/${complete}`, "content-length": String(end - start + 1) });
     res.end(body.subarray(start, end + 1));
   };
+}
+
+/**
+ * Starts a test edge whose one distribution allows every method in front of
+ * `origin`, and stops both when the test ends. Returns the edge's TLS port,
+ * the distribution's domain name and the CA that signed its certificate.
+ */
+export async function startEdgeForOrigin(t: TestContext, origin: TestOrigin) {
+  t.after(() => origin.close());
+  const fixture = await startTestEdge({});
+  t.after(() => fixture.close());
+  const snapshot = allMethodsSnapshot(origin.port);
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  return { origin, fixture, ca, port: fixture.edge.httpsPort, host: snapshot.domainName };
 }

@@ -1,5 +1,6 @@
 import { connect as connectTcp, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
+import { HpackDecoder, type HeaderField } from "../../src/edge/http2/hpack.js";
 
 /**
  * A minimal HTTP/2 client for tests of bad input: it writes frames exactly
@@ -124,6 +125,27 @@ export class RawHttp2Client {
         });
       });
     }
+  }
+
+  /**
+   * Decodes the response fields of a stream. The server's blocks share the
+   * connection's HPACK table, so every HEADERS block received up to that
+   * stream's is decoded in order (none of these tests gets CONTINUATION).
+   */
+  responseFields(streamId: number): HeaderField[] | undefined {
+    const decoder = new HpackDecoder(4096);
+    for (const f of this.frames) {
+      if (f.type !== T.HEADERS) continue;
+      const fields = decoder.decode(f.payload, 1 << 20);
+      if (f.streamId === streamId) return fields;
+    }
+    return undefined;
+  }
+
+  /** Returns the `:status` of a stream's response, once its HEADERS arrived. */
+  statusOf(streamId: number): number | undefined {
+    const status = this.responseFields(streamId)?.find(([name]) => name === ":status");
+    return status === undefined ? undefined : Number(status[1]);
   }
 
   /** Returns the GOAWAY error code the server sent, waiting for it. */

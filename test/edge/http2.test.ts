@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import { connect as connectHttp2, type ClientHttp2Session } from "node:http2";
 import { test, type TestContext } from "node:test";
 import { promisify } from "node:util";
-import { HpackDecoder } from "../../src/edge/http2/hpack.js";
-import { allMethodsSnapshot, sleep, startOrigin, startTestEdge } from "./helpers.js";
+import { sleep, startEdgeForOrigin, startOrigin } from "./helpers.js";
 import { F, frame, headerBlock, RawHttp2Client, requestFields, T } from "./http2-raw.js";
 
 const run = promisify(execFile);
@@ -30,13 +28,7 @@ async function setup(t: TestContext) {
     res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain" });
     res.end(`${req.method} ${req.url} ${body.toString()}`);
   });
-  t.after(() => origin.close());
-  const fixture = await startTestEdge({});
-  t.after(() => fixture.close());
-  const snapshot = allMethodsSnapshot(origin.port);
-  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
-  const ca = await readFile(fixture.edge.caCertificatePath);
-  return { origin, fixture, ca, port: fixture.edge.httpsPort, host: snapshot.domainName };
+  return startEdgeForOrigin(t, origin);
 }
 
 interface H2Response {
@@ -142,13 +134,6 @@ async function raw(t: TestContext, settings?: Buffer) {
   return { ...context, client };
 }
 
-/** Decodes the response HEADERS of a stream with a fresh decoder; responses never use the dynamic table. */
-function statusOf(client: RawHttp2Client, streamId: number): number | undefined {
-  const headers = client.frames.find((f) => f.type === T.HEADERS && f.streamId === streamId);
-  if (headers === undefined) return undefined;
-  const status = new HpackDecoder(4096).decode(headers.payload, 1 << 20).find(([name]) => name === ":status");
-  return status === undefined ? undefined : Number(status[1]);
-}
 
 const malformed: Array<[string, Array<readonly [string, string]>]> = [
   ["upper-case field name", [["X-Upper", "1"]]],
@@ -168,7 +153,7 @@ for (const [name, extra] of malformed) {
     // The connection stays usable for a valid request.
     client.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, headerBlock(requestFields(host, "/ok"))));
     await client.waitFor((f) => f.type === T.DATA && f.streamId === 3 && (f.flags & F.END_STREAM) !== 0);
-    assert.equal(statusOf(client, 3), 200);
+    assert.equal(client.statusOf(3), 200);
     assert.equal(origin.hits("/m"), 0);
   });
 }
@@ -287,7 +272,7 @@ test("HTTP/2 large header list gets 431", async (t) => {
   client.send(frame(T.CONTINUATION, 0, 1, block.subarray(16_000, 32_000)));
   client.send(frame(T.CONTINUATION, F.END_HEADERS, 1, block.subarray(32_000)));
   await client.waitFor((f) => f.streamId === 1 && (f.flags & F.END_STREAM) !== 0);
-  assert.equal(statusOf(client, 1), 431);
+  assert.equal(client.statusOf(1), 431);
   assert.equal(origin.hits(), 0);
 });
 

@@ -23,6 +23,7 @@ import {
   frame,
 } from "./frames.js";
 import { HpackDecoder, HpackError } from "./hpack.js";
+import { HpackEncoder, type ResponseHead } from "./hpack-encoder.js";
 import { dispatchRequest } from "./dispatch.js";
 import { parseRequestFields } from "./request.js";
 import { Http2Stream, type StreamSink } from "./stream.js";
@@ -78,6 +79,7 @@ export class Http2Connection implements StreamSink {
   private prefaceReceived = false;
   private settingsReceived = false;
   private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE);
+  private readonly encoder = new HpackEncoder();
   private readonly streams = new Map<number, Http2Stream>();
   private highestStreamId = 0;
   private goawaySent = false;
@@ -184,14 +186,17 @@ export class Http2Connection implements StreamSink {
 
   // StreamSink
 
-  sendHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean): void {
+  sendHeaders(stream: Http2Stream, head: ResponseHead, endStream: boolean): void {
     if (stream.reset || this.closed) return;
-    this.write(this.headersFrames(stream.id, block, endStream));
-    if (endStream) this.localEnd(stream);
+    const { block, tail } = this.encoder.encode(head);
+    this.writeHeaders(stream, tail === undefined ? block : Buffer.concat([block, tail]), endStream);
   }
 
-  sendWhole(stream: Http2Stream, block: Uint8Array, blockTail: Uint8Array | undefined, body: Buffer | undefined): void {
+  sendWhole(stream: Http2Stream, head: ResponseHead, body: Buffer | undefined): void {
     if (stream.reset || this.closed) return;
+    // Encoded here and written below without a return in between, so the peer's HPACK table
+    // sees every block this encoder produced, in order.
+    const { block, tail: blockTail } = this.encoder.encode(head);
     const bodyBytes = body?.length ?? 0;
     const blockBytes = block.length + (blockTail?.length ?? 0);
     const fits =
@@ -200,11 +205,11 @@ export class Http2Connection implements StreamSink {
       bodyBytes <= stream.sendWindow &&
       bodyBytes <= this.sendWindow;
     if (!fits) {
-      const whole = blockTail === undefined ? block : Buffer.concat([block, blockTail]);
-      this.sendHeaders(stream, whole, body === undefined);
+      this.writeHeaders(stream, blockTail === undefined ? block : Buffer.concat([block, blockTail]), body === undefined);
       if (body !== undefined) this.sendData(stream, body, true);
       return;
     }
+    stream.response.countHeaderBytes(blockBytes);
     // HEADERS, then DATA with END_STREAM, or HEADERS with END_STREAM alone. A small body is
     // copied into the same buffer; a larger one follows it in one writev.
     const copied = body !== undefined && bodyBytes <= COPY_BODY_MAX_BYTES;
@@ -231,6 +236,12 @@ export class Http2Connection implements StreamSink {
       this.socket.uncork();
     }
     this.localEnd(stream);
+  }
+
+  private writeHeaders(stream: Http2Stream, block: Buffer, endStream: boolean): void {
+    stream.response.countHeaderBytes(block.length);
+    this.write(this.headersFrames(stream.id, block, endStream));
+    if (endStream) this.localEnd(stream);
   }
 
   sendData(stream: Http2Stream, data: Buffer, endStream: boolean): void {
@@ -546,7 +557,7 @@ export class Http2Connection implements StreamSink {
         }
         this.peerMaxFrameSize = value;
       }
-      // HEADER_TABLE_SIZE needs nothing: response blocks never use the dynamic table.
+      if (id === Setting.HEADER_TABLE_SIZE) this.encoder.setPeerLimit(value);
     }
     this.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
     for (const stream of this.streams.values()) this.flushStream(stream);

@@ -1,8 +1,7 @@
 /**
- * HPACK (RFC 7541) for the edge's HTTP/2 server: a decoder with the dynamic
- * table for request header blocks, and an encoder for response blocks that
- * never adds to the peer's dynamic table, so a response block can be built
- * once and sent on any connection.
+ * HPACK (RFC 7541) for the edge's HTTP/2 server: the static table, Huffman
+ * decoding and the decoder of request header blocks. Response blocks are
+ * encoded by hpack-encoder.ts.
  */
 
 /** A fault in a header block; the connection ends with COMPRESSION_ERROR (RFC 9113 section 4.3). */
@@ -298,63 +297,4 @@ function decodeString(buffer: Buffer, start: number): [string, number] {
   if (end > buffer.length) throw new HpackError("truncated string");
   const text = huffman ? decodeHuffman(buffer, position, end) : buffer.toString("latin1", position, end);
   return [text, end];
-}
-
-/** Static table index of each name, and of each name and value pair, for the encoder. */
-const STATIC_NAME_INDEX = new Map<string, number>();
-const STATIC_FIELD_INDEX = new Map<string, number>();
-STATIC_TABLE.forEach(([name, value], i) => {
-  if (!STATIC_NAME_INDEX.has(name)) STATIC_NAME_INDEX.set(name, i + 1);
-  if (value !== "") STATIC_FIELD_INDEX.set(`${name}\n${value}`, i + 1);
-});
-
-/** Appends an integer with an N-bit prefix whose high bits are `pattern`. */
-function encodeInteger(out: number[], value: number, prefixBits: number, pattern: number): void {
-  const limit = (1 << prefixBits) - 1;
-  if (value < limit) {
-    out.push(pattern | value);
-    return;
-  }
-  out.push(pattern | limit);
-  let rest = value - limit;
-  while (rest >= 0x80) {
-    out.push((rest % 0x80) | 0x80);
-    rest = Math.floor(rest / 0x80);
-  }
-  out.push(rest);
-}
-
-function encodeString(out: number[], text: string): void {
-  encodeInteger(out, text.length, 7, 0);
-  for (let i = 0; i < text.length; i++) out.push(text.charCodeAt(i) & 0xff);
-}
-
-/**
- * Encodes a response header block: `:status` and then `headers`, a flat
- * `[name, value, ...]` list with lower-case names. Fields use static table
- * entries where one matches and literals without indexing otherwise, and no
- * Huffman coding, so the block is independent of every connection's state.
- */
-export function encodeResponseBlock(status: number, headers: readonly string[]): Buffer {
-  const out: number[] = [];
-  appendField(out, ":status", String(status));
-  for (let i = 0; i < headers.length; i += 2) appendField(out, headers[i]!, headers[i + 1]!);
-  return Buffer.from(out);
-}
-
-/** Appends one field to a block being built. */
-export function appendField(out: number[], name: string, value: string): void {
-  const full = STATIC_FIELD_INDEX.get(`${name}\n${value}`);
-  if (full !== undefined) {
-    encodeInteger(out, full, 7, 0x80);
-    return;
-  }
-  const nameIndex = STATIC_NAME_INDEX.get(name);
-  if (nameIndex !== undefined) {
-    encodeInteger(out, nameIndex, 4, 0x00);
-  } else {
-    out.push(0x00);
-    encodeString(out, name);
-  }
-  encodeString(out, value);
 }

@@ -3,19 +3,23 @@ import type { CachedResponse } from "../../cache/entry.js";
 import type { ViewerResponse } from "../exchange.js";
 import type { PreparedHit } from "../hit-head.js";
 import { RequestBody } from "../http1/body.js";
-import { appendField, encodeResponseBlock } from "./hpack.js";
+import type { ResponseHead } from "./hpack-encoder.js";
 
-/** The connection operations a stream sends its response through. */
+/**
+ * The connection operations a stream sends its response through. A head is
+ * encoded by the connection at the moment its HEADERS frame is written,
+ * since the connection's HPACK table depends on the order of the blocks.
+ */
 export interface StreamSink {
-  /** Sends a header block, split into HEADERS and CONTINUATION frames as needed. */
-  sendHeaders(stream: Http2Stream, block: Uint8Array, endStream: boolean): void;
+  /** Sends a response head, split into HEADERS and CONTINUATION frames as needed. */
+  sendHeaders(stream: Http2Stream, head: ResponseHead, endStream: boolean): void;
   /** Sends body bytes within the flow-control windows; the rest waits for WINDOW_UPDATE. */
   sendData(stream: Http2Stream, data: Buffer, endStream: boolean): void;
   /**
-   * Sends HEADERS with `block` and then `blockTail`, and one DATA frame, in a single write when
-   * the windows allow it, else as sendHeaders and sendData do.
+   * Sends HEADERS and one DATA frame in a single write when the windows allow it, else as
+   * sendHeaders and sendData do.
    */
-  sendWhole(stream: Http2Stream, block: Uint8Array, blockTail: Uint8Array | undefined, body: Buffer | undefined): void;
+  sendWhole(stream: Http2Stream, head: ResponseHead, body: Buffer | undefined): void;
   /** Resolves when the stream's queued data has left and the socket takes more, or false when the stream ended. */
   waitForRoom(stream: Http2Stream): Promise<boolean>;
   /** Resets the stream, as when an origin body breaks off. */
@@ -70,26 +74,6 @@ function http2Fields(headers: readonly string[]): string[] {
   return out;
 }
 
-const REQUEST_ID_NAME = "x-amz-cf-id";
-
-/** The HPACK bytes of `x-amz-cf-id` before its value: a literal without indexing with a literal name. */
-const REQUEST_ID_PREFIX = (() => {
-  const bytes: number[] = [];
-  appendField(bytes, REQUEST_ID_NAME, "");
-  // appendField ended with the value's length, 0; the value's length goes there per request.
-  return Buffer.from(bytes.slice(0, -1));
-})();
-
-/** Returns the HPACK field `x-amz-cf-id: <id>` for an ASCII id shorter than 127 bytes. */
-function requestIdField(requestId: string): Buffer {
-  const out = Buffer.allocUnsafe(REQUEST_ID_PREFIX.length + 1 + requestId.length);
-  out.set(REQUEST_ID_PREFIX, 0);
-  let offset = REQUEST_ID_PREFIX.length;
-  out[offset++] = requestId.length;
-  for (let i = 0; i < requestId.length; i++) out[offset + i] = requestId.charCodeAt(i);
-  return out;
-}
-
 /** The ViewerResponse of one HTTP/2 stream. */
 export class Http2Response implements ViewerResponse {
   bytesSent = 0;
@@ -104,19 +88,22 @@ export class Http2Response implements ViewerResponse {
 
   send(status: number, headers: readonly string[], body: Buffer | undefined): void {
     if (!this.begin()) return;
-    const block = encodeResponseBlock(status, http2Fields(headers));
-    this.bytesSent += block.length;
     if (body !== undefined && body.length > 0) this.bytesSent += body.length;
-    this.sink.sendWhole(this.h2stream, block, undefined, body !== undefined && body.length > 0 ? body : undefined);
+    this.sink.sendWhole(this.h2stream, { status, fields: http2Fields(headers) }, body !== undefined && body.length > 0 ? body : undefined);
   }
 
   sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
     if (!this.begin()) return;
-    const shared = http2BlockOf(prepared, entry);
-    // The shared block, then the request id as one more literal field.
-    const idField = requestIdField(requestId);
-    this.bytesSent += shared.length + idField.length + (body?.length ?? 0);
-    this.sink.sendWhole(this.h2stream, shared, idField, body !== undefined && body.length > 0 ? body : undefined);
+    // The prepared fields are shared by every hit on the entry in this second, so a connection
+    // that sends the same entry again reuses its encoded block.
+    const head: ResponseHead = { status: prepared.status, fields: http2FieldsOf(prepared, entry), reuseKey: prepared, requestId };
+    this.bytesSent += body?.length ?? 0;
+    this.sink.sendWhole(this.h2stream, head, body !== undefined && body.length > 0 ? body : undefined);
+  }
+
+  /** Counts the octets of an encoded header block as sent; the connection calls it as it writes the block. */
+  countHeaderBytes(octets: number): void {
+    this.bytesSent += octets;
   }
 
   async stream(status: number, headers: readonly string[], body: Readable): Promise<void> {
@@ -124,9 +111,7 @@ export class Http2Response implements ViewerResponse {
       body.destroy();
       return;
     }
-    const block = encodeResponseBlock(status, http2Fields(headers));
-    this.bytesSent += block.length;
-    this.sink.sendHeaders(this.h2stream, block, false);
+    this.sink.sendHeaders(this.h2stream, { status, fields: http2Fields(headers) }, false);
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         if (this.h2stream.reset) break;
@@ -166,14 +151,13 @@ export class Http2Response implements ViewerResponse {
   }
 }
 
-/** Returns the HPACK block of a prepared hit without the request id, built on the first HTTP/2 hit. */
-function http2BlockOf(prepared: PreparedHit, entry: CachedResponse): Buffer {
-  if (prepared.http2Block !== undefined) return prepared.http2Block;
-  const headers = http2Fields(entry.hitHeaders);
+/** Returns the HTTP/2 fields of a prepared hit without the request id, built on the first HTTP/2 hit. */
+function http2FieldsOf(prepared: PreparedHit, entry: CachedResponse): readonly string[] {
+  if (prepared.http2Fields !== undefined) return prepared.http2Fields;
+  const fields = http2Fields(entry.hitHeaders);
   const ageSeconds = entry.initialAgeSeconds + prepared.elapsedSeconds;
-  headers.push("age", String(ageSeconds), "cache-status", prepared.cacheStatus);
-  if (prepared.date !== undefined) headers.push("date", prepared.date);
-  const block = encodeResponseBlock(prepared.status, headers);
-  prepared.http2Block = block;
-  return block;
+  fields.push("age", String(ageSeconds), "cache-status", prepared.cacheStatus);
+  if (prepared.date !== undefined) fields.push("date", prepared.date);
+  prepared.http2Fields = fields;
+  return fields;
 }
