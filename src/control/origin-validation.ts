@@ -1,5 +1,6 @@
 import type { CustomErrorResponse, Origin, OriginGroup } from "@aws-sdk/client-cloudfront";
 import { cloudFrontError, controlErrors } from "./errors.js";
+import { checkHeaderValue } from "./header-value.js";
 
 const invalid = controlErrors.invalidArgument;
 
@@ -74,6 +75,7 @@ export function checkOriginSettings(origin: Origin, path: string): void {
     if (!header.HeaderName || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(header.HeaderName)) {
       throw invalid(`${path}.CustomHeaders.Items[${index}].HeaderName '${header.HeaderName ?? ""}' is not a valid header name.`);
     }
+    checkHeaderValue(header.HeaderValue ?? "", `${path}.CustomHeaders.Items[${index}].HeaderValue`);
     const name = header.HeaderName.toLowerCase();
     if (DENIED_CUSTOM_HEADERS.has(name) || name.startsWith("x-amz-") || name.startsWith("x-edge-")) {
       throw invalid(

@@ -4,6 +4,7 @@ import type {
   ResponseHeadersPolicyConfig,
 } from "@aws-sdk/client-cloudfront";
 import { cloudFrontError, controlErrors } from "./errors.js";
+import { checkHeaderValue } from "./header-value.js";
 import { checkQuantities } from "./validation.js";
 
 const invalid = controlErrors.invalidArgument;
@@ -184,6 +185,9 @@ export function validateResponseHeadersPolicyConfig(config: ResponseHeadersPolic
     if (cors.AccessControlAllowCredentials && (cors.AccessControlAllowOrigins?.Items ?? []).includes("*")) {
       throw invalid(`${path}.CorsConfig allows credentials with the origin '*', which browsers reject; list the origins.`);
     }
+    for (const list of ["AccessControlAllowOrigins", "AccessControlAllowHeaders", "AccessControlExposeHeaders"] as const) {
+      for (const item of cors[list]?.Items ?? []) checkHeaderValue(item, `${path}.CorsConfig.${list}`);
+    }
   }
   const security = config.SecurityHeadersConfig;
   if (security?.FrameOptions && !FRAME_OPTIONS.has(security.FrameOptions.FrameOption ?? "")) {
@@ -192,6 +196,8 @@ export function validateResponseHeadersPolicyConfig(config: ResponseHeadersPolic
   if (security?.ReferrerPolicy && !REFERRER_POLICIES.has(security.ReferrerPolicy.ReferrerPolicy ?? "")) {
     throw invalid(`${path}.SecurityHeadersConfig.ReferrerPolicy.ReferrerPolicy '${security.ReferrerPolicy.ReferrerPolicy ?? ""}' is not valid.`);
   }
+  checkHeaderValue(security?.ContentSecurityPolicy?.ContentSecurityPolicy, `${path}.SecurityHeadersConfig.ContentSecurityPolicy`);
+  checkHeaderValue(security?.XSSProtection?.ReportUri, `${path}.SecurityHeadersConfig.XSSProtection.ReportUri`);
   if (security?.StrictTransportSecurity && (security.StrictTransportSecurity.AccessControlMaxAgeSec ?? -1) < 0) {
     throw invalid(`${path}.SecurityHeadersConfig.StrictTransportSecurity.AccessControlMaxAgeSec must be 0 or more seconds.`);
   }
@@ -202,6 +208,7 @@ export function validateResponseHeadersPolicyConfig(config: ResponseHeadersPolic
       `${path}.CustomHeadersConfig lists ${customHeaders.length} headers; the maximum is ${MAX_RESPONSE_CUSTOM_HEADERS}.`,
     );
   }
+  for (const header of customHeaders) checkHeaderValue(header.Value ?? "", `${path}.CustomHeadersConfig header '${header.Header ?? ""}' value`);
   const seen = new Set<string>();
   for (const header of [...customHeaders, ...(config.RemoveHeadersConfig?.Items ?? [])]) {
     const name = header.Header ?? "";

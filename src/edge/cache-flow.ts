@@ -220,6 +220,7 @@ function refreshInBackground(
   if (ticket.role !== "writer") return;
   const state: ExchangeState = {
     requestId: newRequestId(),
+    head: false,
     hostName: hostNameOf(request.headers.host),
     distributionId: target.distribution.id,
     logsRequests: false,

@@ -59,6 +59,8 @@ export interface ViewerResponse {
 /** What the handler learned while serving one request, for metrics and logs. */
 export interface ExchangeState {
   requestId: string;
+  /** Whether the request is a HEAD, whose responses carry no body. */
+  head: boolean;
   /** The Host header's name, lower case and without port. */
   hostName: string;
   distributionId: string | undefined;

@@ -32,6 +32,7 @@ export class EdgeRequestHandler {
   handle(request: ViewerRequest, response: ViewerResponse): Promise<void> | undefined {
     const state: ExchangeState = {
       requestId: this.requestIds.next(),
+      head: request.method === "HEAD",
       hostName: hostNameOf(request.headers.host),
       distributionId: undefined,
       logsRequests: false,

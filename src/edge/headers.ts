@@ -141,3 +141,17 @@ export const cacheStatus = {
   bypass: (originStatus: number, detail?: string) => withDetail(`portico; fwd=bypass; fwd-status=${originStatus}`, detail),
   method: (originStatus: number) => `portico; fwd=method; fwd-status=${originStatus}`,
 };
+
+let dateSecond = -1;
+let dateValue = "";
+
+/** Returns the `Date` value for now (RFC 9110 section 5.6.7), formatted at most once a second. */
+export function currentHttpDate(): string {
+  const nowMs = Date.now();
+  const second = Math.floor(nowMs / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(nowMs).toUTCString();
+  }
+  return dateValue;
+}

@@ -350,5 +350,6 @@ export function sendEdgeResponse(
   appendEdgeHeaders(headers, context.identity, xCache);
   state.status = status;
   state.resultType = xCache;
-  response.send(status, headers, body);
+  // A response to HEAD has the Content-Length of the GET response and no body (RFC 9110 section 9.3.2).
+  response.send(status, headers, state.head ? undefined : body);
 }

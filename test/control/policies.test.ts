@@ -318,3 +318,65 @@ test("origin request policy create and duplicate", async (t) => {
     "InvalidArgument",
   );
 });
+
+test("header values reject CR, LF and padding", async (t) => {
+  const harness = await startHarness();
+  t.after(() => harness.close());
+  const { client } = harness;
+  const withCustomValue = (value: string) =>
+    client.send(
+      new CreateResponseHeadersPolicyCommand({
+        ResponseHeadersPolicyConfig: {
+          Name: `custom-${Buffer.from(value).toString("hex").slice(0, 40)}`,
+          CustomHeadersConfig: { Quantity: 1, Items: [{ Header: "X-Site", Value: value, Override: true }] },
+        },
+      }),
+    );
+  // A CR LF would end the field on HTTP/1.1 and add one of its own; the others are malformed on HTTP/2.
+  for (const value of ["a\r\nx-injected: yes", "a\nb", " padded", "padded ", "caf\u00e9", "snow \u2603", "nul\u0000"]) {
+    assert.equal(await errorName(withCustomValue(value)), "InvalidArgument", JSON.stringify(value));
+  }
+  for (const value of ["", "portico", "a b\tc", "max-age=60, \"quoted\""]) {
+    const created = await withCustomValue(value);
+    assert.equal(created.ResponseHeadersPolicy?.ResponseHeadersPolicyConfig?.CustomHeadersConfig?.Items?.[0]?.Value, value);
+  }
+
+  const withCsp = await errorName(
+    client.send(
+      new CreateResponseHeadersPolicyCommand({
+        ResponseHeadersPolicyConfig: {
+          Name: "csp-newline",
+          SecurityHeadersConfig: { ContentSecurityPolicy: { ContentSecurityPolicy: "default-src 'self'\r\nx-a: b", Override: true } },
+        },
+      }),
+    ),
+  );
+  assert.equal(withCsp, "InvalidArgument");
+  const withCorsOrigin = await errorName(
+    client.send(
+      new CreateResponseHeadersPolicyCommand({
+        ResponseHeadersPolicyConfig: {
+          Name: "cors-newline",
+          CorsConfig: {
+            AccessControlAllowOrigins: { Quantity: 1, Items: ["https://a.example\r\nx-a: b"] },
+            AccessControlAllowHeaders: { Quantity: 1, Items: ["*"] },
+            AccessControlAllowMethods: { Quantity: 1, Items: ["GET"] },
+            AccessControlAllowCredentials: false,
+            OriginOverride: true,
+          },
+        },
+      }),
+    ),
+  );
+  assert.equal(withCorsOrigin, "InvalidArgument");
+
+  // An origin custom header goes into requests to the origin, where CR LF would split the request.
+  const config = s3DistributionConfig("origin-header-newline");
+  config.Origins.Items[0] = {
+    ...config.Origins.Items[0]!,
+    CustomHeaders: { Quantity: 1, Items: [{ HeaderName: "X-Origin-Secret", HeaderValue: "s\r\nGET /other HTTP/1.1" }] },
+  } as (typeof config.Origins.Items)[0];
+  assert.equal(await errorName(client.send(new CreateDistributionCommand({ DistributionConfig: config }))), "InvalidArgument");
+  const listed = await client.send(new ListResponseHeadersPoliciesCommand({ Type: "custom" }));
+  assert.equal(listed.ResponseHeadersPolicyList?.Items?.length, 4);
+});

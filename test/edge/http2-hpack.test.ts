@@ -97,6 +97,16 @@ test("HPACK encoder announces table size changes", () => {
   const after = encoder.encode({ status: 200, fields: HIT_FIELDS });
   assert.notEqual(after.block[0]! & 0xe0, 0x20);
   assert.deepEqual(decodeEncoded(decoder, after), pairs({ status: 200, fields: HIT_FIELDS }));
+
+  // A block that carried an update is not reused, so the update is sent once.
+  const key = {};
+  encoder.setPeerLimit(0);
+  const announcing = encoder.encode({ status: 200, fields: HIT_FIELDS, reuseKey: key });
+  assert.equal(announcing.block[0], 0x20);
+  decodeEncoded(decoder, announcing);
+  const next = encoder.encode({ status: 200, fields: HIT_FIELDS, reuseKey: key });
+  assert.notEqual(next.block[0]! & 0xe0, 0x20);
+  assert.deepEqual(decodeEncoded(decoder, next), pairs({ status: 200, fields: HIT_FIELDS }));
 });
 
 test("HPACK encoder never indexes set-cookie", () => {

@@ -5,6 +5,7 @@ import { test, type TestContext } from "node:test";
 import { promisify } from "node:util";
 import { sleep, startEdgeForOrigin, startOrigin } from "./helpers.js";
 import { F, frame, headerBlock, RawHttp2Client, requestFields, T } from "./http2-raw.js";
+import { rawExchange } from "./raw.js";
 
 const run = promisify(execFile);
 
@@ -25,6 +26,8 @@ async function setup(t: TestContext) {
       res.end(LARGE);
       return;
     }
+    // Paths under /nodate/ come without a Date header, as some origins send them.
+    if (req.url?.startsWith("/nodate/")) res.sendDate = false;
     res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain" });
     res.end(`${req.method} ${req.url} ${body.toString()}`);
   });
@@ -75,6 +78,41 @@ test("HTTP/2 hits, bodies and HEAD with node's client", async (t) => {
   const posted = await get(session, { ":path": "/up", ":authority": host, ":method": "POST", "content-length": "5" }, Buffer.from("hello"));
   assert.equal(posted.body.toString(), "POST /up hello");
   assert.equal(origin.hits("/a.txt"), 1);
+});
+
+test("HTTP/2 adds Date when the origin sent none", async (t) => {
+  const { ca, port, host } = await setup(t);
+  const session = connectHttp2(`https://127.0.0.1:${port}`, { ca, servername: host });
+  t.after(() => session.close());
+  const miss = await get(session, { ":path": "/nodate/a", ":authority": host });
+  assert.equal(miss.headers["x-cache"], "Miss from portico");
+  assert.match(String(miss.headers.date), /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+  const hit = await get(session, { ":path": "/nodate/a", ":authority": host });
+  assert.equal(hit.headers["x-cache"], "Hit from portico");
+  assert.match(String(hit.headers.date), / GMT$/);
+});
+
+test("HEAD of an edge-generated response has no body", async (t) => {
+  const { ca, port, host, fixture } = await setup(t);
+  const session = connectHttp2(`https://127.0.0.1:${port}`, { ca, servername: host });
+  t.after(() => session.close());
+  // No distribution serves this host, so the edge responds with a 403 of its own.
+  const denied = await get(session, { ":path": "/x", ":authority": "unknown.example", ":method": "HEAD" });
+  assert.equal(denied.status, 403);
+  assert.equal(denied.body.length, 0);
+  assert.ok(Number(denied.headers["content-length"]) > 0);
+  // The session is still usable: the HEAD stream ended cleanly.
+  const after = await get(session, { ":path": "/a.txt", ":authority": host });
+  assert.equal(after.status, 200);
+
+  // Over HTTP/1.1 a body after the HEAD response would be read as the start of the next response.
+  const exchange = await rawExchange(fixture.edge.httpPort, [
+    "HEAD /x HTTP/1.1\r\nHost: unknown.example\r\n\r\nGET /x HTTP/1.1\r\nHost: unknown.example\r\n\r\n",
+  ], 500);
+  assert.deepEqual(exchange.statuses, [403, 403]);
+  const [headResponse, getResponse] = exchange.text.split(/(?=HTTP\/1\.1 403 )/);
+  assert.ok(headResponse!.endsWith("\r\n\r\n"), JSON.stringify(headResponse));
+  assert.match(getResponse!, /\r\n\r\nERROR: /);
 });
 
 test("HTTP/2 response honours a small client window", async (t) => {

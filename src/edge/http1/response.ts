@@ -2,6 +2,7 @@ import { STATUS_CODES } from "node:http";
 import type { Readable } from "node:stream";
 import type { CachedResponse } from "../../cache/entry.js";
 import type { ViewerResponse } from "../exchange.js";
+import { currentHttpDate } from "../headers.js";
 import type { PreparedHit } from "../hit-head.js";
 import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
 
@@ -37,16 +38,15 @@ function statusLine(status: number): string {
   return line;
 }
 
-let dateSecond = -1;
+let lineDate = "";
 let dateLine = "";
 
-/** The `Date` header line, formatted at most once a second (RFC 9110 section 6.6.1). */
+/** Returns the `Date` header line (RFC 9110 section 6.6.1), built again only when the date changes. */
 function currentDateLine(): string {
-  const nowMs = Date.now();
-  const second = Math.floor(nowMs / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateLine = `date: ${new Date(nowMs).toUTCString()}\r\n`;
+  const date = currentHttpDate();
+  if (date !== lineDate) {
+    lineDate = date;
+    dateLine = `date: ${date}\r\n`;
   }
   return dateLine;
 }

@@ -95,14 +95,14 @@ export class HpackEncoder {
     } else {
       const versionBefore = this.version;
       const out: number[] = [];
-      this.announceSize(out);
+      const announced = this.announceSize(out);
       this.field(out, ":status", String(head.status));
       const fields = head.fields;
       for (let i = 0; i < fields.length; i += 2) this.field(out, fields[i]!, fields[i + 1]!);
       block = Buffer.from(out);
       // A block that added to the table would add again if sent twice, so only one that left the
-      // table as it was can be reused.
-      if (head.reuseKey !== undefined && this.version === versionBefore) {
+      // table as it was, and announced no size, can be reused.
+      if (head.reuseKey !== undefined && this.version === versionBefore && !announced) {
         this.reusedKey = head.reuseKey;
         this.reusedVersion = this.version;
         this.reusedBlock = block;
@@ -119,14 +119,16 @@ export class HpackEncoder {
     return this.entries.length - this.first;
   }
 
-  private announceSize(out: number[]): void {
+  /** Appends the pending table size updates, if any; returns whether there were some. */
+  private announceSize(out: number[]): boolean {
     const lowest = this.lowestPendingSize;
-    if (lowest === undefined) return;
+    if (lowest === undefined) return false;
     this.lowestPendingSize = undefined;
     // Section 4.2: the smallest size since the last block first, so the peer evicts as far as it
     // did, then the size in use.
     if (lowest < this.maxSize) encodeInteger(out, lowest, 5, 0x20);
     encodeInteger(out, this.maxSize, 5, 0x20);
+    return true;
   }
 
   private field(out: number[], name: string, value: string): void {

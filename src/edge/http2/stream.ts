@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import type { CachedResponse } from "../../cache/entry.js";
 import type { ViewerResponse } from "../exchange.js";
+import { currentHttpDate } from "../headers.js";
 import type { PreparedHit } from "../hit-head.js";
 import { RequestBody } from "../http1/body.js";
 import type { ResponseHead } from "./hpack-encoder.js";
@@ -74,6 +75,14 @@ function http2Fields(headers: readonly string[]): string[] {
   return out;
 }
 
+/** Returns the HTTP/2 fields of a response head, with `date` added when the origin sent none (RFC 9110 section 6.6.1). */
+function responseFields(headers: readonly string[]): string[] {
+  const fields = http2Fields(headers);
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === "date") return fields;
+  fields.push("date", currentHttpDate());
+  return fields;
+}
+
 /** The ViewerResponse of one HTTP/2 stream. */
 export class Http2Response implements ViewerResponse {
   bytesSent = 0;
@@ -89,7 +98,7 @@ export class Http2Response implements ViewerResponse {
   send(status: number, headers: readonly string[], body: Buffer | undefined): void {
     if (!this.begin()) return;
     if (body !== undefined && body.length > 0) this.bytesSent += body.length;
-    this.sink.sendWhole(this.h2stream, { status, fields: http2Fields(headers) }, body !== undefined && body.length > 0 ? body : undefined);
+    this.sink.sendWhole(this.h2stream, { status, fields: responseFields(headers) }, body !== undefined && body.length > 0 ? body : undefined);
   }
 
   sendHit(prepared: PreparedHit, entry: CachedResponse, requestId: string, body: Buffer | undefined): void {
@@ -111,7 +120,7 @@ export class Http2Response implements ViewerResponse {
       body.destroy();
       return;
     }
-    this.sink.sendHeaders(this.h2stream, { status, fields: http2Fields(headers) }, false);
+    this.sink.sendHeaders(this.h2stream, { status, fields: responseFields(headers) }, false);
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         if (this.h2stream.reset) break;
