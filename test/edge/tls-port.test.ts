@@ -133,3 +133,39 @@ test("SNI with trailing dot selects alias", async (t) => {
   assert.ok(exchange.response.endsWith("GET /fqdn"), exchange.response);
   assert.equal(origin.hits("/fqdn"), 1);
 });
+
+test("TLS follows the client's cipher order", async (t) => {
+  const { fixture, port, host } = await setup(t);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const negotiated = (ciphers: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connectTls({ host: "127.0.0.1", port, servername: host, ca, ciphers, ALPNProtocols: ["http/1.1"] }, () => {
+        const name = socket.getCipher().name;
+        socket.destroy();
+        resolve(name);
+      });
+      socket.once("error", reject);
+    });
+  assert.equal(await negotiated("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"), "TLS_AES_128_GCM_SHA256");
+  assert.equal(await negotiated("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"), "TLS_AES_256_GCM_SHA384");
+  assert.equal(await negotiated("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"), "TLS_CHACHA20_POLY1305_SHA256");
+});
+
+test("TLS 1.2 offers only ECDHE with AEAD", async (t) => {
+  const { fixture, port, host } = await setup(t);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const handshake = (ciphers: string) =>
+    new Promise<string>((resolve) => {
+      const socket = connectTls({ host: "127.0.0.1", port, servername: host, ca, ciphers, maxVersion: "TLSv1.2" }, () => {
+        const name = socket.getCipher().name;
+        socket.destroy();
+        resolve(name);
+      });
+      socket.once("error", () => resolve("failed"));
+    });
+  // The zone certificate has an ECDSA key, so the suites here are the ECDSA ones.
+  assert.equal(await handshake("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"), "ECDHE-ECDSA-AES256-GCM-SHA384");
+  assert.equal(await handshake("ECDHE-ECDSA-CHACHA20-POLY1305"), "ECDHE-ECDSA-CHACHA20-POLY1305");
+  // CBC suites, which Node.js enables by default, are not offered.
+  assert.equal(await handshake("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA"), "failed");
+});
