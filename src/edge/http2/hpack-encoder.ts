@@ -24,6 +24,7 @@ const SENSITIVE_NAMES = new Set(["set-cookie", "authorization", "proxy-authoriza
 /** The RFC 7541 entry overhead added to a field's name and value octets (section 4.1). */
 const ENTRY_OVERHEAD = 32;
 const STATIC_COUNT = STATIC_TABLE.length;
+const REQUEST_ID_NAME = "x-amz-cf-id";
 
 const STATIC_NAME_INDEX = new Map<string, number>();
 const STATIC_FIELD_INDEX = new Map<string, number>();
@@ -109,9 +110,28 @@ export class HpackEncoder {
       }
     }
     if (head.requestId === undefined) return { block, tail: undefined };
-    const tail: number[] = [];
-    this.field(tail, "x-amz-cf-id", head.requestId);
-    return { block, tail: Buffer.from(tail) };
+    return { block, tail: this.requestIdField(head.requestId) };
+  }
+
+  /**
+   * Returns the `x-amz-cf-id` field. Once the name is in the table, every hit sends it as a
+   * literal naming that entry, so the bytes are written directly, without the general path.
+   */
+  private requestIdField(requestId: string): Buffer {
+    const known = this.byName.get(REQUEST_ID_NAME);
+    if (known === undefined || requestId.length > 126) {
+      const out: number[] = [];
+      this.field(out, REQUEST_ID_NAME, requestId);
+      return Buffer.from(out);
+    }
+    const prefix: number[] = [];
+    encodeInteger(prefix, this.indexOf(known), 4, 0x00);
+    const out = Buffer.allocUnsafe(prefix.length + 1 + requestId.length);
+    for (let i = 0; i < prefix.length; i++) out[i] = prefix[i]!;
+    out[prefix.length] = requestId.length;
+    const start = prefix.length + 1;
+    for (let i = 0; i < requestId.length; i++) out[start + i] = requestId.charCodeAt(i) & 0xff;
+    return out;
   }
 
   /** Entries in the table, for tests. */
