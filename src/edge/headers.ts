@@ -145,7 +145,7 @@ export const cacheStatus = {
 let dateSecond = -1;
 let dateValue = "";
 
-/** Returns the `Date` value for now (RFC 9110 section 5.6.7), formatted at most once a second. */
+/** Returns the `Date` value for now (RFC 9110 section 5.6.7), formatting it again only when the second changes. */
 export function currentHttpDate(): string {
   const nowMs = Date.now();
   const second = Math.floor(nowMs / 1000);

@@ -32,6 +32,7 @@ const VIEWER_CIPHERS = [
   "ECDHE-ECDSA-CHACHA20-POLY1305",
   "ECDHE-RSA-CHACHA20-POLY1305",
 ].join(":");
+const CIPHER_OPTIONS = { ciphers: VIEWER_CIPHERS, honorCipherOrder: false };
 
 /** How often an unknown SNI name may trigger a new read of the alias certificate folder. */
 const ALIAS_RELOAD_INTERVAL_MS = 10_000;
@@ -96,8 +97,7 @@ export class SecureEdgeServer {
       ...options,
       ALPNProtocols: ["h2", "http/1.1"],
       handshakeTimeout: this.helloTimeoutMs,
-      ciphers: VIEWER_CIPHERS,
-      honorCipherOrder: false,
+      ...CIPHER_OPTIONS,
     });
     server.on("secureConnection", (socket: TLSSocket) => {
       if (socket.alpnProtocol === "h2") this.http2.accept(socket, "https");
@@ -200,7 +200,9 @@ export class SecureEdgeServer {
 
   private aliasTls(certificate: AliasCertificate): AliasTls | undefined {
     try {
-      const context = createSecureContext({ key: certificate.key, cert: certificate.cert });
+      // The fallback path hands this context to a connection that the zone server began, so it
+      // gets the same suites.
+      const context = createSecureContext({ key: certificate.key, cert: certificate.cert, ...CIPHER_OPTIONS });
       const server = this.tlsServer({ key: certificate.key, cert: certificate.cert });
       return { context, server };
     } catch (error) {

@@ -319,7 +319,7 @@ test("origin request policy create and duplicate", async (t) => {
   );
 });
 
-test("header values reject CR, LF and padding", async (t) => {
+test("header values reject CR, LF, padding", async (t) => {
   const harness = await startHarness();
   t.after(() => harness.close());
   const { client } = harness;
@@ -332,7 +332,7 @@ test("header values reject CR, LF and padding", async (t) => {
         },
       }),
     );
-  // A CR LF would end the field on HTTP/1.1 and add one of its own; the others are malformed on HTTP/2.
+  // A CR LF would end the field on HTTP/1.1 and add one of its own. The others are malformed on HTTP/2.
   for (const value of ["a\r\nx-injected: yes", "a\nb", " padded", "padded ", "caf\u00e9", "snow \u2603", "nul\u0000"]) {
     assert.equal(await errorName(withCustomValue(value)), "InvalidArgument", JSON.stringify(value));
   }

@@ -10,7 +10,7 @@ import { RawHttp2Client, T, F, frame, headerBlock, requestFields } from "./http2
 
 const run = promisify(execFile);
 
-/** Pairs a flat `[name, value, ...]` list. */
+/** Returns the fields of a head as name and value pairs: `:status`, the fields, then the request id. */
 function pairs(head: ResponseHead): HeaderField[] {
   const out: HeaderField[] = [[":status", String(head.status)]];
   for (let i = 0; i < head.fields.length; i += 2) out.push([head.fields[i]!, head.fields[i + 1]!]);
@@ -46,7 +46,7 @@ test("HPACK encoder indexes repeated fields", () => {
   assert.equal(encodedSecond.block.length, 1 + 6 + 4 + 1);
   // The request id names its field by index: 2 octets, then the length and the 32 characters.
   assert.equal(encodedSecond.tail!.length, 2 + 1 + 32);
-  // `age` never enters the table; `cache-status` and `x-amz-cf-id` enter it once, for their names.
+  // `age` never enters the table. `cache-status` and `x-amz-cf-id` enter it once, for their names.
   assert.equal(encoder.entryCount, 8);
 });
 
@@ -112,7 +112,7 @@ test("HPACK encoder announces table size changes", () => {
 test("HPACK encoder never indexes set-cookie", () => {
   const encoder = new HpackEncoder();
   const encoded = encoder.encode({ status: 200, fields: ["set-cookie", "session=secret"] });
-  // :status 200 is static index 8; set-cookie is static name 55, as never indexed (0x10, 4-bit prefix).
+  // :status 200 is static index 8. set-cookie is static name 55, sent as never indexed (0x10, 4-bit prefix).
   assert.deepEqual([...encoded.block.subarray(0, 3)], [0x88, 0x1f, 55 - 15]);
   assert.equal(encoder.entryCount, 0);
 });

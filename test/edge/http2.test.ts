@@ -80,7 +80,7 @@ test("HTTP/2 hits, bodies and HEAD with node's client", async (t) => {
   assert.equal(origin.hits("/a.txt"), 1);
 });
 
-test("HTTP/2 adds Date when the origin sent none", async (t) => {
+test("HTTP/2 adds a missing Date", async (t) => {
   const { ca, port, host } = await setup(t);
   const session = connectHttp2(`https://127.0.0.1:${port}`, { ca, servername: host });
   t.after(() => session.close());
@@ -92,7 +92,7 @@ test("HTTP/2 adds Date when the origin sent none", async (t) => {
   assert.match(String(hit.headers.date), / GMT$/);
 });
 
-test("HEAD of an edge-generated response has no body", async (t) => {
+test("edge-generated HEAD responses have no body", async (t) => {
   const { ca, port, host, fixture } = await setup(t);
   const session = connectHttp2(`https://127.0.0.1:${port}`, { ca, servername: host });
   t.after(() => session.close());

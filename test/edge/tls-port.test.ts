@@ -151,7 +151,7 @@ test("TLS follows the client's cipher order", async (t) => {
   assert.equal(await negotiated("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"), "TLS_CHACHA20_POLY1305_SHA256");
 });
 
-test("TLS 1.2 offers only ECDHE with AEAD", async (t) => {
+test("TLS 1.2 offers only ECDHE AEAD", async (t) => {
   const { fixture, port, host } = await setup(t);
   const ca = await readFile(fixture.edge.caCertificatePath);
   const handshake = (ciphers: string) =>

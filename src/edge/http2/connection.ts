@@ -194,8 +194,8 @@ export class Http2Connection implements StreamSink {
 
   sendWhole(stream: Http2Stream, head: ResponseHead, body: Buffer | undefined): void {
     if (stream.reset || this.closed) return;
-    // Encoded here and written below without a return in between, so the peer's HPACK table
-    // sees every block this encoder produced, in order.
+    // Encoded here and written below without a return in between, so the peer's HPACK decoder
+    // receives every block this encoder produced, in order.
     const { block, tail: blockTail } = this.encoder.encode(head);
     const bodyBytes = body?.length ?? 0;
     const blockBytes = block.length + (blockTail?.length ?? 0);

@@ -5,16 +5,17 @@ import { STATIC_TABLE } from "./hpack.js";
  * from one response to the next, such as `server`, `content-type`, `via` or an
  * object's `etag`, go into the peer's dynamic table the first time and are
  * sent as a one-byte index after that. Fields whose value changes with every
- * response (`age`, `cache-status`, the request id, `content-range`)
- * are sent as literals, so they never churn the table, and `set-cookie` as a
- * never-indexed literal (section 7.1.3). No Huffman coding is used.
+ * response (`age`, `cache-status`, the request id, `content-range`) are sent
+ * as literals and enter the table at most once, for their names, so they never
+ * churn it. `set-cookie` is a never-indexed literal (section 7.1.3). No Huffman
+ * coding is used.
  *
  * The peer's decoder follows this table only if every block reaches it in the
  * order it was encoded, so a block must be written to the connection as soon
  * as it is encoded, and never dropped.
  */
 
-/** The table size this encoder uses at most; also the size HTTP/2 starts with (RFC 9113 section 6.5.2). */
+/** The largest table size this encoder uses. It is also the size HTTP/2 starts with (RFC 9113 section 6.5.2). */
 export const ENCODER_TABLE_SIZE = 4096;
 
 /** Fields whose value differs between responses of one object. */
@@ -139,7 +140,7 @@ export class HpackEncoder {
     return this.entries.length - this.first;
   }
 
-  /** Appends the pending table size updates, if any; returns whether there were some. */
+  /** Appends the pending table size updates and returns whether there were any. */
   private announceSize(out: number[]): boolean {
     const lowest = this.lowestPendingSize;
     if (lowest === undefined) return false;
@@ -242,7 +243,7 @@ export function encodeInteger(out: number[], value: number, prefixBits: number, 
   out.push(rest);
 }
 
-/** Appends a string literal without Huffman coding (section 5.2); `text` has one octet per character. */
+/** Appends a string literal without Huffman coding (section 5.2). Each character of `text` is one octet. */
 export function encodeString(out: number[], text: string): void {
   encodeInteger(out, text.length, 7, 0);
   for (let i = 0; i < text.length; i++) out.push(text.charCodeAt(i) & 0xff);

@@ -110,7 +110,7 @@ export class Http2Response implements ViewerResponse {
     this.sink.sendWhole(this.h2stream, head, body !== undefined && body.length > 0 ? body : undefined);
   }
 
-  /** Counts the octets of an encoded header block as sent; the connection calls it as it writes the block. */
+  /** Counts the octets of an encoded header block as sent. The connection calls it as it writes the block. */
   countHeaderBytes(octets: number): void {
     this.bytesSent += octets;
   }
