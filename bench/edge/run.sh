@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Benchmarks Portico's edge against nginx proxy_cache and Varnish in one run: cache hits over
 # HTTP/1.1 keep-alive (wrk) and HTTP/2 with TLS (h2load), latency at one paced load for all
-# (bench/edge/paced.sh), the cost of a miss, and request collapsing. Starts the reference peers
+# (bench/edge/paced.sh), hits on a new connection each (bench/edge/new-connections.sh), the cost
+# of a miss, and request collapsing. Starts the reference peers
 # unless they already run, builds and starts `portico up` with a distribution in front of the
 # same origin, and stops only what it started.
 #
 #   bench/edge/run.sh            # from the repository root
 #
 # Environment (default): SHARED_BENCH (../shared/bench), PORTICO_BENCH_HTTP_PORT (8091),
-# PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), MODES ("h1 h2 paced"; h2c adds
-# HTTP/2 without TLS),
-# EDGE_WORKERS (nproc), SKIP_BUILD (unset), MISS_WARM_UP (2000), LIMITS (unset; 1 adds a 1 KiB run with the ceiling
-# servers: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
-# node-http2-server.cjs on ports 8095, 8098 and 8099), and compare.sh's REPS, DURATION, CONNS,
-# THREADS, PATHS, OUT_DIR (paced.sh reads REPS, DURATION, CONNS, THREADS, PATHS and PACE_MS).
+# PORTICO_BENCH_HTTPS_PORT (8454), PORTICO_BENCH_API_PORT (4590), EDGE_WORKERS (nproc),
+# SKIP_BUILD (unset), MISS_WARM_UP (2000), and compare.sh's REPS, DURATION, CONNS, THREADS,
+# PATHS and OUT_DIR. paced.sh and new-connections.sh read REPS, DURATION, CONNS, THREADS and
+# PATHS too, and paced.sh also PACE_MS.
+# MODES ("h1 h2 paced close") picks the measurements; h2c adds HTTP/2 without TLS.
+# LIMITS (unset) set to 1 adds a 1 KiB run with the ceiling servers on ports 8095, 8098 and 8099:
+# ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
+# node-http2-server.cjs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,7 +24,7 @@ SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
 HTTP_PORT=${PORTICO_BENCH_HTTP_PORT:-8091}
 HTTPS_PORT=${PORTICO_BENCH_HTTPS_PORT:-8454}
 API_PORT=${PORTICO_BENCH_API_PORT:-4590}
-MODES=${MODES:-h1 h2 paced}
+MODES=${MODES:-h1 h2 paced close}
 EDGE_WORKERS=${EDGE_WORKERS:-$(nproc)}
 
 STARTED_PEERS=0
@@ -110,6 +113,10 @@ for mode in $MODES; do
     paced)
       # Same offered load for each target: its own latency, not the load generator's share of the cores.
       bench/edge/paced.sh "nginx=$NGINX_URL" "nginx-nosendfile=$NGINX_NOSF_URL" "varnish=$VARNISH_URL" \
+        "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
+      ;;
+    close)
+      bench/edge/new-connections.sh "nginx=$NGINX_URL" "nginx-nosendfile=$NGINX_NOSF_URL" "varnish=$VARNISH_URL" \
         "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN"
       ;;
     *)

@@ -54,9 +54,9 @@ function workerEntry(): string {
 
 /**
  * Starts the edge in `count` node:cluster workers that share the HTTP and
- * HTTPS listening sockets, each with an equal share of the memory cache
- * budget. The primary creates the TLS material first, so workers never
- * race to create two CAs.
+ * HTTPS listening sockets and accept from them directly, each with an
+ * equal share of the memory cache budget. The primary creates the TLS
+ * material first, so workers never race to create two CAs.
  */
 export async function startEdgeWorkers(
   options: Omit<EdgeOptions, "metrics"> & { workers: number; logLevel: string; rollups: RollupTargets; logsAllRequests: boolean },
@@ -77,6 +77,10 @@ export async function startEdgeWorkers(
   };
   // `log` is the edge's logger already, whose component is "edge".
   const peers = new PeerCoordinator(COLLAPSE_WRITER_TIMEOUT_MS, log);
+  // Each worker accepts from the shared listening sockets itself. With node:cluster's default
+  // on Linux, the primary accepts every connection and passes it on over IPC, which made one
+  // core the limit on new connections and tied them to the API's event loop.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: workerEntry(), serialization: "advanced" });
 
   let closing = false;

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import cluster from "node:cluster";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, readdir, readlink, rm } from "node:fs/promises";
+import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -57,6 +61,56 @@ async function startServingWorkers(t: import("node:test").TestContext, edgeId: s
   return { edge, snapshot };
 }
 
+/** Finds the pid of the worker that owns the server side of the loopback connection from `clientPort` to `serverPort`. */
+async function workerHolding(serverPort: number, clientPort: number): Promise<number | undefined> {
+  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, "0");
+  const table = await readFile("/proc/net/tcp", "utf8");
+  const row = table
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[1] === `0100007F:${hex(serverPort)}` && fields[2] === `0100007F:${hex(clientPort)}`);
+  if (row === undefined) return undefined;
+  const socket = `socket:[${row[9]}]`;
+  for (const worker of Object.values(cluster.workers ?? {})) {
+    const pid = worker?.process.pid;
+    if (pid === undefined) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+    for (const fd of fds) {
+      if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "")) === socket) return pid;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Opens keep-alive connections to the edge until each of its `workers`
+ * has `perWorker` of them, and returns them grouped by worker, as agents
+ * of one connection each. Workers accept from the shared socket themselves,
+ * so the kernel and their timing decide which one takes a new connection.
+ * The grouping lets a test choose the worker of each request.
+ */
+async function connectionsOnEachWorker(t: import("node:test").TestContext, port: number, workers: number, perWorker: number): Promise<Agent[][]> {
+  const byWorker = new Map<number, Agent[]>();
+  const complete = (): boolean => byWorker.size === workers && [...byWorker.values()].every((agents) => agents.length >= perWorker);
+  for (let attempt = 0; attempt < 50 && !complete(); attempt++) {
+    const batch = Array.from({ length: 4 }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
+    for (const agent of batch) t.after(() => agent.destroy());
+    // An unknown host gets its 403 from the edge itself, so opening a connection reaches no origin.
+    await Promise.all(batch.map((agent) => request(port, "unknown.invalid", "/", { agent })));
+    for (const agent of batch) {
+      const socket = Object.values(agent.freeSockets)[0]?.[0];
+      assert.ok(socket?.localPort !== undefined, "the connection stays open");
+      const pid = await workerHolding(port, socket.localPort);
+      assert.ok(pid !== undefined, `no worker holds the connection from port ${socket.localPort}`);
+      const agents = byWorker.get(pid) ?? [];
+      agents.push(agent);
+      byWorker.set(pid, agents);
+    }
+  }
+  assert.ok(complete(), `connections reached ${byWorker.size} of ${workers} workers`);
+  return [...byWorker.values()].map((agents) => agents.slice(0, perWorker));
+}
+
 test("workers share ports and acknowledge together", async (t) => {
   const origin = await startOrigin((req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60" });
@@ -96,22 +150,30 @@ test("workers share ports and acknowledge together", async (t) => {
   assert.deepEqual(applied.map((ack) => ack.edgeId).sort(), ["edge-w/1", "edge-w/2"]);
   assert.equal(bus.liveEdges().length, 2);
 
-  // Each request opens a connection; the primary hands connections to the workers in turn.
-  for (let i = 0; i < 6; i++) {
-    const response = await request(edge.httpPort, snapshot.domainName, "/w.txt", { headers: { connection: "close" } });
+  // Each worker has its own memory tier, but a worker that misses takes its sibling's copy.
+  const [[first], [second]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  const stored = await request(edge.httpPort, snapshot.domainName, "/w.txt", { agent: first });
+  assert.equal(stored.headers["x-cache"], "Miss from portico");
+  const filled = await request(edge.httpPort, snapshot.domainName, "/w.txt", { agent: second });
+  assert.equal(filled.body.toString(), "body of /w.txt");
+  assert.match(String(filled.headers["cache-status"]), /detail=peer/);
+  for (let i = 0; i < 4; i++) {
+    const response = await request(edge.httpPort, snapshot.domainName, "/w.txt", { agent: i % 2 === 0 ? first : second });
     assert.equal(response.status, 200);
+    assert.equal(response.headers["x-cache"], "Hit from portico");
     assert.equal(response.body.toString(), "body of /w.txt");
   }
-  // Each worker has its own memory tier, but a worker that misses takes its sibling's copy.
   assert.equal(origin.hits("/w.txt"), 1);
 
   await bus.publish({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I1", paths: ["/*"] });
   const completed = await waitForAcks(2, "invalidation.completed");
   assert.deepEqual(completed.map((ack) => ack.edgeId).sort(), ["edge-w/1", "edge-w/2"]);
   const before = origin.hits("/w.txt");
-  const after = await request(edge.httpPort, snapshot.domainName, "/w.txt", { headers: { connection: "close" } });
+  const after = await request(edge.httpPort, snapshot.domainName, "/w.txt", { agent: second });
   assert.equal(after.headers["x-cache"], "Miss from portico");
   assert.equal(origin.hits("/w.txt"), before + 1);
+  first.destroy();
+  second.destroy();
 
   // A flush brings every worker's counts to the primary at once.
   await edge.flushMetrics();
@@ -144,16 +206,22 @@ test("workers collapse concurrent misses into one fetch", async (t) => {
   t.after(() => origin.close());
   const { edge, snapshot } = await startServingWorkers(t, "edge-c", origin.port);
 
-  // A new connection per request, so the primary spreads them over both workers.
-  const responses = await Promise.all(
-    Array.from({ length: 100 }, () => request(edge.httpPort, snapshot.domainName, "/slow.txt", { headers: { connection: "close" } })),
-  );
+  // Three connections on each worker miss at once, and then 100 new connections that land where the kernel puts them.
+  const agents = (await connectionsOnEachWorker(t, edge.httpPort, 2, 3)).flat();
+  const [pinned, spread] = await Promise.all([
+    Promise.all(agents.map((agent) => request(edge.httpPort, snapshot.domainName, "/slow.txt", { agent }))),
+    Promise.all(
+      Array.from({ length: 100 }, () => request(edge.httpPort, snapshot.domainName, "/slow.txt", { headers: { connection: "close" } })),
+    ),
+  ]);
+  const responses = [...pinned, ...spread];
   assert.ok(responses.every((response) => response.status === 200));
   assert.ok(responses.every((response) => response.body.toString() === "slow body of /slow.txt"));
   assert.equal(origin.hits("/slow.txt"), 1);
   assert.equal(maxInFlight, 1);
-  const collapsed = responses.filter((response) => String(response.headers["cache-status"]).includes("collapsed"));
-  assert.ok(collapsed.length > 0, "some responses waited on the shared fetch");
+  // One of the six pinned requests fetched; the other five, on both workers, waited for it.
+  const collapsed = pinned.filter((response) => String(response.headers["cache-status"]).includes("collapsed"));
+  assert.equal(collapsed.length, 5, pinned.map((response) => response.headers["cache-status"]).join("\n"));
 });
 
 test("workers revalidate and serve stale copies another worker holds", async (t) => {
@@ -170,8 +238,10 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   let originOpen = true;
   t.after(() => (originOpen ? origin.close() : undefined));
   const { edge, snapshot } = await startServingWorkers(t, "edge-s", origin.port);
-  // A new connection per request, so the requests reach both workers.
-  const get = () => request(edge.httpPort, snapshot.domainName, "/stale.txt", { headers: { connection: "close" } });
+  // Requests alternate between a connection on each worker.
+  const [[first], [second]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  let turn = 0;
+  const get = () => request(edge.httpPort, snapshot.domainName, "/stale.txt", { agent: turn++ % 2 === 0 ? first : second });
 
   assert.equal((await get()).status, 200);
   assert.equal(origin.hits("/stale.txt"), 1);
@@ -195,4 +265,38 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
     assert.equal(response.body.toString(), "version one");
     assert.match(String(response.headers["cache-status"]), /stale-if-error/);
   }
+});
+
+test("workers accept while the primary is blocked", async (t) => {
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60" });
+    res.end("served");
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-b", origin.port);
+  // Stored in both workers first, so that serving it needs nothing from the primary.
+  for (const agents of await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) {
+    const response = await request(edge.httpPort, snapshot.domainName, "/cached.txt", { agent: agents[0]! });
+    assert.equal(response.status, 200);
+  }
+
+  const dir = await mkdtemp(join(tmpdir(), "portico-blocked-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const output = join(dir, "status");
+  const fd = openSync(output, "w");
+  // curl writes the status code once the response has arrived; this process reads it without yielding.
+  const curl = spawn(
+    "curl",
+    ["-s", "-o", "/dev/null", "-w", "%{http_code} %{header_json}", "-H", `Host: ${snapshot.domainName}`, `http://127.0.0.1:${edge.httpPort}/cached.txt`],
+    { stdio: ["ignore", fd, "ignore"] },
+  );
+  closeSync(fd);
+  const deadline = Date.now() + 10_000;
+  let written = "";
+  while (written === "" && Date.now() < deadline) written = readFileSync(output, "utf8");
+  const exited = new Promise((resolve) => curl.once("exit", resolve));
+  if (written === "") curl.kill();
+  await exited;
+  assert.match(written, /^200 /, "the response came while the primary ran no event loop");
+  assert.match(written, /hit from portico/i);
 });

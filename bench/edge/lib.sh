@@ -1,0 +1,73 @@
+# Functions shared by the edge benchmarks that drive wrk themselves (paced.sh,
+# new-connections.sh). The caller sets REPS, PATH_LIST and RESULTS before it calls them.
+
+# Splits NAME=URL[@HOST] arguments into the arrays NAMES, URLS and HOSTS.
+parse_targets() {
+  local target name rest
+  NAMES=() URLS=() HOSTS=()
+  for target in "$@"; do
+    name=${target%%=*} rest=${target#*=}
+    NAMES+=("$name")
+    if [[ $rest == *@* ]]; then URLS+=("${rest%@*}") HOSTS+=("${rest##*@}"); else URLS+=("$rest") HOSTS+=(""); fi
+  done
+}
+
+# Requests every path of every target a few times, so that every cache has stored it.
+fill_caches() {
+  local i path
+  for i in "${!NAMES[@]}"; do
+    for path in "${PATH_LIST[@]}"; do
+      for _ in 1 2 3; do
+        curl -sk -o /dev/null ${HOSTS[$i]:+-H "Host: ${HOSTS[$i]}"} "${URLS[$i]}$path" || true
+      done
+    done
+  done
+}
+
+# Cores in use by all processes over the next second, from /proc/stat.
+cores_in_use() {
+  local before after
+  before=$(head -1 /proc/stat)
+  sleep 1
+  after=$(head -1 /proc/stat)
+  awk -v cpus="$(nproc)" -v b="$before" -v a="$after" 'BEGIN {
+    split(b, x); split(a, y); busy = 0; all = 0
+    for (i = 2; i <= 9; i++) { d = y[i] - x[i]; all += d; if (i != 5 && i != 6) busy += d }
+    printf "%.2f", (all > 0 ? cpus * busy / all : 0) }'
+}
+
+# Waits up to 30 s for the other processes to use at most BUSY_MAX_CORES (0.2).
+wait_until_quiet() {
+  local waited=0
+  while awk -v c="$(cores_in_use)" -v max="${BUSY_MAX_CORES:-0.2}" 'BEGIN { exit !(c > max) }'; do
+    waited=$((waited + 1))
+    if [[ $waited -ge 30 ]]; then echo "$(basename "$0"): the machine is still busy after 30 s, running anyway" >&2; return; fi
+  done
+}
+
+# Runs MEASURE (a function taking a target index and a path and printing one line) REPS times
+# for every path and target, once the machine is quiet, and appends "PATH NAME LINE" to RESULTS.
+# The order of the targets rotates from one round to the next.
+run_rounds() {
+  local measure=$1 count=${#NAMES[@]} path round k i line
+  for path in "${PATH_LIST[@]}"; do
+    for round in $(seq 1 "$REPS"); do
+      for k in $(seq 0 $((count - 1))); do
+        i=$(( (k + round - 1) % count ))
+        wait_until_quiet
+        echo "$(basename "$0"): ${NAMES[$i]} $path round $round" >&2
+        line=$("$measure" "$i" "$path")
+        echo "$path ${NAMES[$i]} $line" >> "$RESULTS"
+      done
+    done
+  done
+}
+
+# awk functions for the tables: the median of a[1..m], and an integer with thousands separators.
+AWK_TABLE_FUNCTIONS='
+  function median(a, m,   t, i, j) {
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+  }
+  function grouped(x,   s) { s = sprintf("%d", x); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); return s }
+'
