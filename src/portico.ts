@@ -136,6 +136,8 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
     });
 
     let ready = false;
+    /** With edge workers, how many run; a crashing worker's slot can stay down. */
+    let liveEdgeWorkers: (() => number) | undefined;
     const api = new ApiServer({
       credentials: credentialStore,
       services: {
@@ -145,7 +147,10 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
         iam: createIamService({ store: iam.store, accountId: credentials.accountId, rootAccessKeyId: credentials.root.accessKeyId }),
       },
       log: log.child({ component: "api" }),
-      isReady: () => ready,
+      health: () => {
+        if (!ready) return "starting";
+        return (liveEdgeWorkers?.() ?? 1) > 0 ? "ok" : "edge down";
+      },
       adminRoutes: new Map([...dashboard.routes, ...observability.adminRoutes]),
     });
     const apiAddress = await api.listen(options.apiPort, options.host);
@@ -185,6 +190,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
         rollups: observability.rollupTargets,
       });
       metrics.reader.setEdgeSync(() => workerEdge.flushMetrics());
+      liveEdgeWorkers = () => workerEdge.liveWorkers();
       edge = workerEdge;
     } else {
       edge = await startEdge(edgeOptions);

@@ -16,13 +16,19 @@ export const MAX_BUFFERED_BODY_BYTES = 8 * 1024 * 1024;
 
 export type ProtocolName = "s3" | "cloudfront" | "cloudwatch" | "iam";
 
+export type HealthStatus = "ok" | "starting" | "edge down";
+
 export interface ApiServerOptions {
   credentials: CredentialStore;
   /** The protocol services; IAM is optional so that a server can run without users. */
   services: Record<Exclude<ProtocolName, "iam">, ProtocolService> & { iam?: ProtocolService };
   log: Logger;
-  /** Returns whether every component is ready, for `GET /_portico/health`. */
-  isReady: () => boolean;
+  /**
+   * Returns the state for `GET /_portico/health`: "ok" once every component
+   * is ready, "starting" before, and "edge down" when no edge process is left
+   * to serve viewers. Only "ok" gets status 200.
+   */
+  health: () => HealthStatus;
   /**
    * Extra routes under `/_portico/`, such as metrics or the dashboard, by
    * exact path. A key `<prefix>/*` serves every other path under `<prefix>/`.
@@ -203,9 +209,9 @@ export class ApiServer {
     log: Logger,
   ): Promise<void> {
     if (path === "/_portico/health") {
-      const ready = this.options.isReady();
-      response.writeHead(ready ? 200 : 503, { "content-type": "application/json" });
-      response.end(JSON.stringify({ status: ready ? "ok" : "starting" }) + "\n");
+      const status = this.options.health();
+      response.writeHead(status === "ok" ? 200 : 503, { "content-type": "application/json" });
+      response.end(JSON.stringify({ status }) + "\n");
       return;
     }
     const route = this.adminRoute(path);

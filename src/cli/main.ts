@@ -278,6 +278,8 @@ async function runUp(flags: UpFlags): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  // A terminal that closes sends SIGHUP, whose default action would end the process without a drain.
+  process.on("SIGHUP", stop);
 }
 
 registerIamCommands(program);

@@ -24,6 +24,10 @@ interface EdgeSubscriber {
   queue: ClusterMessage[];
   draining: boolean;
   left: boolean;
+  /** Messages of the replay at join that the handler has yet to apply. */
+  replayLeft: number;
+  /** Resolves the membership's `caughtUp` once `replayLeft` reaches 0. */
+  onCaughtUp: () => void;
 }
 
 /**
@@ -61,20 +65,26 @@ export class EmbeddedBus implements ControlChannel, EdgeChannel {
   async join(edgeId: string, handler: EdgeMessageHandler): Promise<EdgeMembership> {
     if (this.edges.has(edgeId)) throw new Error(`edge ${edgeId} has already joined`);
     const now = Date.now();
+    let onCaughtUp = (): void => {};
+    const caughtUp = new Promise<void>((resolve) => (onCaughtUp = resolve));
     const edge: EdgeSubscriber = {
       status: { edgeId, joinedAtMs: now, lastSeenAtMs: now, appliedVersions: new Map() },
       handler,
       queue: [],
       draining: false,
       left: false,
+      replayLeft: this.snapshots.size,
+      onCaughtUp,
     };
     this.edges.set(edgeId, edge);
     this.log.info({ edgeId }, "edge joined");
+    if (edge.replayLeft === 0) onCaughtUp();
     for (const snapshot of this.snapshots.values()) {
       this.enqueue(edge, { type: "distribution.updated", snapshot });
     }
     return {
       edgeId,
+      caughtUp,
       leave: async () => {
         edge.left = true;
         edge.queue.length = 0;
@@ -106,6 +116,7 @@ export class EmbeddedBus implements ControlChannel, EdgeChannel {
         }
         edge.queue.shift();
         edge.status.lastSeenAtMs = Date.now();
+        if (edge.replayLeft > 0 && --edge.replayLeft === 0) edge.onCaughtUp();
         const ack = this.acknowledge(edge, message);
         for (const listener of this.ackListeners) {
           try {

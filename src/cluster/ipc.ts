@@ -14,6 +14,7 @@ import type { ClusterMessage, EdgeChannel, EdgeMembership, EdgeMessageHandler } 
 /** Messages on the IPC pipe; `kind` keeps them apart from other users of the pipe. */
 export type IpcMessage =
   | { kind: "bus.join"; edgeId: string }
+  | { kind: "bus.caught-up" }
   | { kind: "bus.leave" }
   | { kind: "bus.deliver"; sequence: number; message: ClusterMessage }
   | { kind: "bus.result"; sequence: number; error: string | undefined }
@@ -35,8 +36,15 @@ export class IpcEdgeChannel implements EdgeChannel {
 
   async join(edgeId: string, handler: EdgeMessageHandler): Promise<EdgeMembership> {
     const memberId = `${edgeId}${this.memberSuffix}`;
+    let onCaughtUp = (): void => {};
+    const caughtUp = new Promise<void>((resolve) => (onCaughtUp = resolve));
     const onMessage = (value: unknown): void => {
-      if (!isIpcMessage(value) || value.kind !== "bus.deliver") return;
+      if (!isIpcMessage(value)) return;
+      if (value.kind === "bus.caught-up") {
+        onCaughtUp();
+        return;
+      }
+      if (value.kind !== "bus.deliver") return;
       const { sequence, message } = value;
       handler(message).then(
         () => send({ kind: "bus.result", sequence, error: undefined }),
@@ -50,6 +58,7 @@ export class IpcEdgeChannel implements EdgeChannel {
     send({ kind: "bus.join", edgeId: memberId });
     return {
       edgeId: memberId,
+      caughtUp,
       leave: async () => {
         process.off("message", onMessage);
         send({ kind: "bus.leave" });
@@ -140,7 +149,13 @@ export function relayWorker(worker: Worker, bus: EdgeChannel, rollups: RollupTar
             worker.send({ kind: "bus.deliver", sequence, message } satisfies IpcMessage);
           });
         });
-        membership.catch((error: unknown) => log.error({ err: error, edgeId: value.edgeId }, "edge worker failed to join"));
+        membership.then(
+          async (member) => {
+            await member.caughtUp;
+            if (worker.isConnected()) worker.send({ kind: "bus.caught-up" } satisfies IpcMessage);
+          },
+          (error: unknown) => log.error({ err: error, edgeId: value.edgeId }, "edge worker failed to join"),
+        );
         return;
       case "bus.result": {
         const waiter = pending.get(value.sequence);

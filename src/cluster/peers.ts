@@ -37,7 +37,9 @@ export type PeerGrant =
 /** Messages between a worker and the primary about shared misses. */
 export type PeerMessage =
   | { kind: "peer.acquire"; sequence: number; key: string }
-  | { kind: "peer.grant"; sequence: number; grant: PeerGrant }
+  | { kind: "peer.grant"; sequence: number; key: string; grant: PeerGrant }
+  /** The primary's reply when the worker must wait for another worker's fetch or copy. */
+  | { kind: "peer.queued"; sequence: number }
   | { kind: "peer.release"; key: string; stored: boolean }
   | { kind: "peer.peek"; sequence: number; key: string }
   | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined };
@@ -48,6 +50,11 @@ export const MAX_SHARED_BODY_BYTES = 8 * 1024 * 1024;
 const MAX_DIRECTORY_KEYS = 200_000;
 /** How long the primary waits for a holder's reply to a peek before it grants a fetch. */
 const PEEK_TIMEOUT_MS = 1_000;
+/**
+ * How long a worker waits for the primary's first reply about a miss before it fetches alone,
+ * so that a primary that is stopped or stalled delays a miss by no more than this.
+ */
+const PRIMARY_REPLY_TIMEOUT_MS = 1_000;
 
 function isPeerMessage(value: unknown): value is PeerMessage {
   if (typeof value !== "object" || value === null) return false;
@@ -58,11 +65,18 @@ function isPeerMessage(value: unknown): value is PeerMessage {
 /** The worker's side: asks the primary about misses and hands out its entries when asked. */
 export class PeerClient {
   private nextSequence = 1;
-  private readonly pending = new Map<number, (grant: PeerGrant) => void>();
+  private readonly pending = new Map<number, { done: (grant: PeerGrant) => void; queued: () => void }>();
   private readonly onMessage = (value: unknown): void => {
     if (!isPeerMessage(value)) return;
     if (value.kind === "peer.grant") {
-      this.pending.get(value.sequence)?.(value.grant);
+      const waiter = this.pending.get(value.sequence);
+      if (waiter !== undefined) waiter.done(value.grant);
+      // The miss timed out and went ahead alone, so the key is handed back at once.
+      else if (value.grant.kind === "writer") this.release(value.key, false);
+      return;
+    }
+    if (value.kind === "peer.queued") {
+      this.pending.get(value.sequence)?.queued();
       return;
     }
     if (value.kind === "peer.peek") {
@@ -88,19 +102,32 @@ export class PeerClient {
     process.on("message", this.onMessage);
   }
 
-  /** Requests the primary's decision on a miss of `key`; resolves "alone" when no reply comes in time. */
+  /**
+   * Requests the primary's decision on a miss of `key`. Resolves "alone" when
+   * the primary does not reply within PRIMARY_REPLY_TIMEOUT_MS, or, once it
+   * has queued the miss behind another worker, when no entry comes within
+   * `waitTimeoutMs`.
+   */
   acquire(key: string): Promise<PeerGrant> {
     if (process.send === undefined || !process.connected) return Promise.resolve({ kind: "alone" });
     const sequence = this.nextSequence++;
     return new Promise((resolve) => {
+      const expire = (ms: number): NodeJS.Timeout => {
+        const timer = setTimeout(() => done({ kind: "alone" }), ms);
+        timer.unref();
+        return timer;
+      };
+      let timer = expire(PRIMARY_REPLY_TIMEOUT_MS);
       const done = (grant: PeerGrant): void => {
         clearTimeout(timer);
         this.pending.delete(sequence);
         resolve(grant);
       };
-      const timer = setTimeout(() => done({ kind: "alone" }), this.waitTimeoutMs);
-      timer.unref();
-      this.pending.set(sequence, done);
+      const queued = (): void => {
+        clearTimeout(timer);
+        timer = expire(this.waitTimeoutMs);
+      };
+      this.pending.set(sequence, { done, queued });
       send({ kind: "peer.acquire", sequence, key });
     });
   }
@@ -116,7 +143,7 @@ export class PeerClient {
 
   close(): void {
     process.off("message", this.onMessage);
-    for (const done of [...this.pending.values()]) done({ kind: "alone" });
+    for (const { done } of [...this.pending.values()]) done({ kind: "alone" });
   }
 }
 
@@ -180,16 +207,18 @@ export class PeerCoordinator {
     const flight = this.flights.get(key);
     if (flight !== undefined) {
       flight.waiters.push({ worker, sequence });
+      queue(worker, sequence);
       return;
     }
     const holder = this.holders.get(key);
     const started = this.startFlight(key, holder === undefined || holder === worker ? worker : undefined);
     if (started.writer !== undefined) {
-      grant(worker, sequence, { kind: "writer" });
+      grant(worker, sequence, key, { kind: "writer" });
       return;
     }
     // Another worker stored this key last: its copy saves an origin request if it is still fresh.
     started.waiters.push({ worker, sequence });
+    queue(worker, sequence);
     void this.peek(holder!, key).then((entry) => {
       if (this.flights.get(key) !== started) return;
       if (entry !== undefined) {
@@ -200,7 +229,7 @@ export class PeerCoordinator {
       // The first waiter becomes the writer; the rest keep waiting for it.
       const first = started.waiters.shift()!;
       started.writer = first.worker;
-      grant(first.worker, first.sequence, { kind: "writer" });
+      grant(first.worker, first.sequence, key, { kind: "writer" });
     });
   }
 
@@ -241,7 +270,7 @@ export class PeerCoordinator {
   private finish(key: string, flight: Flight, result: PeerGrant): void {
     clearTimeout(flight.timer);
     this.flights.delete(key);
-    for (const waiter of flight.waiters) grant(waiter.worker, waiter.sequence, result);
+    for (const waiter of flight.waiters) grant(waiter.worker, waiter.sequence, key, result);
   }
 
   private remember(key: string, worker: Worker): void {
@@ -279,6 +308,10 @@ export class PeerCoordinator {
   }
 }
 
-function grant(worker: Worker, sequence: number, result: PeerGrant): void {
-  if (worker.isConnected()) worker.send({ kind: "peer.grant", sequence, grant: result } satisfies PeerMessage);
+function grant(worker: Worker, sequence: number, key: string, result: PeerGrant): void {
+  if (worker.isConnected()) worker.send({ kind: "peer.grant", sequence, key, grant: result } satisfies PeerMessage);
+}
+
+function queue(worker: Worker, sequence: number): void {
+  if (worker.isConnected()) worker.send({ kind: "peer.queued", sequence } satisfies PeerMessage);
 }

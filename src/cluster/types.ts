@@ -76,6 +76,12 @@ export type EdgeMessageHandler = (message: ClusterMessage) => Promise<void>;
 
 export interface EdgeMembership {
   readonly edgeId: string;
+  /**
+   * Resolves once the handler has applied the state that was current when
+   * the edge joined, so an edge that waits for it before it listens never
+   * responds to a request for a distribution it has not loaded yet.
+   */
+  readonly caughtUp: Promise<void>;
   /** Leaves the cluster: the edge stops counting as live. */
   leave(): Promise<void>;
 }

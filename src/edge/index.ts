@@ -82,6 +82,8 @@ function inFlightBytesFor(memoryCacheBytes: number): number {
 /** How long one origin fetch may hold a cache key, and how long others wait on it. */
 export const COLLAPSE_WRITER_TIMEOUT_MS = 35_000;
 const COLLAPSE_WAITER_TIMEOUT_MS = 30_000;
+/** How long a starting edge waits to apply the current distributions before it listens anyway. */
+const CATCH_UP_TIMEOUT_MS = 10_000;
 
 /** Starts an edge: TLS material, HTTP and HTTPS listeners, then joins the cluster. */
 export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
@@ -136,19 +138,25 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
   const httpsServer = new SecureEdgeServer(tls, options.dataDir, listener, protocolOptions, log);
   await httpsServer.loadAliases();
 
-  const httpPort = await httpServer.listen(options.httpPort, options.host);
-  try {
-    httpsPort = await httpsServer.listen(options.httpsPort, options.host);
-  } catch (error) {
-    await httpServer.close();
-    throw error;
+  // The edge loads the current distributions before it listens, so that no request gets a 403
+  // for a host it is about to serve. A replay that keeps failing is retried after the edge listens.
+  const membership = await options.bus.join(options.edgeId, createClusterHandler(context, originContext));
+  let replayTimer: NodeJS.Timeout | undefined;
+  const replayed = await Promise.race([
+    membership.caughtUp.then(() => true),
+    new Promise<boolean>((resolve) => (replayTimer = setTimeout(() => resolve(false), CATCH_UP_TIMEOUT_MS))),
+  ]);
+  clearTimeout(replayTimer);
+  if (!replayed) {
+    log.warn({ timeoutMs: CATCH_UP_TIMEOUT_MS }, "edge has not applied every distribution yet; listening anyway");
   }
 
-  let membership;
+  let httpPort: number;
   try {
-    membership = await options.bus.join(options.edgeId, createClusterHandler(context, originContext));
+    httpPort = await httpServer.listen(options.httpPort, options.host);
+    httpsPort = await httpsServer.listen(options.httpsPort, options.host);
   } catch (error) {
-    await Promise.all([httpServer.close(), httpsServer.close()]);
+    await Promise.all([httpServer.close(), httpsServer.close(), membership.leave()]);
     throw error;
   }
   log.info({ host: options.host, httpPort, httpsPort }, "edge listening");

@@ -36,6 +36,7 @@ async function stop(): Promise<void> {
 // Signals go to the primary, which drains the workers in order; a worker only follows it.
 process.on("SIGINT", () => {});
 process.on("SIGTERM", () => {});
+process.on("SIGHUP", () => {});
 process.on("disconnect", () => void stop());
 
 process.on("message", (message: WorkerLifecycleMessage) => {

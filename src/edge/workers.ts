@@ -19,6 +19,8 @@ export type WorkerEdgeOptions = Omit<EdgeOptions, "bus" | "metrics" | "log" | "l
 export interface WorkerEdge extends Edge {
   /** Resolves once every worker has sent the metrics it recorded so far. */
   flushMetrics(): Promise<void>;
+  /** The number of workers running now. */
+  liveWorkers(): number;
 }
 
 /** Messages between the primary and an edge worker about its lifecycle. */
@@ -32,8 +34,9 @@ export type WorkerLifecycleMessage =
 
 /** How long close() waits for a worker to drain and exit before it kills it. */
 const WORKER_EXIT_TIMEOUT_MS = 15_000;
-/** Restarts allowed per worker slot; past this a crashing worker stays down. */
+/** Restarts allowed per worker slot within RESTART_WINDOW_MS; past this a crashing worker stays down. */
 const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
 
 /** Returns a port that was free a moment ago on `host`. */
 async function pickFreePort(host: string): Promise<number> {
@@ -88,7 +91,8 @@ export async function startEdgeWorkers(
   const relays = new Map<Worker, WorkerRelay>();
   let ports: { httpPort: number; httpsPort: number } | undefined;
 
-  const fork = (workerIndex: number, restarts: number): Promise<{ httpPort: number; httpsPort: number }> => {
+  /** `restarts` lists the times of this slot's restarts within the last RESTART_WINDOW_MS. */
+  const fork = (workerIndex: number, restarts: number[]): Promise<{ httpPort: number; httpsPort: number }> => {
     const worker = cluster.fork();
     live.add(worker);
     relays.set(worker, relayWorker(worker, bus, rollups, log));
@@ -110,9 +114,19 @@ export async function startEdgeWorkers(
       live.delete(worker);
       relays.delete(worker);
       if (closing) return;
-      log.error({ workerIndex, code, signal, restarts }, "edge worker exited");
-      if (restarts >= MAX_RESTARTS) return;
-      fork(workerIndex, restarts + 1).catch((error: unknown) => log.error({ err: error, workerIndex }, "edge worker restart failed"));
+      const nowMs = Date.now();
+      const recent = restarts.filter((atMs) => nowMs - atMs < RESTART_WINDOW_MS);
+      log.error({ workerIndex, code, signal, restarts: recent.length }, "edge worker exited");
+      if (recent.length >= MAX_RESTARTS) {
+        log.error(
+          { workerIndex, restarts: recent.length, windowMs: RESTART_WINDOW_MS, liveWorkers: live.size },
+          "edge worker keeps exiting; its slot stays down until Portico restarts",
+        );
+        return;
+      }
+      fork(workerIndex, [...recent, nowMs]).catch((error: unknown) => {
+        if (!closing) log.error({ err: error, workerIndex }, "edge worker restart failed");
+      });
     });
     return started;
   };
@@ -135,8 +149,8 @@ export async function startEdgeWorkers(
   };
 
   try {
-    ports = await fork(1, 0);
-    await Promise.all(Array.from({ length: count - 1 }, (_, i) => fork(i + 2, 0)));
+    ports = await fork(1, []);
+    await Promise.all(Array.from({ length: count - 1 }, (_, i) => fork(i + 2, [])));
   } catch (error) {
     await stopAll();
     throw error;
@@ -151,6 +165,7 @@ export async function startEdgeWorkers(
     flushMetrics: async () => {
       await Promise.all([...relays.values()].map((relay) => relay.flushMetrics()));
     },
+    liveWorkers: () => live.size,
     close: () => {
       closed ??= stopAll().then(() => log.info("edge workers stopped"));
       return closed;

@@ -70,7 +70,7 @@ export async function startHarness(
     credentials: new StaticCredentialStore(TEST_CREDENTIALS),
     services: { s3: notImplemented, cloudwatch: notImplemented, cloudfront: service },
     log,
-    isReady: () => true,
+    health: () => "ok",
   });
   const address = await server.listen(0, "127.0.0.1");
   const endpoint = `http://127.0.0.1:${address.port}`;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { test, type TestContext } from "node:test";
 import { silentLogger } from "../../src/common/logger.js";
+import type { RequestListener } from "../../src/edge/http1/connection.js";
 import { DEFAULT_HTTP1_OPTIONS, Http1ConnectionSet } from "../../src/edge/http1/server.js";
 import { Http2ConnectionSet, http2LimitsOf } from "../../src/edge/http2/server.js";
 import { F, frame, PREFACE, RawHttp2Client, T } from "./http2-raw.js";
@@ -10,6 +11,11 @@ import { F, frame, PREFACE, RawHttp2Client, T } from "./http2-raw.js";
 // completes during shutdown does, are drained too instead of staying open.
 
 const listener = (): undefined => undefined;
+
+const answering: RequestListener = (_request, response) => {
+  response.send(200, ["content-type", "text/plain", "content-length", "2"], Buffer.from("ok"));
+  return undefined;
+};
 
 /** Waits until a connection set is empty, for at most 2 s, and returns its size. */
 async function emptied(connections: { size: number }): Promise<number> {
@@ -42,15 +48,20 @@ test("HTTP/2 connection after drain gets GOAWAY", async (t) => {
   assert.ok(client.frames.some((received) => received.type === T.SETTINGS && (received.flags & F.ACK) === 0));
 });
 
-test("HTTP/1.1 connection after drain is closed", async (t) => {
-  const connections = new Http1ConnectionSet(listener, DEFAULT_HTTP1_OPTIONS, silentLogger());
+/** Drains an HTTP/1.1 connection set first, then connects a client to it and collects what it receives. */
+async function connectAfterDrain(t: TestContext, requestListener: RequestListener) {
+  const connections = new Http1ConnectionSet(requestListener, DEFAULT_HTTP1_OPTIONS, silentLogger());
   await connections.drain();
   const port = await handOver(t, (socket) => connections.accept(socket, "http"));
-
   const socket = createConnection(port, "127.0.0.1");
   t.after(() => socket.destroy());
   const received: Buffer[] = [];
   socket.on("data", (chunk: Buffer) => received.push(chunk));
+  return { connections, socket, received };
+}
+
+test("HTTP/1.1 connection after drain is closed", async (t) => {
+  const { connections, socket, received } = await connectAfterDrain(t, listener);
   // Without the drain, the idle connection would stay open for its keep-alive timeout (5 s).
   const closed = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 3_000);
@@ -61,5 +72,17 @@ test("HTTP/1.1 connection after drain is closed", async (t) => {
   });
   assert.equal(closed, true);
   assert.equal(Buffer.concat(received).length, 0);
+  assert.equal(await emptied(connections), 0);
+});
+
+test("request on a connection after drain is answered", async (t) => {
+  const { connections, socket, received } = await connectAfterDrain(t, answering);
+  // A client that sent its request right after connecting, as the drain began.
+  socket.write("GET /late HTTP/1.1\r\nHost: example.test\r\n\r\n");
+  await new Promise((resolve) => socket.once("close", resolve));
+  const response = Buffer.concat(received).toString("latin1");
+  assert.match(response, /^HTTP\/1\.1 200 /);
+  assert.match(response, /\r\nconnection: close\r\n/i);
+  assert.match(response, /\r\n\r\nok$/);
   assert.equal(await emptied(connections), 0);
 });

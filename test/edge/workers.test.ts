@@ -111,6 +111,30 @@ async function connectionsOnEachWorker(t: import("node:test").TestContext, port:
   return [...byWorker.values()].map((agents) => agents.slice(0, perWorker));
 }
 
+/**
+ * Runs curl for `url` while this process, the primary of the edge workers,
+ * runs no event loop, and returns what curl wrote: the status code and the
+ * response headers as JSON, or "" if nothing came within 10 s.
+ */
+async function curlWhilePrimaryBlocked(t: import("node:test").TestContext, host: string, url: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "portico-blocked-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const output = join(dir, "status");
+  const fd = openSync(output, "w");
+  // curl writes the status code once the response has arrived; this process reads it without yielding.
+  const curl = spawn("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code} %{header_json}", "-H", `Host: ${host}`, url], {
+    stdio: ["ignore", fd, "ignore"],
+  });
+  closeSync(fd);
+  const deadline = Date.now() + 10_000;
+  let written = "";
+  while (written === "" && Date.now() < deadline) written = readFileSync(output, "utf8");
+  const exited = new Promise((resolve) => curl.once("exit", resolve));
+  if (written === "") curl.kill();
+  await exited;
+  return written;
+}
+
 test("workers share ports and acknowledge together", async (t) => {
   const origin = await startOrigin((req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60" });
@@ -280,23 +304,58 @@ test("workers accept while the primary is blocked", async (t) => {
     assert.equal(response.status, 200);
   }
 
-  const dir = await mkdtemp(join(tmpdir(), "portico-blocked-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const output = join(dir, "status");
-  const fd = openSync(output, "w");
-  // curl writes the status code once the response has arrived; this process reads it without yielding.
-  const curl = spawn(
-    "curl",
-    ["-s", "-o", "/dev/null", "-w", "%{http_code} %{header_json}", "-H", `Host: ${snapshot.domainName}`, `http://127.0.0.1:${edge.httpPort}/cached.txt`],
-    { stdio: ["ignore", fd, "ignore"] },
-  );
-  closeSync(fd);
-  const deadline = Date.now() + 10_000;
-  let written = "";
-  while (written === "" && Date.now() < deadline) written = readFileSync(output, "utf8");
-  const exited = new Promise((resolve) => curl.once("exit", resolve));
-  if (written === "") curl.kill();
-  await exited;
+  const written = await curlWhilePrimaryBlocked(t, snapshot.domainName, `http://127.0.0.1:${edge.httpPort}/cached.txt`);
   assert.match(written, /^200 /, "the response came while the primary ran no event loop");
   assert.match(written, /hit from portico/i);
+});
+
+test("misses go ahead while the primary is blocked", async (t) => {
+  // The origin runs in a process of its own, since this one stops running its event loop.
+  const origin = spawn(
+    process.execPath,
+    [
+      "-e",
+      `require("node:http").createServer((req, res) => res.end("from origin")).listen(0, "127.0.0.1", function () { console.log(this.address().port); });`,
+    ],
+    { stdio: ["ignore", "pipe", "ignore"] },
+  );
+  t.after(() => origin.kill());
+  const originPort = await new Promise<number>((resolve) => origin.stdout!.once("data", (chunk: Buffer) => resolve(Number(chunk.toString()))));
+  const { edge, snapshot } = await startServingWorkers(t, "edge-m", originPort);
+
+  const written = await curlWhilePrimaryBlocked(t, snapshot.domainName, `http://127.0.0.1:${edge.httpPort}/new.txt`);
+  assert.match(written, /^200 /, "the miss went to the origin without the primary's reply");
+  assert.match(written, /miss from portico/i);
+
+  // The primary's late reply for that miss does not leave the key held: the next misses of it are served.
+  for (let i = 0; i < 4; i++) {
+    const response = await request(edge.httpPort, snapshot.domainName, "/new.txt", { headers: { connection: "close" } });
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), "from origin");
+  }
+});
+
+test("crashing worker slots stay down", async (t) => {
+  const { edge } = await startServingWorkers(t, "edge-r", 1);
+  const running = (): NonNullable<(typeof cluster.workers)>[string][] =>
+    Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined && worker.isConnected());
+
+  // Each slot is restarted after each of its first 5 exits within a minute, and not after the 6th.
+  for (let round = 1; round <= 6; round++) {
+    for (let waited = 0; running().length < 2 && waited < 10_000; waited += 20) await sleep(20);
+    const workers = running();
+    assert.equal(workers.length, 2, `round ${round}: both slots run`);
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise((resolve) => {
+            worker!.once("exit", resolve);
+            worker!.process.kill("SIGKILL");
+          }),
+      ),
+    );
+  }
+  await sleep(500);
+  assert.equal(edge.liveWorkers(), 0);
+  await assert.rejects(request(edge.httpPort, "unknown.invalid", "/"));
 });

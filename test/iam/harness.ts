@@ -81,7 +81,7 @@ export async function startIamHarness(options: { masterKey?: string; dataDir?: s
       }),
     },
     log,
-    isReady: () => true,
+    health: () => "ok",
   });
   const address = await server.listen(0, "127.0.0.1");
   const endpoint = `http://127.0.0.1:${address.port}`;

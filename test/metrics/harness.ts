@@ -75,7 +75,7 @@ export async function startHarness(options: { nowMs?: number; maxCustomSeries?: 
     credentials: new StaticCredentialStore(TEST_CREDENTIALS),
     services,
     log: silentLogger(),
-    isReady: () => true,
+    health: () => "ok",
   });
   const address = await server.listen(0, "127.0.0.1");
   const endpoint = `http://127.0.0.1:${address.port}`;

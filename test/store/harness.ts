@@ -62,7 +62,7 @@ export async function startStore(dataDir: string, options: { bodyIdleTimeoutMs?:
     credentials,
     services: { s3, cloudfront: notImplementedService, cloudwatch: notImplementedService },
     log,
-    isReady: () => true,
+    health: () => "ok",
   });
   const address = await server.listen(0, "127.0.0.1");
   const endpoint = `http://127.0.0.1:${address.port}`;

@@ -26,6 +26,8 @@ const EMPTY = Buffer.alloc(0);
 /** Response bytes a connection may have waiting in its socket before it parses another pipelined request. */
 const MAX_UNSENT_RESPONSE_BYTES = 1024 * 1024;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/** How long a draining edge waits for the first request of a connection that has sent nothing yet. */
+const FIRST_REQUEST_GRACE_MS = 1_000;
 /** The request line that opens the HTTP/2 connection preface (RFC 9113 section 3.4), which the parser rejects. */
 const HTTP2_PREFACE_LINE = Buffer.from("PRI * HTTP/2.0\r\n", "latin1");
 
@@ -139,10 +141,25 @@ export class Http1Connection implements ResponseSink {
     return this.phase === "head" && this.pending.length === 0 && !this.headStarted;
   }
 
-  /** Asks the connection to close after the response in progress, or now when idle. */
+  /**
+   * Asks the connection to close after the response in progress, or now when
+   * idle. A connection that has not sent anything yet, such as one accepted
+   * just before the drain, may have its first request on the way, so it gets
+   * FIRST_REQUEST_GRACE_MS for it instead, and that response closes it.
+   */
   drain(): void {
     this.draining = true;
-    if (this.idle) this.endConnection();
+    if (!this.idle) return;
+    // clockMs is set by every data event, so 0 means no byte has arrived.
+    if (this.clockMs === 0) {
+      // Its own timer, because a drain that has ended no longer sweeps connections that arrive late.
+      const timer = setTimeout(() => {
+        if (this.idle) this.endConnection();
+      }, FIRST_REQUEST_GRACE_MS);
+      timer.unref();
+      return;
+    }
+    this.endConnection();
   }
 
   destroy(): void {
