@@ -7,7 +7,10 @@ import type { WorkerLifecycleMessage } from "./workers.js";
 /**
  * Entry point of an edge worker forked by startEdgeWorkers: waits for its
  * options, starts the edge with the IPC channel and metrics sink, and
- * drains and exits on the primary's "edge.close" message or when the primary goes away.
+ * drains and exits on the primary's "edge.close" message or when the primary
+ * disconnects it. When the primary dies, node:cluster ends the worker at
+ * once, cutting its responses in flight, which frees the listening ports for
+ * a restarted primary.
  */
 function send(message: WorkerLifecycleMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);
