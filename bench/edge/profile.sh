@@ -6,7 +6,8 @@
 #   bench/edge/profile.sh [PATH] [SECONDS]     # default /1k.bin for 10 s
 #
 # Environment (default): SHARED_BENCH (../shared/bench), EDGE_WORKERS (nproc), PROFILE_DIR
-# (a new folder under /tmp, kept), CONNS (64), THREADS (2). The peers must be running
+# (a new folder under /tmp, kept), CONNS (64), THREADS (2), LOAD (h1: wrk over HTTP/1.1; h2:
+# h2load over HTTP/2 with TLS, one request in flight per connection). The peers must be running
 # (peers.sh start).
 set -euo pipefail
 
@@ -46,7 +47,12 @@ done
 DOMAIN=$(PORTICO_API_URL="http://127.0.0.1:$API_PORT" ORIGIN_PORT="${ORIGIN_URL##*:}" \
   npx tsx bench/edge/create-distribution.ts)
 for _ in 1 2 3 4; do curl -fsS -o /dev/null -H "Host: $DOMAIN" "http://127.0.0.1:$HTTP_PORT$OBJECT"; done
-wrk -t"${THREADS:-2}" -c"${CONNS:-64}" -d"${SECONDS_OF_LOAD}s" -H "Host: $DOMAIN" "http://127.0.0.1:$HTTP_PORT$OBJECT"
+if [[ ${LOAD:-h1} == h2 ]]; then
+  h2load -t"${THREADS:-2}" -c"${CONNS:-64}" -m1 -D"$SECONDS_OF_LOAD" --connect-to="127.0.0.1:$HTTPS_PORT" \
+    "https://$DOMAIN$OBJECT" | grep -E '^(finished|requests|time for request)'
+else
+  wrk -t"${THREADS:-2}" -c"${CONNS:-64}" -d"${SECONDS_OF_LOAD}s" -H "Host: $DOMAIN" "http://127.0.0.1:$HTTP_PORT$OBJECT"
+fi
 kill -TERM "$PORTICO_PID"
 wait "$PORTICO_PID" || true
 PORTICO_PID=""
