@@ -36,6 +36,8 @@ const CIPHER_OPTIONS = { ciphers: VIEWER_CIPHERS, honorCipherOrder: false };
 
 /** How often an unknown SNI name may trigger a new read of the alias certificate folder. */
 const ALIAS_RELOAD_INTERVAL_MS = 10_000;
+/** How long a drain lets a connection that has not sent its ClientHello yet send it. */
+const GREETING_DRAIN_GRACE_MS = 1_000;
 
 /** An operator-supplied certificate, ready for handshakes. */
 interface AliasTls {
@@ -241,7 +243,13 @@ export class SecureEdgeServer {
   /** Stops accepting connections, sends GOAWAY to HTTP/2 sessions, and drains HTTP/1.1 connections. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.greeting) socket.destroy();
+    // A connection accepted just before the drain may be about to send its ClientHello and a
+    // request, so it gets a moment to, as a plain connection gets for its first request.
+    const greeting = [...this.greeting];
+    const lateTimer = setTimeout(() => {
+      for (const socket of greeting) if (this.greeting.has(socket)) socket.destroy();
+    }, GREETING_DRAIN_GRACE_MS);
+    lateTimer.unref();
     await Promise.all([this.http2.drain(this.drainTimeoutMs), this.http1.drain()]);
     await closed;
   }

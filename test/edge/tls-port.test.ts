@@ -169,3 +169,34 @@ test("TLS 1.2 offers only ECDHE AEAD", async (t) => {
   // CBC suites, which Node.js enables by default, are not offered.
   assert.equal(await handshake("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA"), "failed");
 });
+
+test("TLS connection greeting during drain is served", async (t) => {
+  const { fixture, port, host } = await setup(t);
+  const { createConnection } = await import("node:net");
+  const raw = createConnection(port, "127.0.0.1");
+  t.after(() => raw.destroy());
+  await new Promise((resolve) => raw.once("connect", resolve));
+  // Accepted by the edge, but the ClientHello has not been sent when the drain begins.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const closing = fixture.edge.close();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+
+  const secure = connectTls({ socket: raw, servername: host, rejectUnauthorized: false });
+  secure.on("error", () => {});
+  secure.write(`GET /late HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  const received: Buffer[] = [];
+  secure.on("data", (chunk: Buffer) => received.push(chunk));
+  const closed = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 5_000);
+    secure.once("close", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+  assert.equal(closed, true, "the edge closes the connection after the response");
+  const response = Buffer.concat(received).toString("latin1");
+  assert.match(response, /^HTTP\/1\.1 200 /);
+  assert.match(response, /\r\nconnection: close\r\n/i);
+  assert.match(response, /GET \/late$/);
+  await closing;
+});
