@@ -2,6 +2,7 @@ import type { Logger } from "../common/logger.js";
 import type {
   ClusterMessage,
   ControlChannel,
+  InvalidationMessage,
   DistributionSnapshot,
   EdgeAck,
   EdgeChannel,
@@ -12,6 +13,8 @@ import type {
 
 /** Delay before a message whose handler failed is delivered again. */
 const REDELIVERY_DELAY_MS = 500;
+/** Invalidations kept for one edge that left before applying them; the oldest go first. */
+const MAX_OWED_PER_EDGE = 10_000;
 
 interface EdgeSubscriber {
   status: {
@@ -35,12 +38,16 @@ interface EdgeSubscriber {
  * snapshot of each distribution, as a key-value bucket would, and hands each
  * edge every message in publish order through a queue of its own, so a slow
  * edge never reorders or blocks another. Acknowledgements follow each
- * handler's success; a failed handler gets the same message again.
+ * handler's success; a failed handler gets the same message again. Like a
+ * durable consumer per edge id, it keeps the invalidations that an edge
+ * left without applying, and delivers them when an edge of that id joins.
  */
 export class EmbeddedBus implements ControlChannel, EdgeChannel {
   private readonly snapshots = new Map<string, DistributionSnapshot>();
   private readonly edges = new Map<string, EdgeSubscriber>();
   private readonly ackListeners = new Set<(ack: EdgeAck) => void>();
+  /** Edge id -> invalidations it owes but has not applied, for when it joins. */
+  private readonly owed = new Map<string, InvalidationMessage[]>();
 
   constructor(private readonly log: Logger) {}
 
@@ -62,6 +69,26 @@ export class EmbeddedBus implements ControlChannel, EdgeChannel {
     return [...this.edges.values()].map((edge) => edge.status);
   }
 
+  owe(edgeIds: readonly string[], message: InvalidationMessage): void {
+    for (const edgeId of edgeIds) {
+      const live = this.edges.get(edgeId);
+      if (live !== undefined) this.enqueue(live, message);
+      else this.keepOwed(edgeId, [message]);
+    }
+  }
+
+  private keepOwed(edgeId: string, messages: InvalidationMessage[]): void {
+    const kept = this.owed.get(edgeId) ?? [];
+    // An invalidation owed twice, as one republished at start and kept at leave, is applied once.
+    const known = new Set(kept.map((message) => message.invalidationId));
+    for (const message of messages) {
+      if (known.has(message.invalidationId)) continue;
+      known.add(message.invalidationId);
+      kept.push(message);
+    }
+    this.owed.set(edgeId, kept.slice(-MAX_OWED_PER_EDGE));
+  }
+
   async join(edgeId: string, handler: EdgeMessageHandler): Promise<EdgeMembership> {
     if (this.edges.has(edgeId)) throw new Error(`edge ${edgeId} has already joined`);
     const now = Date.now();
@@ -73,20 +100,26 @@ export class EmbeddedBus implements ControlChannel, EdgeChannel {
       queue: [],
       draining: false,
       left: false,
-      replayLeft: this.snapshots.size,
+      replayLeft: 0,
       onCaughtUp,
     };
+    const owed = this.owed.get(edgeId) ?? [];
+    this.owed.delete(edgeId);
+    edge.replayLeft = this.snapshots.size + owed.length;
     this.edges.set(edgeId, edge);
-    this.log.info({ edgeId }, "edge joined");
+    this.log.info({ edgeId, owedInvalidations: owed.length }, "edge joined");
     if (edge.replayLeft === 0) onCaughtUp();
     for (const snapshot of this.snapshots.values()) {
       this.enqueue(edge, { type: "distribution.updated", snapshot });
     }
+    for (const message of owed) this.enqueue(edge, message);
     return {
       edgeId,
       caughtUp,
       leave: async () => {
         edge.left = true;
+        const unapplied = edge.queue.filter((message): message is InvalidationMessage => message.type === "invalidation.created");
+        if (unapplied.length > 0) this.keepOwed(edgeId, unapplied);
         edge.queue.length = 0;
         this.edges.delete(edgeId);
         this.log.info({ edgeId }, "edge left");

@@ -39,13 +39,15 @@ export interface DistributionSnapshot {
 export type ClusterMessage =
   | { type: "distribution.updated"; snapshot: DistributionSnapshot }
   | { type: "distribution.deleted"; distributionId: string; version: number }
-  | {
-      type: "invalidation.created";
-      distributionId: string;
-      invalidationId: string;
-      /** Paths as the API accepted them: leading `/`, optional trailing `*`. */
-      paths: string[];
-    };
+  | InvalidationMessage;
+
+export interface InvalidationMessage {
+  type: "invalidation.created";
+  distributionId: string;
+  invalidationId: string;
+  /** Paths as the API accepted them: leading `/`, optional trailing `*`. */
+  paths: string[];
+}
 
 /** Acknowledgements from an edge, sent once it has applied a message. */
 export type EdgeAck =
@@ -69,6 +71,11 @@ export interface ControlChannel {
   onAck(listener: (ack: EdgeAck) => void): () => void;
   /** The edges currently alive. */
   liveEdges(): EdgeStatus[];
+  /**
+   * Delivers an invalidation to edges that owe its acknowledgement but are not
+   * live, as soon as each joins, as after a restart of the control plane.
+   */
+  owe(edgeIds: readonly string[], message: InvalidationMessage): void;
 }
 
 /** Applies one message on an edge; the channel acknowledges it when the promise resolves. */

@@ -25,10 +25,18 @@ export class DeploymentTracker {
   ) {}
 
   start(): void {
+    this.stopListening = this.bus.onAck((ack) => this.handleAck(ack));
+    // The edges that owed an invalidation before a restart get it again when they join, so their
+    // disk tiers are purged before they serve and the invalidation can complete.
     for (const invalidation of this.store.inProgressInvalidations()) {
       this.pendingInvalidations.set(invalidation.id, new Set(invalidation.pendingEdgeIds));
+      this.bus.owe(invalidation.pendingEdgeIds, {
+        type: "invalidation.created",
+        distributionId: invalidation.distributionId,
+        invalidationId: invalidation.id,
+        paths: invalidation.paths,
+      });
     }
-    this.stopListening = this.bus.onAck((ack) => this.handleAck(ack));
   }
 
   stop(): void {

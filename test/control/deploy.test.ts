@@ -266,3 +266,64 @@ test("restart republishes stored distributions", async (t) => {
   );
   assert.equal(stored.Invalidation?.Status, "Completed");
 });
+
+test("invalidation reaches an edge that rejoins", async (t) => {
+  const harness = await startHarness();
+  t.after(() => harness.close());
+  const created = await harness.client.send(new CreateDistributionCommand({ DistributionConfig: s3DistributionConfig("rejoin") }));
+  const id = created.Distribution!.Id!;
+  const edge = new GatedEdge();
+  const first = await harness.bus.join("edge-rejoin", edge.handler);
+  await waitUntilDistributionDeployed({ client: harness.client, ...WAITER }, { Id: id });
+
+  // The edge leaves while the invalidation waits behind its gate, then an edge of the same id joins.
+  edge.close();
+  const invalidation = await harness.client.send(
+    new CreateInvalidationCommand({
+      DistributionId: id,
+      InvalidationBatch: { CallerReference: "rejoin", Paths: { Quantity: 1, Items: ["/a/*"] } },
+    }),
+  );
+  await first.leave();
+  edge.open();
+  const again = new GatedEdge();
+  const second = await harness.bus.join("edge-rejoin", again.handler);
+  t.after(() => second.leave());
+  await second.caughtUp;
+  assert.ok(again.applied.some((message) => message.type === "invalidation.created" && message.invalidationId === invalidation.Invalidation!.Id));
+  await waitUntilInvalidationCompleted({ client: harness.client, ...WAITER }, { DistributionId: id, Id: invalidation.Invalidation!.Id });
+});
+
+test("restart redelivers invalidations in progress", async (t) => {
+  const first = await startHarness();
+  const dataDir = first.dataDir;
+  const created = await first.client.send(new CreateDistributionCommand({ DistributionConfig: s3DistributionConfig("owed") }));
+  const id = created.Distribution!.Id!;
+  const edge = new GatedEdge();
+  const member = await first.bus.join("edge-owed", edge.handler);
+  await waitUntilDistributionDeployed({ client: first.client, ...WAITER }, { Id: id });
+  edge.close();
+  const invalidation = await first.client.send(
+    new CreateInvalidationCommand({
+      DistributionId: id,
+      InvalidationBatch: { CallerReference: "owed", Paths: { Quantity: 1, Items: ["/b/*"] } },
+    }),
+  );
+  const invalidationId = invalidation.Invalidation!.Id!;
+  await first.stop();
+  await member.leave();
+
+  // After the restart the edge joins again under its id and receives the invalidation it owed.
+  const bus = new EmbeddedBus(silentLogger());
+  const second = await startHarness({ dataDir, bus });
+  t.after(() => second.close());
+  const rejoined = new GatedEdge();
+  const membership = await bus.join("edge-owed", rejoined.handler);
+  t.after(() => membership.leave());
+  await membership.caughtUp;
+  const owed = rejoined.applied.find((message) => message.type === "invalidation.created");
+  assert.ok(owed?.type === "invalidation.created");
+  assert.equal(owed.invalidationId, invalidationId);
+  assert.deepEqual(owed.paths, ["/b/*"]);
+  await waitUntilInvalidationCompleted({ client: second.client, ...WAITER }, { DistributionId: id, Id: invalidationId });
+});

@@ -61,6 +61,7 @@ export class DistributionDirectory {
       },
       onAck: (listener) => channel.onAck(listener),
       liveEdges: () => channel.liveEdges(),
+      owe: (edgeIds, message) => channel.owe(edgeIds, message),
     };
   }
 }
