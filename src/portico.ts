@@ -149,7 +149,8 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       log: log.child({ component: "api" }),
       health: () => {
         if (!ready) return "starting";
-        return (liveEdgeWorkers?.() ?? 1) > 0 ? "ok" : "edge down";
+        if (liveEdgeWorkers !== undefined && liveEdgeWorkers() === 0) return "edge down";
+        return "ok";
       },
       adminRoutes: new Map([...dashboard.routes, ...observability.adminRoutes]),
     });

@@ -78,15 +78,15 @@ export class EmbeddedBus implements ControlChannel, EdgeChannel {
   }
 
   private keepOwed(edgeId: string, messages: InvalidationMessage[]): void {
-    const kept = this.owed.get(edgeId) ?? [];
+    const owedSoFar = this.owed.get(edgeId) ?? [];
     // An invalidation owed twice, as one republished at start and kept at leave, is applied once.
-    const known = new Set(kept.map((message) => message.invalidationId));
+    const known = new Set(owedSoFar.map((message) => message.invalidationId));
     for (const message of messages) {
       if (known.has(message.invalidationId)) continue;
       known.add(message.invalidationId);
-      kept.push(message);
+      owedSoFar.push(message);
     }
-    this.owed.set(edgeId, kept.slice(-MAX_OWED_PER_EDGE));
+    this.owed.set(edgeId, owedSoFar.slice(-MAX_OWED_PER_EDGE));
   }
 
   async join(edgeId: string, handler: EdgeMessageHandler): Promise<EdgeMembership> {

@@ -207,7 +207,7 @@ export class PeerCoordinator {
     const flight = this.flights.get(key);
     if (flight !== undefined) {
       flight.waiters.push({ worker, sequence });
-      queue(worker, sequence);
+      sendQueued(worker, sequence);
       return;
     }
     const holder = this.holders.get(key);
@@ -218,7 +218,7 @@ export class PeerCoordinator {
     }
     // Another worker stored this key last: its copy saves an origin request if it is still fresh.
     started.waiters.push({ worker, sequence });
-    queue(worker, sequence);
+    sendQueued(worker, sequence);
     void this.peek(holder!, key).then((entry) => {
       if (this.flights.get(key) !== started) return;
       if (entry !== undefined) {
@@ -312,6 +312,6 @@ function grant(worker: Worker, sequence: number, key: string, result: PeerGrant)
   if (worker.isConnected()) worker.send({ kind: "peer.grant", sequence, key, grant: result } satisfies PeerMessage);
 }
 
-function queue(worker: Worker, sequence: number): void {
+function sendQueued(worker: Worker, sequence: number): void {
   if (worker.isConnected()) worker.send({ kind: "peer.queued", sequence } satisfies PeerMessage);
 }

@@ -2,7 +2,7 @@ import type { Logger } from "../common/logger.js";
 import { CacheLock } from "../cache/lock.js";
 import { MemoryTier } from "../cache/memory.js";
 import { VaryIndex } from "../cache/vary.js";
-import type { EdgeChannel } from "../cluster/types.js";
+import type { EdgeChannel, EdgeMembership } from "../cluster/types.js";
 import type { MetricsSink } from "../metrics/types.js";
 import { OriginPools, type OriginContext } from "../origin/index.js";
 import { PeerClient } from "../cluster/peers.js";
@@ -140,7 +140,13 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
 
   // The edge loads the current distributions before it listens, so that no request gets a 403
   // for a host it is about to serve. A replay that keeps failing is retried after the edge listens.
-  const membership = await options.bus.join(options.edgeId, createClusterHandler(context, originContext));
+  let membership: EdgeMembership;
+  try {
+    membership = await options.bus.join(options.edgeId, createClusterHandler(context, originContext));
+  } catch (error) {
+    await Promise.all([httpServer.close(), httpsServer.close()]);
+    throw error;
+  }
   let replayTimer: NodeJS.Timeout | undefined;
   const replayed = await Promise.race([
     membership.caughtUp.then(() => true),

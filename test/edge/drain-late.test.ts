@@ -75,7 +75,7 @@ test("HTTP/1.1 connection after drain is closed", async (t) => {
   assert.equal(await emptied(connections), 0);
 });
 
-test("request on a connection after drain is answered", async (t) => {
+test("request after drain is answered", async (t) => {
   const { connections, socket, received } = await connectAfterDrain(t, answering);
   // A client that sent its request right after connecting, as the drain began.
   socket.write("GET /late HTTP/1.1\r\nHost: example.test\r\n\r\n");

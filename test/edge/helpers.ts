@@ -7,7 +7,7 @@ import type { TestContext } from "node:test";
 import type { CacheBehavior, DistributionConfig } from "@aws-sdk/client-cloudfront";
 import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
-import type { DistributionSnapshot, EdgeAck } from "../../src/cluster/types.js";
+import type { DistributionSnapshot, EdgeAck, EdgeChannel } from "../../src/cluster/types.js";
 import type { MetricsSink, RequestRecord } from "../../src/metrics/types.js";
 import { startEdge, type Edge, type EdgeOptions } from "../../src/edge/index.js";
 
@@ -155,10 +155,14 @@ export async function startTestEdge(
     protocol?: EdgeOptions["protocol"];
     /** A data folder prepared by the test; removed on close like a generated one. */
     dataDir?: string;
+    /** A bus the test may have published on before the edge starts. */
+    bus?: EmbeddedBus;
+    /** The channel the edge joins through, in place of `bus` itself. */
+    channel?: EdgeChannel;
   } = {},
 ): Promise<EdgeFixture> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "portico-edge-")));
-  const bus = new EmbeddedBus(silentLogger());
+  const bus = options.bus ?? new EmbeddedBus(silentLogger());
   const metrics = new CollectingSink();
   const acks: EdgeAck[] = [];
   const ackWaiters: Array<(ack: EdgeAck) => void> = [];
@@ -173,7 +177,7 @@ export async function startTestEdge(
     host: "127.0.0.1",
     httpPort: 0,
     httpsPort: 0,
-    bus,
+    bus: options.channel ?? bus,
     metrics,
     s3Endpoint: options.s3Endpoint ?? "http://127.0.0.1:1",
     serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },

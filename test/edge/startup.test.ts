@@ -1,13 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { ClusterMessage, EdgeChannel } from "../../src/cluster/types.js";
 import { silentLogger } from "../../src/common/logger.js";
-import { startEdge } from "../../src/edge/index.js";
-import { CollectingSink, customSnapshot, request, sleep, startOrigin, ZONE } from "./helpers.js";
+import { customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
 
 test("bus replay settles caughtUp", async () => {
   const bus = new EmbeddedBus(silentLogger());
@@ -39,37 +35,22 @@ test("edge loads distributions before listening", async (t) => {
     res.end("loaded");
   });
   t.after(() => origin.close());
-  const dataDir = await mkdtemp(join(tmpdir(), "portico-startup-"));
-  t.after(() => rm(dataDir, { recursive: true, force: true }));
 
-  const embedded = new EmbeddedBus(silentLogger());
+  const bus = new EmbeddedBus(silentLogger());
   const snapshot = customSnapshot({ originPort: origin.port });
-  await embedded.publish({ type: "distribution.updated", snapshot });
+  await bus.publish({ type: "distribution.updated", snapshot });
   // Applying each message takes a while, as loading certificates or a slow disk can.
-  const slowBus: EdgeChannel = {
+  const slowChannel: EdgeChannel = {
     join: (edgeId, handler) =>
-      embedded.join(edgeId, async (message) => {
+      bus.join(edgeId, async (message) => {
         await sleep(300);
         await handler(message);
       }),
   };
-  const edge = await startEdge({
-    edgeId: "edge-startup",
-    dataDir,
-    zone: ZONE,
-    host: "127.0.0.1",
-    httpPort: 0,
-    httpsPort: 0,
-    bus: slowBus,
-    metrics: new CollectingSink(),
-    s3Endpoint: "http://127.0.0.1:1",
-    serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
-    memoryCacheBytes: 1024 * 1024,
-    log: silentLogger(),
-  });
-  t.after(() => edge.close());
+  const fixture = await startTestEdge({ bus, channel: slowChannel });
+  t.after(() => fixture.close());
 
-  const response = await request(edge.httpPort, snapshot.domainName, "/first.txt");
+  const response = await request(fixture.edge.httpPort, snapshot.domainName, "/first.txt");
   assert.equal(response.status, 200);
   assert.equal(response.body.toString(), "loaded");
 });

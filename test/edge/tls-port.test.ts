@@ -170,7 +170,7 @@ test("TLS 1.2 offers only ECDHE AEAD", async (t) => {
   assert.equal(await handshake("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA"), "failed");
 });
 
-test("TLS connection greeting during drain is served", async (t) => {
+test("TLS greeting during drain is served", async (t) => {
   const { fixture, port, host } = await setup(t);
   const { createConnection } = await import("node:net");
   const raw = createConnection(port, "127.0.0.1");

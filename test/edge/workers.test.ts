@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import cluster from "node:cluster";
+import cluster, { type Worker } from "node:cluster";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, readdir, readlink, rm } from "node:fs/promises";
 import { Agent } from "node:http";
@@ -291,7 +291,7 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   }
 });
 
-test("workers accept while the primary is blocked", async (t) => {
+test("workers accept with primary blocked", async (t) => {
   const origin = await startOrigin((_req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60" });
     res.end("served");
@@ -309,7 +309,7 @@ test("workers accept while the primary is blocked", async (t) => {
   assert.match(written, /hit from portico/i);
 });
 
-test("misses go ahead while the primary is blocked", async (t) => {
+test("misses proceed with primary blocked", async (t) => {
   // The origin runs in a process of its own, since this one stops running its event loop.
   const origin = spawn(
     process.execPath,
@@ -337,8 +337,8 @@ test("misses go ahead while the primary is blocked", async (t) => {
 
 test("crashing worker slots stay down", async (t) => {
   const { edge } = await startServingWorkers(t, "edge-r", 1);
-  const running = (): NonNullable<(typeof cluster.workers)>[string][] =>
-    Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined && worker.isConnected());
+  const running = (): Worker[] =>
+    Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && worker.isConnected());
 
   // Each slot is restarted after each of its first 5 exits within a minute, and not after the 6th.
   for (let round = 1; round <= 6; round++) {
@@ -349,8 +349,8 @@ test("crashing worker slots stay down", async (t) => {
       workers.map(
         (worker) =>
           new Promise((resolve) => {
-            worker!.once("exit", resolve);
-            worker!.process.kill("SIGKILL");
+            worker.once("exit", resolve);
+            worker.process.kill("SIGKILL");
           }),
       ),
     );
