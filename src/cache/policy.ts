@@ -231,8 +231,9 @@ export function resolveCachePolicy(
   const headers = allHeaders ? [] : lowerSorted(headerItems);
   // With legacy settings and Compress on, CloudFront keys on a normalized
   // Accept-Encoding so that compressed and uncompressed copies are apart.
+  // Brotli needs a cache policy; legacy settings compress with gzip alone.
   const compress = behavior.Compress === true;
-  const acceptEncoding = { gzip: compress, br: compress };
+  const acceptEncoding = { gzip: compress, br: false };
 
   // CloudFront caches nothing when every header is forwarded, since each
   // viewer's headers would make a key of their own.

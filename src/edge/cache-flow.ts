@@ -13,7 +13,7 @@ import { acceptSharedEntry } from "./peer-flow.js";
 import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
-import { compressBody, compressedHeaders, encodingFor } from "./compression.js";
+import { chooseEncoding, compressBody, compressedHeaders, isCompressible, varyingByAcceptEncoding } from "./compression.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
@@ -432,14 +432,15 @@ async function fetchAsWriter(
       releaseNow = false;
       releaseAfterReplay(rest, () => context.inFlight.release(reservedBytes));
     }
-    const encoding =
-      rest === undefined && behavior.compress
-        ? encodingFor(originResponse.status, passedHeaders, body.length, keyResult.acceptEncoding)
-        : undefined;
-    if (encoding !== undefined) {
-      // The compressed copy is counted against the same reservation as the body it replaces.
-      body = await compressBody(body, encoding);
-      passedHeaders = compressedHeaders(passedHeaders, encoding);
+    if (rest === undefined && behavior.compress && isCompressible(originResponse.status, passedHeaders, body.length)) {
+      const encoding = chooseEncoding(keyResult.acceptEncoding);
+      if (encoding !== undefined) {
+        // The compressed copy is counted against the same reservation as the body it replaces.
+        body = await compressBody(body, encoding);
+        passedHeaders = compressedHeaders(passedHeaders, encoding);
+      } else {
+        passedHeaders = varyingByAcceptEncoding(passedHeaders);
+      }
     }
     releaseNow = false;
   } catch (error) {
@@ -520,10 +521,16 @@ function varyNamesOf(response: OriginResponse, stale: CachedResponse): string[] 
   return vary.kind === "headers" ? [...vary.names] : [];
 }
 
+/**
+ * Returns the paths whose invalidation purges an entry: the path sent to the
+ * origin and the viewer's. The default root object and `/` share one cache
+ * key, so an entry filled by either request is purged by either path.
+ */
 export function invalidationPathsOf(target: CacheableRequest): string[] {
-  const originPath = canonicalizePath(target.originPath);
-  const viewerPath = canonicalizePath(target.viewerPath);
-  return originPath === viewerPath ? [originPath] : [originPath, viewerPath];
+  const paths = new Set([canonicalizePath(target.originPath), canonicalizePath(target.viewerPath)]);
+  const root = target.distribution.defaultRootObject;
+  if (root !== "" && target.originPath === `/${root}`) paths.add("/");
+  return [...paths];
 }
 
 /** A stream returned by `readUpTo` that calls its listener once the bytes read ahead have left it. */

@@ -6,8 +6,10 @@ import { headerIn } from "./headers.js";
  * Edge compression as CloudFront documents it in "Serve compressed files":
  * with Compress on, objects of a compressible type whose size is between
  * 1,000 and 10,000,000 bytes are compressed with Brotli or gzip, picked from
- * the viewer's normalized Accept-Encoding (Brotli first). A response that
- * already has a Content-Encoding is never compressed again.
+ * the viewer's normalized Accept-Encoding (Brotli first; legacy cache
+ * settings offer gzip alone). A response that already has a Content-Encoding
+ * is never compressed again, and one whose Cache-Control says `no-transform`
+ * is never compressed (RFC 9110 section 7.7).
  */
 
 export const MIN_COMPRESS_BYTES = 1_000;
@@ -69,19 +71,20 @@ export function chooseEncoding(normalizedAcceptEncoding: string): EdgeEncoding |
   return undefined;
 }
 
-/** Returns the encoding to apply to a response, or undefined when it must stay as it is. */
-export function encodingFor(
-  status: number,
-  headers: readonly string[],
-  lengthBytes: number | undefined,
-  normalizedAcceptEncoding: string,
-): EdgeEncoding | undefined {
-  if (status !== 200 || lengthBytes === undefined) return undefined;
-  if (lengthBytes < MIN_COMPRESS_BYTES || lengthBytes > MAX_COMPRESS_BYTES) return undefined;
+const NO_TRANSFORM = /(^|,)\s*no-transform\s*(,|$)/i;
+
+/**
+ * Returns whether the edge compresses this response for viewers that accept
+ * an encoding, so that every copy of it, compressed or not, varies by
+ * Accept-Encoding.
+ */
+export function isCompressible(status: number, headers: readonly string[], lengthBytes: number | undefined): boolean {
+  if (status !== 200 || lengthBytes === undefined) return false;
+  if (lengthBytes < MIN_COMPRESS_BYTES || lengthBytes > MAX_COMPRESS_BYTES) return false;
   const existing = headerIn(headers, "content-encoding");
-  if (existing !== undefined && existing.trim().toLowerCase() !== "identity") return undefined;
-  if (!isCompressibleType(headerIn(headers, "content-type"))) return undefined;
-  return chooseEncoding(normalizedAcceptEncoding);
+  if (existing !== undefined && existing.trim().toLowerCase() !== "identity") return false;
+  if (NO_TRANSFORM.test(headerIn(headers, "cache-control") ?? "")) return false;
+  return isCompressibleType(headerIn(headers, "content-type"));
 }
 
 const brotliAsync = promisify(brotliCompress);
@@ -104,19 +107,34 @@ export function compressBody(body: Buffer, encoding: EdgeEncoding): Promise<Buff
  */
 export function compressedHeaders(headers: readonly string[], encoding: EdgeEncoding): string[] {
   const out: string[] = [];
-  let varies = false;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     let value = headers[i + 1]!;
     if (name === "content-encoding" || name === "content-md5") continue;
     if (name === "etag" && value.startsWith('"')) value = `W/${value}`;
-    if (name === "vary") {
+    out.push(name, value);
+  }
+  out.push("content-encoding", encoding);
+  return varyingByAcceptEncoding(out);
+}
+
+/**
+ * Returns the headers with Vary naming Accept-Encoding, for the uncompressed
+ * copy of a compressible response too: a shared cache downstream must not
+ * hand that copy to viewers that would get a compressed one here.
+ */
+export function varyingByAcceptEncoding(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  let varies = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    let value = headers[i + 1]!;
+    if (name === "vary" && !varies) {
       varies = true;
       if (!/(^|,)\s*accept-encoding\s*(,|$)/i.test(value)) value = `${value}, Accept-Encoding`;
     }
     out.push(name, value);
   }
-  out.push("content-encoding", encoding);
   if (!varies) out.push("vary", "Accept-Encoding");
   return out;
 }

@@ -182,6 +182,17 @@ test("default root object serves slash", async (t) => {
   const again = await request(fixture.edge.httpPort, snapshot.domainName, "/");
   assert.equal(again.headers["x-cache"], "Miss from portico");
   assert.equal(origin.hits("/index.html"), 2);
+
+  // `/` and the root object share one entry, so either path purges it, whichever request filled it.
+  const purge = (invalidationId: string, path: string) =>
+    fixture.publishAndWait({ type: "invalidation.created", distributionId: snapshot.id, invalidationId, paths: [path] });
+  await purge("I10", "/index.html");
+  const byName = await request(fixture.edge.httpPort, snapshot.domainName, "/index.html");
+  assert.equal(byName.headers["x-cache"], "Miss from portico");
+  assert.equal((await request(fixture.edge.httpPort, snapshot.domainName, "/")).headers["x-cache"], "Hit from portico");
+  await purge("I11", "/");
+  assert.equal((await request(fixture.edge.httpPort, snapshot.domainName, "/")).headers["x-cache"], "Miss from portico");
+  assert.equal(origin.hits("/index.html"), 4);
 });
 
 test("query strings and cookies follow ForwardedValues", async (t) => {

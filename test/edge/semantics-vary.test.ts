@@ -103,31 +103,39 @@ test("Vary star is never served from cache", async (t) => {
   assert.equal(origin.hits(), 2);
 });
 
+/** An origin of compressible text, plus responses the edge must leave as they are. */
+function compressionOrigin(text: string) {
+  return (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+    if (req.url === "/already") {
+      res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain", "content-encoding": "gzip" });
+      res.end(Buffer.from("not really gzip but labelled so"));
+      return;
+    }
+    if (req.url === "/small") {
+      res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain" });
+      res.end("tiny");
+      return;
+    }
+    if (req.url === "/image") {
+      res.writeHead(200, { "cache-control": "max-age=60", "content-type": "image/png" });
+      res.end(Buffer.alloc(5000, 7));
+      return;
+    }
+    if (req.url === "/no-transform") {
+      res.writeHead(200, { "cache-control": "max-age=60, no-transform", "content-type": "text/css" });
+      res.end(text);
+      return;
+    }
+    res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain", etag: '"t1"' });
+    res.end(text);
+  };
+}
+
 test("compression keys per encoding and never compresses twice", async (t) => {
   const text = "portico compresses text ".repeat(200);
-  const { origin, get } = await setupDistribution(
-    t,
-    (req, res) => {
-      if (req.url === "/already") {
-        res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain", "content-encoding": "gzip" });
-        res.end(Buffer.from("not really gzip but labelled so"));
-        return;
-      }
-      if (req.url === "/small") {
-        res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain" });
-        res.end("tiny");
-        return;
-      }
-      if (req.url === "/image") {
-        res.writeHead(200, { "cache-control": "max-age=60", "content-type": "image/png" });
-        res.end(Buffer.alloc(5000, 7));
-        return;
-      }
-      res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain", etag: '"t1"' });
-      res.end(text);
-    },
-    { defaultBehavior: { Compress: true } },
-  );
+  const { origin, get } = await setupDistribution(t, compressionOrigin(text), {
+    defaultBehavior: { Compress: true, CachePolicyId: CACHING_OPTIMIZED, ForwardedValues: undefined, MinTTL: undefined },
+  });
 
   const br = await get("/text", { "accept-encoding": "gzip, br" });
   assert.equal(br.headers["content-encoding"], "br");
@@ -140,10 +148,13 @@ test("compression keys per encoding and never compresses twice", async (t) => {
   assert.equal(gzip.headers["content-encoding"], "gzip");
   assert.equal(gunzipSync(gzip.body).toString(), text);
 
+  // The uncompressed copy varies by Accept-Encoding too, so a cache downstream keeps them apart.
   const identity = await get("/text");
   assert.equal(identity.headers["content-encoding"], undefined);
+  assert.equal(identity.headers.vary, "Accept-Encoding");
   assert.equal(identity.body.toString(), text);
   assert.equal(origin.hits("/text"), 3);
+  assert.equal((await get("/text")).headers.vary, "Accept-Encoding");
 
   const brAgain = await get("/text", { "accept-encoding": "br, gzip" });
   assert.equal(brAgain.headers["x-cache"], "Hit from portico");
@@ -156,9 +167,33 @@ test("compression keys per encoding and never compresses twice", async (t) => {
 
   const small = await get("/small", { "accept-encoding": "br" });
   assert.equal(small.headers["content-encoding"], undefined);
+  assert.equal(small.headers.vary, undefined);
   const image = await get("/image", { "accept-encoding": "br" });
   assert.equal(image.headers["content-encoding"], undefined);
   assert.equal(image.body.length, 5000);
+
+  // RFC 9110 section 7.7: a proxy does not transform content the origin marked no-transform.
+  const untouched = await get("/no-transform", { "accept-encoding": "br, gzip" });
+  assert.equal(untouched.headers["content-encoding"], undefined);
+  assert.equal(untouched.headers.vary, undefined);
+  assert.equal(untouched.body.toString(), text);
+});
+
+test("legacy cache settings compress with gzip only", async (t) => {
+  const text = "legacy settings compress text ".repeat(100);
+  const { origin, get } = await setupDistribution(t, compressionOrigin(text), { defaultBehavior: { Compress: true } });
+
+  const both = await get("/text", { "accept-encoding": "gzip, br" });
+  assert.equal(both.headers["content-encoding"], "gzip");
+  assert.equal(gunzipSync(both.body).toString(), text);
+  assert.equal(origin.requests[0]!.headers["accept-encoding"], "gzip");
+
+  const brOnly = await get("/text", { "accept-encoding": "br" });
+  assert.equal(brOnly.headers["content-encoding"], undefined);
+  assert.equal(brOnly.headers.vary, "Accept-Encoding");
+  assert.equal(brOnly.body.toString(), text);
+  assert.equal((await get("/text", { "accept-encoding": "gzip;q=1, br" })).headers["x-cache"], "Hit from portico");
+  assert.equal(origin.hits("/text"), 2);
 });
 
 test("invalidation purges every variant of a path", async (t) => {
@@ -180,7 +215,7 @@ test("invalidation purges every variant of a path", async (t) => {
     ["/page", {}],
     ["/page?a=1", {}],
     ["/page", { "accept-encoding": "gzip" }],
-    ["/page", { "accept-encoding": "br" }],
+    ["/page?a=1", { "accept-encoding": "gzip" }],
     ["/page", { "x-tier": "gold" }],
     ["/pages/other", {}],
   ];
