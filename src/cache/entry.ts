@@ -79,14 +79,14 @@ export function withinStaleWhileRevalidate(entry: CachedResponse, nowMs: number)
 }
 
 /**
- * Returns whether a stale entry may be served because the origin failed.
- * With stale-if-error, only within its window (RFC 5861 section 4). Without
- * it, CloudFront serves an expired copy when it cannot reach the origin, so
- * the edge does too for failures without any response (`hadResponse` false),
- * unless must-revalidate forbids it (RFC 9111 section 4.2.4).
+ * Returns whether a stale entry may be served because the origin failed or
+ * answered 500 or above. With stale-if-error, only within its window (RFC
+ * 5861 section 4). Without it, CloudFront serves an expired copy in both
+ * cases, and so does the edge, unless must-revalidate forbids it (RFC 9111
+ * section 4.2.4).
  */
-export function mayServeStaleOnError(entry: CachedResponse, nowMs: number, hadResponse: boolean): boolean {
+export function mayServeStaleOnError(entry: CachedResponse, nowMs: number): boolean {
   if (entry.mustRevalidate) return false;
   if (entry.staleIfErrorSeconds !== undefined) return nowMs < entry.staleAtMs + entry.staleIfErrorSeconds * 1000;
-  return !hadResponse;
+  return true;
 }

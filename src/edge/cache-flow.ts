@@ -2,12 +2,12 @@ import { finished } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { newRequestId } from "../common/ids.js";
 import { hasValidator, mayServeStaleOnError, withinStaleWhileRevalidate, type CachedResponse } from "../cache/entry.js";
-import { decideFreshness, parseAgeSeconds, type FreshnessDecision } from "../cache/freshness.js";
+import { decideFreshness, ERROR_CACHING_TTL_SECONDS, parseAgeSeconds, type FreshnessDecision } from "../cache/freshness.js";
 import { canonicalizePath } from "../cache/invalidation.js";
 import type { CacheKeyResult } from "../cache/key.js";
 import type { LockOutcome } from "../cache/lock.js";
 import { parseVary, varySignature } from "../cache/vary.js";
-import type { Origin, OriginResponse } from "../origin/index.js";
+import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
 import { acceptSharedEntry } from "./peer-flow.js";
 import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
@@ -153,7 +153,7 @@ async function serveFromDiskOrOrigin(
         return;
       }
     }
-    if (outcome === "failed" && cached !== undefined && mayServeStaleOnError(cached, Date.now(), false)) {
+    if (outcome === "failed" && cached !== undefined && mayServeStaleOnError(cached, Date.now())) {
       serveEntry(context, state, request, response, cached, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(cached)), policy);
       return;
     }
@@ -282,12 +282,13 @@ async function fetchAsWriter(
     }));
   } catch (error) {
     settle("failed");
-    if (stale !== undefined && mayServeStaleOnError(stale, Date.now(), false)) {
+    if (stale !== undefined && mayServeStaleOnError(stale, Date.now())) {
       context.log.warn(
         { err: error, distributionId: distribution.id, requestId: state.requestId },
         "origin request failed; served a stale copy",
       );
-      serveEntry(context, state, request, response, stale, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(stale)), policy);
+      const viewerStatus = error instanceof OriginError ? error.viewerStatus : 502;
+      serveStaleOnError(context, state, request, response, target, stale, undefined, viewerStatus);
       return;
     }
     sendOriginFailure(context, state, response, distribution, error);
@@ -314,7 +315,7 @@ async function fetchAsWriter(
     return;
   }
 
-  if (originResponse.status >= 500 && stale !== undefined && mayServeStaleOnError(stale, receivedAtMs, true)) {
+  if (originResponse.status >= 500 && stale !== undefined && mayServeStaleOnError(stale, receivedAtMs)) {
     // RFC 5861 section 4: an error status is an error for stale-if-error.
     originResponse.body.resume();
     settle("failed");
@@ -322,16 +323,7 @@ async function fetchAsWriter(
       { distributionId: distribution.id, requestId: state.requestId, status: originResponse.status },
       "origin answered with an error; served a stale copy",
     );
-    serveEntry(
-      context,
-      state,
-      request,
-      response,
-      stale,
-      "Hit",
-      cacheStatus.staleOnError(originResponse.status, ttlLeft(stale)),
-      policy,
-    );
+    serveStaleOnError(context, state, request, response, target, stale, originResponse.status, originResponse.status);
     return;
   }
 
@@ -447,8 +439,8 @@ async function fetchAsWriter(
     releaseNow = rest === undefined;
     // The origin's body broke off while it was read into memory, before the viewer got any of it.
     settle("failed");
-    if (stale !== undefined && mayServeStaleOnError(stale, Date.now(), false)) {
-      serveEntry(context, state, request, response, stale, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(stale)), policy);
+    if (stale !== undefined && mayServeStaleOnError(stale, Date.now())) {
+      serveStaleOnError(context, state, request, response, target, stale, undefined, 502);
       return;
     }
     sendOriginFailure(context, state, response, distribution, error);
@@ -508,6 +500,31 @@ async function fetchAsWriter(
     ),
     policy,
   );
+}
+
+/**
+ * Serves a stale copy because the origin failed (`originStatus` undefined) or
+ * answered 500 or above, and keeps the copy in use for the error caching TTL
+ * of `errorStatus`: as CloudFront does, the requests in that time are
+ * answered from it instead of going to the failing origin. The time ends no
+ * later than the origin's stale-if-error window.
+ */
+function serveStaleOnError(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+  stale: CachedResponse,
+  originStatus: number | undefined,
+  errorStatus: number,
+): void {
+  const seconds = target.distribution.errorCachingMinTtlSeconds.get(errorStatus) ?? ERROR_CACHING_TTL_SECONDS;
+  let untilMs = Date.now() + seconds * 1000;
+  if (stale.staleIfErrorSeconds !== undefined) untilMs = Math.min(untilMs, stale.staleAtMs + stale.staleIfErrorSeconds * 1000);
+  if (untilMs > stale.staleAtMs) stale.staleAtMs = untilMs;
+  const status = cacheStatus.staleOnError(originStatus, ttlLeft(stale));
+  serveEntry(context, state, request, response, stale, "Hit", status, target.behavior.headersPolicy);
 }
 
 /** Why a buffered entry was not stored: purged meanwhile, larger than the budget, or no room beside held bodies. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { decideFreshness, type TtlSettings } from "../../src/cache/freshness.js";
 import { sleep } from "./helpers.js";
 import { setupDistribution } from "./semantics-setup.js";
@@ -160,6 +161,46 @@ test("stale-if-error serves stale on origin 5xx", async (t) => {
   assert.match(String(served.headers["cache-status"]), /^portico; fwd=stale; fwd-status=503; ttl=-?\d+; detail=stale-if-error$/);
   assert.equal(origin.requests[1]!.headers["if-none-match"], '"e1"');
   assert.equal(origin.hits(), 2);
+});
+
+test("an origin 5xx serves the stale copy for the error caching TTL", async (t) => {
+  let failing = false;
+  const respond = (_req: IncomingMessage, res: ServerResponse) => {
+    if (failing) {
+      res.writeHead(502, { "cache-control": "max-age=300" });
+      res.end("bad gateway");
+      return;
+    }
+    res.writeHead(200, { "cache-control": "max-age=1" });
+    res.end("good");
+  };
+  // CloudFront serves an expired object when the origin answers 5xx, and keeps
+  // serving it from the cache for the error caching minimum TTL (10 s by default).
+  const { origin, get } = await setupDistribution(t, respond);
+  await get("/s");
+  await sleep(1100);
+  failing = true;
+  const served = await get("/s");
+  assert.equal(served.status, 200);
+  assert.equal(served.body.toString(), "good");
+  assert.match(String(served.headers["cache-status"]), /^portico; fwd=stale; fwd-status=502; ttl=-?\d+; detail=stale-if-error$/);
+  const again = await get("/s");
+  assert.equal(again.body.toString(), "good");
+  assert.equal(again.headers["x-cache"], "Hit from portico");
+  assert.match(String(again.headers["cache-status"]), /^portico; hit; ttl=-?\d+$/);
+  assert.equal(origin.hits(), 2);
+
+  // With an error caching minimum TTL of 0 for 502, each request asks the origin again.
+  failing = false;
+  const noHold = await setupDistribution(t, respond, {}, (snapshot) => {
+    snapshot.config.CustomErrorResponses = { Quantity: 1, Items: [{ ErrorCode: 502, ErrorCachingMinTTL: 0 }] };
+  });
+  await noHold.get("/s");
+  await sleep(1100);
+  failing = true;
+  assert.equal((await noHold.get("/s")).body.toString(), "good");
+  assert.equal((await noHold.get("/s")).body.toString(), "good");
+  assert.equal(noHold.origin.hits(), 3);
 });
 
 test("failed revalidation serves stale when the origin is down", async (t) => {

@@ -283,11 +283,13 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   await sleep(1200);
   originOpen = false;
   await origin.close();
+  // The first failure serves the stale copy; for the error caching TTL after it, the copy answers
+  // as a hit, on the worker that holds it or from it on the other.
   for (let i = 0; i < 6; i++) {
     const response = await get();
-    assert.equal(response.status, 200, "stale-if-error on every worker");
+    assert.equal(response.status, 200, "stale copy on every worker");
     assert.equal(response.body.toString(), "version one");
-    assert.match(String(response.headers["cache-status"]), /stale-if-error/);
+    assert.match(String(response.headers["cache-status"]), i === 0 ? /stale-if-error/ : /stale-if-error|^portico; hit/);
   }
 });
 
