@@ -122,6 +122,7 @@ async function serveFromDiskOrOrigin(
     if (ticket.role === "writer") {
       let outcome: LockOutcome = "failed";
       let shareWithPeers: ((value: LockOutcome) => void) | undefined;
+      let refreshAfterRelease: CachedResponse | undefined;
       const settle = (value: LockOutcome): void => {
         outcome = value;
         ticket.release(value);
@@ -132,15 +133,26 @@ async function serveFromDiskOrOrigin(
         if (context.peers !== undefined) {
           const peerResult = await askPeers(context, state, request, response, target, settle);
           if (peerResult === "served") return;
-          // Another worker's stale copy: revalidate it, or serve it if the origin fails.
-          if (typeof peerResult === "object") cached = peerResult.stale;
-          else shareWithPeers = peerResult;
+          if (typeof peerResult === "object") {
+            // Another worker's stale copy, now stored here too: serve it under
+            // stale-while-revalidate, else revalidate it, or serve it if the origin fails.
+            cached = peerResult.stale;
+            if (withinStaleWhileRevalidate(cached, Date.now())) {
+              serveEntry(context, state, request, response, cached, "Hit", cacheStatus.staleWhileRevalidate(ttlLeft(cached)), policy);
+              settle("stored");
+              refreshAfterRelease = cached;
+              return;
+            }
+          } else {
+            shareWithPeers = peerResult;
+          }
         }
         await fetchAsWriter(context, state, request, response, target, cached, settle);
       } finally {
         // Releasing twice is harmless; this covers a writer that threw before settling.
         ticket.release(outcome);
         shareWithPeers?.("failed");
+        if (refreshAfterRelease !== undefined) refreshInBackground(context, request, target, refreshAfterRelease);
       }
       return;
     }
@@ -148,8 +160,14 @@ async function serveFromDiskOrOrigin(
     const outcome = await ticket.wait();
     if (outcome === "stored") {
       const stored = lookup(context, target);
-      if (stored !== undefined && isFresh(stored, Date.now())) {
+      const nowMs = Date.now();
+      if (stored !== undefined && isFresh(stored, nowMs)) {
         serveEntry(context, state, request, response, stored, "Hit", cacheStatus.collapsed(stored.status, ttlLeft(stored)), policy);
+        return;
+      }
+      if (stored !== undefined && withinStaleWhileRevalidate(stored, nowMs)) {
+        serveEntry(context, state, request, response, stored, "Hit", cacheStatus.staleWhileRevalidate(ttlLeft(stored)), policy);
+        refreshInBackground(context, request, target, stored);
         return;
       }
     }

@@ -293,6 +293,34 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   }
 });
 
+test("stale-while-revalidate serves a stale copy another worker holds", async (t) => {
+  let version = "one";
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=1, stale-while-revalidate=60", "content-type": "text/plain" });
+    res.end(`version ${version}`);
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-w", origin.port);
+  const [[first], [second]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, "/swr.txt", { agent });
+
+  assert.equal((await get(first)).body.toString(), "version one");
+  await sleep(1200);
+  version = "two";
+  // The second worker has no copy of its own: it takes the first one's stale copy and serves it
+  // at once, while one request refreshes it in the background.
+  const served = await get(second);
+  assert.equal(served.body.toString(), "version one");
+  assert.match(String(served.headers["cache-status"]), /^portico; hit; ttl=-?\d+; detail=stale-while-revalidate$/);
+  let body = "";
+  for (let i = 0; i < 50 && body !== "version two"; i++) {
+    if (i > 0) await sleep(20);
+    body = (await get(second)).body.toString();
+  }
+  assert.equal(body, "version two");
+  assert.equal(origin.hits("/swr.txt"), 2);
+});
+
 test("workers accept with primary blocked", async (t) => {
   const origin = await startOrigin((_req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60" });
