@@ -12,6 +12,25 @@ export type PageFetcher = (pageRequest: ViewerRequest, pageResponse: ViewerRespo
 /** Request headers that must not carry over from the viewer's request to the error page's. */
 const DROPPED_FOR_PAGE = ["range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since"];
 
+/** Response fields that describe the exchange rather than the page, so they come from the error response. */
+const EXCHANGE_FIELDS = new Set(["age", "cache-status", "x-cache"]);
+
+/**
+ * Returns the page's headers with the error response's `Age`, `Cache-Status`
+ * and `X-Cache`: the viewer learns how its own request was answered (an
+ * origin error fetched or cached, `Error from portico`), not how the page was.
+ */
+function pageHeadersFor(pageHeaders: readonly string[], errorHeaders: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < pageHeaders.length; i += 2) {
+    if (!EXCHANGE_FIELDS.has(pageHeaders[i]!)) out.push(pageHeaders[i]!, pageHeaders[i + 1]!);
+  }
+  for (let i = 0; i < errorHeaders.length; i += 2) {
+    if (EXCHANGE_FIELDS.has(errorHeaders[i]!)) out.push(errorHeaders[i]!, errorHeaders[i + 1]!);
+  }
+  return out;
+}
+
 /**
  * Wraps a viewer response so that an error status with a CustomErrorResponse
  * that names a ResponsePagePath is replaced by that page, fetched through the
@@ -36,7 +55,7 @@ export class ErrorPageResponse implements ViewerResponse {
       this.inner.send(status, headers, body);
       return;
     }
-    const pending = this.servePage(status, page, () => this.inner.send(status, headers, body));
+    const pending = this.servePage(status, page, headers, () => this.inner.send(status, headers, body));
     // The handler awaits settled() only when the rest of the request succeeded, so a page that
     // fails after an earlier failure would otherwise be an unhandled rejection.
     pending.catch(ignoreError);
@@ -52,7 +71,7 @@ export class ErrorPageResponse implements ViewerResponse {
     const page = this.pagePathFor(status);
     if (page === undefined) return this.inner.stream(status, headers, body);
     body.destroy();
-    await this.servePage(status, page, () => this.inner.send(status, headers, undefined));
+    await this.servePage(status, page, headers, () => this.inner.send(status, headers, undefined));
   }
 
   onDone(listener: (bytesSent: number) => void): void {
@@ -69,7 +88,12 @@ export class ErrorPageResponse implements ViewerResponse {
     return this.distribution.customErrors.get(status)?.responsePagePath;
   }
 
-  private async servePage(originalStatus: number, pagePath: string, sendOriginal: () => void): Promise<void> {
+  private async servePage(
+    originalStatus: number,
+    pagePath: string,
+    originalHeaders: readonly string[],
+    sendOriginal: () => void,
+  ): Promise<void> {
     const rule = this.distribution.customErrors.get(originalStatus);
     const responseCode = rule?.responseCode ?? originalStatus;
     const headers = { ...this.request.headers };
@@ -94,7 +118,8 @@ export class ErrorPageResponse implements ViewerResponse {
           return;
         }
         state.status = responseCode;
-        inner.send(responseCode, pageHeaders, body);
+        state.resultType = "Error";
+        inner.send(responseCode, pageHeadersFor(pageHeaders, originalHeaders), body);
       },
       async stream(status, pageHeaders, body) {
         answered = true;
@@ -104,7 +129,8 @@ export class ErrorPageResponse implements ViewerResponse {
           return;
         }
         state.status = responseCode;
-        await inner.stream(responseCode, pageHeaders, body);
+        state.resultType = "Error";
+        await inner.stream(responseCode, pageHeadersFor(pageHeaders, originalHeaders), body);
       },
       onDone: () => {},
     };

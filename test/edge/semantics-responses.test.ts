@@ -175,9 +175,15 @@ test("custom error page replaces the origin error", async (t) => {
   const first = await get("/missing");
   assert.equal(first.status, 404);
   assert.equal(first.body.toString(), "<h1>not here</h1>");
+  // The headers that describe the exchange are those of the error, not of the page's entry.
+  assert.equal(first.headers["x-cache"], "Error from portico");
+  assert.equal(first.headers["cache-status"], "portico; fwd=uri-miss; fwd-status=404; stored; ttl=30");
   const second = await get("/missing");
   assert.equal(second.status, 404);
   assert.equal(second.body.toString(), "<h1>not here</h1>");
+  assert.equal(second.headers["x-cache"], "Error from portico");
+  assert.match(String(second.headers["cache-status"]), /^portico; hit; ttl=\d+$/);
+  assert.equal(second.headers["content-type"], "text/html");
   // The error is cached for ErrorCachingMinTTL and the page for its own TTL.
   assert.equal(origin.hits("/missing"), 1);
   assert.equal(origin.hits("/errors/404.html"), 1);
@@ -223,6 +229,8 @@ test("uncached error is replaced by its page", async (t) => {
       const page = await get(path);
       assert.equal(page.status, 200);
       assert.equal(page.body.toString(), "<h1>error page</h1>");
+      assert.equal(page.headers["x-cache"], "Error from portico");
+      assert.match(String(page.headers["cache-status"]), /^portico; fwd=bypass; fwd-status=404/);
       const head = await get(path, {}, "HEAD");
       assert.equal(head.status, 200);
     }
