@@ -4,6 +4,8 @@
  * in the cache (expiration)".
  */
 
+import { parseCdnCacheControl } from "./cdn-cache-control.js";
+
 /** The TTL settings of a cache behavior or cache policy, in seconds. */
 export interface TtlSettings {
   minTtlSeconds: number;
@@ -119,27 +121,6 @@ export function parseCacheControl(value: string | undefined): CacheControl {
   return result;
 }
 
-/**
- * Returns whether a CDN-Cache-Control value (RFC 9213) carries at least one
- * directive this cache understands. An empty or unusable value is ignored
- * and Cache-Control applies, as RFC 9213 section 2.1 asks for a field that
- * is empty or fails to parse.
- */
-function isUsableCdnCacheControl(value: string | undefined): value is string {
-  if (value === undefined || value.trim() === "") return false;
-  const parsed = parseCacheControl(value);
-  return (
-    parsed.noCache ||
-    parsed.noStore ||
-    parsed.isPrivate ||
-    parsed.mustRevalidate ||
-    parsed.maxAgeSeconds !== undefined ||
-    parsed.sMaxAgeSeconds !== undefined ||
-    parsed.staleWhileRevalidateSeconds !== undefined ||
-    parsed.staleIfErrorSeconds !== undefined
-  );
-}
-
 /** Parses delta-seconds (RFC 9111 section 1.2.2); an invalid value counts as absent. */
 export function parseDeltaSeconds(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d+$/.test(value)) return undefined;
@@ -183,9 +164,7 @@ export function decideFreshness(
   nowMs: number,
   errorCachingMinTtlSeconds: ReadonlyMap<number, number> = NO_ERROR_OVERRIDES,
 ): FreshnessDecision {
-  const cacheControl = parseCacheControl(
-    isUsableCdnCacheControl(headers.cdnCacheControl) ? headers.cdnCacheControl : headers.cacheControl,
-  );
+  const cacheControl = parseCdnCacheControl(headers.cdnCacheControl) ?? parseCacheControl(headers.cacheControl);
   const staleness = {
     staleWhileRevalidateSeconds: cacheControl.mustRevalidate ? 0 : (cacheControl.staleWhileRevalidateSeconds ?? 0),
     staleIfErrorSeconds: cacheControl.mustRevalidate ? 0 : cacheControl.staleIfErrorSeconds,

@@ -20,7 +20,13 @@ test("freshness table with stale directives", () => {
     ["CDN-Cache-Control bounded by MaxTTL", headers(undefined, "max-age=5000"), ttl, { store: true, ttlSeconds: 1000 }],
     ["CDN-Cache-Control no-store", headers("max-age=60", "no-store"), ttl, { store: false, reason: "origin-no-cache" }],
     ["empty CDN-Cache-Control ignored", headers("max-age=60", " "), ttl, { store: true, ttlSeconds: 60 }],
-    ["unknown-only CDN-Cache-Control ignored", headers("max-age=60", "foo=1"), ttl, { store: true, ttlSeconds: 60 }],
+    // RFC 9213: a field that parses replaces Cache-Control even without a known directive; one that
+    // does not parse as a Structured Fields Dictionary is ignored whole.
+    ["unknown-only CDN-Cache-Control still replaces", headers("max-age=60", "foo=1"), ttl, { store: true, ttlSeconds: 100 }],
+    ["malformed CDN-Cache-Control ignored", headers("max-age=60", "max-age=20,,"), ttl, { store: true, ttlSeconds: 60 }],
+    ["CDN-Cache-Control repeated key keeps the last", headers(undefined, "max-age=20, max-age=30"), ttl, { store: true, ttlSeconds: 30 }],
+    ["CDN-Cache-Control string max-age has no lifetime", headers("max-age=60", 'max-age="20"'), ttl, { store: true, ttlSeconds: 100 }],
+    ["CDN-Cache-Control no-cache=?0 is off", headers(undefined, "no-cache=?0, max-age=30"), ttl, { store: true, ttlSeconds: 30 }],
     [
       "stale-while-revalidate kept",
       headers("max-age=60, stale-while-revalidate=30"),
