@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import type { Logger } from "./common/logger.js";
-import { lockDataDir } from "./common/data-dir-lock.js";
+import { lockDataDir, recordEndpoint } from "./common/data-dir-lock.js";
 import { loadCredentials, StaticCredentialStore, type LoadedCredentials } from "./api/auth/credentials.js";
 import { ApiServer } from "./api/server.js";
 import { createS3Service } from "./api/s3/index.js";
@@ -201,6 +201,7 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       { httpPort: edge.httpPort, httpsPort: edge.httpsPort, caCertificatePath: edge.caCertificatePath },
       "edge listening",
     );
+    closers.push(await recordEndpoint(options.dataDir, apiUrl));
     ready = true;
 
     return {

@@ -4,6 +4,7 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { Command, Option } from "commander";
 import { createLogger } from "../common/logger.js";
+import { recordedEndpoint } from "../common/data-dir-lock.js";
 import {
   DEFAULTS,
   parseMebibytes,
@@ -169,9 +170,10 @@ program
       "hit rate and error rate over the last minutes, read from a running Portico's API endpoint.",
   )
   .addOption(
-    new Option("--endpoint <url>", "API endpoint of the running Portico")
-      .env("PORTICO_ENDPOINT")
-      .default(`http://127.0.0.1:${DEFAULTS.apiPort}`),
+    new Option(
+      "--endpoint <url>",
+      `API endpoint of the running Portico (default: the one recorded in the data folder by \`portico up\`, else http://127.0.0.1:${DEFAULTS.apiPort})`,
+    ).env("PORTICO_ENDPOINT"),
   )
   .addOption(
     new Option("--data-dir <path>", "data folder whose credentials.json has the root key, used when AWS_ACCESS_KEY_ID is unset")
@@ -184,8 +186,10 @@ program
       .argParser((value) => parseMinutes(value)),
   )
   .option("--json", "print the report as JSON instead of tables", false)
-  .action(async (flags: { endpoint: string; dataDir: string; minutes: number; json: boolean }) => {
-    await runStatus({ endpoint: flags.endpoint, dataDir: resolveDataDir(flags.dataDir), minutes: flags.minutes, json: flags.json });
+  .action(async (flags: { endpoint?: string; dataDir: string; minutes: number; json: boolean }) => {
+    const dataDir = resolveDataDir(flags.dataDir);
+    const endpoint = flags.endpoint ?? (await recordedEndpoint(dataDir)) ?? `http://127.0.0.1:${DEFAULTS.apiPort}`;
+    await runStatus({ endpoint, dataDir, minutes: flags.minutes, json: flags.json });
   });
 
 function parseMinutes(value: string): number {

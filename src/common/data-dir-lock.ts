@@ -1,4 +1,4 @@
-import { open, readFile, unlink } from "node:fs/promises";
+import { open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 /** A held lock on a data folder; `release` removes it. */
@@ -48,4 +48,29 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
     await unlink(path).catch(() => {});
   }
   throw new Error(`cannot lock data folder ${dataDir}: ${path} keeps reappearing`);
+}
+
+/** The file in a data folder that names the API endpoint of the Portico running on it. */
+const ENDPOINT_FILE = "api-endpoint";
+
+/**
+ * Records the API endpoint of the Portico that holds the folder's lock, so
+ * that commands given only `--data-dir` find the port it listens on. Returns
+ * the function that removes the record.
+ */
+export async function recordEndpoint(dataDir: string, url: string): Promise<() => Promise<void>> {
+  const path = join(dataDir, ENDPOINT_FILE);
+  const staging = `${path}.${process.pid}`;
+  await writeFile(staging, `${url}\n`, { mode: 0o644 });
+  await rename(staging, path);
+  return async () => {
+    await unlink(path).catch(() => {});
+  };
+}
+
+/** Returns the API endpoint that a running Portico recorded in `dataDir`, if any. */
+export async function recordedEndpoint(dataDir: string): Promise<string | undefined> {
+  const text = await readFile(join(dataDir, ENDPOINT_FILE), "utf8").catch(() => undefined);
+  const url = text?.trim();
+  return url === undefined || url === "" ? undefined : url;
 }

@@ -390,9 +390,11 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
   });
 
   test("status prints distributions, edges and rates", async () => {
+    // Without --endpoint, status finds the port in the data folder, where `portico up` recorded it.
+    assert.equal((await readFile(join(dataDir, "api-endpoint"), "utf8")).trim(), portico.target.endpoint);
     const { stdout } = await run(
       process.execPath,
-      ["--import", "tsx", join(REPO, "src", "cli", "main.ts"), "status", "--endpoint", portico.target.endpoint, "--data-dir", dataDir],
+      ["--import", "tsx", join(REPO, "src", "cli", "main.ts"), "status", "--data-dir", dataDir],
       { cwd: REPO, env: { ...process.env, AWS_ACCESS_KEY_ID: "", AWS_SECRET_ACCESS_KEY: "" }, timeout: 30_000 },
     );
     const header = stdout.split("\n").find((line) => line.startsWith("ID"));
