@@ -90,6 +90,12 @@ test("runbook policy allows only the distribution's ARN", async () => {
 
   const other = await fetchAsCloudFront(`/${BUCKET}/index.html`, OTHER_ARN);
   assert.equal(other.status, 403);
+  // The service principal, which only the edge signs as, learns which part of which statement failed.
+  assert.equal(
+    other.headers.get("x-amz-error-detail"),
+    `no bucket policy statement allows s3:GetObject on arn:aws:s3:::${BUCKET}/index.html: ` +
+      `statement Statement[0] has a StringEquals condition on AWS:SourceArn that the request does not meet (the request has ${OTHER_ARN})`,
+  );
   assert.equal(await errorCode(other), "AccessDenied");
 
   // GetObject alone does not grant ListBucket, so a missing key reads as AccessDenied.
@@ -101,6 +107,7 @@ test("runbook policy allows only the distribution's ARN", async () => {
 test("anonymous GET is denied with S3 XML", async () => {
   const response = await fetch(`${store.endpoint}/${BUCKET}/index.html`);
   assert.equal(response.status, 403);
+  assert.equal(response.headers.get("x-amz-error-detail"), null, "other callers learn nothing of the policy");
   assert.equal(response.headers.get("content-type"), "application/xml");
   assert.ok(response.headers.get("x-amz-request-id"));
   const text = await response.text();
@@ -138,8 +145,22 @@ test("public-read policy with a Deny for one prefix", async () => {
   assert.equal(hidden.status, 403);
   const listing = await fetch(`${store.endpoint}/${BUCKET}?list-type=2`);
   assert.equal(listing.status, 403, "GetObject does not grant ListBucket");
+  const denied = await fetchAsCloudFront(`/${BUCKET}/secret/key.txt`, DISTRIBUTION_ARN);
+  assert.equal(
+    denied.headers.get("x-amz-error-detail"),
+    `statement HideSecrets of the bucket policy denies s3:GetObject on arn:aws:s3:::${BUCKET}/secret/key.txt`,
+  );
   await store.client.send(new DeleteBucketPolicyCommand({ Bucket: BUCKET }));
   assert.equal((await fetch(`${store.endpoint}/${BUCKET}/index.html`)).status, 403);
+  const noPolicy = await fetchAsCloudFront(`/${BUCKET}/index.html`, DISTRIBUTION_ARN);
+  assert.equal(
+    noPolicy.headers.get("x-amz-error-detail"),
+    `no bucket policy statement allows s3:GetObject on arn:aws:s3:::${BUCKET}/index.html: the bucket has no policy`,
+  );
+  // A key outside ASCII is percent-encoded in the header, which may carry ASCII only.
+  const unicode = await fetchAsCloudFront(`/${BUCKET}/caf%C3%A9.txt`, DISTRIBUTION_ARN);
+  assert.equal(unicode.status, 403);
+  assert.match(unicode.headers.get("x-amz-error-detail") ?? "", /arn:aws:s3:::[^ ]+\/caf%C3%A9\.txt:/);
 });
 
 test("malformed policies name the element at fault", async () => {

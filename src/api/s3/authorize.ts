@@ -1,9 +1,9 @@
 import type { ApiRequest } from "../context.js";
-import { authErrors } from "../errors.js";
+import { ApiError } from "../errors.js";
 import type { BucketRecord } from "../../store/metadata.js";
 import type { ConditionContext } from "../../store/policy/conditions.js";
 import { parseBucketPolicy, type BucketPolicy } from "../../store/policy/document.js";
-import { evaluatePolicy } from "../../store/policy/evaluate.js";
+import { evaluatePolicy, explainImplicitDeny } from "../../store/policy/evaluate.js";
 import type { S3Operation } from "./router.js";
 
 /** The IAM action that each operation is authorized as ("Actions, resources, and condition keys for Amazon S3"). */
@@ -157,7 +157,18 @@ export function recordBucketOwner(request: ApiRequest, bucket: BucketRecord): vo
  * included, needs a statement that allows it and none that denies it.
  */
 export function authorize(request: ApiRequest, bucket: BucketRecord | undefined, action: string, resource: string): void {
-  if (!isAllowed(request, bucket, action, resource, true)) throw authErrors.accessDenied();
+  const denial = denialOf(request, bucket, action, resource, true);
+  if (denial === undefined) return;
+  // The edge signs as the CloudFront service principal with a key only it holds, so only the
+  // edge learns the reason, which it logs beside the distribution that was denied.
+  const headers: Record<string, string> =
+    request.principal.type === "service" ? { "x-amz-error-detail": asHeaderValue(denial) } : {};
+  throw new ApiError("AccessDenied", 403, "Access Denied", { headers });
+}
+
+/** Percent-encodes what a header value may not carry as is, such as a key's non-ASCII characters. */
+function asHeaderValue(text: string): string {
+  return text.replace(/[^\x20-\x7e]/gu, (char) => encodeURIComponent(char));
 }
 
 /** Like `authorize`, but returns the decision; `log` controls whether a denial is logged. */
@@ -168,32 +179,41 @@ export function isAllowed(
   resource: string,
   log: boolean,
 ): boolean {
+  return denialOf(request, bucket, action, resource, log) === undefined;
+}
+
+/** Returns why the request may not run `action` on `resource`, or undefined when it may. */
+function denialOf(
+  request: ApiRequest,
+  bucket: BucketRecord | undefined,
+  action: string,
+  resource: string,
+  log: boolean,
+): string | undefined {
   const principal = request.principal;
   const isOwner = ownsBucket(request, bucket);
-  if (isOwner && POLICY_OPERATIONS.has(action)) return true;
+  if (isOwner && POLICY_OPERATIONS.has(action)) return undefined;
 
   const policy = bucket === undefined ? undefined : bucketPolicyOf(bucket);
-  const decision = evaluatePolicy(policy, {
-    action,
-    resource,
-    principal,
-    context: conditionContext(request, Date.now()),
-  });
+  const policyRequest = { action, resource, principal, context: conditionContext(request, Date.now()) };
+  const decision = evaluatePolicy(policy, policyRequest);
   if (decision.effect === "deny") {
+    const reason = `statement ${decision.statement} of the bucket policy denies ${action} on ${resource}`;
     if (log) {
       request.log.info(
-        { action, resource, principalType: principal.type, statement: decision.statement },
+        { action, resource, principalType: principal.type, statement: decision.statement, reason },
         "request denied by a bucket policy statement",
       );
     }
-    return false;
+    return reason;
   }
-  if (isOwner || decision.effect === "allow") return true;
+  if (isOwner || decision.effect === "allow") return undefined;
+  const reason = `no bucket policy statement allows ${action} on ${resource}: ${explainImplicitDeny(policy, policyRequest)}`;
   if (log) {
     request.log.info(
-      { action, resource, principalType: principal.type, hasPolicy: policy !== undefined },
+      { action, resource, principalType: principal.type, hasPolicy: policy !== undefined, reason },
       "no bucket policy statement allowed the request",
     );
   }
-  return false;
+  return reason;
 }

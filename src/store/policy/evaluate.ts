@@ -75,3 +75,56 @@ function principalMatchesSpec(spec: PrincipalSpec, principal: Principal, effect:
 function isAccountPrincipal(entry: string, accountId: string): boolean {
   return entry === accountId || entry === `arn:aws:iam::${accountId}:root`;
 }
+
+/**
+ * Returns why no Allow statement applies to a request, for logs and for the
+ * edge: the Allow statement that came closest, and the first of its elements
+ * that failed (principal, then action, resource and condition), or that the
+ * bucket has no policy or no Allow statement at all.
+ */
+export function explainImplicitDeny(policy: BucketPolicy | undefined, request: PolicyRequest): string {
+  if (!policy) return "the bucket has no policy";
+  let closest: { stage: number; reason: string } | undefined;
+  for (const statement of policy.statements) {
+    if (statement.effect !== "Allow") continue;
+    const failure = firstFailure(statement, request);
+    if (failure !== undefined && (closest === undefined || failure.stage > closest.stage)) closest = failure;
+  }
+  return closest?.reason ?? "the bucket policy has no Allow statement";
+}
+
+function firstFailure(statement: PolicyStatement, request: PolicyRequest): { stage: number; reason: string } | undefined {
+  const label = statement.label;
+  const principalMatches = principalMatchesSpec(statement.principal.spec, request.principal, statement.effect);
+  if (principalMatches === statement.principal.negated) {
+    return { stage: 0, reason: `statement ${label} does not name the principal ${principalName(request.principal)}` };
+  }
+  const actionMatches = statement.action.patterns.some((pattern) => matchesWildcard(pattern, request.action, true));
+  if (actionMatches === statement.action.negated) {
+    return { stage: 1, reason: `statement ${label} does not cover the action ${request.action}` };
+  }
+  const resourceMatches = statement.resource.patterns.some((pattern) => matchesWildcard(pattern, request.resource));
+  if (resourceMatches === statement.resource.negated) {
+    return { stage: 2, reason: `statement ${label} does not cover the resource ${request.resource}` };
+  }
+  const failed = statement.conditions.find((clause) => !evaluateCondition(clause, request.context));
+  if (failed === undefined) return undefined;
+  const values = request.context.get(failed.key);
+  const has = values === undefined || values.length === 0 ? "has no value" : `has ${values.join(", ")}`;
+  return {
+    stage: 3,
+    reason: `statement ${label} has a ${failed.operator.name} condition on ${failed.keyName} that the request does not meet (the request ${has})`,
+  };
+}
+
+function principalName(principal: Principal): string {
+  switch (principal.type) {
+    case "anonymous":
+      return "anonymous";
+    case "service":
+      return `service ${principal.service}`;
+    case "root":
+    case "user":
+      return principal.arn;
+  }
+}
