@@ -92,6 +92,11 @@ export class DiskTier {
     return this.index.usedBytes;
   }
 
+  /** Bytes reserved for writes in progress, which count against the budget beside `usedBytes`. */
+  get reservedBytes(): number {
+    return this.index.outsideBytes;
+  }
+
   get entryCount(): number {
     return this.index.size;
   }
@@ -145,7 +150,13 @@ export class DiskTier {
   async write(metadata: DiskMetadata, body: Buffer): Promise<boolean> {
     const head = encodeHead(metadata);
     const sizeBytes = head.length + body.length + 32;
-    if (sizeBytes > this.capacityBytes) return false;
+    // Counted from the start, like a streamed write, so concurrent writes stay within the budget.
+    if (!this.index.reserve(sizeBytes)) return false;
+    let reserved = true;
+    const release = (): void => {
+      if (reserved) this.index.removeOutside(sizeBytes);
+      reserved = false;
+    };
     const digest = createHash("sha256").update(head).update(body).digest();
     const tempPath = this.tempPath();
     try {
@@ -156,8 +167,9 @@ export class DiskTier {
       } finally {
         await handle.close();
       }
-      return await this.publish(tempPath, metadata, head.length, sizeBytes);
+      return await this.publish(tempPath, metadata, head.length, sizeBytes, release);
     } catch (error) {
+      release();
       this.options.log.warn({ err: error, key: metadata.key }, "disk cache write failed");
       await unlink(tempPath).catch(() => {});
       return false;
@@ -166,26 +178,29 @@ export class DiskTier {
 
   /**
    * Returns a stream that passes an origin body through while writing it to
-   * the tier. The entry is published when the body ends with exactly
-   * `metadata.bodyBytes` bytes; `stored` resolves to whether it was.
+   * the tier, or undefined when the entry cannot fit beside the writes
+   * already in progress. The entry's size counts against the budget from the
+   * start, so files being written never take the tier past it. The entry is
+   * published when the body ends with exactly `metadata.bodyBytes` bytes;
+   * `stored` resolves to whether it was.
    */
-  tee(metadata: DiskMetadata): { tap: Transform; stored: Promise<boolean> } {
+  tee(metadata: DiskMetadata): { tap: Transform; stored: Promise<boolean> } | undefined {
     const head = encodeHead(metadata);
     const sizeBytes = head.length + metadata.bodyBytes + 32;
+    if (!this.index.reserve(sizeBytes)) return undefined;
     const tempPath = this.tempPath();
     let resolveStored: (stored: boolean) => void = () => {};
     const stored = new Promise<boolean>((resolve) => (resolveStored = resolve));
-    if (sizeBytes > this.capacityBytes) {
-      resolveStored(false);
-      return { tap: new Transform({ transform: (chunk, _encoding, callback) => callback(null, chunk) }), stored };
-    }
     const tap = new DiskTap(head, tempPath, metadata.bodyBytes, async (ok) => {
       if (!ok) {
+        this.index.removeOutside(sizeBytes);
         await unlink(tempPath).catch(() => {});
         resolveStored(false);
         return;
       }
-      resolveStored(await this.publish(tempPath, metadata, head.length, sizeBytes).catch(() => false));
+      // The reservation turns into the entry's own size as it is indexed.
+      const published = this.publish(tempPath, metadata, head.length, sizeBytes, () => this.index.removeOutside(sizeBytes));
+      resolveStored(await published.catch(() => false));
     });
     return { tap, stored };
   }
@@ -221,19 +236,36 @@ export class DiskTier {
     return join(this.objectsDirectory, name.slice(0, 2), name);
   }
 
-  /** Renames a finished temp file into place, fsyncs its folder and indexes it. */
-  private async publish(tempPath: string, metadata: DiskMetadata, bodyOffset: number, sizeBytes: number): Promise<boolean> {
+  /**
+   * Renames a finished temp file into place, fsyncs its folder and indexes it.
+   * `release` runs just before the entry is indexed, or when publishing
+   * fails, to give back a reservation made for it.
+   */
+  private async publish(
+    tempPath: string,
+    metadata: DiskMetadata,
+    bodyOffset: number,
+    sizeBytes: number,
+    release: () => void = () => {},
+  ): Promise<boolean> {
     const path = this.pathOf(metadata.key);
-    const shard = join(path, "..");
-    await mkdir(shard, { recursive: true });
-    await rename(tempPath, path);
-    const directory = await open(shard, "r");
     try {
-      await directory.sync();
-    } finally {
-      await directory.close();
+      const shard = join(path, "..");
+      await mkdir(shard, { recursive: true });
+      await rename(tempPath, path);
+      const directory = await open(shard, "r");
+      try {
+        await directory.sync();
+      } finally {
+        await directory.close();
+      }
+    } catch (error) {
+      release();
+      await unlink(tempPath).catch(() => {});
+      throw error;
     }
     this.remove(metadata.key);
+    release();
     return this.add(metadata, path, bodyOffset, sizeBytes);
   }
 

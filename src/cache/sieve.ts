@@ -56,6 +56,21 @@ export class SieveCache<V> {
     this.outsideBytesTotal = Math.max(0, this.outsideBytesTotal - bytes);
   }
 
+  /**
+   * Counts `bytes` that are not stored yet, such as a write in progress,
+   * against the budget at once, evicting entries until they fit. Returns
+   * false, and counts nothing, when the other bytes held outside leave no
+   * room for them. `removeOutside` gives them back.
+   */
+  reserve(bytes: number): boolean {
+    if (bytes + this.outsideBytesTotal > this.capacityBytes) return false;
+    while (this.usedBytesTotal + this.outsideBytesTotal + bytes > this.capacityBytes && this.nodes.size > 0) {
+      this.evictOne();
+    }
+    this.outsideBytesTotal += bytes;
+    return true;
+  }
+
   get size(): number {
     return this.nodes.size;
   }

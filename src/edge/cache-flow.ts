@@ -397,8 +397,8 @@ async function fetchAsWriter(
       decision,
       contentLength,
     });
-    if (tee === undefined) {
-      await streamWithoutStoring(originResponse.body, "too-large");
+    if (typeof tee === "string") {
+      await streamWithoutStoring(originResponse.body, tee);
       return;
     }
     // Large objects go to the viewer and the disk tier at once; waiters fetch on their own meanwhile.

@@ -30,14 +30,19 @@ export interface TeeFields {
 
 /**
  * Returns a pass-through stream that also writes a large origin body to the
- * disk tier, or undefined when there is no disk tier or the object exceeds
- * a quarter of its budget.
+ * disk tier, or why it cannot: `too-large` when there is no disk tier or the
+ * object exceeds a quarter of its budget, `disk-full` when the writes already
+ * in progress leave no room for it.
  */
-export function teeToDisk(context: EdgeContext, target: CacheableRequest, fields: TeeFields): Transform | undefined {
+export function teeToDisk(
+  context: EdgeContext,
+  target: CacheableRequest,
+  fields: TeeFields,
+): Transform | "too-large" | "disk-full" {
   const disk = context.disk;
-  if (disk === undefined || fields.contentLength > disk.capacityBytes / MAX_DISK_OBJECT_SHARE) return undefined;
+  if (disk === undefined || fields.contentLength > disk.capacityBytes / MAX_DISK_OBJECT_SHARE) return "too-large";
   const decision = fields.decision;
-  const { tap, stored } = disk.tee({
+  const tee = disk.tee({
     key: fields.fullKey,
     primaryKey: target.keyResult.key,
     varyNames: [...fields.varyNames],
@@ -55,6 +60,8 @@ export function teeToDisk(context: EdgeContext, target: CacheableRequest, fields
     bodyBytes: fields.contentLength,
     storedAtMs: fields.startedAtMs,
   });
+  if (tee === undefined) return "disk-full";
+  const { tap, stored } = tee;
   context.pendingWrites.add(stored);
   void stored.then((ok) => {
     context.pendingWrites.delete(stored);

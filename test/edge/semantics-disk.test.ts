@@ -89,6 +89,44 @@ test("disk tier stays within its byte budget", async (t) => {
   assert.equal(await tier.write(metadataFor("huge", capacityBytes), Buffer.alloc(capacityBytes)), false);
 });
 
+test("streamed writes count against the disk budget from their start", async (t) => {
+  const directory = await tempDir(t);
+  const capacityBytes = 64 * 1024;
+  const tier = await DiskTier.open({ directory, capacityBytes, log: silentLogger() });
+  const bodyBytes = 25_000;
+  const first = tier.tee(metadataFor("first", bodyBytes));
+  const second = tier.tee(metadataFor("second", bodyBytes));
+  assert.ok(first !== undefined && second !== undefined);
+  // Two writes in progress leave no room for a third of the same size, so it is not started.
+  assert.equal(tier.tee(metadataFor("third", bodyBytes)), undefined);
+  assert.ok(tier.reservedBytes > 2 * bodyBytes && tier.reservedBytes <= capacityBytes);
+
+  // A write that ends short gives its reservation back, and the next one fits.
+  first.tap.resume();
+  first.tap.end(Buffer.alloc(bodyBytes - 1, 1));
+  assert.equal(await first.stored, false);
+  const third = tier.tee(metadataFor("third", bodyBytes));
+  assert.ok(third !== undefined);
+  for (const { tap, stored } of [second, third]) {
+    tap.resume();
+    tap.end(Buffer.alloc(bodyBytes, 2));
+    assert.equal(await stored, true);
+  }
+  assert.equal(tier.reservedBytes, 0);
+  assert.equal(tier.entryCount, 2);
+  assert.ok(tier.usedBytes <= capacityBytes);
+
+  // A new write evicts stored entries to make room before it starts.
+  const fourth = tier.tee(metadataFor("fourth", bodyBytes));
+  assert.ok(fourth !== undefined);
+  assert.ok(tier.usedBytes + tier.reservedBytes <= capacityBytes);
+  assert.equal(tier.entryCount, 1);
+  fourth.tap.resume();
+  fourth.tap.end(Buffer.alloc(bodyBytes, 3));
+  assert.equal(await fourth.stored, true);
+  assert.ok(tier.usedBytes <= capacityBytes);
+});
+
 interface DiskEdge {
   edge: Edge;
   publishAndWait(message: Parameters<EmbeddedBus["publish"]>[0]): Promise<EdgeAck>;
