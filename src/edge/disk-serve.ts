@@ -1,4 +1,5 @@
-import type { Transform } from "node:stream";
+import { randomBytes } from "node:crypto";
+import { Readable, type Transform } from "node:stream";
 import type { DiskStreamTarget } from "../cache/disk.js";
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
 import type { StoreDecision } from "../cache/freshness.js";
@@ -7,7 +8,7 @@ import type { EdgeContext } from "./context.js";
 import { openDiskBody } from "./disk-flow.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { appendEdgeHeaders, cacheStatus, headerIn, headerText } from "./headers.js";
-import { contentRange, resolveRange } from "./range.js";
+import { contentRange, multipartFraming, resolveRange, resolveRanges, type ByteRange } from "./range.js";
 import { streamUncached } from "./respond.js";
 import { corsRequestOf } from "./respond.js";
 import { applyHeadersPolicy } from "./response-headers.js";
@@ -84,6 +85,7 @@ export async function serveDiskStream(
   const nowMs = Date.now();
   const ageSeconds = metadata.initialAgeSeconds + Math.max(0, Math.floor((nowMs - metadata.responseAtMs) / 1000));
   const statusValue = cacheStatus.hit(metadata.ttlSeconds - ageSeconds);
+  const exchangeHeaders = ["age", String(ageSeconds), "x-amz-cf-id", state.requestId, "cache-status", statusValue];
   const etag = headerIn(metadata.originHeaders, "etag");
   const lastModified = headerIn(metadata.originHeaders, "last-modified");
   const ifNoneMatchHeader = request.headers["if-none-match"];
@@ -97,7 +99,7 @@ export async function serveDiskStream(
     }
     const headers = applyHeadersPolicy(kept, policy, corsRequestOf(request));
     appendEdgeHeaders(headers, context.identity, "Hit");
-    headers.push("age", String(ageSeconds), "x-amz-cf-id", state.requestId, "cache-status", statusValue);
+    headers.push(...exchangeHeaders);
     state.status = 304;
     state.resultType = "Hit";
     response.send(304, headers, undefined);
@@ -105,20 +107,19 @@ export async function serveDiskStream(
   }
 
   const rangeHeader = request.headers.range;
-  const range =
-    metadata.status === 200 && rangeHeader !== undefined && ifRangeAllows(headerText(request.headers["if-range"]), etag, lastModified)
-      ? resolveRange(rangeHeader, disk.bodyBytes)
-      : ({ kind: "full" } as const);
+  const rangesApply =
+    metadata.status === 200 && rangeHeader !== undefined && ifRangeAllows(headerText(request.headers["if-range"]), etag, lastModified);
+  const ranges = rangesApply ? resolveRanges(rangeHeader, disk.bodyBytes) : ({ kind: "full" } as const);
+  if (ranges.kind === "partial" && ranges.ranges.length > 1) {
+    await serveDiskMultipart(context, state, request, response, disk, ranges.ranges, exchangeHeaders, policy);
+    return;
+  }
+  const range = rangesApply ? resolveRange(rangeHeader, disk.bodyBytes) : ({ kind: "full" } as const);
   if (range.kind === "partial") {
     const headers = applyHeadersPolicy(metadata.originHeaders, policy, corsRequestOf(request));
     appendEdgeHeaders(headers, context.identity, "Hit");
     headers.push(
-      "age",
-      String(ageSeconds),
-      "x-amz-cf-id",
-      state.requestId,
-      "cache-status",
-      statusValue,
+      ...exchangeHeaders,
       "content-range",
       contentRange(range.start, range.end, disk.bodyBytes),
       "content-length",
@@ -145,4 +146,44 @@ export async function serveDiskStream(
     policy,
     { ageSeconds },
   );
+}
+
+/** Serves several ranges of a disk entry as one multipart/byteranges body, reading each range from the file in turn. */
+async function serveDiskMultipart(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  disk: DiskStreamTarget,
+  ranges: readonly ByteRange[],
+  exchangeHeaders: readonly string[],
+  policy: CacheableRequest["behavior"]["headersPolicy"],
+): Promise<void> {
+  const metadata = disk.metadata;
+  const boundary = randomBytes(12).toString("hex");
+  const framing = multipartFraming(ranges, headerIn(metadata.originHeaders, "content-type"), boundary, disk.bodyBytes);
+  const originHeaders: string[] = [];
+  for (let i = 0; i < metadata.originHeaders.length; i += 2) {
+    const name = metadata.originHeaders[i]!;
+    if (name !== "content-type" && name !== "content-length") originHeaders.push(name, metadata.originHeaders[i + 1]!);
+  }
+  const headers = applyHeadersPolicy(originHeaders, policy, corsRequestOf(request));
+  appendEdgeHeaders(headers, context.identity, "Hit");
+  headers.push(...exchangeHeaders);
+  headers.push("content-type", `multipart/byteranges; boundary=${boundary}`, "content-length", String(framing.totalBytes));
+  state.status = 206;
+  state.resultType = "Hit";
+  if (request.method === "HEAD") {
+    response.send(206, headers, undefined);
+    return;
+  }
+  async function* parts(): AsyncGenerator<Buffer> {
+    for (const [index, range] of ranges.entries()) {
+      yield framing.heads[index]!;
+      // Leaving the loop early, when the viewer goes away, destroys the file stream.
+      for await (const chunk of openDiskBody(context, disk, range)) yield chunk as Buffer;
+    }
+    yield framing.tail;
+  }
+  await response.stream(206, headers, Readable.from(parts(), { objectMode: false }));
 }

@@ -128,6 +128,35 @@ export function resolveRanges(header: string | undefined, length: number, maxRan
   return { kind: "partial", ranges: merged };
 }
 
+/** The framing of a multipart/byteranges body (RFC 9110 section 14.6): a head before each part, and the closing line. */
+export interface MultipartFraming {
+  heads: Buffer[];
+  tail: Buffer;
+  /** Bytes of the whole body, parts included. */
+  totalBytes: number;
+}
+
+/** Returns the framing of a multipart/byteranges body for `ranges` of an object of `length` bytes. */
+export function multipartFraming(
+  ranges: readonly ByteRange[],
+  contentType: string | undefined,
+  boundary: string,
+  length: number,
+): MultipartFraming {
+  const heads: Buffer[] = [];
+  let totalBytes = 0;
+  for (const range of ranges) {
+    let head = `\r\n--${boundary}\r\n`;
+    if (contentType !== undefined) head += `content-type: ${contentType}\r\n`;
+    head += `content-range: ${contentRange(range.start, range.end, length)}\r\n\r\n`;
+    const bytes = Buffer.from(head);
+    heads.push(bytes);
+    totalBytes += bytes.length + range.end - range.start + 1;
+  }
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  return { heads, tail, totalBytes: totalBytes + tail.length };
+}
+
 /** Builds a multipart/byteranges body (RFC 9110 section 14.6) for `ranges` of `body`. */
 export function multipartByteranges(
   body: Buffer,
@@ -135,13 +164,9 @@ export function multipartByteranges(
   contentType: string | undefined,
   boundary: string,
 ): Buffer {
+  const framing = multipartFraming(ranges, contentType, boundary, body.length);
   const parts: Buffer[] = [];
-  for (const range of ranges) {
-    let head = `\r\n--${boundary}\r\n`;
-    if (contentType !== undefined) head += `content-type: ${contentType}\r\n`;
-    head += `content-range: ${contentRange(range.start, range.end, body.length)}\r\n\r\n`;
-    parts.push(Buffer.from(head), body.subarray(range.start, range.end + 1));
-  }
-  parts.push(Buffer.from(`\r\n--${boundary}--\r\n`));
-  return Buffer.concat(parts);
+  ranges.forEach((range, index) => parts.push(framing.heads[index]!, body.subarray(range.start, range.end + 1)));
+  parts.push(framing.tail);
+  return Buffer.concat(parts, framing.totalBytes);
 }

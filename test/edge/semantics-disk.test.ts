@@ -232,6 +232,26 @@ test("large objects stream through to disk and serve from it", async (t) => {
   const ranged = await get("/big.bin", { range: "bytes=100000-100009" });
   assert.equal(ranged.status, 206);
   assert.ok(ranged.body.equals(large.subarray(100_000, 100_010)));
+
+  // Several ranges of a disk hit make one multipart/byteranges body, as a memory hit does.
+  const multi = await get("/big.bin", { range: "bytes=0-1,4-5,-3" });
+  assert.equal(multi.status, 206);
+  const boundary = /^multipart\/byteranges; boundary=(\S+)$/.exec(String(multi.headers["content-type"]))?.[1];
+  assert.ok(boundary !== undefined, String(multi.headers["content-type"]));
+  assert.equal(Number(multi.headers["content-length"]), multi.body.length);
+  const size = large.length;
+  const expected = Buffer.concat([
+    ...[
+      [0, 1],
+      [4, 5],
+      [size - 3, size - 1],
+    ].flatMap(([start, end]) => [
+      Buffer.from(`\r\n--${boundary}\r\ncontent-type: application/octet-stream\r\ncontent-range: bytes ${start}-${end}/${size}\r\n\r\n`),
+      large.subarray(start!, end! + 1),
+    ]),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  assert.ok(multi.body.equals(expected), multi.body.toString("latin1"));
   assert.equal(origin.hits(), 1);
 
   // A corrupt file fails verification; the entry is removed and fetched again.
