@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import {
   createSecureContext,
@@ -202,6 +203,11 @@ export class SecureEdgeServer {
 
   private aliasTls(certificate: AliasCertificate): AliasTls | undefined {
     try {
+      // OpenSSL takes a key of another type than the certificate's without complaint, and every
+      // handshake for the name then fails, so the pair is checked here.
+      if (!new X509Certificate(certificate.cert).checkPrivateKey(createPrivateKey(certificate.key))) {
+        throw new Error("the private key does not match the certificate");
+      }
       // The fallback path hands this context to a connection that the zone server began, so it
       // gets the same suites.
       const context = createSecureContext({ key: certificate.key, cert: certificate.cert, ...CIPHER_OPTIONS });

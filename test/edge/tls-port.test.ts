@@ -106,8 +106,11 @@ function opensslSubject(port: number, servername: string): Promise<string> {
 }
 
 test("SNI with trailing dot selects alias", async (t) => {
-  const { dataDir, aliases } = await aliasDataDir(["cdn.example.test", "*.example.org"]);
-  const { port, origin } = await setup(t, { dataDir }, ["cdn.example.test", "www.example.org"]);
+  const { dataDir, aliases } = await aliasDataDir(["cdn.example.test", "*.example.org", "bad.example.test"]);
+  // A key that is not the certificate's: the pair is skipped, so the name gets the zone certificate.
+  await promisify(execFile)("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", join(aliases, "bad.example.test.key")]);
+  const { port, origin } = await setup(t, { dataDir }, ["cdn.example.test", "www.example.org", "bad.example.test"]);
+  assert.equal(await opensslSubject(port, "bad.example.test"), "CN = *.portico.localhost");
 
   assert.equal(await opensslSubject(port, "cdn.example.test"), "CN = cdn.example.test");
   assert.equal(await opensslSubject(port, "cdn.example.test."), "CN = cdn.example.test");
