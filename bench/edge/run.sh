@@ -14,9 +14,9 @@
 # PATHS and OUT_DIR. paced.sh and new-connections.sh read REPS, DURATION, CONNS, THREADS and
 # PATHS too, and paced.sh also PACE_MS.
 # MODES ("h1 h2 paced close") picks the measurements; h2c adds HTTP/2 without TLS.
-# LIMITS (unset) set to 1 adds a 1 KiB run with the ceiling servers on ports 8095, 8098 and 8099:
-# ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs and
-# node-http2-server.cjs.
+# LIMITS (unset) set to 1 adds a 1 KiB run with the ceiling servers on ports 8095, 8098, 8099
+# and 8097: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs,
+# node-http2-server.cjs and h2-raw-server.cjs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -137,6 +137,9 @@ if [[ -n ${LIMITS:-} ]]; then
   KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8099 SIZE=1024 WORKERS="$EDGE_WORKERS" \
     node bench/edge/limits/node-http2-server.cjs &
   LIMIT_PIDS+=($!)
+  KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8097 SIZE=1024 WORKERS="$EDGE_WORKERS" \
+    node bench/edge/limits/h2-raw-server.cjs &
+  LIMIT_PIDS+=($!)
   sleep 1
   echo "## ceilings at 1 KiB, HTTP/1.1"
   PATHS=/1k.bin MODE=h1 "$SHARED_BENCH/compare.sh" "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN" \
@@ -146,7 +149,7 @@ if [[ -n ${LIMITS:-} ]]; then
     "portico-tls=https://127.0.0.1:$HTTPS_PORT@$DOMAIN"
   echo "## ceilings at 1 KiB, HTTP/2 over TLS (h2load)"
   PATHS=/1k.bin MODE=h2 "$SHARED_BENCH/compare.sh" "portico=https://127.0.0.1:$HTTPS_PORT@$DOMAIN" \
-    node-http2=https://127.0.0.1:8099
+    node-http2=https://127.0.0.1:8099 h2-raw=https://127.0.0.1:8097
 fi
 
 echo "## miss cost ($MISS_COUNT sequential misses, time to the first response byte, ms)"
