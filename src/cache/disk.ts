@@ -1,5 +1,6 @@
 import { createHash, randomBytes, type Hash } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
+import { EventEmitter } from "node:events";
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
@@ -184,25 +185,31 @@ export class DiskTier {
    * published when the body ends with exactly `metadata.bodyBytes` bytes;
    * `stored` resolves to whether it was.
    */
-  tee(metadata: DiskMetadata): { tap: Transform; stored: Promise<boolean> } | undefined {
+  tee(metadata: DiskMetadata): { tap: Transform; stored: Promise<boolean>; progress: WriteProgress } | undefined {
     const head = encodeHead(metadata);
     const sizeBytes = head.length + metadata.bodyBytes + 32;
     if (!this.index.reserve(sizeBytes)) return undefined;
     const tempPath = this.tempPath();
+    const progress = new WriteProgress(tempPath, head.length, metadata.bodyBytes);
     let resolveStored: (stored: boolean) => void = () => {};
     const stored = new Promise<boolean>((resolve) => (resolveStored = resolve));
-    const tap = new DiskTap(head, tempPath, metadata.bodyBytes, async (ok) => {
+    const tap = new DiskTap(head, tempPath, progress, async (ok) => {
       if (!ok) {
         this.index.removeOutside(sizeBytes);
+        progress.end(false);
         await unlink(tempPath).catch(() => {});
         resolveStored(false);
         return;
       }
       // The reservation turns into the entry's own size as it is indexed.
-      const published = this.publish(tempPath, metadata, head.length, sizeBytes, () => this.index.removeOutside(sizeBytes));
-      resolveStored(await published.catch(() => false));
+      const published = await this.publish(tempPath, metadata, head.length, sizeBytes, () => {
+        this.index.removeOutside(sizeBytes);
+        progress.path = this.pathOf(metadata.key);
+      }).catch(() => false);
+      progress.end(published);
+      resolveStored(published);
     });
-    return { tap, stored };
+    return { tap, stored, progress };
   }
 
   async delete(key: string): Promise<void> {
@@ -344,9 +351,43 @@ async function readHead(
 }
 
 /** Passes chunks through while appending them to a temp file and hashing them. */
+/**
+ * How far a streamed write has come, for readers that follow it while it
+ * grows: the bytes of the body already in the file, and how the write ended.
+ * `path` is the temporary file, and the entry's own file once it is published.
+ */
+export class WriteProgress extends EventEmitter<{ change: [] }> {
+  /** Body bytes written to the file so far. */
+  writtenBodyBytes = 0;
+  state: "writing" | "stored" | "failed" = "writing";
+
+  constructor(
+    public path: string,
+    /** Where the body starts in the file, after the entry's head. */
+    readonly bodyOffset: number,
+    readonly bodyBytes: number,
+  ) {
+    super();
+    // Every reader that follows the write waits for its next change.
+    this.setMaxListeners(0);
+  }
+
+  advance(bytes: number): void {
+    this.writtenBodyBytes += bytes;
+    this.emit("change");
+  }
+
+  end(stored: boolean): void {
+    if (this.state !== "writing") return;
+    this.state = stored ? "stored" : "failed";
+    this.emit("change");
+  }
+}
+
 class DiskTap extends Transform {
   private readonly file: WriteStream;
   private readonly hash: Hash;
+  private readonly expectedBytes: number;
   private bytes = 0;
   private failed = false;
   private finishedWrite = false;
@@ -354,10 +395,11 @@ class DiskTap extends Transform {
   constructor(
     head: Buffer,
     private readonly tempPath: string,
-    private readonly expectedBytes: number,
+    private readonly progress: WriteProgress,
     private readonly onComplete: (ok: boolean) => Promise<void>,
   ) {
     super();
+    this.expectedBytes = progress.bodyBytes;
     this.hash = createHash("sha256").update(head);
     this.file = createWriteStream(tempPath);
     this.file.on("error", () => {
@@ -373,8 +415,12 @@ class DiskTap extends Transform {
       return;
     }
     this.hash.update(chunk);
+    // Readers that follow the write may read a chunk once the file has it.
+    const written = this.file.write(chunk, (error) => {
+      if (error === null || error === undefined) this.progress.advance(chunk.length);
+    });
     // Waiting for the file keeps memory bounded when the disk is slower than the origin.
-    if (this.file.write(chunk)) callback(null, chunk);
+    if (written) callback(null, chunk);
     else this.file.once("drain", () => callback(null, chunk));
   }
 

@@ -14,6 +14,8 @@ export type LockOutcome =
   | "stored"
   /** The origin answered but the response was not cacheable; waiters fetch on their own. */
   | "not-stored"
+  /** The response is being written to the disk tier as it arrives; waiters read it as it grows. */
+  | "streaming"
   /** The writer failed before it had a response. */
   | "failed"
   /** The writer or the waiter ran out of time. */

@@ -13,6 +13,7 @@ import { acceptSharedEntry } from "./peer-flow.js";
 import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
+import { fillBody, followFill, type StreamingFill } from "./fill-follow.js";
 import { chooseEncoding, compressBody, compressedHeaders, isCompressible, varyingByAcceptEncoding } from "./compression.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
@@ -89,6 +90,9 @@ async function serveFromDiskOrOrigin(
       return;
     }
   }
+  // A large object that another request is writing to disk: read it as it grows.
+  const fill = liveFill(context, key, request);
+  if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
   if (cached === undefined && request.headers["if-range"] === undefined) {
     const requested =
       request.method === "HEAD"
@@ -158,6 +162,11 @@ async function serveFromDiskOrOrigin(
     }
 
     const outcome = await ticket.wait();
+    if (outcome === "streaming") {
+      const fill = liveFill(context, key, request);
+      if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
+      break;
+    }
     if (outcome === "stored") {
       const stored = lookup(context, target);
       const nowMs = Date.now();
@@ -215,6 +224,29 @@ async function askPeers(
   const status = grant.collapsed ? cacheStatus.collapsed(entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
   serveEntry(context, state, request, response, entry, "Hit", status, target.behavior.headersPolicy);
   return "served";
+}
+
+/** Records a write that later misses of `key` may follow, until the write ends. */
+function registerFill(context: EdgeContext, key: string, fill: StreamingFill): void {
+  context.fills.set(key, fill);
+  const forget = (): void => {
+    if (fill.progress.state === "writing") return;
+    fill.progress.off("change", forget);
+    if (context.fills.get(key) === fill) context.fills.delete(key);
+  };
+  fill.progress.on("change", forget);
+}
+
+/**
+ * Returns the write of `key` in progress that a request may follow: a GET or
+ * HEAD without Range, for a write that has not failed and that no purge has
+ * overtaken since it began.
+ */
+function liveFill(context: EdgeContext, key: string, request: ViewerRequest): StreamingFill | undefined {
+  const fill = context.fills.get(key);
+  if (fill === undefined || fill.progress.state === "failed") return undefined;
+  if (request.headers.range !== undefined || (request.method !== "GET" && request.method !== "HEAD")) return undefined;
+  return purgeEpoch(context, fill.distributionId) === fill.purgeEpoch ? fill : undefined;
 }
 
 /** A viewer response that discards everything, for background refreshes. */
@@ -401,11 +433,53 @@ async function fetchAsWriter(
       await streamWithoutStoring(originResponse.body, tee);
       return;
     }
-    // Large objects go to the viewer and the disk tier at once; waiters fetch on their own meanwhile.
+    const tap = tee.tap;
+    if (varyNames.length === 0) {
+      // The fetch fills the disk file at the disk's pace, and every viewer of the object, this
+      // one included, reads the file as it grows, so a viewer that leaves ends nothing but its
+      // own response. The other misses for the key read it too instead of fetching it again.
+      const originBody = originResponse.body;
+      // The write's progress tells its readers how it ended, so the tap's own error has no reader.
+      tap.on("error", () => {});
+      originBody.on("error", (error) => tap.destroy(error));
+      // A body closed before its end without an error still ends the write, as failed.
+      originBody.on("close", () => {
+        if (!originBody.readableEnded) tap.destroy();
+      });
+      originBody.pipe(tap).resume();
+      const fill: StreamingFill = {
+        progress: tee.progress,
+        status: originResponse.status,
+        headers: passedHeaders,
+        receivedAtMs,
+        initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+        ttlSeconds: decision.ttlSeconds,
+        distributionId: distribution.id,
+        purgeEpoch: epochAtStart,
+        abort: () => {
+          originBody.destroy();
+          tap.destroy();
+        },
+      };
+      registerFill(context, keyResult.key, fill);
+      settle("streaming");
+      await streamUncached(
+        context,
+        state,
+        request,
+        response,
+        { status: fill.status, headers: passedHeaders.slice(), body: fillBody(fill.progress), contentLength },
+        cacheStatus.miss(forward, originResponse.status, false, "streamed-to-disk"),
+        policy,
+      );
+      return;
+    }
+    // With Vary, the object goes to the viewer and the disk at the viewer's pace, and the other
+    // misses for the key fetch on their own.
     settle("not-stored");
-    originResponse.body.on("error", (error) => tee.destroy(error));
+    originResponse.body.on("error", (error) => tap.destroy(error));
     // A viewer that goes away destroys the tee; the origin connection must not be left paused.
-    tee.on("close", () => {
+    tap.on("close", () => {
       if (!originResponse.body.readableEnded) originResponse.body.destroy();
     });
     await streamUncached(
@@ -413,7 +487,7 @@ async function fetchAsWriter(
       state,
       request,
       response,
-      { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tee), contentLength },
+      { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tap), contentLength },
       cacheStatus.miss(forward, originResponse.status, false, "streamed-to-disk"),
       policy,
     );

@@ -5,6 +5,7 @@ import type { MemoryTier } from "../cache/memory.js";
 import type { VaryIndex } from "../cache/vary.js";
 import type { MetricsSink } from "../metrics/types.js";
 import type { EdgeIdentity } from "./headers.js";
+import type { StreamingFill } from "./fill-follow.js";
 import type { PeerCache } from "./peer-flow.js";
 import type { RoutingTable } from "./routing.js";
 
@@ -21,6 +22,8 @@ export interface EdgeContext {
   disk: DiskTier | undefined;
   /** Disk writes in flight, awaited when the edge closes. */
   pendingWrites: Set<Promise<boolean>>;
+  /** Large objects being written to the disk tier as they arrive, by primary key, which later misses read as they grow. */
+  fills: Map<string, StreamingFill>;
   /** When this edge process started; disk entries from before it are revalidated before use. */
   startedAtMs: number;
   /**

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
-import type { DiskStreamTarget } from "../cache/disk.js";
+import type { DiskStreamTarget, WriteProgress } from "../cache/disk.js";
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
 import type { StoreDecision } from "../cache/freshness.js";
 import { invalidationPathsOf, type CacheableRequest } from "./cache-flow.js";
@@ -31,7 +31,7 @@ export interface TeeFields {
 
 /**
  * Returns a pass-through stream that also writes a large origin body to the
- * disk tier, or why it cannot: `too-large` when there is no disk tier or the
+ * disk tier, with the write's progress, or why it cannot: `too-large` when there is no disk tier or the
  * object exceeds a quarter of its budget, `disk-full` when the writes already
  * in progress leave no room for it.
  */
@@ -39,7 +39,7 @@ export function teeToDisk(
   context: EdgeContext,
   target: CacheableRequest,
   fields: TeeFields,
-): Transform | "too-large" | "disk-full" {
+): { tap: Transform; progress: WriteProgress } | "too-large" | "disk-full" {
   const disk = context.disk;
   if (disk === undefined || fields.contentLength > disk.capacityBytes / MAX_DISK_OBJECT_SHARE) return "too-large";
   const decision = fields.decision;
@@ -62,13 +62,13 @@ export function teeToDisk(
     storedAtMs: fields.startedAtMs,
   });
   if (tee === undefined) return "disk-full";
-  const { tap, stored } = tee;
+  const { tap, stored, progress } = tee;
   context.pendingWrites.add(stored);
   void stored.then((ok) => {
     context.pendingWrites.delete(stored);
     if (ok) context.vary.record(target.keyResult.key, fields.varyNames, target.keyResult.forwardedHeaders);
   });
-  return tap;
+  return { tap, progress };
 }
 
 /** Serves a fresh large entry from its disk file: 304, one range, or the whole verified body. */

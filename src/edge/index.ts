@@ -102,6 +102,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     vary,
     disk,
     pendingWrites: new Set(),
+    fills: new Map(),
     startedAtMs: Date.now(),
     recentPurges: new Map(),
     inFlight: new ByteBudget(inFlightBytesFor(options.memoryCacheBytes)),
@@ -176,6 +177,8 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     close: () => {
       closing ??= (async () => {
         await Promise.all([httpServer.close(), httpsServer.close()]);
+        // Disk fills go on after their viewers leave; closing the origin pools would wait for them.
+        for (const fill of context.fills.values()) fill.abort();
         await membership.leave();
         await pools.close();
         peerClient?.close();

@@ -280,6 +280,87 @@ test("large objects stream through to disk and serve from it", async (t) => {
   assert.equal(origin.hits(), 3);
 });
 
+test("concurrent misses of a large object read its disk write", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = randomBytes(300 * 1024);
+  let failNext = false;
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, {
+      "cache-control": "max-age=600",
+      "content-type": "application/octet-stream",
+      "content-length": String(large.length),
+    });
+    // The body arrives in slices over about half a second, so later misses find the write running.
+    const failing = failNext;
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (failing && sent >= large.length / 2) {
+        clearInterval(timer);
+        res.destroy();
+        return;
+      }
+      const slice = large.subarray(sent, sent + 32 * 1024);
+      sent += slice.length;
+      if (sent >= large.length) {
+        clearInterval(timer);
+        res.end(slice);
+      } else {
+        res.write(slice);
+      }
+    }, 50);
+  });
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const get = (path: string, method = "GET") => request(edge.edge.httpPort, snapshot.domainName, path, { method });
+
+  // Misses that arrive together, and one that arrives while the object is half written.
+  const together = [get("/grow.bin"), get("/grow.bin"), get("/grow.bin")];
+  await sleep(250);
+  const later = [get("/grow.bin"), get("/grow.bin", "HEAD")];
+  const responses = await Promise.all([...together, ...later]);
+  assert.equal(origin.hits("/grow.bin"), 1);
+  for (const response of responses.slice(0, 4)) {
+    assert.equal(response.status, 200);
+    assert.ok(response.body.equals(large), "every viewer gets the whole body");
+  }
+  const followers = responses.filter((response) => /collapsed/.test(String(response.headers["cache-status"])));
+  assert.equal(followers.length, 4, responses.map((response) => response.headers["cache-status"]).join("\n"));
+  for (const follower of followers) assert.equal(follower.headers["x-cache"], "Hit from portico");
+  assert.equal(responses[4]!.headers["content-length"], String(large.length));
+  assert.equal(responses[4]!.body.length, 0);
+
+  // The viewer whose miss started the fetch leaves at once: the others still get the whole body,
+  // and the object is stored.
+  const { connect } = await import("node:net");
+  const leaver = connect(edge.edge.httpPort, "127.0.0.1");
+  leaver.write(`GET /left.bin HTTP/1.1\r\nHost: ${snapshot.domainName}\r\n\r\n`);
+  await new Promise((resolve) => leaver.once("data", resolve));
+  const stayer = get("/left.bin");
+  leaver.destroy();
+  const stayed = await stayer;
+  assert.ok(stayed.body.equals(large));
+  assert.match(String(stayed.headers["cache-status"]), /collapsed/);
+  await sleep(200);
+  const stored = await get("/left.bin");
+  assert.equal(stored.headers["x-cache"], "Hit from portico");
+  assert.ok(stored.body.equals(large));
+  assert.equal(origin.hits("/left.bin"), 1);
+
+  // When the origin breaks off, the viewers that followed the write get a body cut short too.
+  failNext = true;
+  const broken = await Promise.all([get("/broken.bin").catch((error: Error) => error), get("/broken.bin").catch((error: Error) => error)]);
+  assert.equal(origin.hits("/broken.bin"), 1);
+  for (const outcome of broken) {
+    assert.ok(outcome instanceof Error || !outcome.body.equals(large), "no viewer gets a body the origin never sent whole");
+  }
+  failNext = false;
+  const after = await get("/broken.bin");
+  assert.ok(after.body.equals(large));
+  assert.equal(origin.hits("/broken.bin"), 2);
+});
+
 /** Returns the paths under `directory` of the files this process has open. */
 async function openFilesUnder(directory: string): Promise<string[]> {
   const { readlink } = await import("node:fs/promises");

@@ -1,0 +1,161 @@
+import { once } from "node:events";
+import { open, type FileHandle } from "node:fs/promises";
+import { Readable } from "node:stream";
+import type { WriteProgress } from "../cache/disk.js";
+import type { EdgeContext } from "./context.js";
+import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
+import { cacheStatus } from "./headers.js";
+import { streamUncached } from "./respond.js";
+import type { CompiledHeadersPolicy } from "./response-headers.js";
+
+/**
+ * A large object that one request is fetching and writing to the disk tier
+ * as it arrives. Its viewers, and other misses for the same key, read the
+ * file as it grows instead of fetching the object again.
+ */
+export interface StreamingFill {
+  progress: WriteProgress;
+  status: number;
+  /** The headers the writer's viewer got from the origin, as a flat `[name, value, ...]` list. */
+  headers: string[];
+  /** When the edge received the origin's response, in epoch milliseconds. */
+  receivedAtMs: number;
+  initialAgeSeconds: number;
+  ttlSeconds: number;
+  distributionId: string;
+  /** The distribution's purge counter when the fetch began; a purge since makes the write unusable. */
+  purgeEpoch: number;
+  /** Ends the fetch and the write, as when the edge shuts down. */
+  abort(): void;
+}
+
+/** Bytes read from the file at a time. */
+const READ_BYTES = 64 * 1024;
+
+/** Opens the file of a write in progress, which its publication may have renamed meanwhile. */
+async function openFollowed(progress: WriteProgress): Promise<FileHandle> {
+  for (;;) {
+    const path = progress.path;
+    try {
+      return await open(path, "r");
+    } catch (error) {
+      // The rename and the new path's record happen one after the other, so the old path may
+      // be gone while the new one is not known yet: wait for the write's next change.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || progress.state === "failed") throw error;
+      if (progress.path === path) await once(progress, "change");
+    }
+  }
+}
+
+/**
+ * The body of a write in progress, read from its file as the write puts the
+ * bytes there. It ends once it has read the whole body, and fails when the
+ * write fails before that, as the origin's body would for the writer.
+ */
+class FollowingBody extends Readable {
+  private handle: FileHandle | undefined;
+  private position = 0;
+  private reading = false;
+  private ended = false;
+  /** Whether the stream asked for more while a read was still running. */
+  private askedAgain = false;
+
+  constructor(private readonly progress: WriteProgress) {
+    super({ highWaterMark: READ_BYTES });
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    openFollowed(this.progress).then(
+      (handle) => {
+        this.handle = handle;
+        callback();
+      },
+      (error: Error) => callback(error),
+    );
+  }
+
+  override _read(): void {
+    if (this.reading) {
+      // A push can make the stream ask again before the read that pushed has returned.
+      this.askedAgain = true;
+      return;
+    }
+    this.reading = true;
+    this.readNext().then(
+      () => {
+        this.reading = false;
+        if (!this.askedAgain) return;
+        this.askedAgain = false;
+        this._read();
+      },
+      (error: Error) => this.destroy(error),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle === undefined) callback(error);
+    else handle.close().then(() => callback(error), () => callback(error));
+  }
+
+  private async readNext(): Promise<void> {
+    const progress = this.progress;
+    for (;;) {
+      if (this.destroyed || this.ended || this.handle === undefined) return;
+      if (this.position >= progress.bodyBytes) {
+        this.ended = true;
+        this.push(null);
+        return;
+      }
+      const available = progress.writtenBodyBytes - this.position;
+      if (available > 0) {
+        const buffer = Buffer.allocUnsafe(Math.min(available, READ_BYTES));
+        const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, progress.bodyOffset + this.position);
+        if (bytesRead === 0) throw new Error("the file of a streamed disk write ended before its written bytes");
+        this.position += bytesRead;
+        this.push(buffer.subarray(0, bytesRead));
+        return;
+      }
+      if (progress.state !== "writing") {
+        throw new Error("the origin fetch that this response follows ended before the whole body");
+      }
+      await once(progress, "change");
+    }
+  }
+}
+
+/** Returns the body of a write in progress, read from its file as it grows. */
+export function fillBody(progress: WriteProgress): Readable {
+  return new FollowingBody(progress);
+}
+
+/**
+ * Serves a GET or HEAD miss from a large object that another request is
+ * writing to the disk tier, as a collapsed hit. Returns false, having sent
+ * nothing, when the write has already failed, so the caller fetches the
+ * object itself.
+ */
+export async function followFill(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  fill: StreamingFill,
+  policy: CompiledHeadersPolicy | undefined,
+): Promise<boolean> {
+  if (fill.progress.state === "failed") return false;
+  const ageSeconds = fill.initialAgeSeconds + Math.max(0, Math.floor((Date.now() - fill.receivedAtMs) / 1000));
+  const body = fillBody(fill.progress);
+  await streamUncached(
+    context,
+    state,
+    request,
+    response,
+    { status: fill.status, headers: fill.headers.slice(), body, contentLength: fill.progress.bodyBytes },
+    cacheStatus.collapsed(fill.status, fill.ttlSeconds - ageSeconds),
+    policy,
+    { ageSeconds },
+  );
+  return true;
+}
