@@ -172,7 +172,7 @@ program
   .addOption(
     new Option(
       "--endpoint <url>",
-      `API endpoint of the running Portico (default: the one recorded in the data folder by \`portico up\`, else http://127.0.0.1:${DEFAULTS.apiPort})`,
+      "API endpoint of the running Portico (default: the one that `portico up` recorded in the data folder)",
     ).env("PORTICO_ENDPOINT"),
   )
   .addOption(
@@ -188,7 +188,13 @@ program
   .option("--json", "print the report as JSON instead of tables", false)
   .action(async (flags: { endpoint?: string; dataDir: string; minutes: number; json: boolean }) => {
     const dataDir = resolveDataDir(flags.dataDir);
-    const endpoint = flags.endpoint ?? (await recordedEndpoint(dataDir)) ?? `http://127.0.0.1:${DEFAULTS.apiPort}`;
+    const endpoint = flags.endpoint || (await recordedEndpoint(dataDir));
+    if (endpoint === undefined) {
+      throw new Error(
+        `no running Portico recorded its API endpoint in ${dataDir}/api-endpoint: start it with ` +
+          `portico up --data-dir ${dataDir}, or pass --endpoint`,
+      );
+    }
     await runStatus({ endpoint, dataDir, minutes: flags.minutes, json: flags.json });
   });
 

@@ -13,7 +13,7 @@ import { acceptSharedEntry } from "./peer-flow.js";
 import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import { serveDiskStream, teeToDisk } from "./disk-serve.js";
-import { fillBody, followFill, type StreamingFill } from "./fill-follow.js";
+import { fillBody, followFill, liveFill, registerFill, type StreamingFill } from "./fill-follow.js";
 import { chooseEncoding, compressBody, compressedHeaders, isCompressible, varyingByAcceptEncoding } from "./compression.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
@@ -224,29 +224,6 @@ async function askPeers(
   const status = grant.collapsed ? cacheStatus.collapsed(entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
   serveEntry(context, state, request, response, entry, "Hit", status, target.behavior.headersPolicy);
   return "served";
-}
-
-/** Records a write that later misses of `key` may follow, until the write ends. */
-function registerFill(context: EdgeContext, key: string, fill: StreamingFill): void {
-  context.fills.set(key, fill);
-  const forget = (): void => {
-    if (fill.progress.state === "writing") return;
-    fill.progress.off("change", forget);
-    if (context.fills.get(key) === fill) context.fills.delete(key);
-  };
-  fill.progress.on("change", forget);
-}
-
-/**
- * Returns the write of `key` in progress that a request may follow: a GET or
- * HEAD without Range, for a write that has not failed and that no purge has
- * overtaken since it began.
- */
-function liveFill(context: EdgeContext, key: string, request: ViewerRequest): StreamingFill | undefined {
-  const fill = context.fills.get(key);
-  if (fill === undefined || fill.progress.state === "failed") return undefined;
-  if (request.headers.range !== undefined || (request.method !== "GET" && request.method !== "HEAD")) return undefined;
-  return purgeEpoch(context, fill.distributionId) === fill.purgeEpoch ? fill : undefined;
 }
 
 /** A viewer response that discards everything, for background refreshes. */

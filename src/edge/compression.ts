@@ -1,6 +1,6 @@
 import { promisify } from "node:util";
 import { brotliCompress, constants, gzip } from "node:zlib";
-import { headerIn } from "./headers.js";
+import { headerIn, headerValues } from "./headers.js";
 
 /**
  * Edge compression as CloudFront documents it in "Serve compressed files":
@@ -83,7 +83,7 @@ export function isCompressible(status: number, headers: readonly string[], lengt
   if (lengthBytes < MIN_COMPRESS_BYTES || lengthBytes > MAX_COMPRESS_BYTES) return false;
   const existing = headerIn(headers, "content-encoding");
   if (existing !== undefined && existing.trim().toLowerCase() !== "identity") return false;
-  if (NO_TRANSFORM.test(headerIn(headers, "cache-control") ?? "")) return false;
+  if (NO_TRANSFORM.test(headerValues(headers, "cache-control") ?? "")) return false;
   return isCompressibleType(headerIn(headers, "content-type"));
 }
 

@@ -2,7 +2,7 @@ import { entrySizeBytes, type CachedResponse } from "../cache/entry.js";
 import { decideFreshness, parseAgeSeconds, type StoreDecision } from "../cache/freshness.js";
 import type { OriginResponse } from "../origin/index.js";
 import type { EdgeContext } from "./context.js";
-import { originHeader, passOriginHeaders, headerIn } from "./headers.js";
+import { originHeader, passOriginHeaders, headerIn, headerValues } from "./headers.js";
 import { buildHitHeaders } from "./respond.js";
 import type { CompiledHeadersPolicy } from "./response-headers.js";
 import { forwardsCookies, type RoutedBehavior, type RoutedDistribution } from "./routing.js";
@@ -54,8 +54,8 @@ export function createEntry(
 /** Reads the freshness inputs of a flat header list. */
 export function freshnessHeadersOf(headers: readonly string[]): Parameters<typeof decideFreshness>[1] {
   return {
-    cacheControl: headerIn(headers, "cache-control"),
-    cdnCacheControl: headerIn(headers, "cdn-cache-control"),
+    cacheControl: headerValues(headers, "cache-control"),
+    cdnCacheControl: headerValues(headers, "cdn-cache-control"),
     expires: headerIn(headers, "expires"),
     date: headerIn(headers, "date"),
   };

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { open, type FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { WriteProgress } from "../cache/disk.js";
-import type { EdgeContext } from "./context.js";
+import { purgeEpoch, type EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { cacheStatus } from "./headers.js";
 import { streamUncached } from "./respond.js";
@@ -123,6 +123,29 @@ class FollowingBody extends Readable {
       await once(progress, "change");
     }
   }
+}
+
+/** Records a write that later misses of `key` may follow, until the write ends. */
+export function registerFill(context: EdgeContext, key: string, fill: StreamingFill): void {
+  context.fills.set(key, fill);
+  const forget = (): void => {
+    if (fill.progress.state === "writing") return;
+    fill.progress.off("change", forget);
+    if (context.fills.get(key) === fill) context.fills.delete(key);
+  };
+  fill.progress.on("change", forget);
+}
+
+/**
+ * Returns the write of `key` in progress that a request may follow: a GET or
+ * HEAD without Range, for a write that has not failed and that no purge has
+ * overtaken since it began.
+ */
+export function liveFill(context: EdgeContext, key: string, request: ViewerRequest): StreamingFill | undefined {
+  const fill = context.fills.get(key);
+  if (fill === undefined || fill.progress.state === "failed") return undefined;
+  if (request.headers.range !== undefined || (request.method !== "GET" && request.method !== "HEAD")) return undefined;
+  return purgeEpoch(context, fill.distributionId) === fill.purgeEpoch ? fill : undefined;
 }
 
 /** Returns the body of a write in progress, read from its file as it grows. */

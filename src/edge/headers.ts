@@ -20,6 +20,9 @@ const DROPPED_ORIGIN_HEADERS = new Set([
   "x-amz-cf-id",
   "x-amz-cf-pop",
   "cache-status",
+  // The bucket store's reason for a denial, meant for the edge's log only: it names policy
+  // statements, conditions and the distribution's ARN.
+  "x-amz-error-detail",
 ]);
 
 export type XCacheValue = "Hit" | "Miss" | "RefreshHit" | "Error" | "Redirect";
@@ -90,6 +93,19 @@ export function headerIn(headers: readonly string[], name: string): string | und
     if (headers[i] === name) return headers[i + 1];
   }
   return undefined;
+}
+
+/**
+ * Returns every value of `name` in a flat `[name, value, ...]` list joined
+ * with `, `, as a field sent on several lines reads (RFC 9110 section 5.3),
+ * or undefined when absent.
+ */
+export function headerValues(headers: readonly string[], name: string): string | undefined {
+  let joined: string | undefined;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === name) joined = joined === undefined ? headers[i + 1] : `${joined}, ${headers[i + 1]}`;
+  }
+  return joined;
 }
 
 /** Joins a repeated request header into one value. */

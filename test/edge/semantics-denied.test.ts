@@ -15,7 +15,11 @@ test("origin 403 is logged with its cause", async (t) => {
     '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>' +
     "<Message>Denied by statement DenyEveryone</Message></Error>";
   const origin = await startOrigin((_req, res) => {
-    res.writeHead(403, { "content-type": "application/xml", "content-length": String(Buffer.byteLength(denial)) });
+    res.writeHead(403, {
+      "content-type": "application/xml",
+      "content-length": String(Buffer.byteLength(denial)),
+      "x-amz-error-detail": "statement DenyEveryone of the bucket policy denies s3:GetObject",
+    });
     res.end(denial);
   });
   t.after(() => origin.close());
@@ -55,10 +59,13 @@ test("origin 403 is logged with its cause", async (t) => {
   const response = await request(edge.httpPort, snapshot.domainName, "/secret.txt");
   assert.equal(response.status, 403);
   assert.equal(response.body.toString(), denial);
+  // The cause names policy statements, so it goes to the log and never to the viewer.
+  assert.equal(response.headers["x-amz-error-detail"], undefined);
   const entry = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record.errorCode !== undefined);
   assert.ok(entry !== undefined, lines.join(""));
   assert.equal(entry.errorCode, "AccessDenied");
   assert.equal(entry.errorMessage, "Denied by statement DenyEveryone");
   assert.equal(entry.path, "/secret.txt");
+  assert.equal(entry.errorDetail, "statement DenyEveryone of the bucket policy denies s3:GetObject");
   assert.equal(entry.msg, "origin denied the request with 403");
 });

@@ -169,6 +169,22 @@ test("stale-if-error serves stale on origin 5xx", async (t) => {
   assert.equal(origin.hits(), 2);
 });
 
+test("Cache-Control on several lines is read whole", async (t) => {
+  const { get } = await setupDistribution(
+    t,
+    (req, res) => {
+      // Node.js sends each value of an array on its own line.
+      if (req.url === "/cc") res.setHeader("cache-control", ["public", "max-age=77"]);
+      else res.setHeader("cdn-cache-control", ["max-age=30", "max-age=50"]);
+      res.end("lines");
+    },
+    { defaultBehavior: { DefaultTTL: 5 } },
+  );
+  assert.match(String((await get("/cc")).headers["cache-status"]), /; stored; ttl=77$/);
+  // RFC 9651: the lines form one Dictionary, whose repeated key keeps its last value.
+  assert.match(String((await get("/cdn")).headers["cache-status"]), /; stored; ttl=50$/);
+});
+
 test("an origin 5xx serves the stale copy for the error caching TTL", async (t) => {
   let failing = false;
   const respond = (_req: IncomingMessage, res: ServerResponse) => {

@@ -126,6 +126,12 @@ function compressionOrigin(text: string) {
       res.end(text);
       return;
     }
+    if (req.url === "/no-transform-line") {
+      res.setHeader("cache-control", ["max-age=60", "no-transform"]);
+      res.writeHead(200, { "content-type": "text/css" });
+      res.end(text);
+      return;
+    }
     res.writeHead(200, { "cache-control": "max-age=60", "content-type": "text/plain", etag: '"t1"' });
     res.end(text);
   };
@@ -177,6 +183,8 @@ test("compression keys per encoding and never compresses twice", async (t) => {
   assert.equal(untouched.headers["content-encoding"], undefined);
   assert.equal(untouched.headers.vary, undefined);
   assert.equal(untouched.body.toString(), text);
+  const secondLine = await get("/no-transform-line", { "accept-encoding": "br, gzip" });
+  assert.equal(secondLine.headers["content-encoding"], undefined, "no-transform on a Cache-Control line of its own");
 });
 
 test("legacy cache settings compress with gzip only", async (t) => {

@@ -412,6 +412,25 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
     assert.match(stdout, /^edge-\S+\s+live\s/m);
   });
 
+  test("status without a recorded endpoint says so", async () => {
+    const empty = await mkdtemp(join(tmpdir(), "portico-status-"));
+    try {
+      await assert.rejects(
+        run(process.execPath, ["--import", "tsx", join(REPO, "src", "cli", "main.ts"), "status", "--data-dir", empty], {
+          cwd: REPO,
+          env: { ...process.env, PORTICO_ENDPOINT: "" },
+          timeout: 30_000,
+        }),
+        (error: { stderr?: string }) => {
+          assert.match(String(error.stderr), /no running Portico recorded its API endpoint in .*api-endpoint/);
+          return true;
+        },
+      );
+    } finally {
+      await rm(empty, { recursive: true, force: true });
+    }
+  });
+
   test("status rejects unsigned and wrongly signed requests", async () => {
     const unsigned = await fetch(`${portico.target.endpoint}/_portico/status`);
     assert.equal(unsigned.status, 403);
