@@ -25,7 +25,23 @@ interface IndexRecord {
   bodyBytes: number;
   staleAtMs: number;
   storedAtMs: number;
+  /** Headers and freshness from a revalidation, which the file's head predates. */
+  refreshed?: MetadataRefresh;
 }
+
+/** What a 304 changes in a stored entry: its headers and its freshness. */
+export type MetadataRefresh = Pick<
+  DiskMetadata,
+  | "originHeaders"
+  | "responseAtMs"
+  | "initialAgeSeconds"
+  | "ttlSeconds"
+  | "staleAtMs"
+  | "staleWhileRevalidateSeconds"
+  | "staleIfErrorSeconds"
+  | "mustRevalidate"
+  | "storedAtMs"
+>;
 
 export interface DiskTierOptions {
   /** The folder of this tier, such as `<dataDir>/cache/<edgeId>`. */
@@ -139,7 +155,21 @@ export class DiskTier {
       await this.delete(key);
       return undefined;
     }
-    return { path: record.path, bodyOffset: head.bodyOffset, bodyBytes: head.metadata.bodyBytes, metadata: head.metadata };
+    const metadata = record.refreshed === undefined ? head.metadata : { ...head.metadata, ...record.refreshed };
+    return { path: record.path, bodyOffset: head.bodyOffset, bodyBytes: head.metadata.bodyBytes, metadata };
+  }
+
+  /**
+   * Records what a revalidation of a large entry changed, without rewriting
+   * its file: stream targets carry the new headers and freshness from now on.
+   * The file keeps its old head, so after a restart the entry is revalidated
+   * again, as every entry from before a restart is.
+   */
+  refresh(key: string, refreshed: MetadataRefresh): void {
+    const record = this.index.peek(key);
+    if (record === undefined) return;
+    record.refreshed = refreshed;
+    record.staleAtMs = refreshed.staleAtMs;
   }
 
   /** Size of the body of an indexed entry, without reading it. */

@@ -85,7 +85,10 @@ export function withinStaleWhileRevalidate(entry: CachedResponse, nowMs: number)
  * cases, and so does the edge, unless must-revalidate forbids it (RFC 9111
  * section 4.2.4).
  */
-export function mayServeStaleOnError(entry: CachedResponse, nowMs: number): boolean {
+export function mayServeStaleOnError(
+  entry: Pick<CachedResponse, "mustRevalidate" | "staleIfErrorSeconds" | "staleAtMs">,
+  nowMs: number,
+): boolean {
   if (entry.mustRevalidate) return false;
   if (entry.staleIfErrorSeconds !== undefined) return nowMs < entry.staleAtMs + entry.staleIfErrorSeconds * 1000;
   return true;

@@ -7,12 +7,20 @@ import { canonicalizePath } from "../cache/invalidation.js";
 import type { CacheKeyResult } from "../cache/key.js";
 import type { LockOutcome } from "../cache/lock.js";
 import { parseVary, varySignature } from "../cache/vary.js";
+import type { DiskStreamTarget } from "../cache/disk.js";
 import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
 import { acceptSharedEntry } from "./peer-flow.js";
 import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
-import { serveDiskStream, teeToDisk } from "./disk-serve.js";
+import {
+  addDiskValidators,
+  diskFreshnessOf,
+  serveDiskStream,
+  serveRevalidatedDisk,
+  serveStaleDiskOnError,
+  teeToDisk,
+} from "./disk-serve.js";
 import { fillBody, followFill, liveFill, registerFill, type StreamingFill } from "./fill-follow.js";
 import { chooseEncoding, compressBody, compressedHeaders, isCompressible, varyingByAcceptEncoding } from "./compression.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
@@ -36,6 +44,8 @@ export interface CacheableRequest {
   /** The viewer's path, which invalidations also match. */
   viewerPath: string;
   keyResult: CacheKeyResult;
+  /** A stale large entry on disk, set by the lookup, which the fetch revalidates or falls back on. */
+  staleOnDisk?: DiskStreamTarget;
 }
 
 function isFresh(entry: CachedResponse, nowMs: number): boolean {
@@ -85,9 +95,12 @@ async function serveFromDiskOrOrigin(
   if (cached === undefined && context.disk !== undefined) {
     const found = await lookupDisk(context, context.vary.fullKey(key, target.keyResult.forwardedHeaders));
     if (found?.kind === "entry") cached = found.entry;
-    else if (found?.kind === "stream" && Date.now() < found.target.metadata.staleAtMs) {
-      await serveDiskStream(context, state, request, response, target, found.target);
-      return;
+    else if (found?.kind === "stream") {
+      if (Date.now() < found.target.metadata.staleAtMs) {
+        await serveDiskStream(context, state, request, response, target, found.target);
+        return;
+      }
+      target.staleOnDisk = found.target;
     }
   }
   // A large object that another request is writing to disk: read it as it grows.
@@ -289,12 +302,15 @@ async function fetchAsWriter(
   const epochAtStart = prefetched?.epochAtStart ?? purgeEpoch(context, distribution.id);
   const fetchStartedAtMs = Date.now();
   const revalidating = stale !== undefined && hasValidator(stale);
+  // A large stale entry lives on disk only; it is revalidated the same way.
+  const diskStale = stale === undefined ? target.staleOnDisk : undefined;
 
   const headers = originRequestHeaders(context, state, request, keyResult);
   if (revalidating) {
     if (stale.etag !== undefined) headers["if-none-match"] = stale.etag;
     if (stale.lastModified !== undefined) headers["if-modified-since"] = stale.lastModified;
   }
+  const diskRevalidating = diskStale !== undefined && addDiskValidators(headers, diskStale);
 
   let originResponse: OriginResponse;
   try {
@@ -318,6 +334,15 @@ async function fetchAsWriter(
       serveStaleOnError(context, state, request, response, target, stale, undefined, viewerStatus);
       return;
     }
+    if (diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), Date.now())) {
+      context.log.warn(
+        { err: error, distributionId: distribution.id, requestId: state.requestId },
+        "origin request failed; served a stale copy from disk",
+      );
+      const viewerStatus = error instanceof OriginError ? error.viewerStatus : 502;
+      await serveStaleDiskOnError(context, state, request, response, target, diskStale, undefined, viewerStatus);
+      return;
+    }
     sendOriginFailure(context, state, response, distribution, error);
     return;
   }
@@ -339,6 +364,24 @@ async function fetchAsWriter(
     void context.disk?.delete(stale.key);
     settle("not-stored");
     serveEntry(context, state, request, response, stale, "RefreshHit", cacheStatus.refreshed(0), policy);
+    return;
+  }
+
+  if (originResponse.status === 304 && diskRevalidating) {
+    originResponse.body.resume();
+    settle("not-stored");
+    await serveRevalidatedDisk(context, state, request, response, target, diskStale!, originResponse, receivedAtMs, epochAtStart);
+    return;
+  }
+
+  if (originResponse.status >= 500 && diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), receivedAtMs)) {
+    originResponse.body.resume();
+    settle("failed");
+    context.log.warn(
+      { distributionId: distribution.id, requestId: state.requestId, status: originResponse.status },
+      "origin answered with an error; served a stale copy from disk",
+    );
+    await serveStaleDiskOnError(context, state, request, response, target, diskStale, originResponse.status, originResponse.status);
     return;
   }
 

@@ -97,9 +97,12 @@ export async function lookupDisk(context: EdgeContext, key: string): Promise<Dis
   if (bodyBytes === undefined) return undefined;
   if (bodyBytes > context.maxObjectBytes) {
     const target = await disk.streamTarget(key);
-    // Large entries from before this start cannot be revalidated in place, so they are fetched again.
-    if (target === undefined || target.metadata.storedAtMs < context.startedAtMs) return undefined;
-    if (escapedPurge(context, target.metadata)) return undefined;
+    if (target === undefined || escapedPurge(context, target.metadata)) return undefined;
+    // As for small entries, one written before this start may predate a missed invalidation:
+    // it is stale and must be revalidated before it is served.
+    if (target.metadata.storedAtMs < context.startedAtMs) {
+      target.metadata = { ...target.metadata, staleAtMs: 0, mustRevalidate: true };
+    }
     return { kind: "stream", target };
   }
   const read = await disk.read(key);

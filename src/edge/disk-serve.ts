@@ -1,13 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
-import type { DiskStreamTarget, WriteProgress } from "../cache/disk.js";
+import type { DiskStreamTarget, MetadataRefresh, WriteProgress } from "../cache/disk.js";
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
-import type { StoreDecision } from "../cache/freshness.js";
+import { ERROR_CACHING_TTL_SECONDS, parseAgeSeconds, type StoreDecision } from "../cache/freshness.js";
 import { invalidationPathsOf, type CacheableRequest } from "./cache-flow.js";
-import type { EdgeContext } from "./context.js";
+import { purgeEpoch, type EdgeContext } from "./context.js";
+import { mergeNotModified } from "./entry-builder.js";
+import type { OriginResponse } from "../origin/index.js";
 import { openDiskBody } from "./disk-flow.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
-import { appendEdgeHeaders, cacheStatus, headerIn, headerText } from "./headers.js";
+import { appendEdgeHeaders, cacheStatus, headerIn, headerText, originHeader } from "./headers.js";
 import { contentRange, multipartFraming, resolveRange, resolveRanges, type ByteRange } from "./range.js";
 import { streamUncached } from "./respond.js";
 import { corsRequestOf } from "./respond.js";
@@ -71,7 +73,11 @@ export function teeToDisk(
   return { tap, progress };
 }
 
-/** Serves a fresh large entry from its disk file: 304, one range, or the whole verified body. */
+/**
+ * Serves a large entry from its disk file: 304, ranges, or the whole verified
+ * body. `status` gives the Cache-Status value from the entry's remaining TTL,
+ * a plain hit by default; a revalidated or stale entry passes its own.
+ */
 export async function serveDiskStream(
   context: EdgeContext,
   state: ExchangeState,
@@ -79,12 +85,13 @@ export async function serveDiskStream(
   response: ViewerResponse,
   target: CacheableRequest,
   disk: DiskStreamTarget,
+  status: (ttlSeconds: number) => string = cacheStatus.hit,
 ): Promise<void> {
   const metadata = disk.metadata;
   const policy = target.behavior.headersPolicy;
   const nowMs = Date.now();
   const ageSeconds = metadata.initialAgeSeconds + Math.max(0, Math.floor((nowMs - metadata.responseAtMs) / 1000));
-  const statusValue = cacheStatus.hit(metadata.ttlSeconds - ageSeconds);
+  const statusValue = status(metadata.ttlSeconds - ageSeconds);
   const exchangeHeaders = ["age", String(ageSeconds), "x-amz-cf-id", state.requestId, "cache-status", statusValue];
   const etag = headerIn(metadata.originHeaders, "etag");
   const lastModified = headerIn(metadata.originHeaders, "last-modified");
@@ -186,4 +193,83 @@ async function serveDiskMultipart(
     yield framing.tail;
   }
   await response.stream(206, headers, Readable.from(parts(), { objectMode: false }));
+}
+
+/** Adds a stale disk entry's validators to an origin request; returns whether it has any. */
+export function addDiskValidators(headers: Record<string, string>, disk: DiskStreamTarget): boolean {
+  const etag = headerIn(disk.metadata.originHeaders, "etag");
+  const lastModified = headerIn(disk.metadata.originHeaders, "last-modified");
+  if (etag !== undefined) headers["if-none-match"] = etag;
+  if (lastModified !== undefined) headers["if-modified-since"] = lastModified;
+  return etag !== undefined || lastModified !== undefined;
+}
+
+/** Returns the fields of a disk entry that decide whether it may be served stale. */
+export function diskFreshnessOf(disk: DiskStreamTarget): { mustRevalidate: boolean; staleIfErrorSeconds: number | undefined; staleAtMs: number } {
+  const metadata = disk.metadata;
+  return { mustRevalidate: metadata.mustRevalidate, staleIfErrorSeconds: metadata.staleIfErrorSeconds ?? undefined, staleAtMs: metadata.staleAtMs };
+}
+
+/**
+ * Serves a stale large entry after a 304: records the merged headers and the
+ * new freshness for the entry (RFC 9111 section 4.3.4) and serves the file.
+ * When the new headers no longer allow caching, or a purge ran during the
+ * request, the stale copy is served this once and the entry removed.
+ */
+export async function serveRevalidatedDisk(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+  disk: DiskStreamTarget,
+  notModified: OriginResponse,
+  receivedAtMs: number,
+  epochAtStart: number,
+): Promise<void> {
+  const metadata = disk.metadata;
+  const { merged, decision } = mergeNotModified(metadata.status, metadata.originHeaders, notModified, receivedAtMs, target.distribution, target.behavior);
+  if (!decision.store || purgeEpoch(context, target.distribution.id) !== epochAtStart) {
+    await context.disk?.delete(metadata.key);
+    await serveDiskStream(context, state, request, response, target, disk, () => cacheStatus.refreshed(0));
+    return;
+  }
+  const initialAgeSeconds = parseAgeSeconds(originHeader(notModified.headers, "age"));
+  const refreshed: MetadataRefresh = {
+    originHeaders: merged,
+    responseAtMs: receivedAtMs,
+    initialAgeSeconds,
+    ttlSeconds: decision.ttlSeconds,
+    staleAtMs: receivedAtMs + (decision.ttlSeconds - initialAgeSeconds) * 1000,
+    staleWhileRevalidateSeconds: decision.staleWhileRevalidateSeconds,
+    staleIfErrorSeconds: decision.staleIfErrorSeconds ?? null,
+    mustRevalidate: decision.mustRevalidate,
+    storedAtMs: Date.now(),
+  };
+  context.disk?.refresh(metadata.key, refreshed);
+  await serveDiskStream(context, state, request, response, target, { ...disk, metadata: { ...metadata, ...refreshed } }, cacheStatus.refreshed);
+}
+
+/**
+ * Serves a stale large entry because the origin failed (`originStatus`
+ * undefined) or answered 500 or above, and keeps it in use for the error
+ * caching TTL of `errorStatus`, within its stale-if-error window, as the
+ * memory path does.
+ */
+export async function serveStaleDiskOnError(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+  disk: DiskStreamTarget,
+  originStatus: number | undefined,
+  errorStatus: number,
+): Promise<void> {
+  const metadata = disk.metadata;
+  const seconds = target.distribution.errorCachingMinTtlSeconds.get(errorStatus) ?? ERROR_CACHING_TTL_SECONDS;
+  let untilMs = Date.now() + seconds * 1000;
+  if (metadata.staleIfErrorSeconds !== null) untilMs = Math.min(untilMs, metadata.staleAtMs + metadata.staleIfErrorSeconds * 1000);
+  if (untilMs > metadata.staleAtMs) context.disk?.refresh(metadata.key, { ...metadata, staleAtMs: untilMs });
+  await serveDiskStream(context, state, request, response, target, disk, (ttlSeconds) => cacheStatus.staleOnError(originStatus, ttlSeconds));
 }

@@ -1,5 +1,5 @@
 import { entrySizeBytes, type CachedResponse } from "../cache/entry.js";
-import { decideFreshness, parseAgeSeconds, type StoreDecision } from "../cache/freshness.js";
+import { decideFreshness, parseAgeSeconds, type FreshnessDecision, type StoreDecision } from "../cache/freshness.js";
 import type { OriginResponse } from "../origin/index.js";
 import type { EdgeContext } from "./context.js";
 import { originHeader, passOriginHeaders, headerIn, headerValues } from "./headers.js";
@@ -62,6 +62,43 @@ export function freshnessHeadersOf(headers: readonly string[]): Parameters<typeo
 }
 
 /**
+ * Merges a 304's headers into the stored headers of a response with `status`
+ * (RFC 9111 section 4.3.4), and decides the freshness of the result.
+ */
+export function mergeNotModified(
+  status: number,
+  storedHeaders: readonly string[],
+  notModified: OriginResponse,
+  receivedAtMs: number,
+  distribution: RoutedDistribution,
+  behavior: RoutedBehavior,
+): { merged: string[]; decision: FreshnessDecision } {
+  const updates = passOriginHeaders(notModified.headers, forwardsCookies(behavior));
+  const updatedNames = new Set<string>();
+  for (let i = 0; i < updates.length; i += 2) updatedNames.add(updates[i]!);
+  const merged: string[] = [];
+  for (let i = 0; i < storedHeaders.length; i += 2) {
+    const name = storedHeaders[i]!;
+    // Content-Type and similar describe the stored body, which a 304 does not replace.
+    if (!updatedNames.has(name) || name.startsWith("content-")) merged.push(name, storedHeaders[i + 1]!);
+  }
+  for (let i = 0; i < updates.length; i += 2) {
+    const name = updates[i]!;
+    // The stored ETag may be the weak form of a compressed copy; keep it.
+    if (name.startsWith("content-") || (name === "etag" && headerIn(storedHeaders, "content-encoding") !== undefined)) continue;
+    merged.push(name, updates[i + 1]!);
+  }
+  const decision = decideFreshness(
+    status,
+    freshnessHeadersOf(merged),
+    behavior.cache.ttl,
+    receivedAtMs,
+    distribution.errorCachingMinTtlSeconds,
+  );
+  return { merged, decision };
+}
+
+/**
  * Merges a 304's headers into a stale entry and recomputes its freshness
  * (RFC 9111 section 4.3.4); undefined when the result is no longer cacheable.
  */
@@ -73,29 +110,7 @@ export function refreshEntry(
   distribution: RoutedDistribution,
   behavior: RoutedBehavior,
 ): CachedResponse | undefined {
-  const updates = passOriginHeaders(notModified.headers, forwardsCookies(behavior));
-  const updatedNames = new Set<string>();
-  for (let i = 0; i < updates.length; i += 2) updatedNames.add(updates[i]!);
-  const merged: string[] = [];
-  for (let i = 0; i < stale.originHeaders.length; i += 2) {
-    const name = stale.originHeaders[i]!;
-    // Content-Type and similar describe the stored body, which a 304 does not replace.
-    if (!updatedNames.has(name) || name.startsWith("content-")) merged.push(name, stale.originHeaders[i + 1]!);
-  }
-  for (let i = 0; i < updates.length; i += 2) {
-    const name = updates[i]!;
-    // The stored ETag may be the weak form of a compressed copy; keep it.
-    if (name.startsWith("content-") || (name === "etag" && headerIn(stale.originHeaders, "content-encoding") !== undefined)) continue;
-    merged.push(name, updates[i + 1]!);
-  }
-
-  const decision = decideFreshness(
-    stale.status,
-    freshnessHeadersOf(merged),
-    behavior.cache.ttl,
-    receivedAtMs,
-    distribution.errorCachingMinTtlSeconds,
-  );
+  const { merged, decision } = mergeNotModified(stale.status, stale.originHeaders, notModified, receivedAtMs, distribution, behavior);
   if (!decision.store) return undefined;
   return createEntry(
     context,

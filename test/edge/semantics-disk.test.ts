@@ -280,6 +280,64 @@ test("large objects stream through to disk and serve from it", async (t) => {
   assert.equal(origin.hits(), 3);
 });
 
+test("stale large entries are revalidated, and served when the origin fails", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = randomBytes(200 * 1024);
+  let failing = false;
+  const origin = await startOrigin((req, res) => {
+    if (failing) {
+      res.writeHead(503, { "content-type": "text/plain" });
+      res.end("down");
+      return;
+    }
+    if (req.headers["if-none-match"] === '"v1"') {
+      // The 304 extends the entry's lifetime.
+      res.writeHead(304, { etag: '"v1"', "cache-control": "max-age=600", "x-refreshed": "yes" });
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      "cache-control": "max-age=1",
+      "content-type": "application/octet-stream",
+      "content-length": String(large.length),
+      etag: '"v1"',
+    });
+    res.end(large);
+  });
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const get = (path: string) => request(edge.edge.httpPort, snapshot.domainName, path);
+
+  await get("/revalidated.bin");
+  await get("/served-stale.bin");
+  await sleep(1200);
+
+  const revalidated = await get("/revalidated.bin");
+  assert.equal(revalidated.status, 200);
+  assert.ok(revalidated.body.equals(large));
+  assert.match(String(revalidated.headers["cache-status"]), /^portico; fwd=stale; fwd-status=304; ttl=\d+$/);
+  assert.equal(revalidated.headers["x-refreshed"], "yes", "the 304's headers are merged in");
+  const conditional = origin.requests.filter((seen) => seen.url === "/revalidated.bin").at(-1)!;
+  assert.equal(conditional.headers["if-none-match"], '"v1"');
+  const fresh = await get("/revalidated.bin");
+  assert.match(String(fresh.headers["cache-status"]), /^portico; hit; ttl=\d+$/);
+  assert.ok(fresh.body.equals(large));
+  assert.equal(origin.hits("/revalidated.bin"), 2);
+
+  // The origin fails: the stale copy is served, and keeps answering for the error caching TTL.
+  failing = true;
+  const stale = await get("/served-stale.bin");
+  assert.equal(stale.status, 200);
+  assert.ok(stale.body.equals(large));
+  assert.match(String(stale.headers["cache-status"]), /^portico; fwd=stale; fwd-status=503; ttl=-?\d+; detail=stale-if-error$/);
+  const held = await get("/served-stale.bin");
+  assert.ok(held.body.equals(large));
+  assert.equal(held.headers["x-cache"], "Hit from portico");
+  assert.equal(origin.hits("/served-stale.bin"), 2);
+});
+
 test("concurrent misses of a large object read its disk write", async (t) => {
   const dataDir = await tempDir(t);
   const large = randomBytes(300 * 1024);
