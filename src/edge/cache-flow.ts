@@ -489,7 +489,7 @@ async function fetchAsWriter(
         request,
         response,
         { status: fill.status, headers: passedHeaders.slice(), body: fillBody(fill.progress), contentLength },
-        cacheStatus.miss(forward, originResponse.status, false, "streamed-to-disk"),
+        cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", fill.ttlSeconds - fill.initialAgeSeconds),
         policy,
       );
       return;
@@ -508,7 +508,7 @@ async function fetchAsWriter(
       request,
       response,
       { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tap), contentLength },
-      cacheStatus.miss(forward, originResponse.status, false, "streamed-to-disk"),
+      cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", decision.ttlSeconds - parseAgeSeconds(originHeader(originResponse.headers, "age"))),
       policy,
     );
     return;

@@ -222,7 +222,7 @@ test("large objects stream through to disk and serve from it", async (t) => {
     request(edge.edge.httpPort, snapshot.domainName, path, { headers });
 
   const first = await get("/big.bin");
-  assert.match(String(first.headers["cache-status"]), /detail=streamed-to-disk/);
+  assert.match(String(first.headers["cache-status"]), /^portico; fwd=uri-miss; fwd-status=200; stored; ttl=600; detail=streamed-to-disk$/);
   assert.ok(first.body.equals(large));
   await sleep(200);
 
