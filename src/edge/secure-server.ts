@@ -1,4 +1,4 @@
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import {
   createSecureContext,
@@ -65,6 +65,8 @@ export class SecureEdgeServer {
   private readonly http1: Http1ConnectionSet;
   private aliases = new Map<string, AliasTls>();
   private aliasesLoadedAtMs = 0;
+  /** Digests of the alias pairs already reported as invalid, by name, so each is reported once. */
+  private readonly reportedInvalid = new Map<string, string>();
   private reloading: Promise<void> | undefined;
   private readonly drainTimeoutMs: number;
   private readonly helloTimeoutMs: number;
@@ -214,7 +216,13 @@ export class SecureEdgeServer {
       const server = this.tlsServer({ key: certificate.key, cert: certificate.cert });
       return { context, server };
     } catch (error) {
-      this.log.warn({ err: error, name: certificate.name }, "skipped an invalid alias certificate");
+      // The folder is read again every few seconds while a name lacks a pair, so an unchanged
+      // invalid pair is reported once.
+      const digest = createHash("sha256").update(certificate.cert).update(certificate.key).digest("hex");
+      if (this.reportedInvalid.get(certificate.name) !== digest) {
+        this.reportedInvalid.set(certificate.name, digest);
+        this.log.warn({ err: error, name: certificate.name }, "skipped an invalid alias certificate");
+      }
       return undefined;
     }
   }
