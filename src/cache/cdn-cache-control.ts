@@ -1,7 +1,7 @@
 import { parseDictionary } from "structured-headers";
 import type { CacheControl } from "./freshness.js";
 
-/** The largest delta-seconds value kept, as RFC 9111 section 1.2.2 asks. */
+/** The largest delta-seconds value kept, as RFC 9111 section 1.2.2 requires. */
 const MAX_DELTA_SECONDS = 2 ** 31;
 
 /** Returns a directive's value as delta-seconds, or undefined unless it is a non-negative Integer. */
@@ -15,8 +15,8 @@ function secondsOf(value: unknown): number | undefined {
  * Fields Dictionary (RFC 9651): repeated field lines form one list, and a key
  * given twice keeps its last value. A value that fails to parse makes the
  * whole field void: the function returns undefined, and Cache-Control
- * applies (section 2.1). A field that parses is used even when it has no
- * directive this cache knows: it still replaces Cache-Control. Delta-seconds
+ * applies (section 2.1). A field that parses replaces Cache-Control even
+ * when it has no directive this cache implements. Delta-seconds
  * directives take Integers; `no-cache`, `no-store`, `private` and the
  * revalidate directives count unless their value is the Boolean false.
  */

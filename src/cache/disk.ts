@@ -29,7 +29,7 @@ interface IndexRecord {
   refreshed?: MetadataRefresh;
 }
 
-/** What a 304 changes in a stored entry: its headers and its freshness. */
+/** The fields of a stored entry that a 304 changes: its headers and its freshness. */
 export type MetadataRefresh = Pick<
   DiskMetadata,
   | "originHeaders"
@@ -393,7 +393,7 @@ export class WriteProgress extends EventEmitter<{ change: [] }> {
 
   constructor(
     public path: string,
-    /** Where the body starts in the file, after the entry's head. */
+    /** The offset of the body in the file, after the entry's head. */
     readonly bodyOffset: number,
     readonly bodyBytes: number,
   ) {

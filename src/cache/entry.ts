@@ -80,11 +80,26 @@ export function withinStaleWhileRevalidate(entry: CachedResponse, nowMs: number)
 
 /**
  * Returns whether a stale entry may be served because the origin failed or
- * answered 500 or above. With stale-if-error, only within its window (RFC
+ * returned 500 or above. With stale-if-error, only within its window (RFC
  * 5861 section 4). Without it, CloudFront serves an expired copy in both
  * cases, and so does the edge, unless must-revalidate forbids it (RFC 9111
  * section 4.2.4).
  */
+/**
+ * Returns when a stale copy served after an origin error stops being used:
+ * `holdSeconds` after `nowMs`, and no later than the end of its
+ * stale-if-error window when it has one.
+ */
+export function staleOnErrorUntilMs(
+  entry: Pick<CachedResponse, "staleIfErrorSeconds" | "staleAtMs">,
+  holdSeconds: number,
+  nowMs: number,
+): number {
+  const untilMs = nowMs + holdSeconds * 1000;
+  if (entry.staleIfErrorSeconds === undefined) return untilMs;
+  return Math.min(untilMs, entry.staleAtMs + entry.staleIfErrorSeconds * 1000);
+}
+
 export function mayServeStaleOnError(
   entry: Pick<CachedResponse, "mustRevalidate" | "staleIfErrorSeconds" | "staleAtMs">,
   nowMs: number,

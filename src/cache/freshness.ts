@@ -136,6 +136,11 @@ export interface FreshnessHeaders {
   date: string | undefined;
 }
 
+/** Returns the error caching minimum TTL of `status`: the distribution's own, else the default. */
+export function errorCachingTtlSeconds(errorCachingMinTtlSeconds: ReadonlyMap<number, number>, status: number): number {
+  return errorCachingMinTtlSeconds.get(status) ?? ERROR_CACHING_TTL_SECONDS;
+}
+
 /**
  * Decides whether and for how long a response is cached.
  *

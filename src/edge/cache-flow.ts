@@ -1,8 +1,14 @@
 import { finished } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { newRequestId } from "../common/ids.js";
-import { hasValidator, mayServeStaleOnError, withinStaleWhileRevalidate, type CachedResponse } from "../cache/entry.js";
-import { decideFreshness, ERROR_CACHING_TTL_SECONDS, parseAgeSeconds, type FreshnessDecision } from "../cache/freshness.js";
+import {
+  hasValidator,
+  mayServeStaleOnError,
+  staleOnErrorUntilMs,
+  withinStaleWhileRevalidate,
+  type CachedResponse,
+} from "../cache/entry.js";
+import { decideFreshness, errorCachingTtlSeconds, parseAgeSeconds, type FreshnessDecision } from "../cache/freshness.js";
 import { canonicalizePath } from "../cache/invalidation.js";
 import type { CacheKeyResult } from "../cache/key.js";
 import type { LockOutcome } from "../cache/lock.js";
@@ -302,7 +308,7 @@ async function fetchAsWriter(
   const epochAtStart = prefetched?.epochAtStart ?? purgeEpoch(context, distribution.id);
   const fetchStartedAtMs = Date.now();
   const revalidating = stale !== undefined && hasValidator(stale);
-  // A large stale entry lives on disk only; it is revalidated the same way.
+  // A large stale entry is on disk only, and is revalidated the same way.
   const diskStale = stale === undefined ? target.staleOnDisk : undefined;
 
   const headers = originRequestHeaders(context, state, request, keyResult);
@@ -456,10 +462,11 @@ async function fetchAsWriter(
     const tap = tee.tap;
     if (varyNames.length === 0) {
       // The fetch fills the disk file at the disk's pace, and every viewer of the object, this
-      // one included, reads the file as it grows, so a viewer that leaves ends nothing but its
-      // own response. The other misses for the key read it too instead of fetching it again.
+      // one included, reads the file as it grows, so a viewer that leaves ends only its own
+      // response. The other misses for the key read it too instead of fetching it again.
+      // NOTE: a fill is shared inside one worker only, so each other worker fetches the object once.
       const originBody = originResponse.body;
-      // The write's progress tells its readers how it ended, so the tap's own error has no reader.
+      // The write's progress reports how it ended to its readers, so the tap's own error is not needed.
       tap.on("error", () => {});
       originBody.on("error", (error) => tap.destroy(error));
       // A body closed before its end without an error still ends the write, as failed.
@@ -616,10 +623,9 @@ async function fetchAsWriter(
 
 /**
  * Serves a stale copy because the origin failed (`originStatus` undefined) or
- * answered 500 or above, and keeps the copy in use for the error caching TTL
- * of `errorStatus`: as CloudFront does, the requests in that time are
- * answered from it instead of going to the failing origin. The time ends no
- * later than the origin's stale-if-error window.
+ * returned 500 or above. As CloudFront does, the copy stays in use for the
+ * error caching TTL of `errorStatus`, so requests in that time are served from
+ * it instead of going to the failing origin.
  */
 function serveStaleOnError(
   context: EdgeContext,
@@ -631,9 +637,8 @@ function serveStaleOnError(
   originStatus: number | undefined,
   errorStatus: number,
 ): void {
-  const seconds = target.distribution.errorCachingMinTtlSeconds.get(errorStatus) ?? ERROR_CACHING_TTL_SECONDS;
-  let untilMs = Date.now() + seconds * 1000;
-  if (stale.staleIfErrorSeconds !== undefined) untilMs = Math.min(untilMs, stale.staleAtMs + stale.staleIfErrorSeconds * 1000);
+  const holdSeconds = errorCachingTtlSeconds(target.distribution.errorCachingMinTtlSeconds, errorStatus);
+  const untilMs = staleOnErrorUntilMs(stale, holdSeconds, Date.now());
   if (untilMs > stale.staleAtMs) stale.staleAtMs = untilMs;
   const status = cacheStatus.staleOnError(originStatus, ttlLeft(stale));
   serveEntry(context, state, request, response, stale, "Hit", status, target.behavior.headersPolicy);

@@ -8,7 +8,7 @@ import { headerIn, headerValues } from "./headers.js";
  * 1,000 and 10,000,000 bytes are compressed with Brotli or gzip, picked from
  * the viewer's normalized Accept-Encoding (Brotli first; legacy cache
  * settings offer gzip alone). A response that already has a Content-Encoding
- * is never compressed again, and one whose Cache-Control says `no-transform`
+ * is never compressed again, and one whose Cache-Control has `no-transform`
  * is never compressed (RFC 9110 section 7.7).
  */
 

@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
 import type { DiskStreamTarget, MetadataRefresh, WriteProgress } from "../cache/disk.js";
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
-import { ERROR_CACHING_TTL_SECONDS, parseAgeSeconds, type StoreDecision } from "../cache/freshness.js";
+import { staleOnErrorUntilMs } from "../cache/entry.js";
+import { errorCachingTtlSeconds, parseAgeSeconds, type StoreDecision } from "../cache/freshness.js";
 import { invalidationPathsOf, type CacheableRequest } from "./cache-flow.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import { mergeNotModified } from "./entry-builder.js";
@@ -195,7 +196,7 @@ async function serveDiskMultipart(
   await response.stream(206, headers, Readable.from(parts(), { objectMode: false }));
 }
 
-/** Adds a stale disk entry's validators to an origin request; returns whether it has any. */
+/** Adds a stale disk entry's validators to an origin request, and returns whether it has any. */
 export function addDiskValidators(headers: Record<string, string>, disk: DiskStreamTarget): boolean {
   const etag = headerIn(disk.metadata.originHeaders, "etag");
   const lastModified = headerIn(disk.metadata.originHeaders, "last-modified");
@@ -252,9 +253,8 @@ export async function serveRevalidatedDisk(
 
 /**
  * Serves a stale large entry because the origin failed (`originStatus`
- * undefined) or answered 500 or above, and keeps it in use for the error
- * caching TTL of `errorStatus`, within its stale-if-error window, as the
- * memory path does.
+ * undefined) or returned 500 or above, and keeps it in use for the error
+ * caching TTL of `errorStatus`, as the memory path does.
  */
 export async function serveStaleDiskOnError(
   context: EdgeContext,
@@ -267,9 +267,8 @@ export async function serveStaleDiskOnError(
   errorStatus: number,
 ): Promise<void> {
   const metadata = disk.metadata;
-  const seconds = target.distribution.errorCachingMinTtlSeconds.get(errorStatus) ?? ERROR_CACHING_TTL_SECONDS;
-  let untilMs = Date.now() + seconds * 1000;
-  if (metadata.staleIfErrorSeconds !== null) untilMs = Math.min(untilMs, metadata.staleAtMs + metadata.staleIfErrorSeconds * 1000);
+  const holdSeconds = errorCachingTtlSeconds(target.distribution.errorCachingMinTtlSeconds, errorStatus);
+  const untilMs = staleOnErrorUntilMs(diskFreshnessOf(disk), holdSeconds, Date.now());
   if (untilMs > metadata.staleAtMs) context.disk?.refresh(metadata.key, { ...metadata, staleAtMs: untilMs });
   await serveDiskStream(context, state, request, response, target, disk, (ttlSeconds) => cacheStatus.staleOnError(originStatus, ttlSeconds));
 }

@@ -17,7 +17,7 @@ const EXCHANGE_FIELDS = new Set(["age", "cache-status", "x-cache"]);
 
 /**
  * Returns the page's headers with the error response's `Age`, `Cache-Status`
- * and `X-Cache`: the viewer learns how its own request was answered (an
+ * and `X-Cache`, which describe how the viewer's own request was served (an
  * origin error fetched or cached, `Error from portico`), not how the page was.
  */
 function pageHeadersFor(pageHeaders: readonly string[], errorHeaders: readonly string[]): string[] {

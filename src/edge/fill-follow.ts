@@ -18,7 +18,7 @@ export interface StreamingFill {
   status: number;
   /** The headers the writer's viewer got from the origin, as a flat `[name, value, ...]` list. */
   headers: string[];
-  /** When the edge received the origin's response, in epoch milliseconds. */
+  /** The time the edge received the origin's response, in epoch milliseconds. */
   receivedAtMs: number;
   initialAgeSeconds: number;
   ttlSeconds: number;
@@ -39,8 +39,8 @@ async function openFollowed(progress: WriteProgress): Promise<FileHandle> {
     try {
       return await open(path, "r");
     } catch (error) {
-      // The rename and the new path's record happen one after the other, so the old path may
-      // be gone while the new one is not known yet: wait for the write's next change.
+      // The rename and the record of the new path happen one after the other, so the old path may
+      // be gone before the new one is known. The write's next change records it.
       if ((error as NodeJS.ErrnoException).code !== "ENOENT" || progress.state === "failed") throw error;
       if (progress.path === path) await once(progress, "change");
     }
@@ -57,8 +57,8 @@ class FollowingBody extends Readable {
   private position = 0;
   private reading = false;
   private ended = false;
-  /** Whether the stream asked for more while a read was still running. */
-  private askedAgain = false;
+  /** Whether the stream requested more data while a read was still running. */
+  private readRequestedAgain = false;
 
   constructor(private readonly progress: WriteProgress) {
     super({ highWaterMark: READ_BYTES });
@@ -76,16 +76,16 @@ class FollowingBody extends Readable {
 
   override _read(): void {
     if (this.reading) {
-      // A push can make the stream ask again before the read that pushed has returned.
-      this.askedAgain = true;
+      // A push can make the stream call _read again before the read that pushed has returned.
+      this.readRequestedAgain = true;
       return;
     }
     this.reading = true;
     this.readNext().then(
       () => {
         this.reading = false;
-        if (!this.askedAgain) return;
-        this.askedAgain = false;
+        if (!this.readRequestedAgain) return;
+        this.readRequestedAgain = false;
         this._read();
       },
       (error: Error) => this.destroy(error),
@@ -112,7 +112,7 @@ class FollowingBody extends Readable {
       if (available > 0) {
         const buffer = Buffer.allocUnsafe(Math.min(available, READ_BYTES));
         const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, progress.bodyOffset + this.position);
-        if (bytesRead === 0) throw new Error("the file of a streamed disk write ended before its written bytes");
+        if (bytesRead === 0) throw new Error(`reading ${progress.path} failed: the file ended before the bytes written to it`);
         this.position += bytesRead;
         this.push(buffer.subarray(0, bytesRead));
         return;

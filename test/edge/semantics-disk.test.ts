@@ -89,17 +89,19 @@ test("disk tier stays within its byte budget", async (t) => {
   assert.equal(await tier.write(metadataFor("huge", capacityBytes), Buffer.alloc(capacityBytes)), false);
 });
 
-test("streamed writes count against the disk budget from their start", async (t) => {
+test("disk budget counts streamed writes", async (t) => {
   const directory = await tempDir(t);
   const capacityBytes = 64 * 1024;
   const tier = await DiskTier.open({ directory, capacityBytes, log: silentLogger() });
   const bodyBytes = 25_000;
   const first = tier.tee(metadataFor("first", bodyBytes));
   const second = tier.tee(metadataFor("second", bodyBytes));
-  assert.ok(first !== undefined && second !== undefined);
+  assert.ok(first !== undefined);
+  assert.ok(second !== undefined);
   // Two writes in progress leave no room for a third of the same size, so it is not started.
   assert.equal(tier.tee(metadataFor("third", bodyBytes)), undefined);
-  assert.ok(tier.reservedBytes > 2 * bodyBytes && tier.reservedBytes <= capacityBytes);
+  assert.ok(tier.reservedBytes > 2 * bodyBytes);
+  assert.ok(tier.reservedBytes <= capacityBytes);
 
   // A write that ends short gives its reservation back, and the next one fits.
   first.tap.resume();
@@ -280,7 +282,7 @@ test("large objects stream through to disk and serve from it", async (t) => {
   assert.equal(origin.hits(), 3);
 });
 
-test("stale large entries are revalidated, and served when the origin fails", async (t) => {
+test("stale disk entries revalidate and serve stale", async (t) => {
   const dataDir = await tempDir(t);
   const large = randomBytes(200 * 1024);
   let failing = false;
@@ -326,19 +328,19 @@ test("stale large entries are revalidated, and served when the origin fails", as
   assert.ok(fresh.body.equals(large));
   assert.equal(origin.hits("/revalidated.bin"), 2);
 
-  // The origin fails: the stale copy is served, and keeps answering for the error caching TTL.
+  // The origin fails: the stale copy is served, and stays in use for the error caching TTL.
   failing = true;
   const stale = await get("/served-stale.bin");
   assert.equal(stale.status, 200);
   assert.ok(stale.body.equals(large));
   assert.match(String(stale.headers["cache-status"]), /^portico; fwd=stale; fwd-status=503; ttl=-?\d+; detail=stale-if-error$/);
-  const held = await get("/served-stale.bin");
-  assert.ok(held.body.equals(large));
-  assert.equal(held.headers["x-cache"], "Hit from portico");
+  const servedAgain = await get("/served-stale.bin");
+  assert.ok(servedAgain.body.equals(large));
+  assert.equal(servedAgain.headers["x-cache"], "Hit from portico");
   assert.equal(origin.hits("/served-stale.bin"), 2);
 });
 
-test("concurrent misses of a large object read its disk write", async (t) => {
+test("large misses share one disk fill", async (t) => {
   const dataDir = await tempDir(t);
   const large = randomBytes(300 * 1024);
   let failNext = false;
@@ -408,7 +410,8 @@ test("concurrent misses of a large object read its disk write", async (t) => {
 
   // When the origin breaks off, the viewers that followed the write get a body cut short too.
   failNext = true;
-  const broken = await Promise.all([get("/broken.bin").catch((error: Error) => error), get("/broken.bin").catch((error: Error) => error)]);
+  const getOrError = (path: string) => get(path).catch((error: Error) => error);
+  const broken = await Promise.all([getOrError("/broken.bin"), getOrError("/broken.bin")]);
   assert.equal(origin.hits("/broken.bin"), 1);
   for (const outcome of broken) {
     assert.ok(outcome instanceof Error || !outcome.body.equals(large), "no viewer gets a body the origin never sent whole");

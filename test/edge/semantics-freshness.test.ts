@@ -20,8 +20,8 @@ test("freshness table with stale directives", () => {
     ["CDN-Cache-Control bounded by MaxTTL", headers(undefined, "max-age=5000"), ttl, { store: true, ttlSeconds: 1000 }],
     ["CDN-Cache-Control no-store", headers("max-age=60", "no-store"), ttl, { store: false, reason: "origin-no-cache" }],
     ["empty CDN-Cache-Control ignored", headers("max-age=60", " "), ttl, { store: true, ttlSeconds: 60 }],
-    // RFC 9213: a field that parses replaces Cache-Control even without a known directive; one that
-    // does not parse as a Structured Fields Dictionary is ignored whole.
+    // RFC 9213: a field that parses replaces Cache-Control even without a known directive. A field
+    // that does not parse as a Structured Fields Dictionary is ignored whole.
     ["unknown-only CDN-Cache-Control still replaces", headers("max-age=60", "foo=1"), ttl, { store: true, ttlSeconds: 100 }],
     ["malformed CDN-Cache-Control ignored", headers("max-age=60", "max-age=20,,"), ttl, { store: true, ttlSeconds: 60 }],
     ["CDN-Cache-Control repeated key keeps the last", headers(undefined, "max-age=20, max-age=30"), ttl, { store: true, ttlSeconds: 30 }],
@@ -185,7 +185,7 @@ test("Cache-Control on several lines is read whole", async (t) => {
   assert.match(String((await get("/cdn")).headers["cache-status"]), /; stored; ttl=50$/);
 });
 
-test("an origin 5xx serves the stale copy for the error caching TTL", async (t) => {
+test("origin 5xx serves the stale copy", async (t) => {
   let failing = false;
   const respond = (_req: IncomingMessage, res: ServerResponse) => {
     if (failing) {
@@ -196,7 +196,7 @@ test("an origin 5xx serves the stale copy for the error caching TTL", async (t) 
     res.writeHead(200, { "cache-control": "max-age=1" });
     res.end("good");
   };
-  // CloudFront serves an expired object when the origin answers 5xx, and keeps
+  // CloudFront serves an expired object when the origin returns 5xx, and keeps
   // serving it from the cache for the error caching minimum TTL (10 s by default).
   const { origin, get } = await setupDistribution(t, respond);
   await get("/s");
@@ -212,7 +212,7 @@ test("an origin 5xx serves the stale copy for the error caching TTL", async (t) 
   assert.match(String(again.headers["cache-status"]), /^portico; hit; ttl=-?\d+$/);
   assert.equal(origin.hits(), 2);
 
-  // With an error caching minimum TTL of 0 for 502, each request asks the origin again.
+  // With an error caching minimum TTL of 0 for 502, each request goes to the origin again.
   failing = false;
   const noHold = await setupDistribution(t, respond, {}, (snapshot) => {
     snapshot.config.CustomErrorResponses = { Quantity: 1, Items: [{ ErrorCode: 502, ErrorCachingMinTTL: 0 }] };

@@ -283,8 +283,8 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   await sleep(1200);
   originOpen = false;
   await origin.close();
-  // The first failure serves the stale copy; for the error caching TTL after it, the copy answers
-  // as a hit, on the worker that holds it or from it on the other.
+  // The first failure serves the stale copy. For the error caching TTL after it, the copy is served
+  // as a hit, on the worker that stores it or, copied from there, on the other.
   for (let i = 0; i < 6; i++) {
     const response = await get();
     assert.equal(response.status, 200, "stale copy on every worker");
@@ -293,7 +293,7 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   }
 });
 
-test("stale-while-revalidate serves a stale copy another worker holds", async (t) => {
+test("stale-while-revalidate uses another worker's copy", async (t) => {
   let version = "one";
   const origin = await startOrigin((_req, res) => {
     res.writeHead(200, { "cache-control": "max-age=1, stale-while-revalidate=60", "content-type": "text/plain" });

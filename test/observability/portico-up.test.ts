@@ -412,7 +412,7 @@ describe("observability against portico up", { timeout: 120_000 }, () => {
     assert.match(stdout, /^edge-\S+\s+live\s/m);
   });
 
-  test("status without a recorded endpoint says so", async () => {
+  test("status without recorded endpoint fails", async () => {
     const empty = await mkdtemp(join(tmpdir(), "portico-status-"));
     try {
       await assert.rejects(

@@ -1,4 +1,4 @@
-// The ceiling of HTTP/2 over Node.js's TLS layer on this machine: a server that reads frame
+// The ceiling of HTTP/2 over Node.js's TLS layer on this machine. The server reads frame
 // headers, acknowledges SETTINGS and PING, and responds to every HEADERS frame that ends its
 // stream with one preallocated HEADERS and DATA pair in one write. It decodes no header block
 // and keeps no flow control, so it is a limit to compare with nginx's HTTP/2 rate, not a server.

@@ -159,8 +159,8 @@ export function recordBucketOwner(request: ApiRequest, bucket: BucketRecord): vo
 export function authorize(request: ApiRequest, bucket: BucketRecord | undefined, action: string, resource: string): void {
   const denial = denialOf(request, bucket, action, resource, true);
   if (denial === undefined) return;
-  // The edge signs as the CloudFront service principal with a key only it holds, so only the
-  // edge learns the reason, which it logs beside the distribution that was denied.
+  // The edge signs as the CloudFront service principal with a key that only it has, so only the
+  // edge receives the reason, which it logs with the denied distribution.
   const headers: Record<string, string> =
     request.principal.type === "service" ? { "x-amz-error-detail": asHeaderValue(denial) } : {};
   throw new ApiError("AccessDenied", 403, "Access Denied", { headers });
