@@ -35,7 +35,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const log = createLogger("warn");
   const credentials = new StaticCredentialStore(BENCH_CREDENTIALS);
   const s3 = await createS3Service({ dataDir, accountId: BENCH_CREDENTIALS.accountId, credentials, log });
-  const server = new ApiServer({ credentials, services: { s3, cloudfront: unused, cloudwatch: unused }, log, isReady: () => true });
+  const server = new ApiServer({ credentials, services: { s3, cloudfront: unused, cloudwatch: unused }, log, health: () => "ok" });
   const address = await server.listen(0, "127.0.0.1");
   process.stdout.write(`port=${address.port}\n`);
   // Exit normally on a signal so that `--cpu-prof` writes its profile.

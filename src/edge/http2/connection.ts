@@ -24,9 +24,10 @@ import {
 } from "./frames.js";
 import { HpackDecoder, HpackError } from "./hpack.js";
 import { HpackEncoder, type ResponseHead } from "./hpack-encoder.js";
-import { dispatchRequest } from "./dispatch.js";
+import { dispatchRequest, type DispatchContext } from "./dispatch.js";
 import { parseRequestFields } from "./request.js";
 import { Http2Stream, type StreamSink } from "./stream.js";
+import { StreamTable } from "./stream-table.js";
 import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
 import { readIntoSharedBuffer } from "../http1/read-buffer.js";
 
@@ -57,6 +58,7 @@ const MAX_DATA_FRAME_BYTES = 64 * 1024;
 /** Bodies up to this size are copied behind the frame headers of a whole response; larger ones are not copied. */
 const COPY_BODY_MAX_BYTES = 2 * 1024;
 const MAX_UNSENT_BYTES = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
 /** Frames a client may send per sweep period before the connection is ended as abusive. */
 const FLOOD_LIMITS = { resets: 400, pings: 100, settings: 100, emptyFrames: 400, priorities: 1000 };
 
@@ -75,12 +77,12 @@ type FloodCounter = keyof typeof FLOOD_LIMITS;
 export class Http2Connection implements StreamSink {
   /** When the connection times out, in epoch milliseconds; checked by the server's sweep. */
   deadlineMs: number;
-  private input: Buffer = Buffer.alloc(0);
+  private input: Buffer = EMPTY;
   private prefaceReceived = false;
   private settingsReceived = false;
   private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE);
   private readonly encoder = new HpackEncoder();
-  private readonly streams = new Map<number, Http2Stream>();
+  private readonly streams = new StreamTable();
   private highestStreamId = 0;
   private goawaySent = false;
   private peerGoaway = false;
@@ -101,6 +103,8 @@ export class Http2Connection implements StreamSink {
   private draining = false;
   /** Whether reads arrive in the process's shared read buffer, which the next read overwrites. */
   private readonly sharedReads: boolean;
+  /** The dispatch context of every request on this connection; the per-request fields are set before each dispatch. */
+  private readonly dispatch: DispatchContext;
 
   /**
    * Takes over `socket`, a TLSSocket on the TLS port or a plain socket for
@@ -116,6 +120,17 @@ export class Http2Connection implements StreamSink {
     private readonly onClose: (connection: Http2Connection) => void,
   ) {
     this.clientIp = socket.remoteAddress ?? "";
+    this.dispatch = {
+      listener,
+      clientIp: this.clientIp,
+      protocol,
+      socket,
+      startedAt: 0,
+      receivedAtMs: 0,
+      headBytes: 0,
+      headerListTooLarge: false,
+      log,
+    };
     this.deadlineMs = Date.now() + limits.idleTimeoutMs;
     socket.setNoDelay(true);
     this.sharedReads = readIntoSharedBuffer(socket, (bytes, buffer) => this.onData(buffer.subarray(0, bytes)));
@@ -170,7 +185,7 @@ export class Http2Connection implements StreamSink {
       this.connectionError(new ConnectionError(ErrorCode.PROTOCOL_ERROR, "header block timed out"));
       return;
     }
-    for (const stream of this.streams.values()) {
+    for (const stream of this.streams.list()) {
       if (stream.body === undefined || stream.remoteClosed) continue;
       if (nowMs - stream.lastDataAtMs > this.limits.bodyIdleTimeoutMs) {
         stream.body.destroy(new Error("request body timed out"));
@@ -196,16 +211,23 @@ export class Http2Connection implements StreamSink {
     if (stream.reset || this.closed) return;
     // Encoded here and written below without a return in between, so the peer's HPACK decoder
     // receives every block this encoder produced, in order.
-    const { block, tail: blockTail } = this.encoder.encode(head);
+    const block = this.encoder.encodeBlock(head);
+    const tailBytes = this.encoder.tailBytes;
     const bodyBytes = body?.length ?? 0;
-    const blockBytes = block.length + (blockTail?.length ?? 0);
+    const blockBytes = block.length + tailBytes;
     const fits =
       blockBytes <= this.peerMaxFrameSize &&
       bodyBytes <= DEFAULT_MAX_FRAME_SIZE &&
       bodyBytes <= stream.sendWindow &&
       bodyBytes <= this.sendWindow;
     if (!fits) {
-      this.writeHeaders(stream, blockTail === undefined ? block : Buffer.concat([block, blockTail]), body === undefined);
+      let whole = block;
+      if (tailBytes > 0) {
+        whole = Buffer.allocUnsafe(blockBytes);
+        block.copy(whole, 0);
+        this.encoder.copyTail(whole, block.length);
+      }
+      this.writeHeaders(stream, whole, body === undefined);
       if (body !== undefined) this.sendData(stream, body, true);
       return;
     }
@@ -217,7 +239,7 @@ export class Http2Connection implements StreamSink {
     const out = takeFromSlab(total);
     writeFrameHeader(out, 0, blockBytes, FrameType.HEADERS, Flag.END_HEADERS | (body === undefined ? Flag.END_STREAM : 0), stream.id);
     out.set(block, FRAME_HEADER_BYTES);
-    if (blockTail !== undefined) out.set(blockTail, FRAME_HEADER_BYTES + block.length);
+    if (tailBytes > 0) this.encoder.copyTail(out, FRAME_HEADER_BYTES + block.length);
     if (body !== undefined) {
       const dataStart = FRAME_HEADER_BYTES + blockBytes;
       writeFrameHeader(out, dataStart, bodyBytes, FrameType.DATA, Flag.END_STREAM, stream.id);
@@ -316,7 +338,7 @@ export class Http2Connection implements StreamSink {
         this.streamError(error);
       }
     }
-    this.input = position === input.length ? Buffer.alloc(0) : input.subarray(position);
+    this.input = position === input.length ? EMPTY : input.subarray(position);
     // A partial frame is kept in a buffer of its own, not in a read buffer that later bytes replace.
     if (this.input.length > 0 && (position > 0 || this.sharedReads)) this.input = Buffer.from(this.input);
   }
@@ -430,13 +452,14 @@ export class Http2Connection implements StreamSink {
       fragment = fragment.subarray(5);
       if (dependency === streamId) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "stream depends on itself");
     }
-    const block = { streamId, chunks: [this.kept(fragment)], bytes: fragment.length, endStream: (flags & Flag.END_STREAM) !== 0, startedAtMs: this.clockMs };
+    const endStream = (flags & Flag.END_STREAM) !== 0;
     if ((flags & Flag.END_HEADERS) === 0) {
-      this.block = block;
-      this.checkBlockSize(block.bytes);
+      this.block = { streamId, chunks: [this.kept(fragment)], bytes: fragment.length, endStream, startedAtMs: this.clockMs };
+      this.checkBlockSize(fragment.length);
       return;
     }
-    this.onHeaderBlock(streamId, fragment, block.endStream);
+    // A whole block is decoded before this read returns, so it needs no copy.
+    this.onHeaderBlock(streamId, fragment, endStream);
   }
 
   private onContinuation(flags: number, streamId: number, payload: Buffer): void {
@@ -481,7 +504,7 @@ export class Http2Connection implements StreamSink {
     }
 
     const stream = new Http2Stream(streamId, this.peerInitialWindow, STREAM_RECEIVE_WINDOW, this);
-    this.streams.set(streamId, stream);
+    this.streams.add(stream);
     const parsed = parseRequestFields(fields);
     if (!parsed.ok) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, parsed.reason);
     const head = parsed.head;
@@ -495,19 +518,12 @@ export class Http2Connection implements StreamSink {
       stream.lastDataAtMs = this.clockMs;
       stream.body = new RequestBody(() => this.bodyRead(stream));
     }
-    let listSize = 0;
-    for (const [name, value] of fields) listSize += name.length + value.length + 32;
-    dispatchRequest(stream, head, {
-      listener: this.listener,
-      clientIp: this.clientIp,
-      protocol: this.protocol,
-      socket: this.socket,
-      startedAt: this.clockPerformanceMs,
-      receivedAtMs: this.clockMs,
-      headBytes: block.length,
-      headerListTooLarge: listSize > this.limits.maxHeaderListBytes,
-      log: this.log,
-    });
+    const dispatch = this.dispatch;
+    dispatch.startedAt = this.clockPerformanceMs;
+    dispatch.receivedAtMs = this.clockMs;
+    dispatch.headBytes = block.length;
+    dispatch.headerListTooLarge = this.decoder.listBytes > this.limits.maxHeaderListBytes;
+    dispatchRequest(stream, head, dispatch);
   }
 
   private onPriority(streamId: number, payload: Buffer): void {
@@ -546,7 +562,7 @@ export class Http2Connection implements StreamSink {
         // Section 6.9.2: the change applies to every open stream's window.
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
-        for (const stream of this.streams.values()) {
+        for (const stream of this.streams.list()) {
           stream.sendWindow += delta;
           if (stream.sendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "stream window overflow");
         }
@@ -560,7 +576,7 @@ export class Http2Connection implements StreamSink {
       if (id === Setting.HEADER_TABLE_SIZE) this.encoder.setPeerLimit(value);
     }
     this.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
-    for (const stream of this.streams.values()) this.flushStream(stream);
+    for (const stream of this.streams.list()) this.flushStream(stream);
   }
 
   private onPing(flags: number, streamId: number, payload: Buffer): void {
@@ -578,7 +594,7 @@ export class Http2Connection implements StreamSink {
       if (increment === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
       this.sendWindow += increment;
       if (this.sendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window overflow");
-      for (const stream of this.streams.values()) this.flushStream(stream);
+      for (const stream of this.streams.list()) this.flushStream(stream);
       return;
     }
     const stream = this.streams.get(streamId);
@@ -724,8 +740,8 @@ export class Http2Connection implements StreamSink {
   private onDrain(): void {
     this.congested = false;
     this.socket.resume();
-    for (const stream of [...this.streams.values()]) this.flushStream(stream);
-    if (this.input.length > 0 && !this.congested) this.onData(Buffer.alloc(0));
+    for (const stream of this.streams.list()) this.flushStream(stream);
+    if (this.input.length > 0 && !this.congested) this.onData(EMPTY);
   }
 
   private streamError(error: StreamError): void {
@@ -750,7 +766,7 @@ export class Http2Connection implements StreamSink {
   private end(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const stream of [...this.streams.values()]) this.closeStream(stream, true);
+    for (const stream of this.streams.list()) this.closeStream(stream, true);
     this.socket.end();
     // A viewer that never reads the GOAWAY must not hold the socket open.
     setTimeout(() => this.socket.destroy(), 1_000).unref();
@@ -758,7 +774,7 @@ export class Http2Connection implements StreamSink {
 
   private onSocketClose(): void {
     this.closed = true;
-    for (const stream of [...this.streams.values()]) this.closeStream(stream, true);
+    for (const stream of this.streams.list()) this.closeStream(stream, true);
     this.onClose(this);
   }
 }

@@ -9,6 +9,7 @@ import { normalizePath } from "../path.js";
 import type { Http2RequestHead } from "./request.js";
 import type { Http2Stream } from "./stream.js";
 
+/** The context a connection dispatches its requests with, one object reused for all of them. */
 export interface DispatchContext {
   listener: RequestListener;
   clientIp: string;
@@ -82,7 +83,7 @@ export function dispatchRequest(stream: Http2Stream, head: Http2RequestHead, con
     plainResponse(stream, 400, `Bad Request: ${normalized.reason}`);
     return;
   }
-  if (/[\s#\\]/.test(rawQuery)) {
+  if (rawQuery !== "" && /[\s#\\]/.test(rawQuery)) {
     plainResponse(stream, 400, "Bad Request: invalid query");
     return;
   }
@@ -105,13 +106,14 @@ export function dispatchRequest(stream: Http2Stream, head: Http2RequestHead, con
     context.receivedAtMs,
     context.headBytes,
   );
-  const failed = (error: unknown): void => {
-    context.log.error({ err: error }, "edge request listener failed");
-    plainResponse(stream, 500, "Internal Server Error");
-  };
   try {
-    context.listener(request, stream.response)?.catch(failed);
+    context.listener(request, stream.response)?.catch((error: unknown) => listenerFailed(stream, context.log, error));
   } catch (error) {
-    failed(error);
+    listenerFailed(stream, context.log, error);
   }
+}
+
+function listenerFailed(stream: Http2Stream, log: Logger, error: unknown): void {
+  log.error({ err: error }, "edge request listener failed");
+  plainResponse(stream, 500, "Internal Server Error");
 }

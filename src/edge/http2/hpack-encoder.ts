@@ -79,6 +79,9 @@ export class HpackEncoder {
   private reusedKey: object | undefined;
   private reusedVersion = -1;
   private reusedBlock: Buffer | undefined;
+  /** The request id field of the last head encoded, and its length; large enough for an id of 126 octets. */
+  private tail = Buffer.allocUnsafe(160);
+  private tailLength = 0;
 
   /** Applies the peer's SETTINGS_HEADER_TABLE_SIZE: this encoder's table never exceeds it. */
   setPeerLimit(limit: number): void {
@@ -91,6 +94,16 @@ export class HpackEncoder {
   }
 
   encode(head: ResponseHead): EncodedHead {
+    const block = this.encodeBlock(head);
+    if (this.tailLength === 0) return { block, tail: undefined };
+    return { block, tail: Buffer.from(this.tail.subarray(0, this.tailLength)) };
+  }
+
+  /**
+   * Encodes a head as encode does, but leaves the request id field in this encoder, for
+   * copyTail: a hit then writes its head without a buffer of its own for the id.
+   */
+  encodeBlock(head: ResponseHead): Buffer {
     let block: Buffer;
     if (head.reuseKey !== undefined && head.reuseKey === this.reusedKey && this.reusedVersion === this.version && this.lowestPendingSize === undefined) {
       block = this.reusedBlock!;
@@ -110,29 +123,54 @@ export class HpackEncoder {
         this.reusedBlock = block;
       }
     }
-    if (head.requestId === undefined) return { block, tail: undefined };
-    return { block, tail: this.requestIdField(head.requestId) };
+    this.tailLength = head.requestId === undefined ? 0 : this.encodeRequestId(head.requestId);
+    return block;
+  }
+
+  /** The octets of the request id field that encodeBlock left, 0 when its head had none. */
+  get tailBytes(): number {
+    return this.tailLength;
+  }
+
+  /** Copies the request id field that encodeBlock left into `target` at `offset`. */
+  copyTail(target: Buffer, offset: number): void {
+    // A loop: Buffer's copy of part of a buffer makes a view of that part first.
+    const tail = this.tail;
+    for (let i = 0; i < this.tailLength; i++) target[offset + i] = tail[i]!;
   }
 
   /**
-   * Returns the `x-amz-cf-id` field. Once the name is in the table, every hit sends it as a
-   * literal naming that entry, so the bytes are written directly, without the general path.
+   * Writes the `x-amz-cf-id` field into `tail` and returns its length. Once the name is in the
+   * table, every hit sends it as a literal naming that entry, written without the general path.
    */
-  private requestIdField(requestId: string): Buffer {
+  private encodeRequestId(requestId: string): number {
     const known = this.byName.get(REQUEST_ID_NAME);
     if (known === undefined || requestId.length > 126) {
       const out: number[] = [];
       this.field(out, REQUEST_ID_NAME, requestId);
-      return Buffer.from(out);
+      if (out.length > this.tail.length) this.tail = Buffer.allocUnsafe(out.length);
+      for (let i = 0; i < out.length; i++) this.tail[i] = out[i]!;
+      return out.length;
     }
-    const prefix: number[] = [];
-    encodeInteger(prefix, this.indexOf(known), 4, 0x00);
-    const out = Buffer.allocUnsafe(prefix.length + 1 + requestId.length);
-    for (let i = 0; i < prefix.length; i++) out[i] = prefix[i]!;
-    out[prefix.length] = requestId.length;
-    const start = prefix.length + 1;
-    for (let i = 0; i < requestId.length; i++) out[start + i] = requestId.charCodeAt(i) & 0xff;
-    return out;
+    // A literal without indexing whose name is entry `index` (RFC 7541 section 6.2.2), its
+    // integer with a 4-bit prefix (section 5.1), then the value's length and octets.
+    const tail = this.tail;
+    let position = 0;
+    const index = this.indexOf(known);
+    if (index < 15) {
+      tail[position++] = index;
+    } else {
+      tail[position++] = 15;
+      let rest = index - 15;
+      while (rest >= 0x80) {
+        tail[position++] = (rest & 0x7f) | 0x80;
+        rest >>>= 7;
+      }
+      tail[position++] = rest;
+    }
+    tail[position++] = requestId.length;
+    for (let i = 0; i < requestId.length; i++) tail[position++] = requestId.charCodeAt(i) & 0xff;
+    return position;
   }
 
   /** Entries in the table, for tests. */

@@ -183,6 +183,8 @@ export class HpackDecoder {
   private readonly entries: Array<readonly [string, string]> = [];
   private size = 0;
   private maxSize: number;
+  /** The size of the list that decode returned last, as section 6.5.2 of RFC 9113 counts it. */
+  listBytes = 0;
 
   /** `settingsMaxSize` is the SETTINGS_HEADER_TABLE_SIZE this server advertised. */
   constructor(private readonly settingsMaxSize: number) {
@@ -205,26 +207,25 @@ export class HpackDecoder {
       const first = block[position]!;
       if (first >= 0x80) {
         // Indexed field (section 6.1).
-        const [index, next] = decodeInteger(block, position, 7);
-        position = next;
+        const index = decodeInteger(block, position, 7);
+        position = decodedEnd;
         const field = this.lookup(index);
         fields.push(field);
         listBytes += field[0].length + field[1].length + 32;
       } else if (first >= 0x40 || first < 0x20) {
         // Literal with incremental indexing (6.2.1), without indexing (6.2.2) or never indexed (6.2.3).
         const indexing = first >= 0x40;
-        const [index, afterIndex] = decodeInteger(block, position, indexing ? 6 : 4);
-        position = afterIndex;
+        const index = decodeInteger(block, position, indexing ? 6 : 4);
+        position = decodedEnd;
         let name: string;
         if (index === 0) {
-          const decoded = decodeString(block, position);
-          name = decoded[0];
-          position = decoded[1];
+          name = decodeString(block, position);
+          position = decodedEnd;
         } else {
           name = this.lookup(index)[0];
         }
-        const [value, afterValue] = decodeString(block, position);
-        position = afterValue;
+        const value = decodeString(block, position);
+        position = decodedEnd;
         const field: HeaderField = [name, value];
         if (indexing) this.add(field);
         fields.push(field);
@@ -232,8 +233,8 @@ export class HpackDecoder {
       } else {
         // Dynamic table size update (6.3): only at the start of a block (section 4.2).
         if (!sizeUpdateAllowed) throw new HpackError("dynamic table size update after a header field");
-        const [size, next] = decodeInteger(block, position, 5);
-        position = next;
+        const size = decodeInteger(block, position, 5);
+        position = decodedEnd;
         if (size > this.settingsMaxSize) throw new HpackError("dynamic table size update above the advertised limit");
         this.maxSize = size;
         this.evict(0);
@@ -242,6 +243,7 @@ export class HpackDecoder {
       sizeUpdateAllowed = false;
       if (listBytes > maxListBytes) throw new HpackError("header list too large");
     }
+    this.listBytes = listBytes;
     return fields;
   }
 
@@ -271,30 +273,44 @@ export class HpackDecoder {
   }
 }
 
-/** Decodes an integer with an N-bit prefix (section 5.1); returns it and the offset after it. */
-function decodeInteger(buffer: Buffer, start: number, prefixBits: number): [number, number] {
+/**
+ * The offset after the integer or string that decodeInteger or decodeString read last. The
+ * decoders return it here rather than in a pair, which would be an allocation per field.
+ */
+let decodedEnd = 0;
+
+/** Decodes an integer with an N-bit prefix (section 5.1); returns it, and sets decodedEnd. */
+function decodeInteger(buffer: Buffer, start: number, prefixBits: number): number {
   const limit = (1 << prefixBits) - 1;
   let value = buffer[start]! & limit;
   let position = start + 1;
-  if (value < limit) return [value, position];
+  if (value < limit) {
+    decodedEnd = position;
+    return value;
+  }
   let shift = 0;
   for (;;) {
     if (position >= buffer.length) throw new HpackError("truncated integer");
     const byte = buffer[position++]!;
     value += (byte & 0x7f) * 2 ** shift;
     if (value > MAX_INTEGER) throw new HpackError("integer too large");
-    if ((byte & 0x80) === 0) return [value, position];
+    if ((byte & 0x80) === 0) {
+      decodedEnd = position;
+      return value;
+    }
     shift += 7;
   }
 }
 
-/** Decodes a string literal (section 5.2); returns it and the offset after it. */
-function decodeString(buffer: Buffer, start: number): [string, number] {
+/** Decodes a string literal (section 5.2); returns it, and sets decodedEnd. */
+function decodeString(buffer: Buffer, start: number): string {
   if (start >= buffer.length) throw new HpackError("truncated string");
   const huffman = (buffer[start]! & 0x80) !== 0;
-  const [length, position] = decodeInteger(buffer, start, 7);
+  const length = decodeInteger(buffer, start, 7);
+  const position = decodedEnd;
   const end = position + length;
   if (end > buffer.length) throw new HpackError("truncated string");
   const text = huffman ? decodeHuffman(buffer, position, end) : buffer.toString("latin1", position, end);
-  return [text, end];
+  decodedEnd = end;
+  return text;
 }
