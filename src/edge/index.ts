@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import type { Logger } from "../common/logger.js";
 import { CacheLock } from "../cache/lock.js";
 import { MemoryTier } from "../cache/memory.js";
@@ -6,6 +7,7 @@ import type { EdgeChannel, EdgeMembership } from "../cluster/types.js";
 import type { MetricsSink } from "../metrics/types.js";
 import { OriginPools, type OriginContext } from "../origin/index.js";
 import { PeerClient } from "../cluster/peers.js";
+import type { ConnectionGate, ViewerPort } from "./balance.js";
 import { createClusterHandler } from "./cluster-handler.js";
 import { sharedEntryOf } from "./peer-flow.js";
 import { openDiskTier } from "./disk-flow.js";
@@ -52,6 +54,8 @@ export interface EdgeOptions {
     timeouts?: Partial<Http1ServerOptions["timeouts"]>;
     drainTimeoutMs?: number;
   };
+  /** In an edge worker, spreads new connections over the workers. */
+  connectionGate?: ConnectionGate;
 }
 
 export interface Edge {
@@ -67,6 +71,8 @@ export interface Edge {
 export interface LocalEdge extends Edge {
   /** Returns whether the distribution's Logging settings ask for an access log of its requests. */
   logsRequests(distributionId: string): boolean;
+  /** Serves a connection that another worker accepted on `port` and handed to this one. */
+  adopt(port: ViewerPort, socket: Socket): void;
 }
 
 /** Largest body cached whole: an eighth of the memory budget, at most 64 MiB. */
@@ -135,8 +141,9 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     timeouts: { ...DEFAULT_HTTP1_OPTIONS.timeouts, ...options.protocol?.timeouts },
     drainTimeoutMs: options.protocol?.drainTimeoutMs ?? DEFAULT_HTTP1_OPTIONS.drainTimeoutMs,
   };
-  const httpServer = new Http1Server(listener, protocolOptions, log);
-  const httpsServer = new SecureEdgeServer(tls, options.dataDir, listener, protocolOptions, log);
+  const gate = options.connectionGate;
+  const httpServer = new Http1Server(listener, protocolOptions, log, gate);
+  const httpsServer = new SecureEdgeServer(tls, options.dataDir, listener, protocolOptions, log, gate);
   await httpsServer.loadAliases();
 
   // The edge loads the current distributions before it listens, so that no request gets a 403
@@ -174,6 +181,11 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     httpsPort,
     caCertificatePath: tls.caCertificatePath,
     logsRequests: (distributionId) => context.routing.get(distributionId)?.logsRequests === true,
+    adopt: (port, socket) => {
+      gate?.adopted(socket);
+      if (port === "http") httpServer.adopt(socket);
+      else httpsServer.adopt(socket);
+    },
     close: () => {
       closing ??= (async () => {
         await Promise.all([httpServer.close(), httpsServer.close()]);

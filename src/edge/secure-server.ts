@@ -8,6 +8,7 @@ import {
   type TLSSocket,
 } from "node:tls";
 import type { Logger } from "../common/logger.js";
+import type { ConnectionGate } from "./balance.js";
 import { scanClientHello } from "./client-hello.js";
 import type { RequestListener } from "./http1/connection.js";
 import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
@@ -80,6 +81,8 @@ export class SecureEdgeServer {
     listener: RequestListener,
     options: Http1ServerOptions,
     private readonly log: Logger,
+    /** In an edge worker, may hand a new connection to another worker instead. */
+    private readonly gate?: ConnectionGate,
   ) {
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.helloTimeoutMs = options.timeouts.headersTimeoutMs;
@@ -93,7 +96,10 @@ export class SecureEdgeServer {
       cert: tls.cert,
       SNICallback: (servername, callback) => callback(null, this.aliasFor(servername)?.context),
     });
-    this.server = createNetServer((socket) => this.greet(socket));
+    // Sockets start paused, so that one handed to another worker has not been read from here.
+    this.server = createNetServer({ pauseOnConnect: true }, (socket) => {
+      if (this.gate === undefined || this.gate.admit(socket, "https")) this.greet(socket);
+    });
   }
 
   private tlsServer(options: Parameters<typeof createTlsServer>[0]): TlsServer {
@@ -111,6 +117,11 @@ export class SecureEdgeServer {
     // With a listener here, Node.js leaves the failed socket open; a timed-out handshake would stay.
     server.on("tlsClientError", (_error: Error, socket: TLSSocket) => socket.destroy());
     return server;
+  }
+
+  /** Serves a connection that another worker accepted and handed to this one. */
+  adopt(socket: Socket): void {
+    this.greet(socket);
   }
 
   /**
@@ -161,6 +172,7 @@ export class SecureEdgeServer {
       });
     };
     socket.on("data", onData);
+    socket.resume();
   }
 
   /**

@@ -1,6 +1,8 @@
 import { createLogger, type Logger } from "../common/logger.js";
 import { IpcEdgeChannel, RollupSender } from "../cluster/ipc.js";
 import { EdgeRollupSink } from "../metrics/edge-rollup.js";
+import { Socket } from "node:net";
+import { WorkerConnectionGate, type BalanceMessage } from "./balance.js";
 import { startEdge, type LocalEdge } from "./index.js";
 import type { WorkerLifecycleMessage } from "./workers.js";
 
@@ -21,9 +23,38 @@ let workerLog: Logger | undefined;
 let metrics: RollupSender | undefined;
 let stopping = false;
 
+/**
+ * Sends a message to the primary, with a socket's connection when there is one, and returns
+ * false when the channel is closed or the send fails. The connection goes as its bare handle,
+ * which the primary passes on without reading from it; node:child_process would wrap a socket
+ * in the primary and start reading, and the bytes read there would be lost.
+ */
+function sendToPrimary(message: BalanceMessage, socket?: Socket): boolean {
+  if (process.send === undefined || !process.connected) return false;
+  const holder = socket as unknown as { _handle: { close(): void } | null } | undefined;
+  const handle = holder?._handle;
+  if (holder !== undefined && (handle === null || handle === undefined)) return false;
+  try {
+    // The kernel holds the connection once the message is written, so this copy closes then.
+    process.send(message, handle as never, undefined, () => handle?.close());
+  } catch (error) {
+    workerLog?.warn({ err: error, kind: message.kind }, "edge worker could not message the primary");
+    return false;
+  }
+  if (holder !== undefined) {
+    // Detached, the socket is destroyed without closing the connection, and leaves its server's count.
+    holder._handle = null;
+    socket!.destroy();
+  }
+  return true;
+}
+
+const gate = new WorkerConnectionGate(sendToPrimary);
+
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
+  gate.close();
   try {
     await edge?.close();
   } catch (error) {
@@ -42,7 +73,20 @@ process.on("SIGTERM", () => {});
 process.on("SIGHUP", () => {});
 process.on("disconnect", () => void stop());
 
-process.on("message", (message: WorkerLifecycleMessage) => {
+process.on("message", (message: WorkerLifecycleMessage | BalanceMessage, handle?: unknown) => {
+  if (message.kind === "edge.share") {
+    gate.setShare(message.share);
+    return;
+  }
+  if (message.kind === "edge.adopt") {
+    if (handle === undefined || handle === null) return;
+    // A bare connection handle, which starts reading once it is in a socket.
+    // `handle` is an option of net.Socket that Node.js's types leave out.
+    const socket = new Socket({ handle, readable: true, writable: true } as ConstructorParameters<typeof Socket>[0]);
+    if (edge === undefined || stopping) socket.destroy();
+    else edge.adopt(message.port, socket);
+    return;
+  }
   if (message.kind === "edge.close") {
     void stop();
     return;
@@ -61,6 +105,7 @@ process.on("message", (message: WorkerLifecycleMessage) => {
     bus: new IpcEdgeChannel(`/${message.workerIndex}`, log),
     metrics: sink,
     log: edgeLog,
+    connectionGate: gate,
   }).then(
     (started) => {
       edge = started;

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { relayWorker, type WorkerRelay } from "../cluster/ipc.js";
 import { PeerCoordinator } from "../cluster/peers.js";
 import type { RollupTargets } from "../metrics/edge-rollup.js";
+import { ConnectionSpread, type BalanceMessage } from "./balance.js";
 import { COLLAPSE_WRITER_TIMEOUT_MS, type Edge, type EdgeOptions } from "./index.js";
 import { loadOrCreateTls } from "./tls.js";
 
@@ -21,6 +22,10 @@ export interface WorkerEdge extends Edge {
   flushMetrics(): Promise<void>;
   /** The number of workers running now. */
   liveWorkers(): number;
+  /** Each worker's open viewer connections as last reported, by worker slot. */
+  workerConnections(): Array<[worker: number, open: number]>;
+  /** Connections that a worker above its share handed on since the start. */
+  handedConnections(): number;
 }
 
 /** Messages between the primary and an edge worker about its lifecycle. */
@@ -31,6 +36,11 @@ export type WorkerLifecycleMessage =
   | { kind: "edge.failed"; error: string }
   | { kind: "edge.close" }
   | { kind: "edge.closed" };
+
+/** The bare handle of a TCP connection that node:child_process passes between processes. */
+interface ConnectionHandle {
+  close(): void;
+}
 
 /** How long close() waits for a worker to drain and exit before it kills it. */
 const WORKER_EXIT_TIMEOUT_MS = 15_000;
@@ -88,6 +98,35 @@ export async function startEdgeWorkers(
 
   let closing = false;
   const live = new Set<Worker>();
+  const spread = new ConnectionSpread();
+  const bySlot = new Map<number, Worker>();
+  let lastShare = -1;
+  // A lone worker has no one to hand connections to.
+  const currentShare = (): number => (bySlot.size > 1 ? spread.share() : Number.MAX_SAFE_INTEGER);
+  const announceShare = (): void => {
+    const share = currentShare();
+    if (share === lastShare) return;
+    lastShare = share;
+    for (const worker of bySlot.values()) {
+      if (worker.isConnected()) worker.send({ kind: "edge.share", share } satisfies BalanceMessage);
+    }
+  };
+  /** Passes a connection that worker `from` handed on to the worker with the fewest. */
+  // The connection arrives as a bare handle, which is passed on without being read from here.
+  const handOn = (from: number, message: Extract<BalanceMessage, { kind: "edge.handoff" }>, handle: ConnectionHandle | undefined): void => {
+    if (handle === undefined || handle === null) return;
+    spread.report(from, message.open, message.adopted);
+    const target = closing ? undefined : bySlot.get(spread.pick(from));
+    if (target === undefined || !target.isConnected()) {
+      handle.close();
+      return;
+    }
+    // The kernel holds the connection once the message is written, so this copy closes then.
+    target.send({ kind: "edge.adopt", port: message.port } satisfies BalanceMessage, handle as never, undefined, (error) => {
+      handle.close();
+      if (error !== null && error !== undefined) log.warn({ err: error, from }, "could not hand a viewer connection to an edge worker");
+    });
+  };
   const relays = new Map<Worker, WorkerRelay>();
   let ports: { httpPort: number; httpsPort: number } | undefined;
 
@@ -104,6 +143,20 @@ export async function startEdgeWorkers(
       });
       worker.once("exit", (code) => reject(new Error(`edge worker ${workerIndex} exited with code ${code} while starting`)));
     });
+    bySlot.set(workerIndex, worker);
+    spread.report(workerIndex, 0, 0);
+    worker.on("message", (message: BalanceMessage | WorkerLifecycleMessage, handle: unknown) => {
+      if (message.kind === "edge.ready") {
+        // A worker that starts after the others learns the share now, not at the next change.
+        lastShare = -1;
+        announceShare();
+      } else if (message.kind === "edge.connections") {
+        spread.report(workerIndex, message.open, message.adopted);
+        announceShare();
+      } else if (message.kind === "edge.handoff") {
+        handOn(workerIndex, message, handle as ConnectionHandle | undefined);
+      }
+    });
     // "online" can come before the worker listens for messages, so the worker sends "edge.hello" once it listens.
     worker.on("message", (message: WorkerLifecycleMessage) => {
       if (message.kind !== "edge.hello") return;
@@ -113,6 +166,11 @@ export async function startEdgeWorkers(
     worker.once("exit", (code, signal) => {
       live.delete(worker);
       relays.delete(worker);
+      if (bySlot.get(workerIndex) === worker) {
+        bySlot.delete(workerIndex);
+        spread.remove(workerIndex);
+        announceShare();
+      }
       if (closing) return;
       const nowMs = Date.now();
       const recent = restarts.filter((atMs) => nowMs - atMs < RESTART_WINDOW_MS);
@@ -166,6 +224,8 @@ export async function startEdgeWorkers(
       await Promise.all([...relays.values()].map((relay) => relay.flushMetrics()));
     },
     liveWorkers: () => live.size,
+    workerConnections: () => spread.counts(),
+    handedConnections: () => spread.handedOff,
     close: () => {
       closed ??= stopAll().then(() => log.info("edge workers stopped"));
       return closed;

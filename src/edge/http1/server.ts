@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
+import type { ConnectionGate } from "../balance.js";
 import { Http2ConnectionSet, http2LimitsOf } from "../http2/server.js";
 import { Http1Connection, type Http1Timeouts, type Http2PrefaceHandler, type RequestListener } from "./connection.js";
 import { DEFAULT_HTTP1_LIMITS, type Http1Limits } from "./parser.js";
@@ -108,13 +109,25 @@ export class Http1Server {
   readonly http2: Http2ConnectionSet;
   private readonly drainTimeoutMs: number;
 
-  constructor(listener: RequestListener, options: Http1ServerOptions, log: Logger) {
+  /** `gate`, in an edge worker, may hand a new connection to another worker instead. */
+  constructor(listener: RequestListener, options: Http1ServerOptions, log: Logger, gate?: ConnectionGate) {
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log);
     this.connections = new Http1ConnectionSet(listener, options, log, (socket, received) =>
       this.http2.accept(socket, "http", received),
     );
-    this.server = createServer({ noDelay: true }, (socket) => this.connections.accept(socket, "http"));
+    // Sockets start paused, so that one handed to another worker has not been read from here.
+    this.server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => {
+      if (gate !== undefined && !gate.admit(socket, "http")) return;
+      this.connections.accept(socket, "http");
+      socket.resume();
+    });
+  }
+
+  /** Serves a connection that another worker accepted and handed to this one. */
+  adopt(socket: Socket): void {
+    socket.setNoDelay(true);
+    this.connections.accept(socket, "http");
   }
 
   listen(port: number, host: string): Promise<number> {

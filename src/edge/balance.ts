@@ -1,0 +1,188 @@
+import type { Socket } from "node:net";
+
+/**
+ * Spreads viewer connections evenly over the edge workers.
+ *
+ * Workers accept from shared listening sockets, and whichever worker the
+ * kernel wakes first takes every connection waiting. When a load generator
+ * or a proxy opens many connections at once, one worker can end up with most
+ * of them, and they stay there: in one run of 64 HTTP/2 connections, one
+ * worker held 53 and the other 11. Node.js 20 cannot set `SO_REUSEPORT`,
+ * with which nginx lets the kernel spread connections by a hash.
+ *
+ * Each worker reports its open connections to the primary, at most every
+ * REPORT_INTERVAL_MS, and the primary answers with the fair share: the open
+ * connections of all workers divided by their number. A worker that holds
+ * more than its share plus a slack hands each new connection, before reading
+ * from it, to the primary, which passes it to the worker with the fewest.
+ * A handed connection costs two IPC messages before its first byte is read.
+ * Connections that are already open are never moved.
+ */
+
+/** Which listener a connection arrived on. */
+export type ViewerPort = "http" | "https";
+
+/** Decides, for each accepted connection, whether this process serves it. */
+export interface ConnectionGate {
+  /** Returns true when this process serves `socket`, false when it has handed it to another worker. */
+  admit(socket: Socket, port: ViewerPort): boolean;
+  /** Counts a connection that another worker handed to this one. */
+  adopted(socket: Socket): void;
+}
+
+/** Messages about connections between the primary and a worker. */
+export type BalanceMessage =
+  /** Worker to primary: the worker's open viewer connections, and how many it has adopted since it started. */
+  | { kind: "edge.connections"; open: number; adopted: number }
+  /** Worker to primary, with the connection: serve it elsewhere. */
+  | { kind: "edge.handoff"; port: ViewerPort; open: number; adopted: number }
+  /** Primary to worker: the fair share of open connections. */
+  | { kind: "edge.share"; share: number }
+  /** Primary to worker, with the socket: serve this connection. */
+  | { kind: "edge.adopt"; port: ViewerPort };
+
+/** How often a worker reports its open connections while the number changes. */
+export const REPORT_INTERVAL_MS = 100;
+
+/**
+ * Returns how many open connections a worker may hold before it hands new
+ * ones on: its share plus an eighth, and at least 2 more, so that workers
+ * near their share do not pass connections back and forth.
+ */
+export function handOffThreshold(share: number): number {
+  return share + Math.max(2, Math.ceil(share / 8));
+}
+
+/** The worker side: counts this worker's connections, reports them, and hands on those above its share. */
+export class WorkerConnectionGate implements ConnectionGate {
+  private open = 0;
+  private adoptedCount = 0;
+  private share: number | undefined;
+  private reported = 0;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  /** `send` delivers a message to the primary, with a socket when there is one, and returns false when it cannot. */
+  constructor(private readonly send: (message: BalanceMessage, socket?: Socket) => boolean) {}
+
+  get openConnections(): number {
+    return this.open;
+  }
+
+  admit(socket: Socket, port: ViewerPort): boolean {
+    if (!this.closed && this.share !== undefined && this.open >= handOffThreshold(this.share)) {
+      // Sent before the socket is read from, so no byte of the viewer's is left behind here.
+      if (this.send({ kind: "edge.handoff", port, open: this.open, adopted: this.adoptedCount }, socket)) return false;
+    }
+    this.count(socket);
+    return true;
+  }
+
+  adopted(socket: Socket): void {
+    this.adoptedCount += 1;
+    this.count(socket);
+  }
+
+  /** Applies the fair share the primary computed. */
+  setShare(share: number): void {
+    this.share = share;
+  }
+
+  /** Stops handing connections on, as when the worker drains. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reportTimer);
+    this.reportTimer = undefined;
+  }
+
+  private count(socket: Socket): void {
+    this.open += 1;
+    socket.once("close", () => {
+      this.open -= 1;
+      this.scheduleReport();
+    });
+    this.scheduleReport();
+  }
+
+  private scheduleReport(): void {
+    if (this.reportTimer !== undefined || this.closed) return;
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      if (this.open === this.reported) return;
+      this.reported = this.open;
+      this.send({ kind: "edge.connections", open: this.open, adopted: this.adoptedCount });
+    }, REPORT_INTERVAL_MS);
+    this.reportTimer.unref();
+  }
+}
+
+/**
+ * The primary side: each worker's open connections as it last reported them,
+ * plus the connections passed to it that it had not adopted by then, from
+ * which it picks where a handed connection goes and computes the fair share.
+ * A worker busy accepting a burst reads its messages late, so a connection
+ * passed to it counts from the moment it is passed until the worker reports
+ * having adopted it.
+ */
+export class ConnectionSpread {
+  private readonly workers = new Map<number, { open: number; adopted: number; passed: number }>();
+  private handed = 0;
+
+  /** Records a worker's report: its open connections, and the connections it has adopted since it started. */
+  report(worker: number, open: number, adopted: number): void {
+    const counts = this.workers.get(worker);
+    if (counts === undefined) this.workers.set(worker, { open, adopted, passed: 0 });
+    else {
+      counts.open = open;
+      counts.adopted = adopted;
+    }
+  }
+
+  remove(worker: number): void {
+    this.workers.delete(worker);
+  }
+
+  /** Returns the fair share of open connections, rounded up; 0 without workers. */
+  share(): number {
+    if (this.workers.size === 0) return 0;
+    let total = 0;
+    for (const counts of this.workers.values()) total += countOf(counts);
+    return Math.ceil(total / this.workers.size);
+  }
+
+  /**
+   * Returns the worker that gets a connection handed on by `from`: the one
+   * with the fewest connections, and `from` only when no other has fewer.
+   * The connection counts for it from here on.
+   */
+  pick(from: number): number {
+    let best = from;
+    const own = this.workers.get(from);
+    let bestCount = own === undefined ? Number.POSITIVE_INFINITY : countOf(own);
+    for (const [worker, counts] of this.workers) {
+      const count = countOf(counts);
+      if (count < bestCount) {
+        best = worker;
+        bestCount = count;
+      }
+    }
+    const counts = this.workers.get(best);
+    if (counts !== undefined) counts.passed += 1;
+    this.handed += 1;
+    return best;
+  }
+
+  /** Connections handed from one worker to another, or back, since the start. */
+  get handedOff(): number {
+    return this.handed;
+  }
+
+  /** Returns each worker's open connections as last reported, by worker. */
+  counts(): Array<[worker: number, open: number]> {
+    return [...this.workers].map(([worker, counts]) => [worker, counts.open]);
+  }
+}
+
+function countOf(counts: { open: number; adopted: number; passed: number }): number {
+  return counts.open + Math.max(0, counts.passed - counts.adopted);
+}
