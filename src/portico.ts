@@ -192,6 +192,18 @@ export async function startPortico(options: PorticoOptions, log: Logger): Promis
       });
       metrics.reader.setEdgeSync(() => workerEdge.flushMetrics());
       liveEdgeWorkers = () => workerEdge.liveWorkers();
+      observability.prometheus.addExternal({
+        name: "portico_edge_worker_connections",
+        help: "Open viewer connections of each edge worker, as it last reported them (at most 0.1 s old while they change).",
+        type: "gauge",
+        read: () => workerEdge.workerConnections().map(([worker, open]) => [`worker="${worker}"`, open] as const),
+      });
+      observability.prometheus.addExternal({
+        name: "portico_edge_connections_handed_total",
+        help: "New viewer connections that an edge worker above its share handed to the worker with the fewest.",
+        type: "counter",
+        read: () => [["", workerEdge.handedConnections()]],
+      });
       edge = workerEdge;
     } else {
       edge = await startEdge(edgeOptions);

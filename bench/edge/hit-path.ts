@@ -146,19 +146,23 @@ function http1Feeder(socket: StubSocket, listener: RequestListener): () => void 
  */
 function http2Feeder(socket: StubSocket, listener: RequestListener): () => void {
   new Http2Connection(socket as never, "https", listener, http2LimitsOf(DEFAULT_HTTP1_OPTIONS), log, () => {});
-  const fields: Array<[string, string]> = [
-    [":method", "GET"],
-    [":path", "/1k.bin"],
-    [":scheme", "https"],
-    [":authority", HOST],
-    ["accept", "*/*"],
-    ["accept-encoding", "gzip, deflate"],
-    ["user-agent", "h2load nghttp2/1.52.0"],
-  ];
-  // Literals with incremental indexing and new names (RFC 7541 section 6.2.1), lengths below 127.
-  const literal = Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0x40, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]));
-  // The last field added is dynamic table entry 62.
-  const indexed = Buffer.from(fields.map((_, i) => 0x80 | (62 + fields.length - 1 - i)));
+  const literal = (first: number, value: string): Buffer => Buffer.concat([Buffer.from([first, value.length]), Buffer.from(value, "latin1")]);
+  // Static table entries (RFC 7541 appendix A): 2 is `:method: GET`, 7 `:scheme: https` and 16
+  // `accept-encoding: gzip, deflate`; 1, 4, 19 and 58 name `:authority`, `:path`, `accept` and
+  // `user-agent`. `:path` goes as a literal without indexing every time, as nghttp2 sends it, and
+  // the other literals enter the dynamic table. Values are not Huffman-coded, unlike h2load's.
+  const path = literal(0x04, "/1k.bin");
+  const firstBlock = Buffer.concat([
+    Buffer.from([0x82]),
+    path,
+    Buffer.from([0x87]),
+    literal(0x40 | 1, HOST),
+    literal(0x40 | 19, "*/*"),
+    Buffer.from([0x90]),
+    literal(0x40 | 58, "h2load nghttp2/1.52.0"),
+  ]);
+  // The last field added is dynamic table entry 62: user-agent, then accept (63) and :authority (64).
+  const laterBlock = Buffer.concat([Buffer.from([0x82]), path, Buffer.from([0x87, 0x80 | 64, 0x80 | 63, 0x90, 0x80 | 62])]);
   const headersFrame = (block: Buffer, streamId: number): Buffer => {
     const out = Buffer.alloc(9 + block.length);
     writeFrameHeader(out, 0, block.length, FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, streamId);
@@ -167,7 +171,7 @@ function http2Feeder(socket: StubSocket, listener: RequestListener): () => void 
   };
   socket.emit("data", Buffer.concat([CLIENT_PREFACE, settingsFrame([])]));
   let streamId = 1;
-  const next = headersFrame(indexed, 1);
+  const next = headersFrame(laterBlock, 1);
   let first = true;
   // The connection's send window is given back every 32 responses of 1 KiB, as a client's would be.
   const windowUpdate = windowUpdateFrame(0, 32 * 1024);
@@ -179,7 +183,7 @@ function http2Feeder(socket: StubSocket, listener: RequestListener): () => void 
     }
     if (first) {
       first = false;
-      socket.emit("data", headersFrame(literal, streamId));
+      socket.emit("data", headersFrame(firstBlock, streamId));
     } else {
       next.writeUInt32BE(streamId, 5);
       socket.emit("data", next);

@@ -11,7 +11,7 @@ import type { Socket } from "node:net";
  * with which nginx lets the kernel spread connections by a hash.
  *
  * Each worker reports its open connections to the primary, at most every
- * REPORT_INTERVAL_MS, and the primary answers with the fair share: the open
+ * REPORT_INTERVAL_MS, and the primary replies with the fair share: the open
  * connections of all workers divided by their number. A worker that holds
  * more than its share plus a slack hands each new connection, before reading
  * from it, to the primary, which passes it to the worker with the fewest.
@@ -19,7 +19,7 @@ import type { Socket } from "node:net";
  * Connections that are already open are never moved.
  */
 
-/** Which listener a connection arrived on. */
+/** The listener a connection arrived on. */
 export type ViewerPort = "http" | "https";
 
 /** Decides, for each accepted connection, whether this process serves it. */

@@ -26,8 +26,9 @@ let stopping = false;
 /**
  * Sends a message to the primary, with a socket's connection when there is one, and returns
  * false when the channel is closed or the send fails. The connection goes as its bare handle,
- * which the primary passes on without reading from it; node:child_process would wrap a socket
- * in the primary and start reading, and the bytes read there would be lost.
+ * which the primary passes on without reading from it. Sent as a socket, node:child_process
+ * would wrap it in a socket in the primary that starts reading, so the bytes read there would
+ * be lost.
  */
 function sendToPrimary(message: BalanceMessage, socket?: Socket): boolean {
   if (process.send === undefined || !process.connected) return false;
@@ -35,7 +36,7 @@ function sendToPrimary(message: BalanceMessage, socket?: Socket): boolean {
   const handle = holder?._handle;
   if (holder !== undefined && (handle === null || handle === undefined)) return false;
   try {
-    // The kernel holds the connection once the message is written, so this copy closes then.
+    // Once the message is written, the kernel keeps the connection for the receiver, so this copy closes.
     process.send(message, handle as never, undefined, () => handle?.close());
   } catch (error) {
     workerLog?.warn({ err: error, kind: message.kind }, "edge worker could not message the primary");

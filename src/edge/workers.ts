@@ -108,7 +108,8 @@ export async function startEdgeWorkers(
     if (share === lastShare) return;
     lastShare = share;
     for (const worker of bySlot.values()) {
-      if (worker.isConnected()) worker.send({ kind: "edge.share", share } satisfies BalanceMessage);
+      // A worker that is exiting may close its channel while the message is on the way.
+      if (worker.isConnected()) worker.send({ kind: "edge.share", share } satisfies BalanceMessage, undefined, () => {});
     }
   };
   /** Passes a connection that worker `from` handed on to the worker with the fewest. */
@@ -121,7 +122,7 @@ export async function startEdgeWorkers(
       handle.close();
       return;
     }
-    // The kernel holds the connection once the message is written, so this copy closes then.
+    // Once the message is written, the kernel keeps the connection for the receiver, so this copy closes.
     target.send({ kind: "edge.adopt", port: message.port } satisfies BalanceMessage, handle as never, undefined, (error) => {
       handle.close();
       if (error !== null && error !== undefined) log.warn({ err: error, from }, "could not hand a viewer connection to an edge worker");

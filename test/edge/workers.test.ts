@@ -4,13 +4,14 @@ import cluster, { type Worker } from "node:cluster";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, readdir, readlink, rm } from "node:fs/promises";
 import { Agent } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { EdgeAck } from "../../src/cluster/types.js";
-import { startEdgeWorkers } from "../../src/edge/workers.js";
+import { startEdgeWorkers, type WorkerEdge } from "../../src/edge/workers.js";
 import type { DistributionCounters } from "../../src/metrics/distribution-counters.js";
 import type { RollupTargets } from "../../src/metrics/edge-rollup.js";
 import { PrometheusCollector } from "../../src/metrics/prometheus.js";
@@ -89,7 +90,18 @@ async function workerHolding(serverPort: number, clientPort: number): Promise<nu
  * so the kernel and their timing decide which one takes a new connection.
  * The grouping lets a test choose the worker of each request.
  */
-async function connectionsOnEachWorker(t: import("node:test").TestContext, port: number, workers: number, perWorker: number): Promise<Agent[][]> {
+/**
+ * Opens keep-alive connections until each of `workers` workers has `perWorker` of them, and
+ * returns those, by worker. The other connections are closed, and with `edge` given, this waits
+ * until the workers have reported the connections left, so that none is above its share.
+ */
+async function connectionsOnEachWorker(
+  t: import("node:test").TestContext,
+  port: number,
+  workers: number,
+  perWorker: number,
+  edge?: WorkerEdge,
+): Promise<Agent[][]> {
   const byWorker = new Map<number, Agent[]>();
   const complete = (): boolean => byWorker.size === workers && [...byWorker.values()].every((agents) => agents.length >= perWorker);
   for (let attempt = 0; attempt < 50 && !complete(); attempt++) {
@@ -108,7 +120,28 @@ async function connectionsOnEachWorker(t: import("node:test").TestContext, port:
     }
   }
   assert.ok(complete(), `connections reached ${byWorker.size} of ${workers} workers`);
-  return [...byWorker.values()].map((agents) => agents.slice(0, perWorker));
+  const returned = [...byWorker.values()].map((agents) => agents.slice(0, perWorker));
+  for (const agents of byWorker.values()) for (const agent of agents.slice(perWorker)) agent.destroy();
+  if (edge !== undefined) {
+    const reported = (): number => edge.workerConnections().reduce((sum, [, open]) => sum + open, 0);
+    for (let waited = 0; reported() !== workers * perWorker && waited < 5_000; waited += 20) await sleep(20);
+    assert.equal(reported(), workers * perWorker, "the workers report the connections left open");
+  }
+  return returned;
+}
+
+/** Sends a GET over TLS with `host` as the server name and the Host header. */
+function secureGet(port: number, host: string, path: string, agent: HttpsAgent): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpsRequest({ host: "127.0.0.1", port, path, servername: host, headers: { host }, agent }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      response.on("error", reject);
+    });
+    outgoing.on("error", reject);
+    outgoing.end();
+  });
 }
 
 /**
@@ -328,8 +361,9 @@ test("workers accept with primary blocked", async (t) => {
   });
   t.after(() => origin.close());
   const { edge, snapshot } = await startServingWorkers(t, "edge-b", origin.port);
-  // Stored in both workers first, so that serving it needs nothing from the primary.
-  for (const agents of await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) {
+  // Stored in both workers first, so that serving it needs nothing from the primary. With one
+  // connection each, neither worker is above its share, so neither hands the next one on.
+  for (const agents of await connectionsOnEachWorker(t, edge.httpPort, 2, 1, edge)) {
     const response = await request(edge.httpPort, snapshot.domainName, "/cached.txt", { agent: agents[0]! });
     assert.equal(response.status, 200);
   }
@@ -337,6 +371,49 @@ test("workers accept with primary blocked", async (t) => {
   const written = await curlWhilePrimaryBlocked(t, snapshot.domainName, `http://127.0.0.1:${edge.httpPort}/cached.txt`);
   assert.match(written, /^200 /, "the response came while the primary ran no event loop");
   assert.match(written, /hit from portico/i);
+});
+
+test("workers spread a connection burst", async (t) => {
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60" });
+    res.end("served");
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-s", origin.port);
+
+  // 40 keep-alive connections opened at once, each with one request over HTTP/1.1 and then one
+  // over TLS: whichever worker the kernel wakes takes what is waiting, so without the handing on,
+  // one worker often held most of them.
+  for (const secure of [false, true]) {
+    const agents = Array.from({ length: 40 }, () =>
+      secure ? new HttpsAgent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false }) : new Agent({ keepAlive: true, maxSockets: 1 }),
+    );
+    for (const agent of agents) t.after(() => agent.destroy());
+    const port = secure ? edge.httpsPort : edge.httpPort;
+    const responses = await Promise.all(
+      agents.map((agent) =>
+        secure ? secureGet(port, snapshot.domainName, "/burst.txt", agent as HttpsAgent) : request(port, snapshot.domainName, "/burst.txt", { agent: agent as Agent }),
+      ),
+    );
+    for (const response of responses) assert.equal(response.status, 200);
+    for (const response of responses) assert.equal(response.body.toString(), "served");
+
+    const byWorker = new Map<number, number>();
+    for (const agent of agents) {
+      const socket = Object.values(agent.freeSockets)[0]?.[0];
+      assert.ok(socket?.localPort !== undefined, "the connection stays open");
+      const pid = await workerHolding(port, socket.localPort);
+      assert.ok(pid !== undefined, `no worker holds the connection from port ${socket.localPort}`);
+      byWorker.set(pid, (byWorker.get(pid) ?? 0) + 1);
+    }
+    const counts = [...byWorker.values()].sort((a, b) => a - b);
+    assert.equal(counts.length, 2, `connections on ${counts.length} workers`);
+    // The fair share is 20; a worker hands connections on from its share plus 2 or an eighth.
+    assert.ok(counts[0]! >= 16, `${secure ? "TLS" : "plain"} connections split ${counts.join(" and ")}`);
+    for (const agent of agents) agent.destroy();
+    const reported = (): number => edge.workerConnections().reduce((sum, [, open]) => sum + open, 0);
+    for (let waited = 0; reported() > 0 && waited < 5_000; waited += 20) await sleep(20);
+  }
 });
 
 test("misses proceed with primary blocked", async (t) => {
