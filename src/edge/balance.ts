@@ -7,14 +7,14 @@ import type { Socket } from "node:net";
  * kernel wakes first takes every connection waiting. When a load generator
  * or a proxy opens many connections at once, one worker can end up with most
  * of them, and they stay there: in one run of 64 HTTP/2 connections, one
- * worker held 53 and the other 11. Node.js 20 cannot set `SO_REUSEPORT`,
+ * worker had 53 and the other 11. Node.js 20 cannot set `SO_REUSEPORT`,
  * with which nginx lets the kernel spread connections by a hash.
  *
  * Each worker reports its open connections to the primary, at most every
  * REPORT_INTERVAL_MS, and the primary replies with the fair share: the open
- * connections of all workers divided by their number. A worker that holds
- * more than its share plus a slack hands each new connection, before reading
- * from it, to the primary, which passes it to the worker with the fewest.
+ * connections of all workers divided by their number. A worker with more
+ * than its share plus a slack hands each new connection, before reading from
+ * it, to the primary, which passes it to the worker with the fewest.
  * A handed connection costs two IPC messages before its first byte is read.
  * Connections that are already open are never moved.
  */
