@@ -16,7 +16,11 @@ import type { Socket } from "node:net";
  * than its share plus a slack hands each new connection, before reading from
  * it, to the primary, which passes it to the worker with the fewest.
  * A handed connection costs two IPC messages before its first byte is read.
- * Connections that are already open are never moved.
+ * Connections that are already open are never moved. Short connections even
+ * out by themselves as they close. So a worker hands none on while more of
+ * its connections closed in the last second than are open, which means they
+ * last under about a second on average. With a new connection per request,
+ * 5% of them were handed on otherwise, and the rate dropped by about as much.
  */
 
 /** The listener a connection arrived on. */
@@ -43,6 +47,11 @@ export type BalanceMessage =
 
 /** How often a worker reports its open connections while the number changes. */
 export const REPORT_INTERVAL_MS = 100;
+/**
+ * Connections a worker hands on per second at most. Each costs the primary's event loop, which
+ * also serves the API, two IPC messages, so a flood of new connections is not passed through it.
+ */
+export const MAX_HANDOFFS_PER_SECOND = 200;
 
 /**
  * Returns how many open connections a worker may hold before it hands new
@@ -61,6 +70,11 @@ export class WorkerConnectionGate implements ConnectionGate {
   private reported = 0;
   private reportTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private handoffSecond = 0;
+  private handoffsThisSecond = 0;
+  private closeSecond = 0;
+  private closesThisSecond = 0;
+  private closesLastSecond = 0;
 
   /** `send` delivers a message to the primary, with a socket when there is one, and returns false when it cannot. */
   constructor(private readonly send: (message: BalanceMessage, socket?: Socket) => boolean) {}
@@ -70,11 +84,42 @@ export class WorkerConnectionGate implements ConnectionGate {
   }
 
   admit(socket: Socket, port: ViewerPort): boolean {
-    if (!this.closed && this.share !== undefined && this.open >= handOffThreshold(this.share)) {
+    if (
+      !this.closed &&
+      this.share !== undefined &&
+      this.open >= handOffThreshold(this.share) &&
+      this.connectionsLast() &&
+      this.mayHandOff()
+    ) {
       // Sent before the socket is read from, so no byte of the viewer's is left behind here.
       if (this.send({ kind: "edge.handoff", port, open: this.open, adopted: this.adoptedCount }, socket)) return false;
     }
     this.count(socket);
+    return true;
+  }
+
+  /** Returns whether this worker's connections last a second or more on average, by the closes of the last second. */
+  private connectionsLast(): boolean {
+    this.rollCloses(Math.floor(Date.now() / 1000));
+    return this.closesLastSecond <= this.open;
+  }
+
+  private rollCloses(second: number): void {
+    if (second === this.closeSecond) return;
+    this.closesLastSecond = second === this.closeSecond + 1 ? this.closesThisSecond : 0;
+    this.closesThisSecond = 0;
+    this.closeSecond = second;
+  }
+
+  /** Counts a handoff against this second's allowance; returns false once it is spent. */
+  private mayHandOff(): boolean {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.handoffSecond) {
+      this.handoffSecond = second;
+      this.handoffsThisSecond = 0;
+    }
+    if (this.handoffsThisSecond >= MAX_HANDOFFS_PER_SECOND) return false;
+    this.handoffsThisSecond += 1;
     return true;
   }
 
@@ -99,6 +144,8 @@ export class WorkerConnectionGate implements ConnectionGate {
     this.open += 1;
     socket.once("close", () => {
       this.open -= 1;
+      this.rollCloses(Math.floor(Date.now() / 1000));
+      this.closesThisSecond += 1;
       this.scheduleReport();
     });
     this.scheduleReport();

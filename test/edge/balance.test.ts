@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+import { test } from "node:test";
+import {
+  ConnectionSpread,
+  handOffThreshold,
+  MAX_HANDOFFS_PER_SECOND,
+  WorkerConnectionGate,
+  type BalanceMessage,
+} from "../../src/edge/balance.js";
+
+/** Returns a stand-in for an accepted socket: the gate only listens for its close. */
+function fakeSocket(): Socket & EventEmitter {
+  return new EventEmitter() as Socket & EventEmitter;
+}
+
+test("hand-off threshold adds a slack", () => {
+  assert.equal(handOffThreshold(0), 2);
+  assert.equal(handOffThreshold(8), 10);
+  assert.equal(handOffThreshold(32), 36);
+  assert.equal(handOffThreshold(100), 113);
+});
+
+test("gate keeps connections until told a share", () => {
+  const sent: BalanceMessage[] = [];
+  const gate = new WorkerConnectionGate((message) => {
+    sent.push(message);
+    return true;
+  });
+  for (let i = 0; i < 10; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(gate.openConnections, 10);
+  assert.deepEqual(sent, []);
+  gate.close();
+});
+
+test("gate hands on connections above its share", () => {
+  const handed: Array<{ message: BalanceMessage; socket: Socket | undefined }> = [];
+  const gate = new WorkerConnectionGate((message, socket) => {
+    handed.push({ message, socket });
+    return true;
+  });
+  gate.setShare(4);
+  const sockets = Array.from({ length: 8 }, () => fakeSocket());
+  const admitted = sockets.map((socket) => gate.admit(socket, "https"));
+  // Six are kept (the share of 4 plus the slack of 2), and the next two go to the primary.
+  assert.deepEqual(admitted, [true, true, true, true, true, true, false, false]);
+  assert.equal(gate.openConnections, 6);
+  assert.equal(handed.length, 2);
+  assert.deepEqual(handed[0]!.message, { kind: "edge.handoff", port: "https", open: 6, adopted: 0 });
+  assert.equal(handed[0]!.socket, sockets[6]);
+
+  // A closed connection makes room again, and adopted ones count as open.
+  sockets[0]!.emit("close");
+  assert.equal(gate.openConnections, 5);
+  assert.equal(gate.admit(fakeSocket(), "http"), true);
+  gate.adopted(fakeSocket());
+  assert.equal(gate.openConnections, 7);
+  assert.equal(gate.admit(fakeSocket(), "http"), false);
+  assert.deepEqual(handed.at(-1)!.message, { kind: "edge.handoff", port: "http", open: 7, adopted: 1 });
+  gate.close();
+});
+
+test("gate keeps what it cannot send", () => {
+  const gate = new WorkerConnectionGate(() => false);
+  gate.setShare(0);
+  for (let i = 0; i < 5; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(gate.openConnections, 5);
+  gate.close();
+});
+
+test("gate stops handing on when closed", () => {
+  let handed = 0;
+  const gate = new WorkerConnectionGate(() => {
+    handed += 1;
+    return true;
+  });
+  gate.setShare(0);
+  gate.close();
+  for (let i = 0; i < 5; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(handed, 0);
+});
+
+test("gate hands on at a bounded rate", () => {
+  let handed = 0;
+  const gate = new WorkerConnectionGate(() => {
+    handed += 1;
+    return true;
+  });
+  gate.setShare(0);
+  // Past the allowance, connections are kept; the count allows for a new second starting midway.
+  const attempts = 2 + 3 * MAX_HANDOFFS_PER_SECOND;
+  let kept = 0;
+  for (let i = 0; i < attempts; i++) if (gate.admit(fakeSocket(), "http")) kept += 1;
+  assert.ok(handed <= 2 * MAX_HANDOFFS_PER_SECOND, `${handed} connections handed on`);
+  assert.equal(kept + handed, attempts);
+  gate.close();
+});
+
+test("gate keeps short connections", (t) => {
+  let nowMs = 1_000_000;
+  t.mock.method(Date, "now", () => nowMs);
+  let handed = 0;
+  const gate = new WorkerConnectionGate(() => {
+    handed += 1;
+    return true;
+  });
+  gate.setShare(2);
+  // Six connections open and close within one second: they lasted under a second on average.
+  for (let i = 0; i < 6; i++) {
+    const socket = fakeSocket();
+    assert.equal(gate.admit(socket, "http"), true);
+    socket.emit("close");
+  }
+  nowMs += 1000;
+  // In the next second, more closed in the last second than are open, so nothing is handed on.
+  for (let i = 0; i < 6; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(handed, 0);
+  // A second later the closes have aged out, and the worker above its share hands on again.
+  nowMs += 2000;
+  assert.equal(gate.admit(fakeSocket(), "http"), false);
+  assert.equal(handed, 1);
+  gate.close();
+});
+
+test("gate reports its open connections", async () => {
+  const reports: BalanceMessage[] = [];
+  const gate = new WorkerConnectionGate((message) => {
+    reports.push(message);
+    return true;
+  });
+  const socket = fakeSocket();
+  gate.admit(socket, "http");
+  gate.admit(fakeSocket(), "http");
+  for (let waited = 0; reports.length === 0 && waited < 2_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(reports, [{ kind: "edge.connections", open: 2, adopted: 0 }]);
+  socket.emit("close");
+  for (let waited = 0; reports.length === 1 && waited < 2_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(reports[1], { kind: "edge.connections", open: 1, adopted: 0 });
+  gate.close();
+});
+
+test("spread picks the worker with fewest", () => {
+  const spread = new ConnectionSpread();
+  spread.report(1, 10, 0);
+  spread.report(2, 4, 0);
+  spread.report(3, 6, 0);
+  assert.equal(spread.share(), 7);
+  assert.equal(spread.pick(1), 2);
+  assert.equal(spread.pick(1), 2);
+  // Worker 2 now counts 6 with the two passed to it, as many as worker 3: a tie keeps the first found.
+  assert.equal(spread.pick(1), 2);
+  assert.equal(spread.pick(1), 3);
+  assert.equal(spread.handedOff, 4);
+  assert.deepEqual(spread.counts(), [
+    [1, 10],
+    [2, 4],
+    [3, 6],
+  ]);
+});
+
+test("spread counts passed connections until adopted", () => {
+  const spread = new ConnectionSpread();
+  spread.report(1, 2, 0);
+  spread.report(2, 2, 0);
+  // Worker 1 keeps handing on while it has not read the connections passed to it.
+  assert.equal(spread.pick(1), 1);
+  spread.report(1, 2, 0);
+  assert.equal(spread.pick(1), 2);
+  spread.report(1, 2, 0);
+  assert.equal(spread.pick(1), 1);
+  assert.equal(spread.share(), 4);
+  // Once worker 1 reports both adopted, they are in its open count instead.
+  spread.report(1, 4, 2);
+  spread.report(2, 3, 1);
+  assert.equal(spread.share(), 4);
+});
+
+test("spread sends back when no one has fewer", () => {
+  const spread = new ConnectionSpread();
+  spread.report(1, 3, 0);
+  spread.report(2, 5, 0);
+  assert.equal(spread.pick(1), 1);
+  spread.remove(2);
+  assert.equal(spread.share(), 4);
+  assert.equal(spread.pick(7), 1);
+  spread.remove(1);
+  assert.equal(spread.share(), 0);
+});
