@@ -189,6 +189,11 @@ export class ConnectionSpread {
     this.workers.delete(worker);
   }
 
+  /** The workers that have reported, which are the ones connections may be passed to. */
+  get workerCount(): number {
+    return this.workers.size;
+  }
+
   /** Returns the fair share of open connections, rounded up; 0 without workers. */
   share(): number {
     if (this.workers.size === 0) return 0;

@@ -102,7 +102,7 @@ export async function startEdgeWorkers(
   const bySlot = new Map<number, Worker>();
   let lastShare = -1;
   // A lone worker has no one to hand connections to.
-  const currentShare = (): number => (bySlot.size > 1 ? spread.share() : Number.MAX_SAFE_INTEGER);
+  const currentShare = (): number => (spread.workerCount > 1 ? spread.share() : Number.MAX_SAFE_INTEGER);
   const announceShare = (): void => {
     const share = currentShare();
     if (share === lastShare) return;
@@ -145,10 +145,11 @@ export async function startEdgeWorkers(
       worker.once("exit", (code) => reject(new Error(`edge worker ${workerIndex} exited with code ${code} while starting`)));
     });
     bySlot.set(workerIndex, worker);
-    spread.report(workerIndex, 0, 0);
     worker.on("message", (message: BalanceMessage | WorkerLifecycleMessage, handle: unknown) => {
       if (message.kind === "edge.ready") {
-        // A worker that starts after the others learns the share now, not at the next change.
+        // Connections are passed to a worker only once it serves; one that starts after the
+        // others learns the share now, not at the next change.
+        spread.report(workerIndex, 0, 0);
         lastShare = -1;
         announceShare();
       } else if (message.kind === "edge.connections") {
