@@ -18,9 +18,9 @@ import type { Socket } from "node:net";
  * A handed connection costs two IPC messages before its first byte is read.
  * Connections that are already open are never moved. Short connections even
  * out by themselves as they close. So a worker hands none on while more of
- * its connections closed in the last second than are open, which means they
- * last under about a second on average. With a new connection per request,
- * 5% of them were handed on otherwise, and the rate dropped by about as much.
+ * its connections closed within a second of opening, in the last second,
+ * than are open. With a new connection per request, 5% of them were handed
+ * on otherwise, and the rate dropped by about as much.
  */
 
 /** The listener a connection arrived on. */
@@ -73,8 +73,9 @@ export class WorkerConnectionGate implements ConnectionGate {
   private handoffSecond = 0;
   private handoffsThisSecond = 0;
   private closeSecond = 0;
-  private closesThisSecond = 0;
-  private closesLastSecond = 0;
+  /** Connections that closed within a second of opening, in this second and the one before. */
+  private shortClosesThisSecond = 0;
+  private shortClosesLastSecond = 0;
 
   /** `send` delivers a message to the primary, with a socket when there is one, and returns false when it cannot. */
   constructor(private readonly send: (message: BalanceMessage, socket?: Socket) => boolean) {}
@@ -98,16 +99,19 @@ export class WorkerConnectionGate implements ConnectionGate {
     return true;
   }
 
-  /** Returns whether this worker's connections last a second or more on average, by the closes of the last second. */
+  /**
+   * Returns false while more connections closed within a second of opening, in the last second,
+   * than are open: this worker's connections then come and go, and even out by themselves.
+   */
   private connectionsLast(): boolean {
     this.rollCloses(Math.floor(Date.now() / 1000));
-    return this.closesLastSecond <= this.open;
+    return this.shortClosesLastSecond <= this.open;
   }
 
   private rollCloses(second: number): void {
     if (second === this.closeSecond) return;
-    this.closesLastSecond = second === this.closeSecond + 1 ? this.closesThisSecond : 0;
-    this.closesThisSecond = 0;
+    this.shortClosesLastSecond = second === this.closeSecond + 1 ? this.shortClosesThisSecond : 0;
+    this.shortClosesThisSecond = 0;
     this.closeSecond = second;
   }
 
@@ -142,10 +146,12 @@ export class WorkerConnectionGate implements ConnectionGate {
 
   private count(socket: Socket): void {
     this.open += 1;
+    const openedAtMs = Date.now();
     socket.once("close", () => {
       this.open -= 1;
-      this.rollCloses(Math.floor(Date.now() / 1000));
-      this.closesThisSecond += 1;
+      const nowMs = Date.now();
+      this.rollCloses(Math.floor(nowMs / 1000));
+      if (nowMs - openedAtMs < 1000) this.shortClosesThisSecond += 1;
       this.scheduleReport();
     });
     this.scheduleReport();
@@ -220,11 +226,11 @@ export class ConnectionSpread {
     }
     const counts = this.workers.get(best);
     if (counts !== undefined) counts.passed += 1;
-    this.handed += 1;
+    if (best !== from) this.handed += 1;
     return best;
   }
 
-  /** Connections handed from one worker to another, or back, since the start. */
+  /** Connections passed from one worker to another since the start; those sent back are not counted. */
   get handedOff(): number {
     return this.handed;
   }

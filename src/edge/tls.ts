@@ -2,7 +2,7 @@
 // needs the Reflect metadata polyfill loaded before it.
 import "reflect-metadata";
 import { webcrypto } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import type { Logger } from "../common/logger.js";
@@ -180,17 +180,12 @@ export interface AliasCertificate {
  * Reads operator-supplied certificates from `<dataDir>/tls/aliases/`: one
  * `<name>.crt` (PEM chain, leaf first) and `<name>.key` (PEM private key)
  * per alternate domain name. A `.crt` without its `.key` is skipped with a
- * warning; a missing folder means no alias certificates.
+ * warning. The folder is created when missing, so operators find where pairs go.
  */
 export async function loadAliasCertificates(dataDir: string, log: Logger): Promise<AliasCertificate[]> {
   const folder = join(dataDir, "tls", "aliases");
-  let names: string[];
-  try {
-    names = await readdir(folder);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
+  await mkdir(folder, { recursive: true });
+  const names = await readdir(folder);
   const certificates: AliasCertificate[] = [];
   for (const file of names) {
     if (!file.endsWith(".crt")) continue;

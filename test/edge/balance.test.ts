@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import {
   ConnectionSpread,
   handOffThreshold,
@@ -97,7 +97,8 @@ test("gate hands on at a bounded rate", () => {
   gate.close();
 });
 
-test("gate keeps short connections", (t) => {
+/** Returns a gate with a share of 2 on a clock that `advance` moves, and a count of its hand-offs. */
+function gateOnClock(t: TestContext): { gate: WorkerConnectionGate; advance: (ms: number) => void; handed: () => number } {
   let nowMs = 1_000_000;
   t.mock.method(Date, "now", () => nowMs);
   let handed = 0;
@@ -106,20 +107,39 @@ test("gate keeps short connections", (t) => {
     return true;
   });
   gate.setShare(2);
+  return { gate, advance: (ms) => (nowMs += ms), handed: () => handed };
+}
+
+test("gate keeps short connections", (t) => {
+  const { gate, advance, handed } = gateOnClock(t);
   // Six connections open and close within one second: they lasted under a second on average.
   for (let i = 0; i < 6; i++) {
     const socket = fakeSocket();
     assert.equal(gate.admit(socket, "http"), true);
     socket.emit("close");
   }
-  nowMs += 1000;
+  advance(1000);
   // In the next second, more closed in the last second than are open, so nothing is handed on.
   for (let i = 0; i < 6; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
-  assert.equal(handed, 0);
+  assert.equal(handed(), 0);
   // A second later the closes have aged out, and the worker above its share hands on again.
-  nowMs += 2000;
+  advance(2000);
   assert.equal(gate.admit(fakeSocket(), "http"), false);
-  assert.equal(handed, 1);
+  assert.equal(handed(), 1);
+  gate.close();
+});
+
+test("gate hands on after long connections close", (t) => {
+  const { gate, advance, handed } = gateOnClock(t);
+  const sockets = Array.from({ length: 4 }, () => fakeSocket());
+  for (const socket of sockets) assert.equal(gate.admit(socket, "http"), true);
+  // They close after 5 s, as a benchmark's connections do before the next one opens its own.
+  advance(5000);
+  for (const socket of sockets) socket.emit("close");
+  advance(1000);
+  for (let i = 0; i < 4; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(gate.admit(fakeSocket(), "http"), false);
+  assert.equal(handed(), 1);
   gate.close();
 });
 
@@ -181,9 +201,12 @@ test("spread sends back when no one has fewer", () => {
   spread.report(1, 3, 0);
   spread.report(2, 5, 0);
   assert.equal(spread.pick(1), 1);
+  // A connection sent back to its worker is not counted as handed on.
+  assert.equal(spread.handedOff, 0);
   spread.remove(2);
   assert.equal(spread.share(), 4);
   assert.equal(spread.pick(7), 1);
+  assert.equal(spread.handedOff, 1);
   spread.remove(1);
   assert.equal(spread.share(), 0);
 });

@@ -301,6 +301,14 @@ test("HTTP/2 cuts off an endless header block", async (t) => {
   assert.equal(await client.goawayCode(), ENHANCE_YOUR_CALM);
 });
 
+test("HTTP/2 ends a flood of empty CONTINUATION frames", async (t) => {
+  const { client, host } = await raw(t);
+  client.send(frame(T.HEADERS, 0, 1, headerBlock(requestFields(host, "/"))));
+  // Empty frames never make the block large; their number ends the connection.
+  client.send(Buffer.concat(Array.from({ length: 100 }, () => frame(T.CONTINUATION, 0, 1))));
+  assert.equal(await client.goawayCode(), ENHANCE_YOUR_CALM);
+});
+
 test("HTTP/2 large header list gets 431", async (t) => {
   const { client, host, origin } = await raw(t);
   const big = "v".repeat(20_000);

@@ -59,6 +59,11 @@ const MAX_DATA_FRAME_BYTES = 64 * 1024;
 const COPY_BODY_MAX_BYTES = 2 * 1024;
 const MAX_UNSENT_BYTES = 256 * 1024;
 const EMPTY = Buffer.alloc(0);
+/**
+ * CONTINUATION frames one header block may take. A block of the largest allowed size fits in a
+ * few frames of 16 KiB; a client that sends many small or empty ones only makes work.
+ */
+const MAX_CONTINUATION_FRAMES = 64;
 /** Frames a client may send per sweep period before the connection is ended as abusive. */
 const FLOOD_LIMITS = { resets: 400, pings: 100, settings: 100, emptyFrames: 400, priorities: 1000 };
 
@@ -95,7 +100,7 @@ export class Http2Connection implements StreamSink {
   private receiveWindow = CONNECTION_RECEIVE_WINDOW;
   private receivedSinceUpdate = 0;
   /** A header block arriving over HEADERS and CONTINUATION frames. */
-  private block: { streamId: number; chunks: Buffer[]; bytes: number; endStream: boolean; startedAtMs: number } | undefined;
+  private block: { streamId: number; chunks: Buffer[]; bytes: number; endStream: boolean; startedAtMs: number; continuations: number } | undefined;
   private readonly flood: Record<FloodCounter, number> = { resets: 0, pings: 0, settings: 0, emptyFrames: 0, priorities: 0 };
   private readonly clientIp: string;
   private clockMs = 0;
@@ -454,7 +459,7 @@ export class Http2Connection implements StreamSink {
     }
     const endStream = (flags & Flag.END_STREAM) !== 0;
     if ((flags & Flag.END_HEADERS) === 0) {
-      this.block = { streamId, chunks: [this.kept(fragment)], bytes: fragment.length, endStream, startedAtMs: this.clockMs };
+      this.block = { streamId, chunks: [this.kept(fragment)], bytes: fragment.length, endStream, startedAtMs: this.clockMs, continuations: 0 };
       this.checkBlockSize(fragment.length);
       return;
     }
@@ -466,6 +471,9 @@ export class Http2Connection implements StreamSink {
     const block = this.block;
     if (block === undefined || block.streamId !== streamId) {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block");
+    }
+    if (++block.continuations > MAX_CONTINUATION_FRAMES) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
     }
     block.chunks.push(this.kept(payload));
     block.bytes += payload.length;
