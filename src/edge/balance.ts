@@ -157,15 +157,30 @@ export class WorkerConnectionGate implements ConnectionGate {
     this.scheduleReport();
   }
 
+  /**
+   * Reports the open connections within REPORT_INTERVAL_MS, or at once after a large change:
+   * when a burst replaces connections that just closed, a share from before would let each
+   * worker keep its old number before handing any on.
+   */
   private scheduleReport(): void {
-    if (this.reportTimer !== undefined || this.closed) return;
+    if (this.closed) return;
+    if (Math.abs(this.open - this.reported) >= Math.max(8, this.reported / 4)) {
+      clearTimeout(this.reportTimer);
+      this.reportTimer = undefined;
+      this.report();
+      return;
+    }
+    if (this.reportTimer !== undefined) return;
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
-      if (this.open === this.reported) return;
-      this.reported = this.open;
-      this.send({ kind: "edge.connections", open: this.open, adopted: this.adoptedCount });
+      if (this.open !== this.reported) this.report();
     }, REPORT_INTERVAL_MS);
     this.reportTimer.unref();
+  }
+
+  private report(): void {
+    this.reported = this.open;
+    this.send({ kind: "edge.connections", open: this.open, adopted: this.adoptedCount });
   }
 }
 

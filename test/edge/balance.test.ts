@@ -30,7 +30,8 @@ test("gate keeps connections until told a share", () => {
   });
   for (let i = 0; i < 10; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
   assert.equal(gate.openConnections, 10);
-  assert.deepEqual(sent, []);
+  // The eighth connection is a change large enough to report at once; nothing is handed on.
+  assert.deepEqual(sent, [{ kind: "edge.connections", open: 8, adopted: 0 }]);
   gate.close();
 });
 
@@ -83,8 +84,8 @@ test("gate stops handing on when closed", () => {
 
 test("gate hands on at a bounded rate", () => {
   let handed = 0;
-  const gate = new WorkerConnectionGate(() => {
-    handed += 1;
+  const gate = new WorkerConnectionGate((message) => {
+    if (message.kind === "edge.handoff") handed += 1;
     return true;
   });
   gate.setShare(0);
@@ -140,6 +141,27 @@ test("gate hands on after long connections close", (t) => {
   for (let i = 0; i < 4; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
   assert.equal(gate.admit(fakeSocket(), "http"), false);
   assert.equal(handed(), 1);
+  gate.close();
+});
+
+test("gate reports a large change at once", () => {
+  const reports: BalanceMessage[] = [];
+  const gate = new WorkerConnectionGate((message) => {
+    reports.push(message);
+    return true;
+  });
+  const sockets = Array.from({ length: 40 }, () => fakeSocket());
+  for (const socket of sockets) gate.admit(socket, "http");
+  // Reported at once at each change of 8, or of a quarter of the last report when that is more.
+  assert.deepEqual(
+    reports.map((report) => (report.kind === "edge.connections" ? report.open : -1)),
+    [8, 16, 24, 32, 40],
+  );
+  for (const socket of sockets.slice(0, 30)) socket.emit("close");
+  assert.deepEqual(
+    reports.slice(5).map((report) => (report.kind === "edge.connections" ? report.open : -1)),
+    [30, 22, 14],
+  );
   gate.close();
 });
 
