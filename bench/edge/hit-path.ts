@@ -148,8 +148,8 @@ function http2Feeder(socket: StubSocket, listener: RequestListener): () => void 
   new Http2Connection(socket as never, "https", listener, http2LimitsOf(DEFAULT_HTTP1_OPTIONS), log, () => {});
   const literal = (first: number, value: string): Buffer => Buffer.concat([Buffer.from([first, value.length]), Buffer.from(value, "latin1")]);
   // Static table entries (RFC 7541 appendix A): 2 is `:method: GET`, 7 `:scheme: https` and 16
-  // `accept-encoding: gzip, deflate`; 1, 4, 19 and 58 name `:authority`, `:path`, `accept` and
-  // `user-agent`. `:path` goes as a literal without indexing every time, as nghttp2 sends it, and
+  // `accept-encoding: gzip, deflate`, while 1, 4, 19 and 58 name `:authority`, `:path`, `accept`
+  // and `user-agent`. `:path` goes as a literal without indexing every time, as nghttp2 sends it, and
   // the other literals enter the dynamic table. Values are not Huffman-coded, unlike h2load's.
   const path = literal(0x04, "/1k.bin");
   const firstBlock = Buffer.concat([

@@ -10,9 +10,10 @@ import type { Socket } from "node:net";
  * worker had 53 and the other 11. Node.js 20 cannot set `SO_REUSEPORT`,
  * with which nginx lets the kernel spread connections by a hash.
  *
- * Each worker reports its open connections to the primary, at most every
- * REPORT_INTERVAL_MS, and the primary replies with the fair share: the open
- * connections of all workers divided by their number. A worker with more
+ * Each worker reports its open connections to the primary, within
+ * REPORT_INTERVAL_MS of a change or at once after a large one, and the
+ * primary replies with the fair share: the open connections of all workers
+ * divided by their number. A worker with more
  * than its share plus a slack hands each new connection, before reading from
  * it, to the primary, which passes it to the worker with the fewest.
  * A handed connection costs two IPC messages before its first byte is read.
@@ -45,7 +46,7 @@ export type BalanceMessage =
   /** Primary to worker, with the socket: serve this connection. */
   | { kind: "edge.adopt"; port: ViewerPort };
 
-/** How often a worker reports its open connections while the number changes. */
+/** Maximum wait before a worker reports a change in its open connections. */
 export const REPORT_INTERVAL_MS = 100;
 /**
  * Connections a worker hands on per second at most. Each costs the primary's event loop, which
@@ -54,9 +55,9 @@ export const REPORT_INTERVAL_MS = 100;
 export const MAX_HANDOFFS_PER_SECOND = 200;
 
 /**
- * Returns how many open connections a worker may hold before it hands new
- * ones on: its share plus an eighth, and at least 2 more, so that workers
- * near their share do not pass connections back and forth.
+ * Returns the number of open connections from which a worker hands new ones
+ * on: its share plus an eighth, and at least 2 more, so that workers near
+ * their share do not pass connections back and forth.
  */
 export function handOffThreshold(share: number): number {
   return share + Math.max(2, Math.ceil(share / 8));
@@ -85,27 +86,13 @@ export class WorkerConnectionGate implements ConnectionGate {
   }
 
   admit(socket: Socket, port: ViewerPort): boolean {
-    if (
-      !this.closed &&
-      this.share !== undefined &&
-      this.open >= handOffThreshold(this.share) &&
-      this.connectionsLast() &&
-      this.mayHandOff()
-    ) {
+    const aboveShare = this.share !== undefined && this.open >= handOffThreshold(this.share);
+    if (!this.closed && aboveShare && this.mayHandOff(Math.floor(Date.now() / 1000))) {
       // Sent before the socket is read from, so no byte of the viewer's is left behind here.
       if (this.send({ kind: "edge.handoff", port, open: this.open, adopted: this.adoptedCount }, socket)) return false;
     }
     this.count(socket);
     return true;
-  }
-
-  /**
-   * Returns false while more connections closed within a second of opening, in the last second,
-   * than are open: this worker's connections then come and go, and even out by themselves.
-   */
-  private connectionsLast(): boolean {
-    this.rollCloses(Math.floor(Date.now() / 1000));
-    return this.shortClosesLastSecond <= this.open;
   }
 
   private rollCloses(second: number): void {
@@ -115,9 +102,14 @@ export class WorkerConnectionGate implements ConnectionGate {
     this.closeSecond = second;
   }
 
-  /** Counts a handoff against this second's allowance; returns false once it is spent. */
-  private mayHandOff(): boolean {
-    const second = Math.floor(Date.now() / 1000);
+  /**
+   * Returns whether a connection may be handed on in epoch second `second`, and counts it
+   * against that second's allowance. It may not while more connections closed within a second
+   * of opening, in the last second, than are open: they come and go, and even out by themselves.
+   */
+  private mayHandOff(second: number): boolean {
+    this.rollCloses(second);
+    if (this.shortClosesLastSecond > this.open) return false;
     if (second !== this.handoffSecond) {
       this.handoffSecond = second;
       this.handoffsThisSecond = 0;

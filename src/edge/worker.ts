@@ -1,7 +1,7 @@
+import { Socket } from "node:net";
 import { createLogger, type Logger } from "../common/logger.js";
 import { IpcEdgeChannel, RollupSender } from "../cluster/ipc.js";
 import { EdgeRollupSink } from "../metrics/edge-rollup.js";
-import { Socket } from "node:net";
 import { WorkerConnectionGate, type BalanceMessage } from "./balance.js";
 import { startEdge, type LocalEdge } from "./index.js";
 import type { WorkerLifecycleMessage } from "./workers.js";
@@ -37,7 +37,12 @@ function sendToPrimary(message: BalanceMessage, socket?: Socket): boolean {
   if (holder !== undefined && (handle === null || handle === undefined)) return false;
   try {
     // Once the message is written, the kernel keeps the connection for the receiver, so this copy closes.
-    process.send(message, handle as never, undefined, () => handle?.close());
+    process.send(message, handle as never, undefined, (error) => {
+      handle?.close();
+      if (error !== null && error !== undefined && handle !== undefined) {
+        workerLog?.warn({ err: error, kind: message.kind }, "edge worker failed to hand a viewer connection to the primary and closed it");
+      }
+    });
   } catch (error) {
     workerLog?.warn({ err: error, kind: message.kind }, "edge worker could not message the primary");
     return false;

@@ -112,8 +112,7 @@ export async function startEdgeWorkers(
       if (worker.isConnected()) worker.send({ kind: "edge.share", share } satisfies BalanceMessage, undefined, () => {});
     }
   };
-  /** Passes a connection that worker `from` handed on to the worker with the fewest. */
-  // The connection arrives as a bare handle, which is passed on without being read from here.
+  /** Passes a connection that worker `from` handed on, as a bare handle never read here, to the worker with the fewest. */
   const handOn = (from: number, message: Extract<BalanceMessage, { kind: "edge.handoff" }>, handle: ConnectionHandle | undefined): void => {
     if (handle === undefined || handle === null) return;
     spread.report(from, message.open, message.adopted);
@@ -147,7 +146,7 @@ export async function startEdgeWorkers(
     bySlot.set(workerIndex, worker);
     worker.on("message", (message: BalanceMessage | WorkerLifecycleMessage, handle: unknown) => {
       if (message.kind === "edge.ready") {
-        // Connections are passed to a worker only once it serves; one that starts after the
+        // Connections are passed to a worker only once it serves. One that starts after the
         // others learns the share now, not at the next change.
         spread.report(workerIndex, 0, 0);
         lastShare = -1;

@@ -30,7 +30,7 @@ test("gate keeps connections until told a share", () => {
   });
   for (let i = 0; i < 10; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
   assert.equal(gate.openConnections, 10);
-  // The eighth connection is a change large enough to report at once; nothing is handed on.
+  // The eighth connection is a change large enough to report at once, and nothing is handed on.
   assert.deepEqual(sent, [{ kind: "edge.connections", open: 8, adopted: 0 }]);
   gate.close();
 });
@@ -89,12 +89,12 @@ test("gate hands on at a bounded rate", () => {
     return true;
   });
   gate.setShare(0);
-  // Past the allowance, connections are kept; the count allows for a new second starting midway.
+  // Past the allowance, connections are served here. The bound allows for a new second starting midway.
   const attempts = 2 + 3 * MAX_HANDOFFS_PER_SECOND;
-  let kept = 0;
-  for (let i = 0; i < attempts; i++) if (gate.admit(fakeSocket(), "http")) kept += 1;
+  let admitted = 0;
+  for (let i = 0; i < attempts; i++) if (gate.admit(fakeSocket(), "http")) admitted += 1;
   assert.ok(handed <= 2 * MAX_HANDOFFS_PER_SECOND, `${handed} connections handed on`);
-  assert.equal(kept + handed, attempts);
+  assert.equal(admitted + handed, attempts);
   gate.close();
 });
 
@@ -120,7 +120,7 @@ test("gate keeps short connections", (t) => {
     socket.emit("close");
   }
   advance(1000);
-  // In the next second, more closed in the last second than are open, so nothing is handed on.
+  // In the next second, more connections closed soon after opening than are open, so none is handed on.
   for (let i = 0; i < 6; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
   assert.equal(handed(), 0);
   // A second later the closes have aged out, and the worker above its share hands on again.

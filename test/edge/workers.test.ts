@@ -409,7 +409,7 @@ async function burstSplit(t: import("node:test").TestContext, secure: boolean): 
   return [...byWorker.values()].sort((a, b) => a - b);
 }
 
-// The fair share is 20; a worker hands connections on from its share plus 2 or an eighth.
+// The fair share is 20, and a worker hands connections on from its share plus 2 or an eighth.
 test("workers spread a plain burst", async (t) => {
   const counts = await burstSplit(t, false);
   assert.equal(counts.length, 2, `connections on ${counts.length} workers`);

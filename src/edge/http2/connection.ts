@@ -61,7 +61,7 @@ const MAX_UNSENT_BYTES = 256 * 1024;
 const EMPTY = Buffer.alloc(0);
 /**
  * CONTINUATION frames one header block may take. A block of the largest allowed size fits in a
- * few frames of 16 KiB; a client that sends many small or empty ones only makes work.
+ * few frames of 16 KiB, so a client that sends many small or empty ones only makes work.
  */
 const MAX_CONTINUATION_FRAMES = 64;
 /** Frames a client may send per sweep period before the connection is ended as abusive. */
@@ -108,7 +108,7 @@ export class Http2Connection implements StreamSink {
   private draining = false;
   /** Whether reads arrive in the process's shared read buffer, which the next read overwrites. */
   private readonly sharedReads: boolean;
-  /** The dispatch context of every request on this connection; the per-request fields are set before each dispatch. */
+  /** The dispatch context of every request on this connection. Its per-request fields are set before each dispatch. */
   private readonly dispatch: DispatchContext;
 
   /**

@@ -79,7 +79,7 @@ export class HpackEncoder {
   private reusedKey: object | undefined;
   private reusedVersion = -1;
   private reusedBlock: Buffer | undefined;
-  /** The request id field of the last head encoded, and its length; large enough for an id of 126 octets. */
+  /** The request id field of the last head encoded, and its length. The buffer fits an id of 126 octets. */
   private tail = Buffer.allocUnsafe(160);
   private tailLength = 0;
 

@@ -279,7 +279,7 @@ export class HpackDecoder {
  */
 let decodedEnd = 0;
 
-/** Decodes an integer with an N-bit prefix (section 5.1); returns it, and sets decodedEnd. */
+/** Decodes an integer with an N-bit prefix (section 5.1), returns it and sets decodedEnd. */
 function decodeInteger(buffer: Buffer, start: number, prefixBits: number): number {
   const limit = (1 << prefixBits) - 1;
   let value = buffer[start]! & limit;
@@ -302,7 +302,7 @@ function decodeInteger(buffer: Buffer, start: number, prefixBits: number): numbe
   }
 }
 
-/** Decodes a string literal (section 5.2); returns it, and sets decodedEnd. */
+/** Decodes a string literal (section 5.2), returns it and sets decodedEnd. */
 function decodeString(buffer: Buffer, start: number): string {
   if (start >= buffer.length) throw new HpackError("truncated string");
   const huffman = (buffer[start]! & 0x80) !== 0;
