@@ -602,23 +602,28 @@ async function fetchAsWriter(
     persistEntry(context, entry, keyResult.key, varyNames);
   }
   if (!stored && stale !== undefined) context.memory.delete(stale.key);
-  settle(stored ? "stored" : "not-stored");
-  serveEntry(
-    context,
-    state,
-    request,
-    response,
-    entry,
-    "Miss",
-    cacheStatus.miss(
-      forward,
-      originResponse.status,
-      stored,
-      stored ? undefined : notStoredDetail(context, distribution.id, epochAtStart, entry),
-      stored ? ttlLeft(entry) : undefined,
-    ),
-    policy,
-  );
+  // The viewer's response is written before the waiters are told, because telling the other
+  // workers is a message to the primary, and its write costs about as much as the response's.
+  try {
+    serveEntry(
+      context,
+      state,
+      request,
+      response,
+      entry,
+      "Miss",
+      cacheStatus.miss(
+        forward,
+        originResponse.status,
+        stored,
+        stored ? undefined : notStoredDetail(context, distribution.id, epochAtStart, entry),
+        stored ? ttlLeft(entry) : undefined,
+      ),
+      policy,
+    );
+  } finally {
+    settle(stored ? "stored" : "not-stored");
+  }
 }
 
 /**
