@@ -602,8 +602,9 @@ async function fetchAsWriter(
     persistEntry(context, entry, keyResult.key, varyNames);
   }
   if (!stored && stale !== undefined) context.memory.delete(stale.key);
-  // The viewer's response is written before the waiters are told, because telling the other
-  // workers is a message to the primary, and its write costs about as much as the response's.
+  // The viewer's response is written before the waiters are released: releasing the other
+  // workers' waiters sends a message to the primary, whose write costs about as much as the
+  // response's.
   try {
     serveEntry(
       context,
