@@ -165,6 +165,29 @@ test("HTTP/1.0 closes unless keep-alive is asked", async (t) => {
   assert.equal(kept.closed, false);
 });
 
+test("plain Connection: close closes at once", async (t) => {
+  const { port, host } = await setup(t);
+  const socket = createConnection({ port, host: "127.0.0.1", allowHalfOpen: true });
+  t.after(() => socket.destroy());
+  const errors: string[] = [];
+  socket.on("error", (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const ended = new Promise<void>((resolve) => socket.once("end", resolve));
+  socket.write(`GET /whole HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  await ended;
+  const text = Buffer.concat(chunks).toString("latin1");
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  assert.match(text, /\r\nconnection: close\r\n/);
+  assert.ok(text.endsWith("GET /whole "), "the whole body arrived before the FIN");
+  // A socket that the edge only half-closed would still read these bytes. A closed one sends a reset.
+  for (let attempt = 0; attempt < 40 && errors.length === 0 && !socket.destroyed; attempt++) {
+    await new Promise<void>((resolve) => socket.write("x", () => resolve()));
+    await sleep(25);
+  }
+  assert.ok(errors.some((code) => code === "ECONNRESET" || code === "EPIPE"), `expected a reset, got ${errors.join(", ") || "none"}`);
+});
+
 test("slow request head times out with 408", async (t) => {
   const { origin, port, host } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 300 } } });
   const started = Date.now();

@@ -214,7 +214,8 @@ export class Http1Connection implements ResponseSink {
     if (response !== this.response) return;
     this.response = undefined;
     if (!complete || response.closeAfter) {
-      this.endConnection();
+      if (complete && this.closesAtOnce()) this.closeAtOnce();
+      else this.endConnection();
       return;
     }
     if (this.phase === "respond") {
@@ -453,6 +454,30 @@ export class Http1Connection implements ResponseSink {
     this.endConnection();
     // The handler may still hold the response; it now writes nothing.
     this.response?.abort();
+  }
+
+  /**
+   * Returns whether the connection may close without a half-close first: on the plain port
+   * (TLS ends with close_notify), with the request read whole, no bytes after it, and the
+   * response written to the kernel. RFC 9112 section 9.6 describes the half-close that
+   * avoids resetting a client that may still be sending. A client that sends more after
+   * `Connection: close` breaks the same RFC and may get a reset.
+   */
+  private closesAtOnce(): boolean {
+    return (
+      this.protocol === "http" &&
+      this.phase === "respond" &&
+      this.pending.length === 0 &&
+      this.socket.writableLength === 0
+    );
+  }
+
+  /** Closes the socket without a shutdown call or a wait for the client's FIN. The kernel still sends the response, then a FIN. */
+  private closeAtOnce(): void {
+    this.phase = "closed";
+    this.pending = EMPTY;
+    this.deadlineMs = NO_DEADLINE;
+    this.socket.destroy();
   }
 
   private endConnection(): void {
