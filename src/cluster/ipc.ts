@@ -110,7 +110,10 @@ const FLUSH_TIMEOUT_MS = 1_000;
 
 /** The primary's handle on one worker's relay. */
 export interface WorkerRelay {
-  /** Resolves once the worker has sent everything it recorded so far, or after FLUSH_TIMEOUT_MS. */
+  /**
+   * Resolves once the worker has sent everything it recorded so far, or after FLUSH_TIMEOUT_MS.
+   * Resolves at once for a worker that has not joined the bus yet.
+   */
   flushMetrics(): Promise<void>;
 }
 
@@ -125,6 +128,8 @@ export function relayWorker(worker: Worker, bus: EdgeChannel, rollups: RollupTar
   const pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   let nextFlush = 1;
   const flushes = new Map<number, () => void>();
+  // A worker listens for flushes before it joins the bus, and records nothing before then.
+  let joined = false;
 
   const leave = (): void => {
     const joined = membership;
@@ -138,6 +143,7 @@ export function relayWorker(worker: Worker, bus: EdgeChannel, rollups: RollupTar
     if (!isIpcMessage(value)) return;
     switch (value.kind) {
       case "bus.join":
+        joined = true;
         membership = bus.join(value.edgeId, (message) => {
           const sequence = nextSequence++;
           return new Promise<void>((resolve, reject) => {
@@ -189,7 +195,8 @@ export function relayWorker(worker: Worker, bus: EdgeChannel, rollups: RollupTar
 
   return {
     flushMetrics: () => {
-      if (!worker.isConnected()) return Promise.resolve();
+      // A worker that is still starting, such as one forked to replace a killed one, has nothing to send.
+      if (!joined || !worker.isConnected()) return Promise.resolve();
       const sequence = nextFlush++;
       return new Promise<void>((resolve) => {
         const done = (): void => {
