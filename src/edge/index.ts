@@ -142,8 +142,8 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     drainTimeoutMs: options.protocol?.drainTimeoutMs ?? DEFAULT_HTTP1_OPTIONS.drainTimeoutMs,
   };
   const gate = options.connectionGate;
-  const httpServer = new Http1Server(listener, protocolOptions, log, gate);
-  const httpsServer = new SecureEdgeServer(tls, options.dataDir, listener, protocolOptions, log, gate);
+  const httpServer = new Http1Server(listener, protocolOptions, log, gate, options.metrics);
+  const httpsServer = new SecureEdgeServer(tls, options.dataDir, listener, protocolOptions, log, gate, options.metrics);
   await httpsServer.loadAliases();
 
   // The edge loads the current distributions before it listens, so that no request gets a 403

@@ -8,6 +8,7 @@ import {
   type TLSSocket,
 } from "node:tls";
 import type { Logger } from "../common/logger.js";
+import type { MetricsSink } from "../metrics/types.js";
 import type { ConnectionGate } from "./balance.js";
 import { scanClientHello } from "./client-hello.js";
 import type { RequestListener } from "./http1/connection.js";
@@ -83,12 +84,14 @@ export class SecureEdgeServer {
     private readonly log: Logger,
     /** In an edge worker, may hand a new connection to another worker instead. */
     private readonly gate?: ConnectionGate,
+    /** Counts the HTTP/2 connections closed as floods. */
+    metrics?: MetricsSink,
   ) {
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.helloTimeoutMs = options.timeouts.headersTimeoutMs;
     this.maxHeadBytes = options.limits.maxHeadBytes;
     this.http1 = new Http1ConnectionSet(listener, options, log);
-    this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log);
+    this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log, metrics);
 
     // A ClientHello the listener could not read still reaches alias certificates of the zone's key type.
     this.zoneServer = this.tlsServer({

@@ -8,7 +8,7 @@ import {
   type DistributionCountersJson,
 } from "./distribution-counters.js";
 import { PrometheusCollector, type PrometheusDeltas } from "./prometheus.js";
-import type { MetricsSink, RequestRecord } from "./types.js";
+import type { Http2FloodKind, MetricsSink, RequestRecord } from "./types.js";
 
 /**
  * The counts an edge worker recorded since its last rollup: per-minute CloudWatch
@@ -42,6 +42,7 @@ export class EdgeRollupSink implements MetricsSink {
   private readonly prometheus = new PrometheusCollector();
   private records: RequestRecord[] = [];
   private droppedRecords = 0;
+  private pendingFloods = 0;
   private lastDistributionId = "";
   private lastMinuteStartMs = -1;
   private lastCounters: DistributionCounters | undefined;
@@ -64,6 +65,11 @@ export class EdgeRollupSink implements MetricsSink {
       return;
     }
     this.records.push(entry);
+  }
+
+  countHttp2Flood(kind: Http2FloodKind): void {
+    this.prometheus.countHttp2Flood(kind);
+    this.pendingFloods += 1;
   }
 
   private countInMinute(entry: RequestRecord, minuteStartMs: number): void {
@@ -90,7 +96,7 @@ export class EdgeRollupSink implements MetricsSink {
 
   /** Returns whether anything was recorded since the last take. */
   get empty(): boolean {
-    return this.minuteCount === 0 && this.records.length === 0 && this.droppedRecords === 0;
+    return this.minuteCount === 0 && this.records.length === 0 && this.droppedRecords === 0 && this.pendingFloods === 0;
   }
 
   /** Returns everything recorded since the last call and starts over. */
@@ -113,6 +119,7 @@ export class EdgeRollupSink implements MetricsSink {
     this.lastCounters = undefined;
     this.records = [];
     this.droppedRecords = 0;
+    this.pendingFloods = 0;
     return rollup;
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from "../common/logger.js";
-import type { MetricsSink, RequestRecord } from "./types.js";
+import type { Http2FloodKind, MetricsSink, RequestRecord } from "./types.js";
 
 /** Shortest interval between two error logs of a failing sink. */
 const ERROR_LOG_INTERVAL_MS = 60_000;
@@ -23,13 +23,27 @@ export class FanOutSink implements MetricsSink {
       try {
         sink.record(entry);
       } catch (error) {
-        this.failures += 1;
-        const nowMs = Date.now();
-        if (nowMs - this.lastErrorLogMs >= ERROR_LOG_INTERVAL_MS) {
-          this.lastErrorLogMs = nowMs;
-          this.log.error({ err: error, failures: this.failures }, "metrics sink failed to record a request");
-        }
+        this.sinkFailed(error);
       }
+    }
+  }
+
+  countHttp2Flood(kind: Http2FloodKind): void {
+    for (const sink of this.sinks) {
+      try {
+        sink.countHttp2Flood?.(kind);
+      } catch (error) {
+        this.sinkFailed(error);
+      }
+    }
+  }
+
+  private sinkFailed(error: unknown): void {
+    this.failures += 1;
+    const nowMs = Date.now();
+    if (nowMs - this.lastErrorLogMs >= ERROR_LOG_INTERVAL_MS) {
+      this.lastErrorLogMs = nowMs;
+      this.log.error({ err: error, failures: this.failures }, "metrics sink failed to record a request");
     }
   }
 

@@ -1,4 +1,4 @@
-import type { EdgeResultType, MetricsSink, RequestRecord } from "./types.js";
+import { HTTP2_FLOOD_KINDS, type EdgeResultType, type Http2FloodKind, type MetricsSink, type RequestRecord } from "./types.js";
 
 /*
  * Prometheus metrics in the text exposition format (version 0.0.4), written
@@ -80,6 +80,8 @@ export interface SeriesDelta {
 export interface PrometheusDeltas {
   series: SeriesDelta[];
   droppedRecords: number;
+  /** HTTP/2 connections closed as floods, by kind; absent when there were none. */
+  http2Floods?: Partial<Record<Http2FloodKind, number>>;
 }
 
 function histogramData(histogram: Histogram): HistogramData {
@@ -148,6 +150,7 @@ export class PrometheusCollector implements MetricsSink {
   private readonly series = new Map<string, DistributionSeries>();
   private readonly external: ExternalMetric[] = [];
   private droppedRecords = 0;
+  private http2Floods: Partial<Record<Http2FloodKind, number>> = {};
 
   /** Adds one request in constant time. Records past the distribution limit are counted as dropped. */
   record(entry: RequestRecord): void {
@@ -178,6 +181,10 @@ export class PrometheusCollector implements MetricsSink {
     if (entry.bytesUploaded > 0) series.bytesReceived += entry.bytesUploaded;
   }
 
+  countHttp2Flood(kind: Http2FloodKind): void {
+    this.http2Floods[kind] = (this.http2Floods[kind] ?? 0) + 1;
+  }
+
   /**
    * Returns the counts recorded since the last call, as plain data, and
    * starts over. An edge worker sends them to the primary's collector.
@@ -199,12 +206,17 @@ export class PrometheusCollector implements MetricsSink {
     this.series.clear();
     const droppedRecords = this.droppedRecords;
     this.droppedRecords = 0;
-    return { series, droppedRecords };
+    const http2Floods = this.http2Floods;
+    this.http2Floods = {};
+    return { series, droppedRecords, http2Floods };
   }
 
   /** Adds counts taken from another collector with `takeDeltas`. */
   mergeDeltas(deltas: PrometheusDeltas): void {
     this.droppedRecords += deltas.droppedRecords;
+    for (const [kind, count] of Object.entries(deltas.http2Floods ?? {}) as Array<[Http2FloodKind, number]>) {
+      this.http2Floods[kind] = (this.http2Floods[kind] ?? 0) + count;
+    }
     for (const delta of deltas.series) {
       let series = this.series.get(delta.distributionId);
       if (series === undefined) {
@@ -286,6 +298,16 @@ export class PrometheusCollector implements MetricsSink {
 
     header(lines, "portico_metrics_dropped_records_total", "counter", "Request records the Prometheus collector could not count.");
     lines.push(`portico_metrics_dropped_records_total ${this.droppedRecords}`);
+
+    header(
+      lines,
+      "portico_edge_http2_floods_total",
+      "counter",
+      "HTTP/2 connections the edge closed with GOAWAY ENHANCE_YOUR_CALM, by the flood bound they passed.",
+    );
+    for (const kind of HTTP2_FLOOD_KINDS) {
+      lines.push(`portico_edge_http2_floods_total{kind="${kind}"} ${this.http2Floods[kind] ?? 0}`);
+    }
 
     for (const metric of this.external) {
       header(lines, metric.name, metric.type, metric.help);

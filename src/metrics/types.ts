@@ -58,7 +58,37 @@ export interface RequestRecord {
   timeToFirstByteMs?: number | undefined;
 }
 
+/**
+ * The bound an HTTP/2 connection passed when the edge closed it as a flood:
+ * frames that cost the server work without carrying requests or request
+ * bodies. The same strings are the `kind` label of `portico_edge_http2_floods_total`.
+ */
+export type Http2FloodKind =
+  | "window_update"
+  | "priority"
+  | "reset"
+  | "ping"
+  | "settings"
+  | "empty_frame"
+  | "goaway"
+  | "header_block"
+  | "overhead";
+
+export const HTTP2_FLOOD_KINDS: readonly Http2FloodKind[] = [
+  "window_update",
+  "priority",
+  "reset",
+  "ping",
+  "settings",
+  "empty_frame",
+  "goaway",
+  "header_block",
+  "overhead",
+];
+
 /** Receives request records. `record` never blocks and never throws. */
 export interface MetricsSink {
   record(entry: RequestRecord): void;
+  /** Counts an HTTP/2 connection closed as a flood. Sinks without connection counters leave it out. */
+  countHttp2Flood?(kind: Http2FloodKind): void;
 }

@@ -8,7 +8,7 @@ import type { CacheBehavior, DistributionConfig } from "@aws-sdk/client-cloudfro
 import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { DistributionSnapshot, EdgeAck, EdgeChannel } from "../../src/cluster/types.js";
-import type { MetricsSink, RequestRecord } from "../../src/metrics/types.js";
+import type { Http2FloodKind, MetricsSink, RequestRecord } from "../../src/metrics/types.js";
 import { startEdge, type Edge, type EdgeOptions } from "../../src/edge/index.js";
 
 export const ZONE = "portico.localhost";
@@ -48,11 +48,15 @@ export async function startOrigin(
   };
 }
 
-/** A metrics sink that keeps every record. */
+/** A metrics sink that keeps every record, and the kind of every HTTP/2 flood counted. */
 export class CollectingSink implements MetricsSink {
   readonly records: RequestRecord[] = [];
+  readonly floods: Http2FloodKind[] = [];
   record(entry: RequestRecord): void {
     this.records.push(entry);
+  }
+  countHttp2Flood(kind: Http2FloodKind): void {
+    this.floods.push(kind);
   }
 }
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { encodeLogField, formatLogLine, logFileKey, LOG_FIELDS } from "../../src/metrics/access-log/format.js";
 import { DistributionDirectory } from "../../src/metrics/access-log/distributions.js";
+import { applyRollup, EdgeRollupSink } from "../../src/metrics/edge-rollup.js";
 import { escapeLabelValue, PrometheusCollector } from "../../src/metrics/prometheus.js";
 import type { MetricsReader } from "../../src/metrics/reader.js";
 import { buildStatusReport } from "../../src/metrics/status.js";
@@ -152,6 +153,23 @@ test("prometheus counts abandoned requests as 000", () => {
   assert.match(text, /^portico_request_duration_seconds_count\{distribution_id="EDFDVBD6EXAMPLE"\} 3$/m);
   assert.doesNotMatch(text, /portico_cacheable_requests_total\{[^}]*cache_status="Error"\}/, "an abandoned request is not cacheable");
   assert.match(text, /^portico_cacheable_requests_total\{distribution_id="EDFDVBD6EXAMPLE",cache_status="Hit"\} 1$/m);
+});
+
+test("prometheus counts HTTP/2 floods of workers", () => {
+  const worker = new EdgeRollupSink(() => false);
+  worker.countHttp2Flood("reset");
+  worker.countHttp2Flood("reset");
+  worker.countHttp2Flood("window_update");
+  // A rollup with only floods in it is still sent.
+  assert.equal(worker.empty, false);
+  const primary = new PrometheusCollector();
+  primary.countHttp2Flood("reset");
+  applyRollup(worker.take(), { addMinute: () => {}, prometheus: primary, records: undefined, countDropped: () => {} });
+  assert.equal(worker.empty, true);
+  const text = primary.render();
+  assert.match(text, /^portico_edge_http2_floods_total\{kind="reset"\} 3$/m);
+  assert.match(text, /^portico_edge_http2_floods_total\{kind="window_update"\} 1$/m);
+  assert.match(text, /^portico_edge_http2_floods_total\{kind="ping"\} 0$/m);
 });
 
 test("status rates without requests are null", () => {

@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
+import type { MetricsSink } from "../../metrics/types.js";
 import type { ConnectionGate } from "../balance.js";
 import { Http2ConnectionSet, http2LimitsOf } from "../http2/server.js";
 import { Http1Connection, type Http1Timeouts, type Http2PrefaceHandler, type RequestListener } from "./connection.js";
@@ -109,10 +110,13 @@ export class Http1Server {
   readonly http2: Http2ConnectionSet;
   private readonly drainTimeoutMs: number;
 
-  /** `gate`, in an edge worker, may hand a new connection to another worker instead. */
-  constructor(listener: RequestListener, options: Http1ServerOptions, log: Logger, gate?: ConnectionGate) {
+  /**
+   * `gate`, in an edge worker, may hand a new connection to another worker instead. `metrics`
+   * counts the h2c connections closed as floods.
+   */
+  constructor(listener: RequestListener, options: Http1ServerOptions, log: Logger, gate?: ConnectionGate, metrics?: MetricsSink) {
     this.drainTimeoutMs = options.drainTimeoutMs;
-    this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log);
+    this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log, metrics);
     this.connections = new Http1ConnectionSet(listener, options, log, (socket, received) =>
       this.http2.accept(socket, "http", received),
     );

@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
+import type { Http2FloodKind } from "../../metrics/types.js";
 import type { RequestListener } from "../http1/connection.js";
 import { RequestBody } from "../http1/body.js";
 import {
@@ -25,6 +26,7 @@ import {
 import { HpackDecoder, HpackError } from "./hpack.js";
 import { HpackEncoder, type ResponseHead } from "./hpack-encoder.js";
 import { dispatchRequest, type DispatchContext } from "./dispatch.js";
+import { FloodBudget, FloodError, MAX_SETTINGS_ENTRIES } from "./flood.js";
 import { parseRequestFields } from "./request.js";
 import { Http2Stream, type StreamSink } from "./stream.js";
 import { StreamTable } from "./stream-table.js";
@@ -64,10 +66,6 @@ const EMPTY = Buffer.alloc(0);
  * few frames of 16 KiB, so a client that sends many small or empty ones only makes work.
  */
 const MAX_CONTINUATION_FRAMES = 64;
-/** Frames a client may send per sweep period before the connection is ended as abusive. */
-const FLOOD_LIMITS = { resets: 400, pings: 100, settings: 100, emptyFrames: 400, priorities: 1000 };
-
-type FloodCounter = keyof typeof FLOOD_LIMITS;
 
 /**
  * The edge's HTTP/2 server for one connection (RFC 9113), behind TLS with
@@ -75,9 +73,9 @@ type FloodCounter = keyof typeof FLOOD_LIMITS;
  * (h2c with prior knowledge, section 3.3). It reads frames itself so that a
  * cache hit costs one write of a prepared HEADERS and DATA pair, where
  * node:http2 makes several objects and calls per stream. It enforces the protocol's rules on every frame, flow
- * control in both directions, the client's SETTINGS, and bounds on frames
- * that cost work without producing requests (resets, pings, settings,
- * empty frames), which are the HTTP/2 flood attacks.
+ * control in both directions, the client's SETTINGS, and the bounds of
+ * FloodBudget on frames that cost work without producing requests, which are
+ * the HTTP/2 flood attacks.
  */
 export class Http2Connection implements StreamSink {
   /** When the connection times out, in epoch milliseconds; checked by the server's sweep. */
@@ -101,7 +99,7 @@ export class Http2Connection implements StreamSink {
   private receivedSinceUpdate = 0;
   /** A header block arriving over HEADERS and CONTINUATION frames. */
   private block: { streamId: number; chunks: Buffer[]; bytes: number; endStream: boolean; startedAtMs: number; continuations: number } | undefined;
-  private readonly flood: Record<FloodCounter, number> = { resets: 0, pings: 0, settings: 0, emptyFrames: 0, priorities: 0 };
+  private readonly flood = new FloodBudget();
   private readonly clientIp: string;
   private clockMs = 0;
   private clockPerformanceMs = 0;
@@ -123,6 +121,7 @@ export class Http2Connection implements StreamSink {
     private readonly limits: Http2Limits,
     private readonly log: Logger,
     private readonly onClose: (connection: Http2Connection) => void,
+    private readonly onFlood: (kind: Http2FloodKind) => void = () => {},
   ) {
     this.clientIp = socket.remoteAddress ?? "";
     this.dispatch = {
@@ -181,11 +180,9 @@ export class Http2Connection implements StreamSink {
   }
 
   /** Called by the server's sweep: ends idle connections and stalled header blocks and bodies. */
-  sweep(nowMs: number, resetFloodCounters: boolean): void {
+  sweep(nowMs: number, startFloodSecond: boolean): void {
     if (this.closed) return;
-    if (resetFloodCounters) {
-      for (const name of Object.keys(this.flood) as FloodCounter[]) this.flood[name] = 0;
-    }
+    if (startFloodSecond) this.flood.startSecond();
     if (this.block !== undefined && nowMs - this.block.startedAtMs > this.limits.headersTimeoutMs) {
       this.connectionError(new ConnectionError(ErrorCode.PROTOCOL_ERROR, "header block timed out"));
       return;
@@ -251,6 +248,7 @@ export class Http2Connection implements StreamSink {
       if (copied) out.set(body, dataStart + FRAME_HEADER_BYTES);
       stream.sendWindow -= bodyBytes;
       this.sendWindow -= bodyBytes;
+      this.flood.dataFramesSent++;
     }
     if (body === undefined || copied) {
       this.write(out);
@@ -303,6 +301,7 @@ export class Http2Connection implements StreamSink {
     this.clockPerformanceMs = performance.now();
     try {
       this.readFrames();
+      this.flood.countRead(chunk.length);
     } catch (error) {
       if (error instanceof ConnectionError) this.connectionError(error);
       else if (error instanceof HpackError) this.connectionError(new ConnectionError(ErrorCode.COMPRESSION_ERROR, error.message));
@@ -340,6 +339,8 @@ export class Http2Connection implements StreamSink {
         this.handleFrame(type, flags, streamId, payload);
       } catch (error) {
         if (!(error instanceof StreamError)) throw error;
+        // A stream error the client caused costs a reset like its own RST_STREAM does.
+        this.flood.countReset();
         this.streamError(error);
       }
     }
@@ -367,40 +368,42 @@ export class Http2Connection implements StreamSink {
         this.onHeaders(flags, streamId, payload);
         return;
       case FrameType.PRIORITY:
+        this.flood.countPriority(FRAME_HEADER_BYTES + payload.length);
         this.onPriority(streamId, payload);
         return;
       case FrameType.RST_STREAM:
+        this.flood.countOverhead(FRAME_HEADER_BYTES + payload.length);
         this.onReset(streamId, payload);
         return;
       case FrameType.SETTINGS:
+        // ACKs count too, since this server sends one SETTINGS frame and no PING.
+        this.flood.countControl("settings", FRAME_HEADER_BYTES + payload.length);
         this.onSettings(flags, streamId, payload);
         return;
       case FrameType.PUSH_PROMISE:
         throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE from a client");
       case FrameType.PING:
+        this.flood.countControl("ping", FRAME_HEADER_BYTES + payload.length);
         this.onPing(flags, streamId, payload);
         return;
       case FrameType.GOAWAY:
+        this.flood.countControl("goaway", FRAME_HEADER_BYTES + payload.length);
         if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream");
         if (payload.length < 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "short GOAWAY");
         this.peerGoaway = true;
         if (this.streams.size === 0) this.end();
         return;
       case FrameType.WINDOW_UPDATE:
+        this.flood.countWindowUpdate(FRAME_HEADER_BYTES + payload.length);
         this.onWindowUpdate(streamId, payload);
         return;
       case FrameType.CONTINUATION:
         this.onContinuation(flags, streamId, payload);
         return;
       default:
-        // Section 5.5: unknown frame types are ignored.
+        // Section 5.5: unknown frame types are ignored, but they still count against a bound.
+        this.flood.countPriority(FRAME_HEADER_BYTES + payload.length);
         return;
-    }
-  }
-
-  private count(counter: FloodCounter): void {
-    if (++this.flood[counter] > FLOOD_LIMITS[counter]) {
-      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `too many ${counter} frames`);
     }
   }
 
@@ -421,7 +424,7 @@ export class Http2Connection implements StreamSink {
     this.returnConnectionWindow(payload.length);
     const data = this.unpad(flags, payload);
     const endStream = (flags & Flag.END_STREAM) !== 0;
-    if (data.length === 0 && !endStream) this.count("emptyFrames");
+    if (data.length === 0 && !endStream) this.flood.countEmpty();
 
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
@@ -459,6 +462,7 @@ export class Http2Connection implements StreamSink {
     }
     const endStream = (flags & Flag.END_STREAM) !== 0;
     if ((flags & Flag.END_HEADERS) === 0) {
+      if (fragment.length === 0) this.flood.countEmpty();
       this.block = { streamId, chunks: [this.kept(fragment)], bytes: fragment.length, endStream, startedAtMs: this.clockMs, continuations: 0 };
       this.checkBlockSize(fragment.length);
       return;
@@ -473,8 +477,9 @@ export class Http2Connection implements StreamSink {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "CONTINUATION without a header block");
     }
     if (++block.continuations > MAX_CONTINUATION_FRAMES) {
-      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many CONTINUATION frames");
+      throw new FloodError("header_block", "too many CONTINUATION frames");
     }
+    if (payload.length === 0 && (flags & Flag.END_HEADERS) === 0) this.flood.countEmpty();
     block.chunks.push(this.kept(payload));
     block.bytes += payload.length;
     this.checkBlockSize(block.bytes);
@@ -486,7 +491,7 @@ export class Http2Connection implements StreamSink {
   /** Bounds a header block before decoding: a CONTINUATION flood is cut off here. */
   private checkBlockSize(bytes: number): void {
     if (bytes > 2 * this.limits.maxHeaderListBytes + 1024) {
-      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large");
+      throw new FloodError("header_block", "header block too large");
     }
   }
 
@@ -505,6 +510,7 @@ export class Http2Connection implements StreamSink {
     if (streamId % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "even stream id from a client");
     if (streamId <= this.highestStreamId) throw new ConnectionError(ErrorCode.STREAM_CLOSED, "HEADERS on a closed stream");
     this.highestStreamId = streamId;
+    this.flood.streamsOpened++;
     // After GOAWAY, new streams are ignored (section 6.8); their header block was still decoded.
     if (this.goawaySent || this.peerGoaway) return;
     if (this.streams.size >= this.limits.maxConcurrentStreams) {
@@ -537,7 +543,6 @@ export class Http2Connection implements StreamSink {
   private onPriority(streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0");
     if (payload.length !== 5) throw new StreamError(streamId, ErrorCode.FRAME_SIZE_ERROR, "PRIORITY of the wrong size");
-    this.count("priorities");
     if ((payload.readUInt32BE(0) & MAX_WINDOW) === streamId) {
       throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, "stream depends on itself");
     }
@@ -548,7 +553,7 @@ export class Http2Connection implements StreamSink {
     if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM of the wrong size");
     if (streamId > this.highestStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
     // Resets that arrive faster than streams can finish are the rapid reset attack.
-    this.count("resets");
+    this.flood.countReset();
     const stream = this.streams.get(streamId);
     if (stream !== undefined) this.closeStream(stream, true);
   }
@@ -560,7 +565,8 @@ export class Http2Connection implements StreamSink {
       return;
     }
     if (payload.length % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS of the wrong size");
-    this.count("settings");
+    // Each entry may walk every open stream, so the entries of one frame are bounded too.
+    if (payload.length > 6 * MAX_SETTINGS_ENTRIES) throw new FloodError("settings", "too many SETTINGS entries");
     for (let offset = 0; offset < payload.length; offset += 6) {
       const id = payload.readUInt16BE(offset);
       const value = payload.readUInt32BE(offset + 2);
@@ -591,7 +597,6 @@ export class Http2Connection implements StreamSink {
     if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "PING on a stream");
     if (payload.length !== 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING of the wrong size");
     if ((flags & Flag.ACK) !== 0) return;
-    this.count("pings");
     this.write(frame(FrameType.PING, Flag.ACK, 0, payload));
   }
 
@@ -670,6 +675,7 @@ export class Http2Connection implements StreamSink {
       const end = last && next.end;
       const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
       writeFrameHeader(header, 0, part.length, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
+      this.flood.dataFramesSent++;
       stream.sendWindow -= part.length;
       this.sendWindow -= part.length;
       this.write(header);
@@ -760,7 +766,13 @@ export class Http2Connection implements StreamSink {
 
   private connectionError(error: ConnectionError): void {
     if (this.closed) return;
-    this.log.info({ code: error.code, reason: error.message, clientIp: this.clientIp }, "HTTP/2 connection error");
+    if (error instanceof FloodError) {
+      // Logged once: the connection closes below, and a closed connection reports nothing more.
+      this.log.warn({ kind: error.kind, reason: error.message, clientIp: this.clientIp }, "HTTP/2 flood; closing the connection");
+      this.onFlood(error.kind);
+    } else {
+      this.log.info({ code: error.code, reason: error.message, clientIp: this.clientIp }, "HTTP/2 connection error");
+    }
     this.sendGoaway(error.code, error.message);
     this.end();
   }

@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
+import type { MetricsSink } from "../../metrics/types.js";
 import type { RequestListener } from "../http1/connection.js";
 import type { Http1ServerOptions } from "../http1/server.js";
 import { Http2Connection, type Http2Limits } from "./connection.js";
@@ -26,8 +27,8 @@ export function http2LimitsOf(options: Http1ServerOptions): Http2Limits {
  * The HTTP/2 connections of one listener: those that negotiated h2 on the
  * TLS port, or those that started with the connection preface on the plain
  * port (h2c). One sweep a second ends idle connections and stalled header
- * blocks or bodies, and starts the flood counters over, so the request path
- * arms no timer.
+ * blocks or bodies, and starts the per-second flood budgets over, so the
+ * request path arms no timer.
  */
 export class Http2ConnectionSet {
   private readonly connections = new Set<Http2Connection>();
@@ -38,6 +39,8 @@ export class Http2ConnectionSet {
     private readonly listener: RequestListener,
     private readonly limits: Http2Limits,
     private readonly log: Logger,
+    /** Counts the connections closed as floods. */
+    private readonly metrics?: MetricsSink,
   ) {
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
@@ -53,8 +56,14 @@ export class Http2ConnectionSet {
    * (`http`).
    */
   accept(socket: Socket, protocol: "http" | "https", received?: Buffer): void {
-    const connection = new Http2Connection(socket, protocol, this.listener, this.limits, this.log, (closed) =>
-      this.connections.delete(closed),
+    const connection = new Http2Connection(
+      socket,
+      protocol,
+      this.listener,
+      this.limits,
+      this.log,
+      (closed) => this.connections.delete(closed),
+      (kind) => this.metrics?.countHttp2Flood?.(kind),
     );
     this.connections.add(connection);
     if (received !== undefined) connection.receive(received);
