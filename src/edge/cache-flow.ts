@@ -408,7 +408,7 @@ async function fetchAsWriter(
   const vary = parseVary(originHeader(originResponse.headers, "vary"));
   let decision: FreshnessDecision = decideFreshness(
     originResponse.status,
-    freshnessHeadersOf(passedHeaders),
+    freshnessHeadersOf(passedHeaders, originHeader(originResponse.headers, "age")),
     behavior.cache.ttl,
     receivedAtMs,
     distribution.errorCachingMinTtlSeconds,
@@ -418,6 +418,7 @@ async function fetchAsWriter(
   if (vary.kind === "star") decision = { store: false, reason: "vary-star" };
   const contentLength = declaredLength(originResponse);
   const forward = stale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
+  const initialAgeSeconds = parseAgeSeconds(originHeader(originResponse.headers, "age"));
 
   const streamWithoutStoring = async (body: Readable, detail: string): Promise<void> => {
     if (stale !== undefined) {
@@ -430,7 +431,7 @@ async function fetchAsWriter(
       state,
       request,
       response,
-      { status: originResponse.status, headers: passedHeaders, body, contentLength },
+      { status: originResponse.status, headers: passedHeaders, body, contentLength, originAgeSeconds: initialAgeSeconds },
       cacheStatus.miss(forward, originResponse.status, false, detail),
       policy,
     );
@@ -451,7 +452,7 @@ async function fetchAsWriter(
       originHeaders: passedHeaders,
       receivedAtMs,
       startedAtMs: fetchStartedAtMs,
-      initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+      initialAgeSeconds,
       decision,
       contentLength,
     });
@@ -479,7 +480,7 @@ async function fetchAsWriter(
         status: originResponse.status,
         headers: passedHeaders,
         receivedAtMs,
-        initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+        initialAgeSeconds,
         ttlSeconds: decision.ttlSeconds,
         distributionId: distribution.id,
         purgeEpoch: epochAtStart,
@@ -495,7 +496,7 @@ async function fetchAsWriter(
         state,
         request,
         response,
-        { status: fill.status, headers: passedHeaders.slice(), body: fillBody(fill.progress), contentLength },
+        { status: fill.status, headers: passedHeaders.slice(), body: fillBody(fill.progress), contentLength, originAgeSeconds: initialAgeSeconds },
         cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", fill.ttlSeconds - fill.initialAgeSeconds),
         policy,
       );
@@ -514,8 +515,8 @@ async function fetchAsWriter(
       state,
       request,
       response,
-      { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tap), contentLength },
-      cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", decision.ttlSeconds - parseAgeSeconds(originHeader(originResponse.headers, "age"))),
+      { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tap), contentLength, originAgeSeconds: initialAgeSeconds },
+      cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", decision.ttlSeconds - initialAgeSeconds),
       policy,
     );
     return;
@@ -583,7 +584,7 @@ async function fetchAsWriter(
       originHeaders: passedHeaders,
       body,
       receivedAtMs,
-      initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+      initialAgeSeconds,
       decision,
     },
     policy,

@@ -440,13 +440,16 @@ function storeSlice(plan: SlicePlan, index: number, slice: FetchedSlice, body: B
   if (parseVary(headerIn(slice.headers, "vary")).kind !== "none") return false;
   const decision = decideFreshness(
     200,
-    freshnessHeadersOf(slice.headers),
+    freshnessHeadersOf(slice.headers, originHeader(slice.response.headers, "age")),
     target.behavior.cache.ttl,
     slice.receivedAtMs,
     target.distribution.errorCachingMinTtlSeconds,
   );
   // A purge that ran during the fetch may have targeted this object.
   if (!decision.store || purgeEpoch(context, target.distribution.id) !== plan.epochAtStart) return false;
+  // Slices are never revalidated, so one that arrived stale would never be used.
+  const initialAgeSeconds = parseAgeSeconds(originHeader(slice.response.headers, "age"));
+  if (decision.ttlSeconds <= initialAgeSeconds) return false;
   const entry = createEntry(
     context,
     {
@@ -457,7 +460,7 @@ function storeSlice(plan: SlicePlan, index: number, slice: FetchedSlice, body: B
       originHeaders: slice.headers,
       body,
       receivedAtMs: slice.receivedAtMs,
-      initialAgeSeconds: parseAgeSeconds(originHeader(slice.response.headers, "age")),
+      initialAgeSeconds,
       decision,
     },
     target.behavior.headersPolicy,
