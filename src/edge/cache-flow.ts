@@ -301,7 +301,7 @@ async function fetchAsWriter(
   target: CacheableRequest,
   stale: CachedResponse | undefined,
   settle: (outcome: LockOutcome) => void,
-  prefetched?: { fetch: () => Promise<OriginResponse>; epochAtStart: number },
+  prefetched?: { fetch: () => Promise<OriginResponse>; epochAtStart: number; originStatus?: number },
 ): Promise<void> {
   const { distribution, behavior, keyResult } = target;
   const policy = behavior.headersPolicy;
@@ -418,6 +418,8 @@ async function fetchAsWriter(
   if (vary.kind === "star") decision = { store: false, reason: "vary-star" };
   const contentLength = declaredLength(originResponse);
   const forward = stale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
+  // RFC 9211 section 2.3: fwd-status is what the origin sent, a 206 even when it held the whole object.
+  const forwardedStatus = prefetched?.originStatus ?? originResponse.status;
   const initialAgeSeconds = parseAgeSeconds(originHeader(originResponse.headers, "age"));
 
   const streamWithoutStoring = async (body: Readable, detail: string): Promise<void> => {
@@ -432,7 +434,7 @@ async function fetchAsWriter(
       request,
       response,
       { status: originResponse.status, headers: passedHeaders, body, contentLength, originAgeSeconds: initialAgeSeconds },
-      cacheStatus.miss(forward, originResponse.status, false, detail),
+      cacheStatus.miss(forward, forwardedStatus, false, detail),
       policy,
     );
   };
@@ -497,7 +499,7 @@ async function fetchAsWriter(
         request,
         response,
         { status: fill.status, headers: passedHeaders.slice(), body: fillBody(fill.progress), contentLength, originAgeSeconds: initialAgeSeconds },
-        cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", fill.ttlSeconds - fill.initialAgeSeconds),
+        cacheStatus.miss(forward, forwardedStatus, true, "streamed-to-disk", fill.ttlSeconds - fill.initialAgeSeconds),
         policy,
       );
       return;
@@ -516,7 +518,7 @@ async function fetchAsWriter(
       request,
       response,
       { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tap), contentLength, originAgeSeconds: initialAgeSeconds },
-      cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", decision.ttlSeconds - initialAgeSeconds),
+      cacheStatus.miss(forward, forwardedStatus, true, "streamed-to-disk", decision.ttlSeconds - initialAgeSeconds),
       policy,
     );
     return;
@@ -613,7 +615,7 @@ async function fetchAsWriter(
     "Miss",
     cacheStatus.miss(
       forward,
-      originResponse.status,
+      forwardedStatus,
       stored,
       stored ? undefined : notStoredDetail(context, distribution.id, epochAtStart, entry),
       stored ? ttlLeft(entry) : undefined,

@@ -79,8 +79,12 @@ export function sliceKey(key: string, index: number): string {
 
 /** The work the slice path hands back to the whole-object path. */
 export type SliceHandoff =
-  /** A response to the first slice request that is not a slice, to process as a whole-object response. */
-  | { kind: "response"; fetch: () => Promise<OriginResponse>; epochAtStart: number }
+  /**
+   * A response to the first slice request that is not a slice, to process as a whole-object
+   * response. `originStatus` is the status the origin sent when the response has another, as
+   * for a 206 that contains the whole object.
+   */
+  | { kind: "response"; fetch: () => Promise<OriginResponse>; epochAtStart: number; originStatus?: number }
   /** A request that slicing does not serve, so the whole object is fetched. */
   | { kind: "whole" };
 
@@ -180,7 +184,7 @@ export async function serveSlices(
     // The whole object fits in one slice: it is stored and served as the object itself.
     first.settle("not-stored");
     const whole = asWholeResponse(first.response, complete);
-    return { kind: "response", fetch: async () => whole, epochAtStart: plan.epochAtStart };
+    return { kind: "response", fetch: async () => whole, epochAtStart: plan.epochAtStart, originStatus: first.response.status };
   }
 
   const firstHeaders = first.kind === "cached" ? first.entry.originHeaders : first.headers;
