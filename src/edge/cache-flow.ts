@@ -17,7 +17,7 @@ import type { DiskStreamTarget } from "../cache/disk.js";
 import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
 import { acceptSharedEntry } from "./peer-flow.js";
-import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
+import { serveSlices, sliceable, sliceableRange, sliceBytesOf } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import {
   addDiskValidators,
@@ -170,7 +170,9 @@ async function serveFromDiskOrOrigin(
             shareWithPeers = peerResult;
           }
         }
-        await fetchAsWriter(context, state, request, response, target, cached, settle);
+        // NOTE: workers that wait on this fetch through the primary are not counted, so a HEAD
+        // that reads no body leaves them to fetch on their own.
+        await fetchAsWriter(context, state, request, response, target, cached, settle, undefined, () => context.lock.hasWaiters(key));
       } finally {
         // Releasing twice is harmless; this covers a writer that threw before settling.
         ticket.release(outcome);
@@ -292,6 +294,7 @@ function refreshInBackground(
  * Fetches from the origin and stores what is cacheable. `settle` is called as
  * soon as waiters can proceed: after the entry is stored, or as soon as the
  * response is known not to be stored. `stale` is the stored variant, if any.
+ * `waitedOn` returns whether other requests wait for this fetch's outcome.
  */
 async function fetchAsWriter(
   context: EdgeContext,
@@ -302,6 +305,7 @@ async function fetchAsWriter(
   stale: CachedResponse | undefined,
   settle: (outcome: LockOutcome) => void,
   prefetched?: { fetch: () => Promise<OriginResponse>; epochAtStart: number; originStatus?: number },
+  waitedOn: () => boolean = () => false,
 ): Promise<void> {
   const { distribution, behavior, keyResult } = target;
   const policy = behavior.headersPolicy;
@@ -443,6 +447,14 @@ async function fetchAsWriter(
     await streamWithoutStoring(originResponse.body, decision.reason);
     return;
   }
+  // A HEAD needs only the head. It reads at most one range slice of the body, as much as a HEAD
+  // costs with an origin that honours Range, unless other requests wait for this fetch.
+  const headOnly = request.method === "HEAD" && !waitedOn();
+  const headReadBytes = sliceBytesOf(context);
+  if (headOnly && contentLength !== undefined && contentLength > headReadBytes) {
+    await streamWithoutStoring(originResponse.body, "head-only");
+    return;
+  }
   const varyNames = vary.kind === "headers" ? vary.names : [];
   // NOTE: a large body without Content-Length (chunked) is not written to
   // disk, because the file's head records the body length before the body.
@@ -537,7 +549,8 @@ async function fetchAsWriter(
   // or once the entry is stored or its response is done.
   let releaseNow = true;
   try {
-    const buffered = await readUpTo(originResponse.body, Math.min(reservedBytes, context.maxObjectBytes));
+    const readLimitBytes = Math.min(reservedBytes, context.maxObjectBytes, headOnly ? headReadBytes : Number.POSITIVE_INFINITY);
+    const buffered = await readUpTo(originResponse.body, readLimitBytes);
     body = buffered.body;
     rest = buffered.rest;
     if (rest !== undefined) {
@@ -571,7 +584,7 @@ async function fetchAsWriter(
     if (releaseNow) context.inFlight.release(reservedBytes);
   }
   if (rest !== undefined) {
-    await streamWithoutStoring(rest, "too-large");
+    await streamWithoutStoring(rest, headOnly ? "head-only" : "too-large");
     return;
   }
 

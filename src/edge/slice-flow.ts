@@ -24,6 +24,11 @@ import { forwardsCookies } from "./routing.js";
  */
 export const RANGE_SLICE_BYTES = 1024 * 1024;
 
+/** Returns the slice size of the edge: RANGE_SLICE_BYTES, or less when memory entries are smaller. */
+export function sliceBytesOf(context: EdgeContext): number {
+  return Math.min(RANGE_SLICE_BYTES, context.maxObjectBytes);
+}
+
 /**
  * The part of an object a viewer asked for, before the object's length is
  * known: a single byte range, or only the headers of the whole object (a HEAD).
@@ -168,7 +173,7 @@ export async function serveSlices(
     state,
     request,
     target,
-    sliceBytes: Math.min(RANGE_SLICE_BYTES, context.maxObjectBytes),
+    sliceBytes: sliceBytesOf(context),
     epochAtStart: purgeEpoch(context, target.distribution.id),
   };
   // A suffix range needs the object's length first, which any slice gives.
