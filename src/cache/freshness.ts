@@ -41,6 +41,7 @@ export type NoStoreReason =
   | "status"
   | "origin-no-cache"
   | "zero-ttl"
+  | "stale-on-arrival"
   | "too-large"
   | "policy"
   | "vary-star"
@@ -134,6 +135,11 @@ export interface FreshnessHeaders {
   cdnCacheControl?: string | undefined;
   expires: string | undefined;
   date: string | undefined;
+  /** The origin's `Age`, which counts against the lifetime (RFC 9111 section 4.2.3). */
+  age?: string | undefined;
+  /** `ETag` and `Last-Modified`, without which a response that arrives stale is not stored. */
+  etag?: string | undefined;
+  lastModified?: string | undefined;
 }
 
 /** Returns the error caching minimum TTL of `status`: the distribution's own, else the default. */
@@ -161,6 +167,19 @@ export function errorCachingTtlSeconds(errorCachingMinTtlSeconds: ReadonlyMap<nu
  * - The origin's lifetime is `s-maxage`, else `max-age`, else `Expires`
  *   minus `Date`; it is clamped to [MinTTL, MaxTTL].
  * - Without a lifetime from the origin, the TTL is max(MinTTL, DefaultTTL).
+ * - The TTL is compared with the response's current age, which starts at the
+ *   origin's `Age` (RFC 9111 section 4.2.3). A MinTTL above 0, and the error
+ *   caching minimum TTL of a cached error, keep the response fresh for that
+ *   long after it arrives, however old it is.
+ * - A response whose age already reaches its TTL is stale on arrival. It is
+ *   stored when it has a validator, so that the next request revalidates it,
+ *   as CloudFront caches a response with a TTL of 0 and revalidates it with
+ *   every request. Without a validator it is stored only while a
+ *   stale-while-revalidate or stale-if-error window, counted from when it
+ *   went stale, is still open.
+ *
+ * `ttlSeconds` of a stored response is its freshness lifetime: it stays fresh
+ * while its current age is below it.
  */
 export function decideFreshness(
   status: number,
@@ -170,6 +189,7 @@ export function decideFreshness(
   errorCachingMinTtlSeconds: ReadonlyMap<number, number> = NO_ERROR_OVERRIDES,
 ): FreshnessDecision {
   const cacheControl = parseCdnCacheControl(headers.cdnCacheControl) ?? parseCacheControl(headers.cacheControl);
+  const initialAgeSeconds = parseAgeSeconds(headers.age);
   const staleness = {
     staleWhileRevalidateSeconds: cacheControl.mustRevalidate ? 0 : (cacheControl.staleWhileRevalidateSeconds ?? 0),
     staleIfErrorSeconds: cacheControl.mustRevalidate ? 0 : cacheControl.staleIfErrorSeconds,
@@ -190,7 +210,7 @@ export function decideFreshness(
     const lifetime = originLifetimeSeconds(cacheControl, headers, nowMs);
     const errorTtlSeconds = lifetime === undefined ? minimum : Math.max(Math.min(lifetime, ttl.maxTtlSeconds), minimum);
     if (errorTtlSeconds <= 0) return { store: false, reason: "zero-ttl" };
-    return { store: true, ttlSeconds: errorTtlSeconds, ...staleness };
+    return storeDecision(withMinimumAfterArrival(errorTtlSeconds, initialAgeSeconds, minimum), initialAgeSeconds, staleness, headers);
   }
   const cacheableRedirect = REDIRECTS_CACHED_WITH_CACHE_CONTROL.has(status) && headers.cacheControl !== undefined;
   if (!CACHEABLE_SUCCESS_STATUSES.has(status) && !cacheableRedirect) return { store: false, reason: "status" };
@@ -207,10 +227,37 @@ export function decideFreshness(
         : Math.min(Math.max(lifetimeSeconds, ttl.minTtlSeconds), ttl.maxTtlSeconds);
   }
 
-  if (ttlSeconds <= 0 && staleness.staleWhileRevalidateSeconds <= 0 && !(staleness.staleIfErrorSeconds! > 0)) {
-    return { store: false, reason: "zero-ttl" };
-  }
-  return { store: true, ttlSeconds: Math.max(0, ttlSeconds), ...staleness };
+  ttlSeconds = withMinimumAfterArrival(ttlSeconds, initialAgeSeconds, ttl.minTtlSeconds);
+  return storeDecision(ttlSeconds, initialAgeSeconds, staleness, headers);
+}
+
+/** Decides whether a response with `ttlSeconds` that arrived `initialAgeSeconds` old is stored. */
+function storeDecision(
+  ttlSeconds: number,
+  initialAgeSeconds: number,
+  staleness: Omit<StoreDecision, "store" | "ttlSeconds">,
+  headers: FreshnessHeaders,
+): FreshnessDecision {
+  // RFC 9111 section 4.2: a response is fresh while its lifetime exceeds its current age.
+  const freshSeconds = ttlSeconds - initialAgeSeconds;
+  if (freshSeconds > 0) return { store: true, ttlSeconds, ...staleness };
+
+  // Stale on arrival. With a validator, the stored copy lets the next request revalidate it.
+  if (headers.etag !== undefined || headers.lastModified !== undefined) return { store: true, ttlSeconds, ...staleness };
+
+  // Without one, the copy is usable only while a stale window is still open (RFC 5861).
+  const staleWindowSeconds = Math.max(staleness.staleWhileRevalidateSeconds, staleness.staleIfErrorSeconds ?? 0);
+  if (freshSeconds + staleWindowSeconds > 0) return { store: true, ttlSeconds, ...staleness };
+  return { store: false, reason: ttlSeconds <= 0 ? "zero-ttl" : "stale-on-arrival" };
+}
+
+/**
+ * Raises a TTL so that the response stays fresh for `minimumSeconds` after
+ * it arrives, whatever its age, as CloudFront caches a response for at least
+ * MinTTL. A minimum of 0 leaves the TTL as it is.
+ */
+function withMinimumAfterArrival(ttlSeconds: number, initialAgeSeconds: number, minimumSeconds: number): number {
+  return minimumSeconds > 0 ? Math.max(ttlSeconds, initialAgeSeconds + minimumSeconds) : ttlSeconds;
 }
 
 const NO_ERROR_OVERRIDES: ReadonlyMap<number, number> = new Map();

@@ -47,6 +47,11 @@ export class CacheLock {
     return this.held.size;
   }
 
+  /** Returns whether requests are waiting for the writer of `key`. */
+  hasWaiters(key: string): boolean {
+    return (this.held.get(key)?.waiters.size ?? 0) > 0;
+  }
+
   /** Becomes the writer for `key`, or a waiter when another request already is. */
   acquire(key: string): LockTicket {
     const current = this.held.get(key);

@@ -17,7 +17,7 @@ import type { DiskStreamTarget } from "../cache/disk.js";
 import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
 import { acceptSharedEntry } from "./peer-flow.js";
-import { serveSlices, sliceable, sliceableRange } from "./slice-flow.js";
+import { serveSlices, sliceable, sliceableRange, sliceBytesOf } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import {
   addDiskValidators,
@@ -170,7 +170,9 @@ async function serveFromDiskOrOrigin(
             shareWithPeers = peerResult;
           }
         }
-        await fetchAsWriter(context, state, request, response, target, cached, settle);
+        // NOTE: workers that wait on this fetch through the primary are not counted, so a HEAD
+        // that reads no body leaves them to fetch on their own.
+        await fetchAsWriter(context, state, request, response, target, cached, settle, undefined, () => context.lock.hasWaiters(key));
       } finally {
         // Releasing twice is harmless; this covers a writer that threw before settling.
         ticket.release(outcome);
@@ -292,6 +294,7 @@ function refreshInBackground(
  * Fetches from the origin and stores what is cacheable. `settle` is called as
  * soon as waiters can proceed: after the entry is stored, or as soon as the
  * response is known not to be stored. `stale` is the stored variant, if any.
+ * `waitedOn` returns whether other requests wait for this fetch's outcome.
  */
 async function fetchAsWriter(
   context: EdgeContext,
@@ -301,7 +304,8 @@ async function fetchAsWriter(
   target: CacheableRequest,
   stale: CachedResponse | undefined,
   settle: (outcome: LockOutcome) => void,
-  prefetched?: { fetch: () => Promise<OriginResponse>; epochAtStart: number },
+  prefetched?: { fetch: () => Promise<OriginResponse>; epochAtStart: number; originStatus?: number },
+  waitedOn: () => boolean = () => false,
 ): Promise<void> {
   const { distribution, behavior, keyResult } = target;
   const policy = behavior.headersPolicy;
@@ -408,7 +412,7 @@ async function fetchAsWriter(
   const vary = parseVary(originHeader(originResponse.headers, "vary"));
   let decision: FreshnessDecision = decideFreshness(
     originResponse.status,
-    freshnessHeadersOf(passedHeaders),
+    freshnessHeadersOf(passedHeaders, originHeader(originResponse.headers, "age")),
     behavior.cache.ttl,
     receivedAtMs,
     distribution.errorCachingMinTtlSeconds,
@@ -418,6 +422,9 @@ async function fetchAsWriter(
   if (vary.kind === "star") decision = { store: false, reason: "vary-star" };
   const contentLength = declaredLength(originResponse);
   const forward = stale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
+  // RFC 9211 section 2.3: fwd-status is what the origin sent, a 206 even when it held the whole object.
+  const forwardedStatus = prefetched?.originStatus ?? originResponse.status;
+  const initialAgeSeconds = parseAgeSeconds(originHeader(originResponse.headers, "age"));
 
   const streamWithoutStoring = async (body: Readable, detail: string): Promise<void> => {
     if (stale !== undefined) {
@@ -430,14 +437,22 @@ async function fetchAsWriter(
       state,
       request,
       response,
-      { status: originResponse.status, headers: passedHeaders, body, contentLength },
-      cacheStatus.miss(forward, originResponse.status, false, detail),
+      { status: originResponse.status, headers: passedHeaders, body, contentLength, originAgeSeconds: initialAgeSeconds },
+      cacheStatus.miss(forward, forwardedStatus, false, detail),
       policy,
     );
   };
 
   if (!decision.store) {
     await streamWithoutStoring(originResponse.body, decision.reason);
+    return;
+  }
+  // A HEAD needs only the head. It reads at most one range slice of the body, as much as a HEAD
+  // costs with an origin that honours Range, unless other requests wait for this fetch.
+  const headOnly = request.method === "HEAD" && !waitedOn();
+  const headReadBytes = sliceBytesOf(context);
+  if (headOnly && contentLength !== undefined && contentLength > headReadBytes) {
+    await streamWithoutStoring(originResponse.body, "head-only");
     return;
   }
   const varyNames = vary.kind === "headers" ? vary.names : [];
@@ -451,7 +466,7 @@ async function fetchAsWriter(
       originHeaders: passedHeaders,
       receivedAtMs,
       startedAtMs: fetchStartedAtMs,
-      initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+      initialAgeSeconds,
       decision,
       contentLength,
     });
@@ -479,7 +494,7 @@ async function fetchAsWriter(
         status: originResponse.status,
         headers: passedHeaders,
         receivedAtMs,
-        initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+        initialAgeSeconds,
         ttlSeconds: decision.ttlSeconds,
         distributionId: distribution.id,
         purgeEpoch: epochAtStart,
@@ -495,8 +510,8 @@ async function fetchAsWriter(
         state,
         request,
         response,
-        { status: fill.status, headers: passedHeaders.slice(), body: fillBody(fill.progress), contentLength },
-        cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", fill.ttlSeconds - fill.initialAgeSeconds),
+        { status: fill.status, headers: passedHeaders.slice(), body: fillBody(fill.progress), contentLength, originAgeSeconds: initialAgeSeconds },
+        cacheStatus.miss(forward, forwardedStatus, true, "streamed-to-disk", fill.ttlSeconds - fill.initialAgeSeconds),
         policy,
       );
       return;
@@ -514,8 +529,8 @@ async function fetchAsWriter(
       state,
       request,
       response,
-      { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tap), contentLength },
-      cacheStatus.miss(forward, originResponse.status, true, "streamed-to-disk", decision.ttlSeconds - parseAgeSeconds(originHeader(originResponse.headers, "age"))),
+      { status: originResponse.status, headers: passedHeaders, body: originResponse.body.pipe(tap), contentLength, originAgeSeconds: initialAgeSeconds },
+      cacheStatus.miss(forward, forwardedStatus, true, "streamed-to-disk", decision.ttlSeconds - initialAgeSeconds),
       policy,
     );
     return;
@@ -534,7 +549,8 @@ async function fetchAsWriter(
   // or once the entry is stored or its response is done.
   let releaseNow = true;
   try {
-    const buffered = await readUpTo(originResponse.body, Math.min(reservedBytes, context.maxObjectBytes));
+    const readLimitBytes = Math.min(reservedBytes, context.maxObjectBytes, headOnly ? headReadBytes : Number.POSITIVE_INFINITY);
+    const buffered = await readUpTo(originResponse.body, readLimitBytes);
     body = buffered.body;
     rest = buffered.rest;
     if (rest !== undefined) {
@@ -568,7 +584,7 @@ async function fetchAsWriter(
     if (releaseNow) context.inFlight.release(reservedBytes);
   }
   if (rest !== undefined) {
-    await streamWithoutStoring(rest, "too-large");
+    await streamWithoutStoring(rest, headOnly ? "head-only" : "too-large");
     return;
   }
 
@@ -583,7 +599,7 @@ async function fetchAsWriter(
       originHeaders: passedHeaders,
       body,
       receivedAtMs,
-      initialAgeSeconds: parseAgeSeconds(originHeader(originResponse.headers, "age")),
+      initialAgeSeconds,
       decision,
     },
     policy,
@@ -615,7 +631,7 @@ async function fetchAsWriter(
       "Miss",
       cacheStatus.miss(
         forward,
-        originResponse.status,
+        forwardedStatus,
         stored,
         stored ? undefined : notStoredDetail(context, distribution.id, epochAtStart, entry),
         stored ? ttlLeft(entry) : undefined,

@@ -1,5 +1,11 @@
 import { entrySizeBytes, type CachedResponse } from "../cache/entry.js";
-import { decideFreshness, parseAgeSeconds, type FreshnessDecision, type StoreDecision } from "../cache/freshness.js";
+import {
+  decideFreshness,
+  parseAgeSeconds,
+  type FreshnessDecision,
+  type FreshnessHeaders,
+  type StoreDecision,
+} from "../cache/freshness.js";
 import type { OriginResponse } from "../origin/index.js";
 import type { EdgeContext } from "./context.js";
 import { originHeader, passOriginHeaders, headerIn, headerValues } from "./headers.js";
@@ -51,13 +57,19 @@ export function createEntry(
   return { ...base, hitHeaders, sizeBytes: entrySizeBytes(fields.body, hitHeaders, fields.key) };
 }
 
-/** Reads the freshness inputs of a flat header list. */
-export function freshnessHeadersOf(headers: readonly string[]): Parameters<typeof decideFreshness>[1] {
+/**
+ * Reads the freshness inputs of a flat header list, with the origin's `Age`,
+ * which the list of headers passed to viewers does not keep.
+ */
+export function freshnessHeadersOf(headers: readonly string[], age: string | undefined): FreshnessHeaders {
   return {
     cacheControl: headerValues(headers, "cache-control"),
     cdnCacheControl: headerValues(headers, "cdn-cache-control"),
     expires: headerIn(headers, "expires"),
     date: headerIn(headers, "date"),
+    age,
+    etag: headerIn(headers, "etag"),
+    lastModified: headerIn(headers, "last-modified"),
   };
 }
 
@@ -90,7 +102,7 @@ export function mergeNotModified(
   }
   const decision = decideFreshness(
     status,
-    freshnessHeadersOf(merged),
+    freshnessHeadersOf(merged, originHeader(notModified.headers, "age")),
     behavior.cache.ttl,
     receivedAtMs,
     distribution.errorCachingMinTtlSeconds,

@@ -213,7 +213,7 @@ function withoutHeader(headers: string[], name: string): string[] {
   return out;
 }
 
-/** Returns the seconds of freshness left, for Cache-Status; negative once stale (RFC 9211 section 2.5). */
+/** Returns the seconds of freshness left, for Cache-Status; negative once stale (RFC 9211 section 2.4). */
 export function ttlLeft(entry: CachedResponse): number {
   return remainingTtlSeconds(entry, Date.now());
 }
@@ -248,6 +248,8 @@ export interface StreamedResponse {
   headers: string[];
   body: Readable;
   contentLength: number | undefined;
+  /** The origin's `Age`, passed on to the viewer when above 0. */
+  originAgeSeconds?: number;
 }
 
 /**
@@ -270,6 +272,7 @@ export async function streamUncached(
   const headers = applyHeadersPolicy(origin.headers, policy, corsRequestOf(request));
   appendEdgeHeaders(headers, context.identity, origin.status >= 400 ? "Error" : served);
   if (hit !== undefined) headers.push("age", String(hit.ageSeconds));
+  else if (origin.originAgeSeconds !== undefined && origin.originAgeSeconds > 0) headers.push("age", String(origin.originAgeSeconds));
   headers.push("x-amz-cf-id", state.requestId, "cache-status", cacheStatusValue);
   state.resultType = origin.status >= 400 ? "Error" : served;
   const isHead = request.method === "HEAD";

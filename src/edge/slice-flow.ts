@@ -24,6 +24,11 @@ import { forwardsCookies } from "./routing.js";
  */
 export const RANGE_SLICE_BYTES = 1024 * 1024;
 
+/** Returns the slice size of the edge: RANGE_SLICE_BYTES, or less when memory entries are smaller. */
+export function sliceBytesOf(context: EdgeContext): number {
+  return Math.min(RANGE_SLICE_BYTES, context.maxObjectBytes);
+}
+
 /**
  * The part of an object a viewer asked for, before the object's length is
  * known: a single byte range, or only the headers of the whole object (a HEAD).
@@ -79,8 +84,12 @@ export function sliceKey(key: string, index: number): string {
 
 /** The work the slice path hands back to the whole-object path. */
 export type SliceHandoff =
-  /** A response to the first slice request that is not a slice, to process as a whole-object response. */
-  | { kind: "response"; fetch: () => Promise<OriginResponse>; epochAtStart: number }
+  /**
+   * A response to the first slice request that is not a slice, to process as a whole-object
+   * response. `originStatus` is the status the origin sent when the response has another, as
+   * for a 206 that contains the whole object.
+   */
+  | { kind: "response"; fetch: () => Promise<OriginResponse>; epochAtStart: number; originStatus?: number }
   /** A request that slicing does not serve, so the whole object is fetched. */
   | { kind: "whole" };
 
@@ -164,7 +173,7 @@ export async function serveSlices(
     state,
     request,
     target,
-    sliceBytes: Math.min(RANGE_SLICE_BYTES, context.maxObjectBytes),
+    sliceBytes: sliceBytesOf(context),
     epochAtStart: purgeEpoch(context, target.distribution.id),
   };
   // A suffix range needs the object's length first, which any slice gives.
@@ -180,7 +189,7 @@ export async function serveSlices(
     // The whole object fits in one slice: it is stored and served as the object itself.
     first.settle("not-stored");
     const whole = asWholeResponse(first.response, complete);
-    return { kind: "response", fetch: async () => whole, epochAtStart: plan.epochAtStart };
+    return { kind: "response", fetch: async () => whole, epochAtStart: plan.epochAtStart, originStatus: first.response.status };
   }
 
   const firstHeaders = first.kind === "cached" ? first.entry.originHeaders : first.headers;
@@ -440,13 +449,16 @@ function storeSlice(plan: SlicePlan, index: number, slice: FetchedSlice, body: B
   if (parseVary(headerIn(slice.headers, "vary")).kind !== "none") return false;
   const decision = decideFreshness(
     200,
-    freshnessHeadersOf(slice.headers),
+    freshnessHeadersOf(slice.headers, originHeader(slice.response.headers, "age")),
     target.behavior.cache.ttl,
     slice.receivedAtMs,
     target.distribution.errorCachingMinTtlSeconds,
   );
   // A purge that ran during the fetch may have targeted this object.
   if (!decision.store || purgeEpoch(context, target.distribution.id) !== plan.epochAtStart) return false;
+  // Slices are never revalidated, so one that arrived stale would never be used.
+  const initialAgeSeconds = parseAgeSeconds(originHeader(slice.response.headers, "age"));
+  if (decision.ttlSeconds <= initialAgeSeconds) return false;
   const entry = createEntry(
     context,
     {
@@ -457,7 +469,7 @@ function storeSlice(plan: SlicePlan, index: number, slice: FetchedSlice, body: B
       originHeaders: slice.headers,
       body,
       receivedAtMs: slice.receivedAtMs,
-      initialAgeSeconds: parseAgeSeconds(originHeader(slice.response.headers, "age")),
+      initialAgeSeconds,
       decision,
     },
     target.behavior.headersPolicy,

@@ -154,6 +154,8 @@ export interface EdgeFixture {
 export async function startTestEdge(
   options: {
     memoryCacheBytes?: number;
+    /** Byte budget of a disk tier, which the edge has only when this is set. */
+    diskCacheBytes?: number;
     s3Endpoint?: string;
     edgeId?: string;
     protocol?: EdgeOptions["protocol"];
@@ -186,6 +188,7 @@ export async function startTestEdge(
     s3Endpoint: options.s3Endpoint ?? "http://127.0.0.1:1",
     serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
     memoryCacheBytes: options.memoryCacheBytes ?? 16 * 1024 * 1024,
+    ...(options.diskCacheBytes === undefined ? {} : { diskCacheBytes: options.diskCacheBytes }),
     log: silentLogger(),
     ...(options.protocol === undefined ? {} : { protocol: options.protocol }),
   });

@@ -142,7 +142,8 @@ test("one-slice object stored whole", async (t) => {
   assert.equal(ranged.status, 206);
   assert.equal(ranged.headers["content-range"], "bytes 10-19/5000");
   assert.ok(ranged.body.equals(object.body.subarray(10, 20)));
-  assert.match(String(ranged.headers["cache-status"]), /fwd=uri-miss; fwd-status=200; stored/);
+  // The origin sent a 206 for the slice request, and the edge stores it as the whole object.
+  assert.match(String(ranged.headers["cache-status"]), /^portico; fwd=uri-miss; fwd-status=206; stored; ttl=\d+$/);
   assert.deepEqual(originRanges(), [sliceRange(0)]);
 
   const whole = await get("/clip.mp4");
@@ -152,6 +153,36 @@ test("one-slice object stored whole", async (t) => {
   assert.equal(whole.headers["content-range"], undefined);
   assert.ok(whole.body.equals(object.body));
   assert.deepEqual(originRanges(), []);
+});
+
+test("fwd-status is the origin's status", async (t) => {
+  const small: Served = { body: randomBytes(5000), etag: '"small"' };
+  const large: Served = { body: randomBytes(SIZE), etag: '"large"' };
+  const { get, originRanges } = await setup(t, (req, res) => {
+    if (req.url === "/ignores.mp4") {
+      // An origin that ignores Range sends the whole object with 200.
+      res.writeHead(200, { "cache-control": "max-age=600", "content-length": String(small.body.length), etag: small.etag });
+      res.end(small.body);
+      return;
+    }
+    serveWithRanges(() => (req.url === "/small.mp4" ? small : large))(req, res);
+  });
+
+  const head = await get("/small.mp4", {}, "HEAD");
+  assert.equal(head.headers["content-length"], "5000");
+  assert.match(String(head.headers["cache-status"]), /^portico; fwd=uri-miss; fwd-status=206; stored; ttl=\d+$/);
+  assert.deepEqual(originRanges(), [sliceRange(0)]);
+
+  const spanning = await get("/large.mp4", { range: `bytes=${SLICE - 10}-${SLICE + 9}` });
+  assert.ok(spanning.body.equals(large.body.subarray(SLICE - 10, SLICE + 10)));
+  assert.equal(spanning.headers["cache-status"], "portico; fwd=uri-miss; fwd-status=206; detail=range-slices");
+  assert.deepEqual(originRanges(), [sliceRange(0), sliceRange(1)]);
+
+  const ignored = await get("/ignores.mp4", { range: "bytes=10-19" });
+  assert.equal(ignored.status, 206);
+  assert.ok(ignored.body.equals(small.body.subarray(10, 20)));
+  assert.match(String(ignored.headers["cache-status"]), /^portico; fwd=uri-miss; fwd-status=200; stored; ttl=\d+$/);
+  assert.deepEqual(originRanges(), [sliceRange(0)]);
 });
 
 test("object changed between slices", async (t) => {
