@@ -25,6 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck source=../lib.sh
+source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 if [[ -z ${SKIP_BUILD:-} ]]; then npm run build >&2; fi
 
@@ -34,11 +36,6 @@ node dist/cli/main.js up --data-dir "$DATA_DIR" --host 127.0.0.1 --api-port "$AP
   --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --log-level warn \
   >"$DATA_DIR/portico.log" 2>&1 &
 PORTICO_PID=$!
-
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$API_PORT/_portico/health" >/dev/null 2>&1; then break; fi
-  sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$API_PORT/_portico/health" >/dev/null
+wait_for_portico "$API_PORT"
 
 PORTICO_API_URL="http://127.0.0.1:$API_PORT" npx tsx bench/control/latency.ts

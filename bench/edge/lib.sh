@@ -1,5 +1,9 @@
-# Functions shared by the edge benchmarks that drive wrk themselves (paced.sh,
-# new-connections.sh). The caller sets REPS, PATH_LIST and RESULTS before it calls them.
+# Functions shared by the edge benchmarks: run.sh, own-core.sh, and paced.sh and
+# new-connections.sh, which drive wrk themselves. The callers of run_rounds set REPS, PATH_LIST
+# and RESULTS first.
+
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 # Splits NAME=URL[@HOST] arguments into the arrays NAMES, URLS and HOSTS.
 parse_targets() {
@@ -71,3 +75,17 @@ AWK_TABLE_FUNCTIONS='
   }
   function grouped(x,   s) { s = sprintf("%d", x); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); return s }
 '
+
+# Starts `portico up` in the background with DATA_DIR, API_PORT, HTTP_PORT, HTTPS_PORT and
+# EDGE_WORKERS, and sets PORTICO_PID. Once the API is healthy, creates a distribution in front of
+# the origin on ORIGIN_PORT and sets DOMAIN to its domain name. Run it from the repository root,
+# with PORTICO_ACCESS_KEY_ID and PORTICO_SECRET_ACCESS_KEY set.
+start_portico() {
+  mkdir -p "$DATA_DIR"
+  node dist/cli/main.js up --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" \
+    --https-port "$HTTPS_PORT" --edge-workers "$EDGE_WORKERS" --log-level warn >"$DATA_DIR/portico.log" 2>&1 &
+  PORTICO_PID=$!
+  wait_for_portico "$API_PORT"
+  DOMAIN=$(PORTICO_API_URL="http://127.0.0.1:$API_PORT" ORIGIN_PORT="$ORIGIN_PORT" \
+    npx tsx bench/edge/create-distribution.ts)
+}

@@ -1,6 +1,7 @@
 -- wrk script for paced.sh: each connection waits PACE_MS milliseconds after a response before
 -- it sends its next request, so every target gets about the same offered load, below what
--- saturates it. Sends HOST_HEADER (when set) as the Host header. When the run ends, prints
+-- saturates it. own-core.sh runs it with PACE_MS=0 for its percentiles. Sends HOST_HEADER
+-- (when set) as the Host header. When the run ends, prints
 -- "PACED <requests> <duration_us> <p50_us> <p90_us> <p99_us> <p999_us> <errors>".
 local host = os.getenv("HOST_HEADER")
 if host ~= nil and host ~= "" then
@@ -8,8 +9,12 @@ if host ~= nil and host ~= "" then
 end
 local pace_ms = tonumber(os.getenv("PACE_MS") or "1")
 
-function delay()
-  return pace_ms
+-- With PACE_MS=0 there is no delay function, so each connection sends its next request as soon
+-- as a response ends, as plain wrk does.
+if pace_ms > 0 then
+  function delay()
+    return pace_ms
+  end
 end
 
 function done(summary, latency, requests)

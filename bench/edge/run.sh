@@ -48,6 +48,8 @@ if ! "$SHARED_BENCH/peers.sh" status >/dev/null 2>&1; then
   STARTED_PEERS=1
 fi
 eval "$("$SHARED_BENCH/peers.sh" env)"
+# shellcheck source=lib.sh
+source "$ROOT/bench/edge/lib.sh"
 ORIGIN_PORT=${ORIGIN_URL##*:}
 
 cd "$ROOT"
@@ -55,19 +57,7 @@ if [[ -z ${SKIP_BUILD:-} ]]; then npm run build >&2; fi
 
 export PORTICO_ACCESS_KEY_ID="AKIABENCH$(openssl rand -hex 6 | tr a-f A-F)"
 export PORTICO_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
-node dist/cli/main.js up --data-dir "$DATA_DIR" --api-port "$API_PORT" \
-  --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --edge-workers "$EDGE_WORKERS" --log-level warn \
-  >"$DATA_DIR/portico.log" 2>&1 &
-PORTICO_PID=$!
-
-for _ in $(seq 1 100); do
-  if curl -fsS "http://127.0.0.1:$API_PORT/_portico/health" >/dev/null 2>&1; then break; fi
-  sleep 0.2
-done
-curl -fsS "http://127.0.0.1:$API_PORT/_portico/health" >/dev/null
-
-DOMAIN=$(PORTICO_API_URL="http://127.0.0.1:$API_PORT" ORIGIN_PORT="$ORIGIN_PORT" \
-  npx tsx bench/edge/create-distribution.ts)
+start_portico
 echo "distribution $DOMAIN on ports $HTTP_PORT (HTTP) and $HTTPS_PORT (HTTPS)" >&2
 
 # The cost of a miss: 60 requests for new names, timed by curl to the first response byte, each
