@@ -188,6 +188,45 @@ test("plain Connection: close closes at once", async (t) => {
   assert.ok(errors.some((code) => code === "ECONNRESET" || code === "EPIPE"), `expected a reset, got ${errors.join(", ") || "none"}`);
 });
 
+test("large closing response survives a late byte", async (t) => {
+  const large = Buffer.alloc(2 * 1024 * 1024, 0x61);
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-type": "application/octet-stream" });
+    res.end(large);
+  });
+  t.after(() => origin.close());
+  const fixture = await startTestEdge();
+  t.after(() => fixture.close());
+  const snapshot = allMethodsSnapshot(origin.port);
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+  const path = "/large";
+  await request(fixture.edge.httpPort, snapshot.domainName, path);
+
+  // The viewer reads nothing at first, so most of the response waits in the edge's send queue.
+  const socket = createConnection({ port: fixture.edge.httpPort, host: "127.0.0.1" });
+  t.after(() => socket.destroy());
+  socket.pause();
+  const errors: string[] = [];
+  socket.on("error", (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${snapshot.domainName}\r\nConnection: close\r\n\r\n`);
+  await sleep(200);
+  // A stray CRLF after the request: with the socket already closed, the kernel would reset the
+  // connection and drop the unsent part of the response.
+  socket.write("\r\n");
+  await sleep(200);
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  await new Promise<void>((resolve) => {
+    socket.once("close", () => resolve());
+    socket.resume();
+  });
+  const received = Buffer.concat(chunks);
+  const bodyStart = received.indexOf("\r\n\r\n") + 4;
+  assert.deepEqual(errors, []);
+  assert.equal(received.length - bodyStart, large.length);
+  assert.ok(received.subarray(bodyStart).equals(large), "the body arrived intact");
+});
+
 test("slow request head times out with 408", async (t) => {
   const { origin, port, host } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 300 } } });
   const started = Date.now();

@@ -23,6 +23,11 @@ export interface Http1Timeouts {
 }
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Largest response after which a plain connection closes without a half-close. Closing at once
+ * saves a shutdown call and a wakeup per connection, which matters for small responses only.
+ */
+const CLOSE_AT_ONCE_MAX_BYTES = 64 * 1024;
 /** Response bytes a connection may have waiting in its socket before it parses another pipelined request. */
 const MAX_UNSENT_RESPONSE_BYTES = 1024 * 1024;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
@@ -107,6 +112,8 @@ export class Http1Connection implements ResponseSink {
   private headStarted = false;
   private drainWaiters: Array<(open: boolean) => void> = [];
   private readonly clientIp: string;
+  /** Whether the request in progress has a body, after which some clients send a stray CRLF. */
+  private requestHasBody = false;
   /** Parsing stopped because responses were not sent yet; the socket's drain restarts it. */
   private resumeOnDrain = false;
   /** Whether reads arrive in the process's shared read buffer, which the next read overwrites. */
@@ -214,7 +221,7 @@ export class Http1Connection implements ResponseSink {
     if (response !== this.response) return;
     this.response = undefined;
     if (!complete || response.closeAfter) {
-      if (complete && this.closesAtOnce()) this.closeAtOnce();
+      if (complete && this.closesAtOnce(response.bytesSent)) this.closeAtOnce();
       else this.endConnection();
       return;
     }
@@ -326,6 +333,7 @@ export class Http1Connection implements ResponseSink {
     this.requestKeepAlive = head.keepAlive;
     this.headStarted = false;
     let body: RequestBody | undefined;
+    this.requestHasBody = head.framing.kind !== "none";
     if (head.framing.kind === "none") {
       this.phase = "respond";
       this.deadlineMs = NO_DEADLINE;
@@ -457,16 +465,19 @@ export class Http1Connection implements ResponseSink {
   }
 
   /**
-   * Returns whether the connection may close without a half-close first: on the plain port
-   * (TLS ends with close_notify), with the request read whole, no bytes after it, and the
-   * response written to the kernel. RFC 9112 section 9.6 describes the half-close that
-   * avoids resetting a client that may still be sending. A client that sends more after
-   * `Connection: close` breaks the same RFC and may get a reset.
+   * Returns whether the connection may close without a half-close first. That needs the plain
+   * port (TLS ends with close_notify), a request without a body and with no bytes after it, and
+   * a response of at most CLOSE_AT_ONCE_MAX_BYTES, all of it written to the kernel. A byte that
+   * arrives after the close makes the kernel reset the connection and drop what it has not sent
+   * yet. Larger responses may still wait in the send queue, and some clients send a CRLF after a
+   * request body, so those connections keep the half-close of RFC 9112 section 9.6.
    */
-  private closesAtOnce(): boolean {
+  private closesAtOnce(responseBytes: number): boolean {
     return (
       this.protocol === "http" &&
       this.phase === "respond" &&
+      !this.requestHasBody &&
+      responseBytes <= CLOSE_AT_ONCE_MAX_BYTES &&
       this.pending.length === 0 &&
       this.socket.writableLength === 0
     );
