@@ -227,6 +227,49 @@ test("large closing response survives a late byte", async (t) => {
   assert.ok(received.subarray(bodyStart).equals(large), "the body arrived intact");
 });
 
+/** Sends `text`, half-closes the socket, and returns everything received until the edge closes. */
+async function halfCloseExchange(port: number, text: string): Promise<{ received: string; errors: string[] }> {
+  const socket = createConnection({ port, host: "127.0.0.1", allowHalfOpen: true });
+  const errors: string[] = [];
+  const chunks: Buffer[] = [];
+  socket.on("error", (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  socket.end(text);
+  await closed;
+  return { received: Buffer.concat(chunks).toString("latin1"), errors };
+}
+
+test("half-closed viewer still gets its miss", async (t) => {
+  const { origin, port, host } = await setup(t, {}, 100);
+  const exchange = await halfCloseExchange(port, `GET /half-miss HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  assert.deepEqual(exchange.errors, []);
+  assert.match(exchange.received, /^HTTP\/1\.1 200 /);
+  assert.match(exchange.received, /\r\nconnection: close\r\n/);
+  assert.ok(exchange.received.endsWith("GET /half-miss "), "the whole body arrived");
+  assert.equal(origin.hits("/half-miss"), 1);
+});
+
+test("half-closed viewer gets every pipelined response", async (t) => {
+  const { port, host } = await setup(t, {}, 50);
+  const requests = ["/half-a", "/half-b", "/half-c"].map((path) => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  const exchange = await halfCloseExchange(port, requests.join(""));
+  assert.deepEqual(exchange.errors, []);
+  const bodies = [...exchange.received.matchAll(/GET (\/half-[abc]) /g)].map((match) => match[1]);
+  assert.deepEqual(bodies, ["/half-a", "/half-b", "/half-c"]);
+  assert.equal([...exchange.received.matchAll(/\r\nconnection: close\r\n/g)].length, 1);
+});
+
+test("half-close mid-head or mid-body closes", async (t) => {
+  const { origin, port, host } = await setup(t);
+  const head = await halfCloseExchange(port, `GET /half-head HTTP/1.1\r\nHost: ${host}\r\n`);
+  assert.equal(head.received, "");
+  const body = await halfCloseExchange(port, `POST /half-body HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 10\r\n\r\nabc`);
+  assert.doesNotMatch(body.received, /^HTTP\/1\.1 200 /);
+  assert.equal(origin.requests.filter((r) => r.url === "/half-body" && r.body.length === 10).length, 0);
+  assert.equal(origin.hits("/half-head"), 0);
+});
+
 test("slow request head times out with 408", async (t) => {
   const { origin, port, host } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 300 } } });
   const started = Date.now();

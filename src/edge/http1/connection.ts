@@ -112,6 +112,10 @@ export class Http1Connection implements ResponseSink {
   private headStarted = false;
   private drainWaiters: Array<(open: boolean) => void> = [];
   private readonly clientIp: string;
+  /** Whether the viewer has half-closed its side: no request follows those already read. */
+  private viewerDone = false;
+  /** Whether the socket now belongs to the HTTP/2 server. */
+  private handedOver = false;
   /** Whether the request in progress has a body, after which some clients send a stray CRLF. */
   private requestHasBody = false;
   /** Parsing stopped because responses were not sent yet; the socket's drain restarts it. */
@@ -141,6 +145,11 @@ export class Http1Connection implements ResponseSink {
     socket.on("drain", () => this.onDrain());
     socket.on("error", () => {});
     socket.on("close", () => this.closed());
+    if (protocol === "http") {
+      // A viewer may half-close its side after its last request and still read the responses.
+      socket.allowHalfOpen = true;
+      socket.on("end", () => this.viewerEnded());
+    }
   }
 
   /** Whether no request is in progress, so closing loses nothing. */
@@ -214,13 +223,13 @@ export class Http1Connection implements ResponseSink {
 
   keepAlive(): boolean {
     // A body the handler did not read would be taken for the next request.
-    return this.requestKeepAlive && !this.draining && this.phase !== "body";
+    return this.requestKeepAlive && !this.draining && this.phase !== "body" && !(this.viewerDone && this.pending.length === 0);
   }
 
   finished(response: Http1Response, complete: boolean): void {
     if (response !== this.response) return;
     this.response = undefined;
-    if (!complete || response.closeAfter) {
+    if (!complete || response.closeAfter || (this.viewerDone && this.pending.length === 0)) {
       if (complete && this.closesAtOnce(response.bytesSent)) this.closeAtOnce();
       else this.endConnection();
       return;
@@ -439,6 +448,9 @@ export class Http1Connection implements ResponseSink {
   private handOverToHttp2(): void {
     // The next read overwrites the shared read buffer, so the bytes are copied.
     const received = Buffer.from(this.pending);
+    this.handedOver = true;
+    // The HTTP/2 server closes the connection on the viewer's FIN, as a socket does by default.
+    this.socket.allowHalfOpen = false;
     this.phase = "closed";
     this.pending = EMPTY;
     this.deadlineMs = NO_DEADLINE;
@@ -499,6 +511,23 @@ export class Http1Connection implements ResponseSink {
     this.socket.end();
     // A viewer that never reads the last response must not hold the socket open.
     this.socket.setTimeout(this.timeouts.keepAliveTimeoutMs, () => this.socket.destroy());
+  }
+
+  /**
+   * Handles the viewer's FIN on the plain port. Requests already read are still served, and
+   * the last response closes the connection. A request head or body cut short by the FIN can
+   * never complete, so the connection closes at once.
+   */
+  private viewerEnded(): void {
+    if (this.handedOver) return;
+    this.viewerDone = true;
+    // A connection that is closing finishes its writes, then the socket closes by itself.
+    if (this.phase === "closed" || this.phase === "respond") return;
+    if (this.phase === "body") {
+      this.socket.destroy();
+      return;
+    }
+    this.endConnection();
   }
 
   private onDrain(): void {
