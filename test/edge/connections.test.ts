@@ -270,6 +270,21 @@ test("half-close mid-head or mid-body closes", async (t) => {
   assert.equal(origin.hits("/half-head"), 0);
 });
 
+test("half-close after a pipelined cut request", async (t) => {
+  const { origin, port, host } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 300, bodyIdleTimeoutMs: 300 } } }, 100);
+  const first = `GET /cut-first HTTP/1.1\r\nHost: ${host}\r\n\r\n`;
+  // Without closing at the viewer's FIN, the cut requests would wait for their timeouts and get 408.
+  for (const cut of [`GET /cut-head HTTP/1.1\r\nHost: ${host}\r\n`, `POST /cut-body HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 100\r\n\r\nabc`]) {
+    const exchange = await halfCloseExchange(port, first + cut);
+    assert.deepEqual(exchange.errors, []);
+    assert.equal([...exchange.received.matchAll(/HTTP\/1\.1 \d{3} /g)].length, 1);
+    assert.match(exchange.received, /^HTTP\/1\.1 200 /);
+    assert.ok(exchange.received.endsWith("GET /cut-first "), "the first response arrived whole");
+  }
+  assert.equal(origin.hits("/cut-head"), 0);
+  assert.equal(origin.requests.filter((r) => r.url === "/cut-body" && r.body.length === 100).length, 0);
+});
+
 test("slow request head times out with 408", async (t) => {
   const { origin, port, host } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 300 } } });
   const started = Date.now();

@@ -245,6 +245,7 @@ export class Http1Connection implements ResponseSink {
     }
     // A response that completed later than its request leaves pipelined bytes to parse.
     if (!this.processing && this.pending.length > 0) this.process();
+    if (this.viewerDone && !this.processing) this.closeCutShort();
   }
 
   private onData(chunk: Buffer): void {
@@ -521,13 +522,18 @@ export class Http1Connection implements ResponseSink {
   private viewerEnded(): void {
     if (this.handedOver) return;
     this.viewerDone = true;
-    // A connection that is closing finishes its writes, then the socket closes by itself.
-    if (this.phase === "closed" || this.phase === "respond") return;
-    if (this.phase === "body") {
-      this.socket.destroy();
-      return;
-    }
-    this.endConnection();
+    // A response in progress closes the connection, or serves the next request, when it ends.
+    if (this.phase !== "respond") this.closeCutShort();
+  }
+
+  /**
+   * Closes the connection of a viewer that has half-closed, unless a response is in progress.
+   * What is left is at most a request head or body that can never complete. A connection that
+   * is already closing finishes its writes, then the socket closes by itself.
+   */
+  private closeCutShort(): void {
+    if (this.phase === "head") this.endConnection();
+    else if (this.phase === "body") this.socket.destroy();
   }
 
   private onDrain(): void {
