@@ -33,8 +33,14 @@ API_PORT=4596
 NGINX_PORT=8101
 NGINX_NOSF_PORT=8102
 
-[[ $(nproc) -ge 2 ]] || { echo "own-core.sh needs at least 2 cores, found $(nproc)" >&2; exit 2; }
-"$SHARED_BENCH/peers.sh" status >/dev/null 2>&1 || { echo "the benchmark peers are not running; start them with $SHARED_BENCH/peers.sh start" >&2; exit 2; }
+if [[ $(nproc) -lt 2 ]]; then
+  echo "own-core.sh needs at least 2 cores, found $(nproc)" >&2
+  exit 2
+fi
+if ! "$SHARED_BENCH/peers.sh" status >/dev/null 2>&1; then
+  echo "the benchmark peers are not running; start them with $SHARED_BENCH/peers.sh start" >&2
+  exit 2
+fi
 eval "$("$SHARED_BENCH/peers.sh" env)"
 ORIGIN_PORT=${ORIGIN_URL##*:}
 

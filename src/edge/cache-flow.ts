@@ -410,9 +410,10 @@ async function fetchAsWriter(
   const keepSetCookie = forwardsCookies(behavior);
   let passedHeaders = passOriginHeaders(originResponse.headers, keepSetCookie);
   const vary = parseVary(originHeader(originResponse.headers, "vary"));
+  const originAge = originHeader(originResponse.headers, "age");
   let decision: FreshnessDecision = decideFreshness(
     originResponse.status,
-    freshnessHeadersOf(passedHeaders, originHeader(originResponse.headers, "age")),
+    freshnessHeadersOf(passedHeaders, originAge),
     behavior.cache.ttl,
     receivedAtMs,
     distribution.errorCachingMinTtlSeconds,
@@ -424,7 +425,7 @@ async function fetchAsWriter(
   const forward = stale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
   // RFC 9211 section 2.3: fwd-status is what the origin sent, a 206 even when it held the whole object.
   const forwardedStatus = prefetched?.originStatus ?? originResponse.status;
-  const initialAgeSeconds = parseAgeSeconds(originHeader(originResponse.headers, "age"));
+  const initialAgeSeconds = parseAgeSeconds(originAge);
 
   const streamWithoutStoring = async (body: Readable, detail: string): Promise<void> => {
     if (stale !== undefined) {

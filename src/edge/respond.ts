@@ -213,7 +213,7 @@ function withoutHeader(headers: string[], name: string): string[] {
   return out;
 }
 
-/** Returns the seconds of freshness left, for Cache-Status; negative once stale (RFC 9211 section 2.4). */
+/** Returns the seconds of freshness left, for Cache-Status, which are negative once stale (RFC 9211 section 2.4). */
 export function ttlLeft(entry: CachedResponse): number {
   return remainingTtlSeconds(entry, Date.now());
 }

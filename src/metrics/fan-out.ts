@@ -23,7 +23,7 @@ export class FanOutSink implements MetricsSink {
       try {
         sink.record(entry);
       } catch (error) {
-        this.sinkFailed(error);
+        this.sinkFailed(error, "a request");
       }
     }
   }
@@ -33,17 +33,18 @@ export class FanOutSink implements MetricsSink {
       try {
         sink.countHttp2Flood?.(kind);
       } catch (error) {
-        this.sinkFailed(error);
+        this.sinkFailed(error, "an HTTP/2 flood");
       }
     }
   }
 
-  private sinkFailed(error: unknown): void {
+  /** Counts a sink's failure, and logs it at most once per ERROR_LOG_INTERVAL_MS. */
+  private sinkFailed(error: unknown, what: string): void {
     this.failures += 1;
     const nowMs = Date.now();
     if (nowMs - this.lastErrorLogMs >= ERROR_LOG_INTERVAL_MS) {
       this.lastErrorLogMs = nowMs;
-      this.log.error({ err: error, failures: this.failures }, "metrics sink failed to record a request");
+      this.log.error({ err: error, failures: this.failures }, `metrics sink failed to record ${what}`);
     }
   }
 

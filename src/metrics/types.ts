@@ -63,18 +63,7 @@ export interface RequestRecord {
  * frames that cost the server work without carrying requests or request
  * bodies. The same strings are the `kind` label of `portico_edge_http2_floods_total`.
  */
-export type Http2FloodKind =
-  | "window_update"
-  | "priority"
-  | "reset"
-  | "ping"
-  | "settings"
-  | "empty_frame"
-  | "goaway"
-  | "header_block"
-  | "overhead";
-
-export const HTTP2_FLOOD_KINDS: readonly Http2FloodKind[] = [
+export const HTTP2_FLOOD_KINDS = [
   "window_update",
   "priority",
   "reset",
@@ -84,7 +73,9 @@ export const HTTP2_FLOOD_KINDS: readonly Http2FloodKind[] = [
   "goaway",
   "header_block",
   "overhead",
-];
+] as const;
+
+export type Http2FloodKind = (typeof HTTP2_FLOOD_KINDS)[number];
 
 /** Receives request records. `record` never blocks and never throws. */
 export interface MetricsSink {

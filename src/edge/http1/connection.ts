@@ -152,6 +152,11 @@ export class Http1Connection implements ResponseSink {
     }
   }
 
+  /** Returns whether the viewer has half-closed and every byte it sent has been parsed. */
+  private get lastRequestRead(): boolean {
+    return this.viewerDone && this.pending.length === 0;
+  }
+
   /** Whether no request is in progress, so closing loses nothing. */
   get idle(): boolean {
     return this.phase === "head" && this.pending.length === 0 && !this.headStarted;
@@ -223,13 +228,13 @@ export class Http1Connection implements ResponseSink {
 
   keepAlive(): boolean {
     // A body the handler did not read would be taken for the next request.
-    return this.requestKeepAlive && !this.draining && this.phase !== "body" && !(this.viewerDone && this.pending.length === 0);
+    return this.requestKeepAlive && !this.draining && this.phase !== "body" && !this.lastRequestRead;
   }
 
   finished(response: Http1Response, complete: boolean): void {
     if (response !== this.response) return;
     this.response = undefined;
-    if (!complete || response.closeAfter || (this.viewerDone && this.pending.length === 0)) {
+    if (!complete || response.closeAfter || this.lastRequestRead) {
       if (complete && this.closesAtOnce(response.bytesSent)) this.closeAtOnce();
       else this.endConnection();
       return;

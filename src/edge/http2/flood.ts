@@ -54,7 +54,7 @@ const PER_SECOND_MESSAGES: Record<PerSecondKind, string> = {
   goaway: "too many GOAWAY frames",
 };
 
-/** Entries one SETTINGS frame may contain; nghttp2's default `max_settings`. */
+/** Entries one SETTINGS frame may contain, nghttp2's default `max_settings`. */
 export const MAX_SETTINGS_ENTRIES = 32;
 
 /**
@@ -83,7 +83,7 @@ export class FloodError extends ConnectionError {
 
 /** The flood counters of one connection. Each count method throws FloodError past its bound. */
 export class FloodBudget {
-  /** Streams the client opened; read by the bounds that grow with them. */
+  /** Streams the client opened, which the bounds that grow with them read. */
   streamsOpened = 0;
   /** DATA frames this server sent, the work that earns WINDOW_UPDATE frames. */
   dataFramesSent = 0;
@@ -136,7 +136,7 @@ export class FloodBudget {
     this.countPerSecond("empty_frame");
   }
 
-  /** Counts an RST_STREAM frame's bytes as overhead; countReset bounds their number. */
+  /** Counts an RST_STREAM frame's bytes as overhead. countReset bounds their number. */
   countOverhead(frameBytes: number): void {
     this.overheadBytes += frameBytes;
   }
