@@ -14,6 +14,7 @@ import { openDiskTier } from "./disk-flow.js";
 import { ByteBudget, type EdgeContext } from "./context.js";
 import type { ViewerRequest, ViewerResponse } from "./exchange.js";
 import { EdgeRequestHandler } from "./handler.js";
+import { scavengeOnEventLoopThread } from "./gc.js";
 import { edgeIdentity } from "./headers.js";
 import { DEFAULT_HTTP1_OPTIONS, Http1Server, type Http1ServerOptions } from "./http1/server.js";
 import { RoutingTable } from "./routing.js";
@@ -94,6 +95,7 @@ const CATCH_UP_TIMEOUT_MS = 10_000;
 /** Starts an edge: TLS material, HTTP and HTTPS listeners, then joins the cluster. */
 export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
   const log = options.log.child({ edgeId: options.edgeId });
+  scavengeOnEventLoopThread();
   const tls = await loadOrCreateTls(options.dataDir, options.zone, log);
 
   let httpsPort = options.httpsPort;
