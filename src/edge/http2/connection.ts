@@ -607,7 +607,10 @@ export class Http2Connection implements StreamSink {
       if (increment === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "WINDOW_UPDATE of 0");
       this.sendWindow += increment;
       if (this.sendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window overflow");
-      for (const stream of this.streams.list()) this.flushStream(stream);
+      for (const stream of this.streams.list()) {
+        // A stream with no DATA queued and no writer waiting for room has nothing to gain.
+        if (stream.pending.length > 0 || this.roomWaiters.has(stream)) this.flushStream(stream);
+      }
       return;
     }
     const stream = this.streams.get(streamId);
