@@ -285,6 +285,51 @@ test("half-close after a pipelined cut request", async (t) => {
   assert.equal(origin.requests.filter((r) => r.url === "/cut-body" && r.body.length === 100).length, 0);
 });
 
+/**
+ * Sends `text` over TLS, ends the viewer's side, and returns everything received until the edge
+ * ends the TLS stream. With `tcpOnly`, the viewer sends a TCP FIN without close_notify.
+ */
+async function tlsHalfCloseExchange(port: number, host: string, ca: Buffer, text: string, tcpOnly: boolean): Promise<{ received: string; errors: string[] }> {
+  const tcp = createConnection({ port, host: "127.0.0.1", allowHalfOpen: true });
+  const socket = connectTls({ socket: tcp, servername: host, ca, ALPNProtocols: ["http/1.1"], allowHalfOpen: true });
+  const errors: string[] = [];
+  const chunks: Buffer[] = [];
+  socket.on("error", (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  // The edge's close_notify ends the stream. After a FIN alone, the viewer's TLS side is still open for writing.
+  const ended = new Promise<void>((resolve) => socket.once("end", () => resolve()));
+  await new Promise<void>((resolve) => socket.once("secureConnect", () => resolve()));
+  socket.write(text, () => {
+    if (tcpOnly) tcp.end();
+    else socket.end();
+  });
+  await ended;
+  socket.destroy();
+  return { received: Buffer.concat(chunks).toString("latin1"), errors };
+}
+
+test("TLS viewer that half-closes gets its miss", async (t) => {
+  const { fixture, origin, host } = await setup(t, {}, 100);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  for (const tcpOnly of [false, true]) {
+    const path = tcpOnly ? "/tls-fin" : "/tls-close-notify";
+    const exchange = await tlsHalfCloseExchange(fixture.edge.httpsPort, host, ca, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`, tcpOnly);
+    assert.deepEqual(exchange.errors, []);
+    assert.match(exchange.received, /^HTTP\/1\.1 200 /);
+    assert.match(exchange.received, /\r\nconnection: close\r\n/);
+    assert.ok(exchange.received.endsWith(`GET ${path} `), "the whole body arrived");
+    assert.equal(origin.hits(path), 1);
+  }
+});
+
+test("TLS half-close mid-head closes", async (t) => {
+  const { fixture, origin, host } = await setup(t);
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  const exchange = await tlsHalfCloseExchange(fixture.edge.httpsPort, host, ca, `GET /tls-cut HTTP/1.1\r\nHost: ${host}\r\n`, false);
+  assert.equal(exchange.received, "");
+  assert.equal(origin.hits("/tls-cut"), 0);
+});
+
 test("slow request head times out with 408", async (t) => {
   const { origin, port, host } = await setup(t, { protocol: { timeouts: { headersTimeoutMs: 300 } } });
   const started = Date.now();

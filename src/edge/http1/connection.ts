@@ -145,11 +145,10 @@ export class Http1Connection implements ResponseSink {
     socket.on("drain", () => this.onDrain());
     socket.on("error", () => {});
     socket.on("close", () => this.closed());
-    if (protocol === "http") {
-      // A viewer may half-close its side after its last request and still read the responses.
-      socket.allowHalfOpen = true;
-      socket.on("end", () => this.viewerEnded());
-    }
+    // A viewer may half-close its side after its last request and still read the responses.
+    // Over TLS the end is the viewer's close_notify or its TCP FIN.
+    socket.allowHalfOpen = true;
+    socket.on("end", () => this.viewerEnded());
   }
 
   /** Returns whether the viewer has half-closed and every byte it sent has been parsed. */
@@ -520,7 +519,7 @@ export class Http1Connection implements ResponseSink {
   }
 
   /**
-   * Handles the viewer's FIN on the plain port. Requests already read are still served, and
+   * Handles the viewer's end of its side. Requests already read are still served, and
    * the last response closes the connection. A request head or body cut short by the FIN can
    * never complete, so the connection closes at once.
    */
