@@ -193,6 +193,9 @@ export async function serveSlices(
   }
 
   const firstHeaders = first.kind === "cached" ? first.entry.originHeaders : first.headers;
+  // A response built from slices, some fetched now, takes its Age from its first slice.
+  const firstAgeSeconds =
+    first.kind === "cached" ? currentAgeSeconds(first.entry, Date.now()) : parseAgeSeconds(originHeader(first.response.headers, "age"));
   let start = 0;
   if (requested.kind === "suffix") start = Math.max(0, complete - requested.length);
   else if (requested.kind === "from") start = requested.start;
@@ -210,7 +213,7 @@ export async function serveSlices(
       state,
       request,
       response,
-      { status: 200, headers, body: empty, contentLength: complete },
+      { status: 200, headers, body: empty, contentLength: complete, originAgeSeconds: firstAgeSeconds },
       status,
       target.behavior.headersPolicy,
       hit,
@@ -246,7 +249,7 @@ export async function serveSlices(
     state,
     request,
     response,
-    { status: 206, headers: viewerHeaders, body, contentLength: end - start + 1 },
+    { status: 206, headers: viewerHeaders, body, contentLength: end - start + 1, originAgeSeconds: firstAgeSeconds },
     hit !== undefined ? cacheStatus.hit(ttlLeft(hit)) : cacheStatus.miss("uri-miss", 206, false, "range-slices"),
     target.behavior.headersPolicy,
     hit !== undefined ? { ageSeconds: currentAgeSeconds(hit, Date.now()) } : undefined,

@@ -109,6 +109,26 @@ test("HEAD miss fetches one slice", async (t) => {
   assert.deepEqual(originRanges(), []);
 });
 
+test("sliced misses pass the origin's Age", async (t) => {
+  const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
+  const ranges = serveWithRanges(() => object);
+  const { get } = await setup(t, (req, res) => {
+    res.setHeader("age", "30");
+    ranges(req, res);
+  });
+  const head = await get("/movie.mp4", {}, "HEAD");
+  assert.equal(head.headers["x-cache"], "Miss from portico");
+  assert.equal(head.headers.age, "30");
+  const inner = await get("/movie.mp4", { range: "bytes=2200000-2200099" });
+  assert.equal(inner.headers["x-cache"], "Miss from portico");
+  assert.equal(inner.headers.age, "30");
+  // Slices 0 and 2 are cached now and slice 1 is not: the response is a miss as old as slice 0.
+  const spanning = await get("/movie.mp4", { range: "bytes=0-2200099" });
+  assert.equal(spanning.headers["x-cache"], "Miss from portico");
+  assert.ok(Number(spanning.headers.age) >= 30, `age ${spanning.headers.age}`);
+  assert.ok(spanning.body.equals(object.body.subarray(0, 2200100)));
+});
+
 test("uncached empty object, HEAD and range", async (t) => {
   const object: Served = { body: Buffer.alloc(0), etag: '"empty"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
