@@ -287,9 +287,17 @@ test("half-close after a pipelined cut request", async (t) => {
 
 /**
  * Sends `text` over TLS, ends the viewer's side, and returns everything received until the edge
- * ends the TLS stream. With `tcpOnly`, the viewer sends a TCP FIN without close_notify.
+ * ends the TLS stream. With `tcpOnly`, the viewer sends a TCP FIN without close_notify. With
+ * `readDelayMs`, the viewer starts reading that long after it sent `text`.
  */
-async function tlsHalfCloseExchange(port: number, host: string, ca: Buffer, text: string, tcpOnly: boolean): Promise<{ received: string; errors: string[] }> {
+async function tlsHalfCloseExchange(
+  port: number,
+  host: string,
+  ca: Buffer,
+  text: string,
+  tcpOnly: boolean,
+  readDelayMs = 0,
+): Promise<{ received: string; errors: string[] }> {
   const tcp = createConnection({ port, host: "127.0.0.1", allowHalfOpen: true });
   const socket = connectTls({ socket: tcp, servername: host, ca, ALPNProtocols: ["http/1.1"] });
   // Ending the viewer's side leaves it open for reading the response.
@@ -301,6 +309,10 @@ async function tlsHalfCloseExchange(port: number, host: string, ca: Buffer, text
   // The edge's close_notify ends the stream. After a FIN alone, the viewer's TLS side is still open for writing.
   const ended = new Promise<void>((resolve) => socket.once("end", () => resolve()));
   await new Promise<void>((resolve) => socket.once("secureConnect", () => resolve()));
+  if (readDelayMs > 0) {
+    socket.pause();
+    setTimeout(() => socket.resume(), readDelayMs);
+  }
   socket.write(text, () => {
     if (tcpOnly) tcp.end();
     else socket.end();
@@ -321,6 +333,31 @@ test("TLS viewer that half-closes gets its miss", async (t) => {
     assert.match(exchange.received, /\r\nconnection: close\r\n/);
     assert.ok(exchange.received.endsWith(`GET ${path} `), "the whole body arrived");
     assert.equal(origin.hits(path), 1);
+  }
+});
+
+test("half-closed viewer gets responses held back", async (t) => {
+  const object = Buffer.alloc(60 * 1024, "p");
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(object.length) });
+    res.end(object);
+  });
+  t.after(() => origin.close());
+  const fixture = await startTestEdge();
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+  const host = snapshot.domainName;
+  await request(fixture.edge.httpPort, host, "/held");
+  const ca = await readFile(fixture.edge.caCertificatePath);
+  // 40 responses of 60 KiB exceed what the edge lets wait unsent (1 MiB), so it stops parsing
+  // the pipelined requests until the viewer reads, and the viewer's end arrives meanwhile.
+  const requests = `GET /held HTTP/1.1\r\nHost: ${host}\r\n\r\n`.repeat(40);
+  for (const tcpOnly of [false, true]) {
+    const exchange = await tlsHalfCloseExchange(fixture.edge.httpsPort, host, ca, requests, tcpOnly, 300);
+    assert.deepEqual(exchange.errors, []);
+    assert.equal([...exchange.received.matchAll(/HTTP\/1\.1 200 /g)].length, 40);
+    assert.equal(exchange.received.length - exchange.received.lastIndexOf("\r\n\r\n") - 4, object.length);
   }
 });
 

@@ -531,12 +531,13 @@ export class Http1Connection implements ResponseSink {
   }
 
   /**
-   * Closes the connection of a viewer that has half-closed, unless a response is in progress.
-   * What is left is at most a request head or body that can never complete. A connection that
-   * is already closing finishes its writes, then the socket closes by itself.
+   * Closes the connection of a viewer that has half-closed, unless a response is in progress or
+   * complete requests wait until the viewer reads the responses before them. What is left is
+   * then at most a request head or body that can never complete. A connection that is already
+   * closing finishes its writes, then the socket closes by itself.
    */
   private closeCutShort(): void {
-    if (this.phase === "head") this.endConnection();
+    if (this.phase === "head" && !this.resumeOnDrain) this.endConnection();
     else if (this.phase === "body") this.socket.destroy();
   }
 
@@ -549,6 +550,7 @@ export class Http1Connection implements ResponseSink {
       this.socket.resume();
     }
     if (!this.processing && this.pending.length > 0) this.process();
+    if (this.viewerDone && !this.processing) this.closeCutShort();
   }
 
   private releaseDrainWaiters(open: boolean): void {
