@@ -8,7 +8,7 @@ import { test, type TestContext } from "node:test";
 import { createConnection, createServer as createNetServer, type AddressInfo } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { promisify } from "node:util";
-import { allMethodsSnapshot, customSnapshot, request, sleep, startOrigin, startTestEdge } from "./helpers.js";
+import { allMethodsSnapshot, customSnapshot, request, sleep, startEdgeForOrigin, startOrigin, startTestEdge } from "./helpers.js";
 import { rawExchange } from "./raw.js";
 
 async function setup(t: TestContext, options: Parameters<typeof startTestEdge>[0] = {}, originDelayMs = 0) {
@@ -342,19 +342,13 @@ test("half-closed viewer gets responses held back", async (t) => {
     res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(object.length) });
     res.end(object);
   });
-  t.after(() => origin.close());
-  const fixture = await startTestEdge();
-  t.after(() => fixture.close());
-  const snapshot = customSnapshot({ originPort: origin.port });
-  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
-  const host = snapshot.domainName;
+  const { fixture, ca, port, host } = await startEdgeForOrigin(t, origin);
   await request(fixture.edge.httpPort, host, "/held");
-  const ca = await readFile(fixture.edge.caCertificatePath);
   // 40 responses of 60 KiB exceed what the edge lets wait unsent (1 MiB), so it stops parsing
   // the pipelined requests until the viewer reads, and the viewer's end arrives meanwhile.
   const requests = `GET /held HTTP/1.1\r\nHost: ${host}\r\n\r\n`.repeat(40);
   for (const tcpOnly of [false, true]) {
-    const exchange = await tlsHalfCloseExchange(fixture.edge.httpsPort, host, ca, requests, tcpOnly, 300);
+    const exchange = await tlsHalfCloseExchange(port, host, ca, requests, tcpOnly, 300);
     assert.deepEqual(exchange.errors, []);
     assert.equal([...exchange.received.matchAll(/HTTP\/1\.1 200 /g)].length, 40);
     assert.equal(exchange.received.length - exchange.received.lastIndexOf("\r\n\r\n") - 4, object.length);
