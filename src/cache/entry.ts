@@ -79,13 +79,6 @@ export function withinStaleWhileRevalidate(entry: CachedResponse, nowMs: number)
 }
 
 /**
- * Returns whether a stale entry may be served because the origin failed or
- * returned 500 or above. With stale-if-error, only within its window (RFC
- * 5861 section 4). Without it, CloudFront serves an expired copy in both
- * cases, and so does the edge, unless must-revalidate forbids it (RFC 9111
- * section 4.2.4).
- */
-/**
  * Returns when a stale copy served after an origin error stops being used:
  * `holdSeconds` after `nowMs`, and no later than the end of its
  * stale-if-error window when it has one.
@@ -100,11 +93,37 @@ export function staleOnErrorUntilMs(
   return Math.min(untilMs, entry.staleAtMs + entry.staleIfErrorSeconds * 1000);
 }
 
+/** The fields that define how long an entry is fresh and how long after that it may be served stale. */
+export type StaleWindows = Pick<CachedResponse, "staleAtMs" | "staleWhileRevalidateSeconds" | "staleIfErrorSeconds">;
+
+/**
+ * Returns an entry's windows once a stale copy is held in use until `untilMs` because the origin
+ * failed. The hold moves the expiry, and the stale-while-revalidate and stale-if-error windows
+ * count from the expiry. So both shrink by as much as the expiry moves, and end when they did:
+ * an origin that keeps failing cannot stretch them request by request.
+ */
+export function holdStaleCopy(entry: StaleWindows, untilMs: number): StaleWindows {
+  const movedSeconds = Math.max(0, untilMs - entry.staleAtMs) / 1000;
+  return {
+    staleAtMs: Math.max(entry.staleAtMs, untilMs),
+    staleWhileRevalidateSeconds: Math.max(0, entry.staleWhileRevalidateSeconds - movedSeconds),
+    staleIfErrorSeconds: entry.staleIfErrorSeconds === undefined ? undefined : Math.max(0, entry.staleIfErrorSeconds - movedSeconds),
+  };
+}
+
+/**
+ * Returns whether a stale entry may be served because the origin failed or
+ * returned 500 or above. With stale-if-error, only within its window (RFC
+ * 5861 section 4). Without it, CloudFront serves an expired copy in both
+ * cases, and so does the edge, unless must-revalidate forbids it (RFC 9111
+ * section 4.2.4). A stored error of 500 or above is never served this way:
+ * the origin's new error is as good and more recent.
+ */
 export function mayServeStaleOnError(
-  entry: Pick<CachedResponse, "mustRevalidate" | "staleIfErrorSeconds" | "staleAtMs">,
+  entry: Pick<CachedResponse, "status" | "mustRevalidate" | "staleIfErrorSeconds" | "staleAtMs">,
   nowMs: number,
 ): boolean {
-  if (entry.mustRevalidate) return false;
+  if (entry.mustRevalidate || entry.status >= 500) return false;
   if (entry.staleIfErrorSeconds !== undefined) return nowMs < entry.staleAtMs + entry.staleIfErrorSeconds * 1000;
   return true;
 }

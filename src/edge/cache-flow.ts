@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { newRequestId } from "../common/ids.js";
 import {
   hasValidator,
+  holdStaleCopy,
   mayServeStaleOnError,
   staleOnErrorUntilMs,
   withinStaleWhileRevalidate,
@@ -662,7 +663,7 @@ function serveStaleOnError(
 ): void {
   const holdSeconds = errorCachingTtlSeconds(target.distribution.errorCachingMinTtlSeconds, errorStatus);
   const untilMs = staleOnErrorUntilMs(stale, holdSeconds, Date.now());
-  if (untilMs > stale.staleAtMs) stale.staleAtMs = untilMs;
+  if (untilMs > stale.staleAtMs) Object.assign(stale, holdStaleCopy(stale, untilMs));
   const status = cacheStatus.staleOnError(originStatus, ttlLeft(stale));
   serveEntry(context, state, request, response, stale, "Hit", status, target.behavior.headersPolicy);
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Readable, type Transform } from "node:stream";
 import type { DiskStreamTarget, MetadataRefresh, WriteProgress } from "../cache/disk.js";
 import { ifRangeAllows, isNotModified } from "../cache/etag.js";
-import { staleOnErrorUntilMs } from "../cache/entry.js";
+import { holdStaleCopy, staleOnErrorUntilMs, type CachedResponse, type StaleWindows } from "../cache/entry.js";
 import { errorCachingTtlSeconds, parseAgeSeconds, type StoreDecision } from "../cache/freshness.js";
 import { invalidationPathsOf, type CacheableRequest } from "./cache-flow.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
@@ -206,9 +206,15 @@ export function addDiskValidators(headers: Record<string, string>, disk: DiskStr
 }
 
 /** Returns the fields of a disk entry that decide whether it may be served stale. */
-export function diskFreshnessOf(disk: DiskStreamTarget): { mustRevalidate: boolean; staleIfErrorSeconds: number | undefined; staleAtMs: number } {
+export function diskFreshnessOf(disk: DiskStreamTarget): Pick<CachedResponse, "status" | "mustRevalidate"> & StaleWindows {
   const metadata = disk.metadata;
-  return { mustRevalidate: metadata.mustRevalidate, staleIfErrorSeconds: metadata.staleIfErrorSeconds ?? undefined, staleAtMs: metadata.staleAtMs };
+  return {
+    status: metadata.status,
+    mustRevalidate: metadata.mustRevalidate,
+    staleAtMs: metadata.staleAtMs,
+    staleWhileRevalidateSeconds: metadata.staleWhileRevalidateSeconds,
+    staleIfErrorSeconds: metadata.staleIfErrorSeconds ?? undefined,
+  };
 }
 
 /**
@@ -268,7 +274,11 @@ export async function serveStaleDiskOnError(
 ): Promise<void> {
   const metadata = disk.metadata;
   const holdSeconds = errorCachingTtlSeconds(target.distribution.errorCachingMinTtlSeconds, errorStatus);
-  const untilMs = staleOnErrorUntilMs(diskFreshnessOf(disk), holdSeconds, Date.now());
-  if (untilMs > metadata.staleAtMs) context.disk?.refresh(metadata.key, { ...metadata, staleAtMs: untilMs });
+  const windows = diskFreshnessOf(disk);
+  const untilMs = staleOnErrorUntilMs(windows, holdSeconds, Date.now());
+  if (untilMs > metadata.staleAtMs) {
+    const shortened = holdStaleCopy(windows, untilMs);
+    context.disk?.refresh(metadata.key, { ...metadata, ...shortened, staleIfErrorSeconds: shortened.staleIfErrorSeconds ?? null });
+  }
   await serveDiskStream(context, state, request, response, target, disk, (ttlSeconds) => cacheStatus.staleOnError(originStatus, ttlSeconds));
 }

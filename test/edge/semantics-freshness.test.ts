@@ -169,6 +169,54 @@ test("stale-if-error serves stale on origin 5xx", async (t) => {
   assert.equal(origin.hits(), 2);
 });
 
+test("stale-if-error ends under steady errors", async (t) => {
+  let failing = false;
+  const { get } = await setupDistribution(t, (_req, res) => {
+    if (failing) {
+      res.writeHead(500, { "cache-control": "no-store" });
+      res.end("broken");
+      return;
+    }
+    res.writeHead(200, { "cache-control": "max-age=1, stale-if-error=2" });
+    res.end("short");
+  });
+  const startedMs = Date.now();
+  await get("/steady");
+  await sleep(1100);
+  failing = true;
+  // Each failed fetch keeps the stale copy in use for a while, but never past the end of the window, 3 s in.
+  const first = await get("/steady");
+  assert.equal(first.body.toString(), "short");
+  const late: number[] = [];
+  while (Date.now() - startedMs < 5000) {
+    const requestedMs = Date.now() - startedMs;
+    const served = await get("/steady");
+    if (requestedMs >= 4000) late.push(served.status);
+    await sleep(150);
+  }
+  assert.ok(late.length > 0);
+  assert.deepEqual(late, late.map(() => 500));
+});
+
+test("stored 5xx is not served stale", async (t) => {
+  let version = 1;
+  const respond = (_req: unknown, res: import("node:http").ServerResponse) => {
+    res.writeHead(500, { "cache-control": "max-age=1" });
+    res.end(`error ${version}`);
+  };
+  // An error caching minimum TTL of 1 s lets the stored 500 expire within the test.
+  const { get } = await setupDistribution(t, respond, {}, (snapshot) => {
+    snapshot.config.CustomErrorResponses = { Quantity: 1, Items: [{ ErrorCode: 500, ErrorCachingMinTTL: 1 }] };
+  });
+  assert.equal((await get("/err")).body.toString(), "error 1");
+  version = 2;
+  await sleep(1100);
+  const served = await get("/err");
+  assert.equal(served.status, 500);
+  assert.equal(served.body.toString(), "error 2");
+  assert.doesNotMatch(String(served.headers["cache-status"]), /stale-if-error/);
+});
+
 test("Cache-Control on several lines is read whole", async (t) => {
   const { get } = await setupDistribution(
     t,
