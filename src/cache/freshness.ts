@@ -73,7 +73,10 @@ export interface CacheControl {
   staleIfErrorSeconds: number | undefined;
 }
 
-/** Parses a `Cache-Control` header value (RFC 9111 section 5.2), ignoring unknown directives. */
+/**
+ * Parses a `Cache-Control` header value (RFC 9111 section 5.2), ignoring unknown directives. A
+ * directive given twice keeps its first valid value, as RFC 9111 section 4.2.1 allows.
+ */
 export function parseCacheControl(value: string | undefined): CacheControl {
   const result: CacheControl = {
     noCache: false,
@@ -106,16 +109,16 @@ export function parseCacheControl(value: string | undefined): CacheControl {
         result.mustRevalidate = true;
         break;
       case "max-age":
-        result.maxAgeSeconds = parseDeltaSeconds(argument) ?? result.maxAgeSeconds;
+        result.maxAgeSeconds ??= parseDeltaSeconds(argument);
         break;
       case "s-maxage":
-        result.sMaxAgeSeconds = parseDeltaSeconds(argument) ?? result.sMaxAgeSeconds;
+        result.sMaxAgeSeconds ??= parseDeltaSeconds(argument);
         break;
       case "stale-while-revalidate":
-        result.staleWhileRevalidateSeconds = parseDeltaSeconds(argument) ?? result.staleWhileRevalidateSeconds;
+        result.staleWhileRevalidateSeconds ??= parseDeltaSeconds(argument);
         break;
       case "stale-if-error":
-        result.staleIfErrorSeconds = parseDeltaSeconds(argument) ?? result.staleIfErrorSeconds;
+        result.staleIfErrorSeconds ??= parseDeltaSeconds(argument);
         break;
     }
   }

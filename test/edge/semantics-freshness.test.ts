@@ -48,6 +48,8 @@ test("freshness table with stale directives", () => {
     ["max-age=0 with stale-if-error is stored", headers("max-age=0, stale-if-error=60"), ttl, { store: true, ttlSeconds: 0 }],
     ["max-age=0 alone is not stored", headers("max-age=0"), ttl, { store: false, reason: "zero-ttl" }],
     ["invalid max-age ignored", headers("max-age=abc"), ttl, { store: true, ttlSeconds: 100 }],
+    ["repeated max-age keeps the first", headers("max-age=100, max-age=5"), ttl, { store: true, ttlSeconds: 100 }],
+    ["invalid first max-age skipped", headers("max-age=abc, max-age=50"), ttl, { store: true, ttlSeconds: 50 }],
   ];
   for (const [name, input, settings, expected] of cases) {
     const decision = decideFreshness(200, input, settings, now) as unknown as Record<string, unknown>;
