@@ -114,8 +114,9 @@ export async function lookupDisk(context: EdgeContext, key: string): Promise<Dis
 
 /**
  * Strips a disk file down to its body while hashing every byte, and fails
- * the stream when the trailing SHA-256 does not match, so a corrupt large
- * entry never completes as if it were whole.
+ * the stream when the trailing SHA-256 does not match. The last byte of the
+ * body waits for that check, so a corrupt large entry never reaches a viewer
+ * whole: the response ends short of its length and the connection closes.
  */
 export class VerifyingBodyStream extends Transform {
   private readonly hash = createHash("sha256");
@@ -130,28 +131,39 @@ export class VerifyingBodyStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    // Hold back the last DIGEST_BYTES seen, which may be the digest.
+    // Hold back the last HELD_BYTES seen: the digest, and the body's last byte before it.
     const data = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
-    const keep = Math.min(DIGEST_BYTES, data.length);
-    const ready = data.subarray(0, data.length - keep);
+    const keep = Math.min(HELD_BYTES, data.length);
     this.tail = Buffer.from(data.subarray(data.length - keep));
-    this.hash.update(ready);
-    const start = this.offset;
-    this.offset += ready.length;
-    const from = Math.max(0, this.bodyOffset - start);
-    if (from < ready.length) this.push(ready.subarray(from));
+    this.pass(data.subarray(0, data.length - keep));
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.tail.length !== DIGEST_BYTES || !this.hash.digest().equals(this.tail)) {
+    const rest = this.tail.subarray(0, Math.max(0, this.tail.length - DIGEST_BYTES));
+    const digest = this.tail.subarray(rest.length);
+    this.hash.update(rest);
+    if (digest.length !== DIGEST_BYTES || !this.hash.digest().equals(digest)) {
       this.onCorrupt();
       callback(new Error("disk cache entry failed verification"));
       return;
     }
+    this.pass(rest, false);
     callback();
   }
+
+  /** Hashes `bytes` of the file, unless already hashed, and pushes the part that belongs to the body. */
+  private pass(bytes: Buffer, hash = true): void {
+    if (hash) this.hash.update(bytes);
+    const start = this.offset;
+    this.offset += bytes.length;
+    const from = Math.max(0, this.bodyOffset - start);
+    if (from < bytes.length) this.push(bytes.subarray(from));
+  }
 }
+
+/** File bytes the verifier holds back until the end: the digest and one byte of the body. */
+const HELD_BYTES = DIGEST_BYTES + 1;
 
 function ignoreError(): void {}
 
