@@ -1,6 +1,6 @@
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import type { CacheKeyResult } from "../cache/key.js";
-import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
+import { viewerStatusOf, type Origin, type OriginResponse } from "../origin/index.js";
 import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { cacheStatus, originHeader, passOriginHeaders } from "./headers.js";
@@ -77,7 +77,7 @@ export function sendOriginFailure(
   distribution: RoutedDistribution,
   error: unknown,
 ): void {
-  const status = error instanceof OriginError ? error.viewerStatus : 502;
+  const status = viewerStatusOf(error);
   context.log.error(
     { err: error, distributionId: distribution.id, requestId: state.requestId },
     "origin request failed",

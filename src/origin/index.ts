@@ -6,7 +6,7 @@ import { bucketOfS3Domain, S3Origin } from "./s3.js";
 import type { Origin } from "./types.js";
 
 export { OriginGroup } from "./group.js";
-export { OriginPools } from "./pools.js";
+export { OriginPools, viewerStatusOf } from "./pools.js";
 export { OriginError, type Origin, type OriginRequest, type OriginResponse } from "./types.js";
 
 export interface OriginContext {

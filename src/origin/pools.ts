@@ -65,6 +65,14 @@ function toOriginError(error: unknown, origin: string): OriginError {
   return new OriginError("protocol", `origin ${origin} failed: ${(error as Error).message}`, { cause: error });
 }
 
+/**
+ * Returns the status a viewer gets for an origin request that failed: 504 for a timeout, also
+ * one while the body was read, and 502 otherwise.
+ */
+export function viewerStatusOf(error: unknown): number {
+  return (error instanceof OriginError ? error : toOriginError(error, "")).viewerStatus;
+}
+
 function ignoreBodyError(): void {}
 
 /** Sends a request through `pool`, retrying connection failures, and maps failures to OriginError. */

@@ -353,3 +353,26 @@ test("an origin body cut short gets 502", async (t) => {
   const again = await get("/cut.bin");
   assert.equal(again.status, 502);
 });
+
+test("origin body that stalls gets 504", async (t) => {
+  const stalled: Array<import("node:http").ServerResponse> = [];
+  t.after(() => {
+    for (const res of stalled) res.destroy();
+  });
+  const { get } = await setupDistribution(
+    t,
+    (_req, res) => {
+      // The head and part of the body arrive, then nothing until the read timeout.
+      res.writeHead(200, { "cache-control": "max-age=60", "content-length": "100" });
+      res.write("0123456789");
+      stalled.push(res);
+    },
+    {},
+    (snapshot) => {
+      snapshot.config.Origins!.Items![0]!.CustomOriginConfig!.OriginReadTimeout = 1;
+    },
+  );
+  const response = await get("/stall");
+  assert.equal(response.status, 504);
+  assert.match(response.body.toString(), /did not respond in time/);
+});
