@@ -97,10 +97,9 @@ export function staleOnErrorUntilMs(
 export type StaleWindows = Pick<CachedResponse, "staleAtMs" | "staleWhileRevalidateSeconds" | "staleIfErrorSeconds">;
 
 /**
- * Returns an entry's windows once a stale copy is held in use until `untilMs` because the origin
- * failed. The hold moves the expiry, and the stale-while-revalidate and stale-if-error windows
- * count from the expiry. So both shrink by as much as the expiry moves, and end when they did:
- * an origin that keeps failing cannot stretch them request by request.
+ * Returns an entry's windows after an origin failure moves its expiry to `untilMs`. The
+ * stale-while-revalidate and stale-if-error windows count from the expiry, so both shrink by as
+ * much as it moves and still end when they did.
  */
 export function holdStaleCopy(entry: StaleWindows, untilMs: number): StaleWindows {
   const movedSeconds = Math.max(0, untilMs - entry.staleAtMs) / 1000;
@@ -112,12 +111,11 @@ export function holdStaleCopy(entry: StaleWindows, untilMs: number): StaleWindow
 }
 
 /**
- * Returns whether a stale entry may be served because the origin failed or
- * returned 500 or above. With stale-if-error, only within its window (RFC
- * 5861 section 4). Without it, CloudFront serves an expired copy in both
- * cases, and so does the edge, unless must-revalidate forbids it (RFC 9111
- * section 4.2.4). A stored error of 500 or above is never served this way:
- * the origin's new error is as good and more recent.
+ * Returns whether a stale entry may be served because the origin failed or returned 500 or
+ * above. With stale-if-error, only within its window (RFC 5861 section 4). Without it, CloudFront
+ * serves an expired copy in both cases, and so does the edge, unless must-revalidate forbids it
+ * (RFC 9111 section 4.2.4). A stored 5xx is never served this way, since the origin's new error
+ * is more recent.
  */
 export function mayServeStaleOnError(
   entry: Pick<CachedResponse, "status" | "mustRevalidate" | "staleIfErrorSeconds" | "staleAtMs">,

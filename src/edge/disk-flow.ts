@@ -131,11 +131,13 @@ export class VerifyingBodyStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    // Hold back the last HELD_BYTES seen: the digest, and the body's last byte before it.
+    // The last HELD_BYTES seen wait: they may be the digest and the body's last byte.
     const data = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
     const keep = Math.min(HELD_BYTES, data.length);
+    const ready = data.subarray(0, data.length - keep);
     this.tail = Buffer.from(data.subarray(data.length - keep));
-    this.pass(data.subarray(0, data.length - keep));
+    this.hash.update(ready);
+    this.pushBody(ready);
     callback();
   }
 
@@ -148,13 +150,12 @@ export class VerifyingBodyStream extends Transform {
       callback(new Error("disk cache entry failed verification"));
       return;
     }
-    this.pass(rest, false);
+    this.pushBody(rest);
     callback();
   }
 
-  /** Hashes `bytes` of the file, unless already hashed, and pushes the part that belongs to the body. */
-  private pass(bytes: Buffer, hash = true): void {
-    if (hash) this.hash.update(bytes);
+  /** Pushes the part of the next file bytes that belongs to the body, skipping the head. */
+  private pushBody(bytes: Buffer): void {
     const start = this.offset;
     this.offset += bytes.length;
     const from = Math.max(0, this.bodyOffset - start);

@@ -322,7 +322,7 @@ async function tlsHalfCloseExchange(
   return { received: Buffer.concat(chunks).toString("latin1"), errors };
 }
 
-test("TLS viewer that half-closes gets its miss", async (t) => {
+test("half-closed TLS viewer gets miss", async (t) => {
   const { fixture, origin, host } = await setup(t, {}, 100);
   const ca = await readFile(fixture.edge.caCertificatePath);
   for (const tcpOnly of [false, true]) {
@@ -344,8 +344,8 @@ test("half-closed viewer gets responses held back", async (t) => {
   });
   const { fixture, ca, port, host } = await startEdgeForOrigin(t, origin);
   await request(fixture.edge.httpPort, host, "/held");
-  // 40 responses of 60 KiB exceed what the edge lets wait unsent (1 MiB), so it stops parsing
-  // the pipelined requests until the viewer reads, and the viewer's end arrives meanwhile.
+  // 40 responses of 60 KiB exceed the 1 MiB the edge lets wait unsent, so it stops parsing the
+  // pipelined requests until the viewer reads. The viewer's end arrives meanwhile.
   const requests = `GET /held HTTP/1.1\r\nHost: ${host}\r\n\r\n`.repeat(40);
   for (const tcpOnly of [false, true]) {
     const exchange = await tlsHalfCloseExchange(port, host, ca, requests, tcpOnly, 300);

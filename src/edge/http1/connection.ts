@@ -519,9 +519,9 @@ export class Http1Connection implements ResponseSink {
   }
 
   /**
-   * Handles the viewer's end of its side. Requests already read are still served, and
-   * the last response closes the connection. A request head or body cut short by the FIN can
-   * never complete, so the connection closes at once.
+   * Handles the end of the viewer's side. Requests already read are still served, and the last
+   * response closes the connection. A request head or body cut short by the end can never
+   * complete, so the connection closes at once.
    */
   private viewerEnded(): void {
     if (this.handedOver) return;
@@ -532,9 +532,9 @@ export class Http1Connection implements ResponseSink {
 
   /**
    * Closes the connection of a viewer that has half-closed, unless a response is in progress or
-   * complete requests wait until the viewer reads the responses before them. What is left is
-   * then at most a request head or body that can never complete. A connection that is already
-   * closing finishes its writes, then the socket closes by itself.
+   * complete requests wait for the viewer to read earlier responses. Anything else left is a
+   * request head or body that can never complete. A connection already closing finishes its
+   * writes first.
    */
   private closeCutShort(): void {
     if (this.phase === "head" && !this.resumeOnDrain) this.endConnection();
