@@ -6,11 +6,18 @@ import { join } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import type { Logger } from "../common/logger.js";
 import {
+  BlockHasher,
   decodeHead,
   decodeVerified,
+  DIGEST_BYTES,
+  encodeEntry,
   encodeHead,
+  encodeTrailer,
+  entryFileBytes,
   HEAD_PREFIX_BYTES,
+  headDigestOffset,
   headLength,
+  sha256,
   type DiskMetadata,
 } from "./disk-format.js";
 import { SieveCache } from "./sieve.js";
@@ -50,7 +57,7 @@ export interface DiskTierOptions {
   log: Logger;
 }
 
-/** A disk entry to stream from its file. */
+/** A disk entry to stream from its file, whose head has passed its check. */
 export interface DiskStreamTarget {
   path: string;
   bodyOffset: number;
@@ -61,9 +68,10 @@ export interface DiskStreamTarget {
 /**
  * The disk tier: one file per entry, bounded in bytes, evicted with SIEVE.
  * Writes go to a temporary file that is fsynced and renamed into place, so
- * a crash never leaves a partial entry visible. Reads verify the SHA-256 of
- * the whole file; a corrupt entry is removed and reported as a miss. The
- * index is rebuilt from the files' heads when the tier opens.
+ * a crash never leaves a partial entry visible. Whole reads verify the
+ * SHA-256 of the whole file. Streamed reads verify the head's digest and
+ * the checksum of each block they read. A corrupt entry is removed and
+ * reported as a miss. The index is rebuilt from the files' heads on open.
  */
 export class DiskTier {
   private readonly index: SieveCache<IndexRecord>;
@@ -150,8 +158,9 @@ export class DiskTier {
   async streamTarget(key: string): Promise<DiskStreamTarget | undefined> {
     const record = this.index.get(key);
     if (record === undefined) return undefined;
-    const head = await readHead(record.path);
+    const head = await readHead(record.path, true);
     if (head === undefined || head.metadata.key !== key) {
+      this.options.log.warn({ key, path: record.path }, "disk cache entry failed verification; removed it");
       await this.delete(key);
       return undefined;
     }
@@ -179,8 +188,9 @@ export class DiskTier {
 
   /** Writes a whole entry durably; returns false when it does not fit or the write failed. */
   async write(metadata: DiskMetadata, body: Buffer): Promise<boolean> {
-    const head = encodeHead(metadata);
-    const sizeBytes = head.length + body.length + 32;
+    const parts = encodeEntry(metadata, body);
+    const headBytes = parts[0]!.length;
+    const sizeBytes = entryFileBytes(headBytes, body.length);
     // Counted from the start, like a streamed write, so concurrent writes stay within the budget.
     if (!this.index.reserve(sizeBytes)) return false;
     let reserved = true;
@@ -188,17 +198,16 @@ export class DiskTier {
       if (reserved) this.index.removeOutside(sizeBytes);
       reserved = false;
     };
-    const digest = createHash("sha256").update(head).update(body).digest();
     const tempPath = this.tempPath();
     try {
       const handle = await open(tempPath, "w");
       try {
-        await handle.writev([head, body, digest]);
+        await handle.writev(parts);
         await handle.sync();
       } finally {
         await handle.close();
       }
-      return await this.publish(tempPath, metadata, head.length, sizeBytes, release);
+      return await this.publish(tempPath, metadata, headBytes, sizeBytes, release);
     } catch (error) {
       release();
       this.options.log.warn({ err: error, key: metadata.key }, "disk cache write failed");
@@ -217,7 +226,7 @@ export class DiskTier {
    */
   tee(metadata: DiskMetadata): { tap: Transform; stored: Promise<boolean>; progress: WriteProgress } | undefined {
     const head = encodeHead(metadata);
-    const sizeBytes = head.length + metadata.bodyBytes + 32;
+    const sizeBytes = entryFileBytes(head.length, metadata.bodyBytes);
     if (!this.index.reserve(sizeBytes)) return undefined;
     const tempPath = this.tempPath();
     const progress = new WriteProgress(tempPath, head.length, metadata.bodyBytes);
@@ -332,7 +341,7 @@ export class DiskTier {
   private async indexFile(path: string): Promise<boolean> {
     const head = await readHead(path);
     if (head === undefined) return false;
-    const sizeBytes = head.bodyOffset + head.metadata.bodyBytes + 32;
+    const sizeBytes = entryFileBytes(head.bodyOffset, head.metadata.bodyBytes);
     if (head.fileBytes !== sizeBytes || path !== this.pathOf(head.metadata.key)) return false;
     if (head.metadata.varyNames.length > 0) this.varyOnOpen.set(head.metadata.primaryKey, head.metadata.varyNames);
     // The index is rebuilt in file order, so eviction order after a restart is arbitrary.
@@ -355,9 +364,13 @@ export class DiskTier {
   }
 }
 
-/** Reads and parses a file's head without reading its body. */
+/**
+ * Reads and parses a file's head without reading its body. With `verify`,
+ * also checks the head against its digest, and returns undefined when it fails.
+ */
 async function readHead(
   path: string,
+  verify = false,
 ): Promise<{ metadata: DiskMetadata; bodyOffset: number; fileBytes: number } | undefined> {
   let handle;
   try {
@@ -374,13 +387,19 @@ async function readHead(
     const headBytes = Buffer.alloc(length);
     await handle.read(headBytes, 0, length, 0);
     const head = decodeHead(headBytes);
-    return head === undefined ? undefined : { ...head, fileBytes: size };
+    if (head === undefined) return undefined;
+    if (verify) {
+      const digest = Buffer.alloc(DIGEST_BYTES);
+      const position = headDigestOffset(head.bodyOffset, head.metadata.bodyBytes);
+      const { bytesRead } = await handle.read(digest, 0, DIGEST_BYTES, position);
+      if (bytesRead !== DIGEST_BYTES || !sha256(headBytes).equals(digest)) return undefined;
+    }
+    return { ...head, fileBytes: size };
   } finally {
     await handle.close();
   }
 }
 
-/** Passes chunks through while appending them to a temp file and hashing them. */
 /**
  * How far a streamed write has come, for readers that follow it while it
  * grows: the bytes of the body already in the file, and how the write ended.
@@ -414,16 +433,18 @@ export class WriteProgress extends EventEmitter<{ change: [] }> {
   }
 }
 
+/** Passes chunks through while appending them to a temp file and hashing them. */
 class DiskTap extends Transform {
   private readonly file: WriteStream;
   private readonly hash: Hash;
+  private readonly blocks = new BlockHasher();
   private readonly expectedBytes: number;
   private bytes = 0;
   private failed = false;
   private finishedWrite = false;
 
   constructor(
-    head: Buffer,
+    private readonly head: Buffer,
     private readonly tempPath: string,
     private readonly progress: WriteProgress,
     private readonly onComplete: (ok: boolean) => Promise<void>,
@@ -445,6 +466,7 @@ class DiskTap extends Transform {
       return;
     }
     this.hash.update(chunk);
+    this.blocks.update(chunk);
     // Readers that follow the write may read a chunk once the file has it.
     const written = this.file.write(chunk, (error) => {
       if (error === null || error === undefined) this.progress.advance(chunk.length);
@@ -471,9 +493,9 @@ class DiskTap extends Transform {
       await this.onComplete(false);
       return;
     }
-    const digest = this.hash.digest();
+    const trailer = encodeTrailer(this.head, this.blocks, this.hash);
     const written = await new Promise<boolean>((resolve) => {
-      this.file.end(digest, () => resolve(!this.failed));
+      this.file.end(trailer, () => resolve(!this.failed));
     });
     if (!written) {
       await this.onComplete(false);

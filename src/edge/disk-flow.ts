@@ -1,12 +1,10 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { pipeline, Transform, type TransformCallback } from "node:stream";
+import type { Readable } from "node:stream";
 import { join } from "node:path";
 import type { CachedResponse } from "../cache/entry.js";
 import { DiskTier, type DiskMetadata, type DiskStreamTarget } from "../cache/disk.js";
 import type { VaryIndex } from "../cache/vary.js";
 import type { Logger } from "../common/logger.js";
-import { DIGEST_BYTES } from "../cache/disk-format.js";
+import { VerifiedBodyReader } from "../cache/disk-read.js";
 import { purgedSince, type EdgeContext } from "./context.js";
 import { headerIn } from "./headers.js";
 
@@ -113,79 +111,19 @@ export async function lookupDisk(context: EdgeContext, key: string): Promise<Dis
 }
 
 /**
- * Strips a disk file down to its body while hashing every byte, and fails
- * the stream when the trailing SHA-256 does not match. The last byte of the
- * body waits for that check, so a corrupt large entry never reaches a viewer
- * whole: the response ends short of its length and the connection closes.
+ * Opens the body of a large disk entry, whole or one range of it. Each
+ * block is checked against its checksum before any of its bytes go out. A
+ * corrupt entry is removed, and its response ends short of its length.
  */
-export class VerifyingBodyStream extends Transform {
-  private readonly hash = createHash("sha256");
-  private offset = 0;
-  private tail = Buffer.alloc(0);
-
-  constructor(
-    private readonly bodyOffset: number,
-    private readonly onCorrupt: () => void,
-  ) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    // The last HELD_BYTES seen wait: they may be the digest and the body's last byte.
-    const data = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
-    const keep = Math.min(HELD_BYTES, data.length);
-    const ready = data.subarray(0, data.length - keep);
-    this.tail = Buffer.from(data.subarray(data.length - keep));
-    this.hash.update(ready);
-    this.pushBody(ready);
-    callback();
-  }
-
-  override _flush(callback: TransformCallback): void {
-    const rest = this.tail.subarray(0, Math.max(0, this.tail.length - DIGEST_BYTES));
-    const digest = this.tail.subarray(rest.length);
-    this.hash.update(rest);
-    if (digest.length !== DIGEST_BYTES || !this.hash.digest().equals(digest)) {
-      this.onCorrupt();
-      callback(new Error("disk cache entry failed verification"));
-      return;
-    }
-    this.pushBody(rest);
-    callback();
-  }
-
-  /** Pushes the part of the next file bytes that belongs to the body, skipping the head. */
-  private pushBody(bytes: Buffer): void {
-    const start = this.offset;
-    this.offset += bytes.length;
-    const from = Math.max(0, this.bodyOffset - start);
-    if (from < bytes.length) this.push(bytes.subarray(from));
-  }
-}
-
-/** File bytes the verifier holds back until the end: the digest and one byte of the body. */
-const HELD_BYTES = DIGEST_BYTES + 1;
-
-function ignoreError(): void {}
-
-/** Opens the body of a large disk entry: verified when whole, a plain byte slice for one range. */
 export function openDiskBody(
   context: EdgeContext,
   target: DiskStreamTarget,
   range: { start: number; end: number } | undefined,
-): NodeJS.ReadableStream & import("node:stream").Readable {
-  if (range !== undefined) {
-    // NOTE: a range read is not verified, since the digest covers the whole file.
-    return createReadStream(target.path, { start: target.bodyOffset + range.start, end: target.bodyOffset + range.end });
-  }
-  const verifier = new VerifyingBodyStream(target.bodyOffset, () => {
+): Readable {
+  return new VerifiedBodyReader(target, range?.start ?? 0, range?.end ?? target.bodyBytes - 1, () => {
     context.log.warn({ key: target.metadata.key, path: target.path }, "disk cache entry failed verification; removed it");
     void context.disk?.delete(target.metadata.key);
   });
-  // pipeline() carries a read error to the verifier, and closes the file when a viewer that
-  // left destroys the verifier, which pipe() would leave open and paused.
-  pipeline(createReadStream(target.path), verifier, ignoreError);
-  return verifier;
 }
 
 /**

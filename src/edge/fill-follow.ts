@@ -6,6 +6,7 @@ import { purgeEpoch, type EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { cacheStatus } from "./headers.js";
 import { streamUncached } from "./respond.js";
+import { closeThenCallback } from "../common/file-handle.js";
 import type { CompiledHeadersPolicy } from "./response-headers.js";
 
 /**
@@ -95,8 +96,7 @@ class FollowingBody extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     const handle = this.handle;
     this.handle = undefined;
-    if (handle === undefined) callback(error);
-    else handle.close().then(() => callback(error), () => callback(error));
+    closeThenCallback(handle, error, callback);
   }
 
   private async readNext(): Promise<void> {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import { DiskTier, type DiskMetadata } from "../../src/cache/disk.js";
+import { headLength } from "../../src/cache/disk-format.js";
 import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { DistributionSnapshot, EdgeAck } from "../../src/cluster/types.js";
@@ -273,6 +274,26 @@ test("large objects stream through to disk and serve from it", async (t) => {
   assert.ok(refetched.body.equals(large));
   assert.equal(origin.hits(), 2);
 
+  // A range read checks the blocks it reads: a corrupt byte inside the range fails the response
+  // before any byte of its block goes out, and the entry is fetched again.
+  await sleep(200);
+  for (const path of await listObjectFiles(join(dataDir, "cache", "disk-edge"))) {
+    const bytes = await readFile(path);
+    const bodyOffset = headLength(bytes)!;
+    bytes[bodyOffset + 100_004] = bytes[bodyOffset + 100_004]! ^ 0x01;
+    await writeFile(path, bytes);
+  }
+  const corruptRange = await get("/big.bin", { range: "bytes=100000-100009" }).then(
+    (response) => response.body,
+    () => Buffer.alloc(0),
+  );
+  assert.equal(corruptRange.length, 0, "bytes of a corrupt block arrived");
+  await sleep(100);
+  const rangeAfter = await get("/big.bin", { range: "bytes=100000-100009" });
+  assert.equal(rangeAfter.status, 206);
+  assert.ok(rangeAfter.body.equals(large.subarray(100_000, 100_010)));
+  assert.equal(origin.hits(), 3);
+
   await sleep(200);
   const ack = await edge.publishAndWait({
     type: "invalidation.created",
@@ -284,7 +305,7 @@ test("large objects stream through to disk and serve from it", async (t) => {
   assert.deepEqual(await listObjectFiles(join(dataDir, "cache", "disk-edge")), []);
   const afterPurge = await get("/big.bin");
   assert.match(String(afterPurge.headers["cache-status"]), /fwd=uri-miss/);
-  assert.equal(origin.hits(), 3);
+  assert.equal(origin.hits(), 4);
 });
 
 test("stale disk entries revalidate and serve stale", async (t) => {
