@@ -33,9 +33,16 @@ import { chooseEncoding, compressBody, compressedHeaders, isCompressible, varyin
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
-import { declaredLength, noteOriginDenied, originRequestHeaders, sendOriginFailure } from "./forward.js";
+import {
+  declaredLength,
+  logOriginFailure,
+  noteOriginDenied,
+  originFailureOf,
+  originRequestHeaders,
+  sendOriginFailure,
+} from "./forward.js";
 import { cacheStatus, originHeader, passOriginHeaders, headerIn } from "./headers.js";
-import { serveEntry, serveFreshHit, streamUncached, ttlLeft } from "./respond.js";
+import { sendEdgeResponse, serveEntry, serveFreshHit, streamUncached, ttlLeft } from "./respond.js";
 import { forwardsCookies, type RoutedBehavior, type RoutedDistribution } from "./routing.js";
 
 /** How many times a request waits on another writer before it fetches on its own. */
@@ -335,6 +342,12 @@ async function fetchAsWriter(
       viewerProtocol: request.protocol,
     }));
   } catch (error) {
+    if (stale === undefined && diskStale === undefined) {
+      // With no stored copy to fall back on, the failure is cached like an origin's 502 or 504.
+      const stored = storeOriginFailure(context, state, request, response, target, error, epochAtStart);
+      settle(stored ? "stored" : "failed");
+      return;
+    }
     settle("failed");
     if (stale !== undefined && mayServeStaleOnError(stale, Date.now())) {
       context.log.warn(
@@ -666,6 +679,61 @@ function serveStaleOnError(
   if (untilMs > stale.staleAtMs) Object.assign(stale, holdStaleCopy(stale, untilMs));
   const status = cacheStatus.staleOnError(originStatus, ttlLeft(stale));
   serveEntry(context, state, request, response, stale, "Hit", status, target.behavior.headersPolicy);
+}
+
+/**
+ * Sends 502 or 504 for an origin that gave no response (refused,
+ * unreachable or timed out), and stores that response for the error caching
+ * TTL of its status. CloudFront counts such a failure as a 5xx from the origin
+ * and caches it, so the requests in that time, and the ones waiting for this
+ * fetch, get the error at once instead of each trying the origin again.
+ * Returns whether the response was stored; when it was not, it was still sent.
+ */
+function storeOriginFailure(
+  context: EdgeContext,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+  error: unknown,
+  epochAtStart: number,
+): boolean {
+  const { distribution, behavior, keyResult } = target;
+  logOriginFailure(context, state, distribution, error);
+  const failure = originFailureOf(error);
+  const nowMs = Date.now();
+  const originHeaders = ["content-type", "text/plain; charset=utf-8"];
+  const decision = decideFreshness(
+    failure.status,
+    freshnessHeadersOf(originHeaders, undefined),
+    behavior.cache.ttl,
+    nowMs,
+    distribution.errorCachingMinTtlSeconds,
+  );
+  if (decision.store && purgeEpoch(context, distribution.id) === epochAtStart) {
+    const entry = createEntry(
+      context,
+      {
+        key: keyResult.key,
+        distributionId: distribution.id,
+        invalidationPaths: invalidationPathsOf(target),
+        status: failure.status,
+        originHeaders,
+        body: Buffer.from(`${failure.message}\n`),
+        receivedAtMs: nowMs,
+        initialAgeSeconds: 0,
+        decision,
+      },
+      behavior.headersPolicy,
+    );
+    if (context.memory.put(entry)) {
+      const status = cacheStatus.originFailure(failure.detail, ttlLeft(entry));
+      serveEntry(context, state, request, response, entry, "Miss", status, behavior.headersPolicy);
+      return true;
+    }
+  }
+  sendEdgeResponse(context, state, response, failure.status, failure.message, [], cacheStatus.originFailure(failure.detail));
+  return false;
 }
 
 /** Why a buffered entry was not stored: purged meanwhile, larger than the budget, or no room beside held bodies. */

@@ -77,16 +77,27 @@ export function sendOriginFailure(
   distribution: RoutedDistribution,
   error: unknown,
 ): void {
-  const status = viewerStatusOf(error);
-  context.log.error(
-    { err: error, distributionId: distribution.id, requestId: state.requestId },
-    "origin request failed",
-  );
-  const message =
-    status === 504
-      ? "ERROR: The request could not be satisfied. The origin did not respond in time."
-      : "ERROR: The request could not be satisfied. The edge could not connect to the origin.";
-  sendEdgeResponse(context, state, response, status, message);
+  logOriginFailure(context, state, distribution, error);
+  const failure = originFailureOf(error);
+  sendEdgeResponse(context, state, response, failure.status, failure.message);
+}
+
+export function logOriginFailure(context: EdgeContext, state: ExchangeState, distribution: RoutedDistribution, error: unknown): void {
+  context.log.error({ err: error, distributionId: distribution.id, requestId: state.requestId }, "origin request failed");
+}
+
+/** The response the edge sends for an origin that gave none: 504 when it timed out, else 502. */
+export interface OriginFailure {
+  status: number;
+  message: string;
+  /** The Cache-Status detail naming the failure. */
+  detail: "origin-timeout" | "origin-unreachable";
+}
+
+export function originFailureOf(error: unknown): OriginFailure {
+  return viewerStatusOf(error) === 504
+    ? { status: 504, message: "ERROR: The request could not be satisfied. The origin did not respond in time.", detail: "origin-timeout" }
+    : { status: 502, message: "ERROR: The request could not be satisfied. The edge could not connect to the origin.", detail: "origin-unreachable" };
 }
 
 /** Largest 403 body read to find the error code and message; S3 error documents are far smaller. */

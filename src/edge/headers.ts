@@ -154,6 +154,12 @@ export const cacheStatus = {
   /** A response another request fetched while this one waited for it. */
   collapsed: (originStatus: number, ttlSeconds: number) =>
     `portico; fwd=uri-miss; fwd-status=${originStatus}; collapsed; ttl=${ttlSeconds}`,
+  /**
+   * The edge's own 502 or 504 for an origin that gave no response, so with no
+   * fwd-status; `ttlSeconds` is given when the response was stored.
+   */
+  originFailure: (detail: string, ttlSeconds?: number) =>
+    `portico; fwd=uri-miss${ttlSeconds === undefined ? "" : `; stored; ttl=${ttlSeconds}`}; detail=${detail}`,
   bypass: (originStatus: number, detail?: string) => withDetail(`portico; fwd=bypass; fwd-status=${originStatus}`, detail),
   method: (originStatus: number) => `portico; fwd=method; fwd-status=${originStatus}`,
 };

@@ -97,9 +97,10 @@ test("fifty concurrent misses make one origin request", async (t) => {
   assert.equal(misses, 1);
 });
 
-test("waiters of a failed writer are not stranded", async (t) => {
+/** Returns an origin handler that resets its first connection and then answers 200. */
+function failingOnce(): Parameters<typeof startOrigin>[0] {
   let calls = 0;
-  const { origin, get } = await setup(t, async (_req, res) => {
+  return async (_req, res) => {
     calls++;
     await sleep(100);
     if (calls === 1) {
@@ -108,11 +109,38 @@ test("waiters of a failed writer are not stranded", async (t) => {
     }
     res.writeHead(200, { "cache-control": "max-age=60" });
     res.end("recovered");
-  });
+  };
+}
+
+test("waiters of a failed writer get its cached 502", async (t) => {
+  const { origin, get } = await setup(t, failingOnce());
+  const responses = await Promise.all(Array.from({ length: 10 }, () => get("/flaky")));
+  // The origin gave no response, which is cached for the default error caching TTL of 502.
+  assert.deepEqual(
+    responses.map((r) => r.status),
+    Array.from({ length: 10 }, () => 502),
+  );
+  const statuses = responses.map((r) => String(r.headers["cache-status"])).sort();
+  assert.equal(statuses[statuses.length - 1], "portico; fwd=uri-miss; stored; ttl=10; detail=origin-unreachable");
+  assert.equal(statuses.filter((value) => value.includes("collapsed")).length, 9);
+  assert.equal(origin.hits(), 1);
+
+  const later = await get("/flaky");
+  assert.equal(later.status, 502);
+  assert.equal(later.headers["x-cache"], "Error from portico");
+  assert.match(String(later.headers["cache-status"]), /^portico; hit; ttl=(9|10)$/);
+  assert.match(later.body.toString(), /could not connect to the origin/);
+  assert.equal(origin.hits(), 1);
+});
+
+test("waiters retry without error caching", async (t) => {
+  const { origin, get } = await setup(t, failingOnce(), { customErrors: [{ ErrorCode: 502, ErrorCachingMinTTL: 0 }] });
   const responses = await Promise.all(Array.from({ length: 10 }, () => get("/flaky")));
   const statuses = responses.map((r) => r.status).sort();
   assert.equal(statuses.filter((s) => s === 502).length, 1);
   assert.equal(statuses.filter((s) => s === 200).length, 9);
+  const failed = responses.find((r) => r.status === 502)!;
+  assert.equal(failed.headers["cache-status"], "portico; fwd=uri-miss; detail=origin-unreachable");
   // One failed fetch, then one writer for the nine that waited.
   assert.equal(origin.hits(), 2);
 });

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import type { CacheBehavior, DistributionConfig } from "@aws-sdk/client-cloudfront";
+import type { CacheBehavior, CustomErrorResponse, DistributionConfig } from "@aws-sdk/client-cloudfront";
 import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { DistributionSnapshot, EdgeAck, EdgeChannel } from "../../src/cluster/types.js";
@@ -24,6 +24,7 @@ export interface TestOrigin {
 
 export async function startOrigin(
   respond: (request: IncomingMessage, response: ServerResponse, body: Buffer) => void | Promise<void>,
+  port = 0,
 ): Promise<TestOrigin> {
   const requests: TestOrigin["requests"] = [];
   const server: Server = createServer((request, response) => {
@@ -35,7 +36,7 @@ export async function startOrigin(
       void Promise.resolve(respond(request, response, body)).catch(() => response.destroy());
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
     requests,
@@ -70,6 +71,7 @@ export interface DistributionOptions {
   originPath?: string;
   defaultBehavior?: Partial<CacheBehavior>;
   behaviors?: Array<Partial<CacheBehavior> & { PathPattern: string }>;
+  customErrors?: CustomErrorResponse[];
 }
 
 function behaviorConfig(partial: Partial<CacheBehavior>): CacheBehavior {
@@ -120,6 +122,9 @@ export function customSnapshot(options: DistributionOptions): DistributionSnapsh
       Quantity: options.behaviors?.length ?? 0,
       Items: (options.behaviors ?? []).map((behavior) => behaviorConfig(behavior)),
     },
+    ...(options.customErrors === undefined
+      ? {}
+      : { CustomErrorResponses: { Quantity: options.customErrors.length, Items: options.customErrors } }),
   };
   return {
     id,

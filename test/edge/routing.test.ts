@@ -250,4 +250,19 @@ test("origin down gives 502 and counts an error", async (t) => {
   assert.equal(response.headers["x-cache"], "Error from portico");
   assert.equal(fixture.metrics.records[0]!.resultType, "Error");
   assert.equal(fixture.metrics.records[0]!.status, 502);
+
+  // The failure is cached for 10 s, so the origin comes back unseen until then.
+  const restarted = await startOrigin((_req, res) => {
+    res.end("back");
+  }, port);
+  t.after(() => restarted.close());
+  const cached = await request(fixture.edge.httpPort, snapshot.domainName, "/x");
+  assert.equal(cached.status, 502);
+  assert.match(String(cached.headers["cache-status"]), /^portico; hit; ttl=\d+$/);
+  assert.equal(restarted.hits(), 0);
+  // An invalidation removes it like any cached error.
+  await fixture.publishAndWait({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I1", paths: ["/x"] });
+  const after = await request(fixture.edge.httpPort, snapshot.domainName, "/x");
+  assert.equal(after.status, 200);
+  assert.equal(after.body.toString(), "back");
 });
