@@ -102,12 +102,20 @@ test("runbook policy allows only the distribution's ARN", async () => {
   const missing = await fetchAsCloudFront(`/${BUCKET}/missing.html`, DISTRIBUTION_ARN);
   assert.equal(missing.status, 403);
   assert.equal(await errorCode(missing), "AccessDenied");
+  // The edge is told that the key is missing, which the viewer's 403 leaves out.
+  assert.match(
+    missing.headers.get("x-amz-error-detail") ?? "",
+    new RegExp(`^the key does not exist, and no bucket policy statement allows s3:ListBucket on arn:aws:s3:::${BUCKET}: `),
+  );
 });
 
 test("anonymous GET is denied with S3 XML", async () => {
   const response = await fetch(`${store.endpoint}/${BUCKET}/index.html`);
   assert.equal(response.status, 403);
   assert.equal(response.headers.get("x-amz-error-detail"), null, "other callers learn nothing of the policy");
+  const missing = await fetch(`${store.endpoint}/${BUCKET}/missing.html`);
+  assert.equal(missing.status, 403);
+  assert.equal(missing.headers.get("x-amz-error-detail"), null, "nor whether a key exists");
   assert.equal(response.headers.get("content-type"), "application/xml");
   assert.ok(response.headers.get("x-amz-request-id"));
   const text = await response.text();

@@ -158,12 +158,19 @@ export function recordBucketOwner(request: ApiRequest, bucket: BucketRecord): vo
  */
 export function authorize(request: ApiRequest, bucket: BucketRecord | undefined, action: string, resource: string): void {
   const denial = denialOf(request, bucket, action, resource, true);
-  if (denial === undefined) return;
-  // The edge signs as the CloudFront service principal with a key that only it has, so only the
-  // edge receives the reason, which it logs with the denied distribution.
+  if (denial !== undefined) throw accessDenied(request, denial);
+}
+
+/**
+ * Returns S3's AccessDenied, whose message is only "Access Denied". The
+ * edge signs as the CloudFront service principal with a key that only it
+ * has, so only the edge also receives `reason`, which it logs with the
+ * denied distribution.
+ */
+export function accessDenied(request: ApiRequest, reason: string): ApiError {
   const headers: Record<string, string> =
-    request.principal.type === "service" ? { "x-amz-error-detail": asHeaderValue(denial) } : {};
-  throw new ApiError("AccessDenied", 403, "Access Denied", { headers });
+    request.principal.type === "service" ? { "x-amz-error-detail": asHeaderValue(reason) } : {};
+  return new ApiError("AccessDenied", 403, "Access Denied", { headers });
 }
 
 /** Percent-encodes what a header value may not carry as is, such as a key's non-ASCII characters. */
@@ -183,7 +190,7 @@ export function isAllowed(
 }
 
 /** Returns why the request may not run `action` on `resource`, or undefined when it may. */
-function denialOf(
+export function denialOf(
   request: ApiRequest,
   bucket: BucketRecord | undefined,
   action: string,

@@ -10,7 +10,7 @@ import { storeErrors } from "../../store/errors.js";
 import type { ObjectRecord, StoredObject } from "../../store/metadata.js";
 import type { ByteRange } from "../../store/object-files.js";
 import { validateObjectKey } from "../../store/names.js";
-import { authorize, isAllowed, resourceArn } from "./authorize.js";
+import { accessDenied, authorize, denialOf, isAllowed, resourceArn } from "./authorize.js";
 import { headerValue, isOwner, queryValue, sendEmpty, type S3Context } from "./context.js";
 import {
   RESPONSE_OVERRIDES,
@@ -121,7 +121,8 @@ function readableObject(context: S3Context, request: ApiRequest, route: S3Route)
   } catch (error) {
     if (error instanceof ApiError && error.code === "NoSuchKey" && !isOwner(request)) {
       const bucket = context.store.requireBucket(route.bucket!);
-      if (!isAllowed(request, bucket, "s3:ListBucket", resourceArn(bucket.name), false)) throw authErrors.accessDenied();
+      const denial = denialOf(request, bucket, "s3:ListBucket", resourceArn(bucket.name), false);
+      if (denial !== undefined) throw accessDenied(request, `the key does not exist, and ${denial}`);
     }
     throw error;
   }
