@@ -342,32 +342,31 @@ async function fetchAsWriter(
       viewerProtocol: request.protocol,
     }));
   } catch (error) {
-    if (stale === undefined && diskStale === undefined) {
-      // With no stored copy to fall back on, the failure is cached like an origin's 502 or 504.
-      const stored = storeOriginFailure(context, state, request, response, target, error, epochAtStart);
+    const nowMs = Date.now();
+    const staleUsable = stale !== undefined && mayServeStaleOnError(stale, nowMs);
+    const diskStaleUsable = diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), nowMs);
+    if (!staleUsable && !diskStaleUsable) {
+      // No stored copy may stand in, so the failure is cached like an origin's 502 or 504. It
+      // replaces a copy that may not be served on errors, such as an expired error.
+      const stored = storeOriginFailure(context, state, request, response, target, error, epochAtStart, stale);
       settle(stored ? "stored" : "failed");
       return;
     }
     settle("failed");
-    if (stale !== undefined && mayServeStaleOnError(stale, Date.now())) {
+    const viewerStatus = error instanceof OriginError ? error.viewerStatus : 502;
+    if (staleUsable) {
       context.log.warn(
         { err: error, distributionId: distribution.id, requestId: state.requestId },
         "origin request failed; served a stale copy",
       );
-      const viewerStatus = error instanceof OriginError ? error.viewerStatus : 502;
-      serveStaleOnError(context, state, request, response, target, stale, undefined, viewerStatus);
+      serveStaleOnError(context, state, request, response, target, stale!, undefined, viewerStatus);
       return;
     }
-    if (diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), Date.now())) {
-      context.log.warn(
-        { err: error, distributionId: distribution.id, requestId: state.requestId },
-        "origin request failed; served a stale copy from disk",
-      );
-      const viewerStatus = error instanceof OriginError ? error.viewerStatus : 502;
-      await serveStaleDiskOnError(context, state, request, response, target, diskStale, undefined, viewerStatus);
-      return;
-    }
-    sendOriginFailure(context, state, response, distribution, error);
+    context.log.warn(
+      { err: error, distributionId: distribution.id, requestId: state.requestId },
+      "origin request failed; served a stale copy from disk",
+    );
+    await serveStaleDiskOnError(context, state, request, response, target, diskStale!, undefined, viewerStatus);
     return;
   }
   state.originLatencyMs = originResponse.firstByteLatencyMs;
@@ -697,6 +696,7 @@ function storeOriginFailure(
   target: CacheableRequest,
   error: unknown,
   epochAtStart: number,
+  stale: CachedResponse | undefined,
 ): boolean {
   const { distribution, behavior, keyResult } = target;
   logOriginFailure(context, state, distribution, error);
@@ -727,6 +727,9 @@ function storeOriginFailure(
       behavior.headersPolicy,
     );
     if (context.memory.put(entry)) {
+      // The failure has no Vary, so later requests look it up by the bare key, as for an origin error.
+      context.vary.record(keyResult.key, [], keyResult.forwardedHeaders);
+      if (stale !== undefined && stale.key !== entry.key) context.memory.delete(stale.key);
       const status = cacheStatus.originFailure(failure.detail, ttlLeft(entry));
       serveEntry(context, state, request, response, entry, "Miss", status, behavior.headersPolicy);
       return true;

@@ -145,6 +145,46 @@ test("waiters retry without error caching", async (t) => {
   assert.equal(origin.hits(), 2);
 });
 
+test("a failure is cached again once expired", async (t) => {
+  let resetting = false;
+  const { origin, get } = await setup(
+    t,
+    async (_req, res) => {
+      await sleep(50);
+      if (resetting) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(200, { "cache-control": "max-age=1, must-revalidate" });
+      res.end("strict");
+    },
+    { customErrors: [{ ErrorCode: 502, ErrorCachingMinTTL: 1 }] },
+  );
+  const burst = async (): Promise<string[]> => {
+    const responses = await Promise.all(Array.from({ length: 10 }, () => get("/r")));
+    assert.deepEqual(
+      responses.map((r) => r.status),
+      Array.from({ length: 10 }, () => 502),
+    );
+    return responses.map((r) => String(r.headers["cache-status"]));
+  };
+  assert.equal((await get("/r")).body.toString(), "strict");
+
+  // A must-revalidate copy may not stand in for the failure, which replaces it.
+  resetting = true;
+  await sleep(1100);
+  const first = await burst();
+  assert.equal(first.filter((value) => value === "portico; fwd=uri-miss; stored; ttl=1; detail=origin-unreachable").length, 1);
+  assert.equal(origin.hits(), 2);
+
+  // The expired failure is replaced by the next one, again with one origin attempt.
+  await sleep(1100);
+  const second = await burst();
+  assert.equal(second.filter((value) => value.includes("detail=origin-unreachable")).length, 1);
+  assert.equal(second.filter((value) => value.includes("collapsed")).length, 9);
+  assert.equal(origin.hits(), 3);
+});
+
 test("invalidation is acknowledged after the purge", async (t) => {
   let version = "one";
   const { origin, get, fixture, snapshot } = await setup(t, (_req, res) => {
