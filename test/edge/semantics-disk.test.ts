@@ -308,6 +308,45 @@ test("large objects stream through to disk and serve from it", async (t) => {
   assert.equal(origin.hits(), 4);
 });
 
+test("conditional miss of a large object gets 304", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = randomBytes(300 * 1024);
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, {
+      "cache-control": "max-age=600",
+      "content-length": String(large.length),
+      etag: '"big-v1"',
+      "last-modified": "Tue, 01 Dec 2026 10:00:00 GMT",
+    });
+    res.end(large);
+  });
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+
+  // The viewer that has the object gets no body, while the fetch still fills the disk tier.
+  const first = await get("/big.bin", { "if-none-match": '"big-v1"' });
+  assert.equal(first.status, 304);
+  assert.equal(first.body.length, 0);
+  assert.equal(first.headers.etag, '"big-v1"');
+  assert.equal(first.headers["content-length"], undefined);
+  assert.equal(first.headers["x-cache"], "Miss from portico");
+  const byDate = await get("/other.bin", { "if-modified-since": "Wed, 02 Dec 2026 10:00:00 GMT" });
+  assert.equal(byDate.status, 304);
+  const mismatch = await get("/third.bin", { "if-none-match": '"big-v0"' });
+  assert.equal(mismatch.status, 200);
+  assert.ok(mismatch.body.equals(large));
+
+  await sleep(200);
+  const hit = await get("/big.bin");
+  assert.equal(hit.headers["x-cache"], "Hit from portico");
+  assert.ok(hit.body.equals(large));
+  assert.equal(origin.hits(), 3);
+});
+
 test("stale disk entries revalidate and serve stale", async (t) => {
   const dataDir = await tempDir(t);
   const large = randomBytes(200 * 1024);
