@@ -166,6 +166,17 @@ async function startDiskEdge(dataDir: string, snapshot: DistributionSnapshot): P
   return { edge, publishAndWait };
 }
 
+/** Serves `origin` through a disk edge; closes both when the test ends. */
+async function diskDistribution(t: TestContext, dataDir: string, origin: Awaited<ReturnType<typeof startOrigin>>) {
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+  return { snapshot, edge, get };
+}
+
 test("disk entries survive a restart and are revalidated first", async (t) => {
   const dataDir = await tempDir(t);
   let etag = '"v1"';
@@ -217,12 +228,7 @@ test("large objects stream through to disk and serve from it", async (t) => {
     });
     res.end(large);
   });
-  t.after(() => origin.close());
-  const snapshot = customSnapshot({ originPort: origin.port });
-  const edge = await startDiskEdge(dataDir, snapshot);
-  t.after(() => edge.edge.close());
-  const get = (path: string, headers: Record<string, string> = {}) =>
-    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+  const { snapshot, edge, get } = await diskDistribution(t, dataDir, origin);
 
   const first = await get("/big.bin");
   assert.match(String(first.headers["cache-status"]), /^portico; fwd=uri-miss; fwd-status=200; stored; ttl=600; detail=streamed-to-disk$/);
@@ -320,12 +326,7 @@ test("conditional miss of a large object gets 304", async (t) => {
     });
     res.end(large);
   });
-  t.after(() => origin.close());
-  const snapshot = customSnapshot({ originPort: origin.port });
-  const edge = await startDiskEdge(dataDir, snapshot);
-  t.after(() => edge.edge.close());
-  const get = (path: string, headers: Record<string, string> = {}) =>
-    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+  const { get } = await diskDistribution(t, dataDir, origin);
 
   // The viewer that has the object gets no body, while the fetch still fills the disk tier.
   const first = await get("/big.bin", { "if-none-match": '"big-v1"' });
@@ -503,12 +504,7 @@ test("range slices reload from disk", async (t) => {
   // 64 KiB of memory makes 8 KiB slices and keeps about seven of them.
   const object: Served = { body: randomBytes(200 * 1024), etag: '"sliced"' };
   const origin = await startOrigin(serveWithRanges(() => object));
-  t.after(() => origin.close());
-  const snapshot = customSnapshot({ originPort: origin.port });
-  const edge = await startDiskEdge(dataDir, snapshot);
-  t.after(() => edge.edge.close());
-  const get = (path: string, headers: Record<string, string> = {}) =>
-    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+  const { get } = await diskDistribution(t, dataDir, origin);
 
   const all = await get("/movie.mp4", { range: "bytes=0-" });
   assert.equal(all.status, 206);
