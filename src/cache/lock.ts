@@ -18,6 +18,11 @@ export type LockOutcome =
   | "streaming"
   /** The writer failed before it had a response. */
   | "failed"
+  /**
+   * The origin failed and the writer served a stale copy, which stays in use
+   * for the error caching TTL; waiters serve it too.
+   */
+  | "served-stale"
   /** The writer or the waiter ran out of time. */
   | "timed-out";
 

@@ -27,10 +27,16 @@ export interface SharedEntry {
 
 /** The result of asking the primary about a miss. */
 export type PeerGrant =
-  /** No worker has the key or is fetching it: this one fetches and must call `release`. */
-  | { kind: "writer" }
-  /** Another worker's entry, from a fetch this request waited on or from its memory tier. */
-  | { kind: "filled"; entry: SharedEntry; collapsed: boolean }
+  /**
+   * No worker has a fresh copy of the key or is fetching it: this one fetches and must call
+   * `release`. `stale` is another worker's stale copy, to revalidate or to serve if the origin fails.
+   */
+  | { kind: "writer"; stale?: SharedEntry }
+  /**
+   * Another worker's entry, from a fetch this request waited on or from its memory tier.
+   * With `servedStale`, the writer's origin failed and this is the stale copy it serves instead.
+   */
+  | { kind: "filled"; entry: SharedEntry; collapsed: boolean; servedStale?: boolean }
   /** The coordination gave no entry (writer failed, not cacheable, timed out): fetch without sharing. */
   | { kind: "alone" };
 
@@ -40,7 +46,7 @@ export type PeerMessage =
   | { kind: "peer.grant"; sequence: number; key: string; grant: PeerGrant }
   /** The primary's reply when the worker must wait for another worker's fetch or copy. */
   | { kind: "peer.queued"; sequence: number }
-  | { kind: "peer.release"; key: string; stored: boolean }
+  | { kind: "peer.release"; key: string; stored: boolean; servedStale?: boolean }
   | { kind: "peer.peek"; sequence: number; key: string }
   | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined };
 
@@ -133,12 +139,13 @@ export class PeerClient {
   }
 
   /**
-   * Ends this worker's fetch of `key`, saying whether it stored an entry.
-   * The primary asks for the entry only when other workers wait for it, so
-   * a miss that no other worker waits for sends no body over the pipe.
+   * Ends this worker's fetch of `key`, saying whether it stored an entry,
+   * or with `servedStale`, kept a stale copy in use because the origin
+   * failed. The primary asks for the entry only when other workers wait for
+   * it, so a miss that no other worker waits for sends no body over the pipe.
    */
-  release(key: string, stored: boolean): void {
-    send({ kind: "peer.release", key, stored });
+  release(key: string, stored: boolean, servedStale = false): void {
+    send({ kind: "peer.release", key, stored: stored || servedStale, servedStale });
   }
 
   close(): void {
@@ -186,7 +193,7 @@ export class PeerCoordinator {
           this.acquire(worker, value.sequence, value.key);
           return;
         case "peer.release":
-          this.release(worker, value.key, value.stored);
+          this.release(worker, value.key, value.stored, value.servedStale === true);
           return;
         case "peer.peeked":
           this.peeks.get(value.sequence)?.(value.entry);
@@ -221,15 +228,16 @@ export class PeerCoordinator {
     sendQueued(worker, sequence);
     void this.peek(holder!, key).then((entry) => {
       if (this.flights.get(key) !== started) return;
-      if (entry !== undefined) {
+      if (entry !== undefined && Date.now() < entry.metadata.staleAtMs) {
         this.finish(key, started, { kind: "filled", entry, collapsed: false });
         return;
       }
       this.holders.delete(key);
-      // The first waiter becomes the writer; the rest keep waiting for it.
+      // The first waiter becomes the writer, with the holder's stale copy if there is one. The
+      // rest, and the holder's own misses, keep waiting for it.
       const first = started.waiters.shift()!;
       started.writer = first.worker;
-      grant(first.worker, first.sequence, key, { kind: "writer" });
+      grant(first.worker, first.sequence, key, entry === undefined ? { kind: "writer" } : { kind: "writer", stale: entry });
     });
   }
 
@@ -248,7 +256,7 @@ export class PeerCoordinator {
     return flight;
   }
 
-  private release(worker: Worker, key: string, stored: boolean): void {
+  private release(worker: Worker, key: string, stored: boolean, servedStale: boolean): void {
     const flight = this.flights.get(key);
     if (flight === undefined || flight.writer !== worker) return;
     if (!stored) {
@@ -263,7 +271,7 @@ export class PeerCoordinator {
     // Workers that missed meanwhile, and any that miss before the reply, get the writer's copy.
     void this.peek(worker, key).then((entry) => {
       if (this.flights.get(key) !== flight) return;
-      this.finish(key, flight, entry === undefined ? { kind: "alone" } : { kind: "filled", entry, collapsed: true });
+      this.finish(key, flight, entry === undefined ? { kind: "alone" } : { kind: "filled", entry, collapsed: true, servedStale });
     });
   }
 

@@ -168,6 +168,7 @@ async function serveFromDiskOrOrigin(
             // Another worker's stale copy, now stored here too: serve it under
             // stale-while-revalidate, else revalidate it, or serve it if the origin fails.
             cached = peerResult.stale;
+            shareWithPeers = peerResult.share;
             if (withinStaleWhileRevalidate(cached, Date.now())) {
               serveEntry(context, state, request, response, cached, "Hit", cacheStatus.staleWhileRevalidate(ttlLeft(cached)), policy);
               settle("stored");
@@ -196,11 +197,14 @@ async function serveFromDiskOrOrigin(
       if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
       break;
     }
-    if (outcome === "stored") {
+    if (outcome === "stored" || outcome === "served-stale") {
+      // A stale copy served on an origin failure is held fresh for the error caching TTL.
+      const collapsedStatus = (status: number, ttlSeconds: number): string =>
+        outcome === "served-stale" ? cacheStatus.staleOnError(undefined, ttlSeconds) : cacheStatus.collapsed(status, ttlSeconds);
       const stored = lookup(context, target);
       const nowMs = Date.now();
       if (stored !== undefined && isFresh(stored, nowMs)) {
-        serveEntry(context, state, request, response, stored, "Hit", cacheStatus.collapsed(stored.status, ttlLeft(stored)), policy);
+        serveEntry(context, state, request, response, stored, "Hit", collapsedStatus(stored.status, ttlLeft(stored)), policy);
         return;
       }
       if (stored !== undefined && withinStaleWhileRevalidate(stored, nowMs)) {
@@ -208,14 +212,24 @@ async function serveFromDiskOrOrigin(
         refreshInBackground(context, request, target, stored);
         return;
       }
+      // A large entry is on disk only: the writer stored it there, or refreshed or held its file.
+      if (stored === undefined && target.staleOnDisk !== undefined) {
+        const found = await lookupDisk(context, target.staleOnDisk.metadata.key);
+        if (found?.kind === "stream" && Date.now() < found.target.metadata.staleAtMs) {
+          const status = (ttlSeconds: number): string => collapsedStatus(found.target.metadata.status, ttlSeconds);
+          await serveDiskStream(context, state, request, response, target, found.target, status);
+          return;
+        }
+        if (found?.kind === "stream") target.staleOnDisk = found.target;
+      }
     }
-    if (outcome === "failed" && cached !== undefined && mayServeStaleOnError(cached, Date.now())) {
+    if ((outcome === "failed" || outcome === "served-stale") && cached !== undefined && mayServeStaleOnError(cached, Date.now())) {
       serveEntry(context, state, request, response, cached, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(cached)), policy);
       return;
     }
     // After a failed writer, a waiter may become the next writer. Other
     // outcomes mean the response cannot be shared, so the waiter fetches alone.
-    if (outcome !== "failed" && outcome !== "stored") break;
+    if (outcome !== "failed" && outcome !== "stored" && outcome !== "served-stale") break;
   }
 
   await fetchAsWriter(context, state, request, response, target, cached, () => {});
@@ -235,13 +249,18 @@ async function askPeers(
   response: ViewerResponse,
   target: CacheableRequest,
   settle: (outcome: LockOutcome) => void,
-): Promise<"served" | { stale: CachedResponse } | ((outcome: LockOutcome) => void) | undefined> {
+): Promise<"served" | PeerStale | ((outcome: LockOutcome) => void) | undefined> {
   const peers = context.peers!;
   const key = target.keyResult.key;
   const epochAtAcquire = purgeEpoch(context, target.distribution.id);
   const grant = await peers.acquire(key);
   if (grant.kind === "writer") {
-    return (outcome) => peers.release(key, outcome === "stored");
+    const share = (outcome: LockOutcome): void => peers.release(key, outcome === "stored", outcome === "served-stale");
+    if (grant.stale === undefined) return share;
+    // Another worker's stale copy: this worker revalidates it for the whole edge.
+    const stale = acceptSharedEntry(context, grant.stale, epochAtAcquire);
+    if (stale === undefined || lookup(context, target) !== stale) return share;
+    return { stale, share };
   }
   if (grant.kind === "alone") return undefined;
 
@@ -249,10 +268,21 @@ async function askPeers(
   const nowMs = Date.now();
   if (entry === undefined || lookup(context, target) !== entry) return undefined;
   if (!isFresh(entry, nowMs)) return { stale: entry };
-  settle("stored");
-  const status = grant.collapsed ? cacheStatus.collapsed(entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
+  settle(grant.servedStale === true ? "served-stale" : "stored");
+  let status = grant.collapsed ? cacheStatus.collapsed(entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
+  if (grant.servedStale === true) status = cacheStatus.staleOnError(undefined, ttlLeft(entry));
   serveEntry(context, state, request, response, entry, "Hit", status, target.behavior.headersPolicy);
   return "served";
+}
+
+/**
+ * Another worker's stale copy, now stored here too. With `share`, this worker
+ * is the writer for the whole edge, and `share` reports to the others how
+ * its fetch ended.
+ */
+interface PeerStale {
+  stale: CachedResponse;
+  share?: (outcome: LockOutcome) => void;
 }
 
 /** A viewer response that discards everything, for background refreshes. */
@@ -352,7 +382,6 @@ async function fetchAsWriter(
       settle(stored ? "stored" : "failed");
       return;
     }
-    settle("failed");
     const viewerStatus = error instanceof OriginError ? error.viewerStatus : 502;
     if (staleUsable) {
       context.log.warn(
@@ -360,13 +389,17 @@ async function fetchAsWriter(
         "origin request failed; served a stale copy",
       );
       serveStaleOnError(context, state, request, response, target, stale!, undefined, viewerStatus);
+      settle("served-stale");
       return;
     }
     context.log.warn(
       { err: error, distributionId: distribution.id, requestId: state.requestId },
       "origin request failed; served a stale copy from disk",
     );
-    await serveStaleDiskOnError(context, state, request, response, target, diskStale!, undefined, viewerStatus);
+    // The copy is held before the function first waits, so the waiters released here find it held.
+    const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale!, undefined, viewerStatus);
+    settle("served-stale");
+    await serving;
     return;
   }
   state.originLatencyMs = originResponse.firstByteLatencyMs;
@@ -392,31 +425,34 @@ async function fetchAsWriter(
 
   if (originResponse.status === 304 && diskRevalidating) {
     originResponse.body.resume();
-    settle("not-stored");
-    await serveRevalidatedDisk(context, state, request, response, target, diskStale!, originResponse, receivedAtMs, epochAtStart);
+    // The refresh is recorded before the function first waits, so the waiters find the file fresh.
+    const serving = serveRevalidatedDisk(context, state, request, response, target, diskStale!, originResponse, receivedAtMs, epochAtStart);
+    settle("stored");
+    await serving;
     return;
   }
 
   if (originResponse.status >= 500 && diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), receivedAtMs)) {
     originResponse.body.resume();
-    settle("failed");
     context.log.warn(
       { distributionId: distribution.id, requestId: state.requestId, status: originResponse.status },
       "origin answered with an error; served a stale copy from disk",
     );
-    await serveStaleDiskOnError(context, state, request, response, target, diskStale, originResponse.status, originResponse.status);
+    const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale, originResponse.status, originResponse.status);
+    settle("served-stale");
+    await serving;
     return;
   }
 
   if (originResponse.status >= 500 && stale !== undefined && mayServeStaleOnError(stale, receivedAtMs)) {
     // RFC 5861 section 4: an error status is an error for stale-if-error.
     originResponse.body.resume();
-    settle("failed");
     context.log.warn(
       { distributionId: distribution.id, requestId: state.requestId, status: originResponse.status },
       "origin answered with an error; served a stale copy",
     );
     serveStaleOnError(context, state, request, response, target, stale, originResponse.status, originResponse.status);
+    settle("served-stale");
     return;
   }
 
@@ -587,11 +623,12 @@ async function fetchAsWriter(
   } catch (error) {
     releaseNow = rest === undefined;
     // The origin's body broke off while it was read into memory, before the viewer got any of it.
-    settle("failed");
     if (stale !== undefined && mayServeStaleOnError(stale, Date.now())) {
       serveStaleOnError(context, state, request, response, target, stale, undefined, 502);
+      settle("served-stale");
       return;
     }
+    settle("failed");
     sendOriginFailure(context, state, response, distribution, error);
     return;
   } finally {

@@ -6,7 +6,7 @@ import { diskMetadataOf, entryFromDisk } from "./disk-flow.js";
 /** The edge's view of its sibling workers; absent when the edge runs alone. */
 export interface PeerCache {
   acquire(key: string): Promise<PeerGrant>;
-  release(key: string, stored: boolean): void;
+  release(key: string, stored: boolean, servedStale?: boolean): void;
 }
 
 /**

@@ -348,6 +348,49 @@ test("conditional miss of a large object gets 304", async (t) => {
   assert.equal(origin.hits(), 3);
 });
 
+test("concurrent requests share a disk revalidation", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = randomBytes(200 * 1024);
+  let mode: "ok" | "not-modified" | "reset" = "ok";
+  const origin = await startOrigin(async (_req, res) => {
+    await sleep(200);
+    if (mode === "reset") {
+      res.destroy();
+      return;
+    }
+    const headers = { "cache-control": "max-age=1", etag: '"d1"' };
+    if (mode === "not-modified") {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { ...headers, "content-length": String(large.length) });
+    res.end(large);
+  });
+  const { get } = await diskDistribution(t, dataDir, origin);
+  assert.ok((await get("/big.bin")).body.equals(large));
+  const burst = async (): Promise<Array<Awaited<ReturnType<typeof get>>>> => {
+    const responses = await Promise.all(Array.from({ length: 10 }, () => get("/big.bin")));
+    for (const response of responses) assert.ok(response.body.equals(large));
+    return responses;
+  };
+
+  // One 304 refreshes the file for all ten.
+  mode = "not-modified";
+  await sleep(1200);
+  await burst();
+  assert.equal(origin.hits(), 2);
+
+  // One failed fetch: all ten get the stale file, which stays in use for the error caching TTL.
+  mode = "reset";
+  await sleep(1200);
+  const served = await burst();
+  assert.equal(origin.hits(), 3);
+  for (const response of served) assert.match(String(response.headers["cache-status"]), /detail=stale-if-error$/);
+  await burst();
+  assert.equal(origin.hits(), 3);
+});
+
 test("stale disk entries revalidate and serve stale", async (t) => {
   const dataDir = await tempDir(t);
   const large = randomBytes(200 * 1024);

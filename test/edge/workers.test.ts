@@ -39,7 +39,12 @@ function startTwoWorkers(edgeId: string, dataDir: string, bus: EmbeddedBus, roll
 }
 
 /** Starts two workers without metrics consumers and waits until both serve a distribution of `originPort`. */
-async function startServingWorkers(t: import("node:test").TestContext, edgeId: string, originPort: number) {
+async function startServingWorkers(
+  t: import("node:test").TestContext,
+  edgeId: string,
+  originPort: number,
+  options: Omit<Parameters<typeof customSnapshot>[0], "originPort"> = {},
+) {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
   const bus = new EmbeddedBus(silentLogger());
@@ -50,7 +55,7 @@ async function startServingWorkers(t: import("node:test").TestContext, edgeId: s
     countDropped: () => {},
   });
   t.after(() => edge.close());
-  const snapshot = customSnapshot({ originPort });
+  const snapshot = customSnapshot({ originPort, ...options });
   const acked = new Promise<void>((resolve) => {
     let count = 0;
     bus.onAck((ack) => {
@@ -323,6 +328,60 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
     assert.equal(response.status, 200, "stale copy on every worker");
     assert.equal(response.body.toString(), "version one");
     assert.match(String(response.headers["cache-status"]), i === 0 ? /stale-if-error/ : /stale-if-error|^portico; hit/);
+  }
+});
+
+test("workers share one failed fetch over a stale copy", async (t) => {
+  let failing = false;
+  const origin = await startOrigin(async (_req, res) => {
+    if (!failing) {
+      res.writeHead(200, { "cache-control": "max-age=1", "content-type": "text/plain" });
+      res.end("kept");
+      return;
+    }
+    await sleep(300);
+    res.destroy();
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-f", origin.port);
+  const [onFirst, onSecond] = await connectionsOnEachWorker(t, edge.httpPort, 2, 3);
+  // Only the first worker fetches the object; the second has never seen it.
+  assert.equal((await request(edge.httpPort, snapshot.domainName, "/kept.txt", { agent: onFirst![0]! })).status, 200);
+  failing = true;
+  await sleep(1100);
+
+  // Both workers miss at once: one fetch fails, and every request gets the stale copy.
+  const responses = await Promise.all(
+    [...onFirst!, ...onSecond!].map((agent) => request(edge.httpPort, snapshot.domainName, "/kept.txt", { agent })),
+  );
+  for (const response of responses) {
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), "kept");
+    assert.match(String(response.headers["cache-status"]), /detail=stale-if-error$/);
+  }
+  assert.equal(origin.hits("/kept.txt"), 2);
+});
+
+test("workers cache a failure once per period", async (t) => {
+  const origin = await startOrigin(async (_req, res) => {
+    await sleep(300);
+    res.destroy();
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-p", origin.port, {
+    customErrors: [{ ErrorCode: 502, ErrorCachingMinTTL: 1 }],
+  });
+  const agents = (await connectionsOnEachWorker(t, edge.httpPort, 2, 3)).flat();
+
+  // Each period of the error caching TTL makes one origin attempt, whichever worker makes it.
+  for (let period = 1; period <= 3; period++) {
+    const responses = await Promise.all(agents.map((agent) => request(edge.httpPort, snapshot.domainName, "/down.txt", { agent })));
+    assert.deepEqual(
+      responses.map((response) => response.status),
+      agents.map(() => 502),
+    );
+    assert.equal(origin.hits("/down.txt"), period, `period ${period}`);
+    await sleep(1100);
   }
 });
 
