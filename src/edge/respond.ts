@@ -267,8 +267,11 @@ export async function streamUncached(
   const served = hit === undefined ? "Miss" : "Hit";
   const isHead = request.method === "HEAD";
   // A viewer whose conditionals match gets 304, as from a stored entry. Otherwise a large object
-  // streamed from the origin or a file would go out whole to a viewer that has it.
-  const notModified = origin.status === 200 && (request.method === "GET" || isHead) && viewerHasCopy(request, origin.headers);
+  // streamed from the origin or a file would go out whole to a viewer that has it. A 206 built
+  // from range slices gets the same check, since If-None-Match comes before Range (RFC 9110
+  // section 13.2.2).
+  const notModified =
+    (origin.status === 200 || origin.status === 206) && (request.method === "GET" || isHead) && viewerHasCopy(request, origin.headers);
   const headers = applyHeadersPolicy(notModified ? notModifiedHeaders(origin.headers) : origin.headers, policy, corsRequestOf(request));
   appendEdgeHeaders(headers, context.identity, origin.status >= 400 ? "Error" : served);
   if (hit !== undefined) headers.push("age", String(hit.ageSeconds));
@@ -332,7 +335,7 @@ export async function streamUncached(
   await response.stream(origin.status, headers, origin.body);
 }
 
-/** Returns whether the viewer's If-None-Match or If-Modified-Since matches a 200's validators. */
+/** Returns whether the viewer's If-None-Match or If-Modified-Since matches a response's validators. */
 function viewerHasCopy(request: ViewerRequest, headers: readonly string[]): boolean {
   const lastModified = headerIn(headers, "last-modified");
   return isNotModified(

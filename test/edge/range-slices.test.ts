@@ -85,6 +85,29 @@ test("range miss fetches covered slices", async (t) => {
   assert.deepEqual(originRanges(), [undefined]);
 });
 
+test("conditional range of slices gets 304", async (t) => {
+  const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
+  const { get, originRanges } = await setup(t, serveWithRanges(() => object));
+  const range = "bytes=2200000-2200099";
+
+  // If-None-Match comes before Range, on a miss and on a hit of the slices.
+  const miss = await get("/movie.mp4", { range, "if-none-match": 'W/"v1"' });
+  assert.equal(miss.status, 304);
+  assert.equal(miss.body.length, 0);
+  assert.equal(miss.headers.etag, '"v1"');
+  assert.equal(miss.headers["content-range"], undefined);
+  assert.deepEqual(originRanges(), [sliceRange(2)]);
+  assert.equal((await get("/movie.mp4", { range })).status, 206);
+  originRanges();
+  const hit = await get("/movie.mp4", { range, "if-none-match": '"v1"' });
+  assert.equal(hit.status, 304);
+  assert.equal(hit.headers["x-cache"], "Hit from portico");
+  const other = await get("/movie.mp4", { range, "if-none-match": '"v2"' });
+  assert.equal(other.status, 206);
+  assert.ok(other.body.equals(object.body.subarray(2200000, 2200100)));
+  assert.deepEqual(originRanges(), []);
+});
+
 test("HEAD miss fetches one slice", async (t) => {
   const object: Served = { body: randomBytes(SIZE), etag: '"v1"' };
   const { get, originRanges } = await setup(t, serveWithRanges(() => object));
