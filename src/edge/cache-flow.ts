@@ -162,7 +162,7 @@ async function serveFromDiskOrOrigin(
       };
       try {
         if (context.peers !== undefined) {
-          const peerResult = await askPeers(context, state, request, response, target, settle);
+          const peerResult = await askPeers(context, state, request, response, target, settle, cached);
           if (peerResult === "served") return;
           if (typeof peerResult === "object") {
             // Another worker's stale copy, now stored here too: serve it under
@@ -249,11 +249,30 @@ async function askPeers(
   response: ViewerResponse,
   target: CacheableRequest,
   settle: (outcome: LockOutcome) => void,
+  ownStale: CachedResponse | undefined,
 ): Promise<"served" | PeerStale | ((outcome: LockOutcome) => void) | undefined> {
   const peers = context.peers!;
   const key = target.keyResult.key;
   const epochAtAcquire = purgeEpoch(context, target.distribution.id);
   const grant = await peers.acquire(key);
+  if (grant.kind === "filled" && grant.entry.metadata.status >= 500) {
+    // Another worker's fetch ended in a server error, and it had no stale copy to serve. This
+    // worker serves its own where it may, as it would after that error itself.
+    const status = grant.entry.metadata.status;
+    const nowMs = Date.now();
+    if (ownStale !== undefined && mayServeStaleOnError(ownStale, nowMs)) {
+      serveStaleOnError(context, state, request, response, target, ownStale, status, status);
+      settle("served-stale");
+      return "served";
+    }
+    const diskStale = target.staleOnDisk;
+    if (ownStale === undefined && diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), nowMs)) {
+      const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale, status, status);
+      settle("served-stale");
+      await serving;
+      return "served";
+    }
+  }
   if (grant.kind === "writer") {
     const share = (outcome: LockOutcome): void => peers.release(key, outcome === "stored", outcome === "served-stale");
     if (grant.stale === undefined) return share;

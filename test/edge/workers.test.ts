@@ -18,8 +18,15 @@ import { PrometheusCollector } from "../../src/metrics/prometheus.js";
 import { CollectingSink, customSnapshot, request, sleep, startOrigin } from "./helpers.js";
 
 /** Starts two edge workers with test credentials and the given rollup targets. */
-function startTwoWorkers(edgeId: string, dataDir: string, bus: EmbeddedBus, rollups: RollupTargets): ReturnType<typeof startEdgeWorkers> {
+function startTwoWorkers(
+  edgeId: string,
+  dataDir: string,
+  bus: EmbeddedBus,
+  rollups: RollupTargets,
+  diskCacheBytes?: number,
+): ReturnType<typeof startEdgeWorkers> {
   return startEdgeWorkers({
+    ...(diskCacheBytes === undefined ? {} : { diskCacheBytes }),
     edgeId,
     dataDir,
     zone: "portico.localhost",
@@ -44,16 +51,18 @@ async function startServingWorkers(
   edgeId: string,
   originPort: number,
   options: Omit<Parameters<typeof customSnapshot>[0], "originPort"> = {},
+  diskCacheBytes?: number,
 ) {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
   const bus = new EmbeddedBus(silentLogger());
-  const edge = await startTwoWorkers(edgeId, dataDir, bus, {
-    addMinute: () => {},
-    prometheus: undefined,
-    records: undefined,
-    countDropped: () => {},
-  });
+  const edge = await startTwoWorkers(
+    edgeId,
+    dataDir,
+    bus,
+    { addMinute: () => {}, prometheus: undefined, records: undefined, countDropped: () => {} },
+    diskCacheBytes,
+  );
   t.after(() => edge.close());
   const snapshot = customSnapshot({ originPort, ...options });
   const acked = new Promise<void>((resolve) => {
@@ -360,6 +369,38 @@ test("workers share one failed fetch over a stale copy", async (t) => {
     assert.match(String(response.headers["cache-status"]), /detail=stale-if-error$/);
   }
   assert.equal(origin.hits("/kept.txt"), 2);
+});
+
+test("a worker serves its own disk copy over another's error", async (t) => {
+  // Above the memory tier's per-object limit of 1 MiB, so each worker keeps it on its own disk.
+  const large = Buffer.alloc(1536 * 1024, 7);
+  let failing = false;
+  const origin = await startOrigin(async (_req, res) => {
+    if (!failing) {
+      res.writeHead(200, { "cache-control": "max-age=1", "content-length": String(large.length) });
+      res.end(large);
+      return;
+    }
+    await sleep(300);
+    res.writeHead(503, { "content-type": "text/plain" });
+    res.end("down");
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-d", origin.port, {}, 64 * 1024 * 1024);
+  const [[onFirst], [onSecond]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  assert.ok((await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onFirst })).body.equals(large));
+  failing = true;
+  await sleep(1200);
+
+  // The second worker, which has no copy, fetches first; the first waits for it and gets its 503.
+  const fromSecond = request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onSecond });
+  await sleep(100);
+  const fromFirst = await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onFirst });
+  assert.equal((await fromSecond).status, 503);
+  assert.equal(fromFirst.status, 200);
+  assert.ok(fromFirst.body.equals(large));
+  assert.match(String(fromFirst.headers["cache-status"]), /^portico; fwd=stale; fwd-status=503; ttl=-?\d+; detail=stale-if-error$/);
+  assert.equal(origin.hits("/big.bin"), 2);
 });
 
 test("workers cache a failure once per period", async (t) => {
