@@ -336,15 +336,40 @@ function refreshInBackground(
   };
   const refreshRequest: ViewerRequest = { ...request, method: "GET", headers: { ...request.headers, range: undefined } };
   let outcome: LockOutcome = "failed";
+  let shareWithPeers: ((value: LockOutcome) => void) | undefined;
   const settle = (value: LockOutcome): void => {
     outcome = value;
     ticket.release(value);
+    shareWithPeers?.(value);
+    shareWithPeers = undefined;
   };
-  fetchAsWriter(context, state, refreshRequest, discardingResponse, target, stale, settle)
+  const refresh = async (): Promise<void> => {
+    const peers = context.peers;
+    if (peers !== undefined) {
+      // One refresh for the whole edge: a worker that finds another's running takes its result.
+      const key = target.keyResult.key;
+      const epochAtAcquire = purgeEpoch(context, target.distribution.id);
+      const grant = await peers.acquire(key);
+      if (grant.kind === "filled") {
+        // A server error from the other worker's fetch leaves this worker's stale copy in place.
+        const accepted = grant.entry.metadata.status < 500 && acceptSharedEntry(context, grant.entry, epochAtAcquire) !== undefined;
+        settle(accepted ? "stored" : "failed");
+        return;
+      }
+      if (grant.kind === "writer") {
+        shareWithPeers = (value) => peers.release(key, value === "stored", value === "served-stale");
+      }
+    }
+    await fetchAsWriter(context, state, refreshRequest, discardingResponse, target, stale, settle);
+  };
+  refresh()
     .catch((error: unknown) => {
       context.log.warn({ err: error, distributionId: target.distribution.id }, "background refresh failed");
     })
-    .finally(() => ticket.release(outcome));
+    .finally(() => {
+      ticket.release(outcome);
+      shareWithPeers?.("failed");
+    });
 }
 
 /**

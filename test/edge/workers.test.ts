@@ -454,6 +454,32 @@ test("stale-while-revalidate uses another worker's copy", async (t) => {
   assert.equal(origin.hits("/swr.txt"), 2);
 });
 
+test("workers refresh a stale copy once", async (t) => {
+  let version = "one";
+  const origin = await startOrigin(async (_req, res) => {
+    await sleep(300);
+    res.writeHead(200, { "cache-control": "max-age=1, stale-while-revalidate=60", "content-type": "text/plain" });
+    res.end(`version ${version}`);
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-sw", origin.port);
+  const [onFirst, onSecond] = await connectionsOnEachWorker(t, edge.httpPort, 2, 3);
+  const agents = [...onFirst!, ...onSecond!];
+  const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, "/swr.txt", { agent });
+  // Both workers hold the copy: the second takes it from the first while it is fresh.
+  assert.equal((await get(onFirst![0]!)).body.toString(), "version one");
+  assert.match(String((await get(onSecond![0]!)).headers["cache-status"]), /detail=peer$/);
+  await sleep(1100);
+  version = "two";
+
+  const stale = await Promise.all(agents.map(get));
+  for (const response of stale) assert.equal(response.body.toString(), "version one");
+  await sleep(800);
+  const fresh = await Promise.all(agents.map(get));
+  for (const response of fresh) assert.equal(response.body.toString(), "version two");
+  assert.equal(origin.hits("/swr.txt"), 2);
+});
+
 test("workers accept with primary blocked", async (t) => {
   const origin = await startOrigin((_req, res) => {
     res.writeHead(200, { "cache-control": "max-age=60" });
