@@ -23,6 +23,8 @@ export type LockOutcome =
    * for the error caching TTL; waiters serve it too.
    */
   | "served-stale"
+  /** The origin confirmed the stale copy with 304; the refreshed entry is in the cache. */
+  | "revalidated"
   /** The writer or the waiter ran out of time. */
   | "timed-out";
 

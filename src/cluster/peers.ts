@@ -34,11 +34,18 @@ export type PeerGrant =
   | { kind: "writer"; stale?: SharedEntry }
   /**
    * Another worker's entry, from a fetch this request waited on or from its memory tier.
-   * With `servedStale`, the writer's origin failed and this is the stale copy it serves instead.
+   * `fetched` is the way that fetch ended, when there was one.
    */
-  | { kind: "filled"; entry: SharedEntry; collapsed: boolean; servedStale?: boolean }
+  | { kind: "filled"; entry: SharedEntry; collapsed: boolean; fetched?: FetchEnd }
   /** The coordination gave no entry (writer failed, not cacheable, timed out): fetch without sharing. */
   | { kind: "alone" };
+
+/**
+ * The end of a writer's fetch that left an entry for the others: `stored` a
+ * new response, `revalidated` a stale copy the origin confirmed with 304,
+ * `served-stale` a stale copy kept in use because the origin failed.
+ */
+export type FetchEnd = "stored" | "revalidated" | "served-stale";
 
 /** Messages between a worker and the primary about shared misses. */
 export type PeerMessage =
@@ -46,7 +53,8 @@ export type PeerMessage =
   | { kind: "peer.grant"; sequence: number; key: string; grant: PeerGrant }
   /** The primary's reply when the worker must wait for another worker's fetch or copy. */
   | { kind: "peer.queued"; sequence: number }
-  | { kind: "peer.release"; key: string; stored: boolean; servedStale?: boolean }
+  /** `fetched` is absent when the writer left no entry. */
+  | { kind: "peer.release"; key: string; fetched?: FetchEnd }
   | { kind: "peer.peek"; sequence: number; key: string }
   | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined };
 
@@ -78,7 +86,7 @@ export class PeerClient {
       const waiter = this.pending.get(value.sequence);
       if (waiter !== undefined) waiter.done(value.grant);
       // The miss timed out and went ahead alone, so the key is handed back at once.
-      else if (value.grant.kind === "writer") this.release(value.key, false);
+      else if (value.grant.kind === "writer") this.release(value.key);
       return;
     }
     if (value.kind === "peer.queued") {
@@ -139,13 +147,12 @@ export class PeerClient {
   }
 
   /**
-   * Ends this worker's fetch of `key`, saying whether it stored an entry,
-   * or with `servedStale`, kept a stale copy in use because the origin
-   * failed. The primary asks for the entry only when other workers wait for
+   * Ends this worker's fetch of `key`, with how it ended when it left an
+   * entry. The primary asks for the entry only when other workers wait for
    * it, so a miss that no other worker waits for sends no body over the pipe.
    */
-  release(key: string, stored: boolean, servedStale = false): void {
-    send({ kind: "peer.release", key, stored: stored || servedStale, servedStale });
+  release(key: string, fetched?: FetchEnd): void {
+    send(fetched === undefined ? { kind: "peer.release", key } : { kind: "peer.release", key, fetched });
   }
 
   close(): void {
@@ -193,7 +200,7 @@ export class PeerCoordinator {
           this.acquire(worker, value.sequence, value.key);
           return;
         case "peer.release":
-          this.release(worker, value.key, value.stored, value.servedStale === true);
+          this.release(worker, value.key, value.fetched);
           return;
         case "peer.peeked":
           this.peeks.get(value.sequence)?.(value.entry);
@@ -256,10 +263,10 @@ export class PeerCoordinator {
     return flight;
   }
 
-  private release(worker: Worker, key: string, stored: boolean, servedStale: boolean): void {
+  private release(worker: Worker, key: string, fetched: FetchEnd | undefined): void {
     const flight = this.flights.get(key);
     if (flight === undefined || flight.writer !== worker) return;
-    if (!stored) {
+    if (fetched === undefined) {
       this.finish(key, flight, { kind: "alone" });
       return;
     }
@@ -271,7 +278,7 @@ export class PeerCoordinator {
     // Workers that missed meanwhile, and any that miss before the reply, get the writer's copy.
     void this.peek(worker, key).then((entry) => {
       if (this.flights.get(key) !== flight) return;
-      this.finish(key, flight, entry === undefined ? { kind: "alone" } : { kind: "filled", entry, collapsed: true, servedStale });
+      this.finish(key, flight, entry === undefined ? { kind: "alone" } : { kind: "filled", entry, collapsed: true, fetched });
     });
   }
 

@@ -13,6 +13,7 @@ import { decideFreshness, errorCachingTtlSeconds, parseAgeSeconds, type Freshnes
 import { canonicalizePath } from "../cache/invalidation.js";
 import type { CacheKeyResult } from "../cache/key.js";
 import type { LockOutcome } from "../cache/lock.js";
+import type { FetchEnd } from "../cluster/peers.js";
 import { parseVary, varySignature } from "../cache/vary.js";
 import type { DiskStreamTarget } from "../cache/disk.js";
 import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
@@ -197,14 +198,14 @@ async function serveFromDiskOrOrigin(
       if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
       break;
     }
-    if (outcome === "stored" || outcome === "served-stale") {
+    const fetched = fetchEndOf(outcome);
+    if (fetched !== undefined) {
       // A stale copy served on an origin failure is held fresh for the error caching TTL.
-      const collapsedStatus = (status: number, ttlSeconds: number): string =>
-        outcome === "served-stale" ? cacheStatus.staleOnError(undefined, ttlSeconds) : cacheStatus.collapsed(status, ttlSeconds);
+      const served = fetched === "revalidated" ? "RefreshHit" : "Hit";
       const stored = lookup(context, target);
       const nowMs = Date.now();
       if (stored !== undefined && isFresh(stored, nowMs)) {
-        serveEntry(context, state, request, response, stored, "Hit", collapsedStatus(stored.status, ttlLeft(stored)), policy);
+        serveEntry(context, state, request, response, stored, served, collapsedStatus(fetched, stored.status, ttlLeft(stored)), policy);
         return;
       }
       if (stored !== undefined && withinStaleWhileRevalidate(stored, nowMs)) {
@@ -216,8 +217,8 @@ async function serveFromDiskOrOrigin(
       if (stored === undefined && target.staleOnDisk !== undefined) {
         const found = await lookupDisk(context, target.staleOnDisk.metadata.key);
         if (found?.kind === "stream" && Date.now() < found.target.metadata.staleAtMs) {
-          const status = (ttlSeconds: number): string => collapsedStatus(found.target.metadata.status, ttlSeconds);
-          await serveDiskStream(context, state, request, response, target, found.target, status);
+          const status = (ttlSeconds: number): string => collapsedStatus(fetched, found.target.metadata.status, ttlSeconds);
+          await serveDiskStream(context, state, request, response, target, found.target, status, served);
           return;
         }
         if (found?.kind === "stream") target.staleOnDisk = found.target;
@@ -229,7 +230,7 @@ async function serveFromDiskOrOrigin(
     }
     // After a failed writer, a waiter may become the next writer. Other
     // outcomes mean the response cannot be shared, so the waiter fetches alone.
-    if (outcome !== "failed" && outcome !== "stored" && outcome !== "served-stale") break;
+    if (outcome !== "failed" && fetched === undefined) break;
   }
 
   await fetchAsWriter(context, state, request, response, target, cached, () => {});
@@ -274,7 +275,7 @@ async function askPeers(
     }
   }
   if (grant.kind === "writer") {
-    const share = (outcome: LockOutcome): void => peers.release(key, outcome === "stored", outcome === "served-stale");
+    const share = (outcome: LockOutcome): void => peers.release(key, fetchEndOf(outcome));
     if (grant.stale === undefined) return share;
     // Another worker's stale copy: this worker revalidates it for the whole edge.
     const stale = acceptSharedEntry(context, grant.stale, epochAtAcquire);
@@ -287,11 +288,23 @@ async function askPeers(
   const nowMs = Date.now();
   if (entry === undefined || lookup(context, target) !== entry) return undefined;
   if (!isFresh(entry, nowMs)) return { stale: entry };
-  settle(grant.servedStale === true ? "served-stale" : "stored");
-  let status = grant.collapsed ? cacheStatus.collapsed(entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
-  if (grant.servedStale === true) status = cacheStatus.staleOnError(undefined, ttlLeft(entry));
-  serveEntry(context, state, request, response, entry, "Hit", status, target.behavior.headersPolicy);
+  const fetched = grant.fetched ?? "stored";
+  settle(fetched);
+  const status = grant.collapsed ? collapsedStatus(fetched, entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
+  serveEntry(context, state, request, response, entry, fetched === "revalidated" ? "RefreshHit" : "Hit", status, target.behavior.headersPolicy);
   return "served";
+}
+
+/** Returns how a writer's fetch ended, for the other workers, or undefined when it left no entry. */
+function fetchEndOf(outcome: LockOutcome): FetchEnd | undefined {
+  return outcome === "stored" || outcome === "revalidated" || outcome === "served-stale" ? outcome : undefined;
+}
+
+/** Returns the Cache-Status of a request that waited for a fetch that ended as `fetched`. */
+function collapsedStatus(fetched: FetchEnd, status: number, ttlSeconds: number): string {
+  if (fetched === "served-stale") return cacheStatus.staleOnError(undefined, ttlSeconds);
+  if (fetched === "revalidated") return cacheStatus.refreshedCollapsed(ttlSeconds);
+  return cacheStatus.collapsed(status, ttlSeconds);
 }
 
 /**
@@ -357,7 +370,7 @@ function refreshInBackground(
         return;
       }
       if (grant.kind === "writer") {
-        shareWithPeers = (value) => peers.release(key, value === "stored", value === "served-stale");
+        shareWithPeers = (value) => peers.release(key, fetchEndOf(value));
       }
     }
     await fetchAsWriter(context, state, refreshRequest, discardingResponse, target, stale, settle);
@@ -454,7 +467,7 @@ async function fetchAsWriter(
     originResponse.body.resume();
     const refreshed = refreshEntry(context, stale, originResponse, receivedAtMs, distribution, behavior);
     if (refreshed !== undefined && purgeEpoch(context, distribution.id) === epochAtStart && context.memory.put(refreshed)) {
-      settle("stored");
+      settle("revalidated");
       persistEntry(context, refreshed, keyResult.key, varyNamesOf(originResponse, stale));
       serveEntry(context, state, request, response, refreshed, "RefreshHit", cacheStatus.refreshed(ttlLeft(refreshed)), policy);
       return;
@@ -471,7 +484,7 @@ async function fetchAsWriter(
     originResponse.body.resume();
     // The refresh is recorded before the function first waits, so the waiters find the file fresh.
     const serving = serveRevalidatedDisk(context, state, request, response, target, diskStale!, originResponse, receivedAtMs, epochAtStart);
-    settle("stored");
+    settle("revalidated");
     await serving;
     return;
   }

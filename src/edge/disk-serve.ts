@@ -87,6 +87,7 @@ export async function serveDiskStream(
   target: CacheableRequest,
   disk: DiskStreamTarget,
   status: (ttlSeconds: number) => string = cacheStatus.hit,
+  served: "Hit" | "RefreshHit" = "Hit",
 ): Promise<void> {
   const metadata = disk.metadata;
   const policy = target.behavior.headersPolicy;
@@ -106,10 +107,10 @@ export async function serveDiskStream(
       if (!metadata.originHeaders[i]!.startsWith("content-")) kept.push(metadata.originHeaders[i]!, metadata.originHeaders[i + 1]!);
     }
     const headers = applyHeadersPolicy(kept, policy, corsRequestOf(request));
-    appendEdgeHeaders(headers, context.identity, "Hit");
+    appendEdgeHeaders(headers, context.identity, served);
     headers.push(...exchangeHeaders);
     state.status = 304;
-    state.resultType = "Hit";
+    state.resultType = served;
     response.send(304, headers, undefined);
     return;
   }
@@ -119,13 +120,13 @@ export async function serveDiskStream(
     metadata.status === 200 && rangeHeader !== undefined && ifRangeAllows(headerText(request.headers["if-range"]), etag, lastModified);
   const ranges = rangesApply ? resolveRanges(rangeHeader, disk.bodyBytes) : ({ kind: "full" } as const);
   if (ranges.kind === "partial" && ranges.ranges.length > 1) {
-    await serveDiskMultipart(context, state, request, response, disk, ranges.ranges, exchangeHeaders, policy);
+    await serveDiskMultipart(context, state, request, response, disk, ranges.ranges, exchangeHeaders, policy, served);
     return;
   }
   const range = rangesApply ? resolveRange(rangeHeader, disk.bodyBytes) : ({ kind: "full" } as const);
   if (range.kind === "partial") {
     const headers = applyHeadersPolicy(metadata.originHeaders, policy, corsRequestOf(request));
-    appendEdgeHeaders(headers, context.identity, "Hit");
+    appendEdgeHeaders(headers, context.identity, served);
     headers.push(
       ...exchangeHeaders,
       "content-range",
@@ -134,7 +135,7 @@ export async function serveDiskStream(
       String(range.end - range.start + 1),
     );
     state.status = 206;
-    state.resultType = "Hit";
+    state.resultType = served;
     if (request.method === "HEAD") {
       response.send(206, headers, undefined);
       return;
@@ -152,7 +153,7 @@ export async function serveDiskStream(
     { status: metadata.status, headers: metadata.originHeaders.slice(), body: openDiskBody(context, disk, undefined), contentLength: disk.bodyBytes },
     statusValue,
     policy,
-    { ageSeconds },
+    { ageSeconds, served },
   );
 }
 
@@ -166,6 +167,7 @@ async function serveDiskMultipart(
   ranges: readonly ByteRange[],
   exchangeHeaders: readonly string[],
   policy: CacheableRequest["behavior"]["headersPolicy"],
+  served: "Hit" | "RefreshHit",
 ): Promise<void> {
   const metadata = disk.metadata;
   const boundary = randomBytes(12).toString("hex");
@@ -176,11 +178,11 @@ async function serveDiskMultipart(
     if (name !== "content-type" && name !== "content-length") originHeaders.push(name, metadata.originHeaders[i + 1]!);
   }
   const headers = applyHeadersPolicy(originHeaders, policy, corsRequestOf(request));
-  appendEdgeHeaders(headers, context.identity, "Hit");
+  appendEdgeHeaders(headers, context.identity, served);
   headers.push(...exchangeHeaders);
   headers.push("content-type", `multipart/byteranges; boundary=${boundary}`, "content-length", String(framing.totalBytes));
   state.status = 206;
-  state.resultType = "Hit";
+  state.resultType = served;
   if (request.method === "HEAD") {
     response.send(206, headers, undefined);
     return;
@@ -238,7 +240,7 @@ export async function serveRevalidatedDisk(
   const { merged, decision } = mergeNotModified(metadata.status, metadata.originHeaders, notModified, receivedAtMs, target.distribution, target.behavior);
   if (!decision.store || purgeEpoch(context, target.distribution.id) !== epochAtStart) {
     await context.disk?.delete(metadata.key);
-    await serveDiskStream(context, state, request, response, target, disk, () => cacheStatus.refreshed(0));
+    await serveDiskStream(context, state, request, response, target, disk, () => cacheStatus.refreshed(0), "RefreshHit");
     return;
   }
   const initialAgeSeconds = parseAgeSeconds(originHeader(notModified.headers, "age"));
@@ -254,7 +256,8 @@ export async function serveRevalidatedDisk(
     storedAtMs: Date.now(),
   };
   context.disk?.refresh(metadata.key, refreshed);
-  await serveDiskStream(context, state, request, response, target, { ...disk, metadata: { ...metadata, ...refreshed } }, cacheStatus.refreshed);
+  const refreshedDisk = { ...disk, metadata: { ...metadata, ...refreshed } };
+  await serveDiskStream(context, state, request, response, target, refreshedDisk, cacheStatus.refreshed, "RefreshHit");
 }
 
 /**

@@ -138,6 +138,8 @@ export const cacheStatus = {
   staleOnError: (originStatus: number | undefined, ttlSeconds: number) =>
     `portico; fwd=stale${originStatus === undefined ? "" : `; fwd-status=${originStatus}`}; ttl=${ttlSeconds}; detail=stale-if-error`,
   refreshed: (ttlSeconds: number) => `portico; fwd=stale; fwd-status=304; ttl=${ttlSeconds}`,
+  /** A stale copy that another request revalidated with a 304 while this one waited for it. */
+  refreshedCollapsed: (ttlSeconds: number) => `portico; fwd=stale; fwd-status=304; collapsed; ttl=${ttlSeconds}`,
   miss: (
     forward: "uri-miss" | "vary-miss" | "stale",
     originStatus: number,

@@ -1,12 +1,12 @@
 import type { CachedResponse } from "../cache/entry.js";
-import { MAX_SHARED_BODY_BYTES, type PeerGrant, type SharedEntry } from "../cluster/peers.js";
+import { MAX_SHARED_BODY_BYTES, type FetchEnd, type PeerGrant, type SharedEntry } from "../cluster/peers.js";
 import { purgeEpoch, purgedSince, type EdgeContext } from "./context.js";
 import { diskMetadataOf, entryFromDisk } from "./disk-flow.js";
 
 /** The edge's view of its sibling workers; absent when the edge runs alone. */
 export interface PeerCache {
   acquire(key: string): Promise<PeerGrant>;
-  release(key: string, stored: boolean, servedStale?: boolean): void;
+  release(key: string, fetched?: FetchEnd): void;
 }
 
 /**

@@ -262,9 +262,9 @@ export async function streamUncached(
   origin: StreamedResponse,
   cacheStatusValue: string,
   policy?: CompiledHeadersPolicy,
-  hit?: { ageSeconds: number },
+  hit?: { ageSeconds: number; served?: "Hit" | "RefreshHit" },
 ): Promise<void> {
-  const served = hit === undefined ? "Miss" : "Hit";
+  const served = hit === undefined ? "Miss" : (hit.served ?? "Hit");
   const isHead = request.method === "HEAD";
   // A viewer whose conditionals match gets 304, as from a stored entry. Otherwise a large object
   // streamed from the origin or a file would go out whole to a viewer that has it. A 206 built

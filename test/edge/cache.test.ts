@@ -185,6 +185,27 @@ test("a failure is cached again once expired", async (t) => {
   assert.equal(origin.hits(), 3);
 });
 
+test("waiters of a 304 report the revalidation", async (t) => {
+  const { origin, get } = await setup(t, async (req, res) => {
+    await sleep(100);
+    res.writeHead(req.headers["if-none-match"] === '"r1"' ? 304 : 200, { "cache-control": "max-age=1", etag: '"r1"' });
+    res.end(req.headers["if-none-match"] === '"r1"' ? undefined : "body");
+  });
+  await get("/r");
+  await sleep(1100);
+  const responses = await Promise.all(Array.from({ length: 5 }, () => get("/r")));
+  for (const response of responses) {
+    assert.equal(response.body.toString(), "body");
+    assert.equal(response.headers["x-cache"], "RefreshHit from portico");
+  }
+  const statuses = responses.map((response) => String(response.headers["cache-status"])).sort();
+  assert.deepEqual(
+    statuses.map((value) => value.replace(/ttl=\d+/, "ttl=N")),
+    [...Array.from({ length: 4 }, () => "portico; fwd=stale; fwd-status=304; collapsed; ttl=N"), "portico; fwd=stale; fwd-status=304; ttl=N"],
+  );
+  assert.equal(origin.hits(), 2);
+});
+
 test("invalidation is acknowledged after the purge", async (t) => {
   let version = "one";
   const { origin, get, fixture, snapshot } = await setup(t, (_req, res) => {

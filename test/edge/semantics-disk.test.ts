@@ -378,8 +378,13 @@ test("concurrent requests share a disk revalidation", async (t) => {
   // One 304 refreshes the file for all ten.
   mode = "not-modified";
   await sleep(1200);
-  await burst();
+  const refreshed = await burst();
   assert.equal(origin.hits(), 2);
+  for (const response of refreshed) {
+    assert.equal(response.headers["x-cache"], "RefreshHit from portico");
+    assert.match(String(response.headers["cache-status"]), /^portico; fwd=stale; fwd-status=304; (collapsed; )?ttl=\d+$/);
+  }
+  assert.equal(refreshed.filter((response) => String(response.headers["cache-status"]).includes("collapsed")).length, 9);
 
   // One failed fetch: all ten get the stale file, which stays in use for the error caching TTL.
   mode = "reset";
