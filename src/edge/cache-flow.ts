@@ -63,6 +63,20 @@ export interface CacheableRequest {
   staleOnDisk?: DiskStreamTarget;
 }
 
+/**
+ * Returns whether a stale copy may be served because the origin failed: its
+ * freshness allows it, and it is still stored. An invalidation that ran
+ * while the fetch was waiting has removed it, and then it is never served.
+ */
+function staleServable(context: EdgeContext, entry: CachedResponse, nowMs: number): boolean {
+  return mayServeStaleOnError(entry, nowMs) && context.memory.peek(entry.key) === entry;
+}
+
+/** Returns whether a stale disk entry may be served because the origin failed, as `staleServable` does. */
+function diskStaleServable(context: EdgeContext, disk: DiskStreamTarget, nowMs: number): boolean {
+  return mayServeStaleOnError(diskFreshnessOf(disk), nowMs) && context.disk?.has(disk.metadata.key) === true;
+}
+
 function isFresh(entry: CachedResponse, nowMs: number): boolean {
   return nowMs < entry.staleAtMs;
 }
@@ -224,7 +238,7 @@ async function serveFromDiskOrOrigin(
         if (found?.kind === "stream") target.staleOnDisk = found.target;
       }
     }
-    if ((outcome === "failed" || outcome === "served-stale") && cached !== undefined && mayServeStaleOnError(cached, Date.now())) {
+    if ((outcome === "failed" || outcome === "served-stale") && cached !== undefined && staleServable(context, cached, Date.now())) {
       serveEntry(context, state, request, response, cached, "Hit", cacheStatus.staleOnError(undefined, ttlLeft(cached)), policy);
       return;
     }
@@ -261,13 +275,13 @@ async function askPeers(
     // worker serves its own where it may, as it would after that error itself.
     const status = grant.entry.metadata.status;
     const nowMs = Date.now();
-    if (ownStale !== undefined && mayServeStaleOnError(ownStale, nowMs)) {
+    if (ownStale !== undefined && staleServable(context, ownStale, nowMs)) {
       serveStaleOnError(context, state, request, response, target, ownStale, status, status);
       settle("served-stale");
       return "served";
     }
     const diskStale = target.staleOnDisk;
-    if (ownStale === undefined && diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), nowMs)) {
+    if (ownStale === undefined && diskStale !== undefined && diskStaleServable(context, diskStale, nowMs)) {
       const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale, status, status);
       settle("served-stale");
       await serving;
@@ -430,8 +444,8 @@ async function fetchAsWriter(
     }));
   } catch (error) {
     const nowMs = Date.now();
-    const staleUsable = stale !== undefined && mayServeStaleOnError(stale, nowMs);
-    const diskStaleUsable = diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), nowMs);
+    const staleUsable = stale !== undefined && staleServable(context, stale, nowMs);
+    const diskStaleUsable = diskStale !== undefined && diskStaleServable(context, diskStale, nowMs);
     if (!staleUsable && !diskStaleUsable) {
       // No stored copy may stand in, so the failure is cached like an origin's 502 or 504. It
       // replaces a copy that may not be served on errors, such as an expired error.
@@ -489,7 +503,7 @@ async function fetchAsWriter(
     return;
   }
 
-  if (originResponse.status >= 500 && diskStale !== undefined && mayServeStaleOnError(diskFreshnessOf(diskStale), receivedAtMs)) {
+  if (originResponse.status >= 500 && diskStale !== undefined && diskStaleServable(context, diskStale, receivedAtMs)) {
     originResponse.body.resume();
     context.log.warn(
       { distributionId: distribution.id, requestId: state.requestId, status: originResponse.status },
@@ -501,7 +515,7 @@ async function fetchAsWriter(
     return;
   }
 
-  if (originResponse.status >= 500 && stale !== undefined && mayServeStaleOnError(stale, receivedAtMs)) {
+  if (originResponse.status >= 500 && stale !== undefined && staleServable(context, stale, receivedAtMs)) {
     // RFC 5861 section 4: an error status is an error for stale-if-error.
     originResponse.body.resume();
     context.log.warn(
@@ -680,7 +694,7 @@ async function fetchAsWriter(
   } catch (error) {
     releaseNow = rest === undefined;
     // The origin's body broke off while it was read into memory, before the viewer got any of it.
-    if (stale !== undefined && mayServeStaleOnError(stale, Date.now())) {
+    if (stale !== undefined && staleServable(context, stale, Date.now())) {
       serveStaleOnError(context, state, request, response, target, stale, undefined, 502);
       settle("served-stale");
       return;

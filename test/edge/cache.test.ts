@@ -97,7 +97,7 @@ test("fifty concurrent misses make one origin request", async (t) => {
   assert.equal(misses, 1);
 });
 
-/** Returns an origin handler that resets its first connection and then answers 200. */
+/** Returns an origin handler that resets its first connection and then sends 200. */
 function failingOnce(): Parameters<typeof startOrigin>[0] {
   let calls = 0;
   return async (_req, res) => {
@@ -204,6 +204,32 @@ test("waiters of a 304 report the revalidation", async (t) => {
     [...Array.from({ length: 4 }, () => "portico; fwd=stale; fwd-status=304; collapsed; ttl=N"), "portico; fwd=stale; fwd-status=304; ttl=N"],
   );
   assert.equal(origin.hits(), 2);
+});
+
+test("a purged copy is not served on errors", async (t) => {
+  let failing = false;
+  const { get, fixture, snapshot } = await setup(t, async (_req, res) => {
+    if (!failing) {
+      res.writeHead(200, { "cache-control": "max-age=1" });
+      res.end("old");
+      return;
+    }
+    await sleep(400);
+    res.destroy();
+  });
+  assert.equal((await get("/p")).body.toString(), "old");
+  await sleep(1100);
+  failing = true;
+
+  // The invalidation completes while the fetch for the expired copy waits on the origin.
+  const pending = Promise.all(Array.from({ length: 5 }, () => get("/p")));
+  await sleep(100);
+  const ack = await fixture.publishAndWait({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I9", paths: ["/p"] });
+  assert.equal(ack.type, "invalidation.completed");
+  for (const response of await pending) {
+    assert.equal(response.status, 502);
+    assert.doesNotMatch(response.body.toString(), /old/);
+  }
 });
 
 test("invalidation is acknowledged after the purge", async (t) => {
