@@ -25,6 +25,8 @@ export type LockOutcome =
   | "served-stale"
   /** The origin confirmed the stale copy with 304; the refreshed entry is in the cache. */
   | "revalidated"
+  /** The origin gave no response, and the edge's 502 or 504 for it is in the cache. */
+  | "stored-failure"
   /** The writer or the waiter ran out of time. */
   | "timed-out";
 

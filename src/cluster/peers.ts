@@ -37,15 +37,20 @@ export type PeerGrant =
    * `fetched` is the way that fetch ended, when there was one.
    */
   | { kind: "filled"; entry: SharedEntry; collapsed: boolean; fetched?: FetchEnd }
-  /** The coordination gave no entry (writer failed, not cacheable, timed out): fetch without sharing. */
-  | { kind: "alone" };
+  /**
+   * The coordination gave no entry (writer failed, not cacheable, timed out): fetch without
+   * sharing. With `originFailed`, the writer's origin failed, so a stale copy may be served.
+   */
+  | { kind: "alone"; originFailed?: boolean };
 
 /**
- * The end of a writer's fetch that left an entry for the others: `stored` a
- * new response, `revalidated` a stale copy the origin confirmed with 304,
- * `served-stale` a stale copy kept in use because the origin failed.
+ * The end of a writer's fetch. `stored`: a new response. `revalidated`: a
+ * stale copy the origin confirmed with 304. `served-stale`: a stale copy kept
+ * in use because the origin failed. `stored-failure`: the edge's 502 or 504,
+ * stored for an origin that gave no response. `failed`: an origin failure
+ * that left no entry.
  */
-export type FetchEnd = "stored" | "revalidated" | "served-stale";
+export type FetchEnd = "stored" | "revalidated" | "served-stale" | "stored-failure" | "failed";
 
 /** Messages between a worker and the primary about shared misses. */
 export type PeerMessage =
@@ -147,8 +152,8 @@ export class PeerClient {
   }
 
   /**
-   * Ends this worker's fetch of `key`, with how it ended when it left an
-   * entry. The primary asks for the entry only when other workers wait for
+   * Ends this worker's fetch of `key`, with how it ended: undefined when it
+   * left no entry and the origin did not fail. The primary asks for the entry only when other workers wait for
    * it, so a miss that no other worker waits for sends no body over the pipe.
    */
   release(key: string, fetched?: FetchEnd): void {
@@ -266,19 +271,22 @@ export class PeerCoordinator {
   private release(worker: Worker, key: string, fetched: FetchEnd | undefined): void {
     const flight = this.flights.get(key);
     if (flight === undefined || flight.writer !== worker) return;
-    if (fetched === undefined) {
-      this.finish(key, flight, { kind: "alone" });
+    // A stale copy served on a failure may be on the writer's disk only, which no peek returns.
+    const originFailed = fetched === "failed" || fetched === "served-stale";
+    const alone: PeerGrant = originFailed ? { kind: "alone", originFailed } : { kind: "alone" };
+    if (fetched === undefined || fetched === "failed") {
+      this.finish(key, flight, alone);
       return;
     }
     this.remember(key, worker);
     if (flight.waiters.length === 0) {
-      this.finish(key, flight, { kind: "alone" });
+      this.finish(key, flight, alone);
       return;
     }
     // Workers that missed meanwhile, and any that miss before the reply, get the writer's copy.
     void this.peek(worker, key).then((entry) => {
       if (this.flights.get(key) !== flight) return;
-      this.finish(key, flight, entry === undefined ? { kind: "alone" } : { kind: "filled", entry, collapsed: true, fetched });
+      this.finish(key, flight, entry === undefined ? alone : { kind: "filled", entry, collapsed: true, fetched });
     });
   }
 

@@ -38,6 +38,7 @@ import {
   declaredLength,
   logOriginFailure,
   noteOriginDenied,
+  originFailureDetail,
   originFailureOf,
   originRequestHeaders,
   sendOriginFailure,
@@ -212,14 +213,16 @@ async function serveFromDiskOrOrigin(
       if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
       break;
     }
-    const fetched = fetchEndOf(outcome);
+    const fetched = entryEndOf(outcome);
+    const forward = cached !== undefined || target.staleOnDisk !== undefined ? "stale" : "uri-miss";
     if (fetched !== undefined) {
       // A stale copy served on an origin failure is held fresh for the error caching TTL.
       const served = fetched === "revalidated" ? "RefreshHit" : "Hit";
       const stored = lookup(context, target);
       const nowMs = Date.now();
       if (stored !== undefined && isFresh(stored, nowMs)) {
-        serveEntry(context, state, request, response, stored, served, collapsedStatus(fetched, stored.status, ttlLeft(stored)), policy);
+        const status = collapsedStatus(fetched, forward, stored.status, ttlLeft(stored));
+        serveEntry(context, state, request, response, stored, served, status, policy);
         return;
       }
       if (stored !== undefined && withinStaleWhileRevalidate(stored, nowMs)) {
@@ -231,7 +234,7 @@ async function serveFromDiskOrOrigin(
       if (stored === undefined && target.staleOnDisk !== undefined) {
         const found = await lookupDisk(context, target.staleOnDisk.metadata.key);
         if (found?.kind === "stream" && Date.now() < found.target.metadata.staleAtMs) {
-          const status = (ttlSeconds: number): string => collapsedStatus(fetched, found.target.metadata.status, ttlSeconds);
+          const status = (ttlSeconds: number): string => collapsedStatus(fetched, forward, found.target.metadata.status, ttlSeconds);
           await serveDiskStream(context, state, request, response, target, found.target, status, served);
           return;
         }
@@ -270,19 +273,21 @@ async function askPeers(
   const key = target.keyResult.key;
   const epochAtAcquire = purgeEpoch(context, target.distribution.id);
   const grant = await peers.acquire(key);
-  if (grant.kind === "filled" && grant.entry.metadata.status >= 500) {
-    // Another worker's fetch ended in a server error, and it had no stale copy to serve. This
-    // worker serves its own where it may, as it would after that error itself.
-    const status = grant.entry.metadata.status;
+  const serverError = grant.kind === "filled" && grant.entry.metadata.status >= 500;
+  if (serverError || (grant.kind === "alone" && grant.originFailed === true)) {
+    // Another worker's fetch failed, or ended in a server error, and left no stale copy this
+    // worker can take. This worker serves its own where it may, as after that failure itself.
+    const originStatus = grant.kind === "filled" ? grant.entry.metadata.status : undefined;
+    const errorStatus = originStatus ?? 502;
     const nowMs = Date.now();
     if (ownStale !== undefined && staleServable(context, ownStale, nowMs)) {
-      serveStaleOnError(context, state, request, response, target, ownStale, status, status);
+      serveStaleOnError(context, state, request, response, target, ownStale, originStatus, errorStatus);
       settle("served-stale");
       return "served";
     }
     const diskStale = target.staleOnDisk;
     if (ownStale === undefined && diskStale !== undefined && diskStaleServable(context, diskStale, nowMs)) {
-      const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale, status, status);
+      const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale, originStatus, errorStatus);
       settle("served-stale");
       await serving;
       return "served";
@@ -302,23 +307,44 @@ async function askPeers(
   const nowMs = Date.now();
   if (entry === undefined || lookup(context, target) !== entry) return undefined;
   if (!isFresh(entry, nowMs)) return { stale: entry };
-  const fetched = grant.fetched ?? "stored";
+  const fetched = grant.fetched === undefined || grant.fetched === "failed" ? "stored" : grant.fetched;
   settle(fetched);
-  const status = grant.collapsed ? collapsedStatus(fetched, entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
+  const forward = ownStale !== undefined || target.staleOnDisk !== undefined ? "stale" : "uri-miss";
+  const status = grant.collapsed ? collapsedStatus(fetched, forward, entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
   serveEntry(context, state, request, response, entry, fetched === "revalidated" ? "RefreshHit" : "Hit", status, target.behavior.headersPolicy);
   return "served";
 }
 
-/** Returns how a writer's fetch ended, for the other workers, or undefined when it left no entry. */
+/** An end of a writer's fetch that left an entry for its waiters. */
+type EntryEnd = Exclude<FetchEnd, "failed">;
+
+/** Returns how a writer's fetch ended, for the other workers; undefined when it left no entry and the origin did not fail. */
 function fetchEndOf(outcome: LockOutcome): FetchEnd | undefined {
-  return outcome === "stored" || outcome === "revalidated" || outcome === "served-stale" ? outcome : undefined;
+  return outcome === "failed" ? "failed" : entryEndOf(outcome);
 }
 
-/** Returns the Cache-Status of a request that waited for a fetch that ended as `fetched`. */
-function collapsedStatus(fetched: FetchEnd, status: number, ttlSeconds: number): string {
+/** Returns how a writer's fetch ended when it left an entry for its waiters, or undefined. */
+function entryEndOf(outcome: LockOutcome): EntryEnd | undefined {
+  switch (outcome) {
+    case "stored":
+    case "revalidated":
+    case "served-stale":
+    case "stored-failure":
+      return outcome;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Returns the Cache-Status of a request that waited for a fetch that ended
+ * as `fetched`. `forward` is "stale" when the request found a stale copy.
+ */
+function collapsedStatus(fetched: EntryEnd, forward: "stale" | "uri-miss", status: number, ttlSeconds: number): string {
   if (fetched === "served-stale") return cacheStatus.staleOnError(undefined, ttlSeconds);
   if (fetched === "revalidated") return cacheStatus.refreshedCollapsed(ttlSeconds);
-  return cacheStatus.collapsed(status, ttlSeconds);
+  if (fetched === "stored-failure") return cacheStatus.originFailureCollapsed(forward, originFailureDetail(status), ttlSeconds);
+  return cacheStatus.collapsed(forward, status, ttlSeconds);
 }
 
 /**
@@ -450,7 +476,7 @@ async function fetchAsWriter(
       // No stored copy may stand in, so the failure is cached like an origin's 502 or 504. It
       // replaces a copy that may not be served on errors, such as an expired error.
       const stored = storeOriginFailure(context, state, request, response, target, error, epochAtStart, stale);
-      settle(stored ? "stored" : "failed");
+      settle(stored ? "stored-failure" : "failed");
       return;
     }
     const viewerStatus = error instanceof OriginError ? error.viewerStatus : 502;
@@ -809,6 +835,7 @@ function storeOriginFailure(
   const { distribution, behavior, keyResult } = target;
   logOriginFailure(context, state, distribution, error);
   const failure = originFailureOf(error);
+  const forward = stale !== undefined || target.staleOnDisk !== undefined ? "stale" : "uri-miss";
   const nowMs = Date.now();
   const originHeaders = ["content-type", "text/plain; charset=utf-8"];
   const decision = decideFreshness(
@@ -838,12 +865,12 @@ function storeOriginFailure(
       // The failure has no Vary, so later requests look it up by the bare key, as for an origin error.
       context.vary.record(keyResult.key, [], keyResult.forwardedHeaders);
       if (stale !== undefined && stale.key !== entry.key) context.memory.delete(stale.key);
-      const status = cacheStatus.originFailure(failure.detail, ttlLeft(entry));
+      const status = cacheStatus.originFailure(forward, failure.detail, ttlLeft(entry));
       serveEntry(context, state, request, response, entry, "Miss", status, behavior.headersPolicy);
       return true;
     }
   }
-  sendEdgeResponse(context, state, response, failure.status, failure.message, [], cacheStatus.originFailure(failure.detail));
+  sendEdgeResponse(context, state, response, failure.status, failure.message, [], cacheStatus.originFailure(forward, failure.detail));
   return false;
 }
 

@@ -176,7 +176,7 @@ export async function followFill(
     request,
     response,
     { status: fill.status, headers: fill.headers.slice(), body, contentLength: fill.progress.bodyBytes },
-    cacheStatus.collapsed(fill.status, fill.ttlSeconds - ageSeconds),
+    cacheStatus.collapsed("uri-miss", fill.status, fill.ttlSeconds - ageSeconds),
     policy,
     { ageSeconds },
   );

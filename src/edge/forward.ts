@@ -94,6 +94,11 @@ export interface OriginFailure {
   detail: "origin-timeout" | "origin-unreachable";
 }
 
+/** Returns the Cache-Status detail of the edge's own 502 or 504. */
+export function originFailureDetail(status: number): OriginFailure["detail"] {
+  return status === 504 ? "origin-timeout" : "origin-unreachable";
+}
+
 export function originFailureOf(error: unknown): OriginFailure {
   return viewerStatusOf(error) === 504
     ? { status: 504, message: "ERROR: The request could not be satisfied. The origin did not respond in time.", detail: "origin-timeout" }

@@ -154,14 +154,17 @@ export const cacheStatus = {
   /** An entry another edge worker of this machine had stored. */
   peer: (ttlSeconds: number) => `portico; hit; ttl=${ttlSeconds}; detail=peer`,
   /** A response another request fetched while this one waited for it. */
-  collapsed: (originStatus: number, ttlSeconds: number) =>
-    `portico; fwd=uri-miss; fwd-status=${originStatus}; collapsed; ttl=${ttlSeconds}`,
+  collapsed: (forward: "uri-miss" | "stale", originStatus: number, ttlSeconds: number) =>
+    `portico; fwd=${forward}; fwd-status=${originStatus}; collapsed; ttl=${ttlSeconds}`,
+  /** The edge's stored 502 or 504, fetched by another request while this one waited for it. */
+  originFailureCollapsed: (forward: "uri-miss" | "stale", detail: string, ttlSeconds: number) =>
+    `portico; fwd=${forward}; collapsed; ttl=${ttlSeconds}; detail=${detail}`,
   /**
    * The edge's own 502 or 504 for an origin that gave no response, so with no
    * fwd-status; `ttlSeconds` is given when the response was stored.
    */
-  originFailure: (detail: string, ttlSeconds?: number) =>
-    `portico; fwd=uri-miss${ttlSeconds === undefined ? "" : `; stored; ttl=${ttlSeconds}`}; detail=${detail}`,
+  originFailure: (forward: "uri-miss" | "stale", detail: string, ttlSeconds?: number) =>
+    `portico; fwd=${forward}${ttlSeconds === undefined ? "" : `; stored; ttl=${ttlSeconds}`}; detail=${detail}`,
   bypass: (originStatus: number, detail?: string) => withDetail(`portico; fwd=bypass; fwd-status=${originStatus}`, detail),
   method: (originStatus: number) => `portico; fwd=method; fwd-status=${originStatus}`,
 };

@@ -375,6 +375,7 @@ test("a worker serves its own disk copy over another's error", async (t) => {
   // Above the memory tier's per-object limit of 1 MiB, so each worker keeps it on its own disk.
   const large = Buffer.alloc(1536 * 1024, 7);
   let failing = false;
+  let resetting = false;
   const origin = await startOrigin(async (_req, res) => {
     if (!failing) {
       res.writeHead(200, { "cache-control": "max-age=1", "content-length": String(large.length) });
@@ -382,6 +383,10 @@ test("a worker serves its own disk copy over another's error", async (t) => {
       return;
     }
     await sleep(300);
+    if (resetting) {
+      res.destroy();
+      return;
+    }
     res.writeHead(503, { "content-type": "text/plain" });
     res.end("down");
   });
@@ -401,6 +406,26 @@ test("a worker serves its own disk copy over another's error", async (t) => {
   assert.ok(fromFirst.body.equals(large));
   assert.match(String(fromFirst.headers["cache-status"]), /^portico; fwd=stale; fwd-status=503; ttl=-?\d+; detail=stale-if-error$/);
   assert.equal(origin.hits("/big.bin"), 2);
+
+  // Both workers hold a stale copy, and the origin resets: the waiting worker serves its own
+  // copy at once instead of trying the origin after the first worker's failure.
+  failing = false;
+  assert.ok((await request(edge.httpPort, snapshot.domainName, "/both.bin", { agent: onFirst })).body.equals(large));
+  assert.ok((await request(edge.httpPort, snapshot.domainName, "/both.bin", { agent: onSecond })).body.equals(large));
+  assert.equal(origin.hits("/both.bin"), 2);
+  resetting = true;
+  failing = true;
+  await sleep(1200);
+  const [first, second] = await Promise.all([
+    request(edge.httpPort, snapshot.domainName, "/both.bin", { agent: onFirst }),
+    request(edge.httpPort, snapshot.domainName, "/both.bin", { agent: onSecond }),
+  ]);
+  for (const response of [first, second]) {
+    assert.equal(response.status, 200);
+    assert.ok(response.body.equals(large));
+    assert.match(String(response.headers["cache-status"]), /detail=stale-if-error$/);
+  }
+  assert.equal(origin.hits("/both.bin"), 3);
 });
 
 test("workers cache a failure once per period", async (t) => {
