@@ -153,8 +153,9 @@ export class PeerClient {
 
   /**
    * Ends this worker's fetch of `key`, with how it ended: undefined when it
-   * left no entry and the origin did not fail. The primary asks for the entry only when other workers wait for
-   * it, so a miss that no other worker waits for sends no body over the pipe.
+   * left no entry and the origin did not fail. The primary requests the entry
+   * only when other workers wait for it, so a miss that no other worker waits
+   * for sends no body over the pipe.
    */
   release(key: string, fetched?: FetchEnd): void {
     send(fetched === undefined ? { kind: "peer.release", key } : { kind: "peer.release", key, fetched });

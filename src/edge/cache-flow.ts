@@ -214,7 +214,7 @@ async function serveFromDiskOrOrigin(
       break;
     }
     const fetched = entryEndOf(outcome);
-    const forward = cached !== undefined || target.staleOnDisk !== undefined ? "stale" : "uri-miss";
+    const forward = forwardOf(cached, target);
     if (fetched !== undefined) {
       // A stale copy served on an origin failure is held fresh for the error caching TTL.
       const served = fetched === "revalidated" ? "RefreshHit" : "Hit";
@@ -309,10 +309,15 @@ async function askPeers(
   if (!isFresh(entry, nowMs)) return { stale: entry };
   const fetched = grant.fetched === undefined || grant.fetched === "failed" ? "stored" : grant.fetched;
   settle(fetched);
-  const forward = ownStale !== undefined || target.staleOnDisk !== undefined ? "stale" : "uri-miss";
+  const forward = forwardOf(ownStale, target);
   const status = grant.collapsed ? collapsedStatus(fetched, forward, entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
   serveEntry(context, state, request, response, entry, fetched === "revalidated" ? "RefreshHit" : "Hit", status, target.behavior.headersPolicy);
   return "served";
+}
+
+/** Returns the Cache-Status `fwd` of a request: "stale" when it found a stale copy in memory or on disk. */
+function forwardOf(stale: CachedResponse | undefined, target: CacheableRequest): "stale" | "uri-miss" {
+  return stale !== undefined || target.staleOnDisk !== undefined ? "stale" : "uri-miss";
 }
 
 /** An end of a writer's fetch that left an entry for its waiters. */
@@ -835,7 +840,7 @@ function storeOriginFailure(
   const { distribution, behavior, keyResult } = target;
   logOriginFailure(context, state, distribution, error);
   const failure = originFailureOf(error);
-  const forward = stale !== undefined || target.staleOnDisk !== undefined ? "stale" : "uri-miss";
+  const forward = forwardOf(stale, target);
   const nowMs = Date.now();
   const originHeaders = ["content-type", "text/plain; charset=utf-8"];
   const decision = decideFreshness(

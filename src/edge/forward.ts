@@ -100,9 +100,12 @@ export function originFailureDetail(status: number): OriginFailure["detail"] {
 }
 
 export function originFailureOf(error: unknown): OriginFailure {
-  return viewerStatusOf(error) === 504
-    ? { status: 504, message: "ERROR: The request could not be satisfied. The origin did not respond in time.", detail: "origin-timeout" }
-    : { status: 502, message: "ERROR: The request could not be satisfied. The edge could not connect to the origin.", detail: "origin-unreachable" };
+  const status = viewerStatusOf(error) === 504 ? 504 : 502;
+  const message =
+    status === 504
+      ? "ERROR: The request could not be satisfied. The origin did not respond in time."
+      : "ERROR: The request could not be satisfied. The edge could not connect to the origin.";
+  return { status, message, detail: originFailureDetail(status) };
 }
 
 /** Largest 403 body read to find the error code and message; S3 error documents are far smaller. */

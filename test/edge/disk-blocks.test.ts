@@ -95,7 +95,7 @@ for (const write of ["whole", "streamed"] as const) {
   });
 }
 
-test("a corrupt block fails the ranges that cover it and no others", async (t) => {
+test("corrupt block fails only covering ranges", async (t) => {
   const { tier, path } = await tierWithEntry(t, "streamed");
   const bodyOffset = await bodyOffsetOf(path);
   const file = await readFile(path);
@@ -122,7 +122,7 @@ test("a corrupt block fails the ranges that cover it and no others", async (t) =
   assert.equal(await tier.read("big"), undefined);
 });
 
-test("a corrupt block checksum or a cut file fails the read", async (t) => {
+test("bad checksum or cut file fails", async (t) => {
   const { tier, path } = await tierWithEntry(t, "whole");
   const bodyOffset = await bodyOffsetOf(path);
   const file = await readFile(path);
@@ -140,7 +140,7 @@ test("a corrupt block checksum or a cut file fails the read", async (t) => {
   assert.equal(tier.has("big"), false);
 });
 
-test("a head that fails its digest is not streamed", async (t) => {
+test("corrupt head is not streamed", async (t) => {
   const { tier, path } = await tierWithEntry(t, "whole");
   const file = await readFile(path);
   // The status code inside the metadata JSON: still valid JSON, but not what was written.
@@ -152,7 +152,7 @@ test("a head that fails its digest is not streamed", async (t) => {
   assert.equal(tier.has("big"), false);
 });
 
-test("files of the earlier single-digest format are dropped on open", async (t) => {
+test("earlier format dropped on open", async (t) => {
   const directory = await mkdtemp(join(tmpdir(), "portico-blocks-"));
   t.after(() => rm(directory, { recursive: true, force: true }));
   const tier = await DiskTier.open({ directory, capacityBytes: 1024 * 1024, log: silentLogger() });

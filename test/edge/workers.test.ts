@@ -340,7 +340,7 @@ test("workers revalidate and serve stale copies another worker holds", async (t)
   }
 });
 
-test("workers share one failed fetch over a stale copy", async (t) => {
+test("workers share a failed fetch's stale copy", async (t) => {
   let failing = false;
   const origin = await startOrigin(async (_req, res) => {
     if (!failing) {
@@ -371,7 +371,7 @@ test("workers share one failed fetch over a stale copy", async (t) => {
   assert.equal(origin.hits("/kept.txt"), 2);
 });
 
-test("a worker serves its own disk copy over another's error", async (t) => {
+test("own stale disk copy beats peer error", async (t) => {
   // Above the memory tier's per-object limit of 1 MiB, so each worker keeps it on its own disk.
   const large = Buffer.alloc(1536 * 1024, 7);
   let failing = false;

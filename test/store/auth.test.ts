@@ -102,7 +102,7 @@ test("runbook policy allows only the distribution's ARN", async () => {
   const missing = await fetchAsCloudFront(`/${BUCKET}/missing.html`, DISTRIBUTION_ARN);
   assert.equal(missing.status, 403);
   assert.equal(await errorCode(missing), "AccessDenied");
-  // The edge is told that the key is missing, which the viewer's 403 leaves out.
+  // The detail for the edge names the missing key as the cause, which the viewer's 403 leaves out.
   assert.match(
     missing.headers.get("x-amz-error-detail") ?? "",
     new RegExp(`^the key does not exist, and no bucket policy statement allows s3:ListBucket on arn:aws:s3:::${BUCKET}: `),
