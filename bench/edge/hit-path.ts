@@ -64,6 +64,7 @@ async function setUp(sink: MetricsSink): Promise<{ round: () => number; close: (
     disk: undefined,
     pendingWrites: new Set(),
     fills: new Map(),
+    peerFiles: new Map(),
     unsliceable: new Map(),
     startedAtMs: Date.now(),
     recentPurges: new Map(),

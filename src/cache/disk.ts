@@ -63,6 +63,10 @@ export interface DiskStreamTarget {
   bodyOffset: number;
   bodyBytes: number;
   metadata: DiskMetadata;
+  /** The file's inode number, which tells a file apart from a later one written to the same path. */
+  inode: number;
+  /** Whether the file belongs to another edge worker's tier, which this process must not remove. */
+  peer?: boolean;
 }
 
 /**
@@ -165,7 +169,7 @@ export class DiskTier {
       return undefined;
     }
     const metadata = record.refreshed === undefined ? head.metadata : { ...head.metadata, ...record.refreshed };
-    return { path: record.path, bodyOffset: head.bodyOffset, bodyBytes: head.metadata.bodyBytes, metadata };
+    return { path: record.path, bodyOffset: head.bodyOffset, bodyBytes: head.metadata.bodyBytes, metadata, inode: head.inode };
   }
 
   /**
@@ -365,13 +369,24 @@ export class DiskTier {
 }
 
 /**
+ * Returns where the body of the entry file at `path` is, once its head has
+ * passed its check and names `key`. Returns undefined when the file is gone
+ * or fails its check. Other edge workers' files are read this way.
+ */
+export async function streamTargetAt(path: string, key: string): Promise<DiskStreamTarget | undefined> {
+  const head = await readHead(path, true);
+  if (head === undefined || head.metadata.key !== key) return undefined;
+  return { path, bodyOffset: head.bodyOffset, bodyBytes: head.metadata.bodyBytes, metadata: head.metadata, inode: head.inode };
+}
+
+/**
  * Reads and parses a file's head without reading its body. With `verify`,
  * also checks the head against its digest, and returns undefined when it fails.
  */
 async function readHead(
   path: string,
   verify = false,
-): Promise<{ metadata: DiskMetadata; bodyOffset: number; fileBytes: number } | undefined> {
+): Promise<{ metadata: DiskMetadata; bodyOffset: number; fileBytes: number; inode: number } | undefined> {
   let handle;
   try {
     handle = await open(path, "r");
@@ -379,7 +394,7 @@ async function readHead(
     return undefined;
   }
   try {
-    const { size } = await handle.stat();
+    const { size, ino } = await handle.stat();
     const prefix = Buffer.alloc(HEAD_PREFIX_BYTES);
     await handle.read(prefix, 0, prefix.length, 0);
     const length = headLength(prefix);
@@ -394,7 +409,7 @@ async function readHead(
       const { bytesRead } = await handle.read(digest, 0, DIGEST_BYTES, position);
       if (bytesRead !== DIGEST_BYTES || !sha256(headBytes).equals(digest)) return undefined;
     }
-    return { ...head, fileBytes: size };
+    return { ...head, fileBytes: size, inode: ino };
   } finally {
     await handle.close();
   }
@@ -429,6 +444,15 @@ export class WriteProgress extends EventEmitter<{ change: [] }> {
   end(stored: boolean): void {
     if (this.state !== "writing") return;
     this.state = stored ? "stored" : "failed";
+    this.emit("change");
+  }
+
+  /** Takes over the state of a write that another process reports, for readers in this one. */
+  follow(writtenBodyBytes: number, path: string, state: WriteProgress["state"]): void {
+    if (this.state !== "writing") return;
+    this.writtenBodyBytes = Math.max(this.writtenBodyBytes, writtenBodyBytes);
+    this.path = path;
+    this.state = state;
     this.emit("change");
   }
 }

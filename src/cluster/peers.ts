@@ -1,5 +1,5 @@
 import type { Worker } from "node:cluster";
-import type { DiskMetadata } from "../cache/disk.js";
+import { WriteProgress, type DiskMetadata } from "../cache/disk.js";
 import type { Logger } from "../common/logger.js";
 
 /**
@@ -16,13 +16,62 @@ import type { Logger } from "../common/logger.js";
  *
  * Entries travel as the disk tier's metadata plus the body. A receiver
  * applies its own purge checks before it stores one, so an entry can never
- * outlive an invalidation that the receiver has already applied.
+ * outlive an invalidation that the receiver has already applied. Large
+ * entries stay in their worker's disk tier and travel as the path of their
+ * file. The other workers read a whole file with each block checked, and
+ * follow a file still being written as the writer reports its progress
+ * through the primary.
  */
 
 /** An entry as it crosses the IPC pipe. `storedAtMs` is when its origin response arrived. */
 export interface SharedEntry {
   metadata: DiskMetadata;
   body: Uint8Array;
+}
+
+/** A large entry in another worker's disk tier, to read from its file. */
+export interface SharedFile {
+  metadata: DiskMetadata;
+  path: string;
+  bodyOffset: number;
+  /** Tells the file apart from a later one at the same path. */
+  inode: number;
+}
+
+/** The response of a large object being written to the disk tier, as the readers of the write serve it. */
+export interface FillResponse {
+  status: number;
+  /** The headers the writer's viewer got from the origin, as a flat `[name, value, ...]` list. */
+  headers: string[];
+  /** The time the edge received the origin's response, in epoch milliseconds. */
+  receivedAtMs: number;
+  initialAgeSeconds: number;
+  ttlSeconds: number;
+  distributionId: string;
+  invalidationPaths: string[];
+  /** When the fetch began; a purge since then makes the write unusable. */
+  startedAtMs: number;
+}
+
+/**
+ * A large object that another worker is fetching and writing to its disk
+ * tier as it arrives, to read from the file as it grows.
+ */
+export interface SharedFill extends FillResponse {
+  /** The primary's number for this write, which its progress reports carry. */
+  id: number;
+  /** The file being written, and the entry's file once the write is published. */
+  path: string;
+  bodyOffset: number;
+  bodyBytes: number;
+  writtenBodyBytes: number;
+}
+
+/** How far a shared write has come; `state` is "stored" or "failed" once it has ended. */
+export interface FillProgress {
+  writtenBodyBytes: number;
+  path: string;
+  state: WriteProgress["state"];
 }
 
 /** The result of asking the primary about a miss. */
@@ -37,6 +86,10 @@ export type PeerGrant =
    * `fetched` is the way that fetch ended, when there was one.
    */
   | { kind: "filled"; entry: SharedEntry; collapsed: boolean; fetched?: FetchEnd }
+  /** Another worker's large entry in its disk tier, fresh or held for a failing origin; `fetched` as for "filled". */
+  | { kind: "file"; file: SharedFile; collapsed: boolean; fetched?: FetchEnd }
+  /** Another worker's fetch of a large object, which it writes to its disk tier as it arrives. */
+  | { kind: "fill"; fill: SharedFill }
   /**
    * The coordination gave no entry (writer failed, not cacheable, timed out): fetch without
    * sharing. With `originFailed`, the writer's origin failed, so a stale copy may be served.
@@ -61,7 +114,14 @@ export type PeerMessage =
   /** `fetched` is absent when the writer left no entry. */
   | { kind: "peer.release"; key: string; fetched?: FetchEnd }
   | { kind: "peer.peek"; sequence: number; key: string }
-  | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined };
+  | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile }
+  /** The writer's fetch of `key` writes a large object to its disk tier as it arrives; `fill.id` is 0 until the primary numbers it. */
+  | { kind: "peer.streaming"; key: string; fill: SharedFill }
+  /** From the writer, about its write of `key`; from the primary, about write `id`. */
+  | { kind: "peer.progress"; key: string; id: number; progress: FillProgress }
+  /** Asks for another worker's fresh copy of `key` without fetching it for the edge when there is none. */
+  | { kind: "peer.find"; sequence: number; key: string }
+  | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined };
 
 /** Largest body that is handed between workers; a bigger entry is fetched by each worker that needs it. */
 export const MAX_SHARED_BODY_BYTES = 8 * 1024 * 1024;
@@ -85,8 +145,19 @@ function isPeerMessage(value: unknown): value is PeerMessage {
 export class PeerClient {
   private nextSequence = 1;
   private readonly pending = new Map<number, { done: (grant: PeerGrant) => void; queued: () => void }>();
+  private readonly finds = new Map<number, (found: Found) => void>();
+  /** Other workers' writes that this worker reads, by the primary's number, with their stall timers. */
+  private readonly followed = new Map<number, { progress: WriteProgress; timer: NodeJS.Timeout }>();
   private readonly onMessage = (value: unknown): void => {
     if (!isPeerMessage(value)) return;
+    if (value.kind === "peer.progress") {
+      this.advanceFollowed(value.id, value.progress);
+      return;
+    }
+    if (value.kind === "peer.found") {
+      this.finds.get(value.sequence)?.({ entry: value.entry, file: value.file });
+      return;
+    }
     if (value.kind === "peer.grant") {
       const waiter = this.pending.get(value.sequence);
       if (waiter !== undefined) waiter.done(value.grant);
@@ -98,27 +169,34 @@ export class PeerClient {
       this.pending.get(value.sequence)?.queued();
       return;
     }
-    if (value.kind === "peer.peek") {
-      let entry: SharedEntry | undefined;
-      try {
-        entry = this.provide(value.key);
-      } catch (error) {
-        this.log.warn({ err: error }, "failed to read an entry for another worker");
-      }
-      send({ kind: "peer.peeked", sequence: value.sequence, entry });
-    }
+    if (value.kind === "peer.peek") void this.answerPeek(value.sequence, value.key);
   };
 
   /**
-   * `provide` returns a fresh entry of this worker for a key, or undefined.
-   * `waitTimeoutMs` bounds how long `acquire` waits for another worker's fetch.
+   * `provide` returns this worker's entry for a key from its memory tier, or
+   * undefined; `provideFile` its large entry on disk. `waitTimeoutMs` bounds
+   * how long `acquire` waits for another worker's fetch, and how long a
+   * followed write may go without progress.
    */
   constructor(
     private readonly provide: (key: string) => SharedEntry | undefined,
+    private readonly provideFile: (key: string) => Promise<SharedFile | undefined>,
     private readonly waitTimeoutMs: number,
     private readonly log: Logger,
   ) {
     process.on("message", this.onMessage);
+  }
+
+  private async answerPeek(sequence: number, key: string): Promise<void> {
+    let entry: SharedEntry | undefined;
+    let file: SharedFile | undefined;
+    try {
+      entry = this.provide(key);
+      if (entry === undefined) file = await this.provideFile(key);
+    } catch (error) {
+      this.log.warn({ err: error }, "failed to read an entry for another worker");
+    }
+    send(file === undefined ? { kind: "peer.peeked", sequence, entry } : { kind: "peer.peeked", sequence, entry: undefined, file });
   }
 
   /**
@@ -152,6 +230,27 @@ export class PeerClient {
   }
 
   /**
+   * Returns another worker's fresh copy of `key`, from its memory tier or its
+   * disk tier, or neither when no worker holds one or the primary does not
+   * reply in time. Unlike `acquire`, it never makes this worker the writer.
+   */
+  find(key: string): Promise<Found> {
+    if (process.send === undefined || !process.connected) return Promise.resolve({});
+    const sequence = this.nextSequence++;
+    return new Promise((resolve) => {
+      const done = (found: Found): void => {
+        clearTimeout(timer);
+        this.finds.delete(sequence);
+        resolve(found);
+      };
+      const timer = setTimeout(() => done({}), PRIMARY_REPLY_TIMEOUT_MS + PEEK_TIMEOUT_MS);
+      timer.unref();
+      this.finds.set(sequence, done);
+      send({ kind: "peer.find", sequence, key });
+    });
+  }
+
+  /**
    * Ends this worker's fetch of `key`, with how it ended: undefined when it
    * left no entry and the origin did not fail. The primary requests the entry
    * only when other workers wait for it, so a miss that no other worker waits
@@ -161,10 +260,77 @@ export class PeerClient {
     send(fetched === undefined ? { kind: "peer.release", key } : { kind: "peer.release", key, fetched });
   }
 
+  /**
+   * Announces that this worker's fetch of `key`, as the writer for the whole
+   * edge, writes a large object to its disk tier as it arrives. Then reports
+   * the write's progress until it ends, at most once per turn of the event
+   * loop, so that other workers read the file as it grows.
+   */
+  shareFill(key: string, fill: Omit<SharedFill, "id">, progress: WriteProgress): void {
+    send({ kind: "peer.streaming", key, fill: { ...fill, id: 0 } });
+    let scheduled = false;
+    const report = (): void => {
+      scheduled = false;
+      send({ kind: "peer.progress", key, id: 0, progress: progressOf(progress) });
+    };
+    const onChange = (): void => {
+      if (progress.state !== "writing") {
+        progress.off("change", onChange);
+        report();
+        return;
+      }
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        if (scheduled) report();
+      });
+    };
+    progress.on("change", onChange);
+  }
+
+  /**
+   * Returns the progress of another worker's write, kept up to date from the
+   * primary's reports, for readers in this worker. A write that reports
+   * nothing for `waitTimeoutMs` counts as failed.
+   */
+  follow(fill: SharedFill): WriteProgress {
+    const progress = new WriteProgress(fill.path, fill.bodyOffset, fill.bodyBytes);
+    progress.follow(fill.writtenBodyBytes, fill.path, "writing");
+    const stalled = (): void => {
+      this.followed.delete(fill.id);
+      progress.end(false);
+    };
+    const timer = setTimeout(stalled, this.waitTimeoutMs);
+    timer.unref();
+    this.followed.set(fill.id, { progress, timer });
+    return progress;
+  }
+
+  private advanceFollowed(id: number, report: FillProgress): void {
+    const followed = this.followed.get(id);
+    if (followed === undefined) return;
+    followed.timer.refresh();
+    if (report.state !== "writing") {
+      clearTimeout(followed.timer);
+      this.followed.delete(id);
+    }
+    followed.progress.follow(report.writtenBodyBytes, report.path, report.state);
+  }
+
   close(): void {
     process.off("message", this.onMessage);
     for (const { done } of [...this.pending.values()]) done({ kind: "alone" });
+    for (const done of [...this.finds.values()]) done({});
+    for (const { progress, timer } of this.followed.values()) {
+      clearTimeout(timer);
+      progress.end(false);
+    }
+    this.followed.clear();
   }
+}
+
+function progressOf(progress: WriteProgress): FillProgress {
+  return { writtenBodyBytes: progress.writtenBodyBytes, path: progress.path, state: progress.state };
 }
 
 function send(message: PeerMessage): void {
@@ -182,14 +348,17 @@ interface Flight {
   writer: Worker | undefined;
   waiters: Waiter[];
   timer: NodeJS.Timeout;
+  /** The writer's write of a large object to its disk tier, once it began, and the workers that read it. */
+  fill?: { shared: SharedFill; readers: Set<Worker> };
 }
 
 /** The primary's side: one writer per key across workers, and a directory of who holds what. */
 export class PeerCoordinator {
   private readonly flights = new Map<string, Flight>();
   private readonly holders = new Map<string, Worker>();
-  private readonly peeks = new Map<number, (entry: SharedEntry | undefined) => void>();
+  private readonly peeks = new Map<number, (peeked: Peeked) => void>();
   private nextPeek = 1;
+  private nextFill = 1;
 
   /** `writerTimeoutMs` bounds how long one worker may hold a key for the others. */
   constructor(
@@ -205,11 +374,20 @@ export class PeerCoordinator {
         case "peer.acquire":
           this.acquire(worker, value.sequence, value.key);
           return;
+        case "peer.find":
+          this.find(worker, value.sequence, value.key);
+          return;
         case "peer.release":
           this.release(worker, value.key, value.fetched);
           return;
         case "peer.peeked":
-          this.peeks.get(value.sequence)?.(value.entry);
+          this.peeks.get(value.sequence)?.({ entry: value.entry, file: value.file });
+          return;
+        case "peer.streaming":
+          this.startFill(worker, value.key, value.fill);
+          return;
+        case "peer.progress":
+          this.advanceFill(worker, value.key, value.progress);
           return;
         default:
           return;
@@ -225,6 +403,11 @@ export class PeerCoordinator {
 
   private acquire(worker: Worker, sequence: number, key: string): void {
     const flight = this.flights.get(key);
+    if (flight?.fill !== undefined) {
+      flight.fill.readers.add(worker);
+      grant(worker, sequence, key, { kind: "fill", fill: flight.fill.shared });
+      return;
+    }
     if (flight !== undefined) {
       flight.waiters.push({ worker, sequence });
       sendQueued(worker, sequence);
@@ -239,10 +422,14 @@ export class PeerCoordinator {
     // Another worker stored this key last: its copy saves an origin request if it is still fresh.
     started.waiters.push({ worker, sequence });
     sendQueued(worker, sequence);
-    void this.peek(holder!, key).then((entry) => {
+    void this.peek(holder!, key).then(({ entry, file }) => {
       if (this.flights.get(key) !== started) return;
       if (entry !== undefined && Date.now() < entry.metadata.staleAtMs) {
         this.finish(key, started, { kind: "filled", entry, collapsed: false });
+        return;
+      }
+      if (file !== undefined && Date.now() < file.metadata.staleAtMs) {
+        this.finish(key, started, { kind: "file", file, collapsed: false });
         return;
       }
       this.holders.delete(key);
@@ -251,6 +438,24 @@ export class PeerCoordinator {
       const first = started.waiters.shift()!;
       started.writer = first.worker;
       grant(first.worker, first.sequence, key, entry === undefined ? { kind: "writer" } : { kind: "writer", stale: entry });
+    });
+  }
+
+  /** Answers a worker's question for a fresh copy held by another worker. */
+  private find(worker: Worker, sequence: number, key: string): void {
+    const answer = (found: Found): void => {
+      if (worker.isConnected()) worker.send({ kind: "peer.found", sequence, entry: found.entry, file: found.file } satisfies PeerMessage);
+    };
+    const holder = this.holders.get(key);
+    if (holder === undefined || holder === worker) {
+      answer({});
+      return;
+    }
+    void this.peek(holder, key).then(({ entry, file }) => {
+      const nowMs = Date.now();
+      if (entry !== undefined && nowMs < entry.metadata.staleAtMs) answer({ entry });
+      else if (file !== undefined && nowMs < file.metadata.staleAtMs) answer({ file });
+      else answer({});
     });
   }
 
@@ -271,7 +476,8 @@ export class PeerCoordinator {
 
   private release(worker: Worker, key: string, fetched: FetchEnd | undefined): void {
     const flight = this.flights.get(key);
-    if (flight === undefined || flight.writer !== worker) return;
+    // A write to disk that began ends with its last progress report instead.
+    if (flight === undefined || flight.writer !== worker || flight.fill !== undefined) return;
     // A stale copy served on a failure may be on the writer's disk only, which no peek returns.
     const originFailed = fetched === "failed" || fetched === "served-stale";
     const alone: PeerGrant = originFailed ? { kind: "alone", originFailed } : { kind: "alone" };
@@ -285,10 +491,48 @@ export class PeerCoordinator {
       return;
     }
     // Workers that missed meanwhile, and any that miss before the reply, get the writer's copy.
-    void this.peek(worker, key).then((entry) => {
+    void this.peek(worker, key).then(({ entry, file }) => {
       if (this.flights.get(key) !== flight) return;
-      this.finish(key, flight, entry === undefined ? alone : { kind: "filled", entry, collapsed: true, fetched });
+      const result: PeerGrant =
+        entry !== undefined
+          ? { kind: "filled", entry, collapsed: true, fetched }
+          : file !== undefined
+            ? { kind: "file", file, collapsed: true, fetched }
+            : alone;
+      this.finish(key, flight, result);
     });
+  }
+
+  /**
+   * Hands the writer's file of `key`, which it writes as the object arrives,
+   * to the waiting workers and to those that miss the key until the write
+   * ends. They read the file as it grows.
+   */
+  private startFill(worker: Worker, key: string, fill: SharedFill): void {
+    const flight = this.flights.get(key);
+    if (flight === undefined || flight.writer !== worker || flight.fill !== undefined) return;
+    // The write ends with its last report, or with the writer's exit; the writer's own timeouts bound it.
+    clearTimeout(flight.timer);
+    const shared = { ...fill, id: this.nextFill++ };
+    flight.fill = { shared, readers: new Set() };
+    for (const waiter of flight.waiters) {
+      flight.fill.readers.add(waiter.worker);
+      grant(waiter.worker, waiter.sequence, key, { kind: "fill", fill: shared });
+    }
+    flight.waiters = [];
+  }
+
+  /** Passes the progress of a write on to the workers that read it, and ends the flight when the write ends. */
+  private advanceFill(worker: Worker, key: string, progress: FillProgress): void {
+    const flight = this.flights.get(key);
+    const fill = flight?.fill;
+    if (flight === undefined || fill === undefined || flight.writer !== worker) return;
+    fill.shared.writtenBodyBytes = progress.writtenBodyBytes;
+    fill.shared.path = progress.path;
+    for (const reader of fill.readers) sendProgress(reader, key, fill.shared.id, progress);
+    if (progress.state === "writing") return;
+    this.flights.delete(key);
+    if (progress.state === "stored") this.remember(key, worker);
   }
 
   private finish(key: string, flight: Flight, result: PeerGrant): void {
@@ -306,30 +550,53 @@ export class PeerCoordinator {
     }
   }
 
-  private peek(holder: Worker, key: string): Promise<SharedEntry | undefined> {
-    if (!holder.isConnected()) return Promise.resolve(undefined);
+  private peek(holder: Worker, key: string): Promise<Peeked> {
+    if (!holder.isConnected()) return Promise.resolve({});
     const sequence = this.nextPeek++;
     return new Promise((resolve) => {
-      const done = (entry: SharedEntry | undefined): void => {
+      const done = (peeked: Peeked): void => {
         clearTimeout(timer);
         this.peeks.delete(sequence);
-        resolve(entry);
+        resolve(peeked);
       };
-      const timer = setTimeout(() => done(undefined), PEEK_TIMEOUT_MS);
+      const timer = setTimeout(() => done({}), PEEK_TIMEOUT_MS);
       timer.unref();
       this.peeks.set(sequence, done);
       holder.send({ kind: "peer.peek", sequence, key } satisfies PeerMessage);
     });
   }
 
-  /** Lets the waiters of a worker that exited fetch alone, and forgets what it held. */
+  /**
+   * Lets the waiters of a worker that exited fetch alone, ends the writes it
+   * was making for other workers as failed, and forgets what it held.
+   */
   private detach(worker: Worker): void {
     for (const [key, flight] of [...this.flights]) {
       flight.waiters = flight.waiters.filter((waiter) => waiter.worker !== worker);
-      if (flight.writer === worker) this.finish(key, flight, { kind: "alone" });
+      flight.fill?.readers.delete(worker);
+      if (flight.writer !== worker) continue;
+      if (flight.fill !== undefined) {
+        const shared = flight.fill.shared;
+        this.advanceFill(worker, key, { writtenBodyBytes: shared.writtenBodyBytes, path: shared.path, state: "failed" });
+      } else {
+        this.finish(key, flight, { kind: "alone" });
+      }
     }
     for (const [key, holder] of [...this.holders]) if (holder === worker) this.holders.delete(key);
   }
+}
+
+/** A holder's answer to a peek: an entry from its memory tier, a large entry's file, or neither. */
+interface Peeked {
+  entry?: SharedEntry | undefined;
+  file?: SharedFile | undefined;
+}
+
+/** Another worker's fresh copy of a key, from its memory tier or as a large entry's file, or neither. */
+export type Found = Peeked;
+
+function sendProgress(worker: Worker, key: string, id: number, progress: FillProgress): void {
+  if (worker.isConnected()) worker.send({ kind: "peer.progress", key, id, progress } satisfies PeerMessage);
 }
 
 function grant(worker: Worker, sequence: number, key: string, result: PeerGrant): void {

@@ -18,7 +18,7 @@ import { parseVary, varySignature } from "../cache/vary.js";
 import type { DiskStreamTarget } from "../cache/disk.js";
 import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
-import { acceptSharedEntry } from "./peer-flow.js";
+import { acceptSharedEntry, acceptSharedFile, acceptSharedFill, heldPeerFile, holdPeerFile, sharedFillOf, type PeerCache } from "./peer-flow.js";
 import { serveSlices, sliceable, sliceableRange, sliceBytesOf } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import {
@@ -144,6 +144,8 @@ async function serveFromDiskOrOrigin(
           ? sliceableRange(request.headers.range)
           : undefined;
     if (requested !== undefined && sliceable(context, key)) {
+      // Another worker's copy serves ranges and HEADs without the origin.
+      if (context.peers !== undefined && (await serveFoundCopy(context, context.peers, state, request, response, target))) return;
       const handoff = await serveSlices(context, state, request, response, target, requested);
       if (handoff === undefined) return;
       if (handoff.kind === "response") {
@@ -230,6 +232,12 @@ async function serveFromDiskOrOrigin(
         refreshInBackground(context, request, target, stored);
         return;
       }
+      // A large entry in another worker's disk tier, which this worker's writer was handed.
+      const peerFile = stored === undefined ? await heldPeerFile(context, key) : undefined;
+      if (peerFile !== undefined) {
+        await serveDiskStream(context, state, request, response, target, peerFile, cacheStatus.peer);
+        return;
+      }
       // A large entry is on disk only: the writer stored it there, or refreshed or held its file.
       if (stored === undefined && target.staleOnDisk !== undefined) {
         const found = await lookupDisk(context, target.staleOnDisk.metadata.key);
@@ -294,7 +302,7 @@ async function askPeers(
     }
   }
   if (grant.kind === "writer") {
-    const share = (outcome: LockOutcome): void => peers.release(key, fetchEndOf(outcome));
+    const share = shareWith(context, peers, key);
     if (grant.stale === undefined) return share;
     // Another worker's stale copy: this worker revalidates it for the whole edge.
     const stale = acceptSharedEntry(context, grant.stale, epochAtAcquire);
@@ -302,6 +310,29 @@ async function askPeers(
     return { stale, share };
   }
   if (grant.kind === "alone") return undefined;
+  if (grant.kind === "fill") {
+    // Another worker writes the object to its disk tier as it arrives: this worker's requests read
+    // the file as it grows. A range request fetches on its own, as it would beside a fill here.
+    if (request.headers.range !== undefined || (request.method !== "GET" && request.method !== "HEAD")) return undefined;
+    const fill = acceptSharedFill(context, peers, grant.fill, epochAtAcquire);
+    if (fill === undefined) return undefined;
+    registerFill(context, key, fill);
+    settle("streaming");
+    return (await followFill(context, state, request, response, fill, target.behavior.headersPolicy)) ? "served" : undefined;
+  }
+  if (grant.kind === "file") {
+    const file = await acceptSharedFile(context, grant.file, epochAtAcquire);
+    if (file === undefined || Date.now() >= file.metadata.staleAtMs) return undefined;
+    holdPeerFile(context, key, grant.file, epochAtAcquire);
+    const fetched = grant.fetched === undefined || grant.fetched === "failed" ? "stored" : grant.fetched;
+    settle(fetched);
+    const forward = forwardOf(ownStale, target);
+    const status = grant.collapsed
+      ? (ttlSeconds: number): string => collapsedStatus(fetched, forward, file.metadata.status, ttlSeconds)
+      : cacheStatus.peer;
+    await serveDiskStream(context, state, request, response, target, file, status, fetched === "revalidated" ? "RefreshHit" : "Hit");
+    return "served";
+  }
 
   const entry = acceptSharedEntry(context, grant.entry, epochAtAcquire);
   const nowMs = Date.now();
@@ -313,6 +344,48 @@ async function askPeers(
   const status = grant.collapsed ? collapsedStatus(fetched, forward, entry.status, ttlLeft(entry)) : cacheStatus.peer(ttlLeft(entry));
   serveEntry(context, state, request, response, entry, fetched === "revalidated" ? "RefreshHit" : "Hit", status, target.behavior.headersPolicy);
   return "served";
+}
+
+/**
+ * Serves another worker's fresh copy of the key, from its memory tier or its
+ * disk tier, and returns whether there was one. A purge that this worker
+ * applied since the copy was stored keeps it from being served.
+ */
+async function serveFoundCopy(
+  context: EdgeContext,
+  peers: PeerCache,
+  state: ExchangeState,
+  request: ViewerRequest,
+  response: ViewerResponse,
+  target: CacheableRequest,
+): Promise<boolean> {
+  const epochAtFind = purgeEpoch(context, target.distribution.id);
+  const found = await peers.find(target.keyResult.key);
+  if (found.entry !== undefined) {
+    const entry = acceptSharedEntry(context, found.entry, epochAtFind);
+    if (entry === undefined || lookup(context, target) !== entry || !isFresh(entry, Date.now())) return false;
+    serveEntry(context, state, request, response, entry, "Hit", cacheStatus.peer(ttlLeft(entry)), target.behavior.headersPolicy);
+    return true;
+  }
+  if (found.file === undefined) return false;
+  const file = await acceptSharedFile(context, found.file, epochAtFind);
+  if (file === undefined || Date.now() >= file.metadata.staleAtMs) return false;
+  await serveDiskStream(context, state, request, response, target, file, cacheStatus.peer);
+  return true;
+}
+
+/**
+ * Returns the function that tells the other workers how this worker's fetch
+ * of `key`, the writer for the whole edge, ended. A fetch that writes a
+ * large object to the disk tier as it arrives lets them read the file as it
+ * grows, and reports its progress to them until the write ends.
+ */
+function shareWith(context: EdgeContext, peers: PeerCache, key: string): (outcome: LockOutcome) => void {
+  return (outcome) => {
+    const fill = outcome === "streaming" ? context.fills.get(key) : undefined;
+    if (fill !== undefined && fill.progress.state === "writing") peers.shareFill(key, sharedFillOf(fill), fill.progress);
+    peers.release(key, fetchEndOf(outcome));
+  };
 }
 
 /** Returns the Cache-Status `fwd` of a request: "stale" when it found a stale copy in memory or on disk. */
@@ -414,9 +487,12 @@ function refreshInBackground(
         settle(accepted ? "stored" : "failed");
         return;
       }
-      if (grant.kind === "writer") {
-        shareWithPeers = (value) => peers.release(key, fetchEndOf(value));
+      // Another worker holds or writes a large copy: once this stale copy may no longer be served, misses read that one.
+      if (grant.kind === "file" || grant.kind === "fill") {
+        settle("failed");
+        return;
       }
+      if (grant.kind === "writer") shareWithPeers = shareWith(context, peers, key);
     }
     await fetchAsWriter(context, state, refreshRequest, discardingResponse, target, stale, settle);
   };
@@ -631,7 +707,7 @@ async function fetchAsWriter(
       // The fetch fills the disk file at the disk's pace, and every viewer of the object, this
       // one included, reads the file as it grows, so a viewer that leaves ends only its own
       // response. The other misses for the key read it too instead of fetching it again.
-      // NOTE: a fill is shared inside one worker only, so each other worker fetches the object once.
+      // Other workers read it too when this fetch is the writer for the whole edge (`shareWith`).
       const originBody = originResponse.body;
       // The write's progress reports how it ended to its readers, so the tap's own error is not needed.
       tap.on("error", () => {});
@@ -649,6 +725,8 @@ async function fetchAsWriter(
         initialAgeSeconds,
         ttlSeconds: decision.ttlSeconds,
         distributionId: distribution.id,
+        invalidationPaths: invalidationPathsOf(target),
+        startedAtMs: fetchStartedAtMs,
         purgeEpoch: epochAtStart,
         abort: () => {
           originBody.destroy();

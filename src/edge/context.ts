@@ -7,6 +7,7 @@ import type { MetricsSink } from "../metrics/types.js";
 import type { EdgeIdentity } from "./headers.js";
 import type { StreamingFill } from "./fill-follow.js";
 import type { PeerCache } from "./peer-flow.js";
+import type { SharedFile } from "../cluster/peers.js";
 import type { RoutingTable } from "./routing.js";
 
 /** State shared by every request an edge handles. */
@@ -24,6 +25,11 @@ export interface EdgeContext {
   pendingWrites: Set<Promise<boolean>>;
   /** Large objects being written to the disk tier as they arrive, by primary key, which later misses read as they grow. */
   fills: Map<string, StreamingFill>;
+  /**
+   * Large entries in other workers' disk tiers that a miss here was just
+   * handed, by primary key, for the requests that waited for that miss.
+   */
+  peerFiles: Map<string, RecentPeerFile>;
   /** When this edge process started; disk entries from before it are revalidated before use. */
   startedAtMs: number;
   /**
@@ -78,6 +84,14 @@ export class ByteBudget {
   release(bytes: number): void {
     this.usedBytes = Math.max(0, this.usedBytes - bytes);
   }
+}
+
+export interface RecentPeerFile {
+  file: SharedFile;
+  /** The distribution's purge counter when the file was handed over. */
+  purgeEpoch: number;
+  /** Until when the waiting requests may take it, in epoch milliseconds. */
+  untilMs: number;
 }
 
 export interface RecentPurge {

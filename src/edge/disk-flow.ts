@@ -121,6 +121,11 @@ export function openDiskBody(
   range: { start: number; end: number } | undefined,
 ): Readable {
   return new VerifiedBodyReader(target, range?.start ?? 0, range?.end ?? target.bodyBytes - 1, () => {
+    if (target.peer === true) {
+      // The worker whose tier holds the file removes it when it reads it next.
+      context.log.warn({ key: target.metadata.key, path: target.path }, "another worker's disk cache entry failed verification");
+      return;
+    }
     context.log.warn({ key: target.metadata.key, path: target.path }, "disk cache entry failed verification; removed it");
     void context.disk?.delete(target.metadata.key);
   });

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { open, type FileHandle } from "node:fs/promises";
 import { Readable } from "node:stream";
 import type { WriteProgress } from "../cache/disk.js";
+import type { FillResponse } from "../cluster/peers.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { cacheStatus } from "./headers.js";
@@ -14,16 +15,8 @@ import type { CompiledHeadersPolicy } from "./response-headers.js";
  * as it arrives. Its viewers, and other misses for the same key, read the
  * file as it grows instead of fetching the object again.
  */
-export interface StreamingFill {
+export interface StreamingFill extends FillResponse {
   progress: WriteProgress;
-  status: number;
-  /** The headers the writer's viewer got from the origin, as a flat `[name, value, ...]` list. */
-  headers: string[];
-  /** The time the edge received the origin's response, in epoch milliseconds. */
-  receivedAtMs: number;
-  initialAgeSeconds: number;
-  ttlSeconds: number;
-  distributionId: string;
   /** The distribution's purge counter when the fetch began; a purge since makes the write unusable. */
   purgeEpoch: number;
   /** Ends the fetch and the write, as when the edge shuts down. */

@@ -9,7 +9,7 @@ import { OriginPools, type OriginContext } from "../origin/index.js";
 import { PeerClient } from "../cluster/peers.js";
 import type { ConnectionGate, ViewerPort } from "./balance.js";
 import { createClusterHandler } from "./cluster-handler.js";
-import { sharedEntryOf } from "./peer-flow.js";
+import { sharedEntryOf, sharedFileOf } from "./peer-flow.js";
 import { openDiskTier } from "./disk-flow.js";
 import { ByteBudget, type EdgeContext } from "./context.js";
 import type { ViewerRequest, ViewerResponse } from "./exchange.js";
@@ -111,6 +111,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     disk,
     pendingWrites: new Set(),
     fills: new Map(),
+    peerFiles: new Map(),
     startedAtMs: Date.now(),
     recentPurges: new Map(),
     inFlight: new ByteBudget(inFlightBytesFor(options.memoryCacheBytes)),
@@ -126,7 +127,12 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
   };
   let peerClient: PeerClient | undefined;
   if (options.workerSlot !== undefined) {
-    peerClient = new PeerClient((key) => sharedEntryOf(context, key, true), COLLAPSE_WAITER_TIMEOUT_MS, log);
+    peerClient = new PeerClient(
+      (key) => sharedEntryOf(context, key, true),
+      (key) => sharedFileOf(context, key),
+      COLLAPSE_WAITER_TIMEOUT_MS,
+      log,
+    );
     context.peers = peerClient;
   }
   const pools = new OriginPools();

@@ -1,12 +1,17 @@
+import { streamTargetAt, type DiskStreamTarget, type WriteProgress } from "../cache/disk.js";
 import type { CachedResponse } from "../cache/entry.js";
-import { MAX_SHARED_BODY_BYTES, type FetchEnd, type PeerGrant, type SharedEntry } from "../cluster/peers.js";
+import { MAX_SHARED_BODY_BYTES, type FetchEnd, type Found, type PeerGrant, type SharedEntry, type SharedFile, type SharedFill } from "../cluster/peers.js";
 import { purgeEpoch, purgedSince, type EdgeContext } from "./context.js";
 import { diskMetadataOf, entryFromDisk } from "./disk-flow.js";
+import type { StreamingFill } from "./fill-follow.js";
 
 /** The edge's view of its sibling workers; absent when the edge runs alone. */
 export interface PeerCache {
   acquire(key: string): Promise<PeerGrant>;
   release(key: string, fetched?: FetchEnd): void;
+  shareFill(key: string, fill: Omit<SharedFill, "id">, progress: WriteProgress): void;
+  follow(fill: SharedFill): WriteProgress;
+  find(key: string): Promise<Found>;
 }
 
 /**
@@ -42,4 +47,96 @@ export function acceptSharedEntry(context: EdgeContext, shared: SharedEntry, epo
   if (!context.memory.put(entry)) return undefined;
   context.vary.record(metadata.primaryKey, [], {});
   return entry;
+}
+
+/**
+ * Returns this worker's fresh large entry for a primary key, in its disk
+ * tier, as a file another worker can read. Entries with Vary variants, and
+ * entries from before this process started, which wait for revalidation,
+ * are never returned.
+ */
+export async function sharedFileOf(context: EdgeContext, key: string): Promise<SharedFile | undefined> {
+  const disk = context.disk;
+  if (disk === undefined || context.vary.varies(key) || context.memory.peek(key) !== undefined) return undefined;
+  const bodyBytes = disk.bodyBytesOf(key);
+  if (bodyBytes === undefined || bodyBytes <= context.maxObjectBytes) return undefined;
+  const target = await disk.streamTarget(key);
+  if (target === undefined) return undefined;
+  const metadata = target.metadata;
+  if (metadata.storedAtMs < context.startedAtMs || Date.now() >= metadata.staleAtMs) return undefined;
+  if (purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs)) return undefined;
+  return { metadata, path: target.path, bodyOffset: target.bodyOffset, inode: target.inode };
+}
+
+/**
+ * Returns the stream target of another worker's file, once its head has
+ * passed its check and it is still the file that worker described. Returns
+ * undefined when a purge that this worker applied since `epochAtAcquire`, or
+ * since the entry was stored, could have covered it.
+ */
+export async function acceptSharedFile(
+  context: EdgeContext,
+  shared: SharedFile,
+  epochAtAcquire: number,
+): Promise<DiskStreamTarget | undefined> {
+  const metadata = shared.metadata;
+  if (purgeEpoch(context, metadata.distributionId) !== epochAtAcquire) return undefined;
+  if (purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs)) return undefined;
+  const found = await streamTargetAt(shared.path, metadata.key);
+  if (found === undefined || found.inode !== shared.inode || found.bodyBytes !== metadata.bodyBytes) return undefined;
+  // The holder's metadata carries what a revalidation changed since the file was written.
+  return { ...found, metadata, peer: true };
+}
+
+/** Returns the fields of a write in progress that other workers need to read it. */
+export function sharedFillOf(fill: StreamingFill): Omit<SharedFill, "id"> {
+  const { progress, purgeEpoch: _purgeEpoch, abort: _abort, ...response } = fill;
+  return {
+    ...response,
+    path: progress.path,
+    bodyOffset: progress.bodyOffset,
+    bodyBytes: progress.bodyBytes,
+    writtenBodyBytes: progress.writtenBodyBytes,
+  };
+}
+
+/**
+ * Returns another worker's write in progress as a fill this worker's
+ * requests read, unless a purge that this worker applied since
+ * `epochAtAcquire`, or since the fetch began, could have covered it.
+ */
+export function acceptSharedFill(context: EdgeContext, peers: PeerCache, shared: SharedFill, epochAtAcquire: number): StreamingFill | undefined {
+  if (purgeEpoch(context, shared.distributionId) !== epochAtAcquire) return undefined;
+  if (purgedSince(context, shared.distributionId, shared.invalidationPaths, shared.startedAtMs)) return undefined;
+  const progress = peers.follow(shared);
+  const { id: _id, path: _path, bodyOffset: _bodyOffset, bodyBytes: _bodyBytes, writtenBodyBytes: _written, ...response } = shared;
+  return {
+    ...response,
+    progress,
+    purgeEpoch: epochAtAcquire,
+    // Readers here stop; the writer's fetch goes on for the worker that owns it.
+    abort: () => progress.end(false),
+  };
+}
+
+/** How long requests that waited for a miss may take the other worker's file it was handed. */
+const PEER_FILE_HOLD_MS = 1_000;
+
+/** Keeps another worker's file that a miss was handed, for the requests that waited for that miss. */
+export function holdPeerFile(context: EdgeContext, key: string, file: SharedFile, epochAtAcquire: number): void {
+  const nowMs = Date.now();
+  for (const [held, recent] of context.peerFiles) if (recent.untilMs <= nowMs) context.peerFiles.delete(held);
+  context.peerFiles.set(key, { file, purgeEpoch: epochAtAcquire, untilMs: nowMs + PEER_FILE_HOLD_MS });
+}
+
+/** Returns the fresh file of another worker that a miss of `key` was just handed, checked again. */
+export async function heldPeerFile(context: EdgeContext, key: string): Promise<DiskStreamTarget | undefined> {
+  const recent = context.peerFiles.get(key);
+  if (recent === undefined) return undefined;
+  const nowMs = Date.now();
+  if (recent.untilMs <= nowMs || nowMs >= recent.file.metadata.staleAtMs) {
+    context.peerFiles.delete(key);
+    return undefined;
+  }
+  return acceptSharedFile(context, recent.file, recent.purgeEpoch);
 }

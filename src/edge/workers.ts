@@ -26,6 +26,8 @@ export interface WorkerEdge extends Edge {
   workerConnections(): Array<[worker: number, open: number]>;
   /** Connections that a worker above its share handed on since the start. */
   handedConnections(): number;
+  /** Keys being fetched for the whole edge now, large objects still being written included. */
+  sharedFetches(): number;
 }
 
 /** Messages between the primary and an edge worker about its lifecycle. */
@@ -226,6 +228,7 @@ export async function startEdgeWorkers(
     },
     liveWorkers: () => live.size,
     workerConnections: () => spread.counts(),
+    sharedFetches: () => peers.flightCount,
     handedConnections: () => spread.handedOff,
     close: () => {
       closed ??= stopAll().then(() => log.info("edge workers stopped"));

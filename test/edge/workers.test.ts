@@ -54,16 +54,25 @@ async function startServingWorkers(
   diskCacheBytes?: number,
 ) {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
-  t.after(() => rm(dataDir, { recursive: true, force: true }));
   const bus = new EmbeddedBus(silentLogger());
-  const edge = await startTwoWorkers(
-    edgeId,
-    dataDir,
-    bus,
-    { addMinute: () => {}, prometheus: undefined, records: undefined, countDropped: () => {} },
-    diskCacheBytes,
-  );
-  t.after(() => edge.close());
+  let edge: WorkerEdge;
+  try {
+    edge = await startTwoWorkers(
+      edgeId,
+      dataDir,
+      bus,
+      { addMinute: () => {}, prometheus: undefined, records: undefined, countDropped: () => {} },
+      diskCacheBytes,
+    );
+  } catch (error) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  // The workers stop first, so that no disk write of theirs is still running in the folder.
+  t.after(async () => {
+    await edge.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
   const snapshot = customSnapshot({ originPort, ...options });
   const acked = new Promise<void>((resolve) => {
     let count = 0;
@@ -73,37 +82,35 @@ async function startServingWorkers(
   });
   await bus.publish({ type: "distribution.updated", snapshot });
   await acked;
-  return { edge, snapshot };
-}
-
-/** Finds the pid of the worker that owns the server side of the loopback connection from `clientPort` to `serverPort`. */
-async function workerHolding(serverPort: number, clientPort: number): Promise<number | undefined> {
-  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, "0");
-  const table = await readFile("/proc/net/tcp", "utf8");
-  const row = table
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/))
-    .find((fields) => fields[1] === `0100007F:${hex(serverPort)}` && fields[2] === `0100007F:${hex(clientPort)}`);
-  if (row === undefined) return undefined;
-  const socket = `socket:[${row[9]}]`;
-  for (const worker of Object.values(cluster.workers ?? {})) {
-    const pid = worker?.process.pid;
-    if (pid === undefined) continue;
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
-    for (const fd of fds) {
-      if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "")) === socket) return pid;
-    }
-  }
-  return undefined;
+  return { edge, snapshot, bus };
 }
 
 /**
- * Opens keep-alive connections to the edge until each of its `workers`
- * has `perWorker` of them, and returns them grouped by worker, as agents
- * of one connection each. Workers accept from the shared socket themselves,
- * so the kernel and their timing decide which one takes a new connection.
- * The grouping lets a test choose the worker of each request.
+ * Finds the pid of the worker that owns the server side of each loopback connection from one of
+ * `clientPorts` to `serverPort`. It reads the socket table once, because on a machine with many
+ * closed connections waiting out their time, each read takes tens of milliseconds.
  */
+async function workersHolding(serverPort: number, clientPorts: readonly number[]): Promise<Map<number, number>> {
+  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, "0");
+  const wanted = new Map(clientPorts.map((port) => [`0100007F:${hex(port)}`, port]));
+  const socketPorts = new Map<string, number>();
+  for (const line of (await readFile("/proc/net/tcp", "utf8")).split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    const clientPort = wanted.get(fields[2] ?? "");
+    if (fields[1] === `0100007F:${hex(serverPort)}` && clientPort !== undefined) socketPorts.set(`socket:[${fields[9]}]`, clientPort);
+  }
+  const holders = new Map<number, number>();
+  for (const worker of Object.values(cluster.workers ?? {})) {
+    const pid = worker?.process.pid;
+    if (pid === undefined) continue;
+    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [])) {
+      const clientPort = socketPorts.get(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
+      if (clientPort !== undefined) holders.set(clientPort, pid);
+    }
+  }
+  return holders;
+}
+
 /**
  * Opens keep-alive connections until each of `workers` workers has `perWorker` of them, and
  * returns those, by worker. The other connections are closed, and with `edge` given, this waits
@@ -123,11 +130,12 @@ async function connectionsOnEachWorker(
     for (const agent of batch) t.after(() => agent.destroy());
     // An unknown host gets its 403 from the edge itself, so opening a connection reaches no origin.
     await Promise.all(batch.map((agent) => request(port, "unknown.invalid", "/", { agent })));
-    for (const agent of batch) {
-      const socket = Object.values(agent.freeSockets)[0]?.[0];
-      assert.ok(socket?.localPort !== undefined, "the connection stays open");
-      const pid = await workerHolding(port, socket.localPort);
-      assert.ok(pid !== undefined, `no worker holds the connection from port ${socket.localPort}`);
+    const ports = batch.map((agent) => Object.values(agent.freeSockets)[0]?.[0]?.localPort);
+    for (const localPort of ports) assert.ok(localPort !== undefined, "the connection stays open");
+    const holders = await workersHolding(port, ports as number[]);
+    for (const [index, agent] of batch.entries()) {
+      const pid = holders.get(ports[index]!);
+      assert.ok(pid !== undefined, `no worker holds the connection from port ${ports[index]}`);
       const agents = byWorker.get(pid) ?? [];
       agents.push(agent);
       byWorker.set(pid, agents);
@@ -142,6 +150,12 @@ async function connectionsOnEachWorker(
     assert.equal(reported(), workers * perWorker, "the workers report the connections left open");
   }
   return returned;
+}
+
+/** Waits until no key is being fetched for the whole edge, so that a large object's file is published. */
+async function sharedFetchesEnd(edge: WorkerEdge): Promise<void> {
+  for (let waited = 0; edge.sharedFetches() > 0 && waited < 5_000; waited += 20) await sleep(20);
+  assert.equal(edge.sharedFetches(), 0, "a shared fetch is still running");
 }
 
 /** Sends a GET over TLS with `host` as the server name and the Host header. */
@@ -225,6 +239,8 @@ test("workers share ports and acknowledge together", async (t) => {
   const [[first], [second]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
   const stored = await request(edge.httpPort, snapshot.domainName, "/w.txt", { agent: first });
   assert.equal(stored.headers["x-cache"], "Miss from portico");
+  // The viewer may have its response before the primary has heard that the fetch ended.
+  await sharedFetchesEnd(edge);
   const filled = await request(edge.httpPort, snapshot.domainName, "/w.txt", { agent: second });
   assert.equal(filled.body.toString(), "body of /w.txt");
   assert.match(String(filled.headers["cache-status"]), /detail=peer/);
@@ -293,6 +309,109 @@ test("workers collapse concurrent misses into one fetch", async (t) => {
   // One of the six pinned requests fetched; the other five, on both workers, waited for it.
   const collapsed = pinned.filter((response) => String(response.headers["cache-status"]).includes("collapsed"));
   assert.equal(collapsed.length, 5, pinned.map((response) => response.headers["cache-status"]).join("\n"));
+});
+
+test("workers share a large write", async (t) => {
+  // Above the memory tier's per-object limit, so the object goes to the disk tier of the worker that fetches it.
+  const large = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 7 + (i >> 12)) & 0xff;
+  const origin = await startOrigin(async (_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(large.length), etag: '"big"' });
+    // The body arrives over about half a second, so the other misses come while it is written.
+    for (let offset = 0; offset < large.length; offset += 256 * 1024) {
+      res.write(large.subarray(offset, offset + 256 * 1024));
+      await sleep(40);
+    }
+    res.end();
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot, bus } = await startServingWorkers(t, "edge-l", origin.port, {}, 64 * 1024 * 1024);
+  type Three = [Agent, Agent, Agent];
+  const [onFirst, onSecond] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 3)) as [Three, Three];
+
+  const first = request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onFirst[0] });
+  await sleep(100);
+  const rest = await Promise.all([
+    ...onFirst.slice(1).map((agent) => request(edge.httpPort, snapshot.domainName, "/big.bin", { agent })),
+    ...onSecond.map((agent) => request(edge.httpPort, snapshot.domainName, "/big.bin", { agent })),
+    ...Array.from({ length: 20 }, () => request(edge.httpPort, snapshot.domainName, "/big.bin", { headers: { connection: "close" } })),
+  ]);
+  const all = [await first, ...rest];
+  for (const response of all) {
+    assert.equal(response.status, 200);
+    assert.ok(response.body.equals(large), `a body of ${response.body.length} bytes differs`);
+  }
+  assert.equal(origin.hits("/big.bin"), 1);
+  assert.match(String((await first).headers["cache-status"]), /fwd=uri-miss; fwd-status=200; stored; .*detail=streamed-to-disk/);
+  // The requests on the second worker read the first worker's file as it grew.
+  for (const response of rest.slice(2, 5)) {
+    assert.match(String(response.headers["cache-status"]), /^portico; fwd=uri-miss; fwd-status=200; collapsed; ttl=\d+$/);
+  }
+
+  // Once written, the file serves the second worker's hits and ranges.
+  await sharedFetchesEnd(edge);
+  const hit = await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onSecond[0] });
+  assert.ok(hit.body.equals(large));
+  assert.match(String(hit.headers["cache-status"]), /^portico; hit; ttl=\d+; detail=peer$/);
+  const range = await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onSecond[1], headers: { range: "bytes=1000000-1000999" } });
+  assert.equal(range.status, 206);
+  assert.ok(range.body.equals(large.subarray(1_000_000, 1_001_000)));
+  const notModified = await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onSecond[2], headers: { "if-none-match": '"big"' } });
+  assert.equal(notModified.status, 304);
+  assert.equal(origin.hits("/big.bin"), 1);
+
+  // After an invalidation, neither worker serves the file.
+  const acks = new Promise<void>((resolve) => {
+    let count = 0;
+    bus.onAck((ack) => {
+      if (ack.type === "invalidation.completed" && ++count === 2) resolve();
+    });
+  });
+  await bus.publish({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I-large", paths: ["/big.bin"] });
+  await acks;
+  const refetched = await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onSecond[0] });
+  assert.ok(refetched.body.equals(large));
+  assert.match(String(refetched.headers["cache-status"]), /fwd=uri-miss/);
+  assert.equal(origin.hits("/big.bin"), 2);
+});
+
+test("failed large write cuts readers", async (t) => {
+  const large = Buffer.alloc(3 * 1024 * 1024, 3);
+  let cutShort = true;
+  const origin = await startOrigin(async (_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(large.length) });
+    for (let offset = 0; offset < large.length; offset += 256 * 1024) {
+      // The first fetch resets its connection after 1 MiB of the body.
+      if (cutShort && offset >= 1024 * 1024) {
+        res.destroy();
+        return;
+      }
+      res.write(large.subarray(offset, offset + 256 * 1024));
+      await sleep(40);
+    }
+    res.end();
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-lc", origin.port, {}, 64 * 1024 * 1024);
+  const [onFirst, onSecond] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 2)) as [[Agent, Agent], [Agent, Agent]];
+
+  const first = request(edge.httpPort, snapshot.domainName, "/cut.bin", { agent: onFirst[0] });
+  await sleep(100);
+  const results = await Promise.allSettled([first, ...onSecond.map((agent) => request(edge.httpPort, snapshot.domainName, "/cut.bin", { agent }))]);
+  // Each response ends short of its length, and none waits for more bytes.
+  for (const result of results) {
+    if (result.status === "fulfilled") assert.ok(result.value.body.length < large.length, "a cut write served a whole body");
+  }
+  assert.equal(origin.hits("/cut.bin"), 1);
+  await sharedFetchesEnd(edge);
+
+  cutShort = false;
+  const fetched = await request(edge.httpPort, snapshot.domainName, "/cut.bin", { agent: onFirst[1] });
+  assert.ok(fetched.body.equals(large));
+  assert.equal(origin.hits("/cut.bin"), 2);
+  const read = await request(edge.httpPort, snapshot.domainName, "/cut.bin", { agent: onSecond[0] });
+  assert.ok(read.body.equals(large));
+  assert.equal(origin.hits("/cut.bin"), 2);
 });
 
 test("workers revalidate and serve stale copies another worker holds", async (t) => {
@@ -408,9 +527,15 @@ test("own stale disk copy beats peer error", async (t) => {
   assert.equal(origin.hits("/big.bin"), 2);
 
   // Both workers hold a stale copy, and the origin resets: the waiting worker serves its own
-  // copy at once instead of trying the origin after the first worker's failure.
+  // copy at once instead of trying the origin after the first worker's failure. A worker reads
+  // another's fresh copy, so the second fetches its own once the first one's is stale.
   failing = false;
   assert.ok((await request(edge.httpPort, snapshot.domainName, "/both.bin", { agent: onFirst })).body.equals(large));
+  await sharedFetchesEnd(edge);
+  const read = await request(edge.httpPort, snapshot.domainName, "/both.bin", { agent: onSecond });
+  assert.ok(read.body.equals(large));
+  assert.match(String(read.headers["cache-status"]), /detail=peer$/);
+  await sleep(1200);
   assert.ok((await request(edge.httpPort, snapshot.domainName, "/both.bin", { agent: onSecond })).body.equals(large));
   assert.equal(origin.hits("/both.bin"), 2);
   resetting = true;
@@ -493,6 +618,7 @@ test("workers refresh a stale copy once", async (t) => {
   const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, "/swr.txt", { agent });
   // Both workers hold the copy: the second takes it from the first while it is fresh.
   assert.equal((await get(onFirst![0]!)).body.toString(), "version one");
+  await sharedFetchesEnd(edge);
   assert.match(String((await get(onSecond![0]!)).headers["cache-status"]), /detail=peer$/);
   await sleep(1100);
   version = "two";
@@ -550,11 +676,12 @@ async function burstSplit(t: import("node:test").TestContext, secure: boolean): 
   for (const response of responses) assert.equal(response.body.toString(), "served");
 
   const byWorker = new Map<number, number>();
-  for (const agent of agents) {
-    const socket = Object.values(agent.freeSockets)[0]?.[0];
-    assert.ok(socket?.localPort !== undefined, "the connection stays open");
-    const pid = await workerHolding(port, socket.localPort);
-    assert.ok(pid !== undefined, `no worker holds the connection from port ${socket.localPort}`);
+  const ports = agents.map((agent) => Object.values(agent.freeSockets)[0]?.[0]?.localPort);
+  for (const localPort of ports) assert.ok(localPort !== undefined, "the connection stays open");
+  const holders = await workersHolding(port, ports as number[]);
+  for (const localPort of ports) {
+    const pid = holders.get(localPort!);
+    assert.ok(pid !== undefined, `no worker holds the connection from port ${localPort}`);
     byWorker.set(pid, (byWorker.get(pid) ?? 0) + 1);
   }
   return [...byWorker.values()].sort((a, b) => a - b);
