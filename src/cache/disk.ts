@@ -84,6 +84,8 @@ export class DiskTier {
   private readonly tempDirectory: string;
   /** Vary names of stored entries found on open, by primary key. */
   readonly varyOnOpen = new Map<string, string[]>();
+  /** The publication of each key in progress, which a later one of the same key waits for. */
+  private readonly publishing = new Map<string, Promise<boolean>>();
 
   private constructor(private readonly options: DiskTierOptions) {
     this.objectsDirectory = join(options.directory, "objects");
@@ -291,12 +293,45 @@ export class DiskTier {
    * `release` runs just before the entry is indexed, or when publishing
    * fails, to give back a reservation made for it.
    */
+  /**
+   * Moves a written file into place and indexes it, after any publication of
+   * the same key that began earlier. A write never replaces an entry whose
+   * fetch began after its own: a fetch that a purge overtook may end after
+   * the fetch that followed the purge, and must not take that one's place.
+   */
   private async publish(
     tempPath: string,
     metadata: DiskMetadata,
     bodyOffset: number,
     sizeBytes: number,
     release: () => void = () => {},
+  ): Promise<boolean> {
+    const key = metadata.key;
+    const before = this.publishing.get(key);
+    const publication = (async (): Promise<boolean> => {
+      if (before !== undefined) await before.catch(() => {});
+      const current = this.index.peek(key);
+      if (current !== undefined && current.storedAtMs > metadata.storedAtMs) {
+        release();
+        await unlink(tempPath).catch(() => {});
+        return false;
+      }
+      return this.publishNow(tempPath, metadata, bodyOffset, sizeBytes, release);
+    })();
+    this.publishing.set(key, publication);
+    try {
+      return await publication;
+    } finally {
+      if (this.publishing.get(key) === publication) this.publishing.delete(key);
+    }
+  }
+
+  private async publishNow(
+    tempPath: string,
+    metadata: DiskMetadata,
+    bodyOffset: number,
+    sizeBytes: number,
+    release: () => void,
   ): Promise<boolean> {
     const path = this.pathOf(metadata.key);
     try {

@@ -115,10 +115,15 @@ export type PeerMessage =
   | { kind: "peer.release"; key: string; fetched?: FetchEnd }
   | { kind: "peer.peek"; sequence: number; key: string }
   | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile }
-  /** The writer's fetch of `key` writes a large object to its disk tier as it arrives; `fill.id` is 0 until the primary numbers it. */
+  /**
+   * The writer's fetch of `key` writes a large object to its disk tier as it arrives. `fill.id`
+   * is the writer's own number for the write, which the primary replaces with one of its own.
+   */
   | { kind: "peer.streaming"; key: string; fill: SharedFill }
-  /** From the writer, about its write of `key`; from the primary, about write `id`. */
+  /** About write `id`: from the writer, in its own numbers; from the primary, in the primary's. */
   | { kind: "peer.progress"; key: string; id: number; progress: FillProgress }
+  /** A worker found that a purge covers write `id` of `key`: later misses of the key must not read it. */
+  | { kind: "peer.supersede"; key: string; id: number }
   /** Asks for another worker's fresh copy of `key` without fetching it for the edge when there is none. */
   | { kind: "peer.find"; sequence: number; key: string }
   | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined };
@@ -148,6 +153,8 @@ export class PeerClient {
   private readonly finds = new Map<number, (found: Found) => void>();
   /** Other workers' writes that this worker reads, by the primary's number, with their stall timers. */
   private readonly followed = new Map<number, { progress: WriteProgress; timer: NodeJS.Timeout }>();
+  /** This worker's number for its next write that other workers read. */
+  private nextFill = 1;
   private readonly onMessage = (value: unknown): void => {
     if (!isPeerMessage(value)) return;
     if (value.kind === "peer.progress") {
@@ -267,11 +274,12 @@ export class PeerClient {
    * loop, so that other workers read the file as it grows.
    */
   shareFill(key: string, fill: Omit<SharedFill, "id">, progress: WriteProgress): void {
-    send({ kind: "peer.streaming", key, fill: { ...fill, id: 0 } });
+    const id = this.nextFill++;
+    send({ kind: "peer.streaming", key, fill: { ...fill, id } });
     let scheduled = false;
     const report = (): void => {
       scheduled = false;
-      send({ kind: "peer.progress", key, id: 0, progress: progressOf(progress) });
+      send({ kind: "peer.progress", key, id, progress: progressOf(progress) });
     };
     const onChange = (): void => {
       if (progress.state !== "writing") {
@@ -286,6 +294,15 @@ export class PeerClient {
       });
     };
     progress.on("change", onChange);
+  }
+
+  /**
+   * Tells the primary that a purge this worker applied covers another
+   * worker's write `id` of `key`, so that the next miss of the key fetches it
+   * again for the whole edge. Readers of the write keep reading it.
+   */
+  supersede(key: string, id: number): void {
+    send({ kind: "peer.supersede", key, id });
   }
 
   /**
@@ -348,8 +365,21 @@ interface Flight {
   writer: Worker | undefined;
   waiters: Waiter[];
   timer: NodeJS.Timeout;
-  /** The writer's write of a large object to its disk tier, once it began, and the workers that read it. */
-  fill?: { shared: SharedFill; readers: Set<Worker> };
+  /** The writer's write of a large object to its disk tier, once it began. */
+  fill?: SharedWrite;
+}
+
+/** A write of a large object to a worker's disk tier that other workers read. */
+interface SharedWrite {
+  key: string;
+  writer: Worker;
+  /** The write's key in the primary's table: the writer's worker id and its own number for the write. */
+  tableKey: string;
+  /** The write as the readers know it, numbered by the primary. */
+  shared: SharedFill;
+  readers: Set<Worker>;
+  /** Whether a purge covers the write, so that the key's next miss fetches it again. */
+  superseded: boolean;
 }
 
 /** The primary's side: one writer per key across workers, and a directory of who holds what. */
@@ -359,6 +389,8 @@ export class PeerCoordinator {
   private readonly peeks = new Map<number, (peeked: Peeked) => void>();
   private nextPeek = 1;
   private nextFill = 1;
+  /** Writes that workers read, by the writer's worker id and its own number for the write. */
+  private readonly writes = new Map<string, SharedWrite>();
 
   /** `writerTimeoutMs` bounds how long one worker may hold a key for the others. */
   constructor(
@@ -387,7 +419,10 @@ export class PeerCoordinator {
           this.startFill(worker, value.key, value.fill);
           return;
         case "peer.progress":
-          this.advanceFill(worker, value.key, value.progress);
+          this.advanceFill(worker, value.id, value.progress);
+          return;
+        case "peer.supersede":
+          this.supersede(value.key, value.id);
           return;
         default:
           return;
@@ -513,26 +548,42 @@ export class PeerCoordinator {
     if (flight === undefined || flight.writer !== worker || flight.fill !== undefined) return;
     // The write ends with its last report, or with the writer's exit; the writer's own timeouts bound it.
     clearTimeout(flight.timer);
-    const shared = { ...fill, id: this.nextFill++ };
-    flight.fill = { shared, readers: new Set() };
+    const tableKey = `${worker.id}:${fill.id}`;
+    const write: SharedWrite = { key, writer: worker, tableKey, shared: { ...fill, id: this.nextFill++ }, readers: new Set(), superseded: false };
+    this.writes.set(tableKey, write);
+    flight.fill = write;
     for (const waiter of flight.waiters) {
-      flight.fill.readers.add(waiter.worker);
-      grant(waiter.worker, waiter.sequence, key, { kind: "fill", fill: shared });
+      write.readers.add(waiter.worker);
+      grant(waiter.worker, waiter.sequence, key, { kind: "fill", fill: write.shared });
     }
     flight.waiters = [];
   }
 
-  /** Passes the progress of a write on to the workers that read it, and ends the flight when the write ends. */
-  private advanceFill(worker: Worker, key: string, progress: FillProgress): void {
+  /** Lets the next miss of `key` start a new fetch, when write `id` is the one its misses read. */
+  private supersede(key: string, id: number): void {
     const flight = this.flights.get(key);
-    const fill = flight?.fill;
-    if (flight === undefined || fill === undefined || flight.writer !== worker) return;
-    fill.shared.writtenBodyBytes = progress.writtenBodyBytes;
-    fill.shared.path = progress.path;
-    for (const reader of fill.readers) sendProgress(reader, key, fill.shared.id, progress);
-    if (progress.state === "writing") return;
+    if (flight?.fill === undefined || flight.fill.shared.id !== id) return;
+    flight.fill.superseded = true;
     this.flights.delete(key);
-    if (progress.state === "stored") this.remember(key, worker);
+  }
+
+  /**
+   * Passes the progress of the writer's write `id` on to the workers that
+   * read it, and ends the key's flight when the write ends.
+   */
+  private advanceFill(worker: Worker, id: number, progress: FillProgress): void {
+    const write = this.writes.get(`${worker.id}:${id}`);
+    if (write !== undefined) this.advanceWrite(write, progress);
+  }
+
+  private advanceWrite(write: SharedWrite, progress: FillProgress): void {
+    write.shared.writtenBodyBytes = progress.writtenBodyBytes;
+    write.shared.path = progress.path;
+    for (const reader of write.readers) sendProgress(reader, write.key, write.shared.id, progress);
+    if (progress.state === "writing") return;
+    this.writes.delete(write.tableKey);
+    if (this.flights.get(write.key)?.fill === write) this.flights.delete(write.key);
+    if (progress.state === "stored" && !write.superseded) this.remember(write.key, write.writer);
   }
 
   private finish(key: string, flight: Flight, result: PeerGrant): void {
@@ -571,16 +622,14 @@ export class PeerCoordinator {
    * was making for other workers as failed, and forgets what it held.
    */
   private detach(worker: Worker): void {
+    for (const write of [...this.writes.values()]) {
+      write.readers.delete(worker);
+      if (write.writer !== worker) continue;
+      this.advanceWrite(write, { writtenBodyBytes: write.shared.writtenBodyBytes, path: write.shared.path, state: "failed" });
+    }
     for (const [key, flight] of [...this.flights]) {
       flight.waiters = flight.waiters.filter((waiter) => waiter.worker !== worker);
-      flight.fill?.readers.delete(worker);
-      if (flight.writer !== worker) continue;
-      if (flight.fill !== undefined) {
-        const shared = flight.fill.shared;
-        this.advanceFill(worker, key, { writtenBodyBytes: shared.writtenBodyBytes, path: shared.path, state: "failed" });
-      } else {
-        this.finish(key, flight, { kind: "alone" });
-      }
+      if (flight.writer === worker) this.finish(key, flight, { kind: "alone" });
     }
     for (const [key, holder] of [...this.holders]) if (holder === worker) this.holders.delete(key);
   }

@@ -18,7 +18,16 @@ import { parseVary, varySignature } from "../cache/vary.js";
 import type { DiskStreamTarget } from "../cache/disk.js";
 import { OriginError, type Origin, type OriginResponse } from "../origin/index.js";
 import { lookupDisk, persistEntry } from "./disk-flow.js";
-import { acceptSharedEntry, acceptSharedFile, acceptSharedFill, heldPeerFile, holdPeerFile, sharedFillOf, type PeerCache } from "./peer-flow.js";
+import {
+  acceptSharedEntry,
+  acceptSharedFile,
+  acceptSharedFill,
+  fillPurged,
+  heldPeerFile,
+  holdPeerFile,
+  sharedFillOf,
+  type PeerCache,
+} from "./peer-flow.js";
 import { serveSlices, sliceable, sliceableRange, sliceBytesOf } from "./slice-flow.js";
 import { hostNameOf } from "./host.js";
 import {
@@ -279,8 +288,15 @@ async function askPeers(
 ): Promise<"served" | PeerStale | ((outcome: LockOutcome) => void) | undefined> {
   const peers = context.peers!;
   const key = target.keyResult.key;
-  const epochAtAcquire = purgeEpoch(context, target.distribution.id);
-  const grant = await peers.acquire(key);
+  let epochAtAcquire = purgeEpoch(context, target.distribution.id);
+  let grant = await peers.acquire(key);
+  if (grant.kind === "fill" && fillPurged(context, grant.fill, epochAtAcquire)) {
+    // A purge that this worker applied covers the write that the key's misses read: a new fetch
+    // for the whole edge replaces it.
+    peers.supersede(key, grant.fill.id);
+    epochAtAcquire = purgeEpoch(context, target.distribution.id);
+    grant = await peers.acquire(key);
+  }
   const serverError = grant.kind === "filled" && grant.entry.metadata.status >= 500;
   if (serverError || (grant.kind === "alone" && grant.originFailed === true)) {
     // Another worker's fetch failed, or ended in a server error, and left no stale copy this

@@ -11,6 +11,7 @@ export interface PeerCache {
   release(key: string, fetched?: FetchEnd): void;
   shareFill(key: string, fill: Omit<SharedFill, "id">, progress: WriteProgress): void;
   follow(fill: SharedFill): WriteProgress;
+  supersede(key: string, id: number): void;
   find(key: string): Promise<Found>;
 }
 
@@ -88,6 +89,12 @@ export async function acceptSharedFile(
   return { ...found, metadata, peer: true };
 }
 
+/** Returns whether a purge that this worker applied since `epochAtAcquire`, or since the fetch began, could cover another worker's write. */
+export function fillPurged(context: EdgeContext, shared: SharedFill, epochAtAcquire: number): boolean {
+  if (purgeEpoch(context, shared.distributionId) !== epochAtAcquire) return true;
+  return purgedSince(context, shared.distributionId, shared.invalidationPaths, shared.startedAtMs);
+}
+
 /** Returns the fields of a write in progress that other workers need to read it. */
 export function sharedFillOf(fill: StreamingFill): Omit<SharedFill, "id"> {
   const { progress, purgeEpoch: _purgeEpoch, abort: _abort, ...response } = fill;
@@ -106,8 +113,7 @@ export function sharedFillOf(fill: StreamingFill): Omit<SharedFill, "id"> {
  * `epochAtAcquire`, or since the fetch began, could have covered it.
  */
 export function acceptSharedFill(context: EdgeContext, peers: PeerCache, shared: SharedFill, epochAtAcquire: number): StreamingFill | undefined {
-  if (purgeEpoch(context, shared.distributionId) !== epochAtAcquire) return undefined;
-  if (purgedSince(context, shared.distributionId, shared.invalidationPaths, shared.startedAtMs)) return undefined;
+  if (fillPurged(context, shared, epochAtAcquire)) return undefined;
   const progress = peers.follow(shared);
   const { id: _id, path: _path, bodyOffset: _bodyOffset, bodyBytes: _bodyBytes, writtenBodyBytes: _written, ...response } = shared;
   return {

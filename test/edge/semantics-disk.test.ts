@@ -130,6 +130,32 @@ test("disk budget counts streamed writes", async (t) => {
   assert.ok(tier.usedBytes <= capacityBytes);
 });
 
+test("older disk write loses", async (t) => {
+  const directory = await tempDir(t);
+  const tier = await DiskTier.open({ directory, capacityBytes: 1024 * 1024, log: silentLogger() });
+  const bodyBytes = 20_000;
+  // A fetch that began first, as one a purge overtook, ends after the fetch that began after it.
+  const older = tier.tee({ ...metadataFor("k", bodyBytes), storedAtMs: Date.now() - 5_000 });
+  const newer = tier.tee(metadataFor("k", bodyBytes));
+  assert.ok(older !== undefined);
+  assert.ok(newer !== undefined);
+  newer.tap.resume();
+  newer.tap.end(Buffer.alloc(bodyBytes, 2));
+  assert.equal(await newer.stored, true);
+  older.tap.resume();
+  older.tap.end(Buffer.alloc(bodyBytes, 1));
+  assert.equal(await older.stored, false);
+  assert.ok((await tier.read("k"))!.body.equals(Buffer.alloc(bodyBytes, 2)));
+  assert.equal(tier.reservedBytes, 0);
+  assert.equal((await listObjectFiles(directory)).length, 1);
+  assert.deepEqual(await readdir(join(directory, "tmp")), []);
+
+  // Whole writes follow the same rule.
+  assert.equal(await tier.write(metadataFor("k", 10), Buffer.alloc(10, 4)), true);
+  assert.equal(await tier.write({ ...metadataFor("k", 10), storedAtMs: Date.now() - 1_000 }, Buffer.alloc(10, 3)), false);
+  assert.ok((await tier.read("k"))!.body.equals(Buffer.alloc(10, 4)));
+});
+
 interface DiskEdge {
   edge: Edge;
   publishAndWait(message: Parameters<EmbeddedBus["publish"]>[0]): Promise<EdgeAck>;

@@ -158,6 +158,18 @@ async function sharedFetchesEnd(edge: WorkerEdge): Promise<void> {
   assert.equal(edge.sharedFetches(), 0, "a shared fetch is still running");
 }
 
+/** Invalidates `path` and waits until both workers have completed the purge. */
+async function invalidateOnBoth(bus: EmbeddedBus, distributionId: string, path: string): Promise<void> {
+  const completed = new Promise<void>((resolve) => {
+    let count = 0;
+    bus.onAck((ack) => {
+      if (ack.type === "invalidation.completed" && ++count === 2) resolve();
+    });
+  });
+  await bus.publish({ type: "invalidation.created", distributionId, invalidationId: `I-${path}`, paths: [path] });
+  await completed;
+}
+
 /** Sends a GET over TLS with `host` as the server name and the Host header. */
 function secureGet(port: number, host: string, path: string, agent: HttpsAgent): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -361,18 +373,50 @@ test("workers share a large write", async (t) => {
   assert.equal(origin.hits("/big.bin"), 1);
 
   // After an invalidation, neither worker serves the file.
-  const acks = new Promise<void>((resolve) => {
-    let count = 0;
-    bus.onAck((ack) => {
-      if (ack.type === "invalidation.completed" && ++count === 2) resolve();
-    });
-  });
-  await bus.publish({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I-large", paths: ["/big.bin"] });
-  await acks;
+  await invalidateOnBoth(bus, snapshot.id, "/big.bin");
   const refetched = await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onSecond[0] });
   assert.ok(refetched.body.equals(large));
   assert.match(String(refetched.headers["cache-status"]), /fwd=uri-miss/);
   assert.equal(origin.hits("/big.bin"), 2);
+});
+
+test("purge supersedes a large write", async (t) => {
+  const size = 3 * 1024 * 1024;
+  let version = 1;
+  const origin = await startOrigin(async (_req, res) => {
+    const body = Buffer.alloc(size, version);
+    res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(size) });
+    // The first version arrives over about a second, the second at once.
+    for (let offset = 0; offset < size; offset += 256 * 1024) {
+      res.write(body.subarray(offset, offset + 256 * 1024));
+      if (body[0] === 1) await sleep(80);
+    }
+    res.end();
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot, bus } = await startServingWorkers(t, "edge-lp", origin.port, {}, 64 * 1024 * 1024);
+  const [onFirst, onSecond] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 2)) as [[Agent, Agent], [Agent, Agent]];
+  const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, "/p.bin", { agent });
+
+  const during = Promise.all([get(onFirst[0]), get(onSecond[0])]);
+  await sleep(200);
+  version = 2;
+  await invalidateOnBoth(bus, snapshot.id, "/p.bin");
+  // The first version is still being written: both workers read one new fetch instead.
+  const after = await Promise.all([get(onFirst[1]), get(onSecond[1])]);
+  for (const response of after) assert.ok(response.body.equals(Buffer.alloc(size, 2)), "a request after the purge got the old bytes");
+  assert.equal(origin.hits("/p.bin"), 2);
+  for (const response of await during) assert.ok(response.body.equals(Buffer.alloc(size, 1)));
+
+  // Once the old write ends, it takes the place of neither worker's new copy.
+  await sharedFetchesEnd(edge);
+  await sleep(100);
+  for (const agent of [onFirst[0], onSecond[0]]) {
+    const response = await get(agent);
+    assert.ok(response.body.equals(Buffer.alloc(size, 2)));
+    assert.match(String(response.headers["cache-status"]), /^portico; hit; /);
+  }
+  assert.equal(origin.hits("/p.bin"), 2);
 });
 
 test("failed large write cuts readers", async (t) => {
