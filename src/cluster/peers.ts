@@ -125,7 +125,7 @@ export type PeerMessage =
   /** A worker found that a purge covers write `id` of `key`: later misses of the key must not read it. */
   | { kind: "peer.supersede"; key: string; id: number }
   /** Asks for another worker's fresh copy of `key` without fetching it for the edge when there is none. */
-  | { kind: "peer.find"; sequence: number; key: string }
+  | { kind: "peer.find"; sequence: number; key: string; stale: boolean }
   | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined };
 
 /** Largest body that is handed between workers; a bigger entry is fetched by each worker that needs it. */
@@ -239,9 +239,10 @@ export class PeerClient {
   /**
    * Returns another worker's fresh copy of `key`, from its memory tier or its
    * disk tier, or neither when no worker holds one or the primary does not
-   * reply in time. Unlike `acquire`, it never makes this worker the writer.
+   * reply in time. With `stale`, a large copy may be stale. Unlike `acquire`,
+   * it never makes this worker the writer.
    */
-  find(key: string): Promise<Found> {
+  find(key: string, stale = false): Promise<Found> {
     if (process.send === undefined || !process.connected) return Promise.resolve({});
     const sequence = this.nextSequence++;
     return new Promise((resolve) => {
@@ -253,7 +254,7 @@ export class PeerClient {
       const timer = setTimeout(() => done({}), PRIMARY_REPLY_TIMEOUT_MS + PEEK_TIMEOUT_MS);
       timer.unref();
       this.finds.set(sequence, done);
-      send({ kind: "peer.find", sequence, key });
+      send({ kind: "peer.find", sequence, key, stale });
     });
   }
 
@@ -407,7 +408,7 @@ export class PeerCoordinator {
           this.acquire(worker, value.sequence, value.key);
           return;
         case "peer.find":
-          this.find(worker, value.sequence, value.key);
+          this.find(worker, value.sequence, value.key, value.stale);
           return;
         case "peer.release":
           this.release(worker, value.key, value.fetched);
@@ -467,7 +468,8 @@ export class PeerCoordinator {
         this.finish(key, started, { kind: "file", file, collapsed: false });
         return;
       }
-      this.holders.delete(key);
+      // A holder of a stale large copy stays known, so that a writer whose origin fails can serve it.
+      if (file === undefined) this.holders.delete(key);
       // The first waiter becomes the writer, with the holder's stale copy if there is one. The
       // rest, and the holder's own misses, keep waiting for it.
       const first = started.waiters.shift()!;
@@ -476,8 +478,8 @@ export class PeerCoordinator {
     });
   }
 
-  /** Answers a worker's question for a fresh copy held by another worker. */
-  private find(worker: Worker, sequence: number, key: string): void {
+  /** Answers a worker's question for a copy held by another worker: fresh, or with `stale`, a large one that may be stale. */
+  private find(worker: Worker, sequence: number, key: string, stale: boolean): void {
     const answer = (found: Found): void => {
       if (worker.isConnected()) worker.send({ kind: "peer.found", sequence, entry: found.entry, file: found.file } satisfies PeerMessage);
     };
@@ -489,7 +491,7 @@ export class PeerCoordinator {
     void this.peek(holder, key).then(({ entry, file }) => {
       const nowMs = Date.now();
       if (entry !== undefined && nowMs < entry.metadata.staleAtMs) answer({ entry });
-      else if (file !== undefined && nowMs < file.metadata.staleAtMs) answer({ file });
+      else if (file !== undefined && (stale || nowMs < file.metadata.staleAtMs)) answer({ file });
       else answer({});
     });
   }

@@ -142,6 +142,14 @@ async function serveFromDiskOrOrigin(
       target.staleOnDisk = found.target;
     }
   }
+  // Another worker's large copy that this worker holds in use, such as a stale one while the origin fails.
+  if (cached === undefined && target.staleOnDisk === undefined && context.peerFiles.size > 0) {
+    const held = await heldPeerFile(context, key);
+    if (held !== undefined) {
+      await serveDiskStream(context, state, request, response, target, held, cacheStatus.peer);
+      return;
+    }
+  }
   // A large object that another request is writing to disk: read it as it grows.
   const fill = liveFill(context, key, request);
   if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
@@ -363,6 +371,39 @@ async function askPeers(
 }
 
 /**
+ * Returns the stale disk copy that may stand in for a failed origin request:
+ * this worker's own large copy, or, when it has no copy at all, another
+ * worker's.
+ */
+async function staleDiskStandIn(
+  context: EdgeContext,
+  target: CacheableRequest,
+  stale: CachedResponse | undefined,
+  diskStale: DiskStreamTarget | undefined,
+  epochAtStart: number,
+  nowMs: number,
+): Promise<DiskStreamTarget | undefined> {
+  if (diskStale !== undefined) return diskStaleServable(context, diskStale, nowMs) ? diskStale : undefined;
+  if (stale !== undefined) return undefined;
+  return peerStaleOnError(context, target, epochAtStart);
+}
+
+/**
+ * Returns another worker's stale large copy of the key when it may be served
+ * because the origin failed, unless a purge that this worker applied since
+ * `epochAtStart`, or since the copy was stored, could have covered it.
+ */
+async function peerStaleOnError(context: EdgeContext, target: CacheableRequest, epochAtStart: number): Promise<DiskStreamTarget | undefined> {
+  const peers = context.peers;
+  if (peers === undefined) return undefined;
+  const found = await peers.find(target.keyResult.key, true);
+  if (found.file === undefined) return undefined;
+  const file = await acceptSharedFile(context, found.file, epochAtStart);
+  if (file === undefined || !mayServeStaleOnError(diskFreshnessOf(file), Date.now())) return undefined;
+  return file;
+}
+
+/**
  * Serves another worker's fresh copy of the key, from its memory tier or its
  * disk tier, and returns whether there was one. A purge that this worker
  * applied since the copy was stored keeps it from being served.
@@ -568,8 +609,8 @@ async function fetchAsWriter(
   } catch (error) {
     const nowMs = Date.now();
     const staleUsable = stale !== undefined && staleServable(context, stale, nowMs);
-    const diskStaleUsable = diskStale !== undefined && diskStaleServable(context, diskStale, nowMs);
-    if (!staleUsable && !diskStaleUsable) {
+    const diskStandIn = staleUsable ? undefined : await staleDiskStandIn(context, target, stale, diskStale, epochAtStart, nowMs);
+    if (!staleUsable && diskStandIn === undefined) {
       // No stored copy may stand in, so the failure is cached like an origin's 502 or 504. It
       // replaces a copy that may not be served on errors, such as an expired error.
       const stored = storeOriginFailure(context, state, request, response, target, error, epochAtStart, stale);
@@ -588,10 +629,10 @@ async function fetchAsWriter(
     }
     context.log.warn(
       { err: error, distributionId: distribution.id, requestId: state.requestId },
-      "origin request failed; served a stale copy from disk",
+      diskStandIn!.peer === true ? "origin request failed; served another worker's stale copy" : "origin request failed; served a stale copy from disk",
     );
     // The copy is held before the function first waits, so the waiters released here find it held.
-    const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale!, undefined, viewerStatus);
+    const serving = serveStaleDiskOnError(context, state, request, response, target, diskStandIn!, undefined, viewerStatus);
     settle("served-stale");
     await serving;
     return;
@@ -626,13 +667,17 @@ async function fetchAsWriter(
     return;
   }
 
-  if (originResponse.status >= 500 && diskStale !== undefined && diskStaleServable(context, diskStale, receivedAtMs)) {
+  const diskStandIn =
+    originResponse.status >= 500 ? await staleDiskStandIn(context, target, stale, diskStale, epochAtStart, receivedAtMs) : undefined;
+  if (diskStandIn !== undefined) {
     originResponse.body.resume();
     context.log.warn(
       { distributionId: distribution.id, requestId: state.requestId, status: originResponse.status },
-      "origin answered with an error; served a stale copy from disk",
+      diskStandIn.peer === true
+        ? "origin answered with an error; served another worker's stale copy"
+        : "origin answered with an error; served a stale copy from disk",
     );
-    const serving = serveStaleDiskOnError(context, state, request, response, target, diskStale, originResponse.status, originResponse.status);
+    const serving = serveStaleDiskOnError(context, state, request, response, target, diskStandIn, originResponse.status, originResponse.status);
     settle("served-stale");
     await serving;
     return;

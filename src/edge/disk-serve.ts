@@ -9,6 +9,7 @@ import { purgeEpoch, type EdgeContext } from "./context.js";
 import { mergeNotModified } from "./entry-builder.js";
 import type { OriginResponse } from "../origin/index.js";
 import { openDiskBody } from "./disk-flow.js";
+import { holdPeerFile } from "./peer-flow.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { appendEdgeHeaders, cacheStatus, headerIn, headerText, originHeader } from "./headers.js";
 import { contentRange, multipartFraming, resolveRange, resolveRanges, type ByteRange } from "./range.js";
@@ -281,7 +282,14 @@ export async function serveStaleDiskOnError(
   const untilMs = staleOnErrorUntilMs(windows, holdSeconds, Date.now());
   if (untilMs > metadata.staleAtMs) {
     const shortened = holdStaleCopy(windows, untilMs);
-    context.disk?.refresh(metadata.key, { ...metadata, ...shortened, staleIfErrorSeconds: shortened.staleIfErrorSeconds ?? null });
+    const held = { ...metadata, ...shortened, staleIfErrorSeconds: shortened.staleIfErrorSeconds ?? null };
+    // Another worker's file is held here, where this worker's misses and the other workers find it.
+    if (disk.peer === true) {
+      const file = { metadata: held, path: disk.path, bodyOffset: disk.bodyOffset, inode: disk.inode };
+      holdPeerFile(context, target.keyResult.key, file, purgeEpoch(context, target.distribution.id), untilMs);
+    } else {
+      context.disk?.refresh(metadata.key, held);
+    }
   }
   await serveDiskStream(context, state, request, response, target, disk, (ttlSeconds) => cacheStatus.staleOnError(originStatus, ttlSeconds));
 }

@@ -12,7 +12,7 @@ export interface PeerCache {
   shareFill(key: string, fill: Omit<SharedFill, "id">, progress: WriteProgress): void;
   follow(fill: SharedFill): WriteProgress;
   supersede(key: string, id: number): void;
-  find(key: string): Promise<Found>;
+  find(key: string, stale?: boolean): Promise<Found>;
 }
 
 /**
@@ -51,20 +51,25 @@ export function acceptSharedEntry(context: EdgeContext, shared: SharedEntry, epo
 }
 
 /**
- * Returns this worker's fresh large entry for a primary key, in its disk
- * tier, as a file another worker can read. Entries with Vary variants, and
- * entries from before this process started, which wait for revalidation,
- * are never returned.
+ * Returns this worker's large entry for a primary key, fresh or stale, as a
+ * file another worker can read: one in its disk tier, or another worker's
+ * file that it holds in use because the origin failed. Entries with Vary
+ * variants, and entries from before this process started, which wait for
+ * revalidation, are never returned.
  */
 export async function sharedFileOf(context: EdgeContext, key: string): Promise<SharedFile | undefined> {
   const disk = context.disk;
-  if (disk === undefined || context.vary.varies(key) || context.memory.peek(key) !== undefined) return undefined;
-  const bodyBytes = disk.bodyBytesOf(key);
-  if (bodyBytes === undefined || bodyBytes <= context.maxObjectBytes) return undefined;
+  if (context.vary.varies(key) || context.memory.peek(key) !== undefined) return undefined;
+  const bodyBytes = disk?.bodyBytesOf(key);
+  if (disk === undefined || bodyBytes === undefined) {
+    const held = context.peerFiles.get(key);
+    return held !== undefined && Date.now() < held.untilMs ? held.file : undefined;
+  }
+  if (bodyBytes <= context.maxObjectBytes) return undefined;
   const target = await disk.streamTarget(key);
   if (target === undefined) return undefined;
   const metadata = target.metadata;
-  if (metadata.storedAtMs < context.startedAtMs || Date.now() >= metadata.staleAtMs) return undefined;
+  if (metadata.storedAtMs < context.startedAtMs) return undefined;
   if (purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs)) return undefined;
   return { metadata, path: target.path, bodyOffset: target.bodyOffset, inode: target.inode };
 }
@@ -128,11 +133,21 @@ export function acceptSharedFill(context: EdgeContext, peers: PeerCache, shared:
 /** How long requests that waited for a miss may take the other worker's file it was handed. */
 const PEER_FILE_HOLD_MS = 1_000;
 
-/** Keeps another worker's file that a miss was handed, for the requests that waited for that miss. */
-export function holdPeerFile(context: EdgeContext, key: string, file: SharedFile, epochAtAcquire: number): void {
+/**
+ * Keeps another worker's file that a miss was handed, for the requests that
+ * waited for that miss, or until `untilMs` for a stale copy served because
+ * the origin failed.
+ */
+export function holdPeerFile(
+  context: EdgeContext,
+  key: string,
+  file: SharedFile,
+  epochAtAcquire: number,
+  untilMs = Date.now() + PEER_FILE_HOLD_MS,
+): void {
   const nowMs = Date.now();
   for (const [held, recent] of context.peerFiles) if (recent.untilMs <= nowMs) context.peerFiles.delete(held);
-  context.peerFiles.set(key, { file, purgeEpoch: epochAtAcquire, untilMs: nowMs + PEER_FILE_HOLD_MS });
+  context.peerFiles.set(key, { file, purgeEpoch: epochAtAcquire, untilMs });
 }
 
 /** Returns the fresh file of another worker that a miss of `key` was just handed, checked again. */

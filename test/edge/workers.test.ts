@@ -158,6 +158,9 @@ async function sharedFetchesEnd(edge: WorkerEdge): Promise<void> {
   assert.equal(edge.sharedFetches(), 0, "a shared fetch is still running");
 }
 
+/** Three keep-alive connections to one worker. */
+type Three = [Agent, Agent, Agent];
+
 /** Invalidates `path` and waits until both workers have completed the purge. */
 async function invalidateOnBoth(bus: EmbeddedBus, distributionId: string, path: string): Promise<void> {
   const completed = new Promise<void>((resolve) => {
@@ -338,7 +341,6 @@ test("workers share a large write", async (t) => {
   });
   t.after(() => origin.close());
   const { edge, snapshot, bus } = await startServingWorkers(t, "edge-l", origin.port, {}, 64 * 1024 * 1024);
-  type Three = [Agent, Agent, Agent];
   const [onFirst, onSecond] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 3)) as [Three, Three];
 
   const first = request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onFirst[0] });
@@ -560,14 +562,17 @@ test("own stale disk copy beats peer error", async (t) => {
   failing = true;
   await sleep(1200);
 
-  // The second worker, which has no copy, fetches first; the first waits for it and gets its 503.
+  // The second worker, which has no copy, fetches first and gets a 503. It serves the first
+  // worker's stale copy instead, and the first, which waited for it, serves it too.
   const fromSecond = request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onSecond });
   await sleep(100);
   const fromFirst = await request(edge.httpPort, snapshot.domainName, "/big.bin", { agent: onFirst });
-  assert.equal((await fromSecond).status, 503);
-  assert.equal(fromFirst.status, 200);
-  assert.ok(fromFirst.body.equals(large));
-  assert.match(String(fromFirst.headers["cache-status"]), /^portico; fwd=stale; fwd-status=503; ttl=-?\d+; detail=stale-if-error$/);
+  for (const response of [await fromSecond, fromFirst]) {
+    assert.equal(response.status, 200);
+    assert.ok(response.body.equals(large));
+  }
+  assert.match(String((await fromSecond).headers["cache-status"]), /^portico; fwd=stale; fwd-status=503; ttl=-?\d+; detail=stale-if-error$/);
+  assert.match(String(fromFirst.headers["cache-status"]), /detail=stale-if-error$/);
   assert.equal(origin.hits("/big.bin"), 2);
 
   // Both workers hold a stale copy, and the origin resets: the waiting worker serves its own
@@ -595,6 +600,55 @@ test("own stale disk copy beats peer error", async (t) => {
     assert.match(String(response.headers["cache-status"]), /detail=stale-if-error$/);
   }
   assert.equal(origin.hits("/both.bin"), 3);
+});
+
+test("peer stale file serves errors", async (t) => {
+  const large = Buffer.alloc(1536 * 1024, 9);
+  let mode: "ok" | "error" | "reset" = "ok";
+  const origin = await startOrigin(async (_req, res) => {
+    if (mode === "ok") {
+      res.writeHead(200, { "cache-control": "max-age=1, stale-if-error=60", "content-length": String(large.length) });
+      res.end(large);
+      return;
+    }
+    await sleep(200);
+    if (mode === "reset") {
+      res.destroy();
+      return;
+    }
+    res.writeHead(503, { "content-type": "text/plain" });
+    res.end("down");
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-ps", origin.port, {}, 64 * 1024 * 1024);
+  const [onFirst, onSecond] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 3)) as [Three, Three];
+
+  for (const failure of ["error", "reset"] as const) {
+    const path = `/stale-${failure}.bin`;
+    const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, path, { agent });
+    // Only the first worker holds the object; the second reads its file.
+    mode = "ok";
+    assert.ok((await get(onFirst[0])).body.equals(large));
+    await sharedFetchesEnd(edge);
+    assert.match(String((await get(onSecond[0])).headers["cache-status"]), /detail=peer$/);
+    assert.equal(origin.hits(path), 1);
+    await sleep(1200);
+    mode = failure;
+
+    // The second worker asks the origin first; every request on both workers gets the stale copy.
+    const first = get(onSecond[0]);
+    await sleep(50);
+    const responses = [await first, ...(await Promise.all([...onSecond.slice(1), ...onFirst].map(get)))];
+    for (const response of responses) {
+      assert.equal(response.status, 200);
+      assert.ok(response.body.equals(large));
+    }
+    assert.match(String(responses[0]!.headers["cache-status"]), /detail=stale-if-error$/);
+    assert.equal(origin.hits(path), 2);
+    // The copy stays in use for the error caching TTL, on both workers.
+    for (const agent of [onSecond[1], onFirst[1]]) assert.ok((await get(agent)).body.equals(large));
+    assert.equal(origin.hits(path), 2);
+  }
 });
 
 test("workers cache a failure once per period", async (t) => {
