@@ -63,7 +63,9 @@ export async function sharedFileOf(context: EdgeContext, key: string): Promise<S
   const bodyBytes = disk?.bodyBytesOf(key);
   if (disk === undefined || bodyBytes === undefined) {
     const held = context.peerFiles.get(key);
-    return held !== undefined && Date.now() < held.untilMs ? held.file : undefined;
+    if (held === undefined || Date.now() >= held.untilMs) return undefined;
+    const metadata = held.file.metadata;
+    return purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs) ? undefined : held.file;
   }
   if (bodyBytes <= context.maxObjectBytes) return undefined;
   const target = await disk.streamTarget(key);
