@@ -111,8 +111,11 @@ export type PeerMessage =
   | { kind: "peer.grant"; sequence: number; key: string; grant: PeerGrant }
   /** The primary's reply when the worker must wait for another worker's fetch or copy. */
   | { kind: "peer.queued"; sequence: number }
-  /** `fetched` is absent when the writer left no entry. */
-  | { kind: "peer.release"; key: string; fetched?: FetchEnd }
+  /**
+   * `fetched` is absent when the writer left no entry. `borrowed`: the writer served another
+   * worker's stale copy, which stays that worker's.
+   */
+  | { kind: "peer.release"; key: string; fetched?: FetchEnd; borrowed?: boolean }
   | { kind: "peer.peek"; sequence: number; key: string }
   | { kind: "peer.peeked"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile }
   /**
@@ -126,6 +129,11 @@ export type PeerMessage =
   | { kind: "peer.supersede"; key: string; id: number }
   /** Asks for another worker's fresh copy of `key` without fetching it for the edge when there is none. */
   | { kind: "peer.find"; sequence: number; key: string; stale: boolean }
+  /**
+   * A worker serves another worker's stale file of `key` while the origin fails, and keeps it in
+   * use as `file.metadata` says: the worker whose file it is keeps it in use as long.
+   */
+  | { kind: "peer.hold"; key: string; file: SharedFile }
   | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined };
 
 /** Largest body that is handed between workers; a bigger entry is fetched by each worker that needs it. */
@@ -177,17 +185,20 @@ export class PeerClient {
       return;
     }
     if (value.kind === "peer.peek") void this.answerPeek(value.sequence, value.key);
+    if (value.kind === "peer.hold") void this.holdFile(value.key, value.file);
   };
 
   /**
    * `provide` returns this worker's entry for a key from its memory tier, or
-   * undefined; `provideFile` its large entry on disk. `waitTimeoutMs` bounds
-   * how long `acquire` waits for another worker's fetch, and how long a
-   * followed write may go without progress.
+   * undefined; `provideFile` its large entry on disk. `holdFile` keeps one of
+   * this worker's files in use as another worker that serves it asks.
+   * `waitTimeoutMs` bounds how long `acquire` waits for another worker's
+   * fetch, and how long a followed write may go without progress.
    */
   constructor(
     private readonly provide: (key: string) => SharedEntry | undefined,
     private readonly provideFile: (key: string) => Promise<SharedFile | undefined>,
+    private readonly holdFile: (key: string, file: SharedFile) => Promise<void>,
     private readonly waitTimeoutMs: number,
     private readonly log: Logger,
   ) {
@@ -262,10 +273,12 @@ export class PeerClient {
    * Ends this worker's fetch of `key`, with how it ended: undefined when it
    * left no entry and the origin did not fail. The primary requests the entry
    * only when other workers wait for it, so a miss that no other worker waits
-   * for sends no body over the pipe.
+   * for sends no body over the pipe. With `borrowed`, the fetch failed and
+   * this worker served another worker's stale copy, which stays that worker's.
    */
-  release(key: string, fetched?: FetchEnd): void {
-    send(fetched === undefined ? { kind: "peer.release", key } : { kind: "peer.release", key, fetched });
+  release(key: string, fetched?: FetchEnd, borrowed = false): void {
+    if (fetched === undefined) send({ kind: "peer.release", key });
+    else send(borrowed ? { kind: "peer.release", key, fetched, borrowed } : { kind: "peer.release", key, fetched });
   }
 
   /**
@@ -295,6 +308,14 @@ export class PeerClient {
       });
     };
     progress.on("change", onChange);
+  }
+
+  /**
+   * Asks the worker whose stale file of `key` this worker serves while the
+   * origin fails to keep it in use as long as `file.metadata` says.
+   */
+  hold(key: string, file: SharedFile): void {
+    send({ kind: "peer.hold", key, file });
   }
 
   /**
@@ -411,7 +432,7 @@ export class PeerCoordinator {
           this.find(worker, value.sequence, value.key, value.stale);
           return;
         case "peer.release":
-          this.release(worker, value.key, value.fetched);
+          this.release(worker, value.key, value.fetched, value.borrowed === true);
           return;
         case "peer.peeked":
           this.peeks.get(value.sequence)?.({ entry: value.entry, file: value.file });
@@ -425,6 +446,11 @@ export class PeerCoordinator {
         case "peer.supersede":
           this.supersede(value.key, value.id);
           return;
+        case "peer.hold": {
+          const holder = this.holders.get(value.key);
+          if (holder !== undefined && holder !== worker && holder.isConnected()) holder.send(value);
+          return;
+        }
         default:
           return;
       }
@@ -511,7 +537,7 @@ export class PeerCoordinator {
     return flight;
   }
 
-  private release(worker: Worker, key: string, fetched: FetchEnd | undefined): void {
+  private release(worker: Worker, key: string, fetched: FetchEnd | undefined, borrowed: boolean): void {
     const flight = this.flights.get(key);
     // A write to disk that began ends with its last progress report instead.
     if (flight === undefined || flight.writer !== worker || flight.fill !== undefined) return;
@@ -522,7 +548,8 @@ export class PeerCoordinator {
       this.finish(key, flight, alone);
       return;
     }
-    this.remember(key, worker);
+    // A borrowed copy stays known by the worker that stored it, whose file outlives the borrowing.
+    if (!borrowed) this.remember(key, worker);
     if (flight.waiters.length === 0) {
       this.finish(key, flight, alone);
       return;

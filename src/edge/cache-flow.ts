@@ -441,7 +441,9 @@ function shareWith(context: EdgeContext, peers: PeerCache, key: string): (outcom
   return (outcome) => {
     const fill = outcome === "streaming" ? context.fills.get(key) : undefined;
     if (fill !== undefined && fill.progress.state === "writing") peers.shareFill(key, sharedFillOf(fill), fill.progress);
-    peers.release(key, fetchEndOf(outcome));
+    // A stale copy served on a failure without one of this worker's own is another worker's.
+    const borrowed = outcome === "served-stale" && context.memory.peek(key) === undefined && context.disk?.has(key) !== true;
+    peers.release(key, fetchEndOf(outcome), borrowed);
   };
 }
 

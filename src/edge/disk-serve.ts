@@ -287,6 +287,7 @@ export async function serveStaleDiskOnError(
     if (disk.peer === true) {
       const file = { metadata: held, path: disk.path, bodyOffset: disk.bodyOffset, inode: disk.inode };
       holdPeerFile(context, target.keyResult.key, file, purgeEpoch(context, target.distribution.id), untilMs);
+      context.peers?.hold(target.keyResult.key, file);
     } else {
       context.disk?.refresh(metadata.key, held);
     }

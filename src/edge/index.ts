@@ -9,7 +9,7 @@ import { OriginPools, type OriginContext } from "../origin/index.js";
 import { PeerClient } from "../cluster/peers.js";
 import type { ConnectionGate, ViewerPort } from "./balance.js";
 import { createClusterHandler } from "./cluster-handler.js";
-import { sharedEntryOf, sharedFileOf } from "./peer-flow.js";
+import { holdOwnFile, sharedEntryOf, sharedFileOf } from "./peer-flow.js";
 import { openDiskTier } from "./disk-flow.js";
 import { ByteBudget, type EdgeContext } from "./context.js";
 import type { ViewerRequest, ViewerResponse } from "./exchange.js";
@@ -130,6 +130,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     peerClient = new PeerClient(
       (key) => sharedEntryOf(context, key, true),
       (key) => sharedFileOf(context, key),
+      (key, file) => holdOwnFile(context, key, file),
       COLLAPSE_WAITER_TIMEOUT_MS,
       log,
     );

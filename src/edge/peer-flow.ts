@@ -8,10 +8,11 @@ import type { StreamingFill } from "./fill-follow.js";
 /** The edge's view of its sibling workers; absent when the edge runs alone. */
 export interface PeerCache {
   acquire(key: string): Promise<PeerGrant>;
-  release(key: string, fetched?: FetchEnd): void;
+  release(key: string, fetched?: FetchEnd, borrowed?: boolean): void;
   shareFill(key: string, fill: Omit<SharedFill, "id">, progress: WriteProgress): void;
   follow(fill: SharedFill): WriteProgress;
   supersede(key: string, id: number): void;
+  hold(key: string, file: SharedFile): void;
   find(key: string, stale?: boolean): Promise<Found>;
 }
 
@@ -130,6 +131,17 @@ export function acceptSharedFill(context: EdgeContext, peers: PeerCache, shared:
     // Readers here stop; the writer's fetch goes on for the worker that owns it.
     abort: () => progress.end(false),
   };
+}
+
+/**
+ * Keeps this worker's file of `key` in use as long as another worker that
+ * serves it while the origin fails keeps it, when it is still the same file.
+ */
+export async function holdOwnFile(context: EdgeContext, key: string, file: SharedFile): Promise<void> {
+  const target = await context.disk?.streamTarget(key);
+  if (target === undefined || target.inode !== file.inode || file.metadata.staleAtMs <= target.metadata.staleAtMs) return;
+  // The other worker's metadata is this file's, with the windows of the hold.
+  context.disk?.refresh(key, file.metadata);
 }
 
 /** How long requests that waited for a miss may take the other worker's file it was handed. */

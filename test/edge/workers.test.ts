@@ -651,6 +651,40 @@ test("peer stale file serves errors", async (t) => {
   }
 });
 
+test("peer stale copy outlives holds", async (t) => {
+  const large = Buffer.alloc(1536 * 1024, 5);
+  let failing = false;
+  const origin = await startOrigin((_req, res) => {
+    if (failing) {
+      res.writeHead(503, { "content-type": "text/plain" });
+      res.end("down");
+      return;
+    }
+    res.writeHead(200, { "cache-control": "max-age=1, stale-if-error=60", "content-length": String(large.length) });
+    res.end(large);
+  });
+  t.after(() => origin.close());
+  const customErrors = [{ ErrorCode: 503, ErrorCachingMinTTL: 1 }];
+  const { edge, snapshot } = await startServingWorkers(t, "edge-ph", origin.port, { customErrors }, 64 * 1024 * 1024);
+  const [[onFirst], [onSecond]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, "/held.bin", { agent });
+  assert.ok((await get(onFirst)).body.equals(large));
+  await sharedFetchesEnd(edge);
+  await sleep(1200);
+  failing = true;
+
+  // Each time the second worker's hold of the first one's copy ends, it finds that copy again.
+  for (let round = 1; round <= 3; round++) {
+    const response = await get(onSecond);
+    assert.equal(response.status, 200, `round ${round}`);
+    assert.ok(response.body.equals(large));
+    assert.match(String(response.headers["cache-status"]), /detail=stale-if-error$/);
+    assert.equal(origin.hits("/held.bin"), 1 + round);
+    await sharedFetchesEnd(edge);
+    await sleep(1100);
+  }
+});
+
 test("workers cache a failure once per period", async (t) => {
   const origin = await startOrigin(async (_req, res) => {
     await sleep(300);
