@@ -230,7 +230,8 @@ async function serveFromDiskOrOrigin(
     if (outcome === "streaming") {
       const fill = liveFill(context, key, request);
       if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
-      break;
+      // The write failed before this request read it: the next round elects one writer again.
+      continue;
     }
     const fetched = entryEndOf(outcome);
     const forward = forwardOf(cached, target);
@@ -765,6 +766,8 @@ async function fetchAsWriter(
       await streamWithoutStoring(originResponse.body, tee);
       return;
     }
+    // The stale copy in memory, such as an expired error, would be found before the new file.
+    if (stale !== undefined) context.memory.delete(stale.key);
     const tap = tee.tap;
     if (varyNames.length === 0) {
       // The fetch fills the disk file at the disk's pace, and every viewer of the object, this

@@ -193,9 +193,14 @@ async function startDiskEdge(dataDir: string, snapshot: DistributionSnapshot): P
 }
 
 /** Serves `origin` through a disk edge; closes both when the test ends. */
-async function diskDistribution(t: TestContext, dataDir: string, origin: Awaited<ReturnType<typeof startOrigin>>) {
+async function diskDistribution(
+  t: TestContext,
+  dataDir: string,
+  origin: Awaited<ReturnType<typeof startOrigin>>,
+  options: Omit<Parameters<typeof customSnapshot>[0], "originPort"> = {},
+) {
   t.after(() => origin.close());
-  const snapshot = customSnapshot({ originPort: origin.port });
+  const snapshot = customSnapshot({ ...options, originPort: origin.port });
   const edge = await startDiskEdge(dataDir, snapshot);
   t.after(() => edge.edge.close());
   const get = (path: string, headers: Record<string, string> = {}) =>
@@ -338,6 +343,37 @@ test("large objects stream through to disk and serve from it", async (t) => {
   const afterPurge = await get("/big.bin");
   assert.match(String(afterPurge.headers["cache-status"]), /fwd=uri-miss/);
   assert.equal(origin.hits(), 4);
+});
+
+test("large object replaces a stored error", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = Buffer.alloc(200 * 1024, 4);
+  let down = true;
+  const origin = await startOrigin((_req, res) => {
+    if (down) {
+      res.writeHead(503, { "cache-control": "max-age=1", "content-type": "text/plain" });
+      res.end("down");
+      return;
+    }
+    res.writeHead(200, { "cache-control": "max-age=600", "content-length": String(large.length) });
+    res.end(large);
+  });
+  const { get } = await diskDistribution(t, dataDir, origin, { customErrors: [{ ErrorCode: 503, ErrorCachingMinTTL: 1 }] });
+  assert.equal((await get("/back.bin")).status, 503);
+  await sleep(1100);
+  down = false;
+
+  // The expired error in memory gives way to the object on disk: one fetch, then hits.
+  const fetched = await get("/back.bin");
+  assert.ok(fetched.body.equals(large));
+  assert.match(String(fetched.headers["cache-status"]), /detail=streamed-to-disk$/);
+  await sleep(200);
+  for (let i = 0; i < 3; i++) {
+    const hit = await get("/back.bin");
+    assert.ok(hit.body.equals(large));
+    assert.equal(hit.headers["x-cache"], "Hit from portico");
+  }
+  assert.equal(origin.hits("/back.bin"), 2);
 });
 
 test("conditional miss of a large object gets 304", async (t) => {
