@@ -428,6 +428,7 @@ async function serveFoundCopy(
   if (found.file === undefined) return false;
   const file = await acceptSharedFile(context, found.file, epochAtFind);
   if (file === undefined || Date.now() >= file.metadata.staleAtMs) return false;
+  holdPeerFile(context, target.keyResult.key, found.file, epochAtFind);
   await serveDiskStream(context, state, request, response, target, file, cacheStatus.peer);
   return true;
 }

@@ -26,8 +26,9 @@ export interface EdgeContext {
   /** Large objects being written to the disk tier as they arrive, by primary key, which later misses read as they grow. */
   fills: Map<string, StreamingFill>;
   /**
-   * Large entries in other workers' disk tiers that a miss here was just
-   * handed, by primary key, for the requests that waited for that miss.
+   * Large entries in other workers' disk tiers that a miss here was handed,
+   * by primary key, which this worker reads for a while without asking the
+   * primary again.
    */
   peerFiles: Map<string, RecentPeerFile>;
   /** When this edge process started; disk entries from before it are revalidated before use. */

@@ -54,7 +54,7 @@ export function acceptSharedEntry(context: EdgeContext, shared: SharedEntry, epo
 /**
  * Returns this worker's large entry for a primary key, fresh or stale, as a
  * file another worker can read: one in its disk tier, or another worker's
- * file that it holds in use because the origin failed. Entries with Vary
+ * file that it keeps in use, such as a stale one while the origin fails. Entries with Vary
  * variants, and entries from before this process started, which wait for
  * revalidation, are never returned.
  */
@@ -144,13 +144,18 @@ export async function holdOwnFile(context: EdgeContext, key: string, file: Share
   context.disk?.refresh(key, file.metadata);
 }
 
-/** How long requests that waited for a miss may take the other worker's file it was handed. */
-const PEER_FILE_HOLD_MS = 1_000;
+/**
+ * How long this worker reads another worker's fresh file that a miss was handed without asking
+ * the primary again. Each use still checks the file's head, inode and purges.
+ */
+const PEER_FILE_HOLD_MS = 10_000;
+/** Files of other workers held at most; the oldest go first. */
+const MAX_PEER_FILES = 1_024;
 
 /**
  * Keeps another worker's file that a miss was handed, for the requests that
- * waited for that miss, or until `untilMs` for a stale copy served because
- * the origin failed.
+ * waited for that miss and the misses that follow, or until `untilMs` for a
+ * stale copy served because the origin failed.
  */
 export function holdPeerFile(
   context: EdgeContext,
@@ -159,9 +164,13 @@ export function holdPeerFile(
   epochAtAcquire: number,
   untilMs = Date.now() + PEER_FILE_HOLD_MS,
 ): void {
+  const held = context.peerFiles;
+  held.delete(key);
+  held.set(key, { file, purgeEpoch: epochAtAcquire, untilMs });
+  if (held.size <= MAX_PEER_FILES) return;
   const nowMs = Date.now();
-  for (const [held, recent] of context.peerFiles) if (recent.untilMs <= nowMs) context.peerFiles.delete(held);
-  context.peerFiles.set(key, { file, purgeEpoch: epochAtAcquire, untilMs });
+  for (const [other, recent] of held) if (recent.untilMs <= nowMs) held.delete(other);
+  while (held.size > MAX_PEER_FILES) held.delete(held.keys().next().value!);
 }
 
 /** Returns the fresh file of another worker that a miss of `key` was just handed, checked again. */
