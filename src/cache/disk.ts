@@ -63,7 +63,7 @@ export interface DiskStreamTarget {
   bodyOffset: number;
   bodyBytes: number;
   metadata: DiskMetadata;
-  /** The file's inode number, which tells a file apart from a later one written to the same path. */
+  /** The file's inode number, which distinguishes a file from a later one written to the same path. */
   inode: number;
   /** Whether the file belongs to another edge worker's tier, which this process must not remove. */
   peer?: boolean;

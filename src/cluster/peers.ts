@@ -131,7 +131,7 @@ export type PeerMessage =
   | { kind: "peer.find"; sequence: number; key: string; stale: boolean }
   /**
    * A worker serves another worker's stale file of `key` while the origin fails, and keeps it in
-   * use as `file.metadata` says: the worker whose file it is keeps it in use as long.
+   * use until the expiry in `file.metadata`. The worker whose file it is keeps it until then too.
    */
   | { kind: "peer.hold"; key: string; file: SharedFile }
   | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined };
@@ -191,7 +191,7 @@ export class PeerClient {
   /**
    * `provide` returns this worker's entry for a key from its memory tier, or
    * undefined; `provideFile` its large entry on disk. `holdFile` keeps one of
-   * this worker's files in use as another worker that serves it asks.
+   * this worker's files in use at the request of another worker that serves it.
    * `waitTimeoutMs` bounds how long `acquire` waits for another worker's
    * fetch, and how long a followed write may go without progress.
    */
@@ -249,7 +249,7 @@ export class PeerClient {
 
   /**
    * Returns another worker's fresh copy of `key`, from its memory tier or its
-   * disk tier, or neither when no worker holds one or the primary does not
+   * disk tier, or neither when no worker has one or the primary does not
    * reply in time. With `stale`, a large copy may be stale. Unlike `acquire`,
    * it never makes this worker the writer.
    */
@@ -311,8 +311,8 @@ export class PeerClient {
   }
 
   /**
-   * Asks the worker whose stale file of `key` this worker serves while the
-   * origin fails to keep it in use as long as `file.metadata` says.
+   * Requests that the worker whose stale file of `key` this worker serves
+   * while the origin fails keeps it in use until the expiry in `file.metadata`.
    */
   hold(key: string, file: SharedFile): void {
     send({ kind: "peer.hold", key, file });
@@ -648,7 +648,7 @@ export class PeerCoordinator {
 
   /**
    * Lets the waiters of a worker that exited fetch alone, ends the writes it
-   * was making for other workers as failed, and forgets what it held.
+   * was making for other workers as failed, and removes it from the directory of holders.
    */
   private detach(worker: Worker): void {
     for (const write of [...this.writes.values()]) {
@@ -664,7 +664,7 @@ export class PeerCoordinator {
   }
 }
 
-/** A holder's answer to a peek: an entry from its memory tier, a large entry's file, or neither. */
+/** A holder's reply to a peek: an entry from its memory tier, a large entry's file, or neither. */
 interface Peeked {
   entry?: SharedEntry | undefined;
   file?: SharedFile | undefined;

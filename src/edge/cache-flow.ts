@@ -142,11 +142,11 @@ async function serveFromDiskOrOrigin(
       target.staleOnDisk = found.target;
     }
   }
-  // Another worker's large copy that this worker holds in use, such as a stale one while the origin fails.
+  // Another worker's large copy that this worker keeps in use, such as a stale one while the origin fails.
   if (cached === undefined && target.staleOnDisk === undefined && context.peerFiles.size > 0) {
-    const held = await heldPeerFile(context, key);
-    if (held !== undefined) {
-      await serveDiskStream(context, state, request, response, target, held, cacheStatus.peer);
+    const keptFile = await heldPeerFile(context, key);
+    if (keptFile !== undefined) {
+      await serveDiskStream(context, state, request, response, target, keptFile, cacheStatus.peer);
       return;
     }
   }
@@ -434,7 +434,7 @@ async function serveFoundCopy(
 }
 
 /**
- * Returns the function that tells the other workers how this worker's fetch
+ * Returns the function that reports to the other workers how this worker's fetch
  * of `key`, the writer for the whole edge, ended. A fetch that writes a
  * large object to the disk tier as it arrives lets them read the file as it
  * grows, and reports its progress to them until the write ends.
@@ -548,7 +548,7 @@ function refreshInBackground(
         settle(accepted ? "stored" : "failed");
         return;
       }
-      // Another worker holds or writes a large copy: once this stale copy may no longer be served, misses read that one.
+      // Another worker has or writes a large copy: once this stale copy may no longer be served, misses read that one.
       if (grant.kind === "file" || grant.kind === "fill") {
         settle("failed");
         return;

@@ -122,7 +122,7 @@ export function openDiskBody(
 ): Readable {
   return new VerifiedBodyReader(target, range?.start ?? 0, range?.end ?? target.bodyBytes - 1, () => {
     if (target.peer === true) {
-      // The worker whose tier holds the file removes it when it reads it next.
+      // The worker whose tier contains the file removes it when it reads it next.
       context.log.warn({ key: target.metadata.key, path: target.path }, "another worker's disk cache entry failed verification");
       return;
     }

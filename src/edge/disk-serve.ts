@@ -282,14 +282,14 @@ export async function serveStaleDiskOnError(
   const untilMs = staleOnErrorUntilMs(windows, holdSeconds, Date.now());
   if (untilMs > metadata.staleAtMs) {
     const shortened = holdStaleCopy(windows, untilMs);
-    const held = { ...metadata, ...shortened, staleIfErrorSeconds: shortened.staleIfErrorSeconds ?? null };
+    const heldMetadata = { ...metadata, ...shortened, staleIfErrorSeconds: shortened.staleIfErrorSeconds ?? null };
     // Another worker's file is held here, where this worker's misses and the other workers find it.
     if (disk.peer === true) {
-      const file = { metadata: held, path: disk.path, bodyOffset: disk.bodyOffset, inode: disk.inode };
+      const file = { metadata: heldMetadata, path: disk.path, bodyOffset: disk.bodyOffset, inode: disk.inode };
       holdPeerFile(context, target.keyResult.key, file, purgeEpoch(context, target.distribution.id), untilMs);
       context.peers?.hold(target.keyResult.key, file);
     } else {
-      context.disk?.refresh(metadata.key, held);
+      context.disk?.refresh(metadata.key, heldMetadata);
     }
   }
   await serveDiskStream(context, state, request, response, target, disk, (ttlSeconds) => cacheStatus.staleOnError(originStatus, ttlSeconds));

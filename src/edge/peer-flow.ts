@@ -53,8 +53,8 @@ export function acceptSharedEntry(context: EdgeContext, shared: SharedEntry, epo
 
 /**
  * Returns this worker's large entry for a primary key, fresh or stale, as a
- * file another worker can read: one in its disk tier, or another worker's
- * file that it keeps in use, such as a stale one while the origin fails. Entries with Vary
+ * file another worker can read. It is one in this worker's disk tier, or
+ * another worker's file that this one keeps in use. Entries with Vary
  * variants, and entries from before this process started, which wait for
  * revalidation, are never returned.
  */
@@ -63,10 +63,10 @@ export async function sharedFileOf(context: EdgeContext, key: string): Promise<S
   if (context.vary.varies(key) || context.memory.peek(key) !== undefined) return undefined;
   const bodyBytes = disk?.bodyBytesOf(key);
   if (disk === undefined || bodyBytes === undefined) {
-    const held = context.peerFiles.get(key);
-    if (held === undefined || Date.now() >= held.untilMs) return undefined;
-    const metadata = held.file.metadata;
-    return purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs) ? undefined : held.file;
+    const kept = context.peerFiles.get(key);
+    if (kept === undefined || Date.now() >= kept.untilMs) return undefined;
+    const metadata = kept.file.metadata;
+    return purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs) ? undefined : kept.file;
   }
   if (bodyBytes <= context.maxObjectBytes) return undefined;
   const target = await disk.streamTarget(key);
@@ -149,7 +149,7 @@ export async function holdOwnFile(context: EdgeContext, key: string, file: Share
  * the primary again. Each use still checks the file's head, inode and purges.
  */
 const PEER_FILE_HOLD_MS = 10_000;
-/** Files of other workers held at most; the oldest go first. */
+/** Maximum number of other workers' files kept; the oldest go first. */
 const MAX_PEER_FILES = 1_024;
 
 /**
@@ -164,13 +164,13 @@ export function holdPeerFile(
   epochAtAcquire: number,
   untilMs = Date.now() + PEER_FILE_HOLD_MS,
 ): void {
-  const held = context.peerFiles;
-  held.delete(key);
-  held.set(key, { file, purgeEpoch: epochAtAcquire, untilMs });
-  if (held.size <= MAX_PEER_FILES) return;
+  const peerFiles = context.peerFiles;
+  peerFiles.delete(key);
+  peerFiles.set(key, { file, purgeEpoch: epochAtAcquire, untilMs });
+  if (peerFiles.size <= MAX_PEER_FILES) return;
   const nowMs = Date.now();
-  for (const [other, recent] of held) if (recent.untilMs <= nowMs) held.delete(other);
-  while (held.size > MAX_PEER_FILES) held.delete(held.keys().next().value!);
+  for (const [other, recent] of peerFiles) if (recent.untilMs <= nowMs) peerFiles.delete(other);
+  while (peerFiles.size > MAX_PEER_FILES) peerFiles.delete(peerFiles.keys().next().value!);
 }
 
 /** Returns the fresh file of another worker that a miss of `key` was just handed, checked again. */

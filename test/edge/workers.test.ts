@@ -92,11 +92,11 @@ async function startServingWorkers(
  */
 async function workersHolding(serverPort: number, clientPorts: readonly number[]): Promise<Map<number, number>> {
   const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, "0");
-  const wanted = new Map(clientPorts.map((port) => [`0100007F:${hex(port)}`, port]));
+  const portsByAddress = new Map(clientPorts.map((port) => [`0100007F:${hex(port)}`, port]));
   const socketPorts = new Map<string, number>();
   for (const line of (await readFile("/proc/net/tcp", "utf8")).split("\n")) {
     const fields = line.trim().split(/\s+/);
-    const clientPort = wanted.get(fields[2] ?? "");
+    const clientPort = portsByAddress.get(fields[2] ?? "");
     if (fields[1] === `0100007F:${hex(serverPort)}` && clientPort !== undefined) socketPorts.set(`socket:[${fields[9]}]`, clientPort);
   }
   const holders = new Map<number, number>();
@@ -626,7 +626,7 @@ test("peer stale file serves errors", async (t) => {
   for (const failure of ["error", "reset"] as const) {
     const path = `/stale-${failure}.bin`;
     const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, path, { agent });
-    // Only the first worker holds the object; the second reads its file.
+    // Only the first worker has the object; the second reads its file.
     mode = "ok";
     assert.ok((await get(onFirst[0])).body.equals(large));
     await sharedFetchesEnd(edge);
@@ -635,7 +635,7 @@ test("peer stale file serves errors", async (t) => {
     await sleep(1200);
     mode = failure;
 
-    // The second worker asks the origin first; every request on both workers gets the stale copy.
+    // The second worker requests from the origin first; every request on both workers gets the stale copy.
     const first = get(onSecond[0]);
     await sleep(50);
     const responses = [await first, ...(await Promise.all([...onSecond.slice(1), ...onFirst].map(get)))];
