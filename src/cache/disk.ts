@@ -50,6 +50,23 @@ export type MetadataRefresh = Pick<
   | "storedAtMs"
 >;
 
+/** Returns the fields of `metadata` that a 304 changes. */
+export function refreshOf(metadata: MetadataRefresh): MetadataRefresh {
+  const { originHeaders, responseAtMs, initialAgeSeconds, ttlSeconds, staleAtMs } = metadata;
+  const { staleWhileRevalidateSeconds, staleIfErrorSeconds, mustRevalidate, storedAtMs } = metadata;
+  return {
+    originHeaders,
+    responseAtMs,
+    initialAgeSeconds,
+    ttlSeconds,
+    staleAtMs,
+    staleWhileRevalidateSeconds,
+    staleIfErrorSeconds,
+    mustRevalidate,
+    storedAtMs,
+  };
+}
+
 export interface DiskTierOptions {
   /** The folder of this tier, such as `<dataDir>/cache/<edgeId>`. */
   directory: string;

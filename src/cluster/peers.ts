@@ -78,9 +78,10 @@ export interface FillProgress {
 export type PeerGrant =
   /**
    * No worker has a fresh copy of the key or is fetching it: this one fetches and must call
-   * `release`. `stale` is another worker's stale copy, to revalidate or to serve if the origin fails.
+   * `release`. `stale` is another worker's stale copy, and `staleFile` another worker's stale
+   * large copy, to revalidate or to serve if the origin fails.
    */
-  | { kind: "writer"; stale?: SharedEntry }
+  | { kind: "writer"; stale?: SharedEntry; staleFile?: SharedFile }
   /**
    * Another worker's entry, from a fetch this request waited on or from its memory tier.
    * `fetched` is the way that fetch ended, when there was one.
@@ -131,7 +132,8 @@ export type PeerMessage =
   | { kind: "peer.find"; sequence: number; key: string; stale: boolean }
   /**
    * A worker serves another worker's stale file of `key` while the origin fails, and keeps it in
-   * use until the expiry in `file.metadata`. The worker whose file it is keeps it until then too.
+   * use until the expiry in `file.metadata`, or revalidated the file and gives it the freshness
+   * in `file.metadata`. The worker whose file it is takes that freshness too.
    */
   | { kind: "peer.hold"; key: string; file: SharedFile }
   | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined };
@@ -190,8 +192,9 @@ export class PeerClient {
 
   /**
    * `provide` returns this worker's entry for a key from its memory tier, or
-   * undefined; `provideFile` its large entry on disk. `holdFile` keeps one of
-   * this worker's files in use at the request of another worker that serves it.
+   * undefined; `provideFile` its large entry on disk. `holdFile` gives one of
+   * this worker's files the freshness that another worker that revalidated it,
+   * or serves it while the origin fails, asks for.
    * `waitTimeoutMs` bounds how long `acquire` waits for another worker's
    * fetch, and how long a followed write may go without progress.
    */
@@ -312,7 +315,7 @@ export class PeerClient {
 
   /**
    * Requests that the worker whose stale file of `key` this worker serves
-   * while the origin fails keeps it in use until the expiry in `file.metadata`.
+   * while the origin fails, or revalidated, gives it the freshness in `file.metadata`.
    */
   hold(key: string, file: SharedFile): void {
     send({ kind: "peer.hold", key, file });
@@ -494,13 +497,16 @@ export class PeerCoordinator {
         this.finish(key, started, { kind: "file", file, collapsed: false });
         return;
       }
-      // A holder of a stale large copy stays known, so that a writer whose origin fails can serve it.
+      // A holder of a stale large copy stays known: the writer revalidates that copy, and serves it
+      // if the origin fails.
       if (file === undefined) this.holders.delete(key);
       // The first waiter becomes the writer, with the holder's stale copy if there is one. The
       // rest, and the holder's own misses, keep waiting for it.
       const first = started.waiters.shift()!;
       started.writer = first.worker;
-      grant(first.worker, first.sequence, key, entry === undefined ? { kind: "writer" } : { kind: "writer", stale: entry });
+      const writer: PeerGrant =
+        entry !== undefined ? { kind: "writer", stale: entry } : file !== undefined ? { kind: "writer", staleFile: file } : { kind: "writer" };
+      grant(first.worker, first.sequence, key, writer);
     });
   }
 

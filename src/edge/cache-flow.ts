@@ -328,6 +328,12 @@ async function askPeers(
   }
   if (grant.kind === "writer") {
     const share = shareWith(context, peers, key);
+    if (grant.staleFile !== undefined && ownStale === undefined && target.staleOnDisk === undefined) {
+      // Another worker's stale large copy: this worker revalidates it for the whole edge, and
+      // serves it if the origin fails. The file stays that worker's.
+      const file = await acceptSharedFile(context, grant.staleFile, epochAtAcquire);
+      if (file !== undefined) target.staleOnDisk = file;
+    }
     if (grant.stale === undefined) return share;
     // Another worker's stale copy: this worker revalidates it for the whole edge.
     const stale = acceptSharedEntry(context, grant.stale, epochAtAcquire);
@@ -384,8 +390,10 @@ async function staleDiskStandIn(
   epochAtStart: number,
   nowMs: number,
 ): Promise<DiskStreamTarget | undefined> {
-  if (diskStale !== undefined) return diskStaleServable(context, diskStale, nowMs) ? diskStale : undefined;
+  if (diskStale !== undefined && diskStale.peer !== true) return diskStaleServable(context, diskStale, nowMs) ? diskStale : undefined;
   if (stale !== undefined) return undefined;
+  // Another worker's copy, even one this worker was about to revalidate, is requested again,
+  // because its holder keeps it in use while the origin fails.
   return peerStaleOnError(context, target, epochAtStart);
 }
 
@@ -443,8 +451,9 @@ function shareWith(context: EdgeContext, peers: PeerCache, key: string): (outcom
   return (outcome) => {
     const fill = outcome === "streaming" ? context.fills.get(key) : undefined;
     if (fill !== undefined && fill.progress.state === "writing") peers.shareFill(key, sharedFillOf(fill), fill.progress);
-    // A stale copy served on a failure without one of this worker's own is another worker's.
-    const borrowed = outcome === "served-stale" && context.memory.peek(key) === undefined && context.disk?.has(key) !== true;
+    // A stale copy served on a failure, or revalidated, without one of this worker's own is another worker's.
+    const borrowed =
+      (outcome === "served-stale" || outcome === "revalidated") && context.memory.peek(key) === undefined && context.disk?.has(key) !== true;
     peers.release(key, fetchEndOf(outcome), borrowed);
   };
 }

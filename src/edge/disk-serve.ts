@@ -256,8 +256,15 @@ export async function serveRevalidatedDisk(
     mustRevalidate: decision.mustRevalidate,
     storedAtMs: Date.now(),
   };
-  context.disk?.refresh(metadata.key, refreshed);
   const refreshedDisk = { ...disk, metadata: { ...metadata, ...refreshed } };
+  if (disk.peer === true) {
+    // Another worker's file: this worker reads it under the new headers, and that worker stores them.
+    const file = { metadata: refreshedDisk.metadata, path: disk.path, bodyOffset: disk.bodyOffset, inode: disk.inode };
+    holdPeerFile(context, target.keyResult.key, file, epochAtStart);
+    context.peers?.hold(target.keyResult.key, file);
+  } else {
+    context.disk?.refresh(metadata.key, refreshed);
+  }
   await serveDiskStream(context, state, request, response, target, refreshedDisk, cacheStatus.refreshed, "RefreshHit");
 }
 

@@ -1,4 +1,4 @@
-import { streamTargetAt, type DiskStreamTarget, type WriteProgress } from "../cache/disk.js";
+import { refreshOf, streamTargetAt, type DiskStreamTarget, type WriteProgress } from "../cache/disk.js";
 import type { CachedResponse } from "../cache/entry.js";
 import { MAX_SHARED_BODY_BYTES, type FetchEnd, type Found, type PeerGrant, type SharedEntry, type SharedFile, type SharedFill } from "../cluster/peers.js";
 import { purgeEpoch, purgedSince, type EdgeContext } from "./context.js";
@@ -134,14 +134,16 @@ export function acceptSharedFill(context: EdgeContext, peers: PeerCache, shared:
 }
 
 /**
- * Keeps this worker's file of `key` in use as long as another worker that
- * serves it while the origin fails keeps it, when it is still the same file.
+ * Takes the freshness another worker gave this worker's file of `key`, when
+ * it is still the same file and the new freshness lasts longer: that worker
+ * revalidated the file, or serves it while the origin fails and keeps it in
+ * use for as long.
  */
 export async function holdOwnFile(context: EdgeContext, key: string, file: SharedFile): Promise<void> {
   const target = await context.disk?.streamTarget(key);
   if (target === undefined || target.inode !== file.inode || file.metadata.staleAtMs <= target.metadata.staleAtMs) return;
-  // The other worker's metadata is this file's, with the windows of the hold.
-  context.disk?.refresh(key, file.metadata);
+  // The other worker's metadata is this file's, with the headers of a 304 or the windows of a hold.
+  context.disk?.refresh(key, refreshOf(file.metadata));
 }
 
 /**

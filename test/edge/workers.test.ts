@@ -685,6 +685,58 @@ test("peer stale copy outlives holds", async (t) => {
   }
 });
 
+test("workers revalidate another worker's large file", async (t) => {
+  const first = Buffer.alloc(1536 * 1024, 3);
+  const second = Buffer.alloc(1536 * 1024, 4);
+  let version = 1;
+  const origin = await startOrigin((req, res) => {
+    const etag = `"v${version}"`;
+    if (req.headers["if-none-match"] === etag) {
+      res.writeHead(304, { "cache-control": "max-age=2", etag });
+      res.end();
+      return;
+    }
+    const body = version === 1 ? first : second;
+    res.writeHead(200, { "cache-control": "max-age=2", etag, "content-length": String(body.length) });
+    res.end(body);
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-rv", origin.port, {}, 64 * 1024 * 1024);
+  const [[onFirst], [onSecond]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, "/reval.bin", { agent });
+  assert.ok((await get(onFirst)).body.equals(first));
+  await sharedFetchesEnd(edge);
+  await sleep(2200);
+
+  // The second worker has no copy: it revalidates the first worker's file instead of fetching the body.
+  const refreshed = await get(onSecond);
+  assert.equal(refreshed.status, 200);
+  assert.ok(refreshed.body.equals(first));
+  assert.equal(refreshed.headers["x-cache"], "RefreshHit from portico");
+  assert.match(String(refreshed.headers["cache-status"]), /^portico; fwd=stale; fwd-status=304; ttl=[12]$/);
+  assert.equal(origin.hits("/reval.bin"), 2);
+  assert.equal(origin.requests[1]!.headers["if-none-match"], '"v1"');
+  await sharedFetchesEnd(edge);
+  // The first worker takes the new freshness for its own file.
+  await sleep(200);
+  for (const agent of [onFirst, onSecond]) {
+    const hit = await get(agent);
+    assert.ok(hit.body.equals(first));
+    assert.match(String(hit.headers["cache-status"]), /^portico; hit/);
+  }
+  assert.equal(origin.hits("/reval.bin"), 2);
+
+  // A changed object replaces the stale file: the second worker stores it, and the first reads it there.
+  await sleep(2200);
+  version = 2;
+  assert.ok((await get(onSecond)).body.equals(second));
+  await sharedFetchesEnd(edge);
+  const read = await get(onFirst);
+  assert.ok(read.body.equals(second));
+  assert.match(String(read.headers["cache-status"]), /detail=peer$/);
+  assert.equal(origin.hits("/reval.bin"), 3);
+});
+
 test("workers cache a failure once per period", async (t) => {
   const origin = await startOrigin(async (_req, res) => {
     await sleep(300);
