@@ -136,7 +136,7 @@ export type PeerMessage =
    * in `file.metadata`. The worker whose file it is takes that freshness too.
    */
   | { kind: "peer.hold"; key: string; file: SharedFile }
-  | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined };
+  | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined; fill?: SharedFill };
 
 /** Largest body that is handed between workers; a bigger entry is fetched by each worker that needs it. */
 export const MAX_SHARED_BODY_BYTES = 8 * 1024 * 1024;
@@ -172,7 +172,7 @@ export class PeerClient {
       return;
     }
     if (value.kind === "peer.found") {
-      this.finds.get(value.sequence)?.({ entry: value.entry, file: value.file });
+      this.finds.get(value.sequence)?.(value.fill === undefined ? { entry: value.entry, file: value.file } : { fill: value.fill });
       return;
     }
     if (value.kind === "peer.grant") {
@@ -252,9 +252,10 @@ export class PeerClient {
 
   /**
    * Returns another worker's fresh copy of `key`, from its memory tier or its
-   * disk tier, or neither when no worker has one or the primary does not
-   * reply in time. With `stale`, a large copy may be stale. Unlike `acquire`,
-   * it never makes this worker the writer.
+   * disk tier, or its write of the key in progress, which this worker then
+   * reads as it grows. Returns none of them when no worker has one or the
+   * primary does not reply in time. With `stale`, only a large copy, which may
+   * be stale, is returned. Unlike `acquire`, it never makes this worker the writer.
    */
   find(key: string, stale = false): Promise<Found> {
     if (process.send === undefined || !process.connected) return Promise.resolve({});
@@ -510,11 +511,26 @@ export class PeerCoordinator {
     });
   }
 
-  /** Answers a worker's question for a copy held by another worker: fresh, or with `stale`, a large one that may be stale. */
+  /**
+   * Answers a worker's request for a copy held by another worker: fresh, or
+   * another worker's write in progress, which the worker then reads; with
+   * `stale`, a large copy that may be stale.
+   */
   private find(worker: Worker, sequence: number, key: string, stale: boolean): void {
     const answer = (found: Found): void => {
-      if (worker.isConnected()) worker.send({ kind: "peer.found", sequence, entry: found.entry, file: found.file } satisfies PeerMessage);
+      if (!worker.isConnected()) return;
+      const message: PeerMessage =
+        found.fill === undefined
+          ? { kind: "peer.found", sequence, entry: found.entry, file: found.file }
+          : { kind: "peer.found", sequence, entry: undefined, fill: found.fill };
+      worker.send(message);
     };
+    const write = this.flights.get(key)?.fill;
+    if (!stale && write !== undefined && write.writer !== worker) {
+      write.readers.add(worker);
+      answer({ fill: write.shared });
+      return;
+    }
     const holder = this.holders.get(key);
     if (holder === undefined || holder === worker) {
       answer({});
@@ -676,8 +692,10 @@ interface Peeked {
   file?: SharedFile | undefined;
 }
 
-/** Another worker's fresh copy of a key, from its memory tier or as a large entry's file, or neither. */
-export type Found = Peeked;
+/** Another worker's fresh copy of a key, from its memory tier or as a large entry's file, its write of the key in progress, or none. */
+export interface Found extends Peeked {
+  fill?: SharedFill;
+}
 
 function sendProgress(worker: Worker, key: string, id: number, progress: FillProgress): void {
   if (worker.isConnected()) worker.send({ kind: "peer.progress", key, id, progress } satisfies PeerMessage);

@@ -150,9 +150,10 @@ async function serveFromDiskOrOrigin(
       return;
     }
   }
-  // A large object that another request is writing to disk: read it as it grows.
+  // A large object that another request is writing to disk: read it as it grows. A range far
+  // ahead of the write comes from the origin in slices instead.
   const fill = liveFill(context, key, request);
-  if (fill !== undefined && (await followFill(context, state, request, response, fill, policy))) return;
+  if (fill !== undefined && (await followFill(context, state, request, response, fill, policy, sliceBytesOf(context)))) return;
   if (cached === undefined && request.headers["if-range"] === undefined) {
     const requested =
       request.method === "HEAD"
@@ -343,8 +344,8 @@ async function askPeers(
   if (grant.kind === "alone") return undefined;
   if (grant.kind === "fill") {
     // Another worker writes the object to its disk tier as it arrives: this worker's requests read
-    // the file as it grows. A range request fetches on its own, as it would beside a fill here.
-    if (request.headers.range !== undefined || (request.method !== "GET" && request.method !== "HEAD")) return undefined;
+    // the file as it grows.
+    if (request.method !== "GET" && request.method !== "HEAD") return undefined;
     const fill = acceptSharedFill(context, peers, grant.fill, epochAtAcquire);
     if (fill === undefined) return undefined;
     registerFill(context, key, fill);
@@ -413,9 +414,10 @@ async function peerStaleOnError(context: EdgeContext, target: CacheableRequest, 
 }
 
 /**
- * Serves another worker's fresh copy of the key, from its memory tier or its
- * disk tier, and returns whether there was one. A purge that this worker
- * applied since the copy was stored keeps it from being served.
+ * Serves another worker's fresh copy of the key, from its memory tier, its
+ * disk tier or its write in progress, and returns whether it served the
+ * request. A purge that this worker applied since the copy was stored keeps
+ * it from being served.
  */
 async function serveFoundCopy(
   context: EdgeContext,
@@ -425,18 +427,27 @@ async function serveFoundCopy(
   response: ViewerResponse,
   target: CacheableRequest,
 ): Promise<boolean> {
+  const key = target.keyResult.key;
   const epochAtFind = purgeEpoch(context, target.distribution.id);
-  const found = await peers.find(target.keyResult.key);
+  const found = await peers.find(key);
   if (found.entry !== undefined) {
     const entry = acceptSharedEntry(context, found.entry, epochAtFind);
     if (entry === undefined || lookup(context, target) !== entry || !isFresh(entry, Date.now())) return false;
     serveEntry(context, state, request, response, entry, "Hit", cacheStatus.peer(ttlLeft(entry)), target.behavior.headersPolicy);
     return true;
   }
+  if (found.fill !== undefined) {
+    // Another worker's write in progress, which this worker's later requests follow too. A range
+    // far ahead of the write comes from the origin in slices instead.
+    const fill = liveFill(context, key, request) ?? acceptSharedFill(context, peers, found.fill, epochAtFind);
+    if (fill === undefined) return false;
+    if (context.fills.get(key) !== fill) registerFill(context, key, fill);
+    return followFill(context, state, request, response, fill, target.behavior.headersPolicy, sliceBytesOf(context));
+  }
   if (found.file === undefined) return false;
   const file = await acceptSharedFile(context, found.file, epochAtFind);
   if (file === undefined || Date.now() >= file.metadata.staleAtMs) return false;
-  holdPeerFile(context, target.keyResult.key, found.file, epochAtFind);
+  holdPeerFile(context, key, found.file, epochAtFind);
   await serveDiskStream(context, state, request, response, target, file, cacheStatus.peer);
   return true;
 }

@@ -6,7 +6,7 @@ import type { FillResponse } from "../cluster/peers.js";
 import { purgeEpoch, type EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { cacheStatus } from "./headers.js";
-import { streamUncached } from "./respond.js";
+import { rangeToServe, streamUncached } from "./respond.js";
 import { closeThenCallback } from "../common/file-handle.js";
 import type { CompiledHeadersPolicy } from "./response-headers.js";
 
@@ -54,8 +54,18 @@ class FollowingBody extends Readable {
   /** Whether the stream requested more data while a read was still running. */
   private readRequestedAgain = false;
 
-  constructor(private readonly progress: WriteProgress) {
+  /** The position in the body after the last byte to read. */
+  private readonly end: number;
+
+  /** Reads the bytes from position `start` up to `end` (exclusive), or to the end of the body. */
+  constructor(
+    private readonly progress: WriteProgress,
+    start: number,
+    end: number | undefined,
+  ) {
     super({ highWaterMark: READ_BYTES });
+    this.position = start;
+    this.end = Math.min(end ?? progress.bodyBytes, progress.bodyBytes);
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -96,12 +106,12 @@ class FollowingBody extends Readable {
     const progress = this.progress;
     for (;;) {
       if (this.destroyed || this.ended || this.handle === undefined) return;
-      if (this.position >= progress.bodyBytes) {
+      if (this.position >= this.end) {
         this.ended = true;
         this.push(null);
         return;
       }
-      const available = progress.writtenBodyBytes - this.position;
+      const available = Math.min(progress.writtenBodyBytes, this.end) - this.position;
       if (available > 0) {
         const buffer = Buffer.allocUnsafe(Math.min(available, READ_BYTES));
         const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, progress.bodyOffset + this.position);
@@ -131,26 +141,32 @@ export function registerFill(context: EdgeContext, key: string, fill: StreamingF
 
 /**
  * Returns the write of `key` in progress that a request may follow: a GET or
- * HEAD without Range, for a write that has not failed and that no purge has
- * overtaken since it began.
+ * HEAD, for a write that has not failed and that no purge has overtaken
+ * since it began.
  */
 export function liveFill(context: EdgeContext, key: string, request: ViewerRequest): StreamingFill | undefined {
   const fill = context.fills.get(key);
   if (fill === undefined || fill.progress.state === "failed") return undefined;
-  if (request.headers.range !== undefined || (request.method !== "GET" && request.method !== "HEAD")) return undefined;
+  if (request.method !== "GET" && request.method !== "HEAD") return undefined;
   return purgeEpoch(context, fill.distributionId) === fill.purgeEpoch ? fill : undefined;
 }
 
-/** Returns the body of a write in progress, read from its file as it grows. */
-export function fillBody(progress: WriteProgress): Readable {
-  return new FollowingBody(progress);
+/**
+ * Returns the body of a write in progress, or the bytes from position `start`
+ * up to `end` (exclusive), read from its file as it grows.
+ */
+export function fillBody(progress: WriteProgress, start = 0, end?: number): Readable {
+  return new FollowingBody(progress, start, end);
 }
 
 /**
  * Serves a GET or HEAD miss from a large object that another request is
- * writing to the disk tier, as a collapsed hit. Returns false, having sent
- * nothing, when the write has already failed, so the caller fetches the
- * object itself.
+ * writing to the disk tier, as a collapsed hit. A single range is read from
+ * its first byte on. Returns false, having sent nothing, when the write has
+ * already failed, so the caller fetches the object itself. With
+ * `aheadBytes`, it also returns false for a range that starts more than that
+ * many bytes past what the write has reached, which the caller fetches from
+ * the origin sooner than the write would get there.
  */
 export async function followFill(
   context: EdgeContext,
@@ -159,16 +175,21 @@ export async function followFill(
   response: ViewerResponse,
   fill: StreamingFill,
   policy: CompiledHeadersPolicy | undefined,
+  aheadBytes = Number.POSITIVE_INFINITY,
 ): Promise<boolean> {
-  if (fill.progress.state === "failed") return false;
+  const progress = fill.progress;
+  if (progress.state === "failed") return false;
+  const range = rangeToServe(request, fill.status, fill.headers, progress.bodyBytes);
+  const bodyStart = range.kind === "partial" ? range.start : 0;
+  if (bodyStart > progress.writtenBodyBytes + aheadBytes) return false;
   const ageSeconds = fill.initialAgeSeconds + Math.max(0, Math.floor((Date.now() - fill.receivedAtMs) / 1000));
-  const body = fillBody(fill.progress);
+  const body = range.kind === "partial" ? fillBody(progress, range.start, range.end + 1) : fillBody(progress);
   await streamUncached(
     context,
     state,
     request,
     response,
-    { status: fill.status, headers: fill.headers.slice(), body, contentLength: fill.progress.bodyBytes },
+    { status: fill.status, headers: fill.headers.slice(), body, contentLength: progress.bodyBytes, bodyStart },
     cacheStatus.collapsed("uri-miss", fill.status, fill.ttlSeconds - ageSeconds),
     policy,
     { ageSeconds },

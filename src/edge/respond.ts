@@ -6,7 +6,7 @@ import type { EdgeContext } from "./context.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import { appendEdgeHeaders, cacheStatus, type XCacheValue, headerIn, headerText } from "./headers.js";
 import { preparedHitFor, sendPreparedHit } from "./hit-head.js";
-import { contentRange, multipartByteranges, resolveRange, resolveRanges } from "./range.js";
+import { contentRange, multipartByteranges, resolveRange, resolveRanges, type RangeDecision } from "./range.js";
 import {
   appendCorsHeaders,
   applyHeadersPolicy,
@@ -246,6 +246,25 @@ export interface StreamedResponse {
   contentLength: number | undefined;
   /** The origin's `Age`, passed on to the viewer when above 0. */
   originAgeSeconds?: number;
+  /**
+   * The position in the object of the body's first byte, for a body that holds only the range
+   * that `rangeToServe` picks for this response. 0 when absent.
+   */
+  bodyStart?: number;
+}
+
+/**
+ * Returns the range that `streamUncached` serves of a response for a request:
+ * a single satisfiable range of a 200 whose length is known, unless If-Range
+ * rules it out. Multiple ranges are ignored, so the whole body is sent.
+ */
+export function rangeToServe(request: ViewerRequest, status: number, headers: readonly string[], contentLength: number | undefined): RangeDecision {
+  if (status !== 200 || (request.method !== "GET" && request.method !== "HEAD")) return { kind: "full" };
+  if (contentLength === undefined || request.headers.range === undefined) return { kind: "full" };
+  if (!ifRangeAllows(headerText(request.headers["if-range"]), headerIn(headers, "etag"), headerIn(headers, "last-modified"))) {
+    return { kind: "full" };
+  }
+  return resolveRange(request.headers.range, contentLength);
 }
 
 /**
@@ -285,14 +304,11 @@ export async function streamUncached(
     return;
   }
 
-  const range =
-    origin.status === 200 &&
-    (request.method === "GET" || isHead) &&
-    origin.contentLength !== undefined &&
-    request.headers.range !== undefined &&
-    ifRangeAllows(headerText(request.headers["if-range"]), headerIn(origin.headers, "etag"), headerIn(origin.headers, "last-modified"))
-      ? resolveRange(request.headers.range, origin.contentLength)
-      : ({ kind: "full" } as const);
+  const range = rangeToServe(request, origin.status, origin.headers, origin.contentLength);
+  const bodyStart = origin.bodyStart ?? 0;
+  if (bodyStart > 0 && (range.kind !== "partial" || range.start < bodyStart)) {
+    throw new Error(`a body that begins at byte ${bodyStart} cannot serve the range that the request selects`);
+  }
 
   if (range.kind === "unsatisfiable") {
     origin.body.destroy();
@@ -316,7 +332,7 @@ export async function streamUncached(
       response.send(206, headers, undefined);
       return;
     }
-    const slice = new ByteRangeTransform(range.start, range.end);
+    const slice = new ByteRangeTransform(range.start - bodyStart, range.end - bodyStart);
     // pipeline() destroys the origin body when a viewer that left destroys the slice. A body left
     // paused would hold its origin connection, and shutdown, for as long as the origin keeps it open.
     // The slice carries an origin error to the viewer side itself.

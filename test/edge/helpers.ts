@@ -245,6 +245,37 @@ export async function request(
   });
 }
 
+/**
+ * Answers a request that carries `Range: bytes=first-last` with a 206 of
+ * those bytes of `body` and returns true; returns false, having sent
+ * nothing, for any other request.
+ */
+export function respondToRange(req: IncomingMessage, res: ServerResponse, body: Buffer, headers: Record<string, string>): boolean {
+  const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
+  if (range === null) return false;
+  const start = Number(range[1]);
+  const end = Math.min(Number(range[2]), body.length - 1);
+  res.writeHead(206, { ...headers, "content-range": `bytes ${start}-${end}/${body.length}`, "content-length": String(end - start + 1) });
+  res.end(body.subarray(start, end + 1));
+  return true;
+}
+
+/** Sends `body` as a 200 in pieces of `pieceBytes`, one every `intervalMs`, so that it arrives over time. */
+export async function respondSlowly(
+  res: ServerResponse,
+  body: Buffer,
+  headers: Record<string, string>,
+  pieceBytes: number,
+  intervalMs: number,
+): Promise<void> {
+  res.writeHead(200, { ...headers, "content-length": String(body.length) });
+  for (let offset = 0; offset < body.length; offset += pieceBytes) {
+    res.write(body.subarray(offset, offset + pieceBytes));
+    await sleep(intervalMs);
+  }
+  res.end();
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

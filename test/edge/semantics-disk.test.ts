@@ -10,7 +10,18 @@ import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { DistributionSnapshot, EdgeAck } from "../../src/cluster/types.js";
 import { startEdge, type Edge } from "../../src/edge/index.js";
-import { CollectingSink, customSnapshot, request, serveWithRanges, sleep, startOrigin, ZONE, type Served } from "./helpers.js";
+import {
+  CollectingSink,
+  customSnapshot,
+  request,
+  respondSlowly,
+  respondToRange,
+  serveWithRanges,
+  sleep,
+  startOrigin,
+  ZONE,
+  type Served,
+} from "./helpers.js";
 
 function metadataFor(key: string, bodyBytes: number, distributionId = "E1"): DiskMetadata {
   return {
@@ -596,6 +607,54 @@ test("large misses share one disk fill", async (t) => {
   const after = await get("/broken.bin");
   assert.ok(after.body.equals(large));
   assert.equal(origin.hits("/broken.bin"), 2);
+});
+
+test("ranges follow a disk fill", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = randomBytes(300 * 1024);
+  const headers = { "cache-control": "max-age=600", "content-type": "video/mp4", etag: '"grow"' };
+  // Ranges get their bytes at once; the whole body arrives over about half a second.
+  const origin = await startOrigin(async (req, res) => {
+    if (!respondToRange(req, res, large, headers)) await respondSlowly(res, large, headers, 32 * 1024, 50);
+  });
+  t.after(() => origin.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  const edge = await startDiskEdge(dataDir, snapshot);
+  t.after(() => edge.edge.close());
+  const get = (headers: Record<string, string> = {}, method = "GET") =>
+    request(edge.edge.httpPort, snapshot.domainName, "/movie.mp4", { headers, method });
+
+  let wholeDone = false;
+  const whole = get().then((response) => {
+    wholeDone = true;
+    return response;
+  });
+  await sleep(120);
+  // A range near the start is read from the file being written, and ends with its last byte.
+  const near = await get({ range: "bytes=1000-1999" });
+  assert.equal(wholeDone, false, "the range response ends before the write does");
+  assert.equal(near.status, 206);
+  assert.equal(near.headers["content-range"], `bytes 1000-1999/${large.length}`);
+  assert.equal(near.headers["x-cache"], "Hit from portico");
+  assert.match(String(near.headers["cache-status"]), /collapsed/);
+  assert.ok(near.body.equals(large.subarray(1000, 2000)));
+  // A range far ahead of the write comes from the origin as a slice.
+  const far = await get({ range: "bytes=290000-290099" });
+  assert.equal(far.status, 206);
+  assert.ok(far.body.equals(large.subarray(290000, 290100)));
+  assert.match(String(far.headers["cache-status"]), /detail=range-slices/);
+  // Another range the write has passed, and a HEAD with a range, which gets the headers alone.
+  const [middle, head] = await Promise.all([get({ range: "bytes=40000-40999" }), get({ range: "bytes=0-9" }, "HEAD")]);
+  assert.equal(middle.status, 206);
+  assert.ok(middle.body.equals(large.subarray(40000, 41000)));
+  assert.equal(head.status, 206);
+  assert.equal(head.headers["content-length"], "10");
+  assert.equal(head.body.length, 0);
+
+  assert.ok((await whole).body.equals(large));
+  const ranges = origin.requests.map((seen) => seen.headers.range);
+  assert.equal(ranges.filter((range) => range === undefined).length, 1, "one fetch of the whole object");
+  assert.equal(ranges.filter((range) => range !== undefined).length, 1, "one slice, for the far range");
 });
 
 /** Returns the paths under `directory` of the files this process has open. */

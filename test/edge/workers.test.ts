@@ -15,7 +15,7 @@ import { startEdgeWorkers, type WorkerEdge } from "../../src/edge/workers.js";
 import type { DistributionCounters } from "../../src/metrics/distribution-counters.js";
 import type { RollupTargets } from "../../src/metrics/edge-rollup.js";
 import { PrometheusCollector } from "../../src/metrics/prometheus.js";
-import { CollectingSink, customSnapshot, request, sleep, startOrigin } from "./helpers.js";
+import { CollectingSink, customSnapshot, request, respondSlowly, respondToRange, sleep, startOrigin } from "./helpers.js";
 
 /** Starts two edge workers with test credentials and the given rollup targets. */
 function startTwoWorkers(
@@ -380,6 +380,39 @@ test("workers share a large write", async (t) => {
   assert.ok(refetched.body.equals(large));
   assert.match(String(refetched.headers["cache-status"]), /fwd=uri-miss/);
   assert.equal(origin.hits("/big.bin"), 2);
+});
+
+test("ranges follow another worker's write", async (t) => {
+  const large = Buffer.alloc(4 * 1024 * 1024);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 13 + (i >> 10)) & 0xff;
+  const headers = { "cache-control": "max-age=60", etag: '"grow"' };
+  // Ranges get their bytes at once; the whole body arrives over about a second, so the other
+  // worker's ranges come while it is written.
+  const origin = await startOrigin(async (req, res) => {
+    if (!respondToRange(req, res, large, headers)) await respondSlowly(res, large, headers, 128 * 1024, 30);
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-rf", origin.port, {}, 64 * 1024 * 1024);
+  const [[onFirst], [onSecond, onSecondToo]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 2)) as [[Agent], [Agent, Agent]];
+  const get = (agent: Agent, headers: Record<string, string>) => request(edge.httpPort, snapshot.domainName, "/grow.bin", { agent, headers });
+
+  const whole = get(onFirst, {});
+  await sleep(200);
+  // The second worker reads a range near the start from the first worker's file as it grows.
+  const near = await get(onSecond, { range: "bytes=1000-1999" });
+  assert.equal(near.status, 206);
+  assert.ok(near.body.equals(large.subarray(1000, 2000)));
+  assert.match(String(near.headers["cache-status"]), /collapsed/);
+  // A range far ahead of the write comes from the origin as a slice.
+  const far = await get(onSecondToo, { range: "bytes=4000000-4000099" });
+  assert.equal(far.status, 206);
+  assert.ok(far.body.equals(large.subarray(4_000_000, 4_000_100)));
+  assert.match(String(far.headers["cache-status"]), /detail=range-slices/);
+
+  assert.ok((await whole).body.equals(large));
+  const ranges = origin.requests.map((seen) => seen.headers.range);
+  assert.equal(ranges.filter((range) => range === undefined).length, 1, "one fetch of the whole object");
+  assert.equal(ranges.filter((range) => range !== undefined).length, 1, "one slice, for the far range");
 });
 
 test("purge supersedes a large write", async (t) => {
