@@ -30,6 +30,25 @@ export function weakMatch(a: string, b: string): boolean {
   return left !== undefined && right !== undefined && left.opaque === right.opaque;
 }
 
+/**
+ * Returns whether a 304 applies to a stored response (RFC 9111 section
+ * 4.3.4). A 304 that sends an entity tag applies when the stored one matches
+ * it by the weak comparison, so a stored copy whose tag the edge weakened
+ * when it compressed the body still matches. Without an entity tag, a 304
+ * that sends Last-Modified applies when the stored date is the same. A 304
+ * without validators applies to the one stored response.
+ */
+export function notModifiedApplies(
+  storedEtag: string | undefined,
+  storedLastModified: string | undefined,
+  sentEtag: string | undefined,
+  sentLastModified: string | undefined,
+): boolean {
+  if (sentEtag !== undefined) return storedEtag !== undefined && weakMatch(storedEtag, sentEtag);
+  if (sentLastModified === undefined || storedLastModified === undefined) return true;
+  return Date.parse(sentLastModified) === Date.parse(storedLastModified);
+}
+
 /** Splits an entity-tag list on the commas outside quotes. */
 function splitTagList(header: string): string[] {
   const tags: string[] = [];

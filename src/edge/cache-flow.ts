@@ -11,6 +11,7 @@ import {
 } from "../cache/entry.js";
 import { decideFreshness, errorCachingTtlSeconds, parseAgeSeconds, type FreshnessDecision } from "../cache/freshness.js";
 import { canonicalizePath } from "../cache/invalidation.js";
+import { notModifiedApplies } from "../cache/etag.js";
 import type { CacheKeyResult } from "../cache/key.js";
 import type { LockOutcome } from "../cache/lock.js";
 import type { FetchEnd } from "../cluster/peers.js";
@@ -665,6 +666,31 @@ async function fetchAsWriter(
   const receivedAtMs = Date.now();
   await noteOriginDenied(context, state, distribution, target.originPath, originResponse);
 
+  if (originResponse.status === 304 && (revalidating || diskRevalidating) && prefetched === undefined) {
+    const storedHeaders = revalidating ? undefined : diskStale!.metadata.originHeaders;
+    const applies = notModifiedApplies(
+      revalidating ? stale.etag : headerIn(storedHeaders!, "etag"),
+      revalidating ? stale.lastModified : headerIn(storedHeaders!, "last-modified"),
+      originHeader(originResponse.headers, "etag"),
+      originHeader(originResponse.headers, "last-modified"),
+    );
+    // A purge during the revalidation of a disk copy removed its file, which then cannot be served.
+    const fileGone = diskRevalidating && purgeEpoch(context, distribution.id) !== epochAtStart;
+    if (!applies || fileGone) {
+      originResponse.body.resume();
+      if (!applies) {
+        context.log.warn(
+          { distributionId: distribution.id, requestId: state.requestId, etag: originHeader(originResponse.headers, "etag") },
+          "origin's 304 names another version than the stored copy; fetching the object again",
+        );
+      }
+      // Without a stored copy, the next request carries no validators, so it cannot end here again.
+      delete target.staleOnDisk;
+      await fetchAsWriter(context, state, request, response, target, undefined, settle, undefined, waitedOn);
+      return;
+    }
+  }
+
   if (originResponse.status === 304 && revalidating) {
     originResponse.body.resume();
     const refreshed = refreshEntry(context, stale, originResponse, receivedAtMs, distribution, behavior);
@@ -734,7 +760,7 @@ async function fetchAsWriter(
   // request, so it is not stored at all.
   if (vary.kind === "star") decision = { store: false, reason: "vary-star" };
   const contentLength = declaredLength(originResponse);
-  const forward = stale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
+  const forward = stale !== undefined || diskStale !== undefined ? "stale" : context.vary.varies(keyResult.key) ? "vary-miss" : "uri-miss";
   // RFC 9211 section 2.3: fwd-status is what the origin sent, a 206 even when it held the whole object.
   const forwardedStatus = prefetched?.originStatus ?? originResponse.status;
   const initialAgeSeconds = parseAgeSeconds(originAge);

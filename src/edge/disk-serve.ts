@@ -240,8 +240,9 @@ export async function serveRevalidatedDisk(
   const metadata = disk.metadata;
   const { merged, decision } = mergeNotModified(metadata.status, metadata.originHeaders, notModified, receivedAtMs, target.distribution, target.behavior);
   if (!decision.store || purgeEpoch(context, target.distribution.id) !== epochAtStart) {
-    await context.disk?.delete(metadata.key);
+    // The entry goes once the file has been read: removing it first would cut the body short.
     await serveDiskStream(context, state, request, response, target, disk, () => cacheStatus.refreshed(0), "RefreshHit");
+    if (disk.peer !== true) await context.disk?.delete(metadata.key);
     return;
   }
   const initialAgeSeconds = parseAgeSeconds(originHeader(notModified.headers, "age"));

@@ -421,6 +421,71 @@ test("conditional miss of a large object gets 304", async (t) => {
   assert.equal(origin.hits(), 3);
 });
 
+test("304 of another version refetches", async (t) => {
+  const dataDir = await tempDir(t);
+  // Below the memory tier's 8 KiB object limit, and above it.
+  const bodies = { "/small.bin": [randomBytes(1024), randomBytes(1024)], "/large.bin": [randomBytes(200 * 1024), randomBytes(200 * 1024)] };
+  let version = 0;
+  const origin = await startOrigin((req, res) => {
+    const headers = { "cache-control": "max-age=1" };
+    if (req.headers["if-none-match"] !== undefined) {
+      // The origin confirms a version other than the one the edge holds.
+      res.writeHead(304, { ...headers, etag: '"other"' });
+      res.end();
+      return;
+    }
+    const body = bodies[req.url as keyof typeof bodies][version]!;
+    res.writeHead(200, { ...headers, etag: `"v${version}"`, "content-length": String(body.length) });
+    res.end(body);
+  });
+  const { get } = await diskDistribution(t, dataDir, origin);
+  for (const path of Object.keys(bodies) as Array<keyof typeof bodies>) {
+    assert.ok((await get(path)).body.equals(bodies[path][0]!));
+  }
+  version = 1;
+  await sleep(1200);
+
+  for (const path of Object.keys(bodies) as Array<keyof typeof bodies>) {
+    const refetched = await get(path);
+    assert.equal(refetched.status, 200);
+    assert.ok(refetched.body.equals(bodies[path][1]!), `${path} is the origin's new version`);
+    assert.equal(refetched.headers.etag, '"v1"');
+    const sent = origin.requests.filter((seen) => seen.url === path).map((seen) => seen.headers["if-none-match"]);
+    assert.deepEqual(sent, [undefined, '"v0"', undefined]);
+  }
+});
+
+test("purge during disk revalidation refetches", async (t) => {
+  const dataDir = await tempDir(t);
+  const large = randomBytes(200 * 1024);
+  const origin = await startOrigin(async (req, res) => {
+    const headers = { "cache-control": "max-age=1", etag: '"d1"' };
+    if (req.headers["if-none-match"] === '"d1"') {
+      await sleep(400);
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { ...headers, "content-length": String(large.length) });
+    res.end(large);
+  });
+  const { get, edge, snapshot } = await diskDistribution(t, dataDir, origin);
+  assert.ok((await get("/big.bin")).body.equals(large));
+  await sleep(1200);
+
+  // The invalidation removes the file while the origin's 304 is on its way.
+  const revalidated = get("/big.bin");
+  await sleep(150);
+  await edge.publishAndWait({ type: "invalidation.created", distributionId: snapshot.id, invalidationId: "I-during", paths: ["/big.bin"] });
+  const response = await revalidated;
+  assert.equal(response.status, 200);
+  assert.ok(response.body.equals(large), `a body of ${response.body.length} bytes`);
+  assert.deepEqual(
+    origin.requests.map((seen) => seen.headers["if-none-match"]),
+    [undefined, '"d1"', undefined],
+  );
+});
+
 test("concurrent requests share a disk revalidation", async (t) => {
   const dataDir = await tempDir(t);
   const large = randomBytes(200 * 1024);

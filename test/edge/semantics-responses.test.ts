@@ -1,8 +1,28 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ifNoneMatchMatches, ifRangeAllows, strongMatch, weakMatch } from "../../src/cache/etag.js";
+import { ifNoneMatchMatches, ifRangeAllows, notModifiedApplies, strongMatch, weakMatch } from "../../src/cache/etag.js";
 import { resolveRanges } from "../../src/edge/range.js";
 import { setupDistribution } from "./semantics-setup.js";
+
+test("304 selects the stored response", () => {
+  const monday = "Mon, 07 Dec 2026 10:00:00 GMT";
+  const tuesday = "Tue, 08 Dec 2026 10:00:00 GMT";
+  // Stored ETag, stored Last-Modified, the 304's ETag and Last-Modified, and whether it applies.
+  const cases: Array<[string | undefined, string | undefined, string | undefined, string | undefined, boolean]> = [
+    ['"a"', undefined, '"a"', undefined, true],
+    ['W/"a"', undefined, '"a"', undefined, true],
+    ['"a"', undefined, '"b"', undefined, false],
+    [undefined, monday, '"a"', undefined, false],
+    ['"a"', monday, undefined, monday, true],
+    ['"a"', monday, undefined, tuesday, false],
+    ['"a"', monday, undefined, undefined, true],
+    [undefined, undefined, undefined, tuesday, true],
+  ];
+  for (const [storedEtag, storedLastModified, sentEtag, sentLastModified, applies] of cases) {
+    const label = `${storedEtag} ${storedLastModified} / ${sentEtag} ${sentLastModified}`;
+    assert.equal(notModifiedApplies(storedEtag, storedLastModified, sentEtag, sentLastModified), applies, label);
+  }
+});
 
 test("entity-tag comparison follows RFC 9110", () => {
   // The table of RFC 9110 section 8.8.3.2.

@@ -762,7 +762,9 @@ test("workers revalidate another worker's large file", async (t) => {
   // A changed object replaces the stale file: the second worker stores it, and the first reads it there.
   await sleep(2200);
   version = 2;
-  assert.ok((await get(onSecond)).body.equals(second));
+  const replaced = await get(onSecond);
+  assert.ok(replaced.body.equals(second));
+  assert.match(String(replaced.headers["cache-status"]), /^portico; fwd=stale; fwd-status=200; stored/);
   await sharedFetchesEnd(edge);
   const read = await get(onFirst);
   assert.ok(read.body.equals(second));
