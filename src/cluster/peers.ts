@@ -136,7 +136,14 @@ export type PeerMessage =
    * in `file.metadata`. The worker whose file it is takes that freshness too.
    */
   | { kind: "peer.hold"; key: string; file: SharedFile }
-  | { kind: "peer.found"; sequence: number; entry: SharedEntry | undefined; file?: SharedFile | undefined; fill?: SharedFill };
+  | {
+      kind: "peer.found";
+      sequence: number;
+      entry: SharedEntry | undefined;
+      file?: SharedFile | undefined;
+      fill?: SharedFill;
+      staleFile?: SharedFile;
+    };
 
 /** Largest body that is handed between workers; a bigger entry is fetched by each worker that needs it. */
 export const MAX_SHARED_BODY_BYTES = 8 * 1024 * 1024;
@@ -172,7 +179,8 @@ export class PeerClient {
       return;
     }
     if (value.kind === "peer.found") {
-      this.finds.get(value.sequence)?.(value.fill === undefined ? { entry: value.entry, file: value.file } : { fill: value.fill });
+      const { entry, file, fill, staleFile } = value;
+      this.finds.get(value.sequence)?.(fill !== undefined ? { fill } : staleFile !== undefined ? { staleFile } : { entry, file });
       return;
     }
     if (value.kind === "peer.grant") {
@@ -253,9 +261,10 @@ export class PeerClient {
   /**
    * Returns another worker's fresh copy of `key`, from its memory tier or its
    * disk tier, or its write of the key in progress, which this worker then
-   * reads as it grows. Returns none of them when no worker has one or the
-   * primary does not reply in time. With `stale`, only a large copy, which may
-   * be stale, is returned. Unlike `acquire`, it never makes this worker the writer.
+   * reads as it grows, or else another worker's stale large copy. Returns none
+   * of them when no worker has one or the primary does not reply in time.
+   * With `stale`, only a large copy, which may be stale, is returned as `file`.
+   * Unlike `acquire`, it never makes this worker the writer.
    */
   find(key: string, stale = false): Promise<Found> {
     if (process.send === undefined || !process.connected) return Promise.resolve({});
@@ -519,10 +528,13 @@ export class PeerCoordinator {
   private find(worker: Worker, sequence: number, key: string, stale: boolean): void {
     const answer = (found: Found): void => {
       if (!worker.isConnected()) return;
+      const { entry, file, fill, staleFile } = found;
       const message: PeerMessage =
-        found.fill === undefined
-          ? { kind: "peer.found", sequence, entry: found.entry, file: found.file }
-          : { kind: "peer.found", sequence, entry: undefined, fill: found.fill };
+        fill !== undefined
+          ? { kind: "peer.found", sequence, entry: undefined, fill }
+          : staleFile !== undefined
+            ? { kind: "peer.found", sequence, entry: undefined, staleFile }
+            : { kind: "peer.found", sequence, entry, file };
       worker.send(message);
     };
     const write = this.flights.get(key)?.fill;
@@ -540,6 +552,7 @@ export class PeerCoordinator {
       const nowMs = Date.now();
       if (entry !== undefined && nowMs < entry.metadata.staleAtMs) answer({ entry });
       else if (file !== undefined && (stale || nowMs < file.metadata.staleAtMs)) answer({ file });
+      else if (file !== undefined) answer({ staleFile: file });
       else answer({});
     });
   }
@@ -692,9 +705,14 @@ interface Peeked {
   file?: SharedFile | undefined;
 }
 
-/** Another worker's fresh copy of a key, from its memory tier or as a large entry's file, its write of the key in progress, or none. */
+/**
+ * Another worker's fresh copy of a key, from its memory tier or as a large entry's file, its write of
+ * the key in progress, or none of them. `staleFile` is a stale large copy, to revalidate, when there
+ * is nothing else.
+ */
 export interface Found extends Peeked {
   fill?: SharedFill;
+  staleFile?: SharedFile;
 }
 
 function sendProgress(worker: Worker, key: string, id: number, progress: FillProgress): void {

@@ -165,9 +165,11 @@ async function serveFromDiskOrOrigin(
     if (requested !== undefined && sliceable(context, key)) {
       // Another worker's copy serves ranges and HEADs without the origin.
       if (context.peers !== undefined && (await serveFoundCopy(context, context.peers, state, request, response, target))) return;
-      const handoff = await serveSlices(context, state, request, response, target, requested);
+      // A stale large copy, this worker's or another's, is revalidated below with one conditional
+      // request, which costs less than fetching slices when the origin confirms it.
+      const handoff = target.staleOnDisk === undefined ? await serveSlices(context, state, request, response, target, requested) : false;
       if (handoff === undefined) return;
-      if (handoff.kind === "response") {
+      if (handoff !== false && handoff.kind === "response") {
         // The origin sent the whole object, or the object fits in one slice.
         await fetchAsWriter(context, state, request, response, target, undefined, () => {}, handoff);
         return;
@@ -444,6 +446,12 @@ async function serveFoundCopy(
     if (fill === undefined) return false;
     if (context.fills.get(key) !== fill) registerFill(context, key, fill);
     return followFill(context, state, request, response, fill, target.behavior.headersPolicy, sliceBytesOf(context));
+  }
+  if (found.staleFile !== undefined && target.staleOnDisk === undefined) {
+    // Another worker's stale large copy: the caller revalidates it instead of fetching range slices.
+    const stale = await acceptSharedFile(context, found.staleFile, epochAtFind);
+    if (stale !== undefined) target.staleOnDisk = stale;
+    return false;
   }
   if (found.file === undefined) return false;
   const file = await acceptSharedFile(context, found.file, epochAtFind);

@@ -772,6 +772,50 @@ test("workers revalidate another worker's large file", async (t) => {
   assert.equal(origin.hits("/reval.bin"), 3);
 });
 
+test("ranges revalidate a stale large copy", async (t) => {
+  const large = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 11 + (i >> 9)) & 0xff;
+  const headers = { "cache-control": "max-age=2", etag: '"r1"' };
+  const origin = await startOrigin((req, res) => {
+    if (req.headers["if-none-match"] === '"r1"') {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    if (!respondToRange(req, res, large, headers)) {
+      res.writeHead(200, { ...headers, "content-length": String(large.length) });
+      res.end(large);
+    }
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-rr", origin.port, {}, 64 * 1024 * 1024);
+  const [[onFirst], [onSecond]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  const get = (agent: Agent, headers: Record<string, string> = {}, method = "GET") =>
+    request(edge.httpPort, snapshot.domainName, "/stale-range.bin", { agent, headers, method });
+  assert.ok((await get(onFirst)).body.equals(large));
+  await sharedFetchesEnd(edge);
+
+  // Once the copy is stale, a range on the worker without it and a HEAD on the worker holding it
+  // each send one conditional request, without Range, instead of fetching slices.
+  for (const [agent, method] of [
+    [onSecond, "GET"],
+    [onFirst, "HEAD"],
+  ] as const) {
+    await sleep(2200);
+    const before = origin.requests.length;
+    const response = await get(agent, { range: "bytes=2000000-2000099" }, method);
+    assert.equal(response.status, 206, method);
+    assert.equal(response.headers["content-range"], `bytes 2000000-2000099/${large.length}`);
+    assert.equal(response.headers["x-cache"], "RefreshHit from portico");
+    if (method === "GET") assert.ok(response.body.equals(large.subarray(2_000_000, 2_000_100)));
+    const sent = origin.requests.slice(before);
+    assert.equal(sent.length, 1, `${method}: one origin request`);
+    assert.equal(sent[0]!.headers["if-none-match"], '"r1"');
+    assert.equal(sent[0]!.headers.range, undefined);
+    await sharedFetchesEnd(edge);
+  }
+});
+
 test("workers cache a failure once per period", async (t) => {
   const origin = await startOrigin(async (_req, res) => {
     await sleep(300);
