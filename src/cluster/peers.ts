@@ -147,6 +147,8 @@ export type PeerMessage =
 
 /** Largest body that is handed between workers; a bigger entry is fetched by each worker that needs it. */
 export const MAX_SHARED_BODY_BYTES = 8 * 1024 * 1024;
+/** Progress reports a worker keeps for writes it was handed and does not follow yet. */
+const MAX_UNCLAIMED_REPORTS = 256;
 /** Keys whose holder the primary remembers; the oldest are forgotten first. */
 const MAX_DIRECTORY_KEYS = 200_000;
 /** How long the primary waits for a holder's reply to a peek before it grants a fetch. */
@@ -170,6 +172,12 @@ export class PeerClient {
   private readonly finds = new Map<number, (found: Found) => void>();
   /** Other workers' writes that this worker reads, by the primary's number, with their stall timers. */
   private readonly followed = new Map<number, { progress: WriteProgress; timer: NodeJS.Timeout }>();
+  /**
+   * The last progress report of writes that this worker was handed but does not follow yet. A
+   * report can arrive in the same read from the pipe as the grant that hands the write over,
+   * before the request that got the grant has run again to follow it.
+   */
+  private readonly unclaimed = new Map<number, FillProgress>();
   /** This worker's number for its next write that other workers read. */
   private nextFill = 1;
   private readonly onMessage = (value: unknown): void => {
@@ -355,12 +363,23 @@ export class PeerClient {
     const timer = setTimeout(stalled, this.waitTimeoutMs);
     timer.unref();
     this.followed.set(fill.id, { progress, timer });
+    const early = this.unclaimed.get(fill.id);
+    if (early !== undefined) {
+      this.unclaimed.delete(fill.id);
+      this.advanceFollowed(fill.id, early);
+    }
     return progress;
   }
 
   private advanceFollowed(id: number, report: FillProgress): void {
     const followed = this.followed.get(id);
-    if (followed === undefined) return;
+    if (followed === undefined) {
+      this.unclaimed.delete(id);
+      this.unclaimed.set(id, report);
+      // A write that no request here follows in the end leaves its report behind; the oldest go.
+      if (this.unclaimed.size > MAX_UNCLAIMED_REPORTS) this.unclaimed.delete(this.unclaimed.keys().next().value!);
+      return;
+    }
     followed.timer.refresh();
     if (report.state !== "writing") {
       clearTimeout(followed.timer);
@@ -378,6 +397,7 @@ export class PeerClient {
       progress.end(false);
     }
     this.followed.clear();
+    this.unclaimed.clear();
   }
 }
 

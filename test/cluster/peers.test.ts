@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { PeerClient, type PeerMessage, type SharedFill } from "../../src/cluster/peers.js";
+import { silentLogger } from "../../src/common/logger.js";
+
+function sharedFill(id: number): SharedFill {
+  return {
+    id,
+    status: 200,
+    headers: ["content-length", "100"],
+    receivedAtMs: Date.now(),
+    initialAgeSeconds: 0,
+    ttlSeconds: 60,
+    distributionId: "E1",
+    invalidationPaths: ["/big.bin"],
+    startedAtMs: Date.now(),
+    path: "/cache/tmp/write-1",
+    bodyOffset: 512,
+    bodyBytes: 100,
+    writtenBodyBytes: 40,
+  };
+}
+
+test("progress before follow is kept", (t) => {
+  const client = new PeerClient(
+    () => undefined,
+    async () => undefined,
+    async () => {},
+    30_000,
+    silentLogger(),
+  );
+  t.after(() => client.close());
+  // The primary's last report of write 7 arrives before the request that was handed it follows it.
+  const report: PeerMessage = { kind: "peer.progress", key: "k", id: 7, progress: { writtenBodyBytes: 100, path: "/cache/objects/k", state: "stored" } };
+  process.emit("message", report, undefined);
+
+  const progress = client.follow(sharedFill(7));
+  assert.equal(progress.state, "stored");
+  assert.equal(progress.writtenBodyBytes, 100);
+  assert.equal(progress.path, "/cache/objects/k");
+
+  // A write followed from the start takes its reports as they come.
+  const later = client.follow(sharedFill(8));
+  assert.equal(later.state, "writing");
+  assert.equal(later.writtenBodyBytes, 40);
+  process.emit("message", { ...report, id: 8, progress: { ...report.progress, state: "failed", writtenBodyBytes: 60 } }, undefined);
+  assert.equal(later.state, "failed");
+  assert.equal(later.writtenBodyBytes, 60);
+});
