@@ -350,10 +350,15 @@ export class PeerClient {
 
   /**
    * Returns the progress of another worker's write, kept up to date from the
-   * primary's reports, for readers in this worker. A write that reports
-   * nothing for `waitTimeoutMs` counts as failed.
+   * primary's reports, for readers in this worker; the same progress for every
+   * reader of one write. A write that reports nothing for `waitTimeoutMs`
+   * counts as failed.
    */
   follow(fill: SharedFill): WriteProgress {
+    // Requests that reach the same write by different ways, a grant and a find, share one
+    // progress, since reports update only the progress recorded under the write's number.
+    const known = this.followed.get(fill.id);
+    if (known !== undefined) return known.progress;
     const progress = new WriteProgress(fill.path, fill.bodyOffset, fill.bodyBytes);
     progress.follow(fill.writtenBodyBytes, fill.path, "writing");
     const stalled = (): void => {

@@ -41,7 +41,7 @@ import {
 } from "./disk-serve.js";
 import { fillBody, followFill, liveFill, registerFill, type StreamingFill } from "./fill-follow.js";
 import { chooseEncoding, compressBody, compressedHeaders, isCompressible, varyingByAcceptEncoding } from "./compression.js";
-import { purgeEpoch, type EdgeContext } from "./context.js";
+import { purgeEpoch, purgedSince, type EdgeContext } from "./context.js";
 import { createEntry, freshnessHeadersOf, refreshEntry } from "./entry-builder.js";
 import type { ExchangeState, ViewerRequest, ViewerResponse } from "./exchange.js";
 import {
@@ -86,6 +86,16 @@ function staleServable(context: EdgeContext, entry: CachedResponse, nowMs: numbe
 /** Returns whether a stale disk entry may be served because the origin failed, as `staleServable` does. */
 function diskStaleServable(context: EdgeContext, disk: DiskStreamTarget, nowMs: number): boolean {
   return mayServeStaleOnError(diskFreshnessOf(disk), nowMs) && context.disk?.has(disk.metadata.key) === true;
+}
+
+/**
+ * Returns whether a large copy found earlier is still there: this worker's in
+ * its disk tier, and either worker's not covered by a purge applied since.
+ */
+function diskCopyKept(context: EdgeContext, disk: DiskStreamTarget): boolean {
+  const metadata = disk.metadata;
+  if (disk.peer !== true && context.disk?.has(metadata.key) !== true) return false;
+  return !purgedSince(context, metadata.distributionId, metadata.invalidationPaths, metadata.storedAtMs);
 }
 
 function isFresh(entry: CachedResponse, nowMs: number): boolean {
@@ -619,7 +629,12 @@ async function fetchAsWriter(
   const fetchStartedAtMs = Date.now();
   const revalidating = stale !== undefined && hasValidator(stale);
   // A large stale entry is on disk only, and is revalidated the same way.
-  const diskStale = stale === undefined ? target.staleOnDisk : undefined;
+  let diskStale = stale === undefined ? target.staleOnDisk : undefined;
+  if (diskStale !== undefined && !diskCopyKept(context, diskStale)) {
+    // An invalidation or an eviction removed the copy since the request found it.
+    diskStale = undefined;
+    delete target.staleOnDisk;
+  }
 
   const headers = originRequestHeaders(context, state, request, keyResult);
   if (revalidating) {
@@ -682,8 +697,9 @@ async function fetchAsWriter(
       originHeader(originResponse.headers, "etag"),
       originHeader(originResponse.headers, "last-modified"),
     );
-    // A purge during the revalidation of a disk copy removed its file, which then cannot be served.
-    const fileGone = diskRevalidating && purgeEpoch(context, distribution.id) !== epochAtStart;
+    // A purge or an eviction during the revalidation of a disk copy removed its file, which then
+    // cannot be served.
+    const fileGone = diskRevalidating && (purgeEpoch(context, distribution.id) !== epochAtStart || !diskCopyKept(context, diskStale!));
     if (!applies || fileGone) {
       originResponse.body.resume();
       if (!applies) {

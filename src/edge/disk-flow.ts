@@ -120,7 +120,7 @@ export function openDiskBody(
   target: DiskStreamTarget,
   range: { start: number; end: number } | undefined,
 ): Readable {
-  return new VerifiedBodyReader(target, range?.start ?? 0, range?.end ?? target.bodyBytes - 1, () => {
+  const reader = new VerifiedBodyReader(target, range?.start ?? 0, range?.end ?? target.bodyBytes - 1, () => {
     if (target.peer === true) {
       // The worker whose tier contains the file removes it when it reads it next.
       context.log.warn({ key: target.metadata.key, path: target.path }, "another worker's disk cache entry failed verification");
@@ -129,7 +129,14 @@ export function openDiskBody(
     context.log.warn({ key: target.metadata.key, path: target.path }, "disk cache entry failed verification; removed it");
     void context.disk?.delete(target.metadata.key);
   });
+  // A response that needs no body, such as a HEAD or a 304, destroys the reader unread. Opening
+  // a file removed meanwhile then fails with no consumer listening, which would end the process.
+  // Consumers that read the body still get the error.
+  reader.on("error", ignoreError);
+  return reader;
 }
+
+function ignoreError(): void {}
 
 /**
  * Opens the disk tier under `<dataDir>/cache/<folder>` when the budget is

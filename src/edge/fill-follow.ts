@@ -156,7 +156,11 @@ export function liveFill(context: EdgeContext, key: string, request: ViewerReque
  * up to `end` (exclusive), read from its file as it grows.
  */
 export function fillBody(progress: WriteProgress, start = 0, end?: number): Readable {
-  return new FollowingBody(progress, start, end);
+  const body = new FollowingBody(progress, start, end);
+  // A response that needs no body destroys it unread, and a failure to open the file must not
+  // then end the process. Consumers that read the body still get the error.
+  body.on("error", () => {});
+  return body;
 }
 
 /**

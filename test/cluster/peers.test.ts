@@ -47,3 +47,20 @@ test("progress before follow is kept", (t) => {
   assert.equal(later.state, "failed");
   assert.equal(later.writtenBodyBytes, 60);
 });
+
+test("readers of one write share progress", (t) => {
+  const client = new PeerClient(
+    () => undefined,
+    async () => undefined,
+    async () => {},
+    30_000,
+    silentLogger(),
+  );
+  t.after(() => client.close());
+  // A range that found the write and a request granted it both read it in this worker.
+  const first = client.follow(sharedFill(9));
+  const second = client.follow(sharedFill(9));
+  assert.equal(second, first);
+  process.emit("message", { kind: "peer.progress", key: "k", id: 9, progress: { writtenBodyBytes: 100, path: "/cache/objects/k", state: "stored" } }, undefined);
+  assert.equal(first.state, "stored");
+});

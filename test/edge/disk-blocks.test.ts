@@ -168,3 +168,28 @@ test("earlier format dropped on open", async (t) => {
   assert.equal((await reopened.read("kept"))!.body.toString(), "alpha");
   assert.equal((await readdir(join(directory, "objects", shard))).length, 1);
 });
+
+test("unread bodies of removed files fail quietly", async () => {
+  const { openDiskBody } = await import("../../src/edge/disk-flow.js");
+  const { fillBody } = await import("../../src/edge/fill-follow.js");
+  const { WriteProgress } = await import("../../src/cache/disk.js");
+  const missing = join(tmpdir(), `portico-missing-${randomBytes(6).toString("hex")}`);
+  const metadata = { key: "gone", distributionId: "E1" } as DiskMetadata;
+  const context = { log: silentLogger(), disk: undefined } as unknown as Parameters<typeof openDiskBody>[0];
+  const failed = new WriteProgress(missing, 0, 100);
+  failed.end(false);
+  // A HEAD or a 304 destroys its body unread, while the body still opens a file that is gone.
+  const bodies = [
+    openDiskBody(context, { metadata, path: missing, bodyOffset: 0, bodyBytes: 100, inode: 1 }, undefined),
+    fillBody(failed),
+  ];
+  for (const body of bodies) body.destroy();
+  // An 'error' event without a listener would end this process before the timer fires.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  for (const body of bodies) assert.equal(body.destroyed, true);
+  // A reader that consumes such a body still gets the error.
+  const read = openDiskBody(context, { metadata, path: missing, bodyOffset: 0, bodyBytes: 100, inode: 1 }, undefined);
+  await assert.rejects(async () => {
+    for await (const _chunk of read) assert.fail("a missing file has no bytes");
+  }, /ENOENT/);
+});

@@ -816,6 +816,71 @@ test("ranges revalidate a stale large copy", async (t) => {
   }
 });
 
+test("purge during a shared 304 refetches", async (t) => {
+  const large = Buffer.alloc(3 * 1024 * 1024, 6);
+  const origin = await startOrigin(async (req, res) => {
+    const headers = { "cache-control": "max-age=1", etag: '"p1"' };
+    if (req.headers["if-none-match"] === '"p1"') {
+      await sleep(600);
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { ...headers, "content-length": String(large.length) });
+    res.end(large);
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot, bus } = await startServingWorkers(t, "edge-pr", origin.port, {}, 64 * 1024 * 1024);
+  const [[onFirst], [onSecond]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 1)) as [[Agent], [Agent]];
+  const get = (agent: Agent) => request(edge.httpPort, snapshot.domainName, "/purged.bin", { agent });
+  assert.ok((await get(onFirst)).body.equals(large));
+  await sharedFetchesEnd(edge);
+  await sleep(1200);
+
+  // Both workers miss while the origin takes its time to confirm the copy, and an invalidation
+  // removes the file meanwhile: both viewers still get the whole body.
+  const responses = Promise.all([get(onFirst), get(onSecond)]);
+  await sleep(200);
+  await invalidateOnBoth(bus, snapshot.id, "/purged.bin");
+  for (const response of await responses) {
+    assert.equal(response.status, 200);
+    assert.ok(response.body.equals(large), `a body of ${response.body.length} bytes`);
+  }
+  // Later requests do not revalidate the removed copy.
+  await sharedFetchesEnd(edge);
+  const before = origin.requests.length;
+  for (const agent of [onFirst, onSecond]) assert.ok((await get(agent)).body.equals(large));
+  assert.equal(origin.requests.slice(before).filter((seen) => seen.headers["if-none-match"] !== undefined).length, 0);
+});
+
+test("range and multi-range share a write", async (t) => {
+  const large = Buffer.alloc(4 * 1024 * 1024);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 5 + (i >> 11)) & 0xff;
+  const headers = { "cache-control": "max-age=60", etag: '"m1"' };
+  const origin = await startOrigin(async (req, res) => {
+    if (!respondToRange(req, res, large, headers)) await respondSlowly(res, large, headers, 128 * 1024, 30);
+  });
+  t.after(() => origin.close());
+  const { edge, snapshot } = await startServingWorkers(t, "edge-mr", origin.port, {}, 64 * 1024 * 1024);
+  const [[onFirst], [onSecond, onSecondToo]] = (await connectionsOnEachWorker(t, edge.httpPort, 2, 2)) as [[Agent], [Agent, Agent]];
+  const get = (agent: Agent, range?: string) =>
+    request(edge.httpPort, snapshot.domainName, "/multi.bin", { agent, headers: range === undefined ? {} : { range } });
+
+  const whole = get(onFirst);
+  await sleep(200);
+  // At once on the second worker: the range, ahead of the bytes written so far, finds the first
+  // worker's write and waits for them, and the multi-range request is granted the same write.
+  const single = get(onSecond, "bytes=1200000-1299999");
+  const multiple = get(onSecondToo, "bytes=0-9,1000000-1000099");
+  const [wholeResponse, singleResponse, multipleResponse] = await Promise.all([whole, single, multiple]);
+  assert.ok(wholeResponse.body.equals(large));
+  assert.equal(singleResponse.status, 206);
+  assert.ok(singleResponse.body.equals(large.subarray(1_200_000, 1_300_000)));
+  assert.equal(multipleResponse.status, 200);
+  assert.ok(multipleResponse.body.equals(large));
+  assert.equal(origin.hits("/multi.bin"), 1);
+});
+
 test("workers cache a failure once per period", async (t) => {
   const origin = await startOrigin(async (_req, res) => {
     await sleep(300);
