@@ -707,6 +707,10 @@ async function fetchAsWriter(
           { distributionId: distribution.id, requestId: state.requestId, etag: originHeader(originResponse.headers, "etag") },
           "origin's 304 names another version than the stored copy; fetching the object again",
         );
+        // The copy is no longer the origin's current one, so no later request revalidates it,
+        // even when this request, a HEAD, stores nothing in its place.
+        if (revalidating) context.memory.delete(stale.key);
+        else if (diskStale!.peer !== true) await context.disk?.delete(diskStale!.metadata.key);
       }
       // Without a stored copy, the next request carries no validators, so it cannot end here again.
       delete target.staleOnDisk;

@@ -214,8 +214,8 @@ async function diskDistribution(
   const snapshot = customSnapshot({ ...options, originPort: origin.port });
   const edge = await startDiskEdge(dataDir, snapshot);
   t.after(() => edge.edge.close());
-  const get = (path: string, headers: Record<string, string> = {}) =>
-    request(edge.edge.httpPort, snapshot.domainName, path, { headers });
+  const get = (path: string, headers: Record<string, string> = {}, method = "GET") =>
+    request(edge.edge.httpPort, snapshot.domainName, path, { headers, method });
   return { snapshot, edge, get };
 }
 
@@ -453,6 +453,18 @@ test("304 of another version refetches", async (t) => {
     const sent = origin.requests.filter((seen) => seen.url === path).map((seen) => seen.headers["if-none-match"]);
     assert.deepEqual(sent, [undefined, '"v0"', undefined]);
   }
+
+  // A HEAD stores nothing in place of the copy that such a 304 discards, and the next HEAD
+  // sends no conditional request for it.
+  await sleep(1200);
+  const before = origin.requests.length;
+  for (let i = 0; i < 2; i++) {
+    const head = await get("/large.bin", {}, "HEAD");
+    assert.equal(head.status, 200);
+    assert.equal(head.headers["content-length"], String(bodies["/large.bin"][1]!.length));
+  }
+  const conditional = origin.requests.slice(before).filter((seen) => seen.headers["if-none-match"] !== undefined);
+  assert.equal(conditional.length, 1);
 });
 
 test("purge during disk revalidation refetches", async (t) => {
