@@ -136,14 +136,7 @@ export type PeerMessage =
    * in `file.metadata`. The worker whose file it is takes that freshness too.
    */
   | { kind: "peer.hold"; key: string; file: SharedFile }
-  | {
-      kind: "peer.found";
-      sequence: number;
-      entry: SharedEntry | undefined;
-      file?: SharedFile | undefined;
-      fill?: SharedFill;
-      staleFile?: SharedFile;
-    };
+  | { kind: "peer.found"; sequence: number; found: Found };
 
 /** Largest body that is handed between workers; a bigger entry is fetched by each worker that needs it. */
 export const MAX_SHARED_BODY_BYTES = 8 * 1024 * 1024;
@@ -187,8 +180,7 @@ export class PeerClient {
       return;
     }
     if (value.kind === "peer.found") {
-      const { entry, file, fill, staleFile } = value;
-      this.finds.get(value.sequence)?.(fill !== undefined ? { fill } : staleFile !== undefined ? { staleFile } : { entry, file });
+      this.finds.get(value.sequence)?.(value.found);
       return;
     }
     if (value.kind === "peer.grant") {
@@ -209,8 +201,8 @@ export class PeerClient {
   /**
    * `provide` returns this worker's entry for a key from its memory tier, or
    * undefined; `provideFile` its large entry on disk. `holdFile` gives one of
-   * this worker's files the freshness that another worker that revalidated it,
-   * or serves it while the origin fails, asks for.
+   * this worker's files the freshness that another worker requests after it
+   * revalidated the file, or while it serves the file because the origin fails.
    * `waitTimeoutMs` bounds how long `acquire` waits for another worker's
    * fetch, and how long a followed write may go without progress.
    */
@@ -546,21 +538,14 @@ export class PeerCoordinator {
   }
 
   /**
-   * Answers a worker's request for a copy held by another worker: fresh, or
-   * another worker's write in progress, which the worker then reads; with
-   * `stale`, a large copy that may be stale.
+   * Replies to a worker's request for a copy that another worker holds: a
+   * fresh one, another worker's write in progress, which the requesting
+   * worker then reads, or else a stale large copy. With `stale`, the reply is
+   * a large copy that may be stale.
    */
   private find(worker: Worker, sequence: number, key: string, stale: boolean): void {
     const answer = (found: Found): void => {
-      if (!worker.isConnected()) return;
-      const { entry, file, fill, staleFile } = found;
-      const message: PeerMessage =
-        fill !== undefined
-          ? { kind: "peer.found", sequence, entry: undefined, fill }
-          : staleFile !== undefined
-            ? { kind: "peer.found", sequence, entry: undefined, staleFile }
-            : { kind: "peer.found", sequence, entry, file };
-      worker.send(message);
+      if (worker.isConnected()) worker.send({ kind: "peer.found", sequence, found } satisfies PeerMessage);
     };
     const write = this.flights.get(key)?.fill;
     if (!stale && write !== undefined && write.writer !== worker) {

@@ -177,12 +177,14 @@ async function serveFromDiskOrOrigin(
       if (context.peers !== undefined && (await serveFoundCopy(context, context.peers, state, request, response, target))) return;
       // A stale large copy, this worker's or another's, is revalidated below with one conditional
       // request, which costs less than fetching slices when the origin confirms it.
-      const handoff = target.staleOnDisk === undefined ? await serveSlices(context, state, request, response, target, requested) : false;
-      if (handoff === undefined) return;
-      if (handoff !== false && handoff.kind === "response") {
-        // The origin sent the whole object, or the object fits in one slice.
-        await fetchAsWriter(context, state, request, response, target, undefined, () => {}, handoff);
-        return;
+      if (target.staleOnDisk === undefined) {
+        const handoff = await serveSlices(context, state, request, response, target, requested);
+        if (handoff === undefined) return;
+        if (handoff.kind === "response") {
+          // The origin sent the whole object, or the object fits in one slice.
+          await fetchAsWriter(context, state, request, response, target, undefined, () => {}, handoff);
+          return;
+        }
       }
     }
   }
@@ -690,10 +692,10 @@ async function fetchAsWriter(
   await noteOriginDenied(context, state, distribution, target.originPath, originResponse);
 
   if (originResponse.status === 304 && (revalidating || diskRevalidating) && prefetched === undefined) {
-    const storedHeaders = revalidating ? undefined : diskStale!.metadata.originHeaders;
+    const diskHeaders = diskStale?.metadata.originHeaders ?? [];
     const applies = notModifiedApplies(
-      revalidating ? stale.etag : headerIn(storedHeaders!, "etag"),
-      revalidating ? stale.lastModified : headerIn(storedHeaders!, "last-modified"),
+      revalidating ? stale.etag : headerIn(diskHeaders, "etag"),
+      revalidating ? stale.lastModified : headerIn(diskHeaders, "last-modified"),
       originHeader(originResponse.headers, "etag"),
       originHeader(originResponse.headers, "last-modified"),
     );

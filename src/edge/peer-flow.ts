@@ -134,10 +134,10 @@ export function acceptSharedFill(context: EdgeContext, peers: PeerCache, shared:
 }
 
 /**
- * Takes the freshness another worker gave this worker's file of `key`, when
- * it is still the same file and the new freshness lasts longer: that worker
- * revalidated the file, or serves it while the origin fails and keeps it in
- * use for as long.
+ * Takes the freshness that another worker gave this worker's file of `key`,
+ * when it is still the same file and the new freshness lasts longer. That
+ * worker revalidated the file, or serves it while the origin fails and keeps
+ * it in use until then.
  */
 export async function holdOwnFile(context: EdgeContext, key: string, file: SharedFile): Promise<void> {
   const target = await context.disk?.streamTarget(key);

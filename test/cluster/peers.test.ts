@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import { PeerClient, type PeerMessage, type SharedFill } from "../../src/cluster/peers.js";
 import { silentLogger } from "../../src/common/logger.js";
 
@@ -21,7 +21,8 @@ function sharedFill(id: number): SharedFill {
   };
 }
 
-test("progress before follow is kept", (t) => {
+/** Starts a worker's side of the cache sharing, with nothing to hand out, closed when the test ends. */
+function startClient(t: TestContext): PeerClient {
   const client = new PeerClient(
     () => undefined,
     async () => undefined,
@@ -30,6 +31,11 @@ test("progress before follow is kept", (t) => {
     silentLogger(),
   );
   t.after(() => client.close());
+  return client;
+}
+
+test("progress before follow is kept", (t) => {
+  const client = startClient(t);
   // The primary's last report of write 7 arrives before the request that was handed it follows it.
   const report: PeerMessage = { kind: "peer.progress", key: "k", id: 7, progress: { writtenBodyBytes: 100, path: "/cache/objects/k", state: "stored" } };
   process.emit("message", report, undefined);
@@ -49,14 +55,7 @@ test("progress before follow is kept", (t) => {
 });
 
 test("readers of one write share progress", (t) => {
-  const client = new PeerClient(
-    () => undefined,
-    async () => undefined,
-    async () => {},
-    30_000,
-    silentLogger(),
-  );
-  t.after(() => client.close());
+  const client = startClient(t);
   // A range that found the write and a request granted it both read it in this worker.
   const first = client.follow(sharedFill(9));
   const second = client.follow(sharedFill(9));

@@ -246,9 +246,9 @@ export async function request(
 }
 
 /**
- * Answers a request that carries `Range: bytes=first-last` with a 206 of
- * those bytes of `body` and returns true; returns false, having sent
- * nothing, for any other request.
+ * Responds to a request that carries `Range: bytes=first-last` with a 206 of
+ * those bytes of `body` and returns true. Returns false, having sent nothing,
+ * for any other request.
  */
 export function respondToRange(req: IncomingMessage, res: ServerResponse, body: Buffer, headers: Record<string, string>): boolean {
   const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? "");
