@@ -10,7 +10,14 @@ export class MemoryTier {
   private readonly entries: SieveCache<CachedResponse>;
   private readonly keysByDistribution = new Map<string, Set<string>>();
 
-  constructor(capacityBytes: number) {
+  /**
+   * `placeBody` may return a stored body moved to other memory of the same
+   * bytes, such as memory the edge can send without a copy.
+   */
+  constructor(
+    capacityBytes: number,
+    private readonly placeBody: (body: Buffer) => Buffer = (body) => body,
+  ) {
     this.entries = new SieveCache<CachedResponse>(capacityBytes, (key, entry) => {
       this.forget(entry.distributionId, key);
       this.removedWhileHeld(entry);
@@ -74,6 +81,7 @@ export class MemoryTier {
    * responses still send count as used.
    */
   put(entry: CachedResponse): boolean {
+    entry.body = this.placeBody(entry.body);
     const previous = this.entries.peek(entry.key);
     if (previous !== undefined) this.delete(previous.key);
     if (entry.heldOutside === true) {

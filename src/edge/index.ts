@@ -19,6 +19,7 @@ import { edgeIdentity } from "./headers.js";
 import { DEFAULT_HTTP1_OPTIONS, Http1Server, type Http1ServerOptions } from "./http1/server.js";
 import { RoutingTable } from "./routing.js";
 import { SecureEdgeServer } from "./secure-server.js";
+import { toSharedBody } from "./shared-body.js";
 import { loadOrCreateTls } from "./tls.js";
 
 export interface EdgeOptions {
@@ -106,7 +107,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
     edgeId: options.edgeId,
     identity: edgeIdentity(options.edgeId),
     routing: new RoutingTable(),
-    memory: new MemoryTier(options.memoryCacheBytes),
+    memory: new MemoryTier(options.memoryCacheBytes, toSharedBody),
     vary,
     disk,
     pendingWrites: new Set(),

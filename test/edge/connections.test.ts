@@ -662,6 +662,61 @@ test("viewer that stops reading is dropped", async (t) => {
   assert.ok(fixture.metrics.records[0]!.bytesDownloaded < big.length);
 });
 
+test("plain viewer of a large hit: one reading slowly keeps it, one that stops is dropped", async (t) => {
+  const big = Buffer.alloc(16 * 1024 * 1024, 0x62);
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { "cache-control": "max-age=60", "content-length": String(big.length) });
+    res.end(big);
+  });
+  t.after(() => origin.close());
+  // Bodies up to an eighth of the memory budget are kept in memory and served from there.
+  const fixture = await startTestEdge({ memoryCacheBytes: 160 * 1024 * 1024, protocol: { timeouts: { bodyIdleTimeoutMs: 300 } } });
+  t.after(() => fixture.close());
+  const snapshot = customSnapshot({ originPort: origin.port });
+  await fixture.publishAndWait({ type: "distribution.updated", snapshot });
+  const filled = await request(fixture.edge.httpPort, snapshot.domainName, "/big");
+  assert.equal(filled.body.length, big.length);
+
+  const { connect } = await import("node:net");
+  // Reads 1 MiB every 150 ms, slower than one idle timeout for the whole body: each timeout
+  // finds that the kernel took more, and gives the viewer more time.
+  const slow = connect(fixture.edge.httpPort, "127.0.0.1");
+  t.after(() => slow.destroy());
+  let received = 0;
+  let head = "";
+  let allowance = 0;
+  slow.on("data", (chunk: Buffer) => {
+    if (head === "") head = chunk.subarray(0, 200).toString("latin1");
+    received += chunk.length;
+    if (received >= allowance) slow.pause();
+  });
+  slow.write(`GET /big HTTP/1.1\r\nHost: ${snapshot.domainName}\r\nConnection: close\r\n\r\n`);
+  const slowClosed = new Promise<void>((resolve) => slow.on("close", () => resolve()));
+  const pacing = setInterval(() => {
+    allowance += 1024 * 1024;
+    slow.resume();
+  }, 150);
+  t.after(() => clearInterval(pacing));
+  await slowClosed;
+  clearInterval(pacing);
+  assert.match(head, /^HTTP\/1\.1 200 .*x-cache: Hit from/is);
+  assert.ok(received > big.length, `the slow viewer got ${received} bytes`);
+  const slowRecord = fixture.metrics.records.at(-1)!;
+  assert.ok(slowRecord.bytesDownloaded > big.length);
+
+  const stalled = connect(fixture.edge.httpPort, "127.0.0.1");
+  t.after(() => stalled.destroy());
+  stalled.on("error", () => {});
+  stalled.pause();
+  stalled.write(`GET /big HTTP/1.1\r\nHost: ${snapshot.domainName}\r\n\r\n`);
+  const before = fixture.metrics.records.length;
+  const started = Date.now();
+  while (fixture.metrics.records.length === before && Date.now() - started < 5000) await sleep(50);
+  assert.equal(fixture.metrics.records.length, before + 1, "the stalled viewer was not dropped");
+  // The record counts what the kernel took, well short of the body.
+  assert.ok(fixture.metrics.records.at(-1)!.bytesDownloaded < big.length);
+});
+
 test("close drains an HTTP/2 stream in flight", async (t) => {
   const { fixture, host } = await setup(t, {}, 300);
   const ca = await readFile(fixture.edge.caCertificatePath);

@@ -8,9 +8,14 @@ class StalledSink implements ResponseSink {
   readonly writes: Buffer[] = [];
   unsent = 0;
   completed: boolean | undefined;
+  watched = 0;
+  private destroyed = false;
   private waiters: Array<(open: boolean) => void> = [];
 
   private flushCallbacks: Array<(error?: Error | null) => void> = [];
+
+  /** `copiesWrites` is true for a sink like a TLS socket, false for a plain one. */
+  constructor(readonly copiesWrites = true) {}
 
   write(data: string | Buffer, onFlushed?: (error?: Error | null) => void): boolean {
     const bytes = typeof data === "string" ? Buffer.from(data, "latin1") : data;
@@ -25,7 +30,17 @@ class StalledSink implements ResponseSink {
     return this.unsent;
   }
   waitForDrain(): Promise<boolean> {
+    this.watched++;
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  watchUnsent(): void {
+    this.watched++;
+  }
+  sendShared(): number {
+    return -1;
+  }
+  unsentWhenDestroyed(): number | undefined {
+    return this.destroyed ? this.unsent : undefined;
   }
   keepAlive(): boolean {
     return true;
@@ -41,6 +56,12 @@ class StalledSink implements ResponseSink {
   }
   close(): void {
     for (const flushed of this.flushCallbacks.splice(0)) flushed(new Error("closed"));
+    for (const resolve of this.waiters.splice(0)) resolve(false);
+  }
+  /** The connection timed the viewer out: like a destroyed socket, it reports pending writes without an error. */
+  destroy(): void {
+    this.destroyed = true;
+    for (const flushed of this.flushCallbacks.splice(0)) flushed(null);
     for (const resolve of this.waiters.splice(0)) resolve(false);
   }
   bodyBytes(): number {
@@ -90,4 +111,32 @@ test("small body leaves in one go", () => {
   response.send(200, ["content-length", String(body.length)], body);
   assert.equal(sink.completed, true);
   assert.equal(sink.bodyBytes(), body.length);
+});
+
+test("plain socket takes a large body whole and ends once it left", () => {
+  const sink = new StalledSink(false);
+  const response = new Http1Response(sink);
+  response.send(200, ["content-length", String(BODY.length)], BODY);
+  // One write of the whole body, which the socket sends from the body's own memory.
+  assert.equal(sink.writes.length, 2);
+  assert.equal(sink.bodyBytes(), BODY.length);
+  assert.equal(sink.watched, 1, "the idle timeout watches the unsent bytes");
+  assert.equal(sink.completed, undefined, "the response holds the body until the socket sent it");
+  sink.drain();
+  assert.equal(sink.completed, true);
+  assert.ok(sink.writes[1]!.equals(BODY));
+});
+
+test("plain socket destroyed with a body unsent", () => {
+  const sink = new StalledSink(false);
+  const response = new Http1Response(sink);
+  let recorded = -1;
+  response.onDone((bytes) => (recorded = bytes));
+  response.send(200, ["content-length", String(BODY.length)], BODY);
+  const headBytes = sink.writes[0]!.length;
+  sink.unsent = 3 * 1024 * 1024;
+  sink.destroy();
+  assert.equal(sink.completed, false);
+  // The access log counts what the kernel took, not what was written.
+  assert.equal(recorded, headBytes + BODY.length - 3 * 1024 * 1024);
 });

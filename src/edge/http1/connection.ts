@@ -8,6 +8,7 @@ import { normalizePath } from "../path.js";
 import { ChunkedDecoder, LengthDecoder, RequestBody } from "./body.js";
 import { HeadError, parseRequestHead, type Http1Limits, type ParsedHead } from "./parser.js";
 import { readIntoSharedBuffer } from "./read-buffer.js";
+import { sendHeadAndSharedBody } from "../shared-body.js";
 import { Http1Response, type ResponseSink } from "./response.js";
 
 /** Handles one request; returns a promise only when the response is not done when it returns. */
@@ -89,6 +90,21 @@ function splitTarget(target: string): { authority: string | undefined; path: str
   return { authority, path: rest.slice(0, queryStart), query: rest.slice(queryStart + 1) };
 }
 
+interface HandleWithQueue {
+  writeQueueSize?: number;
+  fd?: number;
+}
+
+/**
+ * Returns the bytes written to `socket` that the kernel has not taken yet. A
+ * plain socket's handle counts down as the kernel takes part of a write; the
+ * socket's own count drops only when a whole write has left.
+ */
+function unsentToKernel(socket: Socket): number {
+  const queued = (socket as unknown as { _handle?: HandleWithQueue | null })._handle?.writeQueueSize;
+  return typeof queued === "number" ? queued : socket.writableLength;
+}
+
 /**
  * One viewer connection: parses request heads strictly, hands each request
  * to the listener in order, and writes responses straight to the socket.
@@ -125,6 +141,10 @@ export class Http1Connection implements ResponseSink {
   /** `Date.now()` and `performance.now()` of the data event being processed, read once for all its requests. */
   private clockMs = 0;
   private clockPerformanceMs = 0;
+  /** The bytes the kernel had not taken when the idle deadline of a response was last set. */
+  private unsentAtDeadline = 0;
+  /** The bytes the kernel had not taken when the connection timed out. */
+  private unsentAtTimeout = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -197,7 +217,17 @@ export class Http1Connection implements ResponseSink {
       this.reject(408, "request timed out");
       return;
     }
-    // A body that stopped arriving while its response is under way.
+    // A response whose bytes the kernel keeps taking, however slowly, is given more time.
+    if (this.phase === "respond" && this.response !== undefined) {
+      const unsent = unsentToKernel(this.socket);
+      if (unsent < this.unsentAtDeadline) {
+        this.unsentAtDeadline = unsent;
+        this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
+        return;
+      }
+    }
+    // A body that stopped arriving, or a viewer that stopped reading, while its response is under way.
+    this.unsentAtTimeout = unsentToKernel(this.socket);
     this.socket.destroy();
   }
 
@@ -218,11 +248,35 @@ export class Http1Connection implements ResponseSink {
     return this.socket.writableLength;
   }
 
+  get copiesWrites(): boolean {
+    return this.protocol === "https";
+  }
+
   waitForDrain(): Promise<boolean> {
     if (this.phase === "closed") return Promise.resolve(false);
-    // A viewer that stops reading a streamed response is dropped after the body idle timeout.
-    if (this.phase === "respond") this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
+    this.watchUnsent();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  sendShared(head: Buffer, bodyFd: number, bodyBytes: number): number {
+    // Only a plain socket with nothing queued: the bytes must not overtake earlier writes.
+    if (this.copiesWrites || this.socket.writableLength > 0) return -1;
+    const handle = (this.socket as unknown as { _handle?: HandleWithQueue | null })._handle;
+    if (handle === undefined || handle === null || handle.writeQueueSize !== 0) return -1;
+    const fd = handle.fd;
+    if (typeof fd !== "number" || fd < 0) return -1;
+    return sendHeadAndSharedBody(fd, head, bodyFd, bodyBytes);
+  }
+
+  unsentWhenDestroyed(): number | undefined {
+    return this.socket.destroyed ? this.unsentAtTimeout : undefined;
+  }
+
+  watchUnsent(): void {
+    // A viewer that stops reading a response is dropped after the body idle timeout.
+    if (this.phase !== "respond") return;
+    this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
+    this.unsentAtDeadline = unsentToKernel(this.socket);
   }
 
   keepAlive(): boolean {

@@ -5,6 +5,7 @@ import type { ViewerResponse } from "../exchange.js";
 import { currentHttpDate } from "../headers.js";
 import type { PreparedHit } from "../hit-head.js";
 import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
+import { sharedBodyFd } from "../shared-body.js";
 
 /** The connection side that a response writes to. */
 export interface ResponseSink {
@@ -20,6 +21,24 @@ export interface ResponseSink {
   waitForDrain(): Promise<boolean>;
   /** Bytes written to the socket that it has not handed to the kernel yet. */
   unsentBytes(): number;
+  /**
+   * Whether the socket copies what it is given before sending it, as TLS does
+   * when it encrypts. A plain socket sends from the caller's buffer.
+   */
+  readonly copiesWrites: boolean;
+  /** Times the viewer out when the socket stops handing unsent bytes to the kernel. */
+  watchUnsent(): void;
+  /**
+   * Undefined while the socket is open. Once it is destroyed: the bytes the
+   * kernel had not taken when the viewer was timed out, or 0 when unknown.
+   */
+  unsentWhenDestroyed(): number | undefined;
+  /**
+   * Sends `head` and a shared body straight to a plain socket with nothing
+   * queued before them. Returns how many of their bytes the kernel took, or
+   * -1 when the socket cannot send this way and took none.
+   */
+  sendShared(head: Buffer, bodyFd: number, bodyBytes: number): number;
   readonly minorVersion: 0 | 1;
   /** Whether the connection is to stay open after this response; read when the head is written. */
   keepAlive(): boolean;
@@ -69,9 +88,9 @@ function hasHeader(headers: readonly string[], name: string): boolean {
 }
 
 /**
- * Bodies larger than this are written in slices of this size, each once the socket took the one
- * before. It must exceed the socket's high-water mark (16 KiB), so that a slice left unsent always
- * makes the socket emit 'drain'.
+ * Over TLS, bodies larger than this are written in slices of this size, each once the socket took
+ * the one before, since the socket copies what it encrypts. It must exceed the socket's high-water
+ * mark (16 KiB), so that a slice left unsent always makes the socket emit 'drain'.
  */
 const BODY_SLICE_BYTES = 256 * 1024;
 /**
@@ -80,6 +99,7 @@ const BODY_SLICE_BYTES = 256 * 1024;
  * of CPU per 1 KiB hit and cost about 4 us per 10 KiB hit (`bench/edge/hit-path.sh` and wrk).
  */
 const COPY_BODY_MAX_BYTES = 2 * 1024;
+const EMPTY = Buffer.alloc(0);
 const END_TAIL = Buffer.from("\r\n\r\n", "latin1");
 const KEEP_ALIVE_TAIL = Buffer.from("\r\nconnection: keep-alive\r\n\r\n", "latin1");
 const CLOSE_TAIL = Buffer.from("\r\nconnection: close\r\n\r\n", "latin1");
@@ -148,31 +168,61 @@ export class Http1Response implements ViewerResponse {
     const start = takeFromSlab(headBytes);
     start.set(head, 0);
     start.set(tail, writeAscii(start, head.length, requestId));
-    this.sendHeadAndBody(start, body);
+    const bodyFd = sharedBodyFd(body!);
+    const sentDirect = bodyFd === undefined ? -1 : sink.sendShared(start, bodyFd, bodyBytes);
+    if (sentDirect < 0) this.sendHeadAndBody(start, body);
+    else this.sendRest(start, body!, sentDirect);
     if (sink.unsentBytes() === 0) giveBackToSlab(start);
   }
 
+  /** Writes what the kernel did not take of a head and body sent straight to the socket. */
+  private sendRest(head: Buffer, body: Buffer, sentDirect: number): void {
+    this.bytesSent += sentDirect;
+    if (sentDirect < head.length) {
+      this.sendHeadAndBody(head.subarray(sentDirect), body);
+      return;
+    }
+    const bodySent = sentDirect - head.length;
+    if (bodySent === body.length) this.finish(true);
+    else this.sendHeadAndBody(EMPTY, body.subarray(bodySent));
+  }
+
   /**
-   * Writes a head and a body held in memory. The body leaves in slices, and
-   * a slice waits until the socket has handed the previous one to the
-   * kernel. A viewer that reads slowly then holds at most one slice unsent:
-   * a TLS socket copies what it encrypts, and a queued slice of an evicted
-   * entry would keep the whole entry alive outside the memory budget.
+   * Writes a head and a body held in memory. A plain socket takes a large
+   * body whole, since it sends from the body's own memory. Over TLS the body
+   * leaves in slices, and a slice waits until the socket has handed the
+   * previous one to the kernel, so a viewer that reads slowly keeps at most
+   * one encrypted slice waiting. Either way, a large response ends only once its
+   * last byte has left the socket: a queued write of an evicted entry keeps
+   * the whole entry alive, and the cache counts it against its budget until
+   * then.
    */
   private sendHeadAndBody(head: string | Buffer, body: Buffer | undefined): void {
     const sink = this.sink;
     this.bytesSent += head.length;
     if (body === undefined || body.length <= BODY_SLICE_BYTES) {
       sink.cork();
-      sink.write(head);
+      if (head.length > 0) sink.write(head);
       if (body !== undefined) sink.write(body);
       sink.uncork();
       this.bytesSent += body?.length ?? 0;
       this.finish(true);
       return;
     }
+    if (!sink.copiesWrites) {
+      // Measured with wrk on 1 MiB hits over 64 connections of a 2-core machine: 12 to 20%
+      // more requests a second than 256 KiB slices, each written once the one before left.
+      sink.cork();
+      if (head.length > 0) sink.write(head);
+      sink.write(body, this.onLastSliceFlushed);
+      sink.uncork();
+      this.bytesSent += body.length;
+      if (sink.unsentBytes() > 0) sink.watchUnsent();
+      this.finishWhenSent();
+      return;
+    }
     sink.cork();
-    sink.write(head);
+    if (head.length > 0) sink.write(head);
     const offset = this.writeSlices(body, 0);
     sink.uncork();
     if (offset === body.length) {
@@ -199,7 +249,10 @@ export class Http1Response implements ViewerResponse {
   /** The write callback of a body's last slice. */
   private readonly onLastSliceFlushed = (error?: Error | null): void => {
     this.lastSliceFlushed = true;
-    if (this.finishOnFlush) this.finish(error === undefined || error === null);
+    // A socket destroyed with the write pending reports the write without an error.
+    const unsent = this.sink.unsentWhenDestroyed();
+    if (unsent !== undefined) this.bytesSent -= unsent;
+    if (this.finishOnFlush) this.finish(unsent === undefined && (error === undefined || error === null));
   };
 
   /** Writes slices from `offset` while the socket takes them at once; returns the offset reached. */
