@@ -343,6 +343,43 @@ test("HTTP/2 sends no DATA beyond the window", async (t) => {
   assert.equal(client.frames.filter((f) => f.type === T.RST_STREAM).length, 0);
 });
 
+test("HTTP/2 client that ends its side still gets its responses", async (t) => {
+  // Stream windows of 1 MiB (SETTINGS_INITIAL_WINDOW_SIZE) and a connection window opened as far.
+  const settings = Buffer.from([0, 4, 0, 0x10, 0, 0]);
+  const { client, host } = await raw(t, settings);
+  const windowUpdate = Buffer.alloc(4);
+  windowUpdate.writeUInt32BE(1024 * 1024);
+  // Two complete requests, a third whose body never ends, then the client's TLS close_notify and FIN.
+  client.send(
+    Buffer.concat([
+      frame(T.WINDOW_UPDATE, 0, 0, windowUpdate),
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, headerBlock(requestFields(host, "/large"))),
+      frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, headerBlock(requestFields(host, "/half"))),
+      frame(T.HEADERS, F.END_HEADERS, 5, headerBlock(requestFields(host, "/upload", [["content-length", "10"]], "POST"))),
+    ]),
+  );
+  client.socket.end();
+  await client.waitFor(() => false, 3000);
+  assert.equal(client.closed, true, "the edge closes once the responses are out");
+  assert.equal(client.statusOf(1), 200);
+  assert.equal(client.statusOf(3), 200);
+  const body = (streamId: number) =>
+    Buffer.concat(client.frames.filter((f) => f.type === T.DATA && f.streamId === streamId).map((f) => f.payload));
+  assert.ok(body(1).equals(LARGE));
+  assert.equal(body(3).toString(), "GET /half ");
+  assert.equal(client.statusOf(5), undefined, "a request cut short gets no response");
+});
+
+test("HTTP/2 half-closed client short of window is closed", async (t) => {
+  const { client, host } = await raw(t);
+  // The default 64 KiB windows hold part of the 300 KB body, and no WINDOW_UPDATE can follow the end.
+  client.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, headerBlock(requestFields(host, "/large"))));
+  await client.waitFor((f) => f.type === T.DATA && f.streamId === 1);
+  client.socket.end();
+  await client.waitFor(() => false, 3000);
+  assert.equal(client.closed, true, "the edge closes instead of waiting for the window");
+});
+
 test("HTTP/2 closes an idle connection with GOAWAY", async (t) => {
   const { client } = await raw(t);
   // The edge's idle timeout is 5 s; the sweep runs once a second.

@@ -104,6 +104,8 @@ export class Http2Connection implements StreamSink {
   private clockMs = 0;
   private clockPerformanceMs = 0;
   private draining = false;
+  /** Whether the client has ended its side of the connection, so no frame follows. */
+  private peerEnded = false;
   /** Whether reads arrive in the process's shared read buffer, which the next read overwrites. */
   private readonly sharedReads: boolean;
   /** The dispatch context of every request on this connection. Its per-request fields are set before each dispatch. */
@@ -142,6 +144,9 @@ export class Http2Connection implements StreamSink {
     socket.on("drain", () => this.onDrain());
     socket.on("error", () => {});
     socket.on("close", () => this.onSocketClose());
+    // A client may end its side after its last request and still read the responses.
+    socket.allowHalfOpen = true;
+    socket.on("end", () => this.onPeerEnd());
     // The server connection preface: SETTINGS, then a larger connection window (section 3.4).
     this.write(
       Buffer.concat([
@@ -672,7 +677,11 @@ export class Http2Connection implements StreamSink {
       if (this.socket.writableLength > MAX_UNSENT_BYTES) break;
       const next = stream.pending[0]!;
       const allowed = Math.min(next.data.length, stream.sendWindow, this.sendWindow, this.peerMaxFrameSize, MAX_DATA_FRAME_BYTES);
-      if (allowed <= 0 && next.data.length > 0) break;
+      if (allowed <= 0 && next.data.length > 0) {
+        // A client that ended its side can never open its windows again.
+        if (this.peerEnded) this.closeStream(stream, true);
+        break;
+      }
       const part = allowed === next.data.length ? next.data : next.data.subarray(0, allowed);
       const last = part.length === next.data.length;
       const end = last && next.end;
@@ -793,6 +802,25 @@ export class Http2Connection implements StreamSink {
     this.socket.end();
     // A viewer that never reads the GOAWAY must not hold the socket open.
     setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  /**
+   * Handles the end of the client's side: no frame can follow. Streams whose
+   * request arrived whole still get their responses, and the connection
+   * closes after the last one. A stream still waiting for request body
+   * bytes, or for the client's flow-control window, can never complete, so
+   * it is reset.
+   */
+  private onPeerEnd(): void {
+    if (this.closed) return;
+    this.peerEnded = true;
+    this.draining = true;
+    for (const stream of this.streams.list()) {
+      if (!stream.remoteClosed) this.closeStream(stream, true);
+      // A response waiting for the client's window is reset: no WINDOW_UPDATE can arrive.
+      else if (stream.pending.length > 0) this.flushStream(stream);
+    }
+    if (this.streams.size === 0) this.end();
   }
 
   private onSocketClose(): void {
