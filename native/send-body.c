@@ -12,12 +12,17 @@
  * sendfile(2), and returns how many bytes the kernel took before it would
  * have blocked or failed. The caller writes whatever is left the usual way,
  * and its error, if any, comes from that write.
+ *
+ * queuedBytes(socketFd) returns the bytes in the socket's send queue that
+ * the peer has not acknowledged yet (SIOCOUTQ), or -1 when it cannot tell.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -144,11 +149,27 @@ done:
   return result;
 }
 
+static napi_value queued_bytes(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t socket_fd;
+  int queued = -1;
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 &&
+      napi_get_value_int32(env, argv[0], &socket_fd) == napi_ok && ioctl(socket_fd, SIOCOUTQ, &queued) != 0) {
+    queued = -1;
+  }
+  napi_create_int32(env, queued, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value function;
   napi_create_function(env, "sharedBody", NAPI_AUTO_LENGTH, shared_body, NULL, &function);
   napi_set_named_property(env, exports, "sharedBody", function);
   napi_create_function(env, "sendHeadAndBody", NAPI_AUTO_LENGTH, send_head_and_body, NULL, &function);
   napi_set_named_property(env, exports, "sendHeadAndBody", function);
+  napi_create_function(env, "queuedBytes", NAPI_AUTO_LENGTH, queued_bytes, NULL, &function);
+  napi_set_named_property(env, exports, "queuedBytes", function);
   return exports;
 }

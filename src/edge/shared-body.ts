@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { addon } from "./native.js";
 
 /**
  * Cached bodies that a plain HTTP/1.1 connection sends with sendfile(2).
@@ -6,38 +6,21 @@ import { createRequire } from "node:module";
  * A body kept in ordinary memory leaves through one writev, which copies it
  * into the socket. A body kept in a memfd mapping also has a file descriptor,
  * so the kernel can send it from its own pages, as nginx sends its cache
- * files with `sendfile on`. The native part is `native/send-body.c`, built
- * by `npm install` on Linux. Without it, every body stays in ordinary memory
- * and leaves through writev.
+ * files with `sendfile on`. Without the native part (see native.ts), every
+ * body stays in ordinary memory and leaves through writev.
  *
- * Measured with wrk over 64 connections on a 2-core machine, two bare
- * server processes that answered from memory served as many 16 KiB and 256 KiB
- * responses a second with sendfile as with writev, 8 to 10% more at 32 KiB,
- * 13 to 15% more at 100 KiB and 25 to 35% more at 512 KiB, but 27 to 42%
- * fewer at 768 KiB and 1 MiB. Only bodies from 32 to 512 KiB use it.
+ * Two bare server processes with the body in memory were measured with wrk
+ * over 64 connections on a 2-core machine. With sendfile rather than writev
+ * they served as many 16 KiB and 256 KiB responses a second, 8 to 10% more
+ * at 32 KiB, 13 to 15% more at 100 KiB and 25 to 35% more at 512 KiB. At
+ * 768 KiB and 1 MiB they served 27 to 42% fewer. Only bodies from 32 to
+ * 512 KiB use it.
  */
-
-interface SendBodyAddon {
-  sharedBody(length: number): [Buffer, number] | undefined;
-  sendHeadAndBody(socketFd: number, head: Buffer, bodyFd: number, length: number): number;
-}
 
 /** Bodies below this size leave in one write with their head, where a second system call would cost more. */
 export const SHARED_BODY_MIN_BYTES = 32 * 1024;
 /** Bodies above this size leave through writev, which measured faster on loopback for large bodies. */
 export const SHARED_BODY_MAX_BYTES = 512 * 1024;
-
-function loadAddon(): SendBodyAddon | undefined {
-  if (process.platform !== "linux" || process.env.PORTICO_NO_SENDFILE === "1") return undefined;
-  try {
-    const require = createRequire(import.meta.url);
-    return require("../../build/Release/send_body.node") as SendBodyAddon;
-  } catch {
-    return undefined;
-  }
-}
-
-const addon = loadAddon();
 
 /** The file descriptor of each shared body, by the buffer that maps it. */
 const descriptors = new WeakMap<Buffer, number>();

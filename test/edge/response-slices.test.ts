@@ -137,6 +137,6 @@ test("plain socket destroyed with a body unsent", () => {
   sink.unsent = 3 * 1024 * 1024;
   sink.destroy();
   assert.equal(sink.completed, false);
-  // The access log counts what the kernel took, not what was written.
+  // The access log counts what the viewer took, not what was written.
   assert.equal(recorded, headBytes + BODY.length - 3 * 1024 * 1024);
 });

@@ -8,6 +8,7 @@ import { normalizePath } from "../path.js";
 import { ChunkedDecoder, LengthDecoder, RequestBody } from "./body.js";
 import { HeadError, parseRequestHead, type Http1Limits, type ParsedHead } from "./parser.js";
 import { readIntoSharedBuffer } from "./read-buffer.js";
+import { kernelQueuedBytes } from "../native.js";
 import { sendHeadAndSharedBody } from "../shared-body.js";
 import { Http1Response, type ResponseSink } from "./response.js";
 
@@ -96,13 +97,20 @@ interface HandleWithQueue {
 }
 
 /**
- * Returns the bytes written to `socket` that the kernel has not taken yet. A
- * plain socket's handle counts down as the kernel takes part of a write; the
- * socket's own count drops only when a whole write has left.
+ * Returns the bytes written to `socket` that the viewer has not acknowledged:
+ * those still in the process, and, where the native part can tell, those in
+ * the kernel's send queue. The kernel's queue can take megabytes, and a
+ * plain socket's process-side count falls only when the queue has room
+ * again, so the kernel's count is what shows that a slow viewer still reads.
+ * A plain socket's handle counts down as the kernel takes part of a write.
+ * The socket's own count drops only when a whole write has left.
  */
-function unsentToKernel(socket: Socket): number {
-  const queued = (socket as unknown as { _handle?: HandleWithQueue | null })._handle?.writeQueueSize;
-  return typeof queued === "number" ? queued : socket.writableLength;
+function undeliveredBytes(socket: Socket): number {
+  const handle = (socket as unknown as { _handle?: HandleWithQueue | null })._handle;
+  const queued = handle?.writeQueueSize;
+  const inProcess = typeof queued === "number" ? queued : socket.writableLength;
+  const fd = handle?.fd;
+  return inProcess + (typeof fd === "number" && fd >= 0 ? (kernelQueuedBytes(fd) ?? 0) : 0);
 }
 
 /**
@@ -141,10 +149,10 @@ export class Http1Connection implements ResponseSink {
   /** `Date.now()` and `performance.now()` of the data event being processed, read once for all its requests. */
   private clockMs = 0;
   private clockPerformanceMs = 0;
-  /** The bytes the kernel had not taken when the idle deadline of a response was last set. */
-  private unsentAtDeadline = 0;
-  /** The bytes the kernel had not taken when the connection timed out. */
-  private unsentAtTimeout = 0;
+  /** The bytes the viewer had not acknowledged when the idle deadline of a response was last set. */
+  private undeliveredAtDeadline = 0;
+  /** The bytes the viewer had not acknowledged when the connection timed out. */
+  private undeliveredAtTimeout = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -217,17 +225,17 @@ export class Http1Connection implements ResponseSink {
       this.reject(408, "request timed out");
       return;
     }
-    // A response whose bytes the kernel keeps taking, however slowly, is given more time.
+    // A viewer that keeps taking a response's bytes, however slowly, is given more time.
     if (this.phase === "respond" && this.response !== undefined) {
-      const unsent = unsentToKernel(this.socket);
-      if (unsent < this.unsentAtDeadline) {
-        this.unsentAtDeadline = unsent;
+      const undelivered = undeliveredBytes(this.socket);
+      if (undelivered < this.undeliveredAtDeadline) {
+        this.undeliveredAtDeadline = undelivered;
         this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
         return;
       }
     }
     // A body that stopped arriving, or a viewer that stopped reading, while its response is under way.
-    this.unsentAtTimeout = unsentToKernel(this.socket);
+    this.undeliveredAtTimeout = undeliveredBytes(this.socket);
     this.socket.destroy();
   }
 
@@ -269,14 +277,14 @@ export class Http1Connection implements ResponseSink {
   }
 
   unsentWhenDestroyed(): number | undefined {
-    return this.socket.destroyed ? this.unsentAtTimeout : undefined;
+    return this.socket.destroyed ? this.undeliveredAtTimeout : undefined;
   }
 
   watchUnsent(): void {
     // A viewer that stops reading a response is dropped after the body idle timeout.
     if (this.phase !== "respond") return;
     this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
-    this.unsentAtDeadline = unsentToKernel(this.socket);
+    this.undeliveredAtDeadline = undeliveredBytes(this.socket);
   }
 
   keepAlive(): boolean {

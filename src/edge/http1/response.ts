@@ -26,11 +26,11 @@ export interface ResponseSink {
    * when it encrypts. A plain socket sends from the caller's buffer.
    */
   readonly copiesWrites: boolean;
-  /** Times the viewer out when the socket stops handing unsent bytes to the kernel. */
+  /** Times the viewer out when it stops taking the bytes written to the socket. */
   watchUnsent(): void;
   /**
    * Undefined while the socket is open. Once it is destroyed: the bytes the
-   * kernel had not taken when the viewer was timed out, or 0 when unknown.
+   * viewer had not acknowledged when it was timed out, or 0 when unknown.
    */
   unsentWhenDestroyed(): number | undefined;
   /**

@@ -1,0 +1,34 @@
+import { createRequire } from "node:module";
+
+/**
+ * The edge's native part, `native/send-body.c`, which `npm install` builds
+ * on Linux. Every caller has a fallback for a process without it: another
+ * platform, a machine without a C compiler, or `PORTICO_NO_SENDFILE=1`.
+ */
+export interface EdgeAddon {
+  sharedBody(length: number): [Buffer, number] | undefined;
+  sendHeadAndBody(socketFd: number, head: Buffer, bodyFd: number, length: number): number;
+  queuedBytes(socketFd: number): number;
+}
+
+function loadAddon(): EdgeAddon | undefined {
+  if (process.platform !== "linux" || process.env.PORTICO_NO_SENDFILE === "1") return undefined;
+  try {
+    const require = createRequire(import.meta.url);
+    return require("../../build/Release/send_body.node") as EdgeAddon;
+  } catch {
+    return undefined;
+  }
+}
+
+export const addon = loadAddon();
+
+/**
+ * Returns the bytes in a socket's kernel send queue that the peer has not
+ * acknowledged yet, or undefined when this process cannot tell.
+ */
+export function kernelQueuedBytes(socketFd: number): number | undefined {
+  if (addon === undefined) return undefined;
+  const queued = addon.queuedBytes(socketFd);
+  return queued < 0 ? undefined : queued;
+}
