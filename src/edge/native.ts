@@ -2,8 +2,8 @@ import { createRequire } from "node:module";
 
 /**
  * The edge's native part, `native/send-body.c`, which `npm install` builds
- * on Linux. Every caller has a fallback for a process without it: another
- * platform, a machine without a C compiler, or `PORTICO_NO_SENDFILE=1`.
+ * on Linux. Every caller has a fallback for a process without it, on another
+ * platform or a machine without a C compiler.
  */
 export interface EdgeAddon {
   sharedBody(length: number): [Buffer, number] | undefined;
@@ -12,7 +12,7 @@ export interface EdgeAddon {
 }
 
 function loadAddon(): EdgeAddon | undefined {
-  if (process.platform !== "linux" || process.env.PORTICO_NO_SENDFILE === "1") return undefined;
+  if (process.platform !== "linux") return undefined;
   try {
     const require = createRequire(import.meta.url);
     return require("../../build/Release/send_body.node") as EdgeAddon;

@@ -25,17 +25,17 @@ export const SHARED_BODY_MAX_BYTES = 512 * 1024;
 /** The file descriptor of each shared body, by the buffer that maps it. */
 const descriptors = new WeakMap<Buffer, number>();
 
-/** Whether shared bodies are available in this process. */
-export const sharedBodiesAvailable = addon !== undefined;
+/** Whether shared bodies are available in this process; `PORTICO_NO_SENDFILE=1` turns them off. */
+export const sharedBodiesAvailable = addon !== undefined && process.env.PORTICO_NO_SENDFILE !== "1";
 
 /**
  * Returns `body` copied into a shared mapping when its size suits sendfile,
  * or `body` itself otherwise, also when the process has too many mappings.
  */
 export function toSharedBody(body: Buffer): Buffer {
-  if (addon === undefined || body.length < SHARED_BODY_MIN_BYTES || body.length > SHARED_BODY_MAX_BYTES) return body;
+  if (!sharedBodiesAvailable || body.length < SHARED_BODY_MIN_BYTES || body.length > SHARED_BODY_MAX_BYTES) return body;
   if (descriptors.has(body)) return body;
-  const created = addon.sharedBody(body.length);
+  const created = addon!.sharedBody(body.length);
   if (created === undefined) return body;
   const [shared, fd] = created;
   body.copy(shared);

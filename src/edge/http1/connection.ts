@@ -149,8 +149,11 @@ export class Http1Connection implements ResponseSink {
   /** `Date.now()` and `performance.now()` of the data event being processed, read once for all its requests. */
   private clockMs = 0;
   private clockPerformanceMs = 0;
-  /** The bytes the viewer had not acknowledged when the idle deadline of a response was last set. */
-  private undeliveredAtDeadline = 0;
+  /** The bytes the viewer had not acknowledged at the last check, and when it last took any. */
+  private undeliveredAtCheck = 0;
+  private lastReadAtMs = 0;
+  /** Whether the connection has ended its side and waits for the viewer to take what is left. */
+  private lingering = false;
   /** The bytes the viewer had not acknowledged when the connection timed out. */
   private undeliveredAtTimeout = 0;
 
@@ -216,7 +219,10 @@ export class Http1Connection implements ResponseSink {
 
   /** Called by the server's sweep when `deadlineMs` has passed. */
   timedOut(): void {
-    if (this.phase === "closed") return;
+    if (this.phase === "closed") {
+      if (this.lingering) this.lingerTimedOut();
+      return;
+    }
     if (this.phase === "head" && !this.headStarted && this.pending.length === 0) {
       this.endConnection();
       return;
@@ -226,14 +232,7 @@ export class Http1Connection implements ResponseSink {
       return;
     }
     // A viewer that keeps taking a response's bytes, however slowly, is given more time.
-    if (this.phase === "respond" && this.response !== undefined) {
-      const undelivered = undeliveredBytes(this.socket);
-      if (undelivered < this.undeliveredAtDeadline) {
-        this.undeliveredAtDeadline = undelivered;
-        this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
-        return;
-      }
-    }
+    if (this.phase === "respond" && this.response !== undefined && this.viewerReadWithin(this.timeouts.bodyIdleTimeoutMs)) return;
     // A body that stopped arriving, or a viewer that stopped reading, while its response is under way.
     this.undeliveredAtTimeout = undeliveredBytes(this.socket);
     this.socket.destroy();
@@ -282,9 +281,49 @@ export class Http1Connection implements ResponseSink {
 
   watchUnsent(): void {
     // A viewer that stops reading a response is dropped after the body idle timeout.
-    if (this.phase !== "respond") return;
-    this.deadlineMs = Date.now() + this.timeouts.bodyIdleTimeoutMs;
-    this.undeliveredAtDeadline = undeliveredBytes(this.socket);
+    if (this.phase === "respond") this.startReadWatch(this.timeouts.bodyIdleTimeoutMs);
+  }
+
+  /**
+   * Starts watching the bytes the viewer has not acknowledged. The sweep
+   * checks them four times per `idleMs`, so a viewer is dropped between
+   * `idleMs` and a quarter more after it last took a byte.
+   */
+  private startReadWatch(idleMs: number): void {
+    const nowMs = Date.now();
+    this.lastReadAtMs = nowMs;
+    this.undeliveredAtCheck = undeliveredBytes(this.socket);
+    this.deadlineMs = nowMs + idleMs / 4;
+  }
+
+  /**
+   * Returns whether the viewer took bytes in the last `idleMs`, and if so
+   * sets the next check. New writes raise the count, so only a fall counts.
+   */
+  private viewerReadWithin(idleMs: number): boolean {
+    const nowMs = Date.now();
+    const undelivered = undeliveredBytes(this.socket);
+    if (undelivered < this.undeliveredAtCheck) this.lastReadAtMs = nowMs;
+    this.undeliveredAtCheck = undelivered;
+    if (nowMs - this.lastReadAtMs >= idleMs) return false;
+    this.deadlineMs = Math.min(nowMs + idleMs / 4, this.lastReadAtMs + idleMs);
+    return true;
+  }
+
+  /**
+   * Checks, for the sweep, a connection that has ended its side. A viewer
+   * that still takes the last response's bytes keeps the socket until it has
+   * them all. One that stopped reading for the body idle timeout is dropped,
+   * and so is one that has everything but does not end its side within the
+   * keep-alive timeout.
+   */
+  private lingerTimedOut(): void {
+    if (this.socket.destroyed) return;
+    const idleMs = undeliveredBytes(this.socket) > 0 ? this.timeouts.bodyIdleTimeoutMs : this.timeouts.keepAliveTimeoutMs;
+    if (this.viewerReadWithin(idleMs)) return;
+    this.lingering = false;
+    this.deadlineMs = NO_DEADLINE;
+    this.socket.destroy();
   }
 
   keepAlive(): boolean {
@@ -577,7 +616,8 @@ export class Http1Connection implements ResponseSink {
     this.deadlineMs = NO_DEADLINE;
     this.socket.end();
     // A viewer that never reads the last response must not hold the socket open.
-    this.socket.setTimeout(this.timeouts.keepAliveTimeoutMs, () => this.socket.destroy());
+    this.lingering = true;
+    this.startReadWatch(this.timeouts.keepAliveTimeoutMs);
   }
 
   /**

@@ -217,7 +217,6 @@ export class Http1Response implements ViewerResponse {
       sink.write(body, this.onLastSliceFlushed);
       sink.uncork();
       this.bytesSent += body.length;
-      if (sink.unsentBytes() > 0) sink.watchUnsent();
       this.finishWhenSent();
       return;
     }
@@ -244,6 +243,7 @@ export class Http1Response implements ViewerResponse {
       return;
     }
     this.finishOnFlush = true;
+    this.sink.watchUnsent();
   }
 
   /** The write callback of a body's last slice. */
