@@ -58,7 +58,7 @@ class StalledSink implements ResponseSink {
     for (const flushed of this.flushCallbacks.splice(0)) flushed(new Error("closed"));
     for (const resolve of this.waiters.splice(0)) resolve(false);
   }
-  /** The connection timed the viewer out: like a destroyed socket, it reports pending writes without an error. */
+  /** Destroys the socket as the idle timeout does. A destroyed socket reports its pending writes without an error. */
   destroy(): void {
     this.destroyed = true;
     for (const flushed of this.flushCallbacks.splice(0)) flushed(null);
@@ -113,7 +113,7 @@ test("small body leaves in one go", () => {
   assert.equal(sink.bodyBytes(), body.length);
 });
 
-test("plain socket takes a large body whole and ends once it left", () => {
+test("plain socket writes large body whole", () => {
   const sink = new StalledSink(false);
   const response = new Http1Response(sink);
   response.send(200, ["content-length", String(BODY.length)], BODY);

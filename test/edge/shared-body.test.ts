@@ -38,7 +38,7 @@ async function setup(t: TestContext) {
   return { origin, port, host };
 }
 
-/** The memfd mappings this process holds for shared bodies. */
+/** Counts the memfd mappings that this process has open for shared bodies. */
 async function sharedBodyDescriptors(): Promise<number> {
   let count = 0;
   for (const name of await readdir("/proc/self/fd")) {
@@ -54,7 +54,7 @@ interface ParsedResponse {
   body: Buffer;
 }
 
-/** Splits pipelined HTTP/1.1 responses framed by Content-Length; the last must end the bytes. */
+/** Splits pipelined HTTP/1.1 responses framed by Content-Length. The last response must end the bytes. */
 function parseResponses(bytes: Buffer, headOnly: ReadonlySet<number> = new Set()): ParsedResponse[] {
   const responses: ParsedResponse[] = [];
   let offset = 0;
@@ -108,9 +108,9 @@ function get(host: string, path: string, last = false, method = "GET"): string {
   return `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n${last ? "Connection: close\r\n" : ""}\r\n`;
 }
 
-test("mid-size hits leave from shared memory, byte for byte and in order", { skip: !sharedBodiesAvailable }, async (t) => {
+test("shared hits arrive whole and in order", { skip: !sharedBodiesAvailable }, async (t) => {
   const { port, host } = await setup(t);
-  // The 100 and 300 KiB bodies moved to shared memory; 1 KiB and 1 MiB ones did not.
+  // The 100 and 300 KiB bodies moved to shared memory, and the 1 KiB and 1 MiB ones did not.
   assert.equal(await sharedBodyDescriptors(), 2);
   const paths = ["/small", "/a", "/small", "/b", "/a", "/large", "/a", "/b"];
   const bytes = await pipeline(port, paths.map((path, i) => get(host, path, i === paths.length - 1)));
@@ -123,7 +123,7 @@ test("mid-size hits leave from shared memory, byte for byte and in order", { ski
   });
 });
 
-test("a viewer that reads late gets every byte in order", async (t) => {
+test("late reader gets every byte", async (t) => {
   const { port, host } = await setup(t);
   // About 9 MiB of responses, each request on its own, while the viewer reads nothing: the
   // kernel takes part of a response, and the rest waits in the socket behind what it took.
