@@ -1065,8 +1065,8 @@ test("misses proceed with primary blocked", async (t) => {
   }
 });
 
-// NOTE: two full runs of the suite hung in this test with both of its workers alive and never
-// killed, so before the first round; the cause is not known. The timeout turns a hang into a failure.
+// NOTE: two full runs of the suite hung in this test before its first round, with both workers
+// alive and never killed. The cause is not known. The timeout turns such a hang into a failure.
 test("crashing worker slots stay down", { timeout: 90_000 }, async (t) => {
   // Workers of earlier tests in this process may still be on their way out, so they are left out.
   const earlier = new Set(Object.values(cluster.workers ?? {}));
