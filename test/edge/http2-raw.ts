@@ -28,7 +28,7 @@ export function frame(type: number, flags: number, streamId: number, payload: Bu
   return Buffer.concat([header, payload]);
 }
 
-function literal(text: string): Buffer {
+export function literal(text: string): Buffer {
   const bytes = Buffer.from(text, "latin1");
   if (bytes.length >= 127) {
     // Length 127 or more: prefix 127 and the rest in 7-bit groups (RFC 7541 section 5.1).

@@ -4,7 +4,7 @@ import { connect as connectHttp2, type ClientHttp2Session } from "node:http2";
 import { test, type TestContext } from "node:test";
 import { promisify } from "node:util";
 import { sleep, startEdgeForOrigin, startOrigin } from "./helpers.js";
-import { F, frame, headerBlock, RawHttp2Client, requestFields, T } from "./http2-raw.js";
+import { F, frame, headerBlock, literal, RawHttp2Client, requestFields, T } from "./http2-raw.js";
 import { rawExchange } from "./raw.js";
 
 const run = promisify(execFile);
@@ -195,6 +195,37 @@ for (const [name, extra] of malformed) {
     assert.equal(origin.hits("/m"), 0);
   });
 }
+
+// Fields that a block adds to the HPACK table are checked once; an invalid one stays invalid
+// for every later block that refers to it by index.
+test("HTTP/2 checks fields taken from the HPACK table", async (t) => {
+  const { client, origin, host } = await raw(t);
+  const indexing = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x40]), literal(name), literal(value)]);
+  const send = (streamId: number, path: string, extra: Buffer): void =>
+    client.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, streamId, Buffer.concat([headerBlock(requestFields(host, path)), extra])));
+  const served = async (streamId: number): Promise<void> => {
+    await client.waitFor((f) => f.type === T.DATA && f.streamId === streamId && (f.flags & F.END_STREAM) !== 0);
+    assert.equal(client.statusOf(streamId), 200);
+  };
+  // Dynamic table entries from the newest: 62, 63, ...
+  send(1, "/bad-value", indexing("x-a", " padded"));
+  assert.equal(await client.resetCode(1), PROTOCOL_ERROR);
+  send(3, "/bad-value", Buffer.from([0x80 | 62]));
+  assert.equal(await client.resetCode(3), PROTOCOL_ERROR);
+  send(5, "/bad-name", indexing("X-Upper", "1"));
+  assert.equal(await client.resetCode(5), PROTOCOL_ERROR);
+  send(7, "/good", indexing("x-good", "yes"));
+  await served(7);
+  // 62 is x-good, 63 X-Upper and 64 the padded x-a.
+  send(9, "/good", Buffer.from([0x80 | 62]));
+  await served(9);
+  send(11, "/bad-name", Buffer.from([0x80 | 63]));
+  assert.equal(await client.resetCode(11), PROTOCOL_ERROR);
+  send(13, "/bad-value", Buffer.from([0x80 | 64]));
+  assert.equal(await client.resetCode(13), PROTOCOL_ERROR);
+  assert.equal(origin.hits("/bad-value"), 0);
+  assert.equal(origin.hits("/bad-name"), 0);
+});
 
 test("HTTP/2 resets pseudo-header misuse", async (t) => {
   const { client, origin, host } = await raw(t);

@@ -27,7 +27,7 @@ import { HpackDecoder, HpackError } from "./hpack.js";
 import { HpackEncoder, type ResponseHead } from "./hpack-encoder.js";
 import { dispatchRequest, type DispatchContext } from "./dispatch.js";
 import { FloodBudget, FloodError, MAX_SETTINGS_ENTRIES } from "./flood.js";
-import { parseRequestFields } from "./request.js";
+import { checkTableField, parseRequestFields } from "./request.js";
 import { Http2Stream, type StreamSink } from "./stream.js";
 import { StreamTable } from "./stream-table.js";
 import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
@@ -83,7 +83,7 @@ export class Http2Connection implements StreamSink {
   private input: Buffer = EMPTY;
   private prefaceReceived = false;
   private settingsReceived = false;
-  private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE);
+  private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE, checkTableField);
   private readonly encoder = new HpackEncoder();
   private readonly streams = new StreamTable();
   private highestStreamId = 0;

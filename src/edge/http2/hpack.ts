@@ -186,8 +186,15 @@ export class HpackDecoder {
   /** The size of the list that decode returned last, as section 6.5.2 of RFC 9113 counts it. */
   listBytes = 0;
 
-  /** `settingsMaxSize` is the SETTINGS_HEADER_TABLE_SIZE this server advertised. */
-  constructor(private readonly settingsMaxSize: number) {
+  /**
+   * `settingsMaxSize` is the SETTINGS_HEADER_TABLE_SIZE this server advertised. `onEntry` sees
+   * each field the peer adds to the dynamic table, once, so that a check of the field can be
+   * kept for the blocks that later refer to it by index.
+   */
+  constructor(
+    private readonly settingsMaxSize: number,
+    private readonly onEntry: (field: HeaderField) => void = () => {},
+  ) {
     this.maxSize = settingsMaxSize;
   }
 
@@ -260,6 +267,7 @@ export class HpackDecoder {
     // Section 4.4: an entry larger than the table empties it and is not added.
     this.evict(entrySize);
     if (entrySize > this.maxSize) return;
+    this.onEntry(field);
     this.entries.unshift(field);
     this.size += entrySize;
   }

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
-import type { HeaderField } from "./hpack.js";
+import { STATIC_TABLE, type HeaderField } from "./hpack.js";
 
 /**
  * Checks a request's decoded header list against RFC 9113 sections 8.2 and
@@ -53,6 +53,19 @@ function validValue(value: string): boolean {
   return true;
 }
 
+/**
+ * Table fields whose name and value passed the checks of validName and validValue. A block
+ * that refers to one by index, as browsers do for `user-agent` or `cookie` on every request,
+ * skips checking its characters again. The static table's fields are all valid.
+ */
+const CHECKED_FIELDS = new WeakSet<HeaderField>(STATIC_TABLE);
+
+/** Remembers a field added to a decoder's dynamic table if its characters are valid. */
+export function checkTableField(field: HeaderField): void {
+  const [name, value] = field;
+  if (validValue(value) && (name.charCodeAt(0) === 0x3a || validName(name))) CHECKED_FIELDS.add(field);
+}
+
 export function parseRequestFields(fields: readonly HeaderField[]): ParsedRequest {
   let method: string | undefined;
   let scheme: string | undefined;
@@ -61,8 +74,10 @@ export function parseRequestFields(fields: readonly HeaderField[]): ParsedReques
   let regularSeen = false;
   const headers: IncomingHttpHeaders = {};
 
-  for (const [name, value] of fields) {
-    if (!validValue(value)) return { ok: false, reason: `invalid value of ${name}` };
+  for (const field of fields) {
+    const [name, value] = field;
+    const checked = CHECKED_FIELDS.has(field);
+    if (!checked && !validValue(value)) return { ok: false, reason: `invalid value of ${name}` };
     if (name.charCodeAt(0) === 0x3a) {
       // Pseudo-header fields come first, once each, and only the defined ones (section 8.3).
       if (regularSeen) return { ok: false, reason: "pseudo-header field after a regular field" };
@@ -74,7 +89,7 @@ export function parseRequestFields(fields: readonly HeaderField[]): ParsedReques
       continue;
     }
     regularSeen = true;
-    if (!validName(name)) return { ok: false, reason: "invalid field name" };
+    if (!checked && !validName(name)) return { ok: false, reason: "invalid field name" };
     if (CONNECTION_FIELDS.has(name)) return { ok: false, reason: `connection-specific field ${name}` };
     if (name === "te" && value !== "trailers") return { ok: false, reason: "TE other than trailers" };
     const previous = headers[name];
