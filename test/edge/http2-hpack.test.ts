@@ -6,7 +6,8 @@ import { promisify } from "node:util";
 import { HpackDecoder, type HeaderField } from "../../src/edge/http2/hpack.js";
 import { HpackEncoder, type ResponseHead } from "../../src/edge/http2/hpack-encoder.js";
 import { startEdgeForOrigin, startOrigin } from "./helpers.js";
-import { RawHttp2Client, T, F, frame, headerBlock, requestFields } from "./http2-raw.js";
+import { validTableField } from "../../src/edge/http2/request.js";
+import { RawHttp2Client, T, F, frame, headerBlock, literal, requestFields } from "./http2-raw.js";
 
 const run = promisify(execFile);
 
@@ -26,6 +27,19 @@ const HIT_FIELDS = [
   "server", "nginx", "content-type", "text/plain", "etag", '"abc"', "cache-control", "max-age=60",
   "x-cache", "Hit from portico", "via", "1.1 edge.portico (Portico)", "age", "3", "cache-status", "portico; hit; ttl=57",
 ];
+
+test("HPACK decoder marks checked table fields", () => {
+  const decoder = new HpackDecoder(4096, validTableField);
+  const indexing = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x40]), literal(name), literal(value)]);
+  // :method GET (static 2), then two literals that enter the table: a valid one and one with a
+  // line feed in its value.
+  decoder.decode(Buffer.concat([Buffer.from([0x82]), indexing("x-ok", "1"), indexing("x-bad", "a\nb")]), 1 << 20);
+  assert.equal(decoder.validBits, 0b001);
+  // Static 2, x-bad (62, the newest), x-ok (63), then a literal without indexing.
+  const fields = decoder.decode(Buffer.concat([Buffer.from([0x82, 0x80 | 62, 0x80 | 63, 0x00]), literal("x-new"), literal("2")]), 1 << 20);
+  assert.deepEqual(fields, [[":method", "GET"], ["x-bad", "a\nb"], ["x-ok", "1"], ["x-new", "2"]]);
+  assert.equal(decoder.validBits, 0b0101);
+});
 
 test("HPACK encoder indexes repeated fields", () => {
   const encoder = new HpackEncoder();

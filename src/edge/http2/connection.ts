@@ -27,7 +27,7 @@ import { HpackDecoder, HpackError } from "./hpack.js";
 import { HpackEncoder, type ResponseHead } from "./hpack-encoder.js";
 import { dispatchRequest, type DispatchContext } from "./dispatch.js";
 import { FloodBudget, FloodError, MAX_SETTINGS_ENTRIES } from "./flood.js";
-import { checkTableField, parseRequestFields } from "./request.js";
+import { parseRequestFields, validTableField } from "./request.js";
 import { Http2Stream, type StreamSink } from "./stream.js";
 import { StreamTable } from "./stream-table.js";
 import { giveBackToSlab, takeFromSlab } from "../output-slab.js";
@@ -83,7 +83,7 @@ export class Http2Connection implements StreamSink {
   private input: Buffer = EMPTY;
   private prefaceReceived = false;
   private settingsReceived = false;
-  private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE, checkTableField);
+  private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE, validTableField);
   private readonly encoder = new HpackEncoder();
   private readonly streams = new StreamTable();
   private highestStreamId = 0;
@@ -524,7 +524,7 @@ export class Http2Connection implements StreamSink {
 
     const stream = new Http2Stream(streamId, this.peerInitialWindow, STREAM_RECEIVE_WINDOW, this);
     this.streams.add(stream);
-    const parsed = parseRequestFields(fields);
+    const parsed = parseRequestFields(fields, this.decoder.validBits);
     if (!parsed.ok) throw new StreamError(streamId, ErrorCode.PROTOCOL_ERROR, parsed.reason);
     const head = parsed.head;
     stream.expectedBodyBytes = head.contentLength;

@@ -180,20 +180,26 @@ export type HeaderField = readonly [name: string, value: string];
  * order, even blocks of streams that are then refused.
  */
 export class HpackDecoder {
-  private readonly entries: Array<readonly [string, string]> = [];
+  /** Dynamic table entries from the newest, each with whether `validEntry` passed it. */
+  private readonly entries: Array<{ field: HeaderField; valid: boolean }> = [];
   private size = 0;
   private maxSize: number;
   /** The size of the list that decode returned last, as section 6.5.2 of RFC 9113 counts it. */
   listBytes = 0;
+  /**
+   * Bit i is set when field i of the list that decode returned last came from the static table,
+   * or from a dynamic table entry that `validEntry` passed. Fields past the 31st are never marked.
+   */
+  validBits = 0;
 
   /**
-   * `settingsMaxSize` is the SETTINGS_HEADER_TABLE_SIZE this server advertised. `onEntry` sees
-   * each field the peer adds to the dynamic table, once, so that a check of the field can be
-   * kept for the blocks that later refer to it by index.
+   * `settingsMaxSize` is the SETTINGS_HEADER_TABLE_SIZE this server advertised. `validEntry`
+   * checks each field once, as the peer adds it to the dynamic table, so that blocks that
+   * refer to it by index need not check it again.
    */
   constructor(
     private readonly settingsMaxSize: number,
-    private readonly onEntry: (field: HeaderField) => void = () => {},
+    private readonly validEntry: (field: HeaderField) => boolean = () => false,
   ) {
     this.maxSize = settingsMaxSize;
   }
@@ -207,6 +213,7 @@ export class HpackDecoder {
   decode(block: Buffer, maxListBytes: number): HeaderField[] {
     const fields: HeaderField[] = [];
     let listBytes = 0;
+    let validBits = 0;
     let position = 0;
     let sizeUpdateAllowed = true;
     const end = block.length;
@@ -216,7 +223,17 @@ export class HpackDecoder {
         // Indexed field (section 6.1).
         const index = decodeInteger(block, position, 7);
         position = decodedEnd;
-        const field = this.lookup(index);
+        let field: HeaderField;
+        let valid = true;
+        if (index === 0) throw new HpackError("header field index 0");
+        if (index <= STATIC_TABLE.length) {
+          field = STATIC_TABLE[index - 1]!;
+        } else {
+          const entry = this.entry(index);
+          field = entry.field;
+          valid = entry.valid;
+        }
+        if (valid && fields.length < 31) validBits |= 1 << fields.length;
         fields.push(field);
         listBytes += field[0].length + field[1].length + 32;
       } else if (first >= 0x40 || first < 0x20) {
@@ -251,12 +268,17 @@ export class HpackDecoder {
       if (listBytes > maxListBytes) throw new HpackError("header list too large");
     }
     this.listBytes = listBytes;
+    this.validBits = validBits;
     return fields;
   }
 
   private lookup(index: number): HeaderField {
     if (index === 0) throw new HpackError("header field index 0");
     if (index <= STATIC_TABLE.length) return STATIC_TABLE[index - 1]!;
+    return this.entry(index).field;
+  }
+
+  private entry(index: number): { field: HeaderField; valid: boolean } {
     const entry = this.entries[index - STATIC_TABLE.length - 1];
     if (entry === undefined) throw new HpackError(`header field index ${index} is not in the table`);
     return entry;
@@ -267,15 +289,14 @@ export class HpackDecoder {
     // Section 4.4: an entry larger than the table empties it and is not added.
     this.evict(entrySize);
     if (entrySize > this.maxSize) return;
-    this.onEntry(field);
-    this.entries.unshift(field);
+    this.entries.unshift({ field, valid: this.validEntry(field) });
     this.size += entrySize;
   }
 
   /** Evicts the oldest entries until `room` more octets fit. */
   private evict(room: number): void {
     while (this.entries.length > 0 && this.size + room > this.maxSize) {
-      const oldest = this.entries.pop()!;
+      const oldest = this.entries.pop()!.field;
       this.size -= oldest[0].length + oldest[1].length + 32;
     }
   }

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { STATIC_TABLE, type HeaderField } from "./hpack.js";
+import type { HeaderField } from "./hpack.js";
 
 /**
  * Checks a request's decoded header list against RFC 9113 sections 8.2 and
@@ -54,19 +54,21 @@ function validValue(value: string): boolean {
 }
 
 /**
- * Table fields whose name and value passed the checks of validName and validValue. A block
- * that refers to one by index, as browsers do for `user-agent` or `cookie` on every request,
- * skips checking its characters again. The static table's fields are all valid.
+ * Returns whether a field's name and value pass the character checks of parseRequestFields.
+ * The HPACK decoder checks each field that enters its dynamic table once, so that blocks that
+ * refer to it by index, as browsers usually do for `user-agent` or `cookie`, skip the
+ * check.
  */
-const CHECKED_FIELDS = new WeakSet<HeaderField>(STATIC_TABLE);
-
-/** Remembers a field added to a decoder's dynamic table if its characters are valid. */
-export function checkTableField(field: HeaderField): void {
-  const [name, value] = field;
-  if (validValue(value) && (name.charCodeAt(0) === 0x3a || validName(name))) CHECKED_FIELDS.add(field);
+export function validTableField(field: HeaderField): boolean {
+  const name = field[0];
+  return validValue(field[1]) && (name.charCodeAt(0) === 0x3a || validName(name));
 }
 
-export function parseRequestFields(fields: readonly HeaderField[]): ParsedRequest {
+/**
+ * Checks a decoded header list. Bit i of `validBits` marks field i as already checked for
+ * invalid characters (the decoder's validBits).
+ */
+export function parseRequestFields(fields: readonly HeaderField[], validBits = 0): ParsedRequest {
   let method: string | undefined;
   let scheme: string | undefined;
   let path: string | undefined;
@@ -74,9 +76,10 @@ export function parseRequestFields(fields: readonly HeaderField[]): ParsedReques
   let regularSeen = false;
   const headers: IncomingHttpHeaders = {};
 
-  for (const field of fields) {
-    const [name, value] = field;
-    const checked = CHECKED_FIELDS.has(field);
+  for (let i = 0; i < fields.length; i++) {
+    const name = fields[i]![0];
+    const value = fields[i]![1];
+    const checked = i < 31 && (validBits & (1 << i)) !== 0;
     if (!checked && !validValue(value)) return { ok: false, reason: `invalid value of ${name}` };
     if (name.charCodeAt(0) === 0x3a) {
       // Pseudo-header fields come first, once each, and only the defined ones (section 8.3).
