@@ -6,6 +6,13 @@
         ["OS=='linux'", { "sources": ["native/send-body.c"] }]
       ],
       "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
+      "target_name": "viewer_tls",
+      "conditions": [
+        ["OS=='linux'", { "sources": ["native/viewer-tls.c"] }]
+      ],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
 }

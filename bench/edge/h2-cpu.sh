@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CPU time per HTTP/2 hit over TLS, for the server and for the load generator: nginx's TLS port,
-# Portico (`portico up`, every process of it) and the bare HTTP/2 server over Node.js TLS
+# Portico (`portico up`, every process of it), and the bare HTTP/2 server
 # (bench/edge/limits/h2-raw-server.cjs, which responds to every request with one preallocated
-# response of the object's size and does no other work). Each round loads the three in turn with h2load (one request in flight on each
+# response of the object's size and does no other work) over Node.js's TLS and, as
+# h2-native-tls-server.cjs, over the edge's TLS in C. Each round loads the three in turn with h2load (one request in flight on each
 # connection) and divides each side's CPU time (user + system, from /proc for the servers and
 # from /usr/bin/time for h2load) by the requests served. On a machine whose cores the server
 # and h2load share, requests per second follow the sum of the two; CPU time per request moves
@@ -15,7 +16,7 @@
 #
 # Environment (default): SHARED_BENCH (../shared/bench), EDGE_WORKERS (nproc), CONNS (64),
 # THREADS (2), SKIP_BUILD (unset). The peers must be running (peers.sh start). Ports 4594,
-# 8093, 8456 and 8096.
+# 8093, 8456, 8096 and 8092.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,12 +31,15 @@ API_PORT=4594
 HTTP_PORT=8093
 HTTPS_PORT=8456
 BARE_PORT=8096
+NATIVE_PORT=8092
 DATA_DIR=$(mktemp -d /tmp/portico-h2-cpu.XXXXXX)
 PORTICO_PID=""
 BARE_PID=""
+NATIVE_PID=""
 
 cleanup() {
   if [[ -n $BARE_PID ]]; then kill "$BARE_PID" 2>/dev/null || true; fi
+  if [[ -n $NATIVE_PID ]]; then kill "$NATIVE_PID" 2>/dev/null || true; fi
   if [[ -n $PORTICO_PID ]]; then
     kill -TERM "$PORTICO_PID" 2>/dev/null || true
     wait "$PORTICO_PID" 2>/dev/null || true
@@ -63,6 +67,9 @@ esac
 KEY="$DATA_DIR/tls/server.key" CERT="$DATA_DIR/tls/server.crt" PORT=$BARE_PORT SIZE=$SIZE \
   WORKERS="$EDGE_WORKERS" node bench/edge/limits/h2-raw-server.cjs &
 BARE_PID=$!
+KEY="$DATA_DIR/tls/server.key" CERT="$DATA_DIR/tls/server.crt" PORT=$NATIVE_PORT SIZE=$SIZE \
+  WORKERS="$EDGE_WORKERS" node bench/edge/limits/h2-native-tls-server.cjs &
+NATIVE_PID=$!
 for _ in 1 2 3; do curl -fsS -o /dev/null -H "Host: $DOMAIN" "http://127.0.0.1:$HTTP_PORT$OBJECT"; done
 sleep 1
 
@@ -94,20 +101,22 @@ measure() {
     END { printf "%.0f %.2f %.2f\n", rate, (a - b) / t / requests * 1e6, client / requests * 1e6 }'
 }
 
-NAMES=(nginx portico bare)
+NAMES=(nginx portico bare bare-c)
 declare -A RATES SERVER CLIENT
 # A first run of each target warms up the JIT compilers and is not counted.
-for target in "$NGINX_TLS_PORT https://127.0.0.1$OBJECT" "$HTTPS_PORT https://$DOMAIN$OBJECT" "$BARE_PORT https://$DOMAIN$OBJECT"; do
+for target in "$NGINX_TLS_PORT https://127.0.0.1$OBJECT" "$HTTPS_PORT https://$DOMAIN$OBJECT" "$BARE_PORT https://$DOMAIN$OBJECT" \
+  "$NATIVE_PORT https://$DOMAIN$OBJECT"; do
   read -r port url <<< "$target"
   h2load -t"$THREADS" -c"$CONNS" -m1 -D2 --connect-to="127.0.0.1:$port" "$url" >/dev/null
 done
 for round in $(seq 1 "$ROUNDS"); do
-  for k in 0 1 2; do
-    name=${NAMES[$(( (k + round - 1) % 3 ))]}
+  for k in 0 1 2 3; do
+    name=${NAMES[$(( (k + round - 1) % 4 ))]}
     case $name in
       nginx) read -r rate server client < <(measure "$NGINX_MASTER" "$NGINX_TLS_PORT" "https://127.0.0.1$OBJECT") ;;
       portico) read -r rate server client < <(measure "$PORTICO_PID" "$HTTPS_PORT" "https://$DOMAIN$OBJECT") ;;
       bare) read -r rate server client < <(measure "$BARE_PID" "$BARE_PORT" "https://$DOMAIN$OBJECT") ;;
+      bare-c) read -r rate server client < <(measure "$NATIVE_PID" "$NATIVE_PORT" "https://$DOMAIN$OBJECT") ;;
     esac
     echo "round $round: $name $rate req/s, server $server us, h2load $client us a request" >&2
     RATES[$name]+="$rate " SERVER[$name]+="$server " CLIENT[$name]+="$client "

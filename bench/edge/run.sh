@@ -14,9 +14,9 @@
 # PATHS and OUT_DIR. paced.sh and new-connections.sh read REPS, DURATION, CONNS, THREADS and
 # PATHS too, and paced.sh also PACE_MS.
 # MODES ("h1 h2 paced close") picks the measurements; h2c adds HTTP/2 without TLS.
-# LIMITS (unset) set to 1 adds a 1 KiB run with the ceiling servers on ports 8095, 8098, 8099
-# and 8097: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs,
-# node-http2-server.cjs and h2-raw-server.cjs.
+# LIMITS (unset) set to 1 adds a 1 KiB run with the ceiling servers on ports 8095, 8098, 8099,
+# 8097 and 8096: ../shared/bench/limit/raw-net-server.js, bench/edge/limits/tls-raw-server.cjs,
+# node-http2-server.cjs, h2-raw-server.cjs and h2-native-tls-server.cjs (when the addon is built).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -130,6 +130,14 @@ if [[ -n ${LIMITS:-} ]]; then
   KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8097 SIZE=1024 WORKERS="$EDGE_WORKERS" \
     node bench/edge/limits/h2-raw-server.cjs &
   LIMIT_PIDS+=($!)
+  if [[ -f build/Release/viewer_tls.node ]]; then
+    KEY="$TLS_DIR/server.key" CERT="$TLS_DIR/server.crt" PORT=8096 SIZE=1024 WORKERS="$EDGE_WORKERS" \
+      node bench/edge/limits/h2-native-tls-server.cjs &
+    LIMIT_PIDS+=($!)
+    H2_NATIVE=(h2-native-tls=https://127.0.0.1:8096)
+  else
+    H2_NATIVE=()
+  fi
   sleep 1
   echo "## ceilings at 1 KiB, HTTP/1.1"
   PATHS=/1k.bin MODE=h1 "$SHARED_BENCH/compare.sh" "portico=http://127.0.0.1:$HTTP_PORT@$DOMAIN" \
@@ -139,7 +147,7 @@ if [[ -n ${LIMITS:-} ]]; then
     "portico-tls=https://127.0.0.1:$HTTPS_PORT@$DOMAIN"
   echo "## ceilings at 1 KiB, HTTP/2 over TLS (h2load)"
   PATHS=/1k.bin MODE=h2 "$SHARED_BENCH/compare.sh" "portico=https://127.0.0.1:$HTTPS_PORT@$DOMAIN" \
-    node-http2=https://127.0.0.1:8099 h2-raw=https://127.0.0.1:8097
+    node-http2=https://127.0.0.1:8099 h2-raw=https://127.0.0.1:8097 "${H2_NATIVE[@]}"
 fi
 
 echo "## miss cost ($MISS_COUNT sequential misses, time to the first response byte, ms)"

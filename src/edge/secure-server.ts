@@ -16,6 +16,7 @@ import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/s
 import { Http2ConnectionSet, http2LimitsOf } from "./http2/server.js";
 import { PLAIN_HTTP_RESPONSE, scanPlainRequest } from "./plain-http.js";
 import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
+import { createNativeTlsContext, nativeTlsAvailable, NativeTlsSocket, type NativeTlsContext } from "./viewer-tls.js";
 
 /**
  * The cipher suites of the TLS port: TLS 1.3, and the ECDHE suites with AEAD of Mozilla's
@@ -47,6 +48,8 @@ interface AliasTls {
   context: SecureContext;
   /** A TLS server whose only certificate is this one; connections are handed to it, it never listens. */
   server: TlsServer;
+  /** The same certificate for TLS in C (viewer-tls.ts), when this process has it. */
+  native: NativeTlsContext | undefined;
 }
 
 /**
@@ -75,6 +78,8 @@ export class SecureEdgeServer {
   private readonly maxHeadBytes: number;
   /** Connections whose ClientHello is still arriving. */
   private readonly greeting = new Set<Socket>();
+  /** The zone's certificate for TLS in C, when this process has it. */
+  private readonly zoneNative: NativeTlsContext | undefined;
 
   constructor(
     tls: { key: string; cert: string },
@@ -99,6 +104,7 @@ export class SecureEdgeServer {
       cert: tls.cert,
       SNICallback: (servername, callback) => callback(null, this.aliasFor(servername)?.context),
     });
+    this.zoneNative = this.nativeContext(tls.cert, tls.key, "zone");
     // Sockets start paused, so that one handed to another worker has not been read from here.
     this.server = createNetServer({ pauseOnConnect: true }, (socket) => {
       if (this.gate === undefined || this.gate.admit(socket, "https")) this.greet(socket);
@@ -120,6 +126,40 @@ export class SecureEdgeServer {
     // With a listener here, Node.js leaves the failed socket open; a timed-out handshake would stay.
     server.on("tlsClientError", (_error: Error, socket: TLSSocket) => socket.destroy());
     return server;
+  }
+
+  /** Returns a context for TLS in C, or undefined to use Node.js's TLS for this certificate. */
+  private nativeContext(cert: string, key: string, name: string): NativeTlsContext | undefined {
+    if (!nativeTlsAvailable) return undefined;
+    try {
+      return createNativeTlsContext(cert, key, VIEWER_CIPHERS);
+    } catch (error) {
+      this.log.warn({ err: error, name }, "TLS in C cannot use this certificate; its handshakes use Node.js's TLS");
+      return undefined;
+    }
+  }
+
+  /** Runs the handshake of a connection in C, then serves it over HTTP/2 or HTTP/1.1 by ALPN. */
+  private secureNatively(socket: Socket, context: NativeTlsContext, received: Buffer): void {
+    let secure: NativeTlsSocket;
+    try {
+      secure = new NativeTlsSocket(socket);
+    } catch (error) {
+      this.log.warn({ err: error }, "could not start TLS in C on a viewer connection; closed it");
+      socket.destroy();
+      return;
+    }
+    // A client that sends its ClientHello and then stalls is dropped after the head timeout, as
+    // Node.js's handshakeTimeout does.
+    const timer = setTimeout(() => secure.destroy(), this.helloTimeoutMs);
+    secure.once("close", () => clearTimeout(timer));
+    secure.once("secure", () => {
+      clearTimeout(timer);
+      const viewer = secure as unknown as Socket;
+      if (secure.alpnProtocol === "h2") this.http2.accept(viewer, "https");
+      else this.http1.accept(viewer, "https");
+    });
+    secure.start(context, received);
   }
 
   /** Serves a connection that another worker accepted and handed to this one. */
@@ -165,13 +205,19 @@ export class SecureEdgeServer {
       }
       socket.pause();
       const name = scan.kind === "hello" ? scan.serverName : undefined;
-      void this.serverForName(name).then((server) => {
+      void this.tlsForName(name).then((tls) => {
         clearTimeout(deadline);
         this.greeting.delete(socket);
         if (socket.destroyed) return;
+        // A ClientHello the listener could not read goes to Node.js's TLS, whose SNI callback
+        // may still find the name.
+        if (scan.kind === "hello" && tls.native !== undefined) {
+          this.secureNatively(socket, tls.native, received);
+          return;
+        }
         // The TLS socket reads what was put back before anything else.
         socket.unshift(received);
-        server.emit("connection", socket);
+        tls.server.emit("connection", socket);
       });
     };
     socket.on("data", onData);
@@ -192,17 +238,18 @@ export class SecureEdgeServer {
   }
 
   /**
-   * Returns the TLS server for a ClientHello's server name. A name without a
+   * Returns the TLS server and the context in C for a ClientHello's server name. A name without a
    * pair waits for the reload of the alias folder that it starts, so a pair
    * added while the edge runs serves the first handshake that names it.
    */
-  private async serverForName(name: string | undefined): Promise<TlsServer> {
-    if (name === undefined) return this.zoneServer;
+  private async tlsForName(name: string | undefined): Promise<{ server: TlsServer; native: NativeTlsContext | undefined }> {
+    const zone = { server: this.zoneServer, native: this.zoneNative };
+    if (name === undefined) return zone;
     const found = this.aliasFor(name);
-    if (found !== undefined) return found.server;
-    if (this.reloading === undefined) return this.zoneServer;
+    if (found !== undefined) return found;
+    if (this.reloading === undefined) return zone;
     await this.reloading;
-    return this.aliasFor(name)?.server ?? this.zoneServer;
+    return this.aliasFor(name) ?? zone;
   }
 
   /** Loads the alias certificates; call before listen(). */
@@ -229,7 +276,7 @@ export class SecureEdgeServer {
       // gets the same suites.
       const context = createSecureContext({ key: certificate.key, cert: certificate.cert, ...CIPHER_OPTIONS });
       const server = this.tlsServer({ key: certificate.key, cert: certificate.cert });
-      return { context, server };
+      return { context, server, native: this.nativeContext(certificate.cert, certificate.key, certificate.name) };
     } catch (error) {
       // The folder is read again every few seconds while a name lacks a pair, so an unchanged
       // invalid pair is reported once.

@@ -54,6 +54,9 @@ interface HandleWithUserBuffer {
  * HTTP/2, delivers its next reads to the new `onRead` instead.
  */
 export function readIntoSharedBuffer(socket: Socket, onRead: (bytes: number, buffer: Buffer) => void): boolean {
+  // A connection whose TLS runs in C (viewer-tls.ts) reads into a shared buffer of its own.
+  const native = socket as unknown as { readInto?: (callback: typeof onRead) => boolean };
+  if (typeof native.readInto === "function") return native.readInto(onRead);
   const handle = (socket as unknown as { _handle?: HandleWithUserBuffer | null })._handle;
   if (handle === undefined || handle === null || typeof handle.useUserBuffer !== "function") return false;
   const found = readFieldsOf(socket);
