@@ -55,6 +55,8 @@ export interface EdgeOptions {
     limits?: Partial<Http1ServerOptions["limits"]>;
     timeouts?: Partial<Http1ServerOptions["timeouts"]>;
     drainTimeoutMs?: number;
+    /** TLS in C (viewer-tls.ts) on the TLS port, by default whenever the addon is built. */
+    nativeTls?: boolean;
   };
   /** In an edge worker, spreads new connections over the workers. */
   connectionGate?: ConnectionGate;
@@ -153,7 +155,16 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
   };
   const gate = options.connectionGate;
   const httpServer = new Http1Server(listener, protocolOptions, log, gate, options.metrics);
-  const httpsServer = new SecureEdgeServer(tls, options.dataDir, listener, protocolOptions, log, gate, options.metrics);
+  const httpsServer = new SecureEdgeServer(
+    tls,
+    options.dataDir,
+    listener,
+    protocolOptions,
+    log,
+    gate,
+    options.metrics,
+    options.protocol?.nativeTls,
+  );
   await httpsServer.loadAliases();
 
   // The edge loads the current distributions before it listens, so that no request gets a 403

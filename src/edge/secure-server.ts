@@ -80,6 +80,7 @@ export class SecureEdgeServer {
   private readonly greeting = new Set<Socket>();
   /** The zone's certificate for TLS in C, when this process has it. */
   private readonly zoneNative: NativeTlsContext | undefined;
+  private readonly nativeTls: boolean;
 
   constructor(
     tls: { key: string; cert: string },
@@ -91,7 +92,10 @@ export class SecureEdgeServer {
     private readonly gate?: ConnectionGate,
     /** Counts the HTTP/2 connections closed as floods. */
     metrics?: MetricsSink,
+    /** Whether handshakes run in C (viewer-tls.ts); by default whenever the addon is built. */
+    nativeTls = nativeTlsAvailable,
   ) {
+    this.nativeTls = nativeTls && nativeTlsAvailable;
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.helloTimeoutMs = options.timeouts.headersTimeoutMs;
     this.maxHeadBytes = options.limits.maxHeadBytes;
@@ -130,7 +134,7 @@ export class SecureEdgeServer {
 
   /** Returns a context for TLS in C, or undefined to use Node.js's TLS for this certificate. */
   private nativeContext(cert: string, key: string, name: string): NativeTlsContext | undefined {
-    if (!nativeTlsAvailable) return undefined;
+    if (!this.nativeTls) return undefined;
     try {
       return createNativeTlsContext(cert, key, VIEWER_CIPHERS);
     } catch (error) {
