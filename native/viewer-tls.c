@@ -3,7 +3,7 @@
  * descriptor and polled on Node.js's event loop, so that JavaScript handles
  * plaintext only. OpenSSL is the copy inside Node.js, which exports it to
  * addons. Node.js's TLS socket passes every record through its stream layers
- * and JavaScript callbacks; here a read costs one call into JavaScript and a
+ * and JavaScript callbacks. Here a read costs one call into JavaScript, and a
  * response one call out of it.
  *
  * createContext(certPem, keyPem, cipherList, cipherSuites) returns a context
@@ -199,7 +199,8 @@ static void on_handle_closed(uv_handle_t *handle) {
   release(handle->data);
 }
 
-static void close_connection(connection *c, int reason) {
+/* Closes the connection; `notify` is 0 only where JavaScript must not run, as in a finalizer. */
+static void close_socket(connection *c, int reason, int notify) {
   if (c->closed) return;
   c->closed = 1;
   uv_poll_stop(&c->poll);
@@ -208,12 +209,16 @@ static void close_connection(connection *c, int reason) {
   close(c->fd);
   c->fd = -1;
   c->pending_length = 0;
-  emit(c, EVENT_CLOSE, reason);
+  if (notify) emit(c, EVENT_CLOSE, reason);
   if (c->owner != NULL) {
     napi_delete_reference(handler_env, c->owner);
     c->owner = NULL;
   }
   uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+}
+
+static void close_connection(connection *c, int reason) {
+  close_socket(c, reason, 1);
 }
 
 static void append_pending(connection *c, const unsigned char *data, size_t length) {
@@ -287,8 +292,8 @@ static void deliver(connection *c) {
     size_t length = 0;
     if (SSL_read_ex(c->ssl, read_buffer, READ_BUFFER_BYTES, &length) > 0) {
       if (!c->shut) emit(c, EVENT_DATA, (int)length);
-      /* Once OpenSSL holds nothing more and its last read emptied the socket, the poll reports
-         the socket when more arrives, so no read is spent to find it empty. */
+      /* Once OpenSSL has nothing more buffered and its last read emptied the socket, the poll
+         reports the socket when more arrives, so no read is spent to find it empty. */
       if (c->closed || (c->socket_drained && !SSL_has_pending(c->ssl))) return;
       continue;
     }
@@ -381,8 +386,8 @@ static void finalize_connection(napi_env env, void *data, void *hint) {
   (void)hint;
   connection *c = data;
   if (!c->closed) {
-    /* Unreachable while open, since the connection holds its owner; closed here for safety. */
-    close_connection(c, CLOSE_NORMAL);
+    /* An open connection keeps its owner, so this runs only as the process exits. */
+    close_socket(c, CLOSE_NORMAL, 0);
   }
   release(c);
 }
@@ -653,7 +658,7 @@ static napi_value resume_reading(napi_env env, napi_callback_info info) {
 
 /*
  * Runs the handshake on the bytes given to adopt(), which the socket will not signal again, or
- * delivers what OpenSSL holds already, when resume() says it is needed.
+ * delivers what OpenSSL has buffered already, when resume() returned true.
  */
 static napi_value pump(napi_env env, napi_callback_info info) {
   connection *c = connection_argument(env, info);
