@@ -105,7 +105,7 @@ interface HandleWithQueue {
  * A plain socket's handle counts down as the kernel takes part of a write.
  * The socket's own count drops only when a whole write has left.
  */
-function undeliveredBytes(socket: Socket): number {
+export function undeliveredBytes(socket: Socket): number {
   const handle = (socket as unknown as { _handle?: HandleWithQueue | null })._handle;
   const queued = handle?.writeQueueSize;
   const inProcess = typeof queued === "number" ? queued : socket.writableLength;

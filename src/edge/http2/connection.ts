@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
 import type { Http2FloodKind } from "../../metrics/types.js";
-import type { RequestListener } from "../http1/connection.js";
+import { undeliveredBytes, type RequestListener } from "../http1/connection.js";
 import { RequestBody } from "../http1/body.js";
 import {
   CLIENT_PREFACE,
@@ -110,6 +110,11 @@ export class Http2Connection implements StreamSink {
   private readonly sharedReads: boolean;
   /** The dispatch context of every request on this connection. Its per-request fields are set before each dispatch. */
   private readonly dispatch: DispatchContext;
+  /** Bytes handed to the socket since the connection opened. */
+  private bytesHanded = 0;
+  /** Bytes the viewer had taken at the last sweep that found responses waiting on it, and when that count last grew. */
+  private deliveredAtSweep = 0;
+  private viewerReadAtMs = 0;
 
   /**
    * Takes over `socket`, a TLSSocket on the TLS port or a plain socket for
@@ -199,11 +204,39 @@ export class Http2Connection implements StreamSink {
         this.streamError(new StreamError(stream.id, ErrorCode.CANCEL, "request body timed out"));
       }
     }
+    if (this.viewerStalled(nowMs)) {
+      this.log.debug({ clientIp: this.clientIp, streams: this.streams.size }, "HTTP/2 viewer stopped taking responses; closing the connection");
+      this.socket.destroy();
+      return;
+    }
     // A header block in progress is not idle: the header timeout above bounds it.
     if (this.streams.size === 0 && this.block === undefined && nowMs >= this.deadlineMs) {
       this.sendGoaway(ErrorCode.NO_ERROR, "idle");
       this.end();
     }
+  }
+
+  /**
+   * Returns whether responses have waited on the viewer for longer than the body idle timeout.
+   * They wait as bytes written that it has not acknowledged, in the process or in the kernel, or
+   * as DATA held back by a flow-control window it does not open. Any byte it takes restarts the wait.
+   */
+  private viewerStalled(nowMs: number): boolean {
+    if (this.streams.size === 0) {
+      this.viewerReadAtMs = 0;
+      return false;
+    }
+    const undelivered = undeliveredBytes(this.socket);
+    let held = false;
+    for (const stream of this.streams.list()) {
+      if (stream.pending.length > 0) held = true;
+    }
+    const delivered = this.bytesHanded - undelivered;
+    if ((undelivered === 0 && !held) || this.viewerReadAtMs === 0 || delivered > this.deliveredAtSweep) {
+      this.viewerReadAtMs = nowMs;
+    }
+    this.deliveredAtSweep = delivered;
+    return nowMs - this.viewerReadAtMs > this.limits.bodyIdleTimeoutMs;
   }
 
   // StreamSink
@@ -756,6 +789,7 @@ export class Http2Connection implements StreamSink {
 
   private write(data: Buffer): void {
     if (this.closed) return;
+    this.bytesHanded += data.length;
     if (!this.socket.write(data) && !this.congested) {
       // Stop reading requests until the viewer takes what was written.
       this.congested = true;
