@@ -87,13 +87,24 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
     // when it reaches a connection.
     const deadline = new AbortController();
     let deadlineTimer: NodeJS.Timeout | undefined;
+    let answered = false;
     const deadlinePassed = new Promise<never>((_resolve, reject) => {
-      deadlineTimer = setTimeout(() => {
-        const error = new OriginError("timeout", `origin ${origin} did not respond in time`);
-        deadline.abort(error);
-        reject(error);
-      }, request.connectTimeoutMs + request.readTimeoutMs);
-      deadlineTimer.unref();
+      const arm = (): void => {
+        // An origin may respond before the upload ends; its response is not timed out then.
+        if (answered) return;
+        deadlineTimer = setTimeout(() => {
+          const error = new OriginError("timeout", `origin ${origin} did not respond in time`);
+          deadline.abort(error);
+          reject(error);
+        }, request.connectTimeoutMs + request.readTimeoutMs);
+        deadlineTimer.unref();
+      };
+      // The wait for the response to an upload starts once the body is sent, as CloudFront's
+      // response timeout does, so an upload that takes longer than the timeout still gets its
+      // response. The viewer's body idle timeout bounds an upload that stops.
+      const upload = request.body;
+      if (upload === undefined || upload.readableEnded) arm();
+      else upload.once("end", arm);
     });
     try {
       const pending = pool.request({
@@ -101,7 +112,8 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         path: request.target,
         headers: request.headers,
         body: request.body ?? null,
-        headersTimeout: request.readTimeoutMs,
+        // undici counts its head timeout from the start of the request, upload included.
+        headersTimeout: request.body === undefined ? request.readTimeoutMs : 0,
         bodyTimeout: request.readTimeoutMs,
         highWaterMark: UNDICI_BODY_HIGH_WATER_MARK,
         signal: deadline.signal,
@@ -116,6 +128,7 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         () => {},
       );
       const response = await Promise.race([pending, deadlinePassed]);
+      answered = true;
       clearTimeout(deadlineTimer);
       const body = relayOriginBody(response.body, response.headers);
       // undici's body emits RequestAbortedError when it is destroyed before its end, and the
@@ -132,6 +145,7 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
         firstByteLatencyMs: performance.now() - startedAtMs,
       };
     } catch (error) {
+      answered = true;
       clearTimeout(deadlineTimer);
       lastError = deadline.signal.aborted ? deadline.signal.reason : error;
       if (!isConnectFailure(error)) break;

@@ -46,3 +46,49 @@ test("request queued behind a full pool times out", async (t) => {
   assert.ok(waitedMs < 2_000, `the queued request waited ${Math.round(waitedMs)} ms`);
   assert.ok(waitedMs >= 700, `the queued request gave up after ${Math.round(waitedMs)} ms, before its deadline`);
 });
+
+test("upload longer than the read timeout gets its response", async (t) => {
+  const { createServer: createHttpServer } = await import("node:http");
+  const { PassThrough } = await import("node:stream");
+  // The origin responds once it has the whole body, and after a delay when asked to.
+  const server = createHttpServer((req, res) => {
+    let received = 0;
+    req.on("data", (chunk: Buffer) => (received += chunk.length));
+    req.on("end", () => setTimeout(() => res.end(`received ${received}`), req.url === "/late" ? 1_000 : 0));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  const pools = new OriginPools();
+  t.after(() => pools.close());
+  const origin = `http://127.0.0.1:${port}`;
+  const pool = pools.get(origin, { connectTimeoutMs: 300, keepAliveTimeoutMs: 1_000 });
+  const upload = (target: string): Promise<{ status: number; text: string; ms: number }> => {
+    // 12 chunks 100 ms apart: the upload takes 1.2 s, longer than the 300 + 400 ms timeouts.
+    const body = new PassThrough();
+    let sent = 0;
+    const timer = setInterval(() => {
+      body.write(Buffer.alloc(1000, 0x75));
+      if (++sent === 12) {
+        clearInterval(timer);
+        body.end();
+      }
+    }, 100);
+    t.after(() => clearInterval(timer));
+    const startedAt = performance.now();
+    const request = { method: "POST", target, headers: {}, body, readTimeoutMs: 400, connectTimeoutMs: 300, connectionAttempts: 1 };
+    return sendPooled(pool, origin, request).then(async (response) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of response.body) chunks.push(chunk as Buffer);
+      return { status: response.status, text: Buffer.concat(chunks).toString(), ms: performance.now() - startedAt };
+    });
+  };
+
+  const answered = await upload("/upload");
+  assert.equal(answered.status, 200);
+  assert.equal(answered.text, "received 12000");
+  assert.ok(answered.ms > 1_000, `the upload took ${answered.ms} ms`);
+
+  // The wait for the response still times out, counted from the end of the upload.
+  await assert.rejects(upload("/late"), (error: unknown) => error instanceof OriginError && error.kind === "timeout");
+});
