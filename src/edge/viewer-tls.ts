@@ -5,10 +5,9 @@ import type { Socket } from "node:net";
 /**
  * Viewer TLS in C: `native/viewer-tls.c` runs OpenSSL on the connection's descriptor, and
  * JavaScript handles plaintext only. A TLS socket of Node.js passes each record through its
- * stream layers and several calls between C++ and JavaScript. On a 2-core machine under other
- * load, a bare HTTP/2 server responding to 1 KiB requests used 9.6 to 11 µs of CPU per request
- * over Node.js's TLS and 5.4 to 6.8 µs over this transport (bench/edge/limits/h2-raw-server.cjs
- * and h2-native-tls-server.cjs).
+ * stream layers and several calls between C++ and JavaScript. On a 2-core Intel machine, a bare
+ * HTTP/2 server responding to 1 KiB requests used 9.8 µs of CPU per request over Node.js's TLS,
+ * as much as nginx, and 7.4 µs over this transport (bench/edge/h2-cpu.sh).
  *
  * `npm install` builds it next to `native/send-body.c`. Without it, or with
  * `PORTICO_NO_NATIVE_TLS=1`, the TLS port uses Node.js's TLS.
