@@ -89,22 +89,23 @@ export async function sendPooled(pool: Pool, origin: string, request: PooledRequ
     let deadlineTimer: NodeJS.Timeout | undefined;
     let answered = false;
     const deadlinePassed = new Promise<never>((_resolve, reject) => {
-      const arm = (): void => {
+      const arm = (limitMs: number): void => {
         // An origin may respond before the upload ends; its response is not timed out then.
         if (answered) return;
         deadlineTimer = setTimeout(() => {
           const error = new OriginError("timeout", `origin ${origin} did not respond in time`);
           deadline.abort(error);
           reject(error);
-        }, request.connectTimeoutMs + request.readTimeoutMs);
+        }, limitMs);
         deadlineTimer.unref();
       };
       // The wait for the response to an upload starts once the body is sent, as CloudFront's
       // response timeout does, so an upload that takes longer than the timeout still gets its
-      // response. The viewer's body idle timeout bounds an upload that stops.
+      // response. Its connection exists by then, so only the read timeout is left. The viewer's
+      // body idle timeout bounds an upload that stops.
       const upload = request.body;
-      if (upload === undefined || upload.readableEnded) arm();
-      else upload.once("end", arm);
+      if (upload === undefined || upload.readableEnded) arm(request.connectTimeoutMs + request.readTimeoutMs);
+      else upload.once("end", () => arm(request.readTimeoutMs));
     });
     try {
       const pending = pool.request({
