@@ -22,7 +22,7 @@
  * write(connection, buffers) encrypts and sends the buffers, in records of up to 16 KiB, and
  *   returns the bytes still waiting in the process.
  * pause(connection) and resume(connection) stop and restart reading. resume returns true when
- *   OpenSSL holds bytes that the socket will not signal again; pump(connection), called
+ *   OpenSSL has bytes buffered that the socket will not signal again. pump(connection), called
  *   outside any event, delivers them.
  * end(connection) sends close_notify and a FIN once everything written has left.
  * destroy(connection) closes the connection at once.
@@ -239,30 +239,30 @@ static void append_pending(connection *c, const unsigned char *data, size_t leng
 
 /* Hands `data` to OpenSSL; returns the bytes it took, or -1 when the connection failed. */
 static ssize_t encrypt(connection *c, const unsigned char *data, size_t length) {
-  size_t taken = 0;
-  while (taken < length) {
-    size_t chunk = length - taken;
+  size_t accepted = 0;
+  while (accepted < length) {
+    size_t chunk = length - accepted;
     if (chunk > RECORD_BYTES) chunk = RECORD_BYTES;
     size_t written = 0;
-    if (SSL_write_ex(c->ssl, data + taken, chunk, &written) > 0) {
-      taken += written;
+    if (SSL_write_ex(c->ssl, data + accepted, chunk, &written) > 0) {
+      accepted += written;
       continue;
     }
     int error = SSL_get_error(c->ssl, 0);
     ERR_clear_error();
-    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) return (ssize_t)taken;
+    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) return (ssize_t)accepted;
     return -1;
   }
-  return (ssize_t)taken;
+  return (ssize_t)accepted;
 }
 
 /* Sends waiting plaintext, then close_notify when ending; returns -1 when the connection failed. */
 static int flush(connection *c) {
   if (c->pending_length > 0) {
-    ssize_t taken = encrypt(c, c->pending + c->pending_offset, c->pending_length);
-    if (taken < 0) return -1;
-    c->pending_offset += (size_t)taken;
-    c->pending_length -= (size_t)taken;
+    ssize_t accepted = encrypt(c, c->pending + c->pending_offset, c->pending_length);
+    if (accepted < 0) return -1;
+    c->pending_offset += (size_t)accepted;
+    c->pending_length -= (size_t)accepted;
     if (c->pending_length == 0) {
       c->pending_offset = 0;
       /* A connection that once queued a large response does not keep the room for good. */
@@ -431,6 +431,7 @@ static napi_value create_context(napi_env env, napi_callback_info info) {
   char *key_pem = string_argument(env, args[1]);
   char *cipher_list = string_argument(env, args[2]);
   char *cipher_suites = string_argument(env, args[3]);
+
   SSL_CTX *context = SSL_CTX_new(TLS_server_method());
   const char *failure = NULL;
   BIO *cert_bio = BIO_new_mem_buf(cert_pem, -1);
@@ -453,6 +454,7 @@ static napi_value create_context(napi_env env, napi_callback_info info) {
     }
   }
   ERR_clear_error();
+
   X509_free(cert);
   EVP_PKEY_free(key);
   BIO_free(cert_bio);
@@ -461,13 +463,15 @@ static napi_value create_context(napi_env env, napi_callback_info info) {
   free(key_pem);
   free(cipher_list);
   free(cipher_suites);
+
   if (failure != NULL) {
     SSL_CTX_free(context);
     napi_throw_error(env, NULL, failure);
     return NULL;
   }
+
   SSL_CTX_set_mode(context, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-  /* Renegotiation lets a client make the server do handshakes at will; Node.js limits it, this refuses it. */
+  /* Renegotiation lets a client make the server do handshakes at will. Node.js limits it, and this rejects it. */
   SSL_CTX_set_options(context, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   SSL_CTX_set_alpn_select_cb(context, select_alpn, NULL);
   /* Whole reads of what the socket has, rather than a record header and then its body. */
@@ -523,8 +527,8 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
     return NULL;
   }
   fcntl(copy, F_SETFL, fcntl(copy, F_GETFL) | O_NONBLOCK);
-  int one = 1;
-  setsockopt(copy, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int enabled = 1;
+  setsockopt(copy, IPPROTO_TCP, TCP_NODELAY, &enabled, sizeof enabled);
   connection *c = calloc(1, sizeof *c);
   c->fd = copy;
   c->references = 2;
@@ -553,6 +557,18 @@ static napi_value adopt(napi_env env, napi_callback_info info) {
   return handle;
 }
 
+/* Encrypts and sends what the socket takes of `bytes`, and keeps the rest; returns -1 when the connection failed. */
+static int send_or_keep(connection *c, const unsigned char *bytes, size_t length) {
+  if (c->secure && c->pending_length == 0) {
+    ssize_t accepted = encrypt(c, bytes, length);
+    if (accepted < 0) return -1;
+    bytes += accepted;
+    length -= (size_t)accepted;
+  }
+  if (length > 0) append_pending(c, bytes, length);
+  return 0;
+}
+
 static napi_value write_buffers(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value args[2];
@@ -564,6 +580,7 @@ static napi_value write_buffers(napi_env env, napi_callback_info info) {
     napi_create_int32(env, 0, &result);
     return result;
   }
+
   uint32_t count = 0;
   napi_get_array_length(env, args[1], &count);
   size_t staged = 0;
@@ -576,24 +593,9 @@ static napi_value write_buffers(napi_env env, napi_callback_info info) {
     if (napi_get_buffer_info(env, element, &data, &length) != napi_ok) continue;
     const unsigned char *bytes = data;
     /* Small pieces share a record: frame headers and the bodies of small responses. */
-    while (length > 0) {
-      if (!c->secure || c->pending_length > 0) {
-        if (staged > 0) {
-          append_pending(c, staging, staged);
-          staged = 0;
-        }
-        append_pending(c, bytes, length);
-        break;
-      }
+    while (length > 0 && !failed) {
       if (staged == 0 && length >= RECORD_BYTES) {
-        ssize_t taken = encrypt(c, bytes, length);
-        if (taken < 0) {
-          failed = 1;
-          break;
-        }
-        bytes += taken;
-        length -= (size_t)taken;
-        if (length > 0) append_pending(c, bytes, length);
+        failed = send_or_keep(c, bytes, length) < 0;
         break;
       }
       size_t room = RECORD_BYTES - staged;
@@ -603,25 +605,13 @@ static napi_value write_buffers(napi_env env, napi_callback_info info) {
       bytes += n;
       length -= n;
       if (staged == RECORD_BYTES) {
-        ssize_t taken = encrypt(c, staging, staged);
-        if (taken < 0) {
-          failed = 1;
-          break;
-        }
-        if ((size_t)taken < staged) append_pending(c, staging + taken, staged - (size_t)taken);
+        failed = send_or_keep(c, staging, staged) < 0;
         staged = 0;
       }
     }
   }
-  if (!failed && staged > 0) {
-    if (c->pending_length > 0) {
-      append_pending(c, staging, staged);
-    } else {
-      ssize_t taken = encrypt(c, staging, staged);
-      if (taken < 0) failed = 1;
-      else if ((size_t)taken < staged) append_pending(c, staging + taken, staged - (size_t)taken);
-    }
-  }
+  if (!failed && staged > 0) failed = send_or_keep(c, staging, staged) < 0;
+
   if (failed) {
     close_connection(c, CLOSE_SOCKET_ERROR);
     napi_create_int32(env, 0, &result);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# CPU time per HTTP/2 hit over TLS, for the server and for the load generator: nginx's TLS port,
-# Portico (`portico up`, every process of it), and the bare HTTP/2 server
-# (bench/edge/limits/h2-raw-server.cjs, which responds to every request with one preallocated
-# response of the object's size and does no other work) over Node.js's TLS and, as
-# h2-native-tls-server.cjs, over the edge's TLS in C. Each round loads the three in turn with h2load (one request in flight on each
-# connection) and divides each side's CPU time (user + system, from /proc for the servers and
-# from /usr/bin/time for h2load) by the requests served. On a machine whose cores the server
-# and h2load share, requests per second follow the sum of the two; CPU time per request moves
-# far less with other load on the machine than the rate does.
+# CPU time per HTTP/2 hit over TLS, for the server and for the load generator. The servers are
+# nginx's TLS port, Portico (`portico up`, every process of it), and the bare HTTP/2 server, which
+# responds to every request with one preallocated response of the object's size and does no
+# other work: bench/edge/limits/h2-raw-server.cjs over Node.js's TLS, and h2-native-tls-server.cjs
+# over the edge's TLS in C. Each round loads the four in turn with h2load (one request in flight
+# on each connection) and divides each side's CPU time (user + system, from /proc for the servers
+# and from /usr/bin/time for h2load) by the requests served. On a machine whose cores the server
+# and h2load share, requests per second follow the sum of the two. CPU time per request moves far
+# less with other load on the machine than the rate does.
 #
 #   bench/edge/h2-cpu.sh [PATH] [ROUNDS] [SECONDS]     # default /1k.bin, 5 rounds of 5 s
 #

@@ -196,7 +196,7 @@ for (const [name, extra] of malformed) {
   });
 }
 
-// Fields that a block adds to the HPACK table are checked once; an invalid one stays invalid
+// Fields that a block adds to the HPACK table are checked once. An invalid one stays invalid
 // for every later block that refers to it by index.
 test("HTTP/2 checks fields taken from the HPACK table", async (t) => {
   const { client, origin, host } = await raw(t);

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
-import type { AddressInfo } from "node:net";
+import { connect as connectTcp, createServer as createTcpServer, type AddressInfo } from "node:net";
 import { test, type TestContext } from "node:test";
 import { connect as connectTls, type TLSSocket } from "node:tls";
 import { promisify } from "node:util";
@@ -61,6 +61,24 @@ function responses(bytes: Buffer): Array<[string, Buffer]> {
     at = headEnd + 4 + length;
   }
   return found;
+}
+
+/** Returns the first bytes a Node.js TLS client sends for `servername`: its ClientHello, caught by a plain server. */
+async function clientHello(servername: string): Promise<Buffer> {
+  const server = createTcpServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    return await new Promise<Buffer>((resolve) => {
+      server.once("connection", (socket) => socket.once("data", (chunk: Buffer) => {
+        resolve(chunk);
+        socket.destroy();
+      }));
+      const client = connectTls({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername });
+      client.on("error", () => {});
+    });
+  } finally {
+    server.close();
+  }
 }
 
 for (const nativeTls of nativeTlsAvailable ? [true, false] : [false]) {
@@ -135,8 +153,10 @@ for (const nativeTls of nativeTlsAvailable ? [true, false] : [false]) {
 
   test(`${stack}: failed handshakes leave nothing open`, async (t) => {
     const { port, host, ca } = await setup(t, nativeTls);
+    const hello = await clientHello(host);
     const openDescriptors = async (): Promise<number> => (await readdir("/proc/self/fd")).length;
     const before = await openDescriptors();
+
     const attempts: Array<Promise<void>> = [];
     for (let i = 0; i < 10; i++) {
       // A client that accepts no certificate of the edge's: the handshake fails on its side.
@@ -157,14 +177,16 @@ for (const nativeTls of nativeTlsAvailable ? [true, false] : [false]) {
       // A ClientHello followed by bytes that are not TLS.
       attempts.push(
         new Promise((resolve) => {
-          const socket = connectTls({ host: "127.0.0.1", port, servername: host, ca }, () => socket.destroy());
+          const socket = connectTcp(port, "127.0.0.1", () => socket.write(Buffer.concat([hello, Buffer.from("not a TLS record")])));
+          // Reading, so that the edge's close is seen.
+          socket.resume();
           socket.on("error", () => resolve());
           socket.on("close", () => resolve());
-          socket.once("connect", () => socket.write("not a TLS record"));
         }),
       );
     }
     await Promise.all(attempts);
+
     // The edge notices each closed connection within a poll or the handshake timeout (1 s).
     let after = await openDescriptors();
     for (let waited = 0; after > before + 2 && waited < 3000; waited += 100) {
@@ -172,6 +194,7 @@ for (const nativeTls of nativeTlsAvailable ? [true, false] : [false]) {
       after = await openDescriptors();
     }
     assert.ok(after <= before + 2, `${after - before} more descriptors open than before`);
+
     // The edge still serves.
     const served = responses(await tlsExchange(port, host, ca, `GET /small HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
     assert.equal(served[0]![1].toString(), "GET /small");

@@ -1,5 +1,5 @@
 // The ceiling of h2-raw-server.cjs with TLS run by OpenSSL in C, through the edge's
-// native/viewer-tls.c, so JavaScript handles plaintext only: each read reaches it as one call
+// native/viewer-tls.c, so JavaScript handles plaintext only. Each read reaches it as one call
 // with the bytes in a shared buffer, and each response leaves with one call that encrypts and
 // sends it. It shows what TLS outside Node.js's TLS socket saves per request.
 //   KEY=server.key CERT=server.crt PORT=8096 SIZE=1024 WORKERS=2 node bench/edge/limits/h2-native-tls-server.cjs

@@ -227,12 +227,15 @@ export class Http2Connection implements StreamSink {
       return false;
     }
     const undelivered = undeliveredBytes(this.socket);
-    let held = false;
+    let dataWaiting = false;
     for (const stream of this.streams.list()) {
-      if (stream.pending.length > 0) held = true;
+      if (stream.pending.length > 0) {
+        dataWaiting = true;
+        break;
+      }
     }
     const delivered = this.bytesHanded - undelivered;
-    if ((undelivered === 0 && !held) || this.viewerReadAtMs === 0 || delivered > this.deliveredAtSweep) {
+    if ((undelivered === 0 && !dataWaiting) || this.viewerReadAtMs === 0 || delivered > this.deliveredAtSweep) {
       this.viewerReadAtMs = nowMs;
     }
     this.deliveredAtSweep = delivered;
