@@ -77,15 +77,6 @@ sleep 1
 NGINX_MASTER=$(awk '$1 == "nginx" { print $2 }' "$BENCH_DIR/pids")
 TICKS=$(getconf CLK_TCK)
 
-# Prints the CPU ticks that PID and its children used so far.
-tree_ticks() {
-  local pid sum=0
-  for pid in "$1" $(pgrep -P "$1" || true); do
-    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$sum"
-}
-
 # Prints "<req/s> <server us of CPU per request> <h2load us per request>" for one h2load run.
 measure() {
   local pid=$1 port=$2 url=$3 before after out
@@ -123,7 +114,6 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "## CPU per HTTP/2 hit over TLS, $OBJECT, median of $ROUNDS rounds of $DURATION s, $CONNS connections"
 echo
 echo "| server | req/s | server CPU per request | h2load CPU per request | server vs nginx |"

@@ -89,3 +89,15 @@ start_portico() {
   DOMAIN=$(PORTICO_API_URL="http://127.0.0.1:$API_PORT" ORIGIN_PORT="$ORIGIN_PORT" \
     npx tsx bench/edge/create-distribution.ts)
 }
+
+# Prints the CPU ticks (user + system) that PID and its children have used so far.
+tree_ticks() {
+  local pid sum=0
+  for pid in "$1" $(pgrep -P "$1" || true); do
+    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+
+# Prints the median of its numeric arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

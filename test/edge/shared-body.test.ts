@@ -6,11 +6,18 @@ import { test, type TestContext } from "node:test";
 import { sharedBodiesAvailable } from "../../src/edge/shared-body.js";
 import { customSnapshot, request, startOrigin, startTestEdge } from "./helpers.js";
 
+// Loopback's MSS: 65,535 bytes less the IP and TCP headers and the timestamp option.
+const LOOPBACK_MSS = 65483;
+
 const BODIES: Record<string, Buffer> = {
   "/small": randomBytes(1024),
   "/a": randomBytes(100 * 1024),
   "/b": randomBytes(300 * 1024 + 7),
   "/large": randomBytes(1024 * 1024),
+  // With the head, a few hundred bytes over one segment, fewer than the head: the head leaves alone.
+  "/over-by-head": randomBytes(LOOPBACK_MSS - 100),
+  // With the head, 5,000 bytes over one segment: the head and 5,000 body bytes leave first.
+  "/over-by-more": randomBytes(LOOPBACK_MSS + 5000),
 };
 
 async function setup(t: TestContext) {
@@ -110,9 +117,9 @@ function get(host: string, path: string, last = false, method = "GET"): string {
 
 test("shared hits arrive whole and in order", { skip: !sharedBodiesAvailable }, async (t) => {
   const { port, host } = await setup(t);
-  // The 100 and 300 KiB bodies moved to shared memory, and the 1 KiB and 1 MiB ones did not.
-  assert.equal(await sharedBodyDescriptors(), 2);
-  const paths = ["/small", "/a", "/small", "/b", "/a", "/large", "/a", "/b"];
+  // The bodies from 32 KiB to 300 KiB moved to shared memory, and the 1 KiB and 1 MiB ones did not.
+  assert.equal(await sharedBodyDescriptors(), 4);
+  const paths = ["/small", "/a", "/small", "/b", "/a", "/large", "/a", "/b", "/over-by-head", "/over-by-more", "/over-by-head"];
   const bytes = await pipeline(port, paths.map((path, i) => get(host, path, i === paths.length - 1)));
   const responses = parseResponses(bytes);
   assert.equal(responses.length, paths.length);
