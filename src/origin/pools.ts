@@ -1,6 +1,7 @@
 import { errors, Pool } from "undici";
 import type { Readable } from "node:stream";
 import { relayOriginBody, UNDICI_BODY_HIGH_WATER_MARK } from "./body-relay.js";
+import { originConnector } from "./early-response.js";
 import { OriginError, type OriginResponse } from "./types.js";
 
 export interface PoolSettings {
@@ -17,7 +18,7 @@ export class OriginPools {
     let pool = this.pools.get(origin);
     if (pool === undefined) {
       pool = new Pool(origin, {
-        connect: { timeout: settings.connectTimeoutMs },
+        connect: originConnector(settings.connectTimeoutMs),
         keepAliveTimeout: settings.keepAliveTimeoutMs,
         connections: 128,
       });
