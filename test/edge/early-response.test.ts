@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { createServer as createHttpServer } from "node:http";
+import { connect as connectHttp2, constants as http2Constants } from "node:http2";
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from "node:net";
 import { test, type TestContext } from "node:test";
 import { allMethodsSnapshot, startTestEdge } from "./helpers.js";
+import { F, frame, headerBlock, RawHttp2Client, requestFields, T } from "./http2-raw.js";
 
 /** The upload each viewer sends: far more than the socket buffers between the edge and the origin hold. */
 const UPLOAD_BYTES = 20 * 1024 * 1024;
@@ -188,4 +190,103 @@ test("reset without a response gives 502", async (t) => {
   const response = await uploadHttp1(fixture.edge.httpPort, host, false);
   assert.equal(response.status, 502, response.head);
   assert.match(response.head, /\r\nconnection: close\r\n/);
+});
+
+test("early response over HTTP/2 ends with NO_ERROR", async (t) => {
+  const origin = await startEarlyOrigin(t, 413);
+  const { fixture, host, ca } = await startEdgeFor(t, origin.port);
+  const session = connectHttp2(`https://127.0.0.1:${fixture.edge.httpsPort}`, { ca, servername: host });
+  t.after(() => session.destroy());
+  session.on("error", () => {});
+  let goaway = false;
+  session.on("goaway", () => (goaway = true));
+
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const upload = session.request({ ":method": "PUT", ":path": "/upload", ":authority": host, "content-length": String(UPLOAD_BYTES) });
+    upload.on("error", () => {});
+    let answered = false;
+    const pump = (): void => {
+      for (let sent = 0; !answered && !upload.destroyed && sent < UPLOAD_BYTES; sent += PIECE.length) {
+        if (!upload.write(PIECE)) {
+          upload.once("drain", pump);
+          return;
+        }
+      }
+    };
+    const response = await new Promise<{ status: number; headers: Record<string, unknown>; body: string; rstCode: number | undefined }>(
+      (resolve) => {
+        let status = 0;
+        let headers: Record<string, unknown> = {};
+        const chunks: Buffer[] = [];
+        upload.on("response", (fields) => {
+          answered = true;
+          status = Number(fields[":status"]);
+          headers = fields;
+        });
+        upload.on("data", (chunk: Buffer) => chunks.push(chunk));
+        upload.on("close", () => resolve({ status, headers, body: Buffer.concat(chunks).toString(), rstCode: upload.rstCode }));
+        pump();
+      },
+    );
+    assert.equal(response.status, 413);
+    assert.equal(response.headers["x-origin-answer"], "early");
+    assert.equal(response.body, "origin answered 413 after 0 bytes\n");
+    assert.equal(response.rstCode, http2Constants.NGHTTP2_NO_ERROR);
+  }
+
+  // The connection is still in use after the resets.
+  const next = session.request({ ":path": "/after", ":authority": host });
+  const [status, body] = await new Promise<[number, string]>((resolve, reject) => {
+    let code = 0;
+    const chunks: Buffer[] = [];
+    next.on("response", (fields) => (code = Number(fields[":status"])));
+    next.on("data", (chunk: Buffer) => chunks.push(chunk));
+    next.on("end", () => resolve([code, Buffer.concat(chunks).toString()]));
+    next.on("error", reject);
+  });
+  assert.equal(status, 200);
+  assert.equal(body, "fine");
+  assert.equal(goaway, false);
+});
+
+test("DATA after the NO_ERROR reset is dropped", async (t) => {
+  const origin = await startEarlyOrigin(t, 413);
+  const { fixture, host, ca } = await startEdgeFor(t, origin.port);
+  const client = await RawHttp2Client.connect(fixture.edge.httpsPort, host, ca);
+  t.after(() => client.close());
+
+  const fields = requestFields(host, "/upload", [["content-length", String(UPLOAD_BYTES)]], "PUT");
+  client.send(frame(T.HEADERS, F.END_HEADERS, 1, headerBlock(fields)));
+  client.send(frame(T.DATA, 0, 1, Buffer.alloc(16 * 1024, 0x61)));
+  const reset = await client.waitFor((f) => f.type === T.RST_STREAM && f.streamId === 1);
+  assert.ok(reset !== undefined, "no RST_STREAM for the answered stream");
+  assert.equal(reset.payload.readUInt32BE(0), 0, "the reset is not NO_ERROR");
+  assert.equal(client.statusOf(1), 413);
+  const resetAt = client.frames.indexOf(reset);
+  const endAt = client.frames.findIndex((f) => f.streamId === 1 && (f.flags & F.END_STREAM) !== 0 && (f.type === T.DATA || f.type === T.HEADERS));
+  assert.ok(endAt >= 0, "the response did not end its stream");
+  assert.ok(endAt < resetAt, "RST_STREAM came before the response's END_STREAM");
+
+  // 3 MiB more for the stream, past its 256 KiB window and past half the connection's 4 MiB,
+  // then trailers that end it, as a client sends what it had in flight before the reset.
+  const dataFrame = frame(T.DATA, 0, 1, Buffer.alloc(16 * 1024, 0x62));
+  for (let i = 0; i < 192; i++) client.send(dataFrame);
+  client.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, headerBlock([["x-trailer", "1"]])));
+  client.send(frame(T.PING, 0, 0, Buffer.from("12345678")));
+  const pong = await client.waitFor((f) => f.type === T.PING && (f.flags & F.ACK) !== 0, 5000);
+  assert.ok(pong !== undefined, "no PING ACK after the dropped DATA");
+  const later = client.frames.slice(resetAt + 1);
+  assert.equal(later.filter((f) => f.type === T.RST_STREAM).length, 0, "DATA after the reset drew another RST_STREAM");
+  assert.equal(later.filter((f) => f.type === T.GOAWAY).length, 0, "DATA after the reset closed the connection");
+  assert.ok(
+    later.some((f) => f.type === T.WINDOW_UPDATE && f.streamId === 0),
+    "the connection window was not returned for the dropped DATA",
+  );
+  assert.equal(fixture.metrics.floods.length, 0);
+
+  // The connection serves a new stream.
+  client.send(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, headerBlock(requestFields(host, "/after"))));
+  const answer = await client.waitFor((f) => f.type === T.DATA && f.streamId === 3 && (f.flags & F.END_STREAM) !== 0);
+  assert.ok(answer !== undefined, "no response on the next stream");
+  assert.equal(client.statusOf(3), 200);
 });

@@ -87,6 +87,11 @@ export class Http2Connection implements StreamSink {
   private readonly encoder = new HpackEncoder();
   private readonly streams = new StreamTable();
   private highestStreamId = 0;
+  /**
+   * Streams this server reset with NO_ERROR after a complete response, oldest first. Frames
+   * still on their way for them are ignored (section 5.1). At most maxConcurrentStreams are kept.
+   */
+  private readonly answeredEarly = new Set<number>();
   private goawaySent = false;
   private peerGoaway = false;
   private closed = false;
@@ -470,6 +475,8 @@ export class Http2Connection implements StreamSink {
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
       if (streamId > this.highestStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "DATA on an idle stream");
+      // The connection window was credited above, and the data itself is dropped.
+      if (this.answeredEarly.has(streamId)) return;
       throw new StreamError(streamId, ErrorCode.STREAM_CLOSED, "DATA on a closed stream");
     }
     if (stream.remoteClosed) throw new StreamError(streamId, ErrorCode.STREAM_CLOSED, "DATA after END_STREAM");
@@ -549,6 +556,8 @@ export class Http2Connection implements StreamSink {
       return;
     }
     if (streamId % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "even stream id from a client");
+    // Trailers of a request whose stream was reset after its response are dropped. The block was decoded above.
+    if (this.answeredEarly.has(streamId)) return;
     if (streamId <= this.highestStreamId) throw new ConnectionError(ErrorCode.STREAM_CLOSED, "HEADERS on a closed stream");
     this.highestStreamId = streamId;
     this.flood.streamsOpened++;
@@ -678,7 +687,18 @@ export class Http2Connection implements StreamSink {
 
   private localEnd(stream: Http2Stream): void {
     stream.localClosed = true;
-    if (stream.remoteClosed) this.closeStream(stream, false);
+    if (stream.remoteClosed) {
+      this.closeStream(stream, false);
+      return;
+    }
+    // The response is complete before the request body, so the rest of the body is of no use.
+    // RST_STREAM with NO_ERROR after END_STREAM requests that the client stop sending it (section 8.1).
+    this.write(rstStreamFrame(stream.id, ErrorCode.NO_ERROR));
+    this.answeredEarly.add(stream.id);
+    if (this.answeredEarly.size > this.limits.maxConcurrentStreams) {
+      this.answeredEarly.delete(this.answeredEarly.values().next().value!);
+    }
+    this.closeStream(stream, true);
   }
 
   private closeStream(stream: Http2Stream, reset: boolean): void {
