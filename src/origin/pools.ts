@@ -61,7 +61,10 @@ function toOriginError(error: unknown, origin: string): OriginError {
     return new OriginError("timeout", `connecting to origin ${origin} timed out`, { cause: error });
   }
   if (isConnectFailure(error)) {
-    return new OriginError("connect", `cannot connect to origin ${origin}`, { cause: error });
+    // A reset can arrive after the request was sent, so its message does not claim a failed connect.
+    const reset = (error as NodeJS.ErrnoException).code === "ECONNRESET";
+    const message = reset ? `origin ${origin} reset the connection` : `cannot connect to origin ${origin}`;
+    return new OriginError("connect", message, { cause: error });
   }
   return new OriginError("protocol", `origin ${origin} failed: ${(error as Error).message}`, { cause: error });
 }
