@@ -4,9 +4,10 @@
 # request and the machine's local timer interrupts per request (from /proc/interrupts). It also
 # gives how many of the server's connections BBR still has in its startup phase halfway through.
 #
-# BBR asks the kernel to pace a connection's packets when no qdisc does it (tc shows noqueue on
-# loopback). A 100 KiB response leaves as two segments of up to 64 KiB. When the second is due
-# before the pacing rate allows, the kernel arms a timer and sends it from the timer's softirq.
+# BBR paces a connection's packets, and where no qdisc does the pacing (tc shows noqueue on
+# loopback), the kernel's TCP stack does it with a timer per connection. A 100 KiB response
+# leaves as two segments of up to 64 KiB. When the second is due before the pacing rate allows,
+# the kernel arms that timer and sends the segment from the timer's softirq.
 # How often that happens follows BBR's estimate of the connection's bandwidth. BBR counts it in
 # packets per round trip, so the way a server cuts a response into packets changes it.
 #
