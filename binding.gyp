@@ -8,6 +8,13 @@
       "cflags": ["-O2", "-Wall", "-Wextra"]
     },
     {
+      "target_name": "reuse_port",
+      "conditions": [
+        ["OS=='linux'", { "sources": ["native/reuse-port.c"] }]
+      ],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    },
+    {
       "target_name": "viewer_tls",
       "conditions": [
         ["OS=='linux'", { "sources": ["native/viewer-tls.c"] }]

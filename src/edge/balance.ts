@@ -3,12 +3,13 @@ import type { Socket } from "node:net";
 /**
  * Spreads viewer connections evenly over the edge workers.
  *
- * Workers accept from shared listening sockets, and whichever worker the
+ * Where workers accept from shared listening sockets, whichever worker the
  * kernel wakes first takes every connection waiting. When a load generator
  * or a proxy opens many connections at once, one worker can end up with most
  * of them, and they stay there: in one run of 64 HTTP/2 connections, one
- * worker had 53 and the other 11. Node.js 20 cannot set `SO_REUSEPORT`,
- * with which nginx lets the kernel spread connections by a hash.
+ * worker had 53 and the other 11. With `SO_REUSEPORT` listeners (listen.ts)
+ * the kernel spreads them by a hash, which is close to even for many
+ * connections but not for a few.
  *
  * Each worker reports its open connections to the primary, within
  * REPORT_INTERVAL_MS of a change or at once after a large one, and the

@@ -60,6 +60,11 @@ export interface EdgeOptions {
   };
   /** In an edge worker, spreads new connections over the workers. */
   connectionGate?: ConnectionGate;
+  /**
+   * In an edge worker: listen on sockets of this worker's own, bound with SO_REUSEPORT to the
+   * fixed `httpPort` and `httpsPort` (listen.ts). Default false: listen the usual way.
+   */
+  reusePort?: boolean;
 }
 
 export interface Edge {
@@ -188,8 +193,8 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
 
   let httpPort: number;
   try {
-    httpPort = await httpServer.listen(options.httpPort, options.host);
-    httpsPort = await httpsServer.listen(options.httpsPort, options.host);
+    httpPort = await httpServer.listen(options.httpPort, options.host, options.reusePort);
+    httpsPort = await httpsServer.listen(options.httpsPort, options.host, options.reusePort);
   } catch (error) {
     await Promise.all([httpServer.close(), httpsServer.close(), membership.leave()]);
     throw error;

@@ -11,17 +11,22 @@ export interface EdgeAddon {
   queuedBytes(socketFd: number): number;
 }
 
-function loadAddon(): EdgeAddon | undefined {
+/**
+ * Loads `build/Release/<name>.node`, or returns undefined off Linux, when it
+ * was not built, or when the environment variable `disabledBy` is "1".
+ */
+export function loadNativePart<T>(name: string, disabledBy?: string): T | undefined {
   if (process.platform !== "linux") return undefined;
+  if (disabledBy !== undefined && process.env[disabledBy] === "1") return undefined;
   try {
     const require = createRequire(import.meta.url);
-    return require("../../build/Release/send_body.node") as EdgeAddon;
+    return require(`../../build/Release/${name}.node`) as T;
   } catch {
     return undefined;
   }
 }
 
-export const addon = loadAddon();
+export const addon = loadNativePart<EdgeAddon>("send_body");
 
 /**
  * Returns the bytes in a socket's kernel send queue that the peer has not

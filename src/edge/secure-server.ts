@@ -12,8 +12,9 @@ import type { MetricsSink } from "../metrics/types.js";
 import type { ConnectionGate } from "./balance.js";
 import { scanClientHello } from "./client-hello.js";
 import type { RequestListener } from "./http1/connection.js";
-import { Http1ConnectionSet, listenOn, type Http1ServerOptions } from "./http1/server.js";
+import { Http1ConnectionSet, type Http1ServerOptions } from "./http1/server.js";
 import { Http2ConnectionSet, http2LimitsOf } from "./http2/server.js";
+import { listenOn } from "./listen.js";
 import { PLAIN_HTTP_RESPONSE, scanPlainRequest } from "./plain-http.js";
 import { loadAliasCertificates, type AliasCertificate } from "./tls.js";
 import { createNativeTlsContext, nativeTlsAvailable, NativeTlsSocket, type NativeTlsContext } from "./viewer-tls.js";
@@ -316,8 +317,9 @@ export class SecureEdgeServer {
     return undefined;
   }
 
-  listen(port: number, host: string): Promise<number> {
-    return listenOn(this.server, port, host);
+  /** `reusePort` binds a socket of this process's own with SO_REUSEPORT (listen.ts). */
+  listen(port: number, host: string, reusePort = false): Promise<number> {
+    return listenOn(this.server, port, host, reusePort);
   }
 
   /** Stops accepting connections, sends GOAWAY to HTTP/2 sessions, and drains HTTP/1.1 connections. */

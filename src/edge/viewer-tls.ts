@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
+import { loadNativePart } from "./native.js";
 
 /**
  * Viewer TLS in C: `native/viewer-tls.c` runs OpenSSL on the connection's descriptor, and
@@ -45,17 +45,7 @@ const ALPN_HTTP1 = 2;
 /** Node.js's default writableHighWaterMark of a socket: write() returns false past it. */
 const HIGH_WATER_MARK = 16 * 1024;
 
-function loadAddon(): ViewerTlsAddon | undefined {
-  if (process.platform !== "linux" || process.env.PORTICO_NO_NATIVE_TLS === "1") return undefined;
-  try {
-    const require = createRequire(import.meta.url);
-    return require("../../build/Release/viewer_tls.node") as ViewerTlsAddon;
-  } catch {
-    return undefined;
-  }
-}
-
-const addon = loadAddon();
+const addon = loadNativePart<ViewerTlsAddon>("viewer_tls", "PORTICO_NO_NATIVE_TLS");
 let readBuffer: Buffer | undefined;
 
 if (addon !== undefined) {

@@ -7,6 +7,7 @@ import { PeerCoordinator } from "../cluster/peers.js";
 import type { RollupTargets } from "../metrics/edge-rollup.js";
 import { ConnectionSpread, type BalanceMessage } from "./balance.js";
 import { COLLAPSE_WRITER_TIMEOUT_MS, type Edge, type EdgeOptions } from "./index.js";
+import { reusePortAvailable } from "./listen.js";
 import { loadOrCreateTls } from "./tls.js";
 
 /**
@@ -50,16 +51,26 @@ const WORKER_EXIT_TIMEOUT_MS = 15_000;
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
 
-/** Returns a port that was free a moment ago on `host`. */
-async function pickFreePort(host: string): Promise<number> {
+/** Binds `port` on `host` (0 for any), closes it again, and returns the port bound. */
+async function bindOnce(host: string, port: number): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, host, resolve);
+    server.listen(port, host, resolve);
   });
-  const port = (server.address() as AddressInfo).port;
+  const bound = (server.address() as AddressInfo).port;
   await new Promise((resolve) => server.close(resolve));
-  return port;
+  return bound;
+}
+
+/** Returns a port that was free a moment ago on `host`. */
+function pickFreePort(host: string): Promise<number> {
+  return bindOnce(host, 0);
+}
+
+/** Throws when `port` on `host` is taken, with the error of a plain bind (EADDRINUSE, EACCES, ...). */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  await bindOnce(host, port);
 }
 
 function workerEntry(): string {
@@ -68,10 +79,12 @@ function workerEntry(): string {
 }
 
 /**
- * Starts the edge in `count` node:cluster workers that share the HTTP and
- * HTTPS listening sockets and accept from them directly, each with an
- * equal share of the memory cache budget. The primary creates the TLS
- * material first, so workers never race to create two CAs.
+ * Starts the edge in `count` node:cluster workers, each with an equal share
+ * of the memory cache budget. Each worker listens on sockets of its own
+ * bound with SO_REUSEPORT (listen.ts) when the native part is built and
+ * `reusePort` is not false; otherwise the workers share the primary's
+ * listening sockets and accept from them directly. The primary creates the
+ * TLS material first, so workers never race to create two CAs.
  */
 export async function startEdgeWorkers(
   options: Omit<EdgeOptions, "metrics"> & { workers: number; logLevel: string; rollups: RollupTargets; logsAllRequests: boolean },
@@ -83,8 +96,16 @@ export async function startEdgeWorkers(
   const httpPort = options.httpPort === 0 ? await pickFreePort(options.host) : options.httpPort;
   let httpsPort = options.httpsPort;
   while (httpsPort === 0 || httpsPort === httpPort) httpsPort = await pickFreePort(options.host);
+  const reusePort = reusePortAvailable && options.reusePort !== false;
+  if (reusePort) {
+    // Sockets with SO_REUSEPORT would share a port with another process of this user that
+    // bound it the same way, another Portico say, so the ports are first bound plainly once.
+    await assertPortFree(options.host, httpPort);
+    await assertPortFree(options.host, httpsPort);
+  }
   const shared: WorkerEdgeOptions = {
     ...rest,
+    reusePort,
     httpPort,
     httpsPort,
     memoryCacheBytes: Math.floor(options.memoryCacheBytes / count),
@@ -92,9 +113,9 @@ export async function startEdgeWorkers(
   };
   // `log` is the edge's logger already, whose component is "edge".
   const peers = new PeerCoordinator(COLLAPSE_WRITER_TIMEOUT_MS, log);
-  // Each worker accepts from the shared listening sockets itself. With node:cluster's default
-  // on Linux, the primary accepts every connection and passes it on over IPC, which made one
-  // core the limit on new connections and tied them to the API's event loop.
+  // Without SO_REUSEPORT, each worker accepts from the shared listening sockets itself. With
+  // node:cluster's default on Linux, the primary accepts every connection and passes it on over
+  // IPC, which made one core the limit on new connections and tied them to the API's event loop.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ exec: workerEntry(), serialization: "advanced" });
 

@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import cluster from "node:cluster";
+import { mkdtemp, readFile, readdir, readlink, rm } from "node:fs/promises";
 import { createServer, type Agent, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -10,6 +11,8 @@ import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { DistributionSnapshot, EdgeAck, EdgeChannel } from "../../src/cluster/types.js";
 import type { Http2FloodKind, MetricsSink, RequestRecord } from "../../src/metrics/types.js";
 import { startEdge, type Edge, type EdgeOptions } from "../../src/edge/index.js";
+import { startEdgeWorkers } from "../../src/edge/workers.js";
+import type { RollupTargets } from "../../src/metrics/edge-rollup.js";
 
 export const ZONE = "portico.localhost";
 
@@ -326,4 +329,60 @@ export async function startEdgeForOrigin(t: TestContext, origin: TestOrigin) {
   await fixture.publishAndWait({ type: "distribution.updated", snapshot });
   const ca = await readFile(fixture.edge.caCertificatePath);
   return { origin, fixture, ca, port: fixture.edge.httpsPort, host: snapshot.domainName };
+}
+
+/**
+ * Finds the pid of the worker that owns the server side of each loopback connection from one of
+ * `clientPorts` to `serverPort`. It reads the socket table once, because on a machine with many
+ * closed connections waiting out their time, each read takes tens of milliseconds.
+ */
+export async function workersHolding(serverPort: number, clientPorts: readonly number[]): Promise<Map<number, number>> {
+  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, "0");
+  const portsByAddress = new Map(clientPorts.map((port) => [`0100007F:${hex(port)}`, port]));
+  const socketPorts = new Map<string, number>();
+  for (const line of (await readFile("/proc/net/tcp", "utf8")).split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    const clientPort = portsByAddress.get(fields[2] ?? "");
+    if (fields[1] === `0100007F:${hex(serverPort)}` && clientPort !== undefined) socketPorts.set(`socket:[${fields[9]}]`, clientPort);
+  }
+  const holders = new Map<number, number>();
+  for (const worker of Object.values(cluster.workers ?? {})) {
+    const pid = worker?.process.pid;
+    if (pid === undefined) continue;
+    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [])) {
+      const clientPort = socketPorts.get(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
+      if (clientPort !== undefined) holders.set(clientPort, pid);
+    }
+  }
+  return holders;
+}
+
+/** Starts two edge workers with test credentials, the given rollup targets, and `overrides` of the other options. */
+export function startTwoWorkers(
+  edgeId: string,
+  dataDir: string,
+  bus: EmbeddedBus,
+  rollups: RollupTargets,
+  diskCacheBytes?: number,
+  overrides: Partial<Parameters<typeof startEdgeWorkers>[0]> = {},
+): ReturnType<typeof startEdgeWorkers> {
+  return startEdgeWorkers({
+    ...(diskCacheBytes === undefined ? {} : { diskCacheBytes }),
+    edgeId,
+    dataDir,
+    zone: "portico.localhost",
+    host: "127.0.0.1",
+    httpPort: 0,
+    httpsPort: 0,
+    bus,
+    rollups,
+    logsAllRequests: false,
+    s3Endpoint: "http://127.0.0.1:1",
+    serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
+    memoryCacheBytes: 8 * 1024 * 1024,
+    log: silentLogger(),
+    workers: 2,
+    logLevel: "silent",
+    ...overrides,
+  });
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import cluster, { type Worker } from "node:cluster";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, readdir, readlink, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { Agent } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -11,39 +11,11 @@ import { test } from "node:test";
 import { silentLogger } from "../../src/common/logger.js";
 import { EmbeddedBus } from "../../src/cluster/embedded.js";
 import type { EdgeAck } from "../../src/cluster/types.js";
-import { startEdgeWorkers, type WorkerEdge } from "../../src/edge/workers.js";
+import type { WorkerEdge } from "../../src/edge/workers.js";
 import type { DistributionCounters } from "../../src/metrics/distribution-counters.js";
 import type { RollupTargets } from "../../src/metrics/edge-rollup.js";
 import { PrometheusCollector } from "../../src/metrics/prometheus.js";
-import { CollectingSink, customSnapshot, request, respondSlowly, respondToRange, sleep, startOrigin } from "./helpers.js";
-
-/** Starts two edge workers with test credentials and the given rollup targets. */
-function startTwoWorkers(
-  edgeId: string,
-  dataDir: string,
-  bus: EmbeddedBus,
-  rollups: RollupTargets,
-  diskCacheBytes?: number,
-): ReturnType<typeof startEdgeWorkers> {
-  return startEdgeWorkers({
-    ...(diskCacheBytes === undefined ? {} : { diskCacheBytes }),
-    edgeId,
-    dataDir,
-    zone: "portico.localhost",
-    host: "127.0.0.1",
-    httpPort: 0,
-    httpsPort: 0,
-    bus,
-    rollups,
-    logsAllRequests: false,
-    s3Endpoint: "http://127.0.0.1:1",
-    serviceCredentials: { accessKeyId: "ASIATESTSERVICEKEY01", secretAccessKey: "service-secret-for-tests-only-0000000000" },
-    memoryCacheBytes: 8 * 1024 * 1024,
-    log: silentLogger(),
-    workers: 2,
-    logLevel: "silent",
-  });
-}
+import { CollectingSink, customSnapshot, request, respondSlowly, respondToRange, sleep, startOrigin, startTwoWorkers, workersHolding } from "./helpers.js";
 
 /** Starts two workers without metrics consumers and waits until both serve a distribution of `originPort`. */
 async function startServingWorkers(
@@ -94,32 +66,6 @@ async function startServingWorkers(
     clearTimeout(timer);
   }
   return { edge, snapshot, bus };
-}
-
-/**
- * Finds the pid of the worker that owns the server side of each loopback connection from one of
- * `clientPorts` to `serverPort`. It reads the socket table once, because on a machine with many
- * closed connections waiting out their time, each read takes tens of milliseconds.
- */
-async function workersHolding(serverPort: number, clientPorts: readonly number[]): Promise<Map<number, number>> {
-  const hex = (port: number): string => port.toString(16).toUpperCase().padStart(4, "0");
-  const portsByAddress = new Map(clientPorts.map((port) => [`0100007F:${hex(port)}`, port]));
-  const socketPorts = new Map<string, number>();
-  for (const line of (await readFile("/proc/net/tcp", "utf8")).split("\n")) {
-    const fields = line.trim().split(/\s+/);
-    const clientPort = portsByAddress.get(fields[2] ?? "");
-    if (fields[1] === `0100007F:${hex(serverPort)}` && clientPort !== undefined) socketPorts.set(`socket:[${fields[9]}]`, clientPort);
-  }
-  const holders = new Map<number, number>();
-  for (const worker of Object.values(cluster.workers ?? {})) {
-    const pid = worker?.process.pid;
-    if (pid === undefined) continue;
-    for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [])) {
-      const clientPort = socketPorts.get(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
-      if (clientPort !== undefined) holders.set(clientPort, pid);
-    }
-  }
-  return holders;
 }
 
 /**

@@ -1,7 +1,8 @@
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
 import type { MetricsSink } from "../../metrics/types.js";
 import type { ConnectionGate } from "../balance.js";
+import { listenOn } from "../listen.js";
 import { Http2ConnectionSet, http2LimitsOf } from "../http2/server.js";
 import { Http1Connection, type Http1Timeouts, type Http2PrefaceHandler, type RequestListener } from "./connection.js";
 import { DEFAULT_HTTP1_LIMITS, type Http1Limits } from "./parser.js";
@@ -84,18 +85,6 @@ export class Http1ConnectionSet {
   }
 }
 
-/** Listens on `host:port` and returns the bound port (the chosen one when `port` is 0). */
-export async function listenOn(server: Server, port: number, host: string): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  return (server.address() as AddressInfo).port;
-}
-
 /**
  * The edge's plain HTTP listener: a `net` server feeding the strict HTTP/1.1
  * connection. A connection that starts with the HTTP/2 preface goes to the
@@ -134,8 +123,9 @@ export class Http1Server {
     this.connections.accept(socket, "http");
   }
 
-  listen(port: number, host: string): Promise<number> {
-    return listenOn(this.server, port, host);
+  /** `reusePort` binds a socket of this process's own with SO_REUSEPORT (listen.ts). */
+  listen(port: number, host: string, reusePort = false): Promise<number> {
+    return listenOn(this.server, port, host, reusePort);
   }
 
   /**

@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import cluster from "node:cluster";
+import { mkdtemp, readFile, readdir, readlink, rm } from "node:fs/promises";
+import { lookup } from "node:dns/promises";
+import { Agent } from "node:http";
+import { createServer, type AddressInfo, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { EmbeddedBus } from "../../src/cluster/embedded.js";
+import { silentLogger } from "../../src/common/logger.js";
+import { listenOn, reusePortAvailable } from "../../src/edge/listen.js";
+import type { WorkerEdge } from "../../src/edge/workers.js";
+import type { RollupTargets } from "../../src/metrics/edge-rollup.js";
+import { request, sleep, startTwoWorkers, workersHolding } from "./helpers.js";
+
+const skip = reusePortAvailable ? false : "native/reuse-port.c was not built";
+
+const rollups: RollupTargets = { addMinute: () => {}, prometheus: undefined, records: undefined, countDropped: () => {} };
+
+function startWorkers(dataDir: string, ports: { httpPort: number; httpsPort: number }, reusePort?: boolean): Promise<WorkerEdge> {
+  const bus = new EmbeddedBus(silentLogger());
+  return startTwoWorkers("edge-rp", dataDir, bus, rollups, undefined, { ...ports, ...(reusePort === undefined ? {} : { reusePort }) });
+}
+
+/** Returns, for each listening IPv4 socket on `port`, the pid of the process of this test that holds it. */
+async function listenersOn(port: number): Promise<number[]> {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const inodes = new Set<string>();
+  for (const line of (await readFile("/proc/net/tcp", "utf8")).split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    // State 0A is LISTEN.
+    if (fields[1] === local && fields[3] === "0A") inodes.add(`socket:[${fields[9]}]`);
+  }
+  const pids = [process.pid, ...Object.values(cluster.workers ?? {}).map((worker) => worker?.process.pid)];
+  const holders: number[] = [];
+  for (const pid of pids) {
+    if (pid === undefined) continue;
+    const links = await Promise.all(
+      (await readdir(`/proc/${pid}/fd`).catch(() => [])).map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => "")),
+    );
+    // A descriptor inherited twice counts once per process.
+    for (const inode of inodes) if (links.includes(inode)) holders.push(pid);
+  }
+  return holders.sort((a, b) => a - b);
+}
+
+/** Listens on a free port with a plain server, which a test closes. */
+async function plainServer(): Promise<Server> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server;
+}
+
+async function freePort(): Promise<number> {
+  const server = await plainServer();
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Answers from the edge on `port` for a host no distribution has: 403 from whichever worker takes it. */
+async function answers(port: number): Promise<number> {
+  return (await request(port, "unknown.portico.localhost", "/", { headers: { connection: "close" } })).status;
+}
+
+/** Opens `count` keep-alive connections to `port`, one request each, and returns the pids of the workers holding them. */
+async function holdersOfNewConnections(t: import("node:test").TestContext, port: number, count: number): Promise<Set<number>> {
+  const agents = Array.from({ length: count }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
+  for (const agent of agents) t.after(() => agent.destroy());
+  for (const agent of agents) assert.equal((await request(port, "unknown.portico.localhost", "/", { agent })).status, 403);
+  const clientPorts = agents.map((agent) => Object.values(agent.freeSockets)[0]?.[0]?.localPort);
+  for (const clientPort of clientPorts) assert.ok(clientPort !== undefined, "the connection stays open");
+  const holders = await workersHolding(port, clientPorts as number[]);
+  assert.equal(holders.size, count, "a worker holds each connection");
+  return new Set(holders.values());
+}
+
+test("each worker listens on a socket of its own", { skip }, async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const edge = await startWorkers(dataDir, { httpPort: 0, httpsPort: 0 });
+  t.after(() => edge.close());
+
+  const listeners = await listenersOn(edge.httpPort);
+  for (const port of [edge.httpPort, edge.httpsPort]) {
+    const holders = await listenersOn(port);
+    assert.equal(holders.length, 2, `listening sockets on ${port}: ${holders.join(", ")}`);
+    assert.equal(new Set(holders).size, 2, "one per worker");
+    assert.ok(!holders.includes(process.pid), "the primary holds none");
+  }
+  // The kernel hashes each new connection to one of the two. That all 24 go to one worker has
+  // a chance of 2 in 2^24.
+  assert.deepEqual([...(await holdersOfNewConnections(t, edge.httpPort, 24))].sort(), listeners.sort());
+
+  // A worker that dies takes its socket along; its replacement binds a new one.
+  const [first] = await listenersOn(edge.httpPort);
+  const victim = Object.values(cluster.workers ?? {}).find((worker) => worker?.process.pid === first)!;
+  await new Promise((resolve) => {
+    victim.once("exit", resolve);
+    victim.process.kill("SIGKILL");
+  });
+  let holders: number[] = [];
+  for (let waited = 0; waited < 10_000; waited += 50) {
+    holders = await listenersOn(edge.httpPort);
+    if (holders.length === 2 && edge.liveWorkers() === 2) break;
+    await sleep(50);
+  }
+  assert.equal(holders.length, 2, "the replacement listens");
+  assert.ok(!holders.includes(first!), "on a socket of its own");
+  assert.deepEqual(await listenersOn(edge.httpsPort), holders);
+  for (let i = 0; i < 20; i++) assert.equal(await answers(edge.httpPort), 403);
+});
+
+test("workers share one socket with reusePort off", { skip }, async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const edge = await startWorkers(dataDir, { httpPort: 0, httpsPort: 0 }, false);
+  t.after(() => edge.close());
+  // The primary's socket, which both workers were given.
+  const holders = await listenersOn(edge.httpPort);
+  assert.ok(holders.includes(process.pid), `holders ${holders.join(", ")}`);
+  assert.equal(new Set(holders).size, holders.length);
+  assert.equal(await answers(edge.httpPort), 403);
+});
+
+test("a port another process holds stops the start", { skip }, async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+
+  // A plain listener on the HTTP port.
+  const taken = await plainServer();
+  t.after(() => new Promise((resolve) => taken.close(resolve)));
+  const takenPort = (taken.address() as AddressInfo).port;
+  await assert.rejects(startWorkers(dataDir, { httpPort: takenPort, httpsPort: await freePort() }), { code: "EADDRINUSE" });
+
+  // An edge with SO_REUSEPORT sockets on both ports: a second edge may not join them.
+  const ports = { httpPort: await freePort(), httpsPort: await freePort() };
+  const edge = await startWorkers(dataDir, ports);
+  t.after(() => edge.close());
+  await assert.rejects(startWorkers(join(dataDir, "second"), ports), { code: "EADDRINUSE" });
+  assert.equal((await listenersOn(ports.httpPort)).length, 2, "the first edge's sockets are untouched");
+  assert.equal(await answers(ports.httpPort), 403);
+});
+
+test("listenOn with reusePort", { skip }, async (t) => {
+  const server = createServer((socket) => socket.end("hello"));
+  await assert.rejects(listenOn(server, 0, "127.0.0.1", true), /fixed port/);
+  await assert.rejects(listenOn(server, await freePort(), "not an address.invalid", true), { code: "ENOTFOUND" });
+
+  const taken = await plainServer();
+  t.after(() => new Promise((resolve) => taken.close(resolve)));
+  await assert.rejects(listenOn(server, (taken.address() as AddressInfo).port, "127.0.0.1", true), {
+    code: "EADDRINUSE",
+    syscall: "bind",
+  });
+
+  // A name is resolved first, as server.listen resolves it, and two sockets share the port.
+  const port = await freePort();
+  const other = createServer((socket) => socket.end("hello"));
+  const { address } = await lookup("localhost");
+  assert.equal(await listenOn(server, port, "localhost", true), port);
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  assert.equal((server.address() as AddressInfo).address, address);
+  assert.equal(await listenOn(other, port, address, true), port);
+  t.after(() => new Promise((resolve) => other.close(resolve)));
+  if (address === "127.0.0.1") assert.equal((await listenersOn(port)).length, 2);
+});
