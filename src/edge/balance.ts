@@ -64,6 +64,16 @@ export function handOffThreshold(share: number): number {
   return share + Math.max(2, Math.ceil(share / 8));
 }
 
+/**
+ * With listening sockets of each worker's own, how long a worker stays at or
+ * above its hand-off threshold before it hands new connections on. The kernel
+ * splits a burst about evenly, but the workers report their counts one after
+ * the other, so during a burst each sees a share that lags its own count.
+ * Handing on then moved most of a burst of 64 connections through the
+ * primary. A split that is still uneven after this long is corrected.
+ */
+export const KERNEL_SPREAD_SETTLE_MS = 1000;
+
 /** The worker side: counts this worker's connections, reports them, and hands on those above its share. */
 export class WorkerConnectionGate implements ConnectionGate {
   private open = 0;
@@ -78,6 +88,10 @@ export class WorkerConnectionGate implements ConnectionGate {
   /** Connections that closed within a second of opening, in this second and the one before. */
   private shortClosesThisSecond = 0;
   private shortClosesLastSecond = 0;
+  /** How long the worker must stay at or above the threshold before it hands on; 0 until spreadByKernel(). */
+  private settleMs = 0;
+  /** Since when the worker has been at or above its hand-off threshold, without a break. */
+  private aboveSinceMs: number | undefined;
 
   /** `send` delivers a message to the primary, with a socket when there is one, and returns false when it cannot. */
   constructor(private readonly send: (message: BalanceMessage, socket?: Socket) => boolean) {}
@@ -86,9 +100,16 @@ export class WorkerConnectionGate implements ConnectionGate {
     return this.open;
   }
 
+  /** Tells the gate that the kernel spreads new connections over the workers (SO_REUSEPORT listeners). */
+  spreadByKernel(): void {
+    this.settleMs = KERNEL_SPREAD_SETTLE_MS;
+  }
+
   admit(socket: Socket, port: ViewerPort): boolean {
-    const aboveShare = this.share !== undefined && this.open >= handOffThreshold(this.share);
-    if (!this.closed && aboveShare && this.mayHandOff(Math.floor(Date.now() / 1000))) {
+    const nowMs = Date.now();
+    this.trackAbove(nowMs);
+    const aboveShare = this.aboveSinceMs !== undefined && nowMs - this.aboveSinceMs >= this.settleMs;
+    if (!this.closed && aboveShare && this.mayHandOff(Math.floor(nowMs / 1000))) {
       // Sent before the socket is read from, so no byte of the viewer's is left behind here.
       if (this.send({ kind: "edge.handoff", port, open: this.open, adopted: this.adoptedCount }, socket)) return false;
     }
@@ -128,6 +149,13 @@ export class WorkerConnectionGate implements ConnectionGate {
   /** Applies the fair share the primary computed. */
   setShare(share: number): void {
     this.share = share;
+    this.trackAbove(Date.now());
+  }
+
+  /** Notes when the worker went to or above its hand-off threshold, or that it is below it. */
+  private trackAbove(nowMs: number): void {
+    if (this.share === undefined || this.open < handOffThreshold(this.share)) this.aboveSinceMs = undefined;
+    else this.aboveSinceMs ??= nowMs;
   }
 
   /** Stops handing connections on, as when the worker drains. */
@@ -140,9 +168,11 @@ export class WorkerConnectionGate implements ConnectionGate {
   private count(socket: Socket): void {
     this.open += 1;
     const openedAtMs = Date.now();
+    this.trackAbove(openedAtMs);
     socket.once("close", () => {
       this.open -= 1;
       const nowMs = Date.now();
+      this.trackAbove(nowMs);
       this.rollCloses(Math.floor(nowMs / 1000));
       if (nowMs - openedAtMs < 1000) this.shortClosesThisSecond += 1;
       this.scheduleReport();

@@ -5,6 +5,7 @@ import { test, type TestContext } from "node:test";
 import {
   ConnectionSpread,
   handOffThreshold,
+  KERNEL_SPREAD_SETTLE_MS,
   MAX_HANDOFFS_PER_SECOND,
   WorkerConnectionGate,
   type BalanceMessage,
@@ -59,6 +60,46 @@ test("gate hands on connections above its share", () => {
   assert.equal(gate.openConnections, 7);
   assert.equal(gate.admit(fakeSocket(), "http"), false);
   assert.deepEqual(handed.at(-1)!.message, { kind: "edge.handoff", port: "http", open: 7, adopted: 1 });
+  gate.close();
+});
+
+test("gate spread by the kernel hands on only a lasting excess", (t) => {
+  t.mock.timers.enable({ apis: ["Date"], now: 1_000_000 });
+  const handed: BalanceMessage[] = [];
+  const gate = new WorkerConnectionGate((message) => {
+    if (message.kind === "edge.handoff") handed.push(message);
+    return true;
+  });
+  gate.spreadByKernel();
+  gate.setShare(0);
+  // A burst from idle: the share of 0 lags, and every connection stays.
+  const burst = Array.from({ length: 32 }, () => fakeSocket());
+  for (const socket of burst) assert.equal(gate.admit(socket, "http"), true);
+  assert.equal(handed.length, 0);
+  // The reports catch up: 32 of 64 is the share, and the worker is within it.
+  gate.setShare(32);
+  t.mock.timers.tick(KERNEL_SPREAD_SETTLE_MS * 2);
+  for (let i = 0; i < 4; i++) assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(handed.length, 0);
+
+  // At the threshold (36) now, and still within the settling time: kept.
+  t.mock.timers.tick(KERNEL_SPREAD_SETTLE_MS - 1);
+  assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(handed.length, 0);
+  // After it, the excess has lasted, and the next new connection goes to the primary.
+  t.mock.timers.tick(1);
+  assert.equal(gate.admit(fakeSocket(), "http"), false);
+  assert.equal(handed.length, 1);
+
+  // Dropping below the threshold starts the wait again.
+  burst[0]!.emit("close");
+  burst[1]!.emit("close");
+  assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(handed.length, 1);
+  t.mock.timers.tick(KERNEL_SPREAD_SETTLE_MS);
+  assert.equal(gate.admit(fakeSocket(), "http"), false);
+  assert.equal(handed.length, 2);
   gate.close();
 });
 

@@ -24,6 +24,7 @@ async function startServingWorkers(
   originPort: number,
   options: Omit<Parameters<typeof customSnapshot>[0], "originPort"> = {},
   diskCacheBytes?: number,
+  edgeOptions: Parameters<typeof startTwoWorkers>[5] = {},
 ) {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-workers-"));
   const bus = new EmbeddedBus(silentLogger());
@@ -35,6 +36,7 @@ async function startServingWorkers(
       bus,
       { addMinute: () => {}, prometheus: undefined, records: undefined, countDropped: () => {} },
       diskCacheBytes,
+      edgeOptions,
     );
   } catch (error) {
     await rm(dataDir, { recursive: true, force: true });
@@ -936,9 +938,9 @@ test("workers accept with primary blocked", async (t) => {
 });
 
 /**
- * Opens 40 keep-alive connections at once to fresh workers, each with one request, and returns
- * how many each worker has. Whichever worker the kernel wakes takes what is waiting, so without
- * the handing on, one worker often had most of them.
+ * Opens 40 keep-alive connections at once to fresh workers that share one listening socket, each
+ * with one request, and returns how many each worker has. Whichever worker the kernel wakes takes
+ * what is waiting, so without the handing on, one worker often had most of them.
  */
 async function burstSplit(t: import("node:test").TestContext, secure: boolean): Promise<number[]> {
   const origin = await startOrigin((_req, res) => {
@@ -946,7 +948,7 @@ async function burstSplit(t: import("node:test").TestContext, secure: boolean): 
     res.end("served");
   });
   t.after(() => origin.close());
-  const { edge, snapshot } = await startServingWorkers(t, secure ? "edge-st" : "edge-sp", origin.port);
+  const { edge, snapshot } = await startServingWorkers(t, secure ? "edge-st" : "edge-sp", origin.port, {}, undefined, { reusePort: false });
   const agents = Array.from({ length: 40 }, () =>
     secure ? new HttpsAgent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false }) : new Agent({ keepAlive: true, maxSockets: 1 }),
   );
