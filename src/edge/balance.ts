@@ -28,8 +28,16 @@ import type { Socket } from "node:net";
 /** The listener a connection arrived on. */
 export type ViewerPort = "http" | "https";
 
+/** Moves plain HTTP/1.1 keep-alive connections, between requests, off a worker with more than its share. */
+export interface ConnectionMover {
+  /** Whether this worker would move an idle connection now. */
+  wantsToMove(): boolean;
+  /** Hands an idle plain connection, unread since its last request, to another worker; false when it stays. */
+  move(socket: Socket): boolean;
+}
+
 /** Decides, for each accepted connection, whether this process serves it. */
-export interface ConnectionGate {
+export interface ConnectionGate extends ConnectionMover {
   /** Returns true when this process serves `socket`, false when it has handed it to another worker. */
   admit(socket: Socket, port: ViewerPort): boolean;
   /** Counts a connection that another worker handed to this one. */
@@ -68,11 +76,23 @@ export function handOffThreshold(share: number): number {
  * With listening sockets of each worker's own, how long a worker stays at or
  * above its hand-off threshold before it hands new connections on. The kernel
  * splits a burst about evenly, but the workers report their counts one after
- * the other, so during a burst each sees a share that lags its own count.
+ * the other, so during a burst the share each one holds lags its own count.
  * Handing on then moved most of a burst of 64 connections through the
  * primary. A split that is still uneven after this long is corrected.
  */
 export const KERNEL_SPREAD_SETTLE_MS = 1000;
+
+/**
+ * A worker that has had more than its share plus MOVE_SLACK open connections
+ * for MOVE_AFTER_MS moves idle plain HTTP/1.1 keep-alive connections, between
+ * two requests, to the worker with the fewest, until it is back to that. New
+ * connections alone cannot even out a split when every connection is opened
+ * at once and kept. The kernel's hash split a load generator's 64 connections
+ * 26 and 38, and the viewers of the busier worker waited longer for every
+ * response for as long as they stayed.
+ */
+export const MOVE_SLACK = 1;
+export const MOVE_AFTER_MS = 1000;
 
 /** The worker side: counts this worker's connections, reports them, and hands on those above its share. */
 export class WorkerConnectionGate implements ConnectionGate {
@@ -92,12 +112,21 @@ export class WorkerConnectionGate implements ConnectionGate {
   private settleMs = 0;
   /** Since when the worker has been at or above its hand-off threshold, without a break. */
   private aboveSinceMs: number | undefined;
+  /** Since when the worker has had more than its share plus MOVE_SLACK, without a break. */
+  private excessSinceMs: number | undefined;
+  /** Connections moved to another worker whose sockets have not closed here yet. */
+  private moving = 0;
 
   /** `send` delivers a message to the primary, with a socket when there is one, and returns false when it cannot. */
   constructor(private readonly send: (message: BalanceMessage, socket?: Socket) => boolean) {}
 
   get openConnections(): number {
-    return this.open;
+    return this.held;
+  }
+
+  /** Open connections, less those moved away whose sockets have not closed here yet. */
+  private get held(): number {
+    return this.open - this.moving;
   }
 
   /** Tells the gate that the kernel spreads new connections over the workers (SO_REUSEPORT listeners). */
@@ -105,13 +134,32 @@ export class WorkerConnectionGate implements ConnectionGate {
     this.settleMs = KERNEL_SPREAD_SETTLE_MS;
   }
 
+  wantsToMove(): boolean {
+    if (this.excessSinceMs === undefined || this.closed) return false;
+    return Date.now() - this.excessSinceMs >= MOVE_AFTER_MS;
+  }
+
+  move(socket: Socket): boolean {
+    if (!this.wantsToMove() || !this.mayHandOff(Math.floor(Date.now() / 1000))) return false;
+    const open = this.held - 1;
+    if (!this.send({ kind: "edge.handoff", port: "http", open, adopted: this.adoptedCount }, socket)) return false;
+    // Counted as gone at once, so that the connections finishing in the same turn do not all move.
+    this.moving += 1;
+    socket.once("close", () => {
+      this.moving -= 1;
+      this.trackLoad(Date.now());
+    });
+    this.trackLoad(Date.now());
+    return true;
+  }
+
   admit(socket: Socket, port: ViewerPort): boolean {
     const nowMs = Date.now();
-    this.trackAbove(nowMs);
+    this.trackLoad(nowMs);
     const aboveShare = this.aboveSinceMs !== undefined && nowMs - this.aboveSinceMs >= this.settleMs;
     if (!this.closed && aboveShare && this.mayHandOff(Math.floor(nowMs / 1000))) {
       // Sent before the socket is read from, so no byte of the viewer's is left behind here.
-      if (this.send({ kind: "edge.handoff", port, open: this.open, adopted: this.adoptedCount }, socket)) return false;
+      if (this.send({ kind: "edge.handoff", port, open: this.held, adopted: this.adoptedCount }, socket)) return false;
     }
     this.count(socket);
     return true;
@@ -149,13 +197,19 @@ export class WorkerConnectionGate implements ConnectionGate {
   /** Applies the fair share the primary computed. */
   setShare(share: number): void {
     this.share = share;
-    this.trackAbove(Date.now());
+    this.trackLoad(Date.now());
   }
 
-  /** Notes when the worker went to or above its hand-off threshold, or that it is below it. */
-  private trackAbove(nowMs: number): void {
-    if (this.share === undefined || this.open < handOffThreshold(this.share)) this.aboveSinceMs = undefined;
+  /**
+   * Notes when the worker went to or above its hand-off threshold, and above its share plus
+   * MOVE_SLACK, or that it is below them.
+   */
+  private trackLoad(nowMs: number): void {
+    const open = this.held;
+    if (this.share === undefined || open < handOffThreshold(this.share)) this.aboveSinceMs = undefined;
     else this.aboveSinceMs ??= nowMs;
+    if (this.share === undefined || open <= this.share + MOVE_SLACK) this.excessSinceMs = undefined;
+    else this.excessSinceMs ??= nowMs;
   }
 
   /** Stops handing connections on, as when the worker drains. */
@@ -168,11 +222,11 @@ export class WorkerConnectionGate implements ConnectionGate {
   private count(socket: Socket): void {
     this.open += 1;
     const openedAtMs = Date.now();
-    this.trackAbove(openedAtMs);
+    this.trackLoad(openedAtMs);
     socket.once("close", () => {
       this.open -= 1;
       const nowMs = Date.now();
-      this.trackAbove(nowMs);
+      this.trackLoad(nowMs);
       this.rollCloses(Math.floor(nowMs / 1000));
       if (nowMs - openedAtMs < 1000) this.shortClosesThisSecond += 1;
       this.scheduleReport();
@@ -187,7 +241,7 @@ export class WorkerConnectionGate implements ConnectionGate {
    */
   private scheduleReport(): void {
     if (this.closed) return;
-    if (Math.abs(this.open - this.reported) >= Math.max(8, this.reported / 4)) {
+    if (Math.abs(this.held - this.reported) >= Math.max(8, this.reported / 4)) {
       clearTimeout(this.reportTimer);
       this.reportTimer = undefined;
       this.report();
@@ -196,14 +250,14 @@ export class WorkerConnectionGate implements ConnectionGate {
     if (this.reportTimer !== undefined) return;
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
-      if (this.open !== this.reported) this.report();
+      if (this.held !== this.reported) this.report();
     }, REPORT_INTERVAL_MS);
     this.reportTimer.unref();
   }
 
   private report(): void {
-    this.reported = this.open;
-    this.send({ kind: "edge.connections", open: this.open, adopted: this.adoptedCount });
+    this.reported = this.held;
+    this.send({ kind: "edge.connections", open: this.held, adopted: this.adoptedCount });
   }
 }
 

@@ -32,9 +32,12 @@ let stopping = false;
  */
 function sendToPrimary(message: BalanceMessage, socket?: Socket): boolean {
   if (process.send === undefined || !process.connected) return false;
-  const holder = socket as unknown as { _handle: { close(): void } | null } | undefined;
+  const holder = socket as unknown as { _handle: { close(): void; readStop(): number } | null } | undefined;
   const handle = holder?._handle;
   if (holder !== undefined && (handle === null || handle === undefined)) return false;
+  // A connection moved between requests has been reading; what arrives from here on stays in the
+  // kernel for the worker that takes it over.
+  handle?.readStop();
   try {
     // Once the message is written, the kernel keeps the connection for the receiver, so this copy closes.
     process.send(message, handle as never, undefined, (error) => {

@@ -7,6 +7,7 @@ import {
   handOffThreshold,
   KERNEL_SPREAD_SETTLE_MS,
   MAX_HANDOFFS_PER_SECOND,
+  MOVE_AFTER_MS,
   WorkerConnectionGate,
   type BalanceMessage,
 } from "../../src/edge/balance.js";
@@ -101,6 +102,49 @@ test("gate spread by the kernel hands on only a lasting excess", (t) => {
   assert.equal(gate.admit(fakeSocket(), "http"), false);
   assert.equal(handed.length, 2);
   gate.close();
+});
+
+test("gate moves idle connections down to its share", (t) => {
+  t.mock.timers.enable({ apis: ["Date"], now: 2_000_000 });
+  const moved: BalanceMessage[] = [];
+  const gate = new WorkerConnectionGate((message) => {
+    if (message.kind === "edge.handoff") moved.push(message);
+    return true;
+  });
+  const sockets = Array.from({ length: 12 }, () => fakeSocket());
+  for (const socket of sockets) assert.equal(gate.admit(socket, "http"), true);
+  // Without a share there is nothing to compare with.
+  assert.equal(gate.wantsToMove(), false);
+  gate.setShare(8);
+  assert.equal(gate.wantsToMove(), false, "not before the excess has lasted");
+  assert.equal(gate.move(sockets[0]!), false);
+  t.mock.timers.tick(MOVE_AFTER_MS);
+  assert.equal(gate.wantsToMove(), true);
+
+  // 12 open against a share of 8: three move, in one turn, before any socket has closed.
+  const results = sockets.slice(0, 5).map((socket) => gate.move(socket));
+  assert.deepEqual(results, [true, true, true, false, false]);
+  assert.deepEqual(
+    moved.map((message) => message.kind === "edge.handoff" && message.open),
+    [11, 10, 9],
+  );
+  assert.equal(gate.openConnections, 9);
+  assert.equal(gate.wantsToMove(), false);
+  // Their sockets close here once detached; the count stays.
+  for (const socket of sockets.slice(0, 3)) socket.emit("close");
+  assert.equal(gate.openConnections, 9);
+  assert.equal(gate.wantsToMove(), false);
+
+  // A viewer closing elsewhere lowers the share; the excess must last again before more move.
+  gate.setShare(6);
+  assert.equal(gate.wantsToMove(), false);
+  t.mock.timers.tick(MOVE_AFTER_MS);
+  assert.equal(gate.move(sockets[3]!), true);
+  assert.equal(gate.move(sockets[4]!), true);
+  assert.equal(gate.move(sockets[5]!), false);
+  assert.equal(gate.openConnections, 7);
+  gate.close();
+  assert.equal(gate.wantsToMove(), false);
 });
 
 test("gate keeps what it cannot send", () => {

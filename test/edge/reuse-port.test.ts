@@ -169,3 +169,52 @@ test("listenOn with reusePort", { skip }, async (t) => {
   t.after(() => new Promise((resolve) => other.close(resolve)));
   if (address === "127.0.0.1") assert.equal((await listenersOn(port)).length, 2);
 });
+
+test("an uneven split evens out between requests", { skip, timeout: 60_000 }, async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const edge = await startWorkers(dataDir, { httpPort: 0, httpsPort: 0 });
+  t.after(() => edge.close());
+
+  // Connections one at a time, kept only while they make a split of 10 and 2: the first worker
+  // seen keeps 10, the other 2.
+  let busy: number | undefined;
+  const kept = new Map<number, Agent[]>();
+  const total = (): number => [...kept.values()].reduce((sum, agents) => sum + agents.length, 0);
+  for (let opened = 0; opened < 300 && total() < 12; opened++) {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    assert.equal((await request(edge.httpPort, "unknown.portico.localhost", "/", { agent })).status, 403);
+    const clientPort = Object.values(agent.freeSockets)[0]?.[0]?.localPort;
+    const pid = (await workersHolding(edge.httpPort, [clientPort!])).get(clientPort!);
+    assert.ok(pid !== undefined, "a worker holds the connection");
+    busy ??= pid;
+    const agents = kept.get(pid) ?? [];
+    if (agents.length < (pid === busy ? 10 : 2)) kept.set(pid, [...agents, agent]);
+    else agent.destroy();
+  }
+  const counts = (): number[] => [...kept.values()].map((agents) => agents.length);
+  assert.deepEqual(counts(), [10, 2]);
+
+  // Each connection sends a request every 50 ms. Within a few seconds the busier worker moves
+  // connections between requests, until it has at most its share (6) plus 1.
+  const agents = [...kept.values()].flat();
+  const clientPorts = (): number[] => agents.map((agent) => Object.values(agent.freeSockets)[0]?.[0]?.localPort ?? 0);
+  const firstPorts = clientPorts();
+  let split: number[] = [];
+  for (let round = 0; round < 100; round++) {
+    const responses = await Promise.all(agents.map((agent) => request(edge.httpPort, "unknown.portico.localhost", `/r${round}`, { agent })));
+    for (const response of responses) {
+      assert.equal(response.status, 403);
+      assert.match(response.body.toString(), /no distribution serves this host/);
+    }
+    const holders = await workersHolding(edge.httpPort, clientPorts());
+    split = [...[...holders.values()].reduce((byPid, pid) => byPid.set(pid, (byPid.get(pid) ?? 0) + 1), new Map<number, number>()).values()];
+    if (holders.size === 12 && split.length === 2 && Math.max(...split) <= 7) break;
+    await sleep(50);
+  }
+  assert.ok(Math.max(...split) <= 7, `split ${split.join(" and ")}`);
+  // The viewers kept their connections: each moved one went on without a reconnect.
+  assert.deepEqual(clientPorts(), firstPorts);
+  assert.ok(edge.handedConnections() >= 3, `${edge.handedConnections()} moved`);
+});

@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
 import type { Readable } from "node:stream";
 import type { Logger } from "../../common/logger.js";
+import type { ConnectionMover } from "../balance.js";
 import type { ViewerRequest, ViewerResponse } from "../exchange.js";
 import { normalizePath } from "../path.js";
 import { ChunkedDecoder, LengthDecoder, RequestBody } from "./body.js";
@@ -138,7 +139,7 @@ export class Http1Connection implements ResponseSink {
   private readonly clientIp: string;
   /** Whether the viewer has half-closed its side: no request follows those already read. */
   private viewerDone = false;
-  /** Whether the socket now belongs to the HTTP/2 server. */
+  /** Whether the socket now belongs to the HTTP/2 server or another worker. */
   private handedOver = false;
   /** Whether the request in progress has a body, after which some clients send a stray CRLF. */
   private requestHasBody = false;
@@ -167,6 +168,8 @@ export class Http1Connection implements ResponseSink {
     private readonly onClose: (connection: Http1Connection) => void,
     /** Set on the plain port only, where HTTP/2 may start without TLS (h2c). */
     private readonly onHttp2Preface: Http2PrefaceHandler | undefined,
+    /** Set on the plain port of an edge worker: moves idle connections to other workers. */
+    private readonly mover?: ConnectionMover,
   ) {
     this.deadlineMs = Date.now() + timeouts.headersTimeoutMs;
     this.clientIp = socket.remoteAddress ?? "";
@@ -351,6 +354,22 @@ export class Http1Connection implements ResponseSink {
     // A response that completed later than its request leaves pipelined bytes to parse.
     if (!this.processing && this.pending.length > 0) this.process();
     if (this.viewerDone && !this.processing) this.closeCutShort();
+    // Checked once the requests read so far are done with, before the next read.
+    if (this.mover?.wantsToMove() === true) queueMicrotask(() => this.moveIfIdle());
+  }
+
+  /**
+   * Moves the connection to another worker when nothing of it is held in this process: no
+   * request in progress, no byte read and not parsed, and no response byte waiting to be
+   * written. The viewer's next request, if it is already on the way, waits in the kernel.
+   */
+  private moveIfIdle(): void {
+    const idle = this.idle && !this.processing && this.response === undefined && this.phase === "head";
+    if (!idle || this.draining || this.viewerDone || this.socket.writableLength > 0) return;
+    if (this.mover === undefined || !this.mover.wantsToMove()) return;
+    // The socket's close, once it is detached, removes the connection from its set.
+    this.handedOver = true;
+    if (!this.mover.move(this.socket)) this.handedOver = false;
   }
 
   private onData(chunk: Buffer): void {

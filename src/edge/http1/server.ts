@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../../common/logger.js";
 import type { MetricsSink } from "../../metrics/types.js";
-import type { ConnectionGate } from "../balance.js";
+import type { ConnectionGate, ConnectionMover } from "../balance.js";
 import { listenOn } from "../listen.js";
 import { Http2ConnectionSet, http2LimitsOf } from "../http2/server.js";
 import { Http1Connection, type Http1Timeouts, type Http2PrefaceHandler, type RequestListener } from "./connection.js";
@@ -37,6 +37,8 @@ export class Http1ConnectionSet {
     private readonly log: Logger,
     /** Takes over connections that start with the HTTP/2 preface. Only the plain port has one. */
     private readonly onHttp2Preface?: Http2PrefaceHandler,
+    /** In an edge worker, on the plain port: moves idle connections to other workers. */
+    private readonly mover?: ConnectionMover,
   ) {
     const { headersTimeoutMs, keepAliveTimeoutMs, bodyIdleTimeoutMs } = options.timeouts;
     const sweepMs = Math.min(1000, Math.max(20, Math.min(headersTimeoutMs, keepAliveTimeoutMs, bodyIdleTimeoutMs) / 4));
@@ -59,6 +61,7 @@ export class Http1ConnectionSet {
       this.log,
       (closed) => this.connections.delete(closed),
       this.onHttp2Preface,
+      this.mover,
     );
     this.connections.add(connection);
     // A TLS handshake that completes after the drain began is closed like the other idle connections.
@@ -106,8 +109,12 @@ export class Http1Server {
   constructor(listener: RequestListener, options: Http1ServerOptions, log: Logger, gate?: ConnectionGate, metrics?: MetricsSink) {
     this.drainTimeoutMs = options.drainTimeoutMs;
     this.http2 = new Http2ConnectionSet(listener, http2LimitsOf(options), log, metrics);
-    this.connections = new Http1ConnectionSet(listener, options, log, (socket, received) =>
-      this.http2.accept(socket, "http", received),
+    this.connections = new Http1ConnectionSet(
+      listener,
+      options,
+      log,
+      (socket, received) => this.http2.accept(socket, "http", received),
+      gate,
     );
     // Sockets start paused, so that one handed to another worker has not been read from here.
     this.server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => {
