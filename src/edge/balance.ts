@@ -108,8 +108,8 @@ export class WorkerConnectionGate implements ConnectionGate {
   /** Connections that closed within a second of opening, in this second and the one before. */
   private shortClosesThisSecond = 0;
   private shortClosesLastSecond = 0;
-  /** How long the worker must stay at or above the threshold before it hands on; 0 until spreadByKernel(). */
-  private settleMs = 0;
+  /** The ports whose new connections the kernel spreads over the workers (spreadByKernel). */
+  private readonly kernelSpread = new Set<ViewerPort>();
   /** Since when the worker has been at or above its hand-off threshold, without a break. */
   private aboveSinceMs: number | undefined;
   /** Since when the worker has had more than its share plus MOVE_SLACK, without a break. */
@@ -129,9 +129,9 @@ export class WorkerConnectionGate implements ConnectionGate {
     return this.open - this.moving;
   }
 
-  /** Tells the gate that the kernel spreads new connections over the workers (SO_REUSEPORT listeners). */
-  spreadByKernel(): void {
-    this.settleMs = KERNEL_SPREAD_SETTLE_MS;
+  /** Tells the gate that the kernel spreads new connections to `port` over the workers (SO_REUSEPORT listeners). */
+  spreadByKernel(port: ViewerPort): void {
+    this.kernelSpread.add(port);
   }
 
   wantsToMove(): boolean {
@@ -156,7 +156,8 @@ export class WorkerConnectionGate implements ConnectionGate {
   admit(socket: Socket, port: ViewerPort): boolean {
     const nowMs = Date.now();
     this.trackLoad(nowMs);
-    const aboveShare = this.aboveSinceMs !== undefined && nowMs - this.aboveSinceMs >= this.settleMs;
+    const settleMs = this.kernelSpread.has(port) ? KERNEL_SPREAD_SETTLE_MS : 0;
+    const aboveShare = this.aboveSinceMs !== undefined && nowMs - this.aboveSinceMs >= settleMs;
     if (!this.closed && aboveShare && this.mayHandOff(Math.floor(nowMs / 1000))) {
       // Sent before the socket is read from, so no byte of the viewer's is left behind here.
       if (this.send({ kind: "edge.handoff", port, open: this.held, adopted: this.adoptedCount }, socket)) return false;

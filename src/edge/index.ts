@@ -61,8 +61,8 @@ export interface EdgeOptions {
   /** In an edge worker, spreads new connections over the workers. */
   connectionGate?: ConnectionGate;
   /**
-   * In an edge worker: listen on sockets of this worker's own, bound with SO_REUSEPORT to the
-   * fixed `httpPort` and `httpsPort` (listen.ts). Default false: listen the usual way.
+   * In an edge worker: listen on a socket of this worker's own, bound with SO_REUSEPORT to the
+   * fixed `httpPort` (listen.ts). The TLS port always listens the usual way. Default false.
    */
   reusePort?: boolean;
 }
@@ -194,7 +194,7 @@ export async function startEdge(options: EdgeOptions): Promise<LocalEdge> {
   let httpPort: number;
   try {
     httpPort = await httpServer.listen(options.httpPort, options.host, options.reusePort);
-    httpsPort = await httpsServer.listen(options.httpsPort, options.host, options.reusePort);
+    httpsPort = await httpsServer.listen(options.httpsPort, options.host);
   } catch (error) {
     await Promise.all([httpServer.close(), httpsServer.close(), membership.leave()]);
     throw error;

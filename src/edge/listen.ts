@@ -6,16 +6,22 @@ import { loadNativePart } from "./native.js";
  * The edge servers' listening sockets.
  *
  * A single edge, or a platform without the native part, listens the usual
- * way. Each edge worker of `portico up` binds a listening socket of its own
- * to the shared address and port with `SO_REUSEPORT` (native/reuse-port.c),
- * as nginx's `listen ... reuseport` does. The kernel then spreads new
- * connections over the workers by a hash of each connection's addresses and
- * ports, and each worker accepts only from its own queue. With one shared
- * socket, whichever worker woke first took every connection waiting, so a
- * burst of new connections landed on one worker and had to be handed on
- * through the primary (balance.ts), which held up both workers while it
- * lasted. A hash split is not exact: 64 connections split about 28 to 36,
- * and the hand-off evens out what goes past that.
+ * way. On the plain HTTP port, each edge worker of `portico up` binds a
+ * listening socket of its own to the shared address and port with
+ * `SO_REUSEPORT` (native/reuse-port.c), as nginx's `listen ... reuseport`
+ * does. The kernel then spreads new connections over the workers by a hash
+ * of each connection's addresses and ports, and each worker accepts only
+ * from its own queue. With one shared socket, whichever worker woke first
+ * took every connection waiting, so a burst of new connections landed on one
+ * worker and had to be handed on through the primary (balance.ts), which
+ * held up both workers while it lasted. A hash split is not exact (64
+ * connections split 26 and 38 once), and moving idle keep-alive connections
+ * between requests evens it out.
+ *
+ * The TLS port keeps one socket that the workers share. A TLS connection's
+ * state lives in the worker that made the handshake, so the connection can
+ * never move once it is served; handing it on before its first byte is read
+ * is the only way to even out a split there.
  *
  * Connections waiting in a worker's queue when that worker exits are reset,
  * as with nginx; the other workers' queues are untouched.

@@ -317,9 +317,8 @@ export class SecureEdgeServer {
     return undefined;
   }
 
-  /** `reusePort` binds a socket of this process's own with SO_REUSEPORT (listen.ts). */
-  listen(port: number, host: string, reusePort = false): Promise<number> {
-    return listenOn(this.server, port, host, reusePort);
+  listen(port: number, host: string): Promise<number> {
+    return listenOn(this.server, port, host);
   }
 
   /** Stops accepting connections, sends GOAWAY to HTTP/2 sessions, and drains HTTP/1.1 connections. */

@@ -101,7 +101,7 @@ process.on("message", (message: WorkerLifecycleMessage | BalanceMessage, handle?
     return;
   }
   if (message.kind !== "edge.start" || edge !== undefined) return;
-  if (message.options.reusePort === true) gate.spreadByKernel();
+  if (message.options.reusePort === true) gate.spreadByKernel("http");
   const edgeLog = createLogger(message.logLevel).child({ component: "edge", worker: message.workerIndex });
   // startEdge adds the edge id to its own logger, so only this process's other lines get it here.
   const log = edgeLog.child({ edgeId: message.options.edgeId });

@@ -80,10 +80,11 @@ function workerEntry(): string {
 
 /**
  * Starts the edge in `count` node:cluster workers, each with an equal share
- * of the memory cache budget. Each worker listens on sockets of its own
- * bound with SO_REUSEPORT (listen.ts) when the native part is built and
- * `reusePort` is not false; otherwise the workers share the primary's
- * listening sockets and accept from them directly. The primary creates the
+ * of the memory cache budget. On the plain HTTP port, each worker listens on
+ * a socket of its own bound with SO_REUSEPORT (listen.ts) when the native
+ * part is built and `reusePort` is not false. Otherwise, and always on the
+ * TLS port, the workers share the primary's listening socket and accept
+ * from it directly. The primary creates the
  * TLS material first, so workers never race to create two CAs.
  */
 export async function startEdgeWorkers(
@@ -99,9 +100,8 @@ export async function startEdgeWorkers(
   const reusePort = reusePortAvailable && options.reusePort !== false;
   if (reusePort) {
     // Sockets with SO_REUSEPORT would share a port with another process of this user that
-    // bound it the same way, another Portico say, so the ports are first bound plainly once.
+    // bound it the same way, another Portico say, so the port is first bound plainly once.
     await assertPortFree(options.host, httpPort);
-    await assertPortFree(options.host, httpsPort);
   }
   const shared: WorkerEdgeOptions = {
     ...rest,

@@ -71,7 +71,7 @@ test("gate spread by the kernel hands on only a lasting excess", (t) => {
     if (message.kind === "edge.handoff") handed.push(message);
     return true;
   });
-  gate.spreadByKernel();
+  gate.spreadByKernel("http");
   gate.setShare(0);
   // A burst from idle: the share of 0 lags, and every connection stays.
   const burst = Array.from({ length: 32 }, () => fakeSocket());
@@ -101,6 +101,12 @@ test("gate spread by the kernel hands on only a lasting excess", (t) => {
   t.mock.timers.tick(KERNEL_SPREAD_SETTLE_MS);
   assert.equal(gate.admit(fakeSocket(), "http"), false);
   assert.equal(handed.length, 2);
+  // The TLS port's shared socket is not spread by the kernel: its connections go on at once.
+  burst[2]!.emit("close");
+  burst[3]!.emit("close");
+  assert.equal(gate.admit(fakeSocket(), "http"), true);
+  assert.equal(gate.admit(fakeSocket(), "https"), false);
+  assert.equal(handed.length, 3);
   gate.close();
 });
 

@@ -948,7 +948,8 @@ async function burstSplit(t: import("node:test").TestContext, secure: boolean): 
     res.end("served");
   });
   t.after(() => origin.close());
-  const { edge, snapshot } = await startServingWorkers(t, secure ? "edge-st" : "edge-sp", origin.port, {}, undefined, { reusePort: false });
+  // The TLS port always has one shared socket; the plain port has one with reusePort off.
+  const { edge, snapshot } = await startServingWorkers(t, secure ? "edge-st" : "edge-sp", origin.port, {}, undefined, secure ? {} : { reusePort: false });
   const agents = Array.from({ length: 40 }, () =>
     secure ? new HttpsAgent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false }) : new Agent({ keepAlive: true, maxSockets: 1 }),
   );
