@@ -365,7 +365,7 @@ export class Http1Connection implements ResponseSink {
    */
   private moveIfIdle(): void {
     const idle = this.idle && !this.processing && this.response === undefined && this.phase === "head";
-    if (!idle || this.draining || this.viewerDone || this.socket.writableLength > 0) return;
+    if (!idle || this.draining || this.viewerDone || this.socket.writableLength > 0 || this.socket.readableLength > 0) return;
     if (this.mover === undefined || !this.mover.wantsToMove()) return;
     // The socket's close, once it is detached, removes the connection from its set.
     this.handedOver = true;
