@@ -1,9 +1,24 @@
-# Functions shared by the edge benchmarks: run.sh, own-core.sh, and paced.sh and
+# Functions shared by the edge benchmarks: run.sh, listeners.sh, own-core.sh, and paced.sh and
 # new-connections.sh, which drive wrk themselves. The callers of run_rounds set REPS, PATH_LIST
 # and RESULTS first.
 
 # shellcheck source=../lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+# Starts the reference peers of SHARED_BENCH unless they already run, and then sets
+# STARTED_PEERS to 1. Loads the peers' addresses and ORIGIN_PORT, and exports a random root key
+# for the Portico instances that start_portico starts.
+prepare_peers() {
+  if ! "$SHARED_BENCH/peers.sh" status >/dev/null 2>&1; then
+    "$SHARED_BENCH/peers.sh" start >&2
+    STARTED_PEERS=1
+  fi
+  eval "$("$SHARED_BENCH/peers.sh" env)"
+  ORIGIN_PORT=${ORIGIN_URL##*:}
+  PORTICO_ACCESS_KEY_ID="AKIABENCH$(openssl rand -hex 6 | tr a-f A-F)"
+  PORTICO_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
+  export PORTICO_ACCESS_KEY_ID PORTICO_SECRET_ACCESS_KEY
+}
 
 # Splits NAME=URL[@HOST] arguments into the arrays NAMES, URLS and HOSTS.
 parse_targets() {

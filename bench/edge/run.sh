@@ -43,20 +43,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! "$SHARED_BENCH/peers.sh" status >/dev/null 2>&1; then
-  "$SHARED_BENCH/peers.sh" start >&2
-  STARTED_PEERS=1
-fi
-eval "$("$SHARED_BENCH/peers.sh" env)"
 # shellcheck source=lib.sh
 source "$ROOT/bench/edge/lib.sh"
-ORIGIN_PORT=${ORIGIN_URL##*:}
+prepare_peers
 
 cd "$ROOT"
 if [[ -z ${SKIP_BUILD:-} ]]; then npm run build >&2; fi
 
-export PORTICO_ACCESS_KEY_ID="AKIABENCH$(openssl rand -hex 6 | tr a-f A-F)"
-export PORTICO_SECRET_ACCESS_KEY=$(openssl rand -hex 20)
 start_portico
 echo "distribution $DOMAIN on ports $HTTP_PORT (HTTP) and $HTTPS_PORT (HTTPS)" >&2
 

@@ -32,12 +32,15 @@ let stopping = false;
  */
 function sendToPrimary(message: BalanceMessage, socket?: Socket): boolean {
   if (process.send === undefined || !process.connected) return false;
-  const holder = socket as unknown as { _handle: { close(): void; readStop(): number } | null } | undefined;
+  const holder = socket as unknown as
+    | { _handle: { close(): void; readStart(): number; readStop(): number; reading?: boolean } | null }
+    | undefined;
   const handle = holder?._handle;
   if (holder !== undefined && (handle === null || handle === undefined)) return false;
   // A connection moved between requests has been reading; what arrives from here on stays in the
-  // kernel for the worker that takes it over.
-  handle?.readStop();
+  // kernel for the worker that takes it over. A new connection has not started reading.
+  const reading = handle?.reading === true;
+  if (reading) handle!.readStop();
   try {
     // Once the message is written, the kernel keeps the connection for the receiver, so this copy closes.
     process.send(message, handle as never, undefined, (error) => {
@@ -48,6 +51,7 @@ function sendToPrimary(message: BalanceMessage, socket?: Socket): boolean {
     });
   } catch (error) {
     workerLog?.warn({ err: error, kind: message.kind }, "edge worker could not message the primary");
+    if (reading) handle!.readStart();
     return false;
   }
   if (holder !== undefined) {
