@@ -52,3 +52,5 @@ for path in "${PATH_LIST[@]}"; do
 done
 echo
 echo "Percentiles are medians over the rounds of each round's percentile."
+# Each round with errors, by kind, so that a count in the table can be traced.
+awk '$9 > 0 { printf "Errors, %s %s: connect %d, read %d, write %d, status %d, timeout %d\n", $2, $1, $10, $11, $12, $13, $14 }' "$RESULTS"
