@@ -30,9 +30,9 @@ export type ViewerPort = "http" | "https";
 
 /** Moves plain HTTP/1.1 keep-alive connections, between requests, off a worker with more than its share. */
 export interface ConnectionMover {
-  /** Whether this worker would move an idle connection now. */
+  /** Returns whether this worker would move an idle connection now. */
   wantsToMove(): boolean;
-  /** Hands an idle plain connection, unread since its last request, to another worker; false when it stays. */
+  /** Hands an idle plain connection, unread since its last request, to another worker, and returns false when it stays. */
   move(socket: Socket): boolean;
 }
 
@@ -76,9 +76,10 @@ export function handOffThreshold(share: number): number {
  * With listening sockets of each worker's own, how long a worker stays at or
  * above its hand-off threshold before it hands new connections on. The kernel
  * splits a burst about evenly, but the workers report their counts one after
- * the other, so during a burst the share each one holds lags its own count.
- * Handing on then moved most of a burst of 64 connections through the
+ * the other, so during a burst each worker's share lags its own count.
+ * Handing on at once moved most of a burst of 64 connections through the
  * primary. A split that is still uneven after this long is corrected.
+ * NOTE: 1 s, like MOVE_AFTER_MS, is a chosen value, and no other value was measured.
  */
 export const KERNEL_SPREAD_SETTLE_MS = 1000;
 

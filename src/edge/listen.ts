@@ -19,12 +19,12 @@ import { loadNativePart } from "./native.js";
  * between requests evens it out.
  *
  * The TLS port keeps one socket that the workers share. A TLS connection's
- * state lives in the worker that made the handshake, so the connection can
- * never move once it is served; handing it on before its first byte is read
- * is the only way to even out a split there.
+ * state is in the worker that made the handshake, so the connection cannot
+ * move once it is served. Handing it on before its first byte is read is the
+ * only way to even out a split there.
  *
  * Connections waiting in a worker's queue when that worker exits are reset,
- * as with nginx; the other workers' queues are untouched.
+ * as with nginx. The other workers' queues are untouched.
  */
 
 interface ReusePortAddon {
@@ -44,8 +44,10 @@ export const reusePortAvailable = addon !== undefined;
 export async function listenOn(server: Server, port: number, host: string, reusePort = false): Promise<number> {
   let handle: Socket | undefined;
   if (reusePort) {
-    if (addon === undefined) throw new Error("SO_REUSEPORT listeners need the native part (npm install builds it on Linux)");
-    if (port === 0) throw new Error("SO_REUSEPORT listeners need a fixed port");
+    if (addon === undefined) {
+      throw new Error("cannot bind with SO_REUSEPORT: build/Release/reuse_port.node is missing; run npm install on Linux to build it");
+    }
+    if (port === 0) throw new Error("invalid port 0 for an SO_REUSEPORT listener: a fixed port is required");
     const address = isIP(host) === 0 ? (await lookup(host)).address : host;
     const fd = addon.reusePortSocket(address, port);
     // A net.Socket is how Node.js wraps a descriptor for listen(). It never reads or writes:

@@ -99,8 +99,8 @@ export async function startEdgeWorkers(
   while (httpsPort === 0 || httpsPort === httpPort) httpsPort = await pickFreePort(options.host);
   const reusePort = reusePortAvailable && options.reusePort !== false;
   if (reusePort) {
-    // Sockets with SO_REUSEPORT would share a port with another process of this user that
-    // bound it the same way, another Portico say, so the port is first bound plainly once.
+    // Sockets with SO_REUSEPORT would share a port with another process of this user that bound
+    // it the same way, such as a second Portico, so the port is first bound plainly once.
     await assertPortFree(options.host, httpPort);
   }
   const shared: WorkerEdgeOptions = {

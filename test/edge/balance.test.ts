@@ -64,7 +64,7 @@ test("gate hands on connections above its share", () => {
   gate.close();
 });
 
-test("gate spread by the kernel hands on only a lasting excess", (t) => {
+test("kernel-spread gate waits for excess", (t) => {
   t.mock.timers.enable({ apis: ["Date"], now: 1_000_000 });
   const handed: BalanceMessage[] = [];
   const gate = new WorkerConnectionGate((message) => {
@@ -110,7 +110,7 @@ test("gate spread by the kernel hands on only a lasting excess", (t) => {
   gate.close();
 });
 
-test("gate moves idle connections down to its share", (t) => {
+test("gate moves connections to share", (t) => {
   t.mock.timers.enable({ apis: ["Date"], now: 2_000_000 });
   const moved: BalanceMessage[] = [];
   const gate = new WorkerConnectionGate((message) => {
@@ -136,12 +136,12 @@ test("gate moves idle connections down to its share", (t) => {
   );
   assert.equal(gate.openConnections, 9);
   assert.equal(gate.wantsToMove(), false);
-  // Their sockets close here once detached; the count stays.
+  // Their sockets close here once detached, and the count stays.
   for (const socket of sockets.slice(0, 3)) socket.emit("close");
   assert.equal(gate.openConnections, 9);
   assert.equal(gate.wantsToMove(), false);
 
-  // A viewer closing elsewhere lowers the share; the excess must last again before more move.
+  // A viewer closing elsewhere lowers the share, so the excess must last again before more move.
   gate.setShare(6);
   assert.equal(gate.wantsToMove(), false);
   t.mock.timers.tick(MOVE_AFTER_MS);

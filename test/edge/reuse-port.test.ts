@@ -62,8 +62,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Answers from the edge on `port` for a host no distribution has: 403 from whichever worker takes it. */
-async function answers(port: number): Promise<number> {
+/** Sends a request for a host no distribution serves to `port`, and returns the status (403 from any worker). */
+async function statusOfUnknownHost(port: number): Promise<number> {
   return (await request(port, "unknown.portico.localhost", "/", { headers: { connection: "close" } })).status;
 }
 
@@ -80,7 +80,7 @@ async function holdersOfNewConnections(t: import("node:test").TestContext, port:
   return new Set(holders.values());
 }
 
-test("each worker listens on a socket of its own", { skip }, async (t) => {
+test("plain port socket per worker", { skip }, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
   const edge = await startWorkers(dataDir, { httpPort: 0, httpsPort: 0 });
@@ -100,7 +100,7 @@ test("each worker listens on a socket of its own", { skip }, async (t) => {
   assert.deepEqual([...(await holdersOfNewConnections(t, edge.httpPort, 24))].sort(), listeners.holders.sort());
   assert.equal(edge.handedConnections(), 0);
 
-  // A worker that dies takes its socket along; its replacement binds a new one.
+  // A worker that dies takes its socket along, and its replacement binds a new one.
   const [first] = listeners.holders;
   const victim = Object.values(cluster.workers ?? {}).find((worker) => worker?.process.pid === first)!;
   await new Promise((resolve) => {
@@ -116,10 +116,10 @@ test("each worker listens on a socket of its own", { skip }, async (t) => {
   assert.equal(holders.length, 2, "the replacement listens");
   assert.ok(!holders.includes(first!), "on a socket of its own");
   assert.equal((await listenersOn(edge.httpsPort)).sockets, 1);
-  for (let i = 0; i < 20; i++) assert.equal(await answers(edge.httpPort), 403);
+  for (let i = 0; i < 20; i++) assert.equal(await statusOfUnknownHost(edge.httpPort), 403);
 });
 
-test("workers share one socket with reusePort off", { skip }, async (t) => {
+test("reusePort off shares one socket", { skip }, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
   const edge = await startWorkers(dataDir, { httpPort: 0, httpsPort: 0 }, false);
@@ -128,18 +128,18 @@ test("workers share one socket with reusePort off", { skip }, async (t) => {
   const { sockets, holders } = await listenersOn(edge.httpPort);
   assert.equal(sockets, 1);
   assert.equal(holders.length, 3, `holders ${holders.join(", ")}`);
-  assert.equal(await answers(edge.httpPort), 403);
+  assert.equal(await statusOfUnknownHost(edge.httpPort), 403);
 });
 
-test("a port another process holds stops the start", { skip }, async (t) => {
+test("occupied port stops the start", { skip }, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
 
   // A plain listener on the HTTP port.
-  const taken = await plainServer();
-  t.after(() => new Promise((resolve) => taken.close(resolve)));
-  const takenPort = (taken.address() as AddressInfo).port;
-  await assert.rejects(startWorkers(dataDir, { httpPort: takenPort, httpsPort: await freePort() }), { code: "EADDRINUSE" });
+  const occupant = await plainServer();
+  t.after(() => new Promise((resolve) => occupant.close(resolve)));
+  const occupiedPort = (occupant.address() as AddressInfo).port;
+  await assert.rejects(startWorkers(dataDir, { httpPort: occupiedPort, httpsPort: await freePort() }), { code: "EADDRINUSE" });
 
   // An edge with SO_REUSEPORT sockets on both ports: a second edge may not join them.
   const ports = { httpPort: await freePort(), httpsPort: await freePort() };
@@ -147,17 +147,17 @@ test("a port another process holds stops the start", { skip }, async (t) => {
   t.after(() => edge.close());
   await assert.rejects(startWorkers(join(dataDir, "second"), ports), { code: "EADDRINUSE" });
   assert.equal((await listenersOn(ports.httpPort)).sockets, 2, "the first edge's sockets are untouched");
-  assert.equal(await answers(ports.httpPort), 403);
+  assert.equal(await statusOfUnknownHost(ports.httpPort), 403);
 });
 
-test("listenOn with reusePort", { skip }, async (t) => {
+test("listenOn binds with reusePort", { skip }, async (t) => {
   const server = createServer((socket) => socket.end("hello"));
   await assert.rejects(listenOn(server, 0, "127.0.0.1", true), /fixed port/);
   await assert.rejects(listenOn(server, await freePort(), "not an address.invalid", true), { code: "ENOTFOUND" });
 
-  const taken = await plainServer();
-  t.after(() => new Promise((resolve) => taken.close(resolve)));
-  await assert.rejects(listenOn(server, (taken.address() as AddressInfo).port, "127.0.0.1", true), {
+  const occupant = await plainServer();
+  t.after(() => new Promise((resolve) => occupant.close(resolve)));
+  await assert.rejects(listenOn(server, (occupant.address() as AddressInfo).port, "127.0.0.1", true), {
     code: "EADDRINUSE",
     syscall: "bind",
   });
@@ -174,17 +174,17 @@ test("listenOn with reusePort", { skip }, async (t) => {
   if (address === "127.0.0.1") assert.equal((await listenersOn(port)).sockets, 2);
 });
 
-test("an uneven split evens out between requests", { skip, timeout: 60_000 }, async (t) => {
+test("uneven split evens out", { skip, timeout: 60_000 }, async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "portico-reuse-port-"));
   t.after(() => rm(dataDir, { recursive: true, force: true }));
   const edge = await startWorkers(dataDir, { httpPort: 0, httpsPort: 0 });
   t.after(() => edge.close());
 
-  // Connections one at a time, kept only while they make a split of 10 and 2: the first worker
-  // seen keeps 10, the other 2.
+  // Connections opened one at a time, each closed unless it helps make a split of 10 and 2. The
+  // first worker seen gets 10, the other 2.
   let busy: number | undefined;
-  const kept = new Map<number, Agent[]>();
-  const total = (): number => [...kept.values()].reduce((sum, agents) => sum + agents.length, 0);
+  const byWorker = new Map<number, Agent[]>();
+  const total = (): number => [...byWorker.values()].reduce((sum, agents) => sum + agents.length, 0);
   for (let opened = 0; opened < 300 && total() < 12; opened++) {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     t.after(() => agent.destroy());
@@ -193,16 +193,16 @@ test("an uneven split evens out between requests", { skip, timeout: 60_000 }, as
     const pid = (await workersHolding(edge.httpPort, [clientPort!])).get(clientPort!);
     assert.ok(pid !== undefined, "a worker holds the connection");
     busy ??= pid;
-    const agents = kept.get(pid) ?? [];
-    if (agents.length < (pid === busy ? 10 : 2)) kept.set(pid, [...agents, agent]);
+    const agents = byWorker.get(pid) ?? [];
+    if (agents.length < (pid === busy ? 10 : 2)) byWorker.set(pid, [...agents, agent]);
     else agent.destroy();
   }
-  const counts = (): number[] => [...kept.values()].map((agents) => agents.length);
+  const counts = (): number[] => [...byWorker.values()].map((agents) => agents.length);
   assert.deepEqual(counts(), [10, 2]);
 
   // Each connection sends a request every 50 ms. Within a few seconds the busier worker moves
   // connections between requests, until it has at most its share (6) plus 1.
-  const agents = [...kept.values()].flat();
+  const agents = [...byWorker.values()].flat();
   const clientPorts = (): number[] => agents.map((agent) => Object.values(agent.freeSockets)[0]?.[0]?.localPort ?? 0);
   const firstPorts = clientPorts();
   let split: number[] = [];

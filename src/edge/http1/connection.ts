@@ -354,7 +354,7 @@ export class Http1Connection implements ResponseSink {
     // A response that completed later than its request leaves pipelined bytes to parse.
     if (!this.processing && this.pending.length > 0) this.process();
     if (this.viewerDone && !this.processing) this.closeCutShort();
-    // Checked once the requests read so far are done with, before the next read.
+    // Checked after the requests read so far are done, before the next read.
     if (this.mover?.wantsToMove() === true) queueMicrotask(() => this.moveIfIdle());
   }
 
